@@ -1,0 +1,108 @@
+"""Progress reporting and cancellation for long work.
+
+Long work in the core is written once, as a generator that yields
+:class:`Progress` records and finally *returns* its result. Whoever drives it
+decides how to show progress and when to stop:
+
+- the command line calls :func:`drive` with a callback that prints a bar;
+- napari runs the generator in a ``thread_worker`` (``yielded`` updates a
+  ``napari.utils.progress``; ``quit()`` stops it between two yields);
+- tests call :func:`drive` directly.
+
+Cancelling is simply not asking for the next step: :func:`drive` takes a
+``should_stop`` callable and closes the generator (raising :class:`Cancelled`)
+when it returns true.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+__all__ = ["Progress", "Cancelled", "ProgressGenerator", "drive", "text_progress"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress report: ``done`` of ``total`` steps of ``stage``.
+
+    ``total`` may be 0 when the amount of work is unknown.
+    ``info`` carries optional numbers a front end may show (a loss, say).
+    """
+
+    done: int
+    total: int
+    stage: str = ""
+    info: dict | None = None
+
+    @property
+    def fraction(self) -> float:
+        return self.done / self.total if self.total else 0.0
+
+
+ProgressGenerator = Generator[Progress, None, T]
+
+
+class Cancelled(RuntimeError):
+    """Raised by :func:`drive` when the caller asked to stop."""
+
+
+def drive(
+    work: ProgressGenerator[T],
+    on_progress: Callable[[Progress], Any] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> T:
+    """Run a progress generator to the end and return its result.
+
+    Parameters
+    ----------
+    work : generator
+        Yields :class:`Progress`, returns the result.
+    on_progress : callable, optional
+        Called with every :class:`Progress`.
+    should_stop : callable, optional
+        Checked after every step; when it returns true the generator is
+        closed (its ``finally`` blocks run) and :class:`Cancelled` is raised.
+    """
+    while True:
+        try:
+            report = next(work)
+        except StopIteration as stop:
+            return stop.value
+        if on_progress is not None:
+            on_progress(report)
+        if should_stop is not None and should_stop():
+            work.close()
+            raise Cancelled(f"cancelled during {report.stage or 'work'}")
+
+
+def text_progress(stream=None, width: int = 30) -> Callable[[Progress], None]:
+    """A callback for :func:`drive` that draws a one-line bar per stage on ``stream``."""
+    stream = sys.stderr if stream is None else stream
+    state = {"stage": None, "t0": time.perf_counter()}
+
+    def show(report: Progress) -> None:
+        if report.stage != state["stage"]:
+            if state["stage"] is not None:
+                stream.write("\n")
+            state["stage"] = report.stage
+            state["t0"] = time.perf_counter()
+        elapsed = time.perf_counter() - state["t0"]
+        if report.total:
+            filled = int(width * min(report.fraction, 1.0))
+            bar = "#" * filled + "-" * (width - filled)
+            line = f"\r{report.stage:<14} [{bar}] {report.done}/{report.total} {elapsed:5.1f}s"
+        else:
+            line = f"\r{report.stage:<14} {report.done} {elapsed:5.1f}s"
+        if report.info:
+            line += " " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                   for k, v in report.info.items())
+        stream.write(line)
+        stream.flush()
+
+    return show
