@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Set up napari-stereo-tem on a fresh Debian/Ubuntu machine, idempotently:
+#   - Debian libraries that headless napari needs (only with --gui, and only when missing; needs root or sudo),
+#   - a virtual environment in .venv,
+#   - CPU PyTorch (torch==2.13.0 takes the CPU wheel; see DESIGN section 7),
+#   - the project itself (editable), with its test extra when --gui is given.
+# Prints how long each step took. Re-running skips what is already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WITH_GUI=0
+for arg in "$@"; do
+  case "$arg" in
+    --gui) WITH_GUI=1 ;;
+    *) echo "usage: scripts/setup.sh [--gui]" >&2; exit 2 ;;
+  esac
+done
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+
+step() {  # step NAME COMMAND...: run and time one step
+  local name=$1; shift
+  local t0=$SECONDS
+  echo "== $name"
+  "$@"
+  echo "== $name: $((SECONDS - t0)) s"
+}
+
+debian_libs() {
+  local pkgs=(xvfb xauth libgl1 libegl1 libglib2.0-0 libdbus-1-3 libfontconfig1 libxkbcommon-x11-0
+              libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-render-util0 libxcb-render0
+              libxcb-shape0 libxcb-xinerama0 libxcb-xkb1)
+  local missing=()
+  for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -eq 0 ]; then echo "all present"; return; fi
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  echo "installed: ${missing[*]}"
+}
+
+make_venv() {
+  if [ -x "$VENV/bin/python" ]; then echo "$VENV exists"; return; fi
+  "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+}
+
+install_torch() {
+  if "$VENV/bin/python" -c "import torch" 2>/dev/null; then
+    "$VENV/bin/python" -c "import torch; print('torch', torch.__version__, 'present')"
+    return
+  fi
+  "$VENV/bin/python" -m pip install -q "torch==2.13.0"
+}
+
+install_project() {
+  local extra=""
+  [ "$WITH_GUI" -eq 1 ] && extra="[testing]"
+  "$VENV/bin/python" -m pip install -q -e ".${extra}"
+}
+
+[ "$WITH_GUI" -eq 1 ] && step "Debian libraries for headless napari" debian_libs
+step "virtual environment ($VENV)" make_venv
+step "CPU PyTorch" install_torch
+step "napari-stereo-tem$([ "$WITH_GUI" -eq 1 ] && echo ' with test extra')" install_project

@@ -1,0 +1,159 @@
+"""Reading 2D images and stereo pairs, with stereo angle and pixel size from metadata.
+
+TIFF and PNG are read with tifffile/imageio; microscope formats (.dm3/.dm4,
+.emd, .hspy, .ser, ...) through RosettaSciIO. Tilts and pixel size are taken
+from the file where it records them; whatever is missing must be given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .checks import InputError, check_image, check_pair, check_stereo_angle
+
+__all__ = ["Image2D", "StereoPair", "read_image", "read_stereo_pair", "as_image"]
+
+_PLAIN_SUFFIXES = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".npy"}
+
+
+@dataclass
+class Image2D:
+    """A 2D image with what its file says about it."""
+
+    data: np.ndarray
+    name: str = "image"
+    pixel_size_nm: float | None = None
+    tilt_deg: float | None = None
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass
+class StereoPair:
+    """Two views of one specimen: ``left`` at ``-phi/2``, ``right`` at ``+phi/2``."""
+
+    left: np.ndarray
+    right: np.ndarray
+    stereo_angle_deg: float
+    pixel_size_nm: float | None = None
+    names: tuple[str, str] = ("left", "right")
+    metadata: dict = field(default_factory=dict)
+
+
+def _tiff_pixel_size_nm(path: Path) -> float | None:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            if tif.imagej_metadata and tif.imagej_metadata.get("unit") in ("nm", "nanometer"):
+                res = tif.pages[0].tags.get("XResolution")
+                if res is not None:
+                    num, den = res.value
+                    return den / num if num else None
+    except (tifffile.TiffFileError, KeyError, ValueError, ZeroDivisionError):
+        return None
+    return None
+
+
+def _read_with_rosettasciio(path: Path) -> Image2D:
+    try:
+        import hyperspy.api as hs
+    except ImportError as err:  # pragma: no cover - hyperspy is a dependency
+        raise InputError(f"reading {path.suffix} files needs HyperSpy ({err})") from err
+    try:
+        signal = hs.load(str(path))
+    except Exception as err:  # RosettaSciIO raises many types; name the file
+        raise InputError(f"could not read {path.name}: {err}") from err
+    if isinstance(signal, list):
+        images = [s for s in signal if s.axes_manager.signal_dimension == 2 and s.axes_manager.navigation_dimension == 0]
+        if not images:
+            raise InputError(f"{path.name} holds no single 2D image")
+        signal = images[0]
+    data = np.asarray(signal.data)
+    pixel_size = None
+    axes = signal.axes_manager.signal_axes
+    if len(axes) == 2 and str(axes[0].units) in ("nm", "µm", "um", "Å", "A"):
+        factor = {"nm": 1.0, "µm": 1e3, "um": 1e3, "Å": 0.1, "A": 0.1}[str(axes[0].units)]
+        pixel_size = float(axes[0].scale) * factor
+    tilt = None
+    md = signal.metadata
+    if md.has_item("Acquisition_instrument.TEM.Stage.tilt_alpha"):
+        tilt = float(md.get_item("Acquisition_instrument.TEM.Stage.tilt_alpha"))
+    return Image2D(data, name=path.stem, pixel_size_nm=pixel_size, tilt_deg=tilt,
+                   metadata={"source": str(path)})
+
+
+def read_image(path) -> Image2D:
+    """Read one 2D image from ``path`` (TIFF, PNG, .npy or a RosettaSciIO format)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"no such file: {path}")
+    suffix = path.suffix.lower()
+    if suffix in (".tif", ".tiff"):
+        import tifffile
+
+        try:
+            data = tifffile.imread(path)
+        except Exception as err:
+            raise InputError(f"could not read TIFF {path.name}: {err}") from err
+        if data.size == 0:
+            raise InputError(f"could not read TIFF {path.name}: it holds no image data (truncated or not a TIFF?)")
+        image = Image2D(data, name=path.stem, pixel_size_nm=_tiff_pixel_size_nm(path),
+                        metadata={"source": str(path)})
+    elif suffix == ".npy":
+        image = Image2D(np.load(path, allow_pickle=False), name=path.stem, metadata={"source": str(path)})
+    elif suffix in _PLAIN_SUFFIXES:
+        import imageio.v3 as iio
+
+        try:
+            data = iio.imread(path)
+        except Exception as err:
+            raise InputError(f"could not read {path.name}: {err}") from err
+        if data.ndim == 3 and data.shape[-1] in (3, 4):
+            data = data[..., :3].mean(axis=-1)
+        image = Image2D(data, name=path.stem, metadata={"source": str(path)})
+    else:
+        image = _read_with_rosettasciio(path)
+    check_image(image.data, name=path.name)
+    return image
+
+
+def as_image(source, *, name: str = "image") -> Image2D:
+    """Turn a path, an array or a HyperSpy signal into an :class:`Image2D`."""
+    if isinstance(source, Image2D):
+        return source
+    if isinstance(source, (str, Path)):
+        return read_image(source)
+    if hasattr(source, "axes_manager") and hasattr(source, "data"):
+        return Image2D(np.asarray(source.data), name=getattr(source.metadata.General, "title", name) or name)
+    return Image2D(check_image(source, name=name), name=name)
+
+
+def read_stereo_pair(left, right, *, stereo_angle_deg: float | None = None,
+                     pixel_size_nm: float | None = None, swap: bool = False) -> StereoPair:
+    """Read a stereo pair from paths, arrays or signals.
+
+    The stereo angle is taken from ``stereo_angle_deg`` when given, otherwise
+    from the difference of the stage tilts recorded in the two files; the
+    pixel size likewise. ``swap`` exchanges the views (which one is "left"
+    depends on the instrument).
+    """
+    first, second = as_image(left, name="left"), as_image(right, name="right")
+    if swap:
+        first, second = second, first
+    check_pair(first.data, second.data, names=(first.name, second.name))
+    if stereo_angle_deg is None:
+        if first.tilt_deg is None or second.tilt_deg is None:
+            raise InputError(
+                "the stereo angle is not recorded in the files; give it (degrees, e.g. --angle 8)"
+            )
+        stereo_angle_deg = second.tilt_deg - first.tilt_deg
+    angle = check_stereo_angle(stereo_angle_deg)
+    if pixel_size_nm is None:
+        pixel_size_nm = first.pixel_size_nm
+    if pixel_size_nm is not None and not (np.isfinite(pixel_size_nm) and pixel_size_nm > 0):
+        raise InputError(f"pixel size must be a positive number of nm, got {pixel_size_nm}")
+    return StereoPair(first.data, second.data, angle, pixel_size_nm, names=(first.name, second.name),
+                      metadata={"left": first.metadata, "right": second.metadata, "swapped": bool(swap)})

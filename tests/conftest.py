@@ -1,0 +1,22 @@
+"""Shared fixtures."""
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def realdata_dir() -> Path:
+    """The real detector files of ``../shared/realdata`` (CI has ``shared/`` beside the clone)."""
+    path = SHARED / "realdata"
+    if not path.is_dir():
+        pytest.fail(f"{path} is missing: clone the project beside its shared/ folder")
+    return path
+
+
+@pytest.fixture(scope="session")
+def sample_dir() -> Path:
+    return REPO / "sample_data"

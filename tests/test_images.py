@@ -1,0 +1,81 @@
+"""Reading images and stereo pairs, and the checks on bad input."""
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_stereo_tem.checks import InputError, check_image, check_pair, check_stereo_angle
+from napari_stereo_tem.images import read_image, read_stereo_pair
+
+
+def _texture(seed, shape=(64, 80)):
+    return np.random.default_rng(seed).random(shape).astype(np.float32)
+
+
+def test_read_pair_from_tiffs(tmp_path):
+    left, right = _texture(0), _texture(1)
+    tifffile.imwrite(tmp_path / "l.tif", left)
+    tifffile.imwrite(tmp_path / "r.tif", right)
+    pair = read_stereo_pair(tmp_path / "l.tif", tmp_path / "r.tif", stereo_angle_deg=8)
+    np.testing.assert_array_equal(pair.left, left)
+    np.testing.assert_array_equal(pair.right, right)
+    assert pair.stereo_angle_deg == 8
+    swapped = read_stereo_pair(tmp_path / "l.tif", tmp_path / "r.tif", stereo_angle_deg=8, swap=True)
+    np.testing.assert_array_equal(swapped.left, right)
+    assert swapped.names == ("r", "l")
+
+
+def test_read_png_and_npy(tmp_path):
+    import imageio.v3 as iio
+
+    image = (np.arange(64 * 64).reshape(64, 64) % 251).astype(np.uint8)
+    iio.imwrite(tmp_path / "a.png", image)
+    np.save(tmp_path / "a.npy", image)
+    np.testing.assert_array_equal(read_image(tmp_path / "a.png").data, image)
+    np.testing.assert_array_equal(read_image(tmp_path / "a.npy").data, image)
+
+
+def test_hyperspy_file_gives_pixel_size_and_tilt(tmp_path):
+    import hyperspy.api as hs
+
+    signal = hs.signals.Signal2D(_texture(2))
+    for axis in signal.axes_manager.signal_axes:
+        axis.scale, axis.units = 0.5, "nm"
+    signal.metadata.set_item("Acquisition_instrument.TEM.Stage.tilt_alpha", -4.0)
+    signal.save(tmp_path / "l.hspy")
+    signal.metadata.set_item("Acquisition_instrument.TEM.Stage.tilt_alpha", 4.0)
+    signal.save(tmp_path / "r.hspy")
+    pair = read_stereo_pair(tmp_path / "l.hspy", tmp_path / "r.hspy")
+    assert pair.stereo_angle_deg == pytest.approx(8.0)
+    assert pair.pixel_size_nm == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (np.zeros((32, 32)), "constant"),
+        (np.ones((4, 32, 32)), "2-D"),
+        (np.full((32, 32), np.nan), "NaN"),
+        (np.ones((3, 3)), "too small"),
+        (np.zeros((32, 32, 3)), "RGB"),
+    ],
+)
+def test_check_image_names_the_problem(bad, message):
+    with pytest.raises(InputError, match=message):
+        check_image(bad)
+
+
+def test_pair_and_angle_checks(tmp_path):
+    with pytest.raises(InputError, match="differ in shape"):
+        check_pair(_texture(0, (32, 32)), _texture(1, (32, 40)))
+    for angle in (0, float("nan"), 120):
+        with pytest.raises(InputError):
+            check_stereo_angle(angle)
+    with pytest.raises(InputError, match="no such file"):
+        read_image(tmp_path / "missing.tif")
+    tifffile.imwrite(tmp_path / "l.tif", _texture(0))
+    with pytest.raises(InputError, match="stereo angle is not recorded"):
+        read_stereo_pair(tmp_path / "l.tif", tmp_path / "l.tif")
+    (tmp_path / "broken.tif").write_bytes(b"II*\x00garbage")
+    with pytest.raises(InputError, match="could not read"):
+        read_image(tmp_path / "broken.tif")

@@ -1,0 +1,88 @@
+"""The package installs as a napari plugin, and its core stays free of GUI imports."""
+
+import importlib
+import pkgutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+import napari_stereo_tem
+from napari_stereo_tem.cli import SUBCOMMANDS, build_parser, main
+
+GUI_MODULES = ("napari", "qtpy", "PyQt5", "PyQt6", "PySide2", "PySide6", "magicgui", "vispy")
+
+
+def _core_modules():
+    names = []
+    for info in pkgutil.walk_packages(napari_stereo_tem.__path__, prefix="napari_stereo_tem."):
+        if "._napari" in info.name or info.name.endswith("__main__"):
+            continue
+        names.append(info.name)
+    return names
+
+
+def test_npe2_validate():
+    result = subprocess.run(
+        [sys.executable, "-m", "npe2", "validate", "napari-stereo-tem"],
+        capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "valid" in result.stdout
+
+
+def test_installed_manifest_is_the_repository_file():
+    from importlib.resources import files
+    from pathlib import Path
+
+    served = files("napari_stereo_tem").joinpath("napari.yaml").read_text()
+    root = Path(__file__).resolve().parents[1] / "napari.yaml"
+    assert served == root.read_text()
+
+
+def test_core_imports_no_gui_module():
+    modules = _core_modules()
+    assert len(modules) >= 5, modules
+    code = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {GUI_MODULES!r})\n"
+        "print(','.join(bad))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "", f"core imported GUI modules: {result.stdout.strip()}"
+
+
+def _python_names():
+    from importlib.resources import files
+
+    manifest = yaml.safe_load(files("napari_stereo_tem").joinpath("napari.yaml").read_text())
+    return [c["python_name"] for c in manifest["contributions"]["commands"]]
+
+
+@pytest.mark.parametrize("python_name", _python_names())
+def test_manifest_python_names_import(python_name):
+    module_name, attr = python_name.split(":")
+    module = importlib.import_module(module_name)
+    assert callable(getattr(module, attr))
+
+
+def test_cli_help_for_every_subcommand(capsys):
+    parser = build_parser()
+    assert parser.prog == "stereo-tem"
+    for name in SUBCOMMANDS:
+        with pytest.raises(SystemExit) as exit_info:
+            main([name, "--help"])
+        assert exit_info.value.code == 0
+        assert name in capsys.readouterr().out
+
+
+def test_cli_entry_point_runs():
+    result = subprocess.run([sys.executable, "-m", "napari_stereo_tem.cli", "--help"],
+                            capture_output=True, text=True, check=True)
+    assert "stereo-tem" in result.stdout
+    for name in SUBCOMMANDS:
+        assert name in result.stdout
