@@ -1,0 +1,146 @@
+"""Running a core progress generator off the UI thread, with a progress bar and cancel.
+
+Core long work is a generator yielding :class:`~napari_stereo_tem.progress.Progress`
+and returning its result (see ``progress.py``). :class:`BackgroundTask` runs one in a
+napari ``thread_worker``, mirrors its reports in a ``napari.utils.progress`` bar, and
+stops it between two steps when :meth:`BackgroundTask.cancel` is called. Errors
+reach the user as notifications. Setting ``NAPARI_STEREO_TEM_SYNC=1`` runs the
+work in the calling thread instead (for debugging).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from napari.qt.threading import thread_worker
+from napari.utils import progress as napari_progress
+from napari.utils.notifications import show_error, show_info
+
+from ..checks import InputError
+from ..progress import Progress, drive
+
+__all__ = ["BackgroundTask"]
+
+
+class _Failure:
+    def __init__(self, error: Exception):
+        self.error = error
+
+
+def _forward(work):
+    # A generator of our own around the core one: the worker thread only talks
+    # to this wrapper, and errors come back as a value that the UI thread turns
+    # into a notification (napari's own relay would show a traceback).
+    try:
+        return (yield from work)
+    except Exception as err:  # noqa: BLE001 - every failure must reach the user
+        return _Failure(err)
+
+
+class BackgroundTask:
+    """One run of a core progress generator in a worker thread.
+
+    Parameters
+    ----------
+    work : generator
+        Yields ``Progress`` and returns the result.
+    on_result : callable
+        Called in the UI thread with the result when the work ends normally.
+    description : str
+        Shown beside the progress bar.
+    on_progress : callable, optional
+        Also called in the UI thread with every ``Progress`` (e.g. a loss plot).
+    on_finished : callable, optional
+        Called in the UI thread whatever the outcome (done, cancelled, failed).
+    """
+
+    def __init__(self, work, on_result: Callable, *, description: str = "",
+                 on_progress: Callable[[Progress], None] | None = None,
+                 on_finished: Callable[[], None] | None = None):
+        self._work = work
+        self._on_result = on_result
+        self._on_progress = on_progress
+        self._on_finished = on_finished
+        self._description = description
+        self._bar = None
+        self.worker = None
+        self.cancelled = False
+        self.error: Exception | None = None
+
+    # -- public ---------------------------------------------------------------
+    def start(self) -> BackgroundTask:
+        if os.environ.get("NAPARI_STEREO_TEM_SYNC"):
+            self._run_synchronously()
+            return self
+        self._bar = napari_progress(total=0, desc=self._description)
+        worker = thread_worker(_forward, start_thread=False)(self._work)
+        worker.yielded.connect(self._show)
+        worker.returned.connect(self._returned)
+        worker.aborted.connect(self._aborted)
+        worker.finished.connect(self._finished)
+        self.worker = worker
+        worker.start()
+        return self
+
+    def cancel(self) -> None:
+        """Ask the work to stop before its next step."""
+        self.cancelled = True
+        if self.worker is not None:
+            self.worker.quit()
+
+    @property
+    def running(self) -> bool:
+        return self.worker is not None and self.worker.is_running
+
+    # -- slots (UI thread) ----------------------------------------------------
+    def _show(self, report: Progress) -> None:
+        # Called in order for every report; napari's bar may process events
+        # while it redraws, so user callbacks come first and the bar last.
+        if self._on_progress is not None:
+            self._on_progress(report)
+        bar = self._bar
+        if bar is None:
+            return
+        if report.total and bar.total != report.total:
+            bar.total = report.total
+        if report.done != bar.n:
+            bar.update(report.done - bar.n)
+        description = f"{self._description}: {report.stage}" if report.stage else self._description
+        if description != bar.desc:
+            bar.set_description(description)
+
+    def _returned(self, result) -> None:
+        if isinstance(result, _Failure):
+            self._errored(result.error)
+        elif not self.cancelled:
+            self._on_result(result)
+
+    def _errored(self, err: Exception) -> None:
+        self.error = err
+        if isinstance(err, InputError):
+            show_error(str(err))
+        else:
+            show_error(f"{self._description or 'the task'} failed: {type(err).__name__}: {err}")
+
+    def _aborted(self) -> None:
+        self._work.close()  # runs the core generator's clean-up
+        show_info(f"{self._description or 'task'} cancelled")
+
+    def _finished(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        if self._on_finished is not None:
+            self._on_finished()
+
+    def _run_synchronously(self) -> None:
+        try:
+            result = drive(self._work, on_progress=self._on_progress)
+        except Exception as err:  # noqa: BLE001 - as in the threaded path
+            self._errored(err)
+        else:
+            self._on_result(result)
+        finally:
+            if self._on_finished is not None:
+                self._on_finished()

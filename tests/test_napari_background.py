@@ -1,0 +1,63 @@
+"""Core generators run off the UI thread: result, progress, errors and cancel."""
+
+import time
+
+import pytest
+
+from napari_stereo_tem.checks import InputError
+from napari_stereo_tem.progress import Progress
+
+
+def _counting(n, delay=0.0, cleanup=None):
+    try:
+        for i in range(n):
+            time.sleep(delay)
+            yield Progress(i + 1, n, "counting")
+        return n * 10
+    finally:
+        if cleanup is not None:
+            cleanup.append("closed")
+
+
+def _failing():
+    yield Progress(0, 1, "checking")
+    raise InputError("the left view is constant")
+
+
+@pytest.fixture
+def task_cls(make_napari_viewer):
+    make_napari_viewer()  # a running QApplication and napari's notification manager
+    from napari_stereo_tem._napari.background import BackgroundTask
+
+    return BackgroundTask
+
+
+def test_result_and_progress(task_cls, qtbot):
+    results, reports = [], []
+    task = task_cls(_counting(5), results.append, description="count", on_progress=reports.append)
+    with qtbot.waitSignal(task.start().worker.finished, timeout=5000):
+        pass
+    assert results == [50]
+    assert [r.done for r in reports] == [1, 2, 3, 4, 5]
+
+
+def test_cancel_stops_within_a_second(task_cls, qtbot):
+    results, cleanup = [], []
+    task = task_cls(_counting(1000, delay=0.05, cleanup=cleanup), results.append, description="long")
+    task.start()
+    qtbot.wait(200)
+    t0 = time.perf_counter()
+    with qtbot.waitSignal(task.worker.finished, timeout=2000):
+        task.cancel()
+    assert time.perf_counter() - t0 < 1.0
+    assert results == []
+    qtbot.waitUntil(lambda: cleanup == ["closed"], timeout=1000)
+
+
+def test_input_error_becomes_a_notification(task_cls, qtbot, monkeypatch):
+    messages = []
+    monkeypatch.setattr("napari_stereo_tem._napari.background.show_error", messages.append)
+    task = task_cls(_failing(), lambda r: None, description="reconstruct")
+    with qtbot.waitSignal(task.start().worker.finished, timeout=5000):
+        pass
+    assert messages == ["the left view is constant"]
