@@ -1,0 +1,43 @@
+"""Drag-and-drop: real detector files and microscope images open through the plugin's reader."""
+
+import numpy as np
+import pytest
+
+
+def test_real_mib_opens_lazily_as_4d(make_napari_viewer, realdata_dir):
+    import dask.array as da
+
+    viewer = make_napari_viewer()
+    layers = viewer.open(str(realdata_dir / "001_4x2_6bit.mib"), plugin="napari-stereo-tem")
+    assert len(layers) == 1
+    layer = layers[0]
+    assert layer.ndim == 4 and layer.data.shape == (2, 4, 256, 256)
+    assert isinstance(layer.data, da.Array)
+    assert layer.metadata["kind"] == "4D-STEM"
+
+
+def test_non_square_mib_and_blockfile(make_napari_viewer, realdata_dir):
+    viewer = make_napari_viewer()
+    roi = viewer.open(str(realdata_dir / "002_4x2_6bit_roi128.mib"), plugin="napari-stereo-tem")[0]
+    assert roi.data.shape == (2, 4, 128, 256)
+    blo = viewer.open(str(realdata_dir / "test1.blo"), plugin="napari-stereo-tem")[0]
+    assert blo.data.shape == (3, 2, 144, 144)
+
+
+def test_single_frame_is_a_2d_pattern(make_napari_viewer, realdata_dir):
+    viewer = make_napari_viewer()
+    layer = viewer.open(str(realdata_dir / "SingleMIB.mib"), plugin="napari-stereo-tem")[0]
+    assert layer.ndim == 2 and layer.data.shape == (256, 256)
+
+
+def test_hspy_image_has_pixel_size(make_napari_viewer, tmp_path):
+    import hyperspy.api as hs
+
+    signal = hs.signals.Signal2D(np.random.default_rng(0).random((32, 48)))
+    for axis in signal.axes_manager.signal_axes:
+        axis.scale, axis.units = 0.25, "nm"
+    signal.save(tmp_path / "micrograph.hspy")
+    viewer = make_napari_viewer()
+    layer = viewer.open(str(tmp_path / "micrograph.hspy"), plugin="napari-stereo-tem")[0]
+    assert layer.data.shape == (32, 48)
+    assert tuple(layer.scale) == pytest.approx((0.25, 0.25))
