@@ -1,0 +1,146 @@
+"""Rectification of misaligned pairs (DESIGN 3.3) against known truth, and its error messages."""
+
+import json
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from napari_stereo_tem.checks import InputError
+from napari_stereo_tem.rectification import rectify_pair, rectify_tiltless, rectifying_affines
+from napari_stereo_tem.synth.misalign import misalign_pair, textured_pair
+
+
+@pytest.fixture(scope="module")
+def ideal():
+    return textured_pair(7, shape=(256, 256), noise_std=0.02)
+
+
+def _true_rows_and_disparities(rect, truth, disparity, size=256):
+    pl, pr, d = truth.correspondences(disparity, step=4, margin=40)
+    inside = np.all((pl >= 0) & (pl <= size - 1) & (pr >= 0) & (pr <= size - 1), axis=1)
+    ql, qr = rect.map_points(pl[inside], view="left"), rect.map_points(pr[inside], view="right")
+    return qr[:, 1] - ql[:, 1], qr[:, 0] - ql[:, 0], d[inside]
+
+
+def test_textured_pair_disparity_is_exact(ideal):
+    left, right, disparity = ideal
+    # the right view at (x + d, y) shows what the left shows at (x, y)
+    ys, xs = np.mgrid[60:200:7, 60:200:7]
+    warped = ndimage.map_coordinates(right.astype(float), [ys, xs + disparity[ys, xs]], order=3)
+    assert np.corrcoef(warped.ravel(), left[ys, xs].ravel())[0, 1] > 0.99
+    assert 3.0 < np.nanmax(np.abs(disparity)) < 9.0
+
+
+def test_misalign_truth_follows_the_model(ideal):
+    left, right, disparity = ideal
+    raw_l, raw_r, truth = misalign_pair(left, right, theta_deg=2.5, translation=(12.0, -30.0))
+    pl, pr, d = truth.correspondences(disparity, step=16, margin=40)
+    u = np.array([np.cos(np.deg2rad(2.5)), np.sin(np.deg2rad(2.5))])
+    np.testing.assert_allclose(pr - pl, d[:, None] * u - [12.0, -30.0], atol=1e-9)
+    # the raw left image shows at p_L what the ideal left shows at the rectified point
+    ys, xs = np.mgrid[60:200:16, 60:200:16]
+    raw_pts = truth.raw_from_rectified(np.column_stack([xs.ravel(), ys.ravel()]), view="left")
+    sampled = ndimage.map_coordinates(raw_l.astype(float), [raw_pts[:, 1], raw_pts[:, 0]], order=3)
+    np.testing.assert_allclose(sampled, left[ys, xs].ravel(), atol=0.05)
+
+
+@pytest.mark.parametrize("theta, shift", [(2.0, (30.0, -17.0)), (-2.7, (-38.0, 25.0)), (0.4, (5.0, 39.0))])
+def test_rectification_recovers_known_theta_and_translation(ideal, theta, shift):
+    left, right, disparity = ideal
+    raw_l, raw_r, truth = misalign_pair(left, right, theta_deg=theta, translation=shift, seed=1)
+    rect = rectify_pair(raw_l, raw_r)
+    assert rect.left.shape == rect.right.shape == left.shape and rect.left.dtype == np.float32
+    assert abs(rect.theta_deg - theta) < 0.05
+    th = np.deg2rad(rect.theta_deg)
+    assert abs(np.dot(rect.translation, [-np.sin(th), np.cos(th)]) - truth.perpendicular_shift) < 0.3
+    dy, dx, d = _true_rows_and_disparities(rect, truth, disparity)
+    assert np.median(np.abs(dy)) < 0.3
+    # rectified disparity = true disparity + one constant (the depth origin), same sign (DESIGN section 2)
+    assert np.std(dx - d) < 0.05
+    assert np.polyfit(d, dx, 1)[0] == pytest.approx(1.0, abs=0.01)
+    assert rect.residual_vertical_px < 0.3 and rect.n_inliers >= 20 and rect.n_matches >= rect.n_inliers
+    assert rect.keypoints_left.shape == rect.keypoints_right.shape == (rect.n_inliers, 2)
+    report = json.loads(json.dumps(rect.report()))
+    assert report["n_inliers"] == rect.n_inliers and report["theta_deg"] == pytest.approx(rect.theta_deg)
+
+
+def test_depth_origin_is_median_or_pinned(ideal):
+    left, right, _ = ideal
+    raw_l, raw_r, _ = misalign_pair(left, right, theta_deg=-1.0, translation=(20.0, 10.0))
+    for pin, expected in ((None, 0.0), (5.0, 5.0)):
+        rect = rectify_pair(raw_l, raw_r, pin_disparity=pin)
+        ql = rect.map_points(rect.keypoints_left, view="left")
+        qr = rect.map_points(rect.keypoints_right, view="right")
+        assert np.median(qr[:, 0] - ql[:, 0]) == pytest.approx(expected, abs=1e-6)
+
+
+def test_rectified_images_line_up(ideal):
+    left, right, disparity = ideal
+    raw_l, raw_r, truth = misalign_pair(left, right, theta_deg=1.5, translation=(-20.0, 15.0))
+    rect = rectify_pair(raw_l, raw_r, theta_deg=1.5)  # a known theta is used as given
+    assert rect.theta_deg == 1.5 and rect.report()["theta_std_deg"] is None
+    # the warped images agree with the affines: true partners show the same intensity on one row
+    pl, pr, _ = truth.correspondences(disparity, step=9, margin=60)
+    ql, qr = rect.map_points(pl, view="left"), rect.map_points(pr, view="right")
+    assert np.median(np.abs(qr[:, 1] - ql[:, 1])) < 0.05
+    il = ndimage.map_coordinates(rect.left.astype(float), [ql[:, 1], ql[:, 0]], order=1)
+    ir = ndimage.map_coordinates(rect.right.astype(float), [qr[:, 1], qr[:, 0]], order=1)
+    assert np.corrcoef(il, ir)[0, 1] > 0.97
+
+
+def test_tiltless_rotation(ideal):
+    left, right, disparity = ideal
+    raw_l, raw_r, truth = misalign_pair(left, right, theta_deg=35.0, translation=(0.0, 0.0))
+    rect = rectify_tiltless(raw_l, raw_r, epipolar_angle_deg=35.0)
+    np.testing.assert_allclose(rect.translation, 0.0)
+    assert rect.n_inliers == 0 and rect.report()["residual_vertical_px"] is None
+    # interior pixels are back where the ideal pair had them
+    c = slice(80, 176)
+    assert np.abs(rect.left[c, c] - left[c, c]).mean() < 0.05 * left.std()
+    assert np.abs(rect.right[c, c] - right[c, c]).mean() < 0.05 * right.std()
+    dy, dx, d = _true_rows_and_disparities(rect, truth, disparity)
+    np.testing.assert_allclose(dy, 0.0, atol=1e-9)
+    np.testing.assert_allclose(dx, d, atol=1e-9)
+
+
+def test_affines_map_model_displacements_to_rows():
+    aff_l, aff_r = rectifying_affines((100, 120), 3.0, (7.0, -4.0))
+    u = np.array([np.cos(np.deg2rad(3.0)), np.sin(np.deg2rad(3.0))])
+    p_l = np.array([[10.0, 20.0], [90.0, 70.0]])
+    p_r = p_l + np.array([[2.0], [-5.0]]) * u - [7.0, -4.0]
+    q_l = p_l @ aff_l[:, :2].T + aff_l[:, 2]
+    q_r = p_r @ aff_r[:, :2].T + aff_r[:, 2]
+    np.testing.assert_allclose(q_r - q_l, [[2.0, 0.0], [-5.0, 0.0]], atol=1e-12)
+
+
+def test_clear_errors():
+    rng = np.random.default_rng(0)
+    img = rng.normal(size=(64, 64))
+    with pytest.raises(InputError, match="constant"):
+        rectify_pair(np.ones((64, 64)), img)
+    with pytest.raises(InputError, match="shape"):
+        rectify_pair(img, rng.normal(size=(64, 80)))
+    with pytest.raises(InputError, match="shape"):
+        rectify_tiltless(img, rng.normal(size=(64, 80)), epipolar_angle_deg=10.0)
+    ramp = np.add.outer(np.arange(64.0), np.arange(64.0))  # smooth: no keypoints
+    with pytest.raises(InputError, match="SIFT matches"):
+        rectify_pair(ramp, ramp.T)
+    a = ndimage.gaussian_filter(rng.normal(size=(128, 128)), 1.5)
+    b = ndimage.gaussian_filter(rng.normal(size=(128, 128)), 1.5)
+    with pytest.raises(InputError, match="matches"):
+        rectify_pair(a, b)  # unrelated views
+    with pytest.raises(InputError, match="finite"):
+        rectify_tiltless(img, img, epipolar_angle_deg=float("nan"))
+
+
+def test_flat_specimen_warns_and_assumes_vertical_axis():
+    left, right, disparity = textured_pair(3, shape=(192, 192), depth_px=0.0)
+    assert np.all(disparity == 0)
+    raw_l, raw_r, truth = misalign_pair(left, right, theta_deg=2.0, translation=(15.0, -9.0))
+    rect = rectify_pair(raw_l, raw_r)
+    assert rect.theta_deg == 0.0 and rect.warnings and "theta could not be determined" in rect.warnings[0]
+    # with no depth, the whole displacement is the translation: it is removed entirely
+    np.testing.assert_allclose(rect.translation, [15.0, -9.0], atol=0.05)
+    dy, dx, _ = _true_rows_and_disparities(rect, truth, disparity, size=192)
+    assert np.median(np.abs(dy)) < 0.05 and np.median(np.abs(dx)) < 0.05
