@@ -7,10 +7,12 @@ import numpy as np
 from ..synth import TEST_SEEDS, make_stereo_pair
 from .layers import lines_layer
 
-__all__ = ["sample_stereo_pair"]
+__all__ = ["sample_stereo_pair", "sample_4dstem", "sample_particles"]
 
 #: Fixed held-out seeds, so every user sees the same samples.
 STEREO_SEED = TEST_SEEDS.start + 1
+FOURDSTEM_SEED = TEST_SEEDS.start + 2
+PARTICLES_SEED = TEST_SEEDS.start + 3
 
 
 def sample_stereo_pair() -> list:
@@ -28,3 +30,46 @@ def sample_stereo_pair() -> list:
                                                          "colormap": "turbo"}, "image"),
         lines_layer(sample.lines_3d, name="true 3D lines", visible=False, metadata=meta),
     ]
+
+
+def sample_4dstem() -> list:
+    """A 48x48-scan, 32x32-detector synthetic 4D-STEM dataset (20 mrad), its mean pattern and true lines.
+
+    The dataset is one 4D image layer whose ``metadata["fourdstem"]`` holds the
+    core ``FourDStem``, as the reader makes it.
+    """
+    from ..fourdstem import mean_pattern, open_4dstem
+    from ..synth.fourdstem import simulate_4dstem
+
+    sample = simulate_4dstem(seed=FOURDSTEM_SEED, scan_shape=(48, 48), detector_shape=(32, 32),
+                             disc_radius_px=8.0, convergence_mrad=20.0)
+    dataset = open_4dstem(sample.data)
+    dataset.metadata["source"] = f"synthetic 4D-STEM (seed {FOURDSTEM_SEED})"
+    meta = {"kind": "4D-STEM", "source": dataset.metadata["source"], "fourdstem": dataset,
+            "convergence_mrad": 20.0, "synthetic_seed": FOURDSTEM_SEED, "synthetic_params": sample.params}
+    return [
+        (dataset.data, {"name": "4D-STEM (synthetic)", "colormap": "gray", "metadata": meta}, "image"),
+        (mean_pattern(dataset).astype(np.float32), {"name": "mean pattern (synthetic)", "colormap": "gray",
+                                                    "visible": False}, "image"),
+        lines_layer(sample.lines_3d, name="true 3D lines (4D-STEM)", visible=False,
+                    metadata={"synthetic_seed": FOURDSTEM_SEED}),
+    ]
+
+
+def sample_particles() -> list:
+    """Four 192x192 views (A-D) of 40 synthetic particles at beta = 5 deg, and the true 3D points."""
+    from ..synth.particles import VIEW_LETTERS, simulate_particle_views
+    from .layers import points_to_napari
+
+    sample = simulate_particle_views(40, seed=PARTICLES_SEED, beta_deg=5.0, shape=(192, 192), radius_px=(3.0, 5.0),
+                                     slab_thickness_px=40.0, dose=2000.0)
+    meta = {"beta_deg": sample.beta_deg, "azimuths_deg": list(sample.azimuths_deg), "pixel_size_nm": None,
+            "synthetic_seed": PARTICLES_SEED}
+    layers = [(view, {"name": f"view {VIEW_LETTERS[k]} (synthetic)", "colormap": "gray",
+                      "metadata": {**meta, "view": VIEW_LETTERS[k], "azimuth_deg": sample.azimuths_deg[k]}}, "image")
+              for k, view in enumerate(sample.views)]
+    layers.append((points_to_napari(sample.positions),
+                   {"name": "true particles", "size": 2.0 * sample.radii, "face_color": "transparent",
+                    "border_color": "cyan", "visible": False, "ndim": 3,
+                    "metadata": {**meta, "kind": "stereo-tem particles (truth)"}}, "points"))
+    return layers

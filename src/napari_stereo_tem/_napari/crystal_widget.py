@@ -1,0 +1,141 @@
+"""Dock widgets: the crystal frame of a 3D model, and re-projection into another view.
+
+Crystal frame: lattice, zone axis, diffraction vector ``g`` and its direction
+in the image, tilt from the zone axis -> the a/b/c axes drawn in 3D, and each
+line's direction ``[uvw]`` and best-fit habit plane ``(hkl)`` as properties of
+the lines layer. Re-projection: the 3D lines projected at another tilt over an
+image, with their distance to a reference mask.
+"""
+
+from __future__ import annotations
+
+import napari
+import numpy as np
+from magicgui import magic_factory
+
+from ..checks import InputError
+from ..crystal import CrystalFrame
+from ..reprojection import reproject_lines, reprojection_error
+from .layers import paths_to_lines
+from .notify import report_input_errors
+
+__all__ = ["crystal_frame", "reproject", "parse_indices", "line_crystallography"]
+
+_AXIS_COLOURS = ["red", "lime", "dodgerblue"]
+
+
+def parse_indices(text: str, *, name: str) -> tuple[int, int, int]:
+    """``"1,-1,0"`` or ``"1 -1 0"`` -> ``(1, -1, 0)``."""
+    parts = text.replace(",", " ").split()
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        raise InputError(f"{name} must be three integers like 1,1,0; got {text!r}") from None
+    if len(values) != 3 or not any(values):
+        raise InputError(f"{name} must be three integers, not all zero; got {text!r}")
+    return values
+
+
+def _fmt(indices, brackets: str) -> str:
+    return brackets[0] + " ".join(str(int(v)) if float(v).is_integer() else f"{v:.2f}" for v in indices) + brackets[1]
+
+
+def line_crystallography(frame: CrystalFrame, lines_xyz) -> tuple[list[str], list[str]]:
+    """``[uvw]`` direction and ``(hkl)`` habit plane of each line, as text."""
+    directions, planes = [], []
+    for line in lines_xyz:
+        directions.append(_fmt(frame.line_direction(line), "[]") if len(line) >= 2 else "")
+        try:
+            planes.append(_fmt(frame.habit_plane(line), "()"))
+        except InputError:  # a straight line defines no plane
+            planes.append("")
+    return directions, planes
+
+
+@magic_factory(
+    call_button="Set crystal frame",
+    zone_axis={"label": "zone axis [uvw]"},
+    g={"label": "g (hkl)"},
+    g_angle_deg={"label": "g direction in image (deg)", "min": -180, "max": 180},
+    tilt_from_zone_deg={"label": "tilt from zone axis (deg)", "min": -90, "max": 90},
+    a={"min": 0.01, "max": 1e3, "step": 0.001, "label": "a (nm)"},
+    b={"min": 0.01, "max": 1e3, "step": 0.001, "label": "b (nm)"},
+    c={"min": 0.01, "max": 1e3, "step": 0.001, "label": "c (nm)"},
+    alpha={"min": 1, "max": 179}, beta={"min": 1, "max": 179}, gamma={"min": 1, "max": 179},
+    pixel_size_nm={"label": "pixel size (nm)", "min": 0.0001, "max": 1e4, "step": 0.001},
+)
+def crystal_frame(
+    lines: napari.layers.Shapes,
+    viewer: napari.viewer.Viewer,
+    a: float = 0.4049, b: float = 0.4049, c: float = 0.4049,
+    alpha: float = 90.0, beta: float = 90.0, gamma: float = 90.0,
+    zone_axis: str = "0,0,1", g: str = "2,0,0", g_angle_deg: float = 0.0, tilt_from_zone_deg: float = 0.0,
+    pixel_size_nm: float = 1.0,
+) -> None:
+    """Set the crystal frame of a lines layer: draw a/b/c, label each line with [uvw] and (hkl)."""
+    _set_frame(lines, viewer, (a, b, c, alpha, beta, gamma), zone_axis, g, g_angle_deg, tilt_from_zone_deg,
+               pixel_size_nm)
+
+
+@report_input_errors()
+def _set_frame(lines, viewer, lattice, zone_axis, g, g_angle_deg, tilt_from_zone_deg, pixel_size_nm):
+    if lines is None or not len(lines.data):
+        raise InputError("choose a Shapes layer holding 3D lines (e.g. '3D lines' from Reconstruct)")
+    frame = CrystalFrame(*lattice, zone_axis=parse_indices(zone_axis, name="zone axis"),
+                         g=parse_indices(g, name="g"), g_angle_deg=g_angle_deg,
+                         tilt_from_zone_deg=tilt_from_zone_deg, pixel_size=pixel_size_nm)
+    xyz = paths_to_lines(lines.data)
+    directions, planes = line_crystallography(frame, xyz)
+    features = lines.features.copy()
+    features["direction_uvw"] = directions
+    features["habit_plane_hkl"] = planes
+    lines.features = features
+    lines.metadata["crystal_frame"] = {"lattice": list(lattice), "zone_axis": zone_axis, "g": g,
+                                       "g_angle_deg": g_angle_deg, "tilt_from_zone_deg": tilt_from_zone_deg,
+                                       "pixel_size_nm": pixel_size_nm}
+    everything = np.concatenate(xyz)
+    origin = everything.min(axis=0)
+    length = 0.25 * float(np.ptp(everything[:, :2], axis=0).max() or 10.0)
+    segments = frame.axes_for_display(origin, length)  # (3, 2, 3) as (x, y, z)
+    axes = [segment[:, ::-1] for segment in segments]
+    if "crystal axes" in viewer.layers:
+        viewer.layers.remove("crystal axes")
+    viewer.add_shapes(axes, shape_type="line", edge_color=_AXIS_COLOURS, edge_width=3, ndim=3,
+                      name="crystal axes", features={"axis": ["a", "b", "c"]},
+                      text={"string": "{axis}", "color": "white", "size": 12})
+
+
+@magic_factory(
+    call_button="Re-project",
+    tilt_deg={"label": "tilt of that view (deg)", "min": -89, "max": 89, "step": 0.1},
+    axis_col={"label": "tilt-axis column (-1 = centre)", "min": -1, "max": 1e5},
+)
+def reproject(
+    lines: napari.layers.Shapes,
+    image: napari.layers.Image,
+    reference: napari.layers.Labels | None,
+    viewer: napari.viewer.Viewer,
+    tilt_deg: float = 10.0,
+    axis_col: float = -1.0,
+) -> None:
+    """Project the 3D lines into a view at ``tilt_deg`` and draw them over ``image``."""
+    _reproject(lines, image, reference, viewer, tilt_deg, axis_col)
+
+
+@report_input_errors()
+def _reproject(lines, image, reference, viewer, tilt_deg, axis_col):
+    if lines is None or image is None:
+        raise InputError("choose a 3D lines layer and the image of the other view")
+    centre = (image.data.shape[-1] - 1) / 2 if axis_col < 0 else axis_col
+    xyz = paths_to_lines(lines.data)
+    projected = reproject_lines(xyz, tilt_deg, axis_col=centre)
+    name = f"re-projected at {tilt_deg:g} deg"
+    if name in viewer.layers:
+        viewer.layers.remove(name)
+    viewer.add_shapes([p[:, ::-1] for p in projected], shape_type="path", edge_color="cyan", edge_width=1.5,
+                      name=name, scale=image.scale[-2:])
+    if reference is not None:
+        error = reprojection_error(xyz, tilt_deg, np.asarray(reference.data) > 0, axis_col=centre)
+        viewer.layers[name].metadata["reprojection_error_px"] = error
+        napari.utils.notifications.show_info(
+            f"re-projection error: mean {error['mean']:.2f} px, median {error['median']:.2f} px")

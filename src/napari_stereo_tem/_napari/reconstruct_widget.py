@@ -1,0 +1,131 @@
+"""Dock widget: reconstruct the 3D dislocation lines of a stereo pair.
+
+Layers in (two images), one core call (:func:`napari_stereo_tem.reconstruct.reconstruct_stereo`,
+run off the UI thread with a progress bar and a cancel button), layers out:
+the rectified views, an editable Labels layer per view, and the 3D lines as a
+Shapes layer of paths coloured by depth.
+"""
+
+from __future__ import annotations
+
+import napari
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, PushButton, create_widget
+
+from ..reconstruct import reconstruct_stereo
+from .background import BackgroundTask
+from .layers import lines_layer
+
+__all__ = ["ReconstructWidget", "reconstruction_layers", "format_report"]
+
+
+def _devices() -> list[str]:
+    import torch
+
+    return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+
+
+def format_report(result) -> str:
+    """A few lines for the user: rectification, lines, timings."""
+    lines = []
+    rect = result.rectification
+    if rect:
+        theta = rect.get("theta_deg")
+        shift = rect.get("translation") or rect.get("translation_px")
+        lines.append(f"rectified: theta {theta:.2f} deg, shift {shift}, "
+                     f"{rect.get('n_inliers')} inliers, residual dy {rect.get('residual_vertical_px', float('nan')):.2f} px")
+    lengths = [float(((line[1:] - line[:-1]) ** 2).sum(axis=1).__pow__(0.5).sum()) for line in result.lines]
+    lines.append(f"{len(result.lines)} lines, total length {sum(lengths):.0f} px")
+    if result.timings:
+        lines.append("time: " + ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items()))
+    return "\n".join(lines)
+
+
+def reconstruction_layers(result, *, scale=None) -> list:
+    """Layer-data tuples for a :class:`~napari_stereo_tem.reconstruct.StereoReconstruction`."""
+    meta = {"provenance": result.provenance, "rectification": result.rectification}
+    common = {} if scale is None else {"scale": scale}
+    scale3 = None if scale is None else (scale[0], *scale)
+    return [
+        (result.left, {"name": "rectified left", "colormap": "gray", "metadata": meta, **common}, "image"),
+        (result.right, {"name": "rectified right", "colormap": "gray", "metadata": meta, "visible": False,
+                        **common}, "image"),
+        (result.labels_left.astype("uint8"), {"name": "dislocations left", "opacity": 0.5, **common}, "labels"),
+        (result.labels_right.astype("uint8"), {"name": "dislocations right", "opacity": 0.5, "visible": False,
+                                               **common}, "labels"),
+        lines_layer(result.lines, name="3D lines", scale=scale3, metadata=meta),
+    ]
+
+
+class ReconstructWidget(Container):
+    """Reconstruct: stereo pair -> rectified views, labels and 3D lines."""
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        super().__init__(labels=True)
+        self._viewer = viewer
+        self._task: BackgroundTask | None = None
+        self.left = create_widget(annotation=napari.layers.Image, label="left view")
+        self.right = create_widget(annotation=napari.layers.Image, label="right view")
+        self.angle = FloatSpinBox(value=8.0, min=0.1, max=60.0, step=0.1, label="stereo angle (deg)")
+        self.pixel_size = FloatSpinBox(value=0.0, min=0.0, max=1e4, step=0.01, label="pixel size (nm)",
+                                       tooltip="0 = pixels")
+        self.swap = CheckBox(value=False, text="swap views")
+        self.rectify = CheckBox(value=True, text="rectify (SIFT + RANSAC)")
+        self.device = ComboBox(choices=_devices(), value="cpu", label="device")
+        self.run_button = PushButton(text="Reconstruct")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.report = Label(value="")
+        self.extend([self.left, self.right, self.angle, self.pixel_size, self.swap, self.rectify, self.device,
+                     self.run_button, self.cancel_button, self.report])
+        self.run_button.changed.connect(self.start)
+        self.cancel_button.changed.connect(self.cancel)
+        self.left.changed.connect(self._angle_from_metadata)
+        self._angle_from_metadata()
+
+    def _angle_from_metadata(self, *_):
+        layer = self.left.value
+        if layer is not None:
+            angle = layer.metadata.get("stereo_angle_deg")
+            if angle:
+                self.angle.value = float(angle)
+            size = layer.metadata.get("pixel_size_nm")
+            if size:
+                self.pixel_size.value = float(size)
+
+    def start(self, *_) -> BackgroundTask | None:
+        """Start the reconstruction in a worker thread (returns the task)."""
+        if self._task is not None and self._task.running:
+            return self._task
+        left, right = self.left.value, self.right.value
+        if left is None or right is None:
+            napari.utils.notifications.show_error("choose a left and a right image layer")
+            return None
+        work = reconstruct_stereo(
+            left.data, right.data, stereo_angle_deg=self.angle.value,
+            pixel_size=self.pixel_size.value or None, swap=self.swap.value, rectify=self.rectify.value,
+            device=self.device.value,
+        )
+        self.run_button.enabled, self.cancel_button.enabled = False, True
+        self.report.value = "running..."
+        self._task = BackgroundTask(work, self._show_result, description="reconstruct",
+                                    on_finished=self._finished)
+        return self._task.start()
+
+    def cancel(self, *_) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self.report.value = "cancelled"
+
+    def _finished(self) -> None:
+        self.run_button.enabled, self.cancel_button.enabled = True, False
+        if self._task is not None and self._task.error is not None:
+            self.report.value = f"failed: {self._task.error}"
+
+    def _show_result(self, result) -> None:
+        size = self.pixel_size.value or None
+        scale = (size, size) if size else None
+        for data, attrs, kind in reconstruction_layers(result, scale=scale):
+            name = attrs["name"]
+            if name in self._viewer.layers:
+                self._viewer.layers.remove(name)
+            getattr(self._viewer, f"add_{kind}")(data, **attrs)
+        self.report.value = format_report(result)

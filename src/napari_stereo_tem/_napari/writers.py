@@ -1,0 +1,116 @@
+"""napari writers: Shapes paths -> ``lines.csv`` + JSON sidecar, Points -> ``points.csv``.
+
+napari orders coordinates ``(z, y, x)`` (2D layers ``(y, x)``); the files hold
+the core's ``(x, y, z)`` in layer data units (pixels), as the CLI writes them
+(DESIGN section 5). Beside each CSV a ``<name>.json`` keeps the layer's
+provenance: its metadata (whatever is JSON-able), scale and units.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..checks import InputError
+from ..lines_io import atomic_write_bytes, write_json, write_lines_csv
+from .layers import paths_to_lines
+
+__all__ = ["write_lines", "write_points", "POINTS_HEADER", "jsonable"]
+
+#: The header line of ``points.csv``.
+POINTS_HEADER = "x,y,z,radius"
+
+
+def jsonable(value):
+    """``value`` with what JSON cannot hold left out (datasets, arrays of objects, callables)."""
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            kept = jsonable(item)
+            if kept is not _DROP:
+                out[str(key)] = kept
+        return out
+    if isinstance(value, (list, tuple)):
+        return [v for v in (jsonable(item) for item in value) if v is not _DROP]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist()) if value.dtype.kind in "biuf" else _DROP
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return _DROP
+
+
+_DROP = object()
+
+
+def _sidecar(csv_path: Path, kind: str, attributes: dict) -> Path:
+    record = {
+        "kind": kind,
+        "layer": attributes.get("name"),
+        "units": "layer data units (pixels); multiply by scale for physical units",
+        "scale": jsonable(attributes.get("scale")),
+        "metadata": jsonable(dict(attributes.get("metadata") or {})),
+    }
+    return write_json(csv_path.with_suffix(".json"), record)
+
+
+def _csv_path(path) -> Path:
+    path = Path(path)
+    return path if path.suffix.lower() == ".csv" else path.with_suffix(".csv")
+
+
+def write_lines(path: str, data, attributes: dict) -> list[str]:
+    """Write a Shapes layer's paths as ``line_id,x,y,z`` and a JSON sidecar.
+
+    Parameters
+    ----------
+    path : str
+        Target ``.csv``.
+    data : list of arrays ``(n_vertices, 2 or 3)``
+        napari shapes, ``(z, y, x)`` or ``(y, x)`` (then ``z = 0``).
+    attributes : dict
+        The layer's attributes (``shape_type``, ``metadata``, ``scale``, ...).
+
+    Returns
+    -------
+    list of str
+        The files written.
+    """
+    types = attributes.get("shape_type") or ["path"] * len(data)
+    if isinstance(types, str):
+        types = [types] * len(data)
+    shapes = [np.asarray(s, dtype=float) for s, kind in zip(data, types) if kind in ("path", "line")]
+    if not shapes:
+        raise InputError("the Shapes layer holds no path or line to write; 3D lines are 'path' shapes")
+    csv_path = write_lines_csv(_csv_path(path), paths_to_lines(shapes))
+    return [str(csv_path), str(_sidecar(csv_path, "stereo-tem lines", attributes))]
+
+
+def write_points(path: str, data, attributes: dict) -> list[str]:
+    """Write a Points layer as ``x,y,z,radius`` (radius = size / 2) and a JSON sidecar.
+
+    Parameters
+    ----------
+    path : str
+    data : array ``(n, 2 or 3)``
+        napari ``(z, y, x)`` or ``(y, x)`` (then ``z = 0``).
+    attributes : dict
+        The layer's attributes; ``size`` is one diameter per point.
+    """
+    points = np.asarray(data, dtype=float).reshape(len(data), -1)
+    if points.shape[1] == 2:
+        points = np.column_stack([np.zeros(len(points)), points])
+    if points.shape[1] != 3:
+        raise InputError(f"points must be 2D or 3D to write as x,y,z; this layer is {points.shape[1]}D")
+    size = np.asarray(attributes.get("size", 1.0), dtype=float)
+    if size.ndim == 2:  # older napari: one size per dimension
+        size = size.mean(axis=1)
+    radius = np.broadcast_to(size, len(points)) / 2.0
+    rows = [POINTS_HEADER + "\n"]
+    rows.extend(f"{x:.4f},{y:.4f},{z:.4f},{r:.4f}\n" for (z, y, x), r in zip(points, radius))
+    csv_path = atomic_write_bytes(_csv_path(path), "".join(rows).encode())
+    return [str(csv_path), str(_sidecar(csv_path, "stereo-tem points", attributes))]

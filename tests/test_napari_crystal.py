@@ -1,0 +1,58 @@
+"""Crystal-frame and re-projection widgets on lines whose answer is known by hand."""
+
+import numpy as np
+
+from napari_stereo_tem._napari.layers import lines_layer
+
+
+def _cubic_lines():
+    # Cubic crystal, zone axis [001] along the beam, g = (200) along +x:
+    # image x = [100], y = [010], z = [001].
+    s = np.linspace(-20, 20, 41)
+    straight = np.column_stack([50 + s, 50 - s, 10 + 0 * s])          # along [1 -1 0]
+    u, v = np.array([1.0, -1.0, 0.0]), np.array([1.0, 1.0, -2.0])       # both in (111)
+    curved = 50 + s[:, None] * u + (0.02 * s ** 2)[:, None] * v          # a curve in a (111) plane
+    return [straight, curved]
+
+
+def test_crystal_frame_labels_lines(make_napari_viewer):
+    viewer = make_napari_viewer()
+    data, attrs, _ = lines_layer(_cubic_lines(), name="3D lines")
+    layer = viewer.add_shapes(data, **attrs)
+    _, widget = viewer.window.add_plugin_dock_widget("napari-stereo-tem", "Crystal frame")
+    widget.lines.value = layer
+    widget.zone_axis.value = "0,0,1"
+    widget.g.value = "2,0,0"
+    widget()
+
+    directions = list(layer.features["direction_uvw"])
+    planes = list(layer.features["habit_plane_hkl"])
+    assert directions[0] in ("[1 -1 0]", "[-1 1 0]")
+    assert planes[1] in ("(1 1 1)", "(-1 -1 -1)")
+    axes = viewer.layers["crystal axes"]
+    assert len(axes.data) == 3 and axes.ndim == 3
+
+
+def test_reprojection_overlay_lands_on_the_view(make_napari_viewer):
+    from napari_stereo_tem.projection import project_points
+
+    viewer = make_napari_viewer()
+    lines = _cubic_lines()
+    data, attrs, _ = lines_layer(lines, name="3D lines")
+    layer = viewer.add_shapes(data, **attrs)
+    image = viewer.add_image(np.zeros((100, 101), np.float32), name="other view")
+    mask = np.zeros((100, 101), np.uint8)
+    for line in lines:
+        xy = np.rint(project_points(line, 10.0, axis_col=50.0)).astype(int)
+        mask[xy[:, 1], xy[:, 0]] = 1
+    reference = viewer.add_labels(mask, name="mask of other view")
+
+    _, widget = viewer.window.add_plugin_dock_widget("napari-stereo-tem", "Re-project into another view")
+    widget.lines.value, widget.image.value, widget.reference.value = layer, image, reference
+    widget.tilt_deg.value = 10.0
+    widget()
+
+    overlay = viewer.layers["re-projected at 10 deg"]
+    assert len(overlay.data) == 2
+    error = overlay.metadata["reprojection_error_px"]
+    assert error["median"] < 0.75

@@ -1,0 +1,67 @@
+"""Particles dock widget on the synthetic four-view sample: 3D points, counts and the g(r) dock."""
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture
+def setup(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-stereo-tem", "particles")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-stereo-tem", "Nanoparticles (four views)")
+    widget.reset_choices()
+    return viewer, widget
+
+
+def test_sample_fills_the_four_views_and_geometry(setup):
+    viewer, widget = setup
+    assert [w.value.name for w in widget.views] == [f"view {c} (synthetic)" for c in "ABCD"]
+    assert widget.beta.value == pytest.approx(5.0)
+    assert widget._azimuths() == [0.0, 90.0, 180.0, 270.0]
+    truth = viewer.layers["true particles"]
+    assert type(truth).__name__ == "Points" and truth.ndim == 3 and len(truth.data) == 40
+
+
+def test_run_gives_3d_points_counts_and_rdf_dock(setup, qtbot):
+    viewer, widget = setup
+    task = widget.start()
+    with qtbot.waitSignal(task.worker.finished, timeout=30000):
+        pass
+    assert task.error is None
+    every = viewer.layers["particles (all views)"]
+    three = viewer.layers["particles (three views)"]
+    assert type(every).__name__ == "Points" and every.ndim == 3 and every.data.shape[1] == 3
+    assert len(every.data) >= 25 and three.ndim == 3
+    # napari (z, y, x): rows and columns inside the 192x192 views, sizes = diameters of 3-5 px radii
+    assert every.data[:, 1].min() > -5 and every.data[:, 2].max() < 197
+    assert 5.0 < np.median(every.size) < 11.0
+    # each found particle lies near a true one (3D, pixels)
+    truth = viewer.layers["true particles"].data
+    dist = np.linalg.norm(every.data[:, None, :] - truth[None, :, :], axis=2).min(axis=1)
+    assert np.median(dist) < 2.0
+    assert "matched in all views" in widget.report.value
+    assert "A:" in widget.report.value and "D:" in widget.report.value
+    # the g(r) dock exists and holds a curve
+    assert widget.rdf_plot is not None
+    assert viewer.window.dock_widgets["g(r)"] is widget.rdf_plot
+    assert len(widget.rdf_plot.r) > 3 and np.isfinite(widget.rdf_plot.g).all()
+    assert len(widget.rdf_plot.axes.lines) >= 1
+
+
+def test_missing_views_is_a_notification(make_napari_viewer, monkeypatch):
+    messages = []
+    monkeypatch.setattr("napari_stereo_tem._napari.particles_widget.show_error", messages.append)
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-stereo-tem", "Nanoparticles (four views)")
+    assert widget.start() is None
+    assert messages and "four image layers" in messages[0]
+
+
+def test_cancel_leaves_no_result_and_the_widget_usable(setup, qtbot):
+    viewer, widget = setup
+    task = widget.start()
+    with qtbot.waitSignal(task.worker.finished, timeout=30000):
+        widget.cancel()
+    assert "particles (all views)" not in viewer.layers
+    assert widget.run_button.enabled and not widget.cancel_button.enabled
+    assert widget.report.value == "cancelled"

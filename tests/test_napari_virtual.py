@@ -1,0 +1,142 @@
+"""Virtual-detector dock widget on the synthetic 4D-STEM sample: end to end, live preview, stereo pair."""
+
+import numpy as np
+import pytest
+
+from napari_stereo_tem.fourdstem import Disc, stereo_angle_deg, virtual_images
+
+
+@pytest.fixture
+def setup(make_napari_viewer, monkeypatch):
+    monkeypatch.setenv("NAPARI_STEREO_TEM_SYNC", "1")  # background work runs inline: deterministic
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-stereo-tem", "fourdstem")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-stereo-tem", "Virtual detectors")
+    widget.reset_choices()
+    widget.compute_mean_pattern()
+    return viewer, widget
+
+
+def _wait_exact(qtbot, viewer, n):
+    def done():
+        return all(viewer.layers[f"virtual {k}"].metadata.get("preview") is False for k in range(n))
+
+    qtbot.waitUntil(done, timeout=5000)
+
+
+def test_mean_pattern_discs_and_full_images(setup, qtbot):
+    viewer, widget = setup
+    from napari_stereo_tem.fourdstem import FourDStem
+
+    fourd = viewer.layers["4D-STEM (synthetic)"]
+    dataset = fourd.metadata["fourdstem"]
+    assert isinstance(dataset, FourDStem) and fourd.ndim == 4 and fourd.data.shape == (48, 48, 32, 32)
+    assert widget.dataset.value is fourd
+    pattern = viewer.layers["mean pattern"]
+    assert type(pattern).__name__ == "Image" and pattern.data.shape == (32, 32)
+    direct = widget._direct
+    truth = viewer.layers["4D-STEM (synthetic)"].metadata["synthetic_params"]
+    assert np.hypot(direct.cy - truth["centre"][0], direct.cx - truth["centre"][1]) < 0.5
+    assert abs(direct.radius - 8.0) < 0.5
+    discs = viewer.layers["detector discs"]
+    assert type(discs).__name__ == "Points" and discs.data.shape == (2, 2)
+    _wait_exact(qtbot, viewer, 2)
+    expected = virtual_images(dataset, widget._discs)
+    for k in range(2):
+        image = viewer.layers[f"virtual {k}"]
+        assert image.data.shape == (48, 48)
+        np.testing.assert_allclose(image.data, expected[k], rtol=1e-5)
+    # stereo angle shown live, from the calibration 20 mrad / r
+    angle = stereo_angle_deg(widget._discs[0], widget._discs[1], 20.0 / direct.radius)
+    assert f"{angle:.3f} deg" in widget.angle.value
+
+
+def test_dragging_a_disc_previews_then_computes_exact(setup, qtbot):
+    from napari.layers.base._base_constants import ActionType
+
+    viewer, widget = setup
+    _wait_exact(qtbot, viewer, 2)
+    layer = viewer.layers["detector discs"]
+    before = viewer.layers["virtual 0"].data.copy()
+    # what napari's select-mode drag does: one CHANGING event, silent moves with redraws, CHANGED on release
+    layer.selected_data = {0}
+    layer.events.data(value=layer.data, action=ActionType.CHANGING, data_indices=(0,), vertex_indices=((),))
+    with layer.events.data.blocker():
+        layer.data[0] = layer.data[0] + np.array([0.0, 6.0])
+        layer.refresh()
+    image = viewer.layers["virtual 0"]
+    assert image.metadata["preview"] is True
+    assert not np.allclose(image.data, before)
+    layer.events.data(value=layer.data, action=ActionType.CHANGED, data_indices=(0,), vertex_indices=((),))
+    _wait_exact(qtbot, viewer, 2)
+    dataset = viewer.layers["4D-STEM (synthetic)"].metadata["fourdstem"]
+    moved = Disc(float(layer.data[0, 0]), float(layer.data[0, 1]), float(layer.size[0]) / 2)
+    np.testing.assert_allclose(image.data, virtual_images(dataset, [moved])[0], rtol=1e-5)
+
+
+def test_resize_mirror_sweep_and_stereo_pair(setup, qtbot):
+    viewer, widget = setup
+    layer = viewer.layers["detector discs"]
+    direct = widget._direct
+    # resize disc 0
+    layer.size = np.array([4.0, layer.size[1]])
+    assert widget._discs[0].radius == pytest.approx(2.0)
+    # mirror disc 0 across the vertical line through the direct beam -> a third disc
+    layer.selected_data = {0}
+    widget.mirror_axis.value = 90.0
+    widget.mirror()
+    assert len(layer.data) == 3 and "virtual 2" in viewer.layers
+    d0, d2 = widget._discs[0], widget._discs[2]
+    assert d2.cy == pytest.approx(d0.cy) and d2.cx == pytest.approx(2 * direct.cx - d0.cx)
+    # radius sweep around disc 0
+    widget.radii.value = "1, 2, 3"
+    widget.radius_sweep()
+    sweep = viewer.layers["radius sweep"]
+    assert sweep.data.shape == (3, 48, 48) and sweep.metadata["radii"] == [1.0, 2.0, 3.0]
+    assert sweep.data[0].mean() < sweep.data[2].mean()
+    # the first two discs as a stereo pair for the Reconstruct widget
+    widget.use_as_stereo_pair()
+    left, right = viewer.layers["left"], viewer.layers["right"]
+    assert left.data.shape == right.data.shape == (48, 48)
+    expected = stereo_angle_deg(widget._discs[0], widget._discs[1], 20.0 / direct.radius)
+    assert left.metadata["stereo_angle_deg"] == pytest.approx(expected)
+    assert right.metadata["stereo_role"] == "right"
+    # ... which the Reconstruct widget picks up
+    _, reconstruct = viewer.window.add_plugin_dock_widget("napari-stereo-tem", "Reconstruct 3D dislocations")
+    reconstruct.left.value, reconstruct.right.value = left, right
+    assert reconstruct.angle.value == pytest.approx(expected, abs=0.01)
+
+
+def test_no_dataset_is_a_notification(make_napari_viewer, monkeypatch):
+    messages = []
+    monkeypatch.setattr("napari_stereo_tem._napari.notify.show_error", messages.append)
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-stereo-tem", "Virtual detectors")
+    widget.compute_mean_pattern()
+    assert messages and "4D-STEM" in messages[0]
+
+
+def test_threaded_flow_from_sample_to_exact_images(make_napari_viewer, qtbot):
+    # the real path: work in a thread_worker, exact images after the settle timer
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-stereo-tem", "fourdstem")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-stereo-tem", "Virtual detectors")
+    widget.reset_choices()
+    widget.compute_mean_pattern()
+    qtbot.waitUntil(lambda: "virtual 1" in viewer.layers, timeout=10000)
+    _wait_exact(qtbot, viewer, 2)
+    assert viewer.layers["virtual 1"].data.std() > 0
+
+
+def test_switching_dataset_keeps_discs_and_remakes_images(setup, qtbot):
+    viewer, widget = setup
+    _wait_exact(qtbot, viewer, 2)
+    second = viewer.add_image(np.ones((20, 24, 32, 32), np.float32), name="second 4D")
+    widget.reset_choices()
+    widget.dataset.value = second
+    assert "virtual 0" not in viewer.layers and widget._direct is None
+    second.data[:, :, 10:20, 10:20] = 5.0  # a square "disc"
+    widget.compute_mean_pattern()
+    _wait_exact(qtbot, viewer, 2)
+    assert viewer.layers["virtual 0"].data.shape == (20, 24)
+    assert len(viewer.layers["detector discs"].data) == 2
