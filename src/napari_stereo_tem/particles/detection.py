@@ -1,0 +1,382 @@
+"""Finding particles in one view: denoise, detect, refine to sub-pixel centres and radii.
+
+Three detectors, all with thresholds set automatically from the image (each
+has a manual override):
+
+- ``"log"`` (robust to noisy virtual images): multi-scale Laplacian of Gaussian
+  divided by the noise it lets through, so the response is a signal-to-noise
+  ratio; peaks above ``threshold`` noise standard deviations (default 5) are
+  particles. The noise is estimated from the image itself (Immerkaer's
+  operator, median-based).
+- ``"hough"`` (clean images, the thesis's segmented-detector method): Gaussian
+  denoising, Sobel/Canny edges with the upper threshold from Otsu's method on
+  the gradient magnitude, OpenCV Hough circles.
+- ``"threshold"`` (the thesis's 4D-STEM method): background-corrected image,
+  Otsu threshold (or ``threshold`` in noise standard deviations), connected
+  components.
+
+Every detector's centres and radii are then refined on the denoised,
+background-corrected image by an iterated, neighbour-masked, Gaussian-weighted
+intensity centroid and the second moment of a projected sphere
+(``<rho^2> = 2 r^2 / 5``); blobs elongated like two overlapping particles are
+split in two, and groups of touching particles are fitted jointly (one Gaussian
+each) so that a neighbour does not pull a centre.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+from scipy.spatial import cKDTree
+
+from ..checks import InputError, check_image
+
+__all__ = ["estimate_noise", "detect_particles", "METHODS"]
+
+METHODS = ("auto", "log", "hough", "threshold")
+
+
+def estimate_noise(image) -> float:
+    """Standard deviation of white noise in ``image`` (Immerkaer's operator, median-based, robust to edges)."""
+    img = np.asarray(image, dtype=float)
+    kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=float)
+    resp = ndimage.convolve(img, kernel, mode="reflect")[1:-1, 1:-1]
+    return float(1.4826 * np.median(np.abs(resp)) / 6.0)
+
+
+def _signal(image: np.ndarray, polarity: str) -> np.ndarray:
+    """Particles as positive bumps on a background near zero."""
+    img = image.astype(float)
+    med = float(np.median(img))
+    if polarity == "auto":
+        # Particles are the minority: the tail away from the median says on which side they lie.
+        lo, hi = np.percentile(img, [1, 99])
+        polarity = "dark" if (med - lo) > (hi - med) else "bright"
+    if polarity not in ("dark", "bright"):
+        raise InputError(f"polarity must be 'dark', 'bright' or 'auto', got {polarity!r}")
+    return med - img if polarity == "dark" else img - med
+
+
+def _background(signal: np.ndarray, r_max: float) -> np.ndarray:
+    """Smooth background under the particles: grey opening larger than a particle, then smoothing."""
+    size = int(2 * np.ceil(r_max) + 3)
+    small = ndimage.gaussian_filter(signal, 1.0)
+    opened = ndimage.grey_opening(small, size=(size, size))
+    return ndimage.gaussian_filter(opened, size / 2.0)
+
+
+def _log_noise_gain(scale: float) -> float:
+    half = int(np.ceil(4 * scale)) + 2
+    delta = np.zeros((2 * half + 1, 2 * half + 1))
+    delta[half, half] = 1.0
+    return float(np.sqrt(np.sum(ndimage.gaussian_laplace(delta, scale) ** 2)))
+
+
+def _detect_log(signal, noise, *, sigma, threshold, radius_range):
+    r_lo, r_hi = radius_range
+    radii = np.geomspace(r_lo, r_hi, max(3, int(np.ceil(np.log(r_hi / r_lo) / np.log(1.4))) + 1))
+    signal = signal.astype(np.float32)
+    best = np.full(signal.shape, -np.inf, dtype=np.float32)
+    best_r = np.zeros(signal.shape, dtype=np.float32)
+    strength = np.zeros(signal.shape, dtype=np.float32)
+    for r in radii:
+        scale = max(r / np.sqrt(2.0), sigma)
+        response = -ndimage.gaussian_laplace(signal, scale)
+        snr = response / (noise * _log_noise_gain(scale))
+        better = snr > best
+        best[better] = snr[better]
+        best_r[better] = r
+        np.maximum(strength, response * scale ** 2, out=strength)
+    thr = 5.0 if threshold is None else float(threshold)
+    size = max(3, 2 * int(np.floor(r_lo)) + 1)
+    # On clean images the noise is tiny, so also ask for a contrast of at least 5 % of the
+    # strongest blob (scale-normalised response): smooth background ripples are not particles.
+    floor = 0.05 * float(strength.max())
+    peaks = (best == ndimage.maximum_filter(best, size=size)) & (best > thr) & (strength > floor)
+    peaks[[0, -1], :] = False  # the mirrored border makes its own extrema
+    peaks[:, [0, -1]] = False
+    ys, xs = np.nonzero(peaks)
+    return np.column_stack([xs, ys, best_r[ys, xs]]).astype(float)
+
+
+def _detect_hough(signal, *, sigma, threshold, radius_range):
+    import cv2
+
+    smooth = ndimage.gaussian_filter(signal, sigma)
+    lo, hi = np.percentile(smooth, [0.5, 99.9])
+    img8 = np.clip((smooth - lo) / max(hi - lo, 1e-12) * 255, 0, 255).astype(np.uint8)
+    if threshold is None:
+        from skimage.filters import threshold_otsu
+
+        grad = np.hypot(cv2.Sobel(img8, cv2.CV_64F, 1, 0), cv2.Sobel(img8, cv2.CV_64F, 0, 1))
+        canny_hi = float(threshold_otsu(grad))
+    else:
+        canny_hi = float(threshold)
+    r_lo, r_hi = radius_range
+    # Accumulator threshold: 80 % of the votes half the edge of the smallest circle can give.
+    votes = max(4.0, 0.8 * np.pi * r_lo)
+    circles = cv2.HoughCircles(img8, cv2.HOUGH_GRADIENT, dp=1.0, minDist=max(3.0, 1.5 * r_lo),
+                               param1=max(canny_hi, 1.0), param2=votes,
+                               minRadius=int(np.floor(r_lo)), maxRadius=int(np.ceil(r_hi)))
+    if circles is None:
+        return np.zeros((0, 3))
+    # Several concentric votes per particle: keep the strongest (OpenCV sorts by votes).
+    return _merge_duplicates(np.asarray(circles[0], dtype=float).reshape(-1, 3), min_gap=max(3.0, 1.5 * r_lo))
+
+
+def _detect_threshold(signal, noise, *, sigma, threshold, radius_range):
+    from skimage.filters import threshold_otsu
+
+    corrected = ndimage.gaussian_filter(signal, sigma) - _background(signal, radius_range[1])
+    if threshold is None:
+        thr = float(threshold_otsu(corrected))
+    else:
+        thr = float(threshold) * noise / (2 * np.sqrt(np.pi) * sigma)  # noise after the smoothing
+    labels, n = ndimage.label(corrected > thr)
+    if n == 0:
+        return np.zeros((0, 3))
+    index = np.arange(1, n + 1)
+    area = ndimage.sum_labels(np.ones_like(corrected), labels, index)
+    com = np.asarray(ndimage.center_of_mass(np.clip(corrected, 0, None), labels, index)).reshape(-1, 2)
+    keep = area >= max(3.0, 0.25 * np.pi * radius_range[0] ** 2)
+    return np.column_stack([com[keep, 1], com[keep, 0], np.sqrt(area[keep] / np.pi)])
+
+
+def _refine(corrected, found, *, sigma, radius_range, iterations: int = 4, moments: bool = False):
+    """Neighbour-masked, iterated intensity centroid and second-moment radius.
+
+    With ``moments``, also return the weighted covariance ``(n, 2, 2)`` of each blob.
+    """
+    if len(found) == 0:
+        return (found, np.zeros((0, 2, 2))) if moments else found
+    r_lo, r_hi = radius_range
+    r_guess = np.clip(found[:, 2], r_lo, r_hi)
+    half = int(np.ceil(1.5 * r_guess.max() + 6))
+    pad = np.pad(corrected, half, mode="reflect")
+    offs = np.arange(-half, half + 1, dtype=float)
+    xy = found[:, :2].astype(float).copy()
+    k = min(5, len(xy))
+    for _ in range(iterations):
+        ix = np.clip(np.round(xy[:, 0]).astype(int), 0, corrected.shape[1] - 1)
+        iy = np.clip(np.round(xy[:, 1]).astype(int), 0, corrected.shape[0] - 1)
+        rows = (iy[:, None] + half + offs.astype(int)[None, :])  # (n, P)
+        cols = (ix[:, None] + half + offs.astype(int)[None, :])
+        patch = pad[rows[:, :, None], cols[:, None, :]]  # (n, P, P)
+        gx = ix[:, None, None] + offs[None, None, :]
+        gy = iy[:, None, None] + offs[None, :, None]
+        dx = gx - xy[:, 0, None, None]
+        dy = gy - xy[:, 1, None, None]
+        rho = np.hypot(dx, dy)
+        win = np.clip(1.5 * r_guess[:, None, None] + 2.0 - rho + 0.5, 0.0, 1.0)
+        sw = 0.6 * r_guess[:, None, None] + 0.5
+        gwin = win * np.exp(-0.5 * rho ** 2 / sw ** 2)
+        if k > 1:
+            # Pixels nearer to another detection belong to it (a Voronoi split of touching blobs).
+            _, nb = cKDTree(xy).query(xy, k=k)
+            d_self = dx ** 2 + dy ** 2
+            nearer = np.zeros(win.shape, dtype=bool)
+            for j in range(1, k):
+                other = xy[nb[:, j]]
+                nearer |= ((gx - other[:, 0, None, None]) ** 2 + (gy - other[:, 1, None, None]) ** 2) < d_self
+            win[nearer] = 0.0
+            gwin[nearer] = 0.0
+        ring = (rho > 1.5 * r_guess[:, None, None] + 3) & (rho < 1.5 * r_guess[:, None, None] + 6)
+        level = np.nanmedian(np.where(ring, patch, np.nan).reshape(len(xy), -1), axis=1)
+        patch = patch - np.nan_to_num(level)[:, None, None]
+        gmass = np.sum(gwin * patch, axis=(1, 2))
+        good = gmass > 1e-12
+        cx = np.sum(gwin * patch * gx, axis=(1, 2)) / np.where(good, gmass, 1.0)
+        cy = np.sum(gwin * patch * gy, axis=(1, 2)) / np.where(good, gmass, 1.0)
+        mass = np.sum(win * patch, axis=(1, 2))
+        step = np.hypot(cx - xy[:, 0], cy - xy[:, 1])
+        move = good & (step < r_hi)
+        xy[move, 0] = cx[move]
+        xy[move, 1] = cy[move]
+        m2 = np.sum(win * patch * rho ** 2, axis=(1, 2)) / np.where(mass > 1e-12, mass, 1.0)
+        radius = np.sqrt(np.clip(2.5 * (m2 - 2 * sigma ** 2), 0.0, None))
+        r_guess = np.where(good & np.isfinite(radius), np.clip(radius, r_lo, r_hi), r_guess)
+    result = np.column_stack([xy, r_guess])
+    if not moments:
+        return result
+    norm = np.where(mass > 1e-12, mass, 1.0)[:, None, None]
+    wp = (win * patch)[:, None, None]
+    dd = np.stack(np.broadcast_arrays(dx, dy), axis=1)  # (n, 2, P, P)
+    cov = np.sum(wp[:, 0, 0][:, None, None] * dd[:, :, None] * dd[:, None, :], axis=(3, 4)) / norm
+    return result, cov
+
+
+def _fit_groups(corrected, found, *, max_group: int = 6):
+    """Joint least-squares fit of touching particles: one Gaussian blob each, plus a level.
+
+    The neighbour-masked centroid is biased when blobs overlap, and differently in
+    every view (the neighbour sits at another height, so it shifts by another amount);
+    fitting the members of a touching group together removes most of that bias.
+    Isolated particles keep their centroid.
+    """
+    from scipy.optimize import least_squares
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    if len(found) < 2:
+        return found
+    xy, r = found[:, :2], found[:, 2]
+    pairs = cKDTree(xy).query_pairs(2.0 * r.max() + 3.0, output_type="ndarray")
+    if len(pairs) == 0:
+        return found
+    touch = np.linalg.norm(xy[pairs[:, 0]] - xy[pairs[:, 1]], axis=1) < r[pairs[:, 0]] + r[pairs[:, 1]] + 3.0
+    pairs = pairs[touch]
+    n = len(found)
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    n_groups, label = connected_components(graph, directed=False)
+    sizes = np.bincount(label, minlength=n_groups)
+    out = found.copy()
+    rows, cols = corrected.shape
+    for g in np.flatnonzero((sizes >= 2) & (sizes <= max_group)):
+        idx = np.flatnonzero(label == g)
+        pad = r[idx].max() + 4.0
+        x0 = int(max(0, np.floor(xy[idx, 0].min() - pad)))
+        x1 = int(min(cols, np.ceil(xy[idx, 0].max() + pad) + 1))
+        y0 = int(max(0, np.floor(xy[idx, 1].min() - pad)))
+        y1 = int(min(rows, np.ceil(xy[idx, 1].max() + pad) + 1))
+        data = corrected[y0:y1, x0:x1].ravel()
+        gy, gx = np.mgrid[y0:y1, x0:x1]
+        gx, gy = gx.ravel().astype(float), gy.ravel().astype(float)
+        m = len(idx)
+        centre = ndimage.map_coordinates(corrected, [xy[idx, 1], xy[idx, 0]], order=1, mode="nearest")
+        start = np.concatenate([np.column_stack([xy[idx], np.log(0.5 * r[idx] + 0.5),
+                                                 np.clip(centre, 1e-6, None)]).ravel(), [0.0]])
+
+        def residual(p):
+            q = p[:-1].reshape(m, 4)
+            w2 = np.exp(2 * np.clip(q[:, 2], -1.0, 3.0))[:, None]
+            blobs = q[:, 3:4] * np.exp(-0.5 * ((gx - q[:, 0:1]) ** 2 + (gy - q[:, 1:2]) ** 2) / w2)
+            return blobs.sum(axis=0) + p[-1] - data
+
+        def jacobian(p):
+            q = p[:-1].reshape(m, 4)
+            w2 = np.exp(2 * np.clip(q[:, 2], -1.0, 3.0))[:, None]
+            ddx, ddy = gx - q[:, 0:1], gy - q[:, 1:2]
+            e = np.exp(-0.5 * (ddx ** 2 + ddy ** 2) / w2)
+            blob = q[:, 3:4] * e
+            jac = np.empty((len(gx), 4 * m + 1))
+            jac[:, 0:4 * m:4] = (blob * ddx / w2).T
+            jac[:, 1:4 * m:4] = (blob * ddy / w2).T
+            jac[:, 2:4 * m:4] = (blob * (ddx ** 2 + ddy ** 2) / w2).T
+            jac[:, 3:4 * m:4] = e.T
+            jac[:, -1] = 1.0
+            return jac
+
+        try:
+            fit = least_squares(residual, start, jac=jacobian, method="lm", max_nfev=200)
+        except (ValueError, np.linalg.LinAlgError):
+            continue
+        q = fit.x[:-1].reshape(m, 4)
+        moved = np.linalg.norm(q[:, :2] - xy[idx], axis=1)
+        if fit.success and np.all(moved < 3.0) and np.all(q[:, 3] > 0):
+            out[idx, :2] = q[:, :2]
+    return out
+
+
+def _split_pairs(found, cov, *, sigma, radius_range, ratio: float = 1.6, min_gap: float = 3.5):
+    """Split blobs elongated like two overlapping particles into two detections.
+
+    Two equal blobs ``d`` apart add ``d^2 / 4`` to the variance along their axis, so a
+    blob whose covariance eigenvalues differ by more than ``ratio`` becomes two
+    points at ``c +- sqrt(l1 - l2) v`` (only when they are at least ``min_gap`` apart).
+    """
+    lam, vec = np.linalg.eigh(cov)  # ascending
+    l2, l1 = lam[:, 0], lam[:, 1]
+    split = (l2 > 0) & (l1 > ratio * l2) & (4 * (l1 - l2) >= min_gap ** 2)
+    if not np.any(split):
+        return found
+    half = np.sqrt(np.clip(l1[split] - l2[split], 0, None))[:, None] * vec[split, :, 1]
+    r_new = np.sqrt(np.clip(5.0 * (l2[split] - sigma ** 2), 0, None))
+    r_new = np.clip(r_new, *radius_range)
+    a = np.column_stack([found[split, :2] + half, r_new])
+    b = np.column_stack([found[split, :2] - half, r_new])
+    return np.vstack([found[~split], a, b])
+
+
+def _merge_duplicates(found, *, min_gap: float):
+    """Drop detections that refined onto an earlier one (closer than ``min_gap`` pixels)."""
+    if len(found) < 2:
+        return found
+    pairs = cKDTree(found[:, :2]).query_pairs(min_gap, output_type="ndarray")
+    keep = np.ones(len(found), dtype=bool)
+    for i, j in np.sort(pairs, axis=1)[np.lexsort((pairs.max(axis=1), pairs.min(axis=1)))]:
+        if keep[i]:
+            keep[j] = False
+    return found[keep]
+
+
+def detect_particles(view, *, method: str = "auto", sigma: float | None = None, threshold: float | None = None,
+                     radius_range=(2.0, 10.0), polarity: str = "dark", refine: bool = True, split: bool = True) -> np.ndarray:
+    """Detect particles in one view.
+
+    Parameters
+    ----------
+    view : array_like, shape (rows, cols)
+        One image (bright-field: particles darker than the background, see ``polarity``).
+    method : {"auto", "log", "hough", "threshold"}
+        ``"auto"`` uses ``"log"`` (it sets its own threshold from the measured noise and
+        copes with clean and noisy images); see the module docstring for the others.
+    sigma : float, optional
+        Gaussian denoising in pixels; default 1.0.
+    threshold : float, optional
+        Manual override of the automatic threshold: for ``"log"`` and ``"threshold"`` in
+        standard deviations of the image noise (``"log"``'s automatic value is 5); for
+        ``"hough"`` the upper Canny threshold on the 8-bit image.
+    radius_range : (min, max)
+        Particle radii to look for, in pixels.
+    polarity : {"dark", "bright", "auto"}
+        Whether particles are darker (bright-field) or brighter than the background.
+    refine : bool
+        Refine centres and radii to sub-pixel precision (default).
+    split : bool
+        Split blobs elongated like two overlapping particles (needs ``refine``).
+
+    Returns
+    -------
+    ndarray, shape (n, 3)
+        ``[x, y, radius]`` in pixels (x = column, y = row).
+    """
+    image = check_image(view, name="view")
+    if method not in METHODS:
+        raise InputError(f"unknown detection method {method!r}; choose one of {', '.join(METHODS)}")
+    r_lo, r_hi = (float(v) for v in radius_range)
+    if not 0 < r_lo <= r_hi:
+        raise InputError(f"radius_range must be (min, max) with 0 < min <= max pixels, got {radius_range}")
+    sigma = 1.0 if sigma is None else float(sigma)
+    if not sigma >= 0:
+        raise InputError(f"sigma must be >= 0 pixels, got {sigma}")
+    if threshold is not None and not np.isfinite(float(threshold)):
+        raise InputError(f"threshold must be a finite number, got {threshold}")
+    signal = _signal(image, polarity)
+    # Floor for clean images: 0.2 % of the particles' contrast.
+    contrast = float(np.percentile(signal, 99.9) - np.median(signal)) or float(np.ptp(signal)) or 1.0
+    noise = max(estimate_noise(signal), 2e-3 * contrast)
+    method = "log" if method == "auto" else method
+    if method == "log":
+        found = _detect_log(signal, noise, sigma=sigma, threshold=threshold, radius_range=(r_lo, r_hi))
+    elif method == "hough":
+        found = _detect_hough(signal, sigma=sigma, threshold=threshold, radius_range=(r_lo, r_hi))
+    else:
+        found = _detect_threshold(signal, noise, sigma=sigma, threshold=threshold, radius_range=(r_lo, r_hi))
+    if refine and len(found):
+        corrected = ndimage.gaussian_filter(signal, sigma) - _background(signal, r_hi)
+        found, cov = _refine(corrected, found, sigma=sigma, radius_range=(r_lo, r_hi), moments=True)
+        if split:
+            found = _split_pairs(found, cov, sigma=sigma, radius_range=(r_lo, r_hi))
+            found = _refine(corrected, found, sigma=sigma, radius_range=(r_lo, r_hi))
+        found = _merge_duplicates(found, min_gap=max(1.5, 0.75 * r_lo))
+        found = _fit_groups(corrected, found)
+        if len(found):
+            # Hough circles voted for by background edges, or filter responses to the image
+            # border, have no contrast at their centre.
+            centre = ndimage.map_coordinates(corrected, [found[:, 1], found[:, 0]], order=1, mode="nearest")
+            smooth_noise = noise / (2 * np.sqrt(np.pi) * max(sigma, 0.5))
+            factor = 5.0 if method == "hough" else 3.0
+            found = found[(centre > factor * smooth_noise) & (centre > 0.1 * float(corrected.max()))]
+    inside = ((found[:, 0] >= -0.5) & (found[:, 0] <= image.shape[1] - 0.5)
+              & (found[:, 1] >= -0.5) & (found[:, 1] <= image.shape[0] - 0.5))
+    return found[inside]

@@ -1,0 +1,259 @@
+"""Four views in, 3D particles and g(r) out: the whole nanoparticle workflow.
+
+:func:`reconstruct_particles_iter` is the progress generator that the command
+line, napari and tests drive (:mod:`..progress`); :func:`reconstruct_particles`
+runs it to the end. :func:`write_particle_result` writes ``points.csv``
+(``x,y,z,radius``, pixels), ``rdf.csv`` (``r,g``), ``particles.json`` (units,
+counts, parameters) and ``rdf.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..checks import InputError, check_image
+from ..progress import Progress, ProgressGenerator, drive
+from .detection import detect_particles
+from .geometry import check_view_geometry
+from .matching import ParticleReconstruction, match_particles
+from .rdf import radial_distribution
+
+__all__ = ["ParticleResult", "reconstruct_particles_iter", "reconstruct_particles", "write_particle_result",
+           "points_layer_data", "detection_layers_data", "load_views"]
+
+
+@dataclass
+class ParticleResult:
+    """Everything the nanoparticle workflow produced.
+
+    Attributes
+    ----------
+    reconstruction : ParticleReconstruction
+        Points in pixels, radii, residuals, views per particle, counts.
+    detections : list of ndarray, each shape (n_k, 3)
+        ``[x, y, radius]`` per view, pixels.
+    rdf_r, rdf_g : ndarray, shape (n_bins,)
+        g(r); ``rdf_r`` in nm when ``pixel_size`` is known, else pixels.
+    pixel_size : float or None
+        nm per pixel.
+    params : dict
+        Provenance: input names, geometry, detection and matching parameters.
+    """
+
+    reconstruction: ParticleReconstruction
+    detections: list
+    rdf_r: np.ndarray
+    rdf_g: np.ndarray
+    pixel_size: float | None = None
+    params: dict = field(default_factory=dict)
+
+    @property
+    def units(self) -> str:
+        return "pixel" if self.pixel_size is None else "nm"
+
+
+def load_views(views_or_paths) -> tuple[list[np.ndarray], list[str], float | None]:
+    """Views from arrays, HyperSpy signals or image paths; returns ``(views, names, pixel_size_nm)``.
+
+    A single array of shape ``(n_views, rows, cols)`` is split into its views.
+    """
+    from ..images import as_image
+
+    items = views_or_paths
+    if isinstance(items, np.ndarray) and items.ndim == 3:
+        items = list(items)
+    if isinstance(items, (str, os.PathLike)) or not hasattr(items, "__len__"):
+        raise InputError("give the views as a list (A, B, C, D) of paths or 2D arrays, or one (n, rows, cols) array")
+    views, names, sizes = [], [], []
+    for k, item in enumerate(items):
+        name = Path(item).name if isinstance(item, (str, os.PathLike)) else f"view_{'ABCDEFGH'[k % 8]}"
+        image = as_image(item, name=name)
+        views.append(check_image(image.data, name=name).astype(np.float32))
+        names.append(name)
+        sizes.append(image.pixel_size_nm)
+    if len(views) < 3:
+        raise InputError(f"{len(views)} view(s) given; the particle workflow needs the four detector views A B C D "
+                         "(at least 3)")
+    shapes = {v.shape for v in views}
+    if len(shapes) > 1:
+        listing = ", ".join(f"{n} {v.shape}" for n, v in zip(names, views))
+        raise InputError(f"the views differ in shape ({listing}); they must come from one scan of one size")
+    known = [s for s in sizes if s]
+    return views, names, (known[0] if known else None)
+
+
+def reconstruct_particles_iter(views_or_paths, *, beta_deg: float, azimuths_deg=(0, 90, 180, 270),
+                               pixel_size: float | None = None, method: str = "auto", sigma: float | None = None,
+                               threshold: float | None = None, radius_range=(2.0, 10.0), polarity: str = "dark",
+                               tolerance: float = 1.5, max_shift_px: float = 8.0, depth_range=None,
+                               r_max: float | None = None, n_bins: int | None = None
+                               ) -> ProgressGenerator[ParticleResult]:
+    """Detect, match and triangulate particles in four views; compute g(r). A progress generator.
+
+    Parameters
+    ----------
+    views_or_paths : sequence
+        The views ``A, B, C, D`` as 2D arrays, HyperSpy signals or image paths (TIFF, PNG,
+        .npy, microscope formats), or one ``(n_views, rows, cols)`` array.
+    beta_deg : float
+        View angle: a particle at height ``Z`` shifts by ``Z sin(beta)`` along each view's azimuth.
+    azimuths_deg : sequence of float
+        ``psi_k`` per view, from ``+x`` towards ``+y``.
+    pixel_size : float, optional
+        nm per pixel (else taken from the files when they record it); g(r) is then in nm.
+    method, sigma, threshold, radius_range, polarity
+        Detection options (:func:`.detection.detect_particles`); ``threshold`` overrides the
+        automatic threshold.
+    tolerance, max_shift_px, depth_range
+        Matching options (:func:`.matching.match_particles`).
+    r_max, n_bins : optional
+        g(r) range (pixels) and bins; default ``r_max = 8 * median radius``, one-pixel bins.
+
+    Yields
+    ------
+    Progress
+
+    Returns
+    -------
+    ParticleResult
+    """
+    views, names, file_pixel_size = load_views(views_or_paths)
+    beta, psi = check_view_geometry(beta_deg, azimuths_deg, n_views=len(views))
+    if pixel_size is not None and not (np.isfinite(float(pixel_size)) and float(pixel_size) > 0):
+        raise InputError(f"pixel size must be a positive number of nm, got {pixel_size}")
+    pixel_size = float(pixel_size) if pixel_size is not None else file_pixel_size
+    total = len(views) + 2
+    detections = []
+    for k, view in enumerate(views):
+        yield Progress(k, total, "detect", {"view": names[k]})
+        detections.append(detect_particles(view, method=method, sigma=sigma, threshold=threshold,
+                                           radius_range=radius_range, polarity=polarity))
+    yield Progress(len(views), total, "match", {"detected": sum(len(d) for d in detections)})
+    recon = match_particles(detections, beta_deg=beta, azimuths_deg=psi, tolerance=tolerance,
+                            depth_range=depth_range, max_shift_px=max_shift_px)
+    yield Progress(len(views) + 1, total, "g(r)", {"matched": len(recon.points)})
+    rdf_r, rdf_g = np.zeros(0), np.zeros(0)
+    if len(recon.points) >= 2:
+        med_r = float(np.nanmedian(recon.radii)) if np.any(np.isfinite(recon.radii)) else 5.0
+        r_max_px = float(r_max) if r_max is not None else 8.0 * med_r
+        bins = int(n_bins) if n_bins is not None else max(10, int(np.ceil(r_max_px)))
+        rows, cols = views[0].shape
+        z = recon.points[:, 2]
+        box = np.array([[0, cols], [0, rows], [z.min(), z.max() + 1e-9]], dtype=float)
+        rdf_r, rdf_g = radial_distribution(recon.points, r_max=r_max_px, n_bins=bins, box=box)
+        if pixel_size is not None:
+            rdf_r = rdf_r * pixel_size
+    params = {
+        "inputs": names, "beta_deg": beta, "azimuths_deg": [float(p) for p in psi], "pixel_size_nm": pixel_size,
+        "detection": {"method": method, "sigma": sigma, "threshold": threshold,
+                      "radius_range": [float(v) for v in radius_range], "polarity": polarity},
+        "matching": recon.params,
+    }
+    yield Progress(total, total, "done", recon.counts)
+    return ParticleResult(reconstruction=recon, detections=detections, rdf_r=rdf_r, rdf_g=rdf_g,
+                          pixel_size=pixel_size, params=params)
+
+
+def reconstruct_particles(views_or_paths, *, beta_deg: float, azimuths_deg=(0, 90, 180, 270),
+                          pixel_size: float | None = None, **options) -> ParticleResult:
+    """Run :func:`reconstruct_particles_iter` to the end and return its :class:`ParticleResult`."""
+    return drive(reconstruct_particles_iter(views_or_paths, beta_deg=beta_deg, azimuths_deg=azimuths_deg,
+                                            pixel_size=pixel_size, **options))
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def _csv(header: str, table: np.ndarray) -> str:
+    lines = [header] + [",".join(f"{v:.6g}" for v in row) for row in np.atleast_2d(np.asarray(table))
+                        if len(row)]
+    return "\n".join(lines) + "\n"
+
+
+def write_particle_result(result: ParticleResult, directory, *, plot: bool = True) -> dict:
+    """Write the result into ``directory``; returns ``{name: path}``.
+
+    - ``points.csv``: ``x,y,z,radius`` in pixels, particles every view confirmed;
+    - ``points_three_view.csv``: the same for particles only three views confirmed;
+    - ``rdf.csv``: ``r,g`` (``r`` in the unit ``particles.json`` names: nm with a pixel size);
+    - ``particles.json``: units, counts, residuals summary, parameters;
+    - ``rdf.png``: the plot of g(r).
+    """
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    rec = result.reconstruction
+    table = np.column_stack([rec.points, rec.radii]) if len(rec.points) else np.zeros((0, 4))
+    paths = {"points": out / "points.csv", "points_three_view": out / "points_three_view.csv",
+             "rdf": out / "rdf.csv", "json": out / "particles.json"}
+    _atomic_text(paths["points"], _csv("x,y,z,radius", table[rec.all_views]))
+    _atomic_text(paths["points_three_view"], _csv("x,y,z,radius", table[~rec.all_views]))
+    _atomic_text(paths["rdf"], _csv("r,g", np.column_stack([result.rdf_r, result.rdf_g])))
+    summary = {
+        "units": {"points": "pixel", "radius": "pixel", "rdf_r": result.units},
+        "pixel_size_nm": result.pixel_size,
+        "counts": rec.counts,
+        "residual_px": {"median": float(np.median(rec.residuals)) if len(rec.residuals) else None,
+                        "max": float(np.max(rec.residuals)) if len(rec.residuals) else None},
+        "frame": "x = column, y = row, z along the beam; z = 0 where the views coincide",
+        "params": result.params,
+    }
+    _atomic_text(paths["json"], json.dumps(summary, indent=2))
+    if plot:
+        paths["plot"] = out / "rdf.png"
+        plot_rdf(result, paths["plot"])
+    return paths
+
+
+def plot_rdf(result: ParticleResult, path) -> None:
+    """Save a PNG of g(r) (matplotlib, Agg backend)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5, 3.5), dpi=100)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot(result.rdf_r, result.rdf_g, drawstyle="steps-mid", color="tab:red")
+    ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel(f"r ({result.units})")
+    ax.set_ylabel("g(r)")
+    ax.set_title(f"{result.reconstruction.counts['matched_all_views']} particles in all views")
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def points_layer_data(result: ParticleResult) -> tuple:
+    """A napari ``LayerDataTuple`` for a 3D Points layer (no napari import).
+
+    Coordinates are ``(z, y, x)``; ``size`` is the diameter; ``scale`` is the pixel size when known.
+    """
+    rec = result.reconstruction
+    data = rec.points[:, ::-1].copy() if len(rec.points) else np.zeros((0, 3))
+    size = np.nan_to_num(2.0 * rec.radii, nan=4.0)
+    scale = (result.pixel_size,) * 3 if result.pixel_size else (1.0, 1.0, 1.0)
+    meta = {"name": "particles 3D", "size": size, "scale": scale, "face_color": "gold",
+            "properties": {"n_views": rec.n_views, "residual": rec.residuals, "radius": rec.radii},
+            "metadata": {"counts": rec.counts, "params": result.params}}
+    return data, meta, "points"
+
+
+def detection_layers_data(result: ParticleResult) -> list:
+    """One napari ``LayerDataTuple`` per view: its 2D detections as Points ``(y, x)``, size = diameter."""
+    layers = []
+    for k, det in enumerate(result.detections):
+        name = result.params.get("inputs", [f"view {k}"] * len(result.detections))[k]
+        data = det[:, [1, 0]].copy() if len(det) else np.zeros((0, 2))
+        meta = {"name": f"detections {name}", "size": 2.0 * det[:, 2] if len(det) else 1.0,
+                "face_color": "transparent", "border_color": "red"}
+        layers.append((data, meta, "points"))
+    return layers

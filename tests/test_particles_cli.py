@@ -1,0 +1,112 @@
+"""`stereo-tem particles` and the Python pipeline: outputs, headers, arrays or paths, bad input."""
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_stereo_tem.checks import InputError
+from napari_stereo_tem.cli import main
+from napari_stereo_tem.particles import reconstruct_particles, reconstruct_particles_iter, score_particles
+from napari_stereo_tem.particles.pipeline import points_layer_data
+from napari_stereo_tem.progress import Progress
+from napari_stereo_tem.synth.particles import simulate_particle_views
+
+
+@pytest.fixture(scope="module")
+def sample_dir(tmp_path_factory):
+    sample = simulate_particle_views(40, seed=9000040, shape=(256, 256), slab_thickness_px=40.0, dose=3000.0)
+    out = tmp_path_factory.mktemp("particles")
+    sample.save(out)
+    return out, sample
+
+
+def _views(directory):
+    return [str(directory / f"view_{k}.tif") for k in "ABCD"]
+
+
+def test_cli_writes_points_and_rdf(sample_dir, tmp_path, capsys):
+    directory, sample = sample_dir
+    out = tmp_path / "result"
+    code = main(["particles", *_views(directory), "--beta", "2", "--azimuths", "0,90,180,270",
+                 "--pixel-size", "0.4", "-o", str(out)])
+    assert code == 0
+    assert "matched in all views" in capsys.readouterr().out
+    points = (out / "points.csv").read_text().splitlines()
+    assert points[0] == "x,y,z,radius"
+    assert (out / "rdf.csv").read_text().splitlines()[0] == "r,g"
+    assert (out / "points_three_view.csv").read_text().splitlines()[0] == "x,y,z,radius"
+    assert (out / "rdf.png").stat().st_size > 1000
+    meta = json.loads((out / "particles.json").read_text())
+    assert meta["units"] == {"points": "pixel", "radius": "pixel", "rdf_r": "nm"}
+    assert meta["counts"]["matched_all_views"] == len(points) - 1
+    table = np.loadtxt(out / "points.csv", delimiter=",", skiprows=1, ndmin=2)
+    score = score_particles(table[:, :3], sample.positions, shape=(256, 256), beta_deg=2.0, margin=6)
+    assert score["recall"] >= 0.9 and score["precision"] >= 0.9
+
+
+def test_python_accepts_arrays_and_paths_alike(sample_dir):
+    directory, sample = sample_dir
+    from_paths = reconstruct_particles(_views(directory), beta_deg=2.0)
+    from_arrays = reconstruct_particles(list(sample.views), beta_deg=2.0)
+    from_stack = reconstruct_particles(sample.views, beta_deg=2.0)
+    np.testing.assert_allclose(from_paths.reconstruction.points, from_arrays.reconstruction.points, atol=1e-4)
+    np.testing.assert_array_equal(from_arrays.reconstruction.points, from_stack.reconstruction.points)
+    assert from_arrays.units == "pixel"
+    data, meta, kind = points_layer_data(from_arrays)
+    assert kind == "points" and data.shape == from_arrays.reconstruction.points.shape
+    np.testing.assert_array_equal(data[:, 0], from_arrays.reconstruction.points[:, 2])  # (z, y, x)
+
+
+def test_progress_generator_reports_each_stage(sample_dir):
+    _, sample = sample_dir
+    gen = reconstruct_particles_iter(sample.views, beta_deg=2.0)
+    stages = []
+    while True:
+        try:
+            report = next(gen)
+        except StopIteration as stop:
+            result = stop.value
+            break
+        assert isinstance(report, Progress)
+        stages.append(report.stage)
+    assert stages[:4] == ["detect"] * 4 and "match" in stages and "g(r)" in stages
+    assert len(result.detections) == 4
+
+
+def test_bad_input_gives_one_clear_line(sample_dir, tmp_path, capsys):
+    directory, _ = sample_dir
+    assert main(["particles", *_views(directory)[:3], "--beta", "2", "-o", str(tmp_path / "a")]) == 1
+    assert "azimuth" in capsys.readouterr().err
+    assert main(["particles", *_views(directory), "--beta", "0", "-o", str(tmp_path / "b")]) == 1
+    assert "non-zero" in capsys.readouterr().err
+    odd = tmp_path / "odd.tif"
+    tifffile.imwrite(odd, np.random.default_rng(0).random((128, 100)).astype(np.float32))
+    assert main(["particles", *_views(directory)[:3], str(odd), "--beta", "2", "-o", str(tmp_path / "c")]) == 1
+    assert "differ in shape" in capsys.readouterr().err
+    assert not (tmp_path / "c" / "points.csv").exists()
+
+
+def test_python_bad_input_raises_input_error(sample_dir):
+    _, sample = sample_dir
+    with pytest.raises(InputError, match="at least 3"):
+        reconstruct_particles(list(sample.views[:2]), beta_deg=2.0)
+    with pytest.raises(InputError, match="azimuth"):
+        reconstruct_particles(list(sample.views[:3]), beta_deg=2.0)
+    with pytest.raises(InputError, match="non-zero"):
+        reconstruct_particles(sample.views, beta_deg=0.0)
+    with pytest.raises(InputError, match="differ in shape"):
+        reconstruct_particles([*sample.views[:3], sample.views[3][:, :200]], beta_deg=2.0)
+    with pytest.raises(InputError, match="pixel size"):
+        reconstruct_particles(sample.views, beta_deg=2.0, pixel_size=-1)
+
+
+def test_detection_layers_per_view(sample_dir):
+    from napari_stereo_tem.particles.pipeline import detection_layers_data
+
+    _, sample = sample_dir
+    result = reconstruct_particles(sample.views, beta_deg=2.0)
+    layers = detection_layers_data(result)
+    assert len(layers) == 4 and all(kind == "points" for _, _, kind in layers)
+    np.testing.assert_array_equal(layers[0][0][:, 0], result.detections[0][:, 1])  # (y, x)
