@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from ..checks import InputError
-from ..lines_io import atomic_write_bytes, write_json, write_lines_csv
+from ..atomic import atomic_write_bytes
+from ..lines_io import write_json, write_lines_csv
 from .layers import paths_to_lines
 
 __all__ = ["write_lines", "write_points", "POINTS_HEADER", "jsonable"]

@@ -54,14 +54,13 @@ def _numbers(text: str, what: str, counts=(3, 4)) -> list[float]:
 
 def run(args) -> int:
     import json
-    import os
-    import tempfile
     import time
     from pathlib import Path
 
     import numpy as np
     import tifffile
 
+    from ..atomic import atomic_write, atomic_write_text
     from ..fourdstem import (
         Disc,
         as_disc,
@@ -104,20 +103,10 @@ def run(args) -> int:
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
 
-    def atomic(path: Path, write) -> None:
-        fd, tmp = tempfile.mkstemp(dir=out, suffix=path.suffix)
-        os.close(fd)
-        try:
-            write(tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-
     entries = []
     for i, (disc, image) in enumerate(zip(discs, images)):
         name = f"virtual_{i:02d}.tif"
-        atomic(out / name, lambda p, im=image: tifffile.imwrite(p, np.asarray(im, dtype=np.float32)))
+        atomic_write(out / name, lambda p, im=image: tifffile.imwrite(p, np.asarray(im, dtype=np.float32)))
         entries.append({**disc.to_dict(), "file": name})
     pairs = []
     for i in range(len(discs)):
@@ -143,7 +132,7 @@ def run(args) -> int:
     }
     if scale is None:
         record["note"] = "stereo angles need --convergence-mrad"
-    atomic(out / "detectors.json", lambda p: Path(p).write_text(json.dumps(record, indent=2)))
+    atomic_write_text(out / "detectors.json", json.dumps(record, indent=2))
     angles = ", ".join(f"{p['pair'][0]}-{p['pair'][1]}: {p['stereo_angle_deg']:.2f} deg"
                        for p in pairs if p["stereo_angle_deg"] is not None)
     print(f"{len(discs)} virtual image(s) {images.shape[1]}x{images.shape[2]} in {seconds:.2f}s -> {out}"

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_write_text
 from ..checks import InputError, check_image
 from ..progress import Progress, ProgressGenerator, drive
 from .detection import detect_particles
@@ -167,13 +167,6 @@ def reconstruct_particles(views_or_paths, *, beta_deg: float, azimuths_deg=(0, 9
                                             pixel_size=pixel_size, **options))
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-
-
 def _csv(header: str, table: np.ndarray) -> str:
     lines = [header] + [",".join(f"{v:.6g}" for v in row) for row in np.atleast_2d(np.asarray(table))
                         if len(row)]
@@ -195,9 +188,9 @@ def write_particle_result(result: ParticleResult, directory, *, plot: bool = Tru
     table = np.column_stack([rec.points, rec.radii]) if len(rec.points) else np.zeros((0, 4))
     paths = {"points": out / "points.csv", "points_three_view": out / "points_three_view.csv",
              "rdf": out / "rdf.csv", "json": out / "particles.json"}
-    _atomic_text(paths["points"], _csv("x,y,z,radius", table[rec.all_views]))
-    _atomic_text(paths["points_three_view"], _csv("x,y,z,radius", table[~rec.all_views]))
-    _atomic_text(paths["rdf"], _csv("r,g", np.column_stack([result.rdf_r, result.rdf_g])))
+    atomic_write_text(paths["points"], _csv("x,y,z,radius", table[rec.all_views]))
+    atomic_write_text(paths["points_three_view"], _csv("x,y,z,radius", table[~rec.all_views]))
+    atomic_write_text(paths["rdf"], _csv("r,g", np.column_stack([result.rdf_r, result.rdf_g])))
     summary = {
         "units": {"points": "pixel", "radius": "pixel", "rdf_r": result.units},
         "pixel_size_nm": result.pixel_size,
@@ -207,7 +200,7 @@ def write_particle_result(result: ParticleResult, directory, *, plot: bool = Tru
         "frame": "x = column, y = row, z along the beam; z = 0 where the views coincide",
         "params": result.params,
     }
-    _atomic_text(paths["json"], json.dumps(summary, indent=2))
+    atomic_write_text(paths["json"], json.dumps(summary, indent=2))
     if plot:
         paths["plot"] = out / "rdf.png"
         plot_rdf(result, paths["plot"])

@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_write, atomic_write_text
 from ..checks import InputError, check_stereo_angle
 from ..projection import project_points
 from .render import render_views
@@ -65,28 +64,15 @@ class StereoSample:
         folder = Path(directory)
         folder.mkdir(parents=True, exist_ok=True)
         for name in _FILES:
-            _atomic(folder / f"{name}.tif", lambda f, a=getattr(self, name): tifffile.imwrite(f, a))
+            atomic_write(folder / f"{name}.tif", lambda f, a=getattr(self, name): tifffile.imwrite(f, a))
         rows = [np.column_stack([np.full(len(line), k), np.asarray(line, float)])
                 for k, line in enumerate(self.lines_3d)]
         table = np.concatenate(rows) if rows else np.zeros((0, 4))
         text = "line_id,x,y,z\n" + "".join(f"{int(r[0])},{r[1]:.6f},{r[2]:.6f},{r[3]:.6f}\n" for r in table)
-        _atomic(folder / "lines_3d.csv", lambda f: f.write(text.encode()))
+        atomic_write_text(folder / "lines_3d.csv", text)
         blob = json.dumps(self.params, indent=1, sort_keys=True, allow_nan=False)
-        _atomic(folder / "params.json", lambda f: f.write(blob.encode()))
+        atomic_write_text(folder / "params.json", blob)
         return folder
-
-
-def _atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.close(fd)
-        with open(tmp, "wb") as handle:
-            write(handle)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def load_stereo_sample(directory) -> StereoSample:
