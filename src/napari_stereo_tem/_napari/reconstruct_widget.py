@@ -30,8 +30,8 @@ def format_report(result) -> str:
     rect = result.rectification
     if rect:
         theta = rect.get("theta_deg")
-        shift = rect.get("translation") or rect.get("translation_px")
-        lines.append(f"rectified: theta {theta:.2f} deg, shift {shift}, "
+        shift = rect.get("translation") or rect.get("translation_px") or (float("nan"), float("nan"))
+        lines.append(f"rectified: theta {theta:.2f} deg, shift ({shift[0]:.2f}, {shift[1]:.2f}) px, "
                      f"{rect.get('n_inliers')} inliers, residual dy {rect.get('residual_vertical_px', float('nan')):.2f} px")
     lengths = [float(((line[1:] - line[:-1]) ** 2).sum(axis=1).__pow__(0.5).sum()) for line in result.lines]
     lines.append(f"{len(result.lines)} lines, total length {sum(lengths):.0f} px")
@@ -74,6 +74,7 @@ class ReconstructWidget(Container):
         self.run_button = PushButton(text="Reconstruct")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.report = Label(value="")
+        self.report.native.setWordWrap(True)
         self.extend([self.left, self.right, self.angle, self.pixel_size, self.swap, self.rectify, self.device,
                      self.run_button, self.cancel_button, self.report])
         self.run_button.changed.connect(self.start)

@@ -1,0 +1,68 @@
+"""The Reconstruct widget end to end: layers out, cancel, and the 3D lines on screen."""
+
+import time
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture
+def viewer_with_pair(make_napari_viewer):
+    viewer = make_napari_viewer(show=True)
+    viewer.open_sample("napari-stereo-tem", "stereo_pair")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-stereo-tem", "Reconstruct 3D dislocations")
+    widget.left.value = viewer.layers["left (synthetic)"]
+    widget.right.value = viewer.layers["right (synthetic)"]
+    widget.rectify.value = False  # the synthetic pair is already rectified
+    return viewer, widget
+
+
+def _run(widget, qtbot, timeout=120_000):
+    task = widget.start()
+    assert task is not None
+    with qtbot.waitSignal(task.worker.finished, timeout=timeout):
+        pass
+    return task
+
+
+def test_reconstruct_widget_produces_layers(viewer_with_pair, qtbot):
+    viewer, widget = viewer_with_pair
+    assert widget.angle.value == pytest.approx(8.0)  # read from the layer's metadata
+    task = _run(widget, qtbot)
+    assert task.error is None, task.error
+
+    lines = viewer.layers["3D lines"]
+    assert type(lines).__name__ == "Shapes" and lines.ndim == 3
+    assert len(lines.data) >= 1 and set(lines.shape_type) == {"path"}
+    labels = viewer.layers["dislocations left"]
+    assert type(labels).__name__ == "Labels" and labels.data.shape == (256, 256)
+    assert labels.data.max() >= 1
+    assert viewer.layers["rectified left"].data.shape == (256, 256)
+    assert "lines" in widget.report.value
+
+    # The lines are drawn: the 3D canvas changes where the paths are, in the depth colours.
+    viewer.dims.ndisplay = 3
+    for layer in viewer.layers:
+        layer.visible = layer is lines
+    viewer.reset_view()
+    with_lines = viewer.screenshot(canvas_only=True, flash=False)[..., :3].astype(int)
+    lines.visible = False
+    without = viewer.screenshot(canvas_only=True, flash=False)[..., :3].astype(int)
+    drawn = np.abs(with_lines - without).max(axis=-1) > 30
+    assert drawn.sum() > 50, f"only {drawn.sum()} pixels show the lines"
+
+
+def test_cancel_stops_within_a_second(viewer_with_pair, qtbot):
+    viewer, widget = viewer_with_pair
+    n_layers = len(viewer.layers)
+    task = widget.start()
+    qtbot.wait(50)
+    t0 = time.perf_counter()
+    with qtbot.waitSignal(task.worker.finished, timeout=5000):
+        widget.cancel()
+    assert time.perf_counter() - t0 < 1.0
+    assert "3D lines" not in viewer.layers and len(viewer.layers) == n_layers
+    assert widget.run_button.enabled and not widget.cancel_button.enabled
+    # The viewer is still usable: a new run goes through.
+    again = _run(widget, qtbot)
+    assert again.error is None and "3D lines" in viewer.layers
