@@ -1,0 +1,115 @@
+"""Accuracy and speed of the dislocation detector on held-out synthetic images.
+
+Run::
+
+    python benchmarks/bench_detector.py [--version default] [--n-test 100] [--n-plain 20] [--size 256]
+
+Prints, for images made from ``TEST_SEEDS`` (never used in training):
+
+- centreline precision/recall/F1 with a 2 px tolerance and clDice (raw
+  threshold 0.5, and the post-processing stored in the weights' metadata,
+  tuned on VAL_SEEDS) on the
+  standard (Perlin background) images, on images with a plain background
+  (bend contours and shot noise only), and on dark-field images;
+- the time of ``predict_probability`` on a 512x512 image with 1 and 2 CPU
+  threads (on a shared machine, 2 threads suffer when another process holds
+  a core: compare with 1 thread).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+
+def evaluate(model, seeds, *, size, settings, **synth_kwargs) -> list[dict]:
+    """Scores of each post-processing setting ``(threshold, min_size)`` on the left views of ``seeds``."""
+    from napari_stereo_tem.detection import predict_probability, probability_to_labels
+    from napari_stereo_tem.metrics import centreline_scores, cl_dice
+    from napari_stereo_tem.synth import make_stereo_pair
+
+    acc = [{"f1": [], "cl": [], "tp_pred": 0, "n_pred": 0, "tp_true": 0, "n_true": 0} for _ in settings]
+    for seed in seeds:
+        pair = make_stereo_pair(int(seed), shape=(size, size), **synth_kwargs)
+        prob = predict_probability(pair.left, model)
+        true = pair.mask_left == 1
+        for a, (threshold, min_size) in zip(acc, settings):
+            pred = probability_to_labels(prob, threshold=threshold, min_size=min_size) == 1
+            scores = centreline_scores(pred, true, tolerance=2.0)
+            a["f1"].append(scores["f1"])
+            a["cl"].append(cl_dice(pred, true))
+            for key in ("tp_pred", "n_pred", "tp_true", "n_true"):
+                a[key] += scores[key]
+    out = []
+    for a in acc:
+        precision = a["tp_pred"] / max(a["n_pred"], 1)
+        recall = a["tp_true"] / max(a["n_true"], 1)
+        out.append({"n": len(a["f1"]), "f1_mean": float(np.mean(a["f1"])), "f1_median": float(np.median(a["f1"])),
+                    "f1_pooled": 2 * precision * recall / max(precision + recall, 1e-12),
+                    "precision_pooled": precision, "recall_pooled": recall,
+                    "cldice_mean": float(np.mean(a["cl"]))})
+    return out
+
+
+def time_inference(model, *, size=512, threads=2, repeats=5) -> float:
+    from napari_stereo_tem.detection import predict_probability
+
+    image = np.random.default_rng(0).random((size, size)).astype(np.float32)
+    predict_probability(image, model, n_threads=threads)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        predict_probability(image, model, n_threads=threads)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def main() -> None:
+    from napari_stereo_tem.synth.seeds import TEST_SEEDS
+    from napari_stereo_tem.weights import load_detector
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", default="default")
+    parser.add_argument("--n-test", type=int, default=100)
+    parser.add_argument("--n-plain", type=int, default=20)
+    parser.add_argument("--n-dark", type=int, default=20)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    model = load_detector(args.version)
+    meta = model.metadata
+    print(f"model {model.version}: {meta.get('command')}")
+    print(f"  trained {meta.get('steps')} steps, {meta.get('wall_s', 0):.0f} s on {meta.get('device')} "
+          f"({meta.get('torch_threads')} thread(s)); validation F1 {meta.get('metric')}")
+    if meta.get("wall_note"):
+        print(f"  {meta['wall_note']}")
+    post = meta.get("postprocess", {})
+    settings = [(0.5, 0)]
+    if post:
+        settings.append((float(post["threshold"]), int(post["min_size"])))
+    sets = [("standard (Perlin)", list(TEST_SEEDS[: args.n_test]), {}),
+            ("plain background", list(TEST_SEEDS[500_000: 500_000 + args.n_plain]), {"background": "plain"})]
+    if args.n_dark:
+        sets.append(("dark field", list(TEST_SEEDS[700_000: 700_000 + args.n_dark]), {"dark_field": True}))
+    print(f"held-out synthetic images from TEST_SEEDS ({args.size}x{args.size}, left view, tolerance 2 px):")
+    for name, seeds, kwargs in sets:
+        for (threshold, min_size), r in zip(settings, evaluate(model, seeds, size=args.size, settings=settings,
+                                                               **kwargs)):
+            print(f"  {name:<18} threshold {threshold:.2f} min_size {min_size:<3} n={r['n']:<4} "
+                  f"F1 mean {r['f1_mean']:.3f} (median {r['f1_median']:.3f}, pooled {r['f1_pooled']:.3f}: "
+                  f"P {r['precision_pooled']:.3f} R {r['recall_pooled']:.3f})  clDice mean {r['cldice_mean']:.3f}")
+    for threads in (1, 2):
+        seconds = time_inference(model, threads=threads)
+        print(f"inference 512x512 (predict_probability, normalisation included) on {threads} CPU thread(s): "
+              f"{seconds:.3f} s (median of 5)")
+    seconds = time_inference(model, size=2048, threads=1, repeats=1)
+    print(f"inference 2048x2048 (tiles of 512, overlap 64) on 1 CPU thread: {seconds:.2f} s")
+
+
+if __name__ == "__main__":
+    main()

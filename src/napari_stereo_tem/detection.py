@@ -1,0 +1,331 @@
+"""Dislocation detection: image -> probability map -> labels -> skeleton polylines (DESIGN 3.4).
+
+Typical use::
+
+    model = load_detector()                      # shipped weights
+    prob = predict_probability(image, model)     # float32 (rows, cols) in [0, 1]
+    labels = probability_to_labels(prob, **label_settings(model))  # uint8, 1 = dislocation (napari Labels)
+    lines = skeleton_polylines(labels == 1)      # list of (n, 2) arrays of (x, y), one per branch
+
+Images of any size and dtype are accepted; large ones are processed in
+overlapping tiles whose predictions are blended with a tapering weight.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .checks import InputError, check_image
+from .progress import Progress, ProgressGenerator, drive
+
+__all__ = [
+    "CONTRASTS",
+    "normalise_image",
+    "iter_predict_probability",
+    "predict_probability",
+    "probability_to_labels",
+    "label_settings",
+    "skeleton_polylines",
+]
+
+CONTRASTS = ("auto", "bright_field", "dark_field")
+
+
+def _lines_are_bright(image: np.ndarray) -> bool:
+    """Guess the contrast: are thin features brighter than their surroundings?
+
+    Thin lines make the high-pass residual (image minus a 6 px-wide local
+    median-like blur) skewed towards their side; diffuse backgrounds and
+    noise are nearly symmetric.
+    """
+    import cv2
+
+    small = image
+    step = max(1, int(np.ceil(max(image.shape) / 1024)))
+    if step > 1:
+        small = image[::step, ::step]
+    blur = cv2.GaussianBlur(small, (0, 0), 6.0)
+    fine = cv2.GaussianBlur(small, (0, 0), 1.0)
+    residual = (fine - blur).ravel()
+    residual = residual - residual.mean()
+    spread = residual.std()
+    if spread == 0:
+        return False
+    skew = float(np.mean(residual**3) / spread**3)
+    return skew > 0
+
+
+def normalise_image(image, *, contrast: str = "auto", percentiles: tuple[float, float] = (0.5, 99.5)) -> np.ndarray:
+    """Scale an image of any numeric dtype to float32 in [0, 1], lines dark.
+
+    Parameters
+    ----------
+    image : array_like, shape (rows, cols)
+        uint8, uint16, int or float image.
+    contrast : {"auto", "bright_field", "dark_field"}
+        Bright field has dark dislocation lines (kept as is); dark field has
+        bright lines (inverted so lines are dark). ``"auto"`` guesses from the
+        skew of the image's fine detail.
+    percentiles : (float, float)
+        Robust low/high percentiles mapped to 0 and 1 (values beyond are clipped).
+
+    Returns
+    -------
+    ndarray, float32, shape (rows, cols)
+    """
+    if contrast not in CONTRASTS:
+        raise InputError(f"contrast must be one of {CONTRASTS}, got {contrast!r}")
+    array = check_image(image, name="image").astype(np.float32, copy=False)
+    low, high = np.percentile(array, percentiles)
+    if high <= low:
+        low, high = float(array.min()), float(array.max())
+    out = np.clip((array - low) / (high - low), 0.0, 1.0).astype(np.float32)
+    if contrast == "dark_field" or (contrast == "auto" and _lines_are_bright(out)):
+        out = 1.0 - out
+    return out
+
+
+def _tile_starts(size: int, tile: int, step: int) -> list[int]:
+    if size <= tile:
+        return [0]
+    starts = list(range(0, size - tile, step))
+    starts.append(size - tile)
+    return sorted(set(starts))
+
+
+def _blend_weight(shape: tuple[int, int], overlap: int) -> np.ndarray:
+    """A weight that ramps linearly from ~0 to 1 over ``overlap`` pixels at every edge."""
+    ramps = []
+    for n in shape:
+        ramp = np.ones(n, np.float32)
+        k = min(overlap, n // 2)
+        if k > 0:
+            edge = (np.arange(k, dtype=np.float32) + 1) / (k + 1)
+            ramp[:k] = edge
+            ramp[n - k:] = np.minimum(ramp[n - k:], edge[::-1])
+        ramps.append(ramp)
+    return np.outer(ramps[0], ramps[1])
+
+
+def _inference_net(model):
+    """``model`` with BatchNorm folded (faster), cached on the model until its weights change."""
+    if not hasattr(model, "fused"):
+        return model.eval()
+    key = tuple((id(t), t._version) for t in list(model.parameters()) + list(model.buffers()))
+    cached = getattr(model, "_fused_cache", None)
+    if cached is None or cached[0] != key:
+        cached = (key, model.fused())
+        model._fused_cache = cached
+    return cached[1]
+
+
+def iter_predict_probability(
+    image,
+    model=None,
+    *,
+    device="cpu",
+    tile: int = 512,
+    overlap: int = 64,
+    contrast: str = "auto",
+    all_classes: bool = False,
+) -> ProgressGenerator[np.ndarray]:
+    """Generator form of :func:`predict_probability`: yields a :class:`Progress` per tile."""
+    if model is None:
+        from .weights import load_detector
+
+        model = load_detector(device=device)
+    if tile < 32 or overlap < 0 or overlap >= tile // 2:
+        raise InputError(f"need tile >= 32 and 0 <= overlap < tile/2, got tile={tile}, overlap={overlap}")
+    norm = normalise_image(image, contrast=contrast)
+    rows, cols = norm.shape
+    multiple = model.size_multiple
+    tile = max(multiple, tile // multiple * multiple)
+    # pad (reflect) so every side is a multiple of the network's stride and at least one tile or less
+    pad_r = (-rows) % multiple
+    pad_c = (-cols) % multiple
+    padded = np.pad(norm, ((0, pad_r), (0, pad_c)), mode="reflect") if (pad_r or pad_c) else norm
+    prows, pcols = padded.shape
+    th, tw = min(tile, prows), min(tile, pcols)
+    step_r, step_c = max(1, th - overlap), max(1, tw - overlap)
+    starts = [(r, c) for r in _tile_starts(prows, th, step_r) for c in _tile_starts(pcols, tw, step_c)]
+    weight = _blend_weight((th, tw), overlap) if len(starts) > 1 else np.ones((th, tw), np.float32)
+    n_classes = model.n_classes
+    acc = np.zeros((n_classes, prows, pcols), np.float32)
+    wsum = np.zeros((prows, pcols), np.float32)
+    net = _inference_net(model)
+    param = next(net.parameters())
+    for i, (r, c) in enumerate(starts):
+        patch = torch.from_numpy(np.ascontiguousarray(padded[r:r + th, c:c + tw]))
+        with torch.inference_mode():
+            logits = net(patch[None, None].to(device=param.device, dtype=param.dtype))
+            prob = torch.sigmoid(logits)[0].float().cpu().numpy()
+        acc[:, r:r + th, c:c + tw] += prob * weight
+        wsum[r:r + th, c:c + tw] += weight
+        yield Progress(i + 1, len(starts), "detect")
+    out = (acc / wsum)[:, :rows, :cols]
+    return out.astype(np.float32) if all_classes else np.ascontiguousarray(out[0], dtype=np.float32)
+
+
+def predict_probability(
+    image,
+    model=None,
+    *,
+    device="cpu",
+    tile: int = 512,
+    overlap: int = 64,
+    n_threads: int | None = None,
+    contrast: str = "auto",
+    all_classes: bool = False,
+) -> np.ndarray:
+    """Dislocation probability for every pixel of an image.
+
+    Parameters
+    ----------
+    image : array_like, shape (rows, cols)
+        Any numeric dtype; normalised with :func:`normalise_image`.
+    model : DislocationUNet, optional
+        Defaults to the shipped detector (:func:`napari_stereo_tem.weights.load_detector`).
+    device : str or torch.device
+        Where to run when ``model`` is None (a given model runs where it is).
+    tile, overlap : int
+        Tile side and overlap in pixels; images up to ``tile`` run in one go.
+    n_threads : int, optional
+        Torch CPU threads to use during this call (restored afterwards).
+    contrast : {"auto", "bright_field", "dark_field"}
+        See :func:`normalise_image`.
+    all_classes : bool
+        Return every output class ``(n_classes, rows, cols)`` (class 0 is
+        dislocation, class 1 distractor when the model has it).
+
+    Returns
+    -------
+    ndarray, float32, shape (rows, cols)
+        Probabilities in [0, 1].
+    """
+    previous = torch.get_num_threads()
+    if n_threads:
+        torch.set_num_threads(int(n_threads))
+    try:
+        return drive(iter_predict_probability(image, model, device=device, tile=tile, overlap=overlap,
+                                              contrast=contrast, all_classes=all_classes))
+    finally:
+        if n_threads:
+            torch.set_num_threads(previous)
+
+
+def probability_to_labels(prob, *, threshold: float = 0.5, min_size: int = 0) -> np.ndarray:
+    """Threshold a probability map into a uint8 label image (a napari Labels layer).
+
+    Parameters
+    ----------
+    prob : ndarray, shape (rows, cols) or (n_classes, rows, cols)
+        From :func:`predict_probability`.
+    threshold : float
+        Probability at or above which a pixel is labelled.
+    min_size : int
+        Connected pieces (8-connectivity) of a class smaller than this many
+        pixels are dropped (isolated specks are rarely dislocations).
+
+    Returns
+    -------
+    ndarray, uint8, shape (rows, cols)
+        0 background, 1 dislocation, 2 distractor (only with per-class input;
+        dislocation wins where both pass).
+    """
+    prob = np.asarray(prob)
+    if prob.ndim == 2:
+        prob = prob[None]
+    if prob.ndim != 3:
+        raise InputError(f"prob must be (rows, cols) or (n_classes, rows, cols), got shape {prob.shape}")
+    labels = np.zeros(prob.shape[1:], np.uint8)
+    for k in range(prob.shape[0] - 1, -1, -1):
+        on = prob[k] >= threshold
+        if min_size > 1 and on.any():
+            from skimage.morphology import remove_small_objects
+
+            on = remove_small_objects(on, max_size=int(min_size) - 1, connectivity=2)
+        labels[on] = k + 1
+    return labels
+
+
+def label_settings(model) -> dict:
+    """Keyword arguments of :func:`probability_to_labels` recommended for ``model``.
+
+    They come from the model's metadata (key ``postprocess``, tuned on
+    validation scenes, never on test scenes); ``{"threshold": 0.5,
+    "min_size": 0}`` when it has none.
+    """
+    post = (getattr(model, "metadata", None) or {}).get("postprocess", {})
+    return {"threshold": float(post.get("threshold", 0.5)), "min_size": int(post.get("min_size", 0))}
+
+
+def _drop_lone_pixels(skeleton: np.ndarray) -> np.ndarray:
+    """Skeleton pixels without any 8-neighbour (skan cannot build a graph of them)."""
+    from scipy.ndimage import convolve
+
+    neighbours = convolve(skeleton.astype(np.uint8), np.ones((3, 3), np.uint8), mode="constant") - skeleton
+    return skeleton & (neighbours > 0)
+
+
+def _prune_spurs(skeleton: np.ndarray, min_branch_length: float, max_rounds: int = 10):
+    """Remove short branches with a free end (spurs, isolated bits) until none is left."""
+    from skan import Skeleton
+    from skimage.morphology import skeletonize
+
+    for _ in range(max_rounds):
+        skeleton = _drop_lone_pixels(skeleton)
+        if not skeleton.any():
+            return None
+        graph = Skeleton(skeleton)
+        lengths = graph.path_lengths()
+        drop = []
+        for i in range(graph.n_paths):
+            nodes = graph.path(i)
+            free_end = graph.degrees[nodes[0]] == 1 or graph.degrees[nodes[-1]] == 1
+            if free_end and lengths[i] < min_branch_length:
+                drop.append(i)
+        if not drop:
+            return graph
+        skeleton = skeleton.copy()
+        for i in drop:
+            nodes = graph.path(i)
+            keep = graph.degrees[nodes] > 2  # junction pixels stay
+            yx = np.round(graph.path_coordinates(i)).astype(int)[~keep]
+            skeleton[yx[:, 0], yx[:, 1]] = False
+        skeleton = skeletonize(skeleton)
+    skeleton = _drop_lone_pixels(skeleton)
+    return Skeleton(skeleton) if skeleton.any() else None
+
+
+def skeleton_polylines(mask, *, min_branch_length: float = 5) -> list[np.ndarray]:
+    """One polyline per skeleton branch of a binary mask, junctions kept, spurs removed.
+
+    Parameters
+    ----------
+    mask : array_like of bool, shape (rows, cols)
+        Dislocation pixels (e.g. ``labels == 1``).
+    min_branch_length : float
+        Branches ending in a free end (spurs and isolated bits) shorter than
+        this, in pixels, are removed, repeatedly until none is left.
+
+    Returns
+    -------
+    list of ndarray, float64, shape (n, 2)
+        ``(x, y)`` pixel coordinates along each branch, in path order. Branches
+        meeting at a junction all contain the junction pixel.
+    """
+    from skimage.morphology import skeletonize
+
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise InputError(f"mask must be 2-D, got shape {mask.shape}")
+    skeleton = skeletonize(mask > 0)
+    graph = _prune_spurs(skeleton, float(min_branch_length))
+    if graph is None:
+        return []
+    lines = []
+    for i in range(graph.n_paths):
+        yx = graph.path_coordinates(i)
+        lines.append(np.ascontiguousarray(yx[:, ::-1], dtype=np.float64))
+    return lines

@@ -1,0 +1,337 @@
+"""Training the dislocation detector on generated scenes (DESIGN 3.4 and 3.8).
+
+The shipped weights (``weights/detector_v1``) come from two runs on a 2-core
+CPU with one torch thread (about 50 minutes in all)::
+
+    stereo-tem train detector --steps 2400 --batch-size 8 --crop 160 --seed 1 --lr 0.002 \\
+        --pos-weight 3.0 --val-every 200 --n-val 8 --pool-size 128 --threads 1 --out /tmp/detector_v1_base
+    stereo-tem train detector --init /tmp/detector_v1_base.safetensors --steps 700 --batch-size 8 \\
+        --crop 160 --seed 2 --lr 0.0005 --pos-weight 1.5 --val-every 100 --n-val 16 --pool-size 64 \\
+        --threads 1 --out src/napari_stereo_tem/weights/detector_v1
+
+(the exact commands of a weights file are in its JSON sidecar, keys ``command`` and ``recipe``).
+
+Data: scenes from :func:`napari_stereo_tem.synth.make_stereo_pair` with seeds
+drawn from ``TRAIN_SEEDS`` (never ``TEST_SEEDS``); both views of a scene are
+used. Scenes live in a pool that is refreshed by one new scene per step, so
+the generator is not the bottleneck and every step is reproducible from
+``(seed, step)`` alone, which makes resuming exact.
+
+Augmentations: scale 0.7-1.2, rotation -60..60 degrees, flips, brightness
+0.8-1.2 (and an offset), Gaussian noise, sometimes a slight blur or a gamma,
+and contrast inversion (dark-field look).
+Loss: binary cross-entropy with a ``pos_weight`` for the thin lines, on the
+dislocation channel and (``n_classes=2``) a distractor channel.
+Validation: centreline F1 (2 px) on fixed ``VAL_SEEDS`` scenes every
+``val_every`` steps (an "epoch"); the best model is saved to ``out_path``,
+the last state to ``<out_path>.ckpt.pt`` for ``resume``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from ..checks import InputError
+from ..progress import Progress, ProgressGenerator
+
+__all__ = ["train_detector", "augment_sample", "synth_views", "validate_detector"]
+
+SceneSource = Callable[[int], list]
+
+
+def synth_views(seed: int, *, shape: tuple[int, int] = (256, 256)) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Both views of one synthetic scene as ``[(image, mask), (image, mask)]``.
+
+    ``image`` is float32 (rows, cols) in [0, 1]; ``mask`` uint8 with 1 =
+    dislocation, 2 = distractor.
+    """
+    from ..synth import make_stereo_pair
+
+    pair = make_stereo_pair(int(seed), shape=tuple(shape))
+    return [(pair.left, pair.mask_left), (pair.right, pair.mask_right)]
+
+
+def augment_sample(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, *, crop: int,
+                   invert_prob: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
+    """One random crop of ``(image, mask)`` with the training augmentations.
+
+    Parameters
+    ----------
+    image : ndarray, float32, shape (rows, cols)
+        Normalised to [0, 1], lines dark.
+    mask : ndarray, uint8, shape (rows, cols)
+    rng : numpy Generator
+    crop : int
+        Side of the output.
+    invert_prob : float
+        Chance of inverting the contrast (bright lines).
+
+    Returns
+    -------
+    image : ndarray, float32, shape (crop, crop)
+    mask : ndarray, uint8, shape (crop, crop)
+    """
+    import cv2
+
+    rows, cols = image.shape
+    scale = rng.uniform(0.7, 1.2)
+    angle = rng.uniform(-60.0, 60.0)
+    half = crop / (2 * scale)
+    cy = rng.uniform(min(half, rows / 2), max(rows - half, rows / 2))
+    cx = rng.uniform(min(half, cols / 2), max(cols - half, cols / 2))
+    matrix = cv2.getRotationMatrix2D((float(cx), float(cy)), float(angle), float(scale))
+    matrix[:, 2] += np.array([crop / 2 - cx, crop / 2 - cy])
+    border = cv2.BORDER_REFLECT_101
+    out = cv2.warpAffine(image.astype(np.float32), matrix, (crop, crop), flags=cv2.INTER_LINEAR, borderMode=border)
+    lab = cv2.warpAffine(mask, matrix, (crop, crop), flags=cv2.INTER_NEAREST, borderMode=border)
+    if rng.random() < 0.5:
+        out, lab = out[:, ::-1], lab[:, ::-1]
+    if rng.random() < 0.5:
+        out, lab = out[::-1], lab[::-1]
+    if rng.random() < 0.3:
+        out = cv2.GaussianBlur(np.ascontiguousarray(out), (0, 0), rng.uniform(0.5, 1.2))
+    if rng.random() < 0.3:
+        out = np.clip(out, 0.0, 1.0) ** rng.uniform(0.7, 1.4)
+    out = out * rng.uniform(0.8, 1.2) + rng.uniform(-0.1, 0.1)
+    sigma = rng.uniform(0.0, 0.08)
+    if sigma > 0:
+        out = out + rng.normal(0.0, sigma, out.shape)
+    if rng.random() < invert_prob:
+        out = 1.0 - out
+    return np.ascontiguousarray(out, dtype=np.float32), np.ascontiguousarray(lab)
+
+
+def _targets(masks: np.ndarray, n_classes: int) -> torch.Tensor:
+    channels = [masks == k + 1 for k in range(n_classes)]
+    return torch.from_numpy(np.stack(channels, axis=1).astype(np.float32))
+
+
+@torch.no_grad()
+def validate_detector(model, samples: list, *, device="cpu") -> float:
+    """Mean centreline F1 (2 px) of ``model`` on ``[(image, mask), ...]`` (images normalised)."""
+    from ..metrics import centreline_scores
+
+    model.eval()
+    scores = []
+    for image, mask in samples:
+        x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None].to(device)
+        prob = torch.sigmoid(model(x))[0, 0].cpu().numpy()
+        scores.append(centreline_scores(prob >= 0.5, mask == 1)["f1"])
+    return float(np.mean(scores))
+
+
+def _prepare(image: np.ndarray, multiple: int = 8) -> np.ndarray:
+    from ..detection import normalise_image
+
+    norm = normalise_image(image, contrast="bright_field")
+    rows, cols = norm.shape
+    return norm[: rows // multiple * multiple, : cols // multiple * multiple]
+
+
+def _draw_train_seeds(seed: int, n: int) -> np.ndarray:
+    from ..synth.seeds import TRAIN_SEEDS
+
+    rng = np.random.default_rng([int(seed), 7])
+    return rng.integers(TRAIN_SEEDS.start, TRAIN_SEEDS.stop, size=n)
+
+
+def _val_seeds(seed: int, n: int) -> np.ndarray:
+    from ..synth.seeds import VAL_SEEDS
+
+    rng = np.random.default_rng([int(seed), 11])
+    return rng.integers(VAL_SEEDS.start, VAL_SEEDS.stop, size=n)
+
+
+def train_detector(
+    *,
+    out_path,
+    steps: int = 2400,
+    batch_size: int = 8,
+    crop: int = 160,
+    seed: int = 0,
+    device="cpu",
+    init: str | None = None,
+    resume=None,
+    n_threads: int | None = None,
+    lr: float = 2e-3,
+    pos_weight: float = 3.0,
+    val_every: int = 200,
+    n_val: int = 8,
+    scene_shape: tuple[int, int] = (256, 256),
+    pool_size: int = 128,
+    invert_prob: float = 0.25,
+    base_channels: int = 16,
+    n_classes: int = 2,
+    scene_source: SceneSource | None = None,
+    command: str | None = None,
+    checkpoint_path=None,
+) -> ProgressGenerator[dict]:
+    """Train a :class:`~napari_stereo_tem.nets.DislocationUNet`; a progress generator.
+
+    Parameters
+    ----------
+    out_path : str or Path
+        Weights file of the best model (``.safetensors`` + ``.json`` sidecar).
+    steps, batch_size, crop : int
+        Optimiser steps, crops per step, crop side in pixels.
+    seed : int
+        Seeds weights, scene choice and augmentation; a run is reproducible.
+    device : str or torch.device
+    init : str, optional
+        A model version or path to start from (fine-tuning).
+    resume : str or Path, optional
+        A checkpoint (``<out>.ckpt.pt``) to continue from.
+    n_threads : int, optional
+        Torch CPU threads.
+    scene_source : callable, optional
+        ``seed -> [(image, mask), ...]``; default :func:`synth_views` on ``TRAIN_SEEDS``/``VAL_SEEDS``.
+    command : str, optional
+        The command line recorded in the metadata.
+    checkpoint_path : str or Path, optional
+        Where the last state goes (default ``<out_path>.ckpt.pt``).
+
+    Yields
+    ------
+    Progress
+        One per step (after the scene pool is filled), ``info={"loss": ..., "batch_loss": ..., "val_f1": ...}``:
+        ``loss`` is a moving average, ``val_f1`` that of the last validation.
+
+    Returns
+    -------
+    dict
+        ``best_val_f1``, ``history`` (per validation), ``wall_s``, ``out_path``.
+    """
+    from ..nets.unet import DislocationUNet
+    from ..weights import load_detector, save_model
+
+    if steps < 1 or batch_size < 1 or crop < 16 or crop % 8:
+        raise InputError(f"need steps >= 1, batch_size >= 1 and crop a multiple of 8 >= 16; got "
+                         f"steps={steps}, batch_size={batch_size}, crop={crop}")
+    out_path = Path(out_path).with_suffix(".safetensors")
+    ckpt_path = Path(checkpoint_path) if checkpoint_path else out_path.with_suffix(".ckpt.pt")
+    if n_threads:
+        import cv2
+
+        torch.set_num_threads(int(n_threads))
+        cv2.setNumThreads(int(n_threads))
+    torch.manual_seed(seed)
+    if scene_source is None:
+        def scene_source(s, _shape=tuple(scene_shape)):
+            return synth_views(int(s), shape=_shape)
+    t_start = time.perf_counter()
+
+    init_meta = None
+    if init is not None:
+        model = load_detector(init, device="cpu")
+        init_meta = {k: model.metadata.get(k) for k in ("command", "seed", "steps", "wall_s", "init", "init_metadata")}
+        model.train()
+    else:
+        model = DislocationUNet(in_channels=1, base_channels=base_channels, depth=4, n_classes=n_classes)
+    model = model.to(device)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    warmup = max(1, min(100, steps // 10))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser,
+        lambda t: float(min(1.0, (t + 1) / warmup) * (0.05 + 0.475 * (1 + np.cos(np.pi * min(t, steps) / steps)))),
+    )
+    start, best, history, wall_before = 0, -1.0, [], 0.0
+    if resume is not None:
+        resume = Path(resume)
+        if not resume.is_file():
+            raise InputError(f"checkpoint {resume} does not exist; give the .ckpt.pt written by an earlier run")
+        state = torch.load(resume, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        schedule.load_state_dict(state["schedule"])
+        start, best, history = int(state["step"]), float(state["best_val_f1"]), list(state["history"])
+        wall_before = float(state.get("wall_s", 0.0))
+    weight = torch.full((model.n_classes, 1, 1), float(pos_weight), device=device)
+
+    # Validation scenes, fixed for the run.
+    val = []
+    for s in _val_seeds(seed, max(1, (n_val + 1) // 2)):
+        for img, m in scene_source(int(s)):
+            norm = _prepare(img)
+            val.append((norm, m[: norm.shape[0], : norm.shape[1]]))
+    val = val[:n_val]
+
+    # Scene pool: slot j holds scene seeds[j] at first; step t replaces slot t % P by seeds[P + t].
+    pool_size = max(1, int(pool_size))
+    seeds = _draw_train_seeds(seed, pool_size + steps)
+
+    def load_scene(s):
+        views = []
+        for img, m in scene_source(int(s)):
+            norm = _prepare(img)
+            views.append((norm.astype(np.float16), np.ascontiguousarray(m[: norm.shape[0], : norm.shape[1]])))
+        return views
+
+    pool = []
+    for j in range(pool_size):
+        last = [t for t in range(j, start, pool_size)]
+        pool.append(load_scene(seeds[pool_size + last[-1]] if last else seeds[j]))
+        yield Progress(j + 1, pool_size, "scene pool")
+
+    val_f1 = history[-1]["val_f1"] if history else float("nan")
+    ema = None
+    for step in range(start, steps):
+        model.train()
+        rng = np.random.default_rng([int(seed), int(step)])
+        images, masks = [], []
+        for _ in range(batch_size):
+            views = pool[int(rng.integers(len(pool)))]
+            image, mask = views[int(rng.integers(len(views)))]
+            a, b = augment_sample(image.astype(np.float32), mask, rng, crop=crop, invert_prob=invert_prob)
+            images.append(a)
+            masks.append(b)
+        x = torch.from_numpy(np.stack(images)[:, None]).to(device)
+        y = _targets(np.stack(masks), model.n_classes).to(device)
+        logits = model(x)
+        loss = F.binary_cross_entropy_with_logits(logits, y, pos_weight=weight)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+        batch_loss = float(loss.item())
+        ema = batch_loss if ema is None else 0.95 * ema + 0.05 * batch_loss
+        pool[step % pool_size] = load_scene(seeds[pool_size + step])
+
+        done = step + 1
+        if done % val_every == 0 or done == steps:
+            val_f1 = validate_detector(model, val, device=device)
+            wall = wall_before + time.perf_counter() - t_start
+            history.append({"step": done, "loss": float(ema), "val_f1": val_f1, "wall_s": wall})
+            if val_f1 > best:
+                best = val_f1
+                save_model(model, out_path, {
+                    "command": command, "seed": int(seed), "steps": done, "batch_size": batch_size, "crop": crop,
+                    "data_version": _data_version(), "metric": {"val_centreline_f1_2px": val_f1, "n_val": len(val)},
+                    "train_seed_range": "synth.seeds.TRAIN_SEEDS", "device": str(device),
+                    "torch_threads": torch.get_num_threads(), "wall_s": wall, "init": init, "init_metadata": init_meta, "pos_weight": pos_weight, "lr": lr,
+                    "normalisation": "detection.normalise_image (robust percentiles 0.5/99.5, lines dark)",
+                })
+            tmp = ckpt_path.with_name(ckpt_path.name + ".tmp")
+            torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
+                        "schedule": schedule.state_dict(), "step": done, "best_val_f1": best,
+                        "history": history, "wall_s": wall}, tmp)
+            tmp.replace(ckpt_path)
+        yield Progress(done, steps, "train", {"loss": float(ema), "batch_loss": batch_loss, "val_f1": float(val_f1)})
+    wall = wall_before + time.perf_counter() - t_start
+    return {"best_val_f1": best, "history": history, "wall_s": wall, "out_path": str(out_path),
+            "checkpoint": str(ckpt_path)}
+
+
+def _data_version() -> str:
+    from .. import __version__
+
+    try:
+        from ..synth import DATA_VERSION  # type: ignore[attr-defined]
+    except ImportError:
+        DATA_VERSION = None
+    return f"napari-stereo-tem {__version__} synth" + (f" {DATA_VERSION}" if DATA_VERSION else "")
