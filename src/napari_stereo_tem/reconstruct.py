@@ -1,0 +1,387 @@
+"""End-to-end stereo reconstruction of dislocations (DESIGN 3.3-3.6 and the ``reconstruct`` contract of 5).
+
+Stages: load -> rectify -> detect -> match -> refine -> triangulate (ordered 3D
+polylines along the skeleton branches of the left view, lightly smoothed).
+:func:`reconstruct_stereo` is a progress generator (one report per stage);
+:func:`reconstruct` drives it. The result is a :class:`StereoReconstruction`
+whose :meth:`~StereoReconstruction.save` writes ``lines.csv``, ``result.json``
+and ``preview.png``.
+
+Coordinates: the rectified left view (DESIGN section 2), tilt axis at the
+central column ``(cols - 1) / 2``, ``z`` along the beam, in pixels.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .checks import InputError
+from .progress import Progress, ProgressGenerator, drive
+
+__all__ = ["StereoReconstruction", "reconstruct_stereo", "reconstruct", "load_reconstruction", "lines_from_disparity",
+           "STAGES"]
+
+#: The stages reported by :func:`reconstruct_stereo`, in order.
+STAGES = ("load", "rectify", "detect", "match", "refine", "triangulate")
+
+
+@dataclass
+class StereoReconstruction:
+    """The 3D model of a stereo pair and everything needed to check it.
+
+    Attributes
+    ----------
+    lines : list of ndarray, shape (n, 3)
+        ``(x, y, z)`` points of each dislocation line in order, pixels.
+    left, right : ndarray, float32, shape (rows, cols)
+        The rectified views (normalised to [0, 1], lines dark).
+    prob_left, prob_right : ndarray, float32, shape (rows, cols)
+        Detection probabilities.
+    labels_left, labels_right : ndarray, uint8, shape (rows, cols)
+        Detection labels (1 = dislocation).
+    disparity, disparity_std : ndarray, float32, shape (rows, cols)
+        Raw matcher disparity ``x_right - x_left`` and its softmax spread.
+    disparity_refined : ndarray, float32, shape (rows, cols)
+        Refined disparity at kept left dislocation pixels, NaN elsewhere.
+    rectification : dict or None
+        Figures of the rectification (``None`` when it was skipped).
+    timings : dict
+        Seconds per stage.
+    provenance : dict
+        Inputs, stereo angle, pixel size, model versions, parameters.
+    """
+
+    lines: list
+    left: np.ndarray
+    right: np.ndarray
+    prob_left: np.ndarray
+    prob_right: np.ndarray
+    labels_left: np.ndarray
+    labels_right: np.ndarray
+    disparity: np.ndarray
+    disparity_std: np.ndarray
+    disparity_refined: np.ndarray
+    rectification: dict | None = None
+    timings: dict = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)
+
+    def lines_physical(self) -> list:
+        """The lines in nm when the pixel size is known (else in pixels)."""
+        size = self.provenance.get("pixel_size_nm")
+        return [np.asarray(line) * (size or 1.0) for line in self.lines]
+
+    def record(self) -> dict:
+        """The JSON record written as ``result.json``."""
+        n_points = int(sum(len(line) for line in self.lines))
+        kept = np.isfinite(self.disparity_refined)
+        n_left = int((self.labels_left == 1).sum())
+        return {"provenance": self.provenance, "timings_s": self.timings, "rectification": self.rectification,
+                "summary": {"n_lines": len(self.lines), "n_points": n_points,
+                            "dislocation_pixels_left": n_left, "refined_pixels_kept": int(kept.sum()),
+                            "units": "pixels (multiply by provenance.pixel_size_nm for nm)",
+                            "frame": "rectified left view; tilt axis at column (cols - 1) / 2; z along the beam"}}
+
+    def save(self, directory) -> Path:
+        """Write ``lines.csv``, ``result.json`` and ``preview.png`` into ``directory`` (created if needed)."""
+        from .lines_io import write_json, write_lines_csv
+
+        folder = Path(directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_lines_csv(folder / "lines.csv", self.lines)
+        write_json(folder / "result.json", self.record())
+        self.save_preview(folder / "preview.png")
+        return folder
+
+    def save_preview(self, path) -> Path:
+        """The rectified left view with the lines drawn over it, coloured by depth ``z`` (PNG)."""
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.collections import LineCollection
+        from matplotlib.figure import Figure
+
+        from .atomic import atomic_write_bytes
+
+        rows, cols = self.left.shape
+        fig = Figure(figsize=(6.4, 6.4 * rows / cols + 0.6), dpi=100)
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot(1, 1, 1)
+        ax.imshow(self.left, cmap="gray", vmin=0, vmax=1)
+        segments, depths = [], []
+        for line in self.lines:
+            pts = np.asarray(line)
+            if len(pts) >= 2:
+                segments.extend(np.stack([pts[:-1, :2], pts[1:, :2]], axis=1))
+                depths.extend(0.5 * (pts[:-1, 2] + pts[1:, 2]))
+        if segments:
+            coll = LineCollection(segments, cmap="viridis", linewidths=2)
+            coll.set_array(np.asarray(depths))
+            ax.add_collection(coll)
+            fig.colorbar(coll, ax=ax, fraction=0.046, pad=0.02, label="z (px)")
+        ax.set_xlim(-0.5, cols - 0.5)
+        ax.set_ylim(rows - 0.5, -0.5)
+        ax.set_title(f"{len(self.lines)} lines, stereo angle {self.provenance.get('stereo_angle_deg')} deg")
+        ax.set_axis_off()
+        import io
+
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")
+        return atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_reconstruction(directory) -> tuple[list, dict]:
+    """Read back what :meth:`StereoReconstruction.save` wrote: ``(lines, record)``."""
+    from .lines_io import read_json, read_lines_csv
+
+    folder = Path(directory)
+    return read_lines_csv(folder / "lines.csv"), read_json(folder / "result.json")
+
+
+def _smooth_nan(values: np.ndarray, sigma: float) -> np.ndarray:
+    from scipy.ndimage import gaussian_filter1d
+
+    if sigma <= 0 or len(values) < 3:
+        return values
+    ok = np.isfinite(values).astype(float)
+    num = gaussian_filter1d(np.where(ok > 0, values, 0.0), sigma, mode="nearest")
+    den = gaussian_filter1d(ok, sigma, mode="nearest")
+    return np.where(ok > 0, num / np.maximum(den, 1e-9), np.nan)
+
+
+def lines_from_disparity(mask_left, disparity, stereo_angle_deg: float, *, min_points: int = 5,
+                         smooth_sigma: float = 1.5, min_branch_length: float = 5.0) -> list:
+    """Ordered 3D polylines from the skeleton of the left mask and a (refined) disparity map.
+
+    Parameters
+    ----------
+    mask_left : ndarray of bool, shape (rows, cols)
+        Left dislocation pixels.
+    disparity : ndarray, shape (rows, cols)
+        ``x_right - x_left``; NaN where unknown (a branch is split there).
+    stereo_angle_deg : float
+    min_points : int
+        Pieces with fewer valid points are dropped.
+    smooth_sigma : float
+        Gaussian smoothing of the disparity along each piece (in points; after a 5-point median).
+    min_branch_length : float
+        Spur pruning of :func:`~napari_stereo_tem.detection.skeleton_polylines`.
+
+    Returns
+    -------
+    list of ndarray, shape (n, 3)
+        ``(x, y, z)`` per line, triangulated with :func:`~napari_stereo_tem.projection.triangulate`
+        (tilt axis at column ``(cols - 1) / 2``).
+    """
+    from scipy.ndimage import median_filter
+
+    from .detection import skeleton_polylines
+    from .projection import triangulate
+
+    disparity = np.asarray(disparity, dtype=float)
+    axis_col = (disparity.shape[1] - 1) / 2.0
+    lines = []
+    for branch in skeleton_polylines(mask_left, min_branch_length=min_branch_length):
+        xy = np.round(branch).astype(int)
+        d = disparity[xy[:, 1], xy[:, 0]]
+        ok = np.isfinite(d)
+        edges = np.diff(np.concatenate([[0], ok.astype(np.int8), [0]]))
+        for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
+            if b - a < min_points:
+                continue
+            piece = d[a:b]
+            if len(piece) >= 5:
+                piece = median_filter(piece, size=5, mode="nearest")
+            piece = _smooth_nan(piece, smooth_sigma)
+            x_left, y = branch[a:b, 0], branch[a:b, 1]
+            lines.append(triangulate(x_left, y, x_left + piece, stereo_angle_deg, axis_col=axis_col))
+    return lines
+
+
+def _input_name(source, fallback: str) -> str:
+    if isinstance(source, (str, Path)):
+        return str(source)
+    return f"{fallback} ({type(source).__name__})"
+
+
+def _model_info(model) -> dict:
+    meta = getattr(model, "metadata", {}) or {}
+    return {"version": getattr(model, "version", None), "class": type(model).__name__,
+            "architecture": model.architecture() if hasattr(model, "architecture") else None,
+            "command": meta.get("command"), "metric": meta.get("metric")}
+
+
+def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_size: float | None = None,
+                       swap: bool = False, rectify: bool = True, device="cpu", detector=None, matcher=None,
+                       disparity_range: tuple[int, int] | None = None, refine: bool = True,
+                       refine_mode: str = "centre", max_snap_px: float = 3.0, threshold: float = 0.5,
+                       contrast: str = "auto", n_threads: int | None = None,
+                       smooth_sigma: float = 1.5, min_line_points: int = 10) -> ProgressGenerator[StereoReconstruction]:
+    """Reconstruct the 3D dislocation lines of a stereo pair; a progress generator.
+
+    Parameters
+    ----------
+    left, right : str, Path, ndarray (rows, cols) or HyperSpy signal
+        The two views (``left`` at ``-phi/2``); files in any format of
+        :func:`napari_stereo_tem.images.read_image`.
+    stereo_angle_deg : float or None
+        The stereo angle ``phi``; ``None`` takes it from the files' tilt metadata.
+    pixel_size : float, optional
+        nm per pixel (recorded; ``lines.csv`` stays in pixels). Default: from the files.
+    swap : bool
+        Exchange the views.
+    rectify : bool
+        Rectify with SIFT + RANSAC (:func:`~napari_stereo_tem.rectification.rectify_pair`);
+        ``False`` when the pair is already rectified.
+    device : str or torch.device
+        Where the networks run ("cpu", "cuda").
+    detector : DislocationUNet or str, optional
+        Model or version name; default the shipped ``detector_v1``.
+    matcher : StereoNet or str, optional
+        Model or version name; default the shipped ``matcher_v1``.
+    disparity_range : (int, int), optional
+        Signed disparity range searched (px); default the matcher's own.
+    refine : bool
+        Snap disparities to right dislocation pixels (DESIGN 3.5); without it the raw disparities are used.
+    refine_mode, max_snap_px
+        See :func:`~napari_stereo_tem.matching.refine_disparity`.
+    threshold : float
+        Detection probability threshold.
+    contrast : {"auto", "bright_field", "dark_field"}
+        Contrast of the images (decided once, from the left view, for both).
+    n_threads : int, optional
+        Torch CPU threads during the call.
+    smooth_sigma : float
+        Smoothing of the disparity along each line (points).
+    min_line_points : int
+        Lines (and skeleton spurs) shorter than this many points are dropped
+        (isolated detections are mostly noise).
+
+    Yields
+    ------
+    Progress
+        One per stage of :data:`STAGES`.
+
+    Returns
+    -------
+    StereoReconstruction
+
+    Raises
+    ------
+    InputError
+        Unreadable or mismatched inputs, a zero or absurd angle, missing weights,
+        a pair that cannot be rectified.
+    """
+    import torch
+
+    from .detection import normalise_image, predict_probability, probability_to_labels
+    from .images import read_stereo_pair
+    from .matching import load_matcher, predict_disparity, refine_disparity
+    from .nets.matcher import disparity_levels
+    from .weights import load_detector
+
+    timings: dict[str, float] = {}
+    total = len(STAGES)
+    previous_threads = torch.get_num_threads()
+    if n_threads:
+        torch.set_num_threads(int(n_threads))
+    try:
+        t0 = time.perf_counter()
+        pair = read_stereo_pair(left, right, stereo_angle_deg=stereo_angle_deg, pixel_size_nm=pixel_size, swap=swap)
+        if detector is None or isinstance(detector, (str, Path)):
+            detector = load_detector("default" if detector is None else str(detector), device=device)
+        if matcher is None or isinstance(matcher, (str, Path)):
+            matcher = load_matcher("default" if matcher is None else str(matcher), device=device)
+        timings["load"] = time.perf_counter() - t0
+        yield Progress(1, total, "load")
+
+        t0 = time.perf_counter()
+        rect_report = None
+        if rectify:
+            from .rectification import rectify_pair
+
+            rect = rectify_pair(pair.left, pair.right)
+            raw_left, raw_right = rect.left, rect.right
+            rect_report = rect.report()
+        else:
+            raw_left, raw_right = pair.left.astype(np.float32), pair.right.astype(np.float32)
+        timings["rectify"] = time.perf_counter() - t0
+        yield Progress(2, total, "rectify")
+
+        t0 = time.perf_counter()
+        norm_left = normalise_image(raw_left, contrast=contrast)
+        if contrast == "auto":
+            bright = normalise_image(raw_left, contrast="bright_field")
+            contrast = "bright_field" if np.allclose(norm_left, bright) else "dark_field"
+        norm_right = normalise_image(raw_right, contrast=contrast)
+        prob_left = predict_probability(raw_left, detector, contrast=contrast)
+        prob_right = predict_probability(raw_right, detector, contrast=contrast)
+        labels_left = probability_to_labels(prob_left, threshold=threshold)
+        labels_right = probability_to_labels(prob_right, threshold=threshold)
+        timings["detect"] = time.perf_counter() - t0
+        yield Progress(3, total, "detect")
+
+        t0 = time.perf_counter()
+        net = matcher.matcher if hasattr(matcher, "matcher") else matcher
+        saved_levels = list(net.levels)
+        try:
+            if disparity_range is not None:
+                net.levels = disparity_levels(tuple(disparity_range), net.scale)
+            disparity, std = predict_disparity(norm_left, norm_right, matcher)
+        finally:
+            net.levels = saved_levels
+        timings["match"] = time.perf_counter() - t0
+        yield Progress(4, total, "match")
+
+        t0 = time.perf_counter()
+        mask_left, mask_right = labels_left == 1, labels_right == 1
+        if refine:
+            refined = refine_disparity(disparity, mask_left, mask_right, max_distance=max_snap_px,
+                                       mode=refine_mode, weights_left=prob_left, weights_right=prob_right)
+        else:
+            refined = np.where(mask_left, disparity, np.nan).astype(np.float32)
+        timings["refine"] = time.perf_counter() - t0
+        yield Progress(5, total, "refine")
+
+        t0 = time.perf_counter()
+        lines = lines_from_disparity(mask_left, refined, pair.stereo_angle_deg, smooth_sigma=smooth_sigma,
+                                     min_points=min_line_points, min_branch_length=float(min_line_points))
+        timings["triangulate"] = time.perf_counter() - t0
+        timings["total"] = float(sum(timings.values()))
+        yield Progress(6, total, "triangulate")
+    finally:
+        if n_threads:
+            torch.set_num_threads(previous_threads)
+
+    from . import __version__
+
+    provenance = {
+        "inputs": {"left": _input_name(left, "left"), "right": _input_name(right, "right"),
+                   "names": list(pair.names)},
+        "stereo_angle_deg": float(pair.stereo_angle_deg), "pixel_size_nm": pair.pixel_size_nm,
+        "swap": bool(swap), "rectify": bool(rectify), "device": str(device),
+        "detector": _model_info(detector), "matcher": _model_info(matcher),
+        "parameters": {"disparity_range": list(disparity_range) if disparity_range is not None
+                       else list(getattr(net, "disparity_range", [])),
+                       "refine": bool(refine), "refine_mode": refine_mode, "max_snap_px": max_snap_px,
+                       "threshold": threshold, "contrast": contrast, "smooth_sigma": smooth_sigma,
+                       "min_line_points": min_line_points,
+                       "axis_col": (pair.left.shape[1] - 1) / 2.0, "torch_threads": torch.get_num_threads()},
+        "package": f"napari-stereo-tem {__version__}",
+        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    return StereoReconstruction(
+        lines=lines, left=norm_left, right=norm_right, prob_left=prob_left, prob_right=prob_right,
+        labels_left=labels_left, labels_right=labels_right, disparity=disparity, disparity_std=std,
+        disparity_refined=refined, rectification=rect_report, timings=timings, provenance=provenance)
+
+
+def reconstruct(left, right, *, on_progress=None, should_stop=None, **options) -> StereoReconstruction:
+    """Run :func:`reconstruct_stereo` to the end (same arguments) and return its result.
+
+    ``on_progress`` and ``should_stop`` are passed to :func:`~napari_stereo_tem.progress.drive`.
+    """
+    if "stereo_angle_deg" not in options:
+        raise InputError("give the stereo angle: stereo_angle_deg=DEGREES (None takes it from the files)")
+    return drive(reconstruct_stereo(left, right, **options), on_progress, should_stop)
