@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from .atomic import atomic_write
 from .checks import InputError
 
 __all__ = [
@@ -108,22 +108,6 @@ def find_version(version: str, *, default: str = DEFAULT_DETECTOR) -> Path:
     )
 
 
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def save_model(model: nn.Module, path, metadata: dict | None = None) -> Path:
     """Write ``model``'s state to ``path`` (.safetensors) and metadata to the ``.json`` beside it.
 
@@ -149,9 +133,9 @@ def save_model(model: nn.Module, path, metadata: dict | None = None) -> Path:
         meta["architecture"] = model.architecture()
     meta.setdefault("class", type(model).__name__)
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    _atomic_write(path, lambda tmp: save_file(state, tmp, metadata={"class": meta["class"]}))
+    atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata={"class": meta["class"]}))
     text = json.dumps(meta, indent=2, sort_keys=True, default=str)
-    _atomic_write(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(text + "\n"))
+    atomic_write(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(text + "\n"))
     return path
 
 
@@ -284,5 +268,5 @@ def select_version(kind: str, version: str | None) -> Path:
     else:
         choice[kind] = str(version)
     text = json.dumps(choice, indent=2, sort_keys=True) + "\n"
-    _atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
     return path
