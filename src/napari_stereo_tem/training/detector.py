@@ -39,6 +39,7 @@ from torch.nn import functional as F
 
 from ..checks import InputError
 from ..progress import Progress, ProgressGenerator
+from .schedule import restore_checkpoint, warmup_cosine
 
 __all__ = ["train_detector", "augment_sample", "synth_views", "validate_detector"]
 
@@ -235,20 +236,10 @@ def train_detector(
         model = DislocationUNet(in_channels=1, base_channels=base_channels, depth=4, n_classes=n_classes)
     model = model.to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    warmup = max(1, min(100, steps // 10))
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser,
-        lambda t: float(min(1.0, (t + 1) / warmup) * (0.05 + 0.475 * (1 + np.cos(np.pi * min(t, steps) / steps)))),
-    )
+    schedule = warmup_cosine(optimiser, steps)
     start, best, history, wall_before = 0, -1.0, [], 0.0
     if resume is not None:
-        resume = Path(resume)
-        if not resume.is_file():
-            raise InputError(f"checkpoint {resume} does not exist; give the .ckpt.pt written by an earlier run")
-        state = torch.load(resume, map_location="cpu", weights_only=True)
-        model.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        schedule.load_state_dict(state["schedule"])
+        state = restore_checkpoint(resume, model, optimiser, schedule)
         start, best, history = int(state["step"]), float(state["best_val_f1"]), list(state["history"])
         wall_before = float(state.get("wall_s", 0.0))
     weight = torch.full((model.n_classes, 1, 1), float(pos_weight), device=device)

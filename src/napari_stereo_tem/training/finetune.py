@@ -28,6 +28,7 @@ from torch.nn import functional as F
 
 from ..checks import InputError
 from ..progress import Progress, ProgressGenerator
+from .schedule import read_checkpoint, warmup_cosine
 
 __all__ = ["finetune_detector", "finetune_matcher", "version_name", "checkpoint_path", "detector_samples",
            "matcher_pairs"]
@@ -123,12 +124,8 @@ def _entry_summary(set_dir) -> list[dict]:
 
 
 def _load_checkpoint(path: Path, version: str) -> dict:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - pickled code or a damaged file
-        raise InputError(f"checkpoint {path} cannot be read safely ({type(err).__name__}); it may carry "
-                         f"pickled code, which is refused: delete it or start without resume") from None
-    if not isinstance(state, dict) or state.get("version") != version:
+    state = read_checkpoint(path)
+    if state.get("version") != version:
         raise InputError(f"checkpoint {path} is not one of version {version!r}; delete it or change the name")
     return state
 
@@ -139,9 +136,7 @@ def _train_loop(model, params, batch_loss: Callable[[np.random.Generator], torch
     """The shared optimiser loop: one Progress per step, checkpoints, resume; returns (losses, steps done)."""
     ckpt = checkpoint_path(version)
     optimiser = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
-    warmup = max(1, min(20, steps // 10))
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, lambda t: float(min(1.0, (t + 1) / warmup) * (0.1 + 0.45 * (1 + np.cos(np.pi * min(t, steps) / steps)))))
+    schedule = warmup_cosine(optimiser, steps, max_warmup=20, floor=0.1)
     done, losses = 0, []
     source = Path(resume) if isinstance(resume, (str, Path)) else ckpt
     if isinstance(resume, (str, Path)) and not source.is_file():

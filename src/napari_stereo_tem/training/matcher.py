@@ -33,6 +33,7 @@ from torch.nn import functional as F
 
 from ..checks import InputError
 from ..progress import Progress, ProgressGenerator
+from .schedule import restore_checkpoint, warmup_cosine
 
 __all__ = ["train_matcher", "stereo_crop", "validate_matcher", "prepare_pair"]
 
@@ -245,19 +246,10 @@ def train_matcher(
     model = model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimiser = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
-    warmup = max(1, min(100, steps // 10))
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser,
-        lambda t: float(min(1.0, (t + 1) / warmup) * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * min(t, steps) / steps)))))
+    schedule = warmup_cosine(optimiser, steps)
     start, best, history, wall_before = 0, float("inf"), [], 0.0
     if resume is not None:
-        resume = Path(resume)
-        if not resume.is_file():
-            raise InputError(f"checkpoint {resume} does not exist; give the .ckpt.pt written by an earlier run")
-        state = torch.load(resume, map_location="cpu", weights_only=True)
-        model.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        schedule.load_state_dict(state["schedule"])
+        state = restore_checkpoint(resume, model, optimiser, schedule)
         start, best, history = int(state["step"]), float(state["best_epe"]), list(state["history"])
         wall_before = float(state.get("wall_s", 0.0))
 

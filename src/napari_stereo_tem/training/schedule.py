@@ -1,0 +1,47 @@
+"""Pieces every training loop shares: the learning-rate schedule and restoring a checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..checks import InputError
+
+__all__ = ["warmup_cosine", "read_checkpoint", "restore_checkpoint"]
+
+
+def warmup_cosine(optimiser, steps: int, *, max_warmup: int = 100, floor: float = 0.05):
+    """Linear warm-up over ``min(max_warmup, steps // 10)`` steps, then a cosine from 1 down to ``floor``."""
+    warmup = max(1, min(max_warmup, steps // 10))
+
+    def factor(t: int) -> float:
+        cosine = 0.5 * (1 + np.cos(np.pi * min(t, steps) / steps))
+        return float(min(1.0, (t + 1) / warmup) * (floor + (1 - floor) * cosine))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimiser, factor)
+
+
+def read_checkpoint(path) -> dict:
+    """Read a ``.ckpt.pt`` safely (``weights_only``): a file carrying pickled code is refused."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"checkpoint {path} does not exist; give the .ckpt.pt written by an earlier run")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - pickled code or a damaged file
+        raise InputError(f"checkpoint {path} cannot be read safely ({type(err).__name__}); it may carry "
+                         "pickled code, which is refused: delete it or start without resume") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise InputError(f"{path} is not a training checkpoint of this project")
+    return state
+
+
+def restore_checkpoint(path, model, optimiser, schedule) -> dict:
+    """Load model, optimiser and schedule from a checkpoint; return the whole state for the rest."""
+    state = read_checkpoint(path)
+    model.load_state_dict(state["model"])
+    optimiser.load_state_dict(state["optimiser"])
+    schedule.load_state_dict(state["schedule"])
+    return state
