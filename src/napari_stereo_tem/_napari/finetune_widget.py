@@ -22,13 +22,13 @@ from magicgui.widgets import (
     CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, Label, LineEdit, PushButton, Select, SpinBox,
 )
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from ..checks import InputError
 from ..training.finetune import finetune_detector, finetune_matcher
 from ..training_set import list_entries, list_trash, remove_entry, restore_entry
 from ..weights import list_versions, select_version, selected_version
 from .background import BackgroundTask
+from .plot import FigureWidget
 
 __all__ = ["FinetuneWidget", "LossPlot", "SHIPPED"]
 
@@ -36,20 +36,11 @@ __all__ = ["FinetuneWidget", "LossPlot", "SHIPPED"]
 SHIPPED = "shipped default"
 
 
-class LossPlot(QWidget):
-    """A live matplotlib plot of the training loss (no pyplot: the figure belongs to this widget)."""
+class LossPlot(FigureWidget):
+    """A live plot of the training loss."""
 
     def __init__(self, parent=None):
-        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-        from matplotlib.figure import Figure
-
-        super().__init__(parent)
-        self.figure = Figure(figsize=(4, 2.5), tight_layout=True)
-        self.canvas = FigureCanvasQTAgg(self.figure)
-        self.axes = self.figure.add_subplot(111)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.canvas)
-        self.setMinimumHeight(200)
+        super().__init__(parent, figsize=(4, 2.5), min_height=200)
         self.steps: list[int] = []
         self.losses: list[float] = []
         self.clear()

@@ -13,12 +13,12 @@ import napari
 import numpy as np
 from magicgui.widgets import Container, FloatSpinBox, Label, LineEdit, PushButton, create_widget
 from napari.utils.notifications import show_error
-from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from ..checks import InputError
 from ..particles import reconstruct_particles_iter
 from .background import BackgroundTask
 from .layers import points_to_napari
+from .plot import FigureWidget
 
 __all__ = ["ParticlesWidget", "RdfPlot", "particle_layers", "format_counts"]
 
@@ -58,20 +58,11 @@ def particle_layers(result, *, scale=None, metadata=None) -> list:
     return layers
 
 
-class RdfPlot(QWidget):
-    """A matplotlib plot of g(r) (no pyplot: the figure belongs to this widget)."""
+class RdfPlot(FigureWidget):
+    """A plot of g(r)."""
 
     def __init__(self, parent=None):
-        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-        from matplotlib.figure import Figure
-
-        super().__init__(parent)
-        self.figure = Figure(figsize=(4, 3), tight_layout=True)
-        self.canvas = FigureCanvasQTAgg(self.figure)
-        self.axes = self.figure.add_subplot(111)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.canvas)
-        self.setMinimumHeight(240)
+        super().__init__(parent, figsize=(4, 3), min_height=240)
         self.r = np.zeros(0)
         self.g = np.zeros(0)
 
