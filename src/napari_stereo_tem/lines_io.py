@@ -8,6 +8,7 @@ beam). Writes are atomic: a failure leaves an earlier file as it was.
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -47,11 +48,17 @@ def read_lines_csv(path) -> list[np.ndarray]:
         raise InputError(f"{path} does not exist")
     with open(path) as handle:
         header = handle.readline().strip()
+        body = handle.read()
     if header != LINES_HEADER:
         raise InputError(f"{path} is not a lines file: its header is {header!r}, expected {LINES_HEADER!r}")
-    table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
-    if table.size == 0:
+    if not body.strip():
         return []
+    try:
+        table = np.loadtxt(io.StringIO(body), delimiter=",", ndmin=2)
+    except ValueError as err:
+        raise InputError(f"{path} has a row that is not four numbers: {err}") from None
+    if table.shape[1] != 4:
+        raise InputError(f"{path} rows must hold line_id,x,y,z; found {table.shape[1]} columns")
     ids = table[:, 0].astype(int)
     order = list(dict.fromkeys(ids.tolist()))
     return [table[ids == k, 1:] for k in order]
