@@ -52,6 +52,19 @@ def test_reconstruct_widget_produces_layers(viewer_with_pair, qtbot):
     assert drawn.sum() > 50, f"only {drawn.sum()} pixels show the lines"
 
 
+def test_rectification_report_and_matches(viewer_with_pair, qtbot):
+    viewer, widget = viewer_with_pair
+    widget.rectify.value = True
+    task = _run(widget, qtbot)
+    assert task.error is None, task.error
+    assert "rectified: theta" in widget.report.value and "inliers" in widget.report.value
+    matches = viewer.layers["rectification matches"]
+    segments = np.array(matches.data)  # (n, 2, 2) as (row, col)
+    assert len(segments) >= 20
+    # After rectification a match joins two points on (nearly) the same row.
+    assert np.median(np.abs(segments[:, 0, 0] - segments[:, 1, 0])) < 0.5
+
+
 def test_cancel_stops_within_a_second(viewer_with_pair, qtbot):
     viewer, widget = viewer_with_pair
     n_layers = len(viewer.layers)

@@ -49,6 +49,9 @@ class StereoReconstruction:
         Refined disparity at kept left dislocation pixels, NaN elsewhere.
     rectification : dict or None
         Figures of the rectification (``None`` when it was skipped).
+    matches : ndarray, shape (n, 4)
+        The rectification's inlier keypoint pairs in the rectified frame,
+        ``(x_left, y_left, x_right, y_right)`` (empty when it was skipped).
     timings : dict
         Seconds per stage.
     provenance : dict
@@ -66,6 +69,7 @@ class StereoReconstruction:
     disparity_std: np.ndarray
     disparity_refined: np.ndarray
     rectification: dict | None = None
+    matches: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
     timings: dict = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
 
@@ -297,13 +301,15 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
         yield Progress(1, total, "load")
 
         t0 = time.perf_counter()
-        rect_report = None
+        rect_report, matches = None, np.zeros((0, 4))
         if rectify:
             from .rectification import rectify_pair
 
             rect = rectify_pair(pair.left, pair.right)
             raw_left, raw_right = rect.left, rect.right
             rect_report = rect.report()
+            matches = np.column_stack([rect.map_points(rect.keypoints_left, view="left"),
+                                       rect.map_points(rect.keypoints_right, view="right")])
         else:
             raw_left, raw_right = pair.left.astype(np.float32), pair.right.astype(np.float32)
         timings["rectify"] = time.perf_counter() - t0
@@ -374,7 +380,8 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
     return StereoReconstruction(
         lines=lines, left=norm_left, right=norm_right, prob_left=prob_left, prob_right=prob_right,
         labels_left=labels_left, labels_right=labels_right, disparity=disparity, disparity_std=std,
-        disparity_refined=refined, rectification=rect_report, timings=timings, provenance=provenance)
+        disparity_refined=refined, rectification=rect_report, matches=matches, timings=timings,
+        provenance=provenance)
 
 
 def reconstruct(left, right, *, on_progress=None, should_stop=None, **options) -> StereoReconstruction:

@@ -9,6 +9,7 @@ Shapes layer of paths coloured by depth.
 from __future__ import annotations
 
 import napari
+import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, PushButton, create_widget
 
 from ..reconstruct import reconstruct_stereo
@@ -45,7 +46,7 @@ def reconstruction_layers(result, *, scale=None) -> list:
     meta = {"provenance": result.provenance, "rectification": result.rectification}
     common = {} if scale is None else {"scale": scale}
     scale3 = None if scale is None else (scale[0], *scale)
-    return [
+    layers = [
         (result.left, {"name": "rectified left", "colormap": "gray", "metadata": meta, **common}, "image"),
         (result.right, {"name": "rectified right", "colormap": "gray", "metadata": meta, "visible": False,
                         **common}, "image"),
@@ -54,6 +55,13 @@ def reconstruction_layers(result, *, scale=None) -> list:
                                                **common}, "labels"),
         lines_layer(result.lines, name="3D lines", scale=scale3, metadata=meta),
     ]
+    if len(result.matches):
+        # Each match as a segment from its left to its right keypoint, over the rectified
+        # left view: after rectification they are horizontal (the disparity).
+        segments = [np.array([[m[1], m[0]], [m[3], m[2]]]) for m in result.matches]
+        layers.append((segments, {"name": "rectification matches", "shape_type": "line", "edge_color": "lime",
+                                  "edge_width": 1, "visible": False, "metadata": meta, **common}, "shapes"))
+    return layers
 
 
 class ReconstructWidget(Container):
