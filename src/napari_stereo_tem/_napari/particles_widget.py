@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import napari
 import numpy as np
-from magicgui.widgets import Container, FloatSpinBox, Label, LineEdit, PushButton, create_widget
+from magicgui.widgets import FloatSpinBox, LineEdit, create_widget
 from napari.utils.notifications import show_error
 
 from ..checks import InputError
 from ..particles import reconstruct_particles_iter
-from .background import BackgroundTask
 from .layers import points_to_napari
 from .plot import FigureWidget
+from .task_widget import TaskWidget
 
 __all__ = ["ParticlesWidget", "RdfPlot", "particle_layers", "format_counts"]
 
@@ -78,13 +78,11 @@ class RdfPlot(FigureWidget):
         self.canvas.draw_idle()
 
 
-class ParticlesWidget(Container):
+class ParticlesWidget(TaskWidget):
     """Particles: four views -> 3D points and g(r)."""
 
     def __init__(self, viewer: napari.viewer.Viewer):
-        super().__init__(labels=True)
-        self._viewer = viewer
-        self._task: BackgroundTask | None = None
+        super().__init__(viewer, run_text="Find particles", description="particles")
         self.rdf_plot: RdfPlot | None = None
         self.views = [create_widget(annotation=napari.layers.Image, label=f"view {c}") for c in LETTERS]
         self.beta = FloatSpinBox(value=2.0, min=0.01, max=89.0, step=0.1, label="beta (deg)",
@@ -97,14 +95,8 @@ class ParticlesWidget(Container):
         self.radius_max = FloatSpinBox(value=10.0, min=0.5, max=500.0, step=0.5, label="radius max (px)")
         self.threshold = FloatSpinBox(value=0.0, min=0.0, max=1e3, step=0.5, label="threshold",
                                       tooltip="0 = automatic; else in standard deviations of the noise")
-        self.run_button = PushButton(text="Find particles")
-        self.cancel_button = PushButton(text="Cancel", enabled=False)
-        self.report = Label(value="")
         self.extend([*self.views, self.beta, self.azimuths, self.pixel_size, self.radius_min, self.radius_max,
-                     self.threshold, self.run_button,
-                     self.cancel_button, self.report])
-        self.run_button.changed.connect(self.start)
-        self.cancel_button.changed.connect(self.cancel)
+                     self.threshold, *self.controls()])
         self.views[0].changed.connect(self._geometry_from_metadata)
         self.reset_choices()
 
@@ -141,10 +133,8 @@ class ParticlesWidget(Container):
             raise InputError(f"azimuths must be four angles in degrees separated by commas, "
                              f"got {self.azimuths.value!r}") from None
 
-    def start(self, *_) -> BackgroundTask | None:
-        """Run the particle pipeline in a worker thread (returns the task)."""
-        if self._task is not None and self._task.running:
-            return self._task
+    def make_work(self):
+        """The particle pipeline on the four chosen views (``None`` if they are not set)."""
         layers = [w.value for w in self.views]
         if any(layer is None for layer in layers):
             show_error("choose four image layers: views A, B, C and D")
@@ -159,22 +149,9 @@ class ParticlesWidget(Container):
             show_error(str(err))
             return None
         self._names = [layer.name for layer in layers]
-        self.run_button.enabled, self.cancel_button.enabled = False, True
-        self.report.value = "running..."
-        self._task = BackgroundTask(work, self._show_result, description="particles", on_finished=self._finished)
-        return self._task.start()
+        return work
 
-    def cancel(self, *_) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            self.report.value = "cancelled"
-
-    def _finished(self) -> None:
-        self.run_button.enabled, self.cancel_button.enabled = True, False
-        if self._task is not None and self._task.error is not None:
-            self.report.value = f"failed: {self._task.error}"
-
-    def _show_result(self, result) -> None:
+    def show_result(self, result) -> None:
         size = self.pixel_size.value or None
         scale = (size,) * 3 if size else None
         meta = {"layers": self._names}

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import napari
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, PushButton, create_widget
+from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, create_widget
 
 from ..reconstruct import reconstruct_stereo
-from .background import BackgroundTask
 from .layers import lines_layer
+from .task_widget import TaskWidget
 
 __all__ = ["ReconstructWidget", "reconstruction_layers", "format_report"]
 
@@ -64,13 +64,11 @@ def reconstruction_layers(result, *, scale=None) -> list:
     return layers
 
 
-class ReconstructWidget(Container):
+class ReconstructWidget(TaskWidget):
     """Reconstruct: stereo pair -> rectified views, labels and 3D lines."""
 
     def __init__(self, viewer: napari.viewer.Viewer):
-        super().__init__(labels=True)
-        self._viewer = viewer
-        self._task: BackgroundTask | None = None
+        super().__init__(viewer, run_text="Reconstruct", description="reconstruct")
         self.left = create_widget(annotation=napari.layers.Image, label="left view")
         self.right = create_widget(annotation=napari.layers.Image, label="right view")
         self.angle = FloatSpinBox(value=8.0, min=0.1, max=60.0, step=0.1, label="stereo angle (deg)")
@@ -79,14 +77,8 @@ class ReconstructWidget(Container):
         self.swap = CheckBox(value=False, text="swap views")
         self.rectify = CheckBox(value=True, text="rectify (SIFT + RANSAC)")
         self.device = ComboBox(choices=_devices(), value="cpu", label="device")
-        self.run_button = PushButton(text="Reconstruct")
-        self.cancel_button = PushButton(text="Cancel", enabled=False)
-        self.report = Label(value="")
-        self.report.native.setWordWrap(True)
         self.extend([self.left, self.right, self.angle, self.pixel_size, self.swap, self.rectify, self.device,
-                     self.run_button, self.cancel_button, self.report])
-        self.run_button.changed.connect(self.start)
-        self.cancel_button.changed.connect(self.cancel)
+                     *self.controls()])
         self.left.changed.connect(self._angle_from_metadata)
         self._angle_from_metadata()
 
@@ -100,36 +92,19 @@ class ReconstructWidget(Container):
             if size:
                 self.pixel_size.value = float(size)
 
-    def start(self, *_) -> BackgroundTask | None:
-        """Start the reconstruction in a worker thread (returns the task)."""
-        if self._task is not None and self._task.running:
-            return self._task
+    def make_work(self):
+        """The reconstruction of the chosen pair (``None`` if no pair is chosen)."""
         left, right = self.left.value, self.right.value
         if left is None or right is None:
             napari.utils.notifications.show_error("choose a left and a right image layer")
             return None
-        work = reconstruct_stereo(
+        return reconstruct_stereo(
             left.data, right.data, stereo_angle_deg=self.angle.value,
             pixel_size=self.pixel_size.value or None, swap=self.swap.value, rectify=self.rectify.value,
             device=self.device.value,
         )
-        self.run_button.enabled, self.cancel_button.enabled = False, True
-        self.report.value = "running..."
-        self._task = BackgroundTask(work, self._show_result, description="reconstruct",
-                                    on_finished=self._finished)
-        return self._task.start()
 
-    def cancel(self, *_) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            self.report.value = "cancelled"
-
-    def _finished(self) -> None:
-        self.run_button.enabled, self.cancel_button.enabled = True, False
-        if self._task is not None and self._task.error is not None:
-            self.report.value = f"failed: {self._task.error}"
-
-    def _show_result(self, result) -> None:
+    def show_result(self, result) -> None:
         size = self.pixel_size.value or None
         scale = (size, size) if size else None
         for data, attrs, kind in reconstruction_layers(result, scale=scale):
