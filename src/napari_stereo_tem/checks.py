@@ -61,14 +61,15 @@ def check_pair(left, right, *, names: tuple[str, str] = ("left", "right")) -> tu
     return left, right
 
 
-def check_stereo_angle(angle_deg: float, *, name: str = "stereo angle") -> float:
-    """A stereo angle in degrees must be finite, non-zero and below 90 degrees."""
+def check_stereo_angle(angle_deg: float, *, name: str = "stereo angle", limit_deg: float = 90.0,
+                       typical: str = "1-15 degrees for a stereo pair") -> float:
+    """An angle in degrees must be finite, non-zero and below ``limit_deg`` in magnitude."""
     try:
         angle = float(angle_deg)
     except (TypeError, ValueError):
         raise InputError(f"{name} must be a number of degrees, got {angle_deg!r}") from None
     if not np.isfinite(angle) or angle == 0:
-        raise InputError(f"{name} must be a non-zero number of degrees, got {angle_deg!r}")
-    if abs(angle) >= 90:
-        raise InputError(f"{name} of {angle} degrees is absurd for a stereo pair; typical values are 1-15 degrees")
+        raise InputError(f"{name} must be a non-zero number of degrees (typically {typical}), got {angle_deg!r}")
+    if abs(angle) >= limit_deg:
+        raise InputError(f"{name} of {angle} degrees is absurd; typical values are {typical}")
     return angle

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checks import InputError
+from ..checks import InputError, check_stereo_angle
 
 __all__ = ["check_view_geometry", "view_directions", "project_particles", "solve_positions"]
 
@@ -27,14 +27,8 @@ def check_view_geometry(beta_deg, azimuths_deg, *, n_views: int | None = None) -
         ``beta`` zero, non-finite or >= 45 degrees; fewer than 3 azimuths, repeated
         azimuths, or a count that differs from ``n_views``.
     """
-    try:
-        beta = float(beta_deg)
-    except (TypeError, ValueError):
-        raise InputError(f"beta must be a number of degrees, got {beta_deg!r}") from None
-    if not np.isfinite(beta) or beta == 0:
-        raise InputError(f"beta must be a non-zero number of degrees (the view angle, e.g. 2), got {beta_deg!r}")
-    if abs(beta) >= 45:
-        raise InputError(f"beta of {beta} degrees is absurd for a segmented detector; typical values are 1-6 degrees")
+    beta = check_stereo_angle(beta_deg, name="beta (the view angle)", limit_deg=45.0,
+                              typical="1-6 degrees for a segmented detector")
     try:
         psi = np.asarray([float(a) for a in azimuths_deg], dtype=float)
     except (TypeError, ValueError):
