@@ -105,6 +105,7 @@ def test_resize_mirror_sweep_and_stereo_pair(setup, qtbot):
     _, reconstruct = viewer.window.add_plugin_dock_widget("napari-stereo-tem", "Reconstruct 3D dislocations")
     reconstruct.left.value, reconstruct.right.value = left, right
     assert reconstruct.angle.value == pytest.approx(expected, abs=0.01)
+    assert reconstruct.rectify.value is False  # tilt-less: already turned, no SIFT rectification
 
 
 def test_no_dataset_is_a_notification(make_napari_viewer, monkeypatch):

@@ -91,6 +91,10 @@ class ReconstructWidget(TaskWidget):
             size = layer.metadata.get("pixel_size_nm")
             if size:
                 self.pixel_size.value = float(size)
+            # A virtual pair from 4D-STEM is tilt-less and already turned so that
+            # disparities are horizontal: SIFT rectification has nothing to do.
+            if "rotation_deg" in layer.metadata:
+                self.rectify.value = False
 
     def make_work(self):
         """The reconstruction of the chosen pair (``None`` if no pair is chosen)."""
