@@ -39,7 +39,7 @@ from torch.nn import functional as F
 
 from ..checks import InputError
 from ..progress import Progress, ProgressGenerator
-from .schedule import restore_checkpoint, warmup_cosine
+from .schedule import restore_checkpoint, warmup_cosine, write_checkpoint
 
 __all__ = ["train_detector", "augment_sample", "synth_views", "validate_detector"]
 
@@ -307,11 +307,8 @@ def train_detector(
                     "torch_threads": torch.get_num_threads(), "wall_s": wall, "init": init, "init_metadata": init_meta, "pos_weight": pos_weight, "lr": lr,
                     "normalisation": "detection.normalise_image (robust percentiles 0.5/99.5, lines dark)",
                 })
-            tmp = ckpt_path.with_name(ckpt_path.name + ".tmp")
-            torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
-                        "schedule": schedule.state_dict(), "step": done, "best_val_f1": best,
-                        "history": history, "wall_s": wall}, tmp)
-            tmp.replace(ckpt_path)
+            write_checkpoint(ckpt_path, model, optimiser, schedule, step=done, best_val_f1=best,
+                             history=history, wall_s=wall)
         yield Progress(done, steps, "train", {"loss": float(ema), "batch_loss": batch_loss, "val_f1": float(val_f1)})
     wall = wall_before + time.perf_counter() - t_start
     return {"best_val_f1": best, "history": history, "wall_s": wall, "out_path": str(out_path),

@@ -28,7 +28,7 @@ from torch.nn import functional as F
 
 from ..checks import InputError
 from ..progress import Progress, ProgressGenerator
-from .schedule import read_checkpoint, warmup_cosine
+from .schedule import read_checkpoint, warmup_cosine, write_checkpoint
 
 __all__ = ["finetune_detector", "finetune_matcher", "version_name", "checkpoint_path", "detector_samples",
            "matcher_pairs"]
@@ -123,6 +123,12 @@ def _entry_summary(set_dir) -> list[dict]:
             for e in list_entries(set_dir)]
 
 
+def _check_run_options(steps: int, batch_size: int, synth_fraction: float, checkpoint_every: int) -> None:
+    if steps < 1 or batch_size < 1 or not 0.0 <= synth_fraction <= 1.0 or checkpoint_every < 1:
+        raise InputError(f"need steps >= 1, batch_size >= 1, checkpoint_every >= 1 and 0 <= synth_fraction <= 1; "
+                         f"got {steps}, {batch_size}, {checkpoint_every}, {synth_fraction}")
+
+
 def _load_checkpoint(path: Path, version: str) -> dict:
     state = read_checkpoint(path)
     if state.get("version") != version:
@@ -150,12 +156,8 @@ def _train_loop(model, params, batch_loss: Callable[[np.random.Generator], torch
     saved = done
 
     def save_checkpoint():
-        ckpt.parent.mkdir(parents=True, exist_ok=True)
-        tmp = ckpt.with_name(ckpt.name + ".tmp")
-        torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
-                    "schedule": schedule.state_dict(), "step": done, "losses": losses, "version": version,
-                    **extra_state}, tmp)
-        tmp.replace(ckpt)
+        write_checkpoint(ckpt, model, optimiser, schedule, step=done, losses=losses, version=version,
+                         **extra_state)
 
     ema = float(np.mean(losses[-10:])) if losses else None
     previous_threads = torch.get_num_threads()
@@ -257,9 +259,7 @@ def finetune_detector(set_dir, *, name: str, init: str = "default", steps: int =
     from ..weights import load_detector
     from .detector import _prepare, _targets, augment_sample, synth_views
 
-    if steps < 1 or batch_size < 1 or not 0.0 <= synth_fraction <= 1.0 or checkpoint_every < 1:
-        raise InputError(f"need steps >= 1, batch_size >= 1, checkpoint_every >= 1 and 0 <= synth_fraction <= 1; "
-                         f"got {steps}, {batch_size}, {checkpoint_every}, {synth_fraction}")
+    _check_run_options(steps, batch_size, synth_fraction, checkpoint_every)
     version, path = _target_path(name, "detector")
     t0 = time.perf_counter()
     torch.manual_seed(seed)
@@ -333,9 +333,7 @@ def finetune_matcher(set_dir, *, name: str, init: str = "default", steps: int = 
     from .matcher import _batch, prepare_pair, stereo_crop
 
     crop = (int(crop[0]), int(crop[1]))
-    if steps < 1 or batch_size < 1 or not 0.0 <= synth_fraction <= 1.0 or checkpoint_every < 1:
-        raise InputError(f"need steps >= 1, batch_size >= 1, checkpoint_every >= 1 and 0 <= synth_fraction <= 1; "
-                         f"got {steps}, {batch_size}, {checkpoint_every}, {synth_fraction}")
+    _check_run_options(steps, batch_size, synth_fraction, checkpoint_every)
     version, path = _target_path(name, "matcher")
     t0 = time.perf_counter()
     torch.manual_seed(seed)

@@ -33,7 +33,7 @@ from torch.nn import functional as F
 
 from ..checks import InputError
 from ..progress import Progress, ProgressGenerator
-from .schedule import restore_checkpoint, warmup_cosine
+from .schedule import restore_checkpoint, warmup_cosine, write_checkpoint
 
 __all__ = ["train_matcher", "stereo_crop", "validate_matcher", "prepare_pair"]
 
@@ -320,11 +320,8 @@ def train_matcher(
                     "device": str(device), "torch_threads": torch.get_num_threads(), "wall_s": wall,
                     "normalisation": "detection.normalise_image(contrast='bright_field') per view",
                 })
-            tmp = ckpt_path.with_name(ckpt_path.name + ".tmp")
-            torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
-                        "schedule": schedule.state_dict(), "step": done, "best_epe": best,
-                        "history": history, "wall_s": wall}, tmp)
-            tmp.replace(ckpt_path)
+            write_checkpoint(ckpt_path, model, optimiser, schedule, step=done, best_epe=best,
+                             history=history, wall_s=wall)
         yield Progress(done, steps, "train", {"loss": float(ema), "epe": float(metrics.get("epe", np.nan)),
                                               **{k: float(v) for k, v in parts.items()}})
         if out_of_time:

@@ -9,7 +9,7 @@ import torch
 
 from ..checks import InputError
 
-__all__ = ["warmup_cosine", "read_checkpoint", "restore_checkpoint"]
+__all__ = ["warmup_cosine", "write_checkpoint", "read_checkpoint", "restore_checkpoint"]
 
 
 def warmup_cosine(optimiser, steps: int, *, max_warmup: int = 100, floor: float = 0.05):
@@ -21,6 +21,15 @@ def warmup_cosine(optimiser, steps: int, *, max_warmup: int = 100, floor: float 
         return float(min(1.0, (t + 1) / warmup) * (floor + (1 - floor) * cosine))
 
     return torch.optim.lr_scheduler.LambdaLR(optimiser, factor)
+
+
+def write_checkpoint(path, model, optimiser, schedule, **state) -> Path:
+    """Save model, optimiser, schedule and ``state`` atomically (a kill mid-save keeps the previous one)."""
+    from ..atomic import atomic_write
+
+    record = {"model": model.state_dict(), "optimiser": optimiser.state_dict(),
+              "schedule": schedule.state_dict(), **state}
+    return atomic_write(path, lambda tmp: torch.save(record, tmp))
 
 
 def read_checkpoint(path) -> dict:
