@@ -45,15 +45,9 @@ def load_matcher(version: str = "default", *, device="cpu"):
         When the weights file is missing or does not fit.
     """
     from .nets.matcher import StereoNet
-    from .weights import find_version, load_model, read_metadata, selected_version
+    from .weights import load_version
 
-    if version == "default":
-        version = selected_version("matcher") or "default"
-    path = find_version(version, default=DEFAULT_MATCHER)
-    model = load_model(StereoNet, path, device)
-    model.version = path.stem
-    model.metadata = read_metadata(path)
-    return model
+    return load_version("matcher", StereoNet, version, default=DEFAULT_MATCHER, device=device)
 
 
 def predict_disparity(left, right, model, *, device=None) -> tuple[np.ndarray, np.ndarray]:

@@ -30,6 +30,7 @@ from .checks import InputError
 __all__ = [
     "PACKAGE_WEIGHTS_DIR",
     "DEFAULT_DETECTOR",
+    "load_version",
     "user_models_dir",
     "list_versions",
     "find_version",
@@ -211,10 +212,17 @@ def load_detector(version: str = "default", *, device="cpu") -> nn.Module:
     """
     from .nets.unet import DislocationUNet
 
+    return load_version("detector", DislocationUNet, version, default=DEFAULT_DETECTOR, device=device)
+
+
+def load_version(kind: str, cls, version: str = "default", *, default: str, device="cpu") -> nn.Module:
+    """Load a model version of ``kind`` as ``cls``: ``"default"`` is the one chosen with
+    :func:`select_version`, else ``default`` (the shipped one); the model gets ``.version``
+    and ``.metadata``."""
     if version == "default":
-        version = selected_version("detector") or "default"
-    path = find_version(version, default=DEFAULT_DETECTOR)
-    model = load_model(DislocationUNet, path, device)
+        version = selected_version(kind) or "default"
+    path = find_version(version, default=default)
+    model = load_model(cls, path, device)
     model.version = path.stem
     model.metadata = read_metadata(path)
     return model
