@@ -5,7 +5,7 @@ import pytest
 
 from napari_stereo_tem.checks import InputError
 from napari_stereo_tem.progress import drive
-from napari_stereo_tem.training.matcher import prepare_pair, stereo_crop, train_matcher
+from napari_stereo_tem.training.matcher import stereo_crop, train_matcher
 
 
 def test_stereo_crop_keeps_disparity_consistent():

@@ -32,32 +32,30 @@ def task_cls(make_napari_viewer):
     return BackgroundTask
 
 
-def test_result_and_progress(task_cls, qtbot):
+def test_result_and_progress(task_cls, wait_finished):
     results, reports = [], []
     task = task_cls(_counting(5), results.append, description="count", on_progress=reports.append)
-    with qtbot.waitSignal(task.start().worker.finished, timeout=5000):
-        pass
+    wait_finished(task.start(), timeout=5000)
     assert results == [50]
     assert [r.done for r in reports] == [1, 2, 3, 4, 5]
 
 
-def test_cancel_stops_within_a_second(task_cls, qtbot):
+def test_cancel_stops_within_a_second(task_cls, qtbot, wait_finished):
     results, cleanup = [], []
     task = task_cls(_counting(1000, delay=0.05, cleanup=cleanup), results.append, description="long")
     task.start()
     qtbot.wait(200)
     t0 = time.perf_counter()
-    with qtbot.waitSignal(task.worker.finished, timeout=2000):
-        task.cancel()
+    task.cancel()
+    wait_finished(task, timeout=2000)
     assert time.perf_counter() - t0 < 1.0
     assert results == []
     qtbot.waitUntil(lambda: cleanup == ["closed"], timeout=1000)
 
 
-def test_input_error_becomes_a_notification(task_cls, qtbot, monkeypatch):
+def test_input_error_becomes_a_notification(task_cls, wait_finished, monkeypatch):
     messages = []
     monkeypatch.setattr("napari_stereo_tem._napari.background.show_error", messages.append)
     task = task_cls(_failing(), lambda r: None, description="reconstruct")
-    with qtbot.waitSignal(task.start().worker.finished, timeout=5000):
-        pass
+    wait_finished(task.start(), timeout=5000)
     assert messages == ["the left view is constant"]

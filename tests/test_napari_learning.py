@@ -98,7 +98,7 @@ def _fill_set(folder, n=2):
         add_entry(folder, sample.left, (sample.mask_left == 1).astype(np.uint8), source=f"seed {500 + k}")
 
 
-def test_browser_fine_tune_and_version_selector(make_napari_viewer, models, tmp_path, qtbot):
+def test_browser_fine_tune_and_version_selector(make_napari_viewer, models, tmp_path, wait_finished):
     folder = tmp_path / "set"
     _fill_set(folder)
     viewer = make_napari_viewer()
@@ -119,8 +119,7 @@ def test_browser_fine_tune_and_version_selector(make_napari_viewer, models, tmp_
     widget.steps.value = 3
     widget.synth_fraction.value = 0.0
     task = widget.start()
-    with qtbot.waitSignal(task.worker.finished, timeout=60000):
-        pass
+    wait_finished(task, timeout=60000)
     assert task.error is None and widget.result["version"] == "detector_from_widget"
     assert widget.loss_plot.steps == [1, 2, 3] and np.isfinite(widget.loss_plot.losses).all()
     assert "detector_from_widget" in list_versions("detector")
@@ -134,7 +133,7 @@ def test_browser_fine_tune_and_version_selector(make_napari_viewer, models, tmp_
     assert load_detector().version == "detector_from_widget"
 
 
-def test_cancel_from_the_widget_stops_and_leaves_a_checkpoint(make_napari_viewer, models, tmp_path, qtbot):
+def test_cancel_from_the_widget_stops_and_leaves_a_checkpoint(make_napari_viewer, models, tmp_path, wait_finished):
     folder = tmp_path / "set"
     _fill_set(folder, 1)
     viewer = make_napari_viewer()
@@ -153,8 +152,7 @@ def test_cancel_from_the_widget_stops_and_leaves_a_checkpoint(make_napari_viewer
 
     widget.loss_plot.add = add_then_cancel
     task = widget.start()
-    with qtbot.waitSignal(task.worker.finished, timeout=60000):
-        pass
+    wait_finished(task, timeout=60000)
     assert task.cancelled and widget.result is None
     assert len(widget.loss_plot.steps) <= 4  # the worker stops at its next step boundary
     assert checkpoint_path("detector_cut").is_file()

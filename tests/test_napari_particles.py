@@ -22,11 +22,10 @@ def test_sample_fills_the_four_views_and_geometry(setup):
     assert type(truth).__name__ == "Points" and truth.ndim == 3 and len(truth.data) == 40
 
 
-def test_run_gives_3d_points_counts_and_rdf_dock(setup, qtbot):
+def test_run_gives_3d_points_counts_and_rdf_dock(setup, wait_finished):
     viewer, widget = setup
     task = widget.start()
-    with qtbot.waitSignal(task.worker.finished, timeout=30000):
-        pass
+    wait_finished(task, timeout=30000)
     assert task.error is None
     every = viewer.layers["particles (all views)"]
     three = viewer.layers["particles (three views)"]
@@ -57,11 +56,11 @@ def test_missing_views_is_a_notification(make_napari_viewer, monkeypatch):
     assert messages and "four image layers" in messages[0]
 
 
-def test_cancel_leaves_no_result_and_the_widget_usable(setup, qtbot):
+def test_cancel_leaves_no_result_and_the_widget_usable(setup, wait_finished):
     viewer, widget = setup
     task = widget.start()
-    with qtbot.waitSignal(task.worker.finished, timeout=30000):
-        widget.cancel()
+    widget.cancel()
+    wait_finished(task, timeout=30000)
     assert "particles (all views)" not in viewer.layers
     assert widget.run_button.enabled and not widget.cancel_button.enabled
     assert widget.report.value == "cancelled"

@@ -20,8 +20,7 @@ def viewer_with_pair(make_napari_viewer):
 def _run(widget, qtbot, timeout=120_000):
     task = widget.start()
     assert task is not None
-    with qtbot.waitSignal(task.worker.finished, timeout=timeout):
-        pass
+    qtbot.waitUntil(lambda: task.finished, timeout=timeout)  # see conftest.wait_finished
     return task
 
 
@@ -71,8 +70,8 @@ def test_cancel_stops_within_a_second(viewer_with_pair, qtbot):
     task = widget.start()
     qtbot.wait(50)
     t0 = time.perf_counter()
-    with qtbot.waitSignal(task.worker.finished, timeout=5000):
-        widget.cancel()
+    widget.cancel()
+    qtbot.waitUntil(lambda: task.finished, timeout=5000)
     assert time.perf_counter() - t0 < 1.0
     assert "3D lines" not in viewer.layers and len(viewer.layers) == n_layers
     assert widget.run_button.enabled and not widget.cancel_button.enabled

@@ -66,6 +66,7 @@ class BackgroundTask:
         self._bar = None
         self.worker = None
         self.cancelled = False
+        self.finished = False  # set in the UI thread once the work has ended, whatever the outcome
         self.error: Exception | None = None
 
     # -- public ---------------------------------------------------------------
@@ -128,6 +129,7 @@ class BackgroundTask:
         show_info(f"{self._description or 'task'} cancelled")
 
     def _finished(self) -> None:
+        self.finished = True
         if self._bar is not None:
             self._bar.close()
             self._bar = None
@@ -142,5 +144,6 @@ class BackgroundTask:
         else:
             self._on_result(result)
         finally:
+            self.finished = True
             if self._on_finished is not None:
                 self._on_finished()
