@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import napari
 import numpy as np
-from magicgui.widgets import FloatSpinBox, LineEdit, create_widget
+from magicgui.widgets import CheckBox, FloatSpinBox, LineEdit, create_widget
 from napari.utils.notifications import show_error
 
 from ..checks import InputError
@@ -95,8 +95,11 @@ class ParticlesWidget(TaskWidget):
         self.radius_max = FloatSpinBox(value=10.0, min=0.5, max=500.0, step=0.5, label="radius max (px)")
         self.threshold = FloatSpinBox(value=0.0, min=0.0, max=1e3, step=0.5, label="threshold",
                                       tooltip="0 = automatic; else in standard deviations of the noise")
+        self.refine = CheckBox(value=True, text="fit touching particles to all views",
+                               tooltip="refine particles that touch in projection by one fit to the four views, "
+                                       "and split points that are two particles merged in every view")
         self.extend([*self.views, self.beta, self.azimuths, self.pixel_size, self.radius_min, self.radius_max,
-                     self.threshold, *self.controls()])
+                     self.threshold, self.refine, *self.controls()])
         self.views[0].changed.connect(self._geometry_from_metadata)
         self.reset_choices()
 
@@ -144,7 +147,8 @@ class ParticlesWidget(TaskWidget):
                                               beta_deg=self.beta.value,
                                               azimuths_deg=self._azimuths(), pixel_size=self.pixel_size.value or None,
                                               radius_range=(self.radius_min.value, self.radius_max.value),
-                                              threshold=self.threshold.value or None)
+                                              threshold=self.threshold.value or None,
+                                              refine=self.refine.value)
         except InputError as err:
             show_error(str(err))
             return None

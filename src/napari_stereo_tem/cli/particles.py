@@ -41,6 +41,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--tolerance", type=float, default=1.5, help="matching tolerance in pixels (default 1.5)")
     p.add_argument("--max-shift", type=float, default=8.0,
                    help="largest shift of a particle between views and its mean position, pixels (default 8)")
+    p.add_argument("--no-refine", dest="refine", action="store_false",
+                   help="keep the matched positions (default: fit touching particles to all views at once and "
+                        "split points that are two particles merged in every view)")
     p.add_argument("--r-max", type=float, default=None, help="g(r) range in pixels (default 8 median radii)")
     p.add_argument("--bins", type=int, default=None, help="g(r) bins (default one per pixel)")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
@@ -57,7 +60,8 @@ def run(args) -> int:
     work = reconstruct_particles_iter(
         args.views, beta_deg=args.beta, azimuths_deg=args.azimuths, pixel_size=args.pixel_size,
         method=args.method, sigma=args.sigma, threshold=args.threshold, radius_range=tuple(args.radius_range),
-        polarity=args.polarity, tolerance=args.tolerance, max_shift_px=args.max_shift, r_max=args.r_max,
+        polarity=args.polarity, tolerance=args.tolerance, max_shift_px=args.max_shift, refine=args.refine,
+        r_max=args.r_max,
         n_bins=args.bins)
     result = drive(work, text_progress())
     sys.stderr.write("\n")

@@ -1,7 +1,8 @@
 """Nanoparticles from four views: detection, matching, 3D points and g(r) (DESIGN 3.7).
 
 Modules: :mod:`.geometry` (the four-view shift model), :mod:`.detection`,
-:mod:`.matching`, :mod:`.rdf`, :mod:`.evaluation`, :mod:`.pipeline`.
+:mod:`.matching`, :mod:`.refine` (one fit of touching particles to all views),
+:mod:`.rdf`, :mod:`.evaluation`, :mod:`.pipeline`.
 """
 
 from .detection import detect_particles

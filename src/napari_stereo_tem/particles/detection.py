@@ -31,7 +31,7 @@ from scipy.spatial import cKDTree
 
 from ..checks import InputError, check_image
 
-__all__ = ["estimate_noise", "detect_particles", "METHODS"]
+__all__ = ["estimate_noise", "resolve_polarity", "detect_particles", "METHODS"]
 
 METHODS = ("auto", "log", "hough", "threshold")
 
@@ -44,17 +44,22 @@ def estimate_noise(image) -> float:
     return float(1.4826 * np.median(np.abs(resp)) / 6.0)
 
 
+def resolve_polarity(image, polarity: str) -> str:
+    """``"dark"`` or ``"bright"``; ``"auto"`` decides from the image."""
+    if polarity == "auto":
+        # Particles are the minority: the tail away from the median says on which side they lie.
+        lo, med, hi = np.percentile(image, [1, 50, 99])
+        return "dark" if (med - lo) > (hi - med) else "bright"
+    if polarity not in ("dark", "bright"):
+        raise InputError(f"polarity must be 'dark', 'bright' or 'auto', got {polarity!r}")
+    return polarity
+
+
 def _signal(image: np.ndarray, polarity: str) -> np.ndarray:
     """Particles as positive bumps on a background near zero."""
     img = image.astype(float)
     med = float(np.median(img))
-    if polarity == "auto":
-        # Particles are the minority: the tail away from the median says on which side they lie.
-        lo, hi = np.percentile(img, [1, 99])
-        polarity = "dark" if (med - lo) > (hi - med) else "bright"
-    if polarity not in ("dark", "bright"):
-        raise InputError(f"polarity must be 'dark', 'bright' or 'auto', got {polarity!r}")
-    return med - img if polarity == "dark" else img - med
+    return med - img if resolve_polarity(img, polarity) == "dark" else img - med
 
 
 def _background(signal: np.ndarray, r_max: float) -> np.ndarray:

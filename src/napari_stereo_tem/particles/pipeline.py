@@ -23,6 +23,7 @@ from .detection import detect_particles
 from .geometry import check_view_geometry
 from .matching import ParticleReconstruction, match_particles
 from .rdf import radial_distribution
+from .refine import refine_in_views_iter
 
 __all__ = ["ParticleResult", "reconstruct_particles_iter", "reconstruct_particles", "write_particle_result",
            "points_layer_data", "detection_layers_data", "load_views"]
@@ -92,7 +93,7 @@ def reconstruct_particles_iter(views_or_paths, *, beta_deg: float, azimuths_deg=
                                pixel_size: float | None = None, method: str = "auto", sigma: float | None = None,
                                threshold: float | None = None, radius_range=(2.0, 10.0), polarity: str = "dark",
                                tolerance: float = 1.5, max_shift_px: float = 8.0, depth_range=None,
-                               r_max: float | None = None, n_bins: int | None = None
+                               refine: bool = True, r_max: float | None = None, n_bins: int | None = None
                                ) -> ProgressGenerator[ParticleResult]:
     """Detect, match and triangulate particles in four views; compute g(r). A progress generator.
 
@@ -112,6 +113,10 @@ def reconstruct_particles_iter(views_or_paths, *, beta_deg: float, azimuths_deg=
         automatic threshold.
     tolerance, max_shift_px, depth_range
         Matching options (:func:`.matching.match_particles`).
+    refine : bool
+        Fit the matched particles to the views themselves (:func:`.refine.refine_in_views`):
+        particles that touch in projection are fitted together, and points that are two
+        particles merged in every view are split in two. Default on.
     r_max, n_bins : optional
         g(r) range (pixels) and bins; default ``r_max = 8 * median radius``, one-pixel bins.
 
@@ -128,7 +133,7 @@ def reconstruct_particles_iter(views_or_paths, *, beta_deg: float, azimuths_deg=
     if pixel_size is not None and not (np.isfinite(float(pixel_size)) and float(pixel_size) > 0):
         raise InputError(f"pixel size must be a positive number of nm, got {pixel_size}")
     pixel_size = float(pixel_size) if pixel_size is not None else file_pixel_size
-    total = len(views) + 2
+    total = len(views) + 2 + bool(refine)
     detections = []
     for k, view in enumerate(views):
         yield Progress(k, total, "detect", {"view": names[k]})
@@ -137,7 +142,10 @@ def reconstruct_particles_iter(views_or_paths, *, beta_deg: float, azimuths_deg=
     yield Progress(len(views), total, "match", {"detected": sum(len(d) for d in detections)})
     recon = match_particles(detections, beta_deg=beta, azimuths_deg=psi, tolerance=tolerance,
                             depth_range=depth_range, max_shift_px=max_shift_px)
-    yield Progress(len(views) + 1, total, "g(r)", {"matched": len(recon.points)})
+    if refine:
+        yield Progress(len(views) + 1, total, "refine", {"matched": len(recon.points)})
+        recon = yield from refine_in_views_iter(views, recon, polarity=polarity, radius_range=radius_range)
+    yield Progress(total - 1, total, "g(r)", {"matched": len(recon.points)})
     rdf_r, rdf_g = np.zeros(0), np.zeros(0)
     if len(recon.points) >= 2:
         med_r = float(np.nanmedian(recon.radii)) if np.any(np.isfinite(recon.radii)) else 5.0

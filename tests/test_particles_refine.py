@@ -1,0 +1,95 @@
+"""Fitting matched particles to the four views: the sphere profile, touching pairs, merged pairs."""
+
+import numpy as np
+import pytest
+
+from napari_stereo_tem.particles import detect_particles, match_particles, reconstruct_particles
+from napari_stereo_tem.particles.refine import blurred_sphere_profile, refine_in_views
+from napari_stereo_tem.synth.particles import render_particle_views
+
+BETA = 2.0
+
+
+def _views(positions, radii, *, shape=(96, 96), seed=0):
+    # A flat background: on images this small the generator's smooth background
+    # varies on the scale of a particle and detection, not refinement, would be tested.
+    return render_particle_views(np.asarray(positions, float), np.asarray(radii, float), beta_deg=BETA,
+                                 azimuths_deg=(0, 90, 180, 270), shape=shape, dose=2000.0, seed=seed,
+                                 background_amplitude=0.0)
+
+
+def _nearest_errors(points, truth):
+    return np.array([np.min(np.linalg.norm(points - t, axis=1)) for t in truth])
+
+
+@pytest.mark.parametrize("radius,blur", [(3.0, 0.6), (5.5, 1.0), (8.0, 2.0)])
+def test_blurred_profile_keeps_the_sphere_volume(radius, blur):
+    y, x = np.mgrid[-30:30:0.25, -30:30:0.25]
+    profile = blurred_sphere_profile(np.hypot(x, y), radius, blur)
+    volume = profile.sum() * 0.25 ** 2
+    assert volume == pytest.approx(4 / 3 * np.pi * radius ** 3, rel=0.01)
+    # far from the edge the blur does not matter: the centre is the diameter
+    assert blurred_sphere_profile(np.array([0.0]), radius, 0.2)[0] == pytest.approx(2 * radius, rel=0.01)
+
+
+def test_merged_pair_is_split_in_two():
+    # Two particles 2 px apart in x-y and 30 px apart in height: one blob in every view.
+    truth = np.array([[40.0, 48.0, 15.0], [42.0, 48.5, -15.0], [70.0, 20.0, 0.0], [20.0, 75.0, 5.0],
+                      [75.0, 75.0, -10.0], [20.0, 20.0, 8.0]])
+    radii = np.array([5.0, 4.0, 4.5, 4.5, 5.0, 4.0])
+    views = _views(truth, radii)
+    dets = [detect_particles(v) for v in views]
+    matched = match_particles(dets, beta_deg=BETA)
+    assert np.sum(_nearest_errors(matched.points, truth[:2]) > 3.0) >= 1  # matching alone cannot tell them apart
+    refined = refine_in_views(views, matched)
+    assert refined.params["refinement"]["split_in_two"] == 1
+    assert len(refined.points) == len(matched.points) + 1
+    errors = _nearest_errors(refined.points, truth)
+    assert np.all(errors < 2.0), errors
+    # the new particle has no detection of its own and no detection residual
+    assert np.sum(np.all(refined.detection_index == -1, axis=1)) >= 1
+    assert np.sum(np.isnan(refined.residuals)) >= 1
+
+
+def test_touching_pairs_get_closer_to_the_truth():
+    # Nine pairs that overlap in projection, one particle above the other: each pulls
+    # the other's centroid, differently in every view.
+    rng = np.random.default_rng(1)
+    truth = []
+    for cx in (40, 110, 180):
+        for cy in (40, 110, 180):
+            angle, gap, z = rng.uniform(0, np.pi), rng.uniform(7.5, 9.5), rng.uniform(15, 28)
+            truth += [[cx, cy, z], [cx + gap * np.cos(angle), cy + gap * np.sin(angle), -z]]
+    truth = np.array(truth, float)
+    views = _views(truth, np.tile([5.0, 4.0], 9), shape=(224, 224), seed=3)
+    matched = match_particles([detect_particles(v) for v in views], beta_deg=BETA)
+    refined = refine_in_views(views, matched, split=False)
+    assert len(refined.points) == len(matched.points) == len(truth)
+    assert refined.params["refinement"]["fitted_in_views"] == len(truth)
+    before = _nearest_errors(matched.points, truth)
+    after = _nearest_errors(refined.points, truth)
+    assert after.mean() < 0.5 * before.mean(), (before, after)
+    assert after.max() < 1.5
+
+
+def test_isolated_particles_are_not_split():
+    rng = np.random.default_rng(5)
+    grid = np.array([[x, y] for x in (16, 40, 64, 88) for y in (16, 40, 64, 88)], float)
+    truth = np.column_stack([grid + rng.uniform(-2, 2, grid.shape), rng.uniform(-25, 25, len(grid))])
+    radii = rng.uniform(3.0, 6.0, len(grid))
+    views = _views(truth, radii, shape=(104, 104), seed=5)
+    matched = match_particles([detect_particles(v) for v in views], beta_deg=BETA)
+    refined = refine_in_views(views, matched)
+    assert refined.params["refinement"]["split_in_two"] == 0
+    assert len(refined.points) == len(matched.points) == len(truth)
+
+
+def test_pipeline_refines_unless_told_not_to():
+    truth = np.array([[40.0, 48.0, 15.0], [42.0, 48.5, -15.0], [70.0, 20.0, 0.0], [20.0, 75.0, 5.0],
+                      [75.0, 75.0, -10.0], [20.0, 20.0, 8.0]])
+    views = _views(truth, np.array([5.0, 4.0, 4.5, 4.5, 5.0, 4.0]))
+    with_fit = reconstruct_particles(list(views), beta_deg=BETA)
+    without = reconstruct_particles(list(views), beta_deg=BETA, refine=False)
+    assert len(with_fit.reconstruction.points) == len(without.reconstruction.points) + 1
+    assert with_fit.params["matching"]["refinement"]["split_in_two"] == 1
+    assert "refinement" not in without.params["matching"]
