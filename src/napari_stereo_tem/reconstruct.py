@@ -155,7 +155,7 @@ def _smooth_nan(values: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def lines_from_disparity(mask_left, disparity, stereo_angle_deg: float, *, min_points: int = 5,
-                         smooth_sigma: float = 1.5, min_branch_length: float = 5.0) -> list:
+                         smooth_sigma: float = 3.0, min_branch_length: float = 5.0, median_points: int = 11) -> list:
     """Ordered 3D polylines from the skeleton of the left mask and a (refined) disparity map.
 
     Parameters
@@ -168,9 +168,11 @@ def lines_from_disparity(mask_left, disparity, stereo_angle_deg: float, *, min_p
     min_points : int
         Pieces with fewer valid points are dropped.
     smooth_sigma : float
-        Gaussian smoothing of the disparity along each piece (in points; after a 5-point median).
+        Gaussian smoothing of the disparity along each piece (in points; after the median).
     min_branch_length : float
         Spur pruning of :func:`~napari_stereo_tem.detection.skeleton_polylines`.
+    median_points : int
+        Running median of the disparity along each piece (points), against isolated mismatches.
 
     Returns
     -------
@@ -195,8 +197,8 @@ def lines_from_disparity(mask_left, disparity, stereo_angle_deg: float, *, min_p
             if b - a < min_points:
                 continue
             piece = d[a:b]
-            if len(piece) >= 5:
-                piece = median_filter(piece, size=5, mode="nearest")
+            if median_points > 1 and len(piece) >= median_points:
+                piece = median_filter(piece, size=int(median_points), mode="nearest")
             piece = _smooth_nan(piece, smooth_sigma)
             x_left, y = branch[a:b, 0], branch[a:b, 1]
             lines.append(triangulate(x_left, y, x_left + piece, stereo_angle_deg, axis_col=axis_col))
@@ -221,7 +223,7 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
                        disparity_range: tuple[int, int] | None = None, refine: bool = True,
                        refine_mode: str = "centre", max_snap_px: float = 3.0, threshold: float = 0.5,
                        contrast: str = "auto", n_threads: int | None = None,
-                       smooth_sigma: float = 1.5, min_line_points: int = 10) -> ProgressGenerator[StereoReconstruction]:
+                       smooth_sigma: float = 3.0, min_line_points: int = 10) -> ProgressGenerator[StereoReconstruction]:
     """Reconstruct the 3D dislocation lines of a stereo pair; a progress generator.
 
     Parameters
