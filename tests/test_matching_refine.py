@@ -52,6 +52,13 @@ def test_refine_centre_mode_is_width_insensitive():
     raw = np.full(left.shape, 6.0)
     out = refine_disparity(raw, left, right, mode="centre")
     np.testing.assert_allclose(out[left], 7.5)
+    # the disparity is measured from the left run's centre: that is where the 3D point belongs
+    out, positions = refine_disparity(raw, left, right, mode="centre", return_positions=True)
+    np.testing.assert_allclose(positions[left], 11.0)
+    assert np.isnan(positions[~left]).all()
+    np.testing.assert_allclose((positions + out)[left], 18.5)  # the right run's centre
+    _, positions = refine_disparity(raw, left, right, mode="pixel", return_positions=True)
+    np.testing.assert_allclose(positions[left], np.nonzero(left)[1])
     with pytest.raises(InputError):
         refine_disparity(raw, left, right, mode="nearest")
     with pytest.raises(InputError):

@@ -115,6 +115,12 @@ def test_lines_follow_the_skeleton_and_triangulate():
     for line in lines:
         np.testing.assert_allclose(line[:, 2], z, rtol=1e-6)
         assert np.all(np.abs(np.diff(line[:, 1])) == 1)  # ordered along the line
+    # with the positions the disparities were measured from, the points move there
+    positions = np.where(mask, 20.4, np.nan)
+    shifted = lines_from_disparity(mask, disparity, 8.0, smooth_sigma=0, positions=positions)
+    for plain, moved in zip(lines, shifted):
+        np.testing.assert_allclose(moved[:, 0] - plain[:, 0], 0.4 / np.cos(np.deg2rad(4.0)), atol=1e-9)
+        np.testing.assert_allclose(moved[:, 2], plain[:, 2], atol=1e-9)
 
 
 def test_lines_csv_round_trip(tmp_path):

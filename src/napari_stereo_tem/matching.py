@@ -107,7 +107,8 @@ def _run_centres(starts, ends, weights_row) -> np.ndarray:
 
 
 def refine_disparity(disparity, mask_left, mask_right, *, max_distance: float = 3.0, max_row_offset: int = 1,
-                     mode: str = "centre", max_run: int = 8, weights_left=None, weights_right=None) -> np.ndarray:
+                     mode: str = "centre", max_run: int = 8, weights_left=None, weights_right=None,
+                     return_positions: bool = False):
     """Snap warped left dislocation pixels to right dislocation pixels.
 
     Parameters
@@ -126,12 +127,20 @@ def refine_disparity(disparity, mask_left, mask_right, *, max_distance: float = 
         In ``"centre"`` mode, runs longer than this (on either side) use the ``"pixel"`` rule.
     weights_left, weights_right : ndarray, optional
         Detection probabilities; when given, run centres are probability-weighted (sub-pixel).
+    return_positions : bool
+        Also return the left ``x`` each disparity refers to.
 
     Returns
     -------
-    ndarray, float32, shape (rows, cols)
+    disparity : ndarray, float32, shape (rows, cols)
         Refined disparity at the kept left dislocation pixels; NaN elsewhere
         (background and dropped pixels).
+    positions : ndarray, float32, shape (rows, cols)
+        Only with ``return_positions``: the left column the disparity is measured
+        from, the (sub-pixel) centre of the left run where the centre rule was
+        used, the pixel's own column otherwise; NaN where the disparity is. A 3D
+        point belongs at ``(positions, row)``, seen in the right view at
+        ``positions + disparity``.
     """
     if mode not in REFINE_MODES:
         raise InputError(f"mode must be one of {REFINE_MODES}, got {mode!r}")
@@ -143,6 +152,7 @@ def refine_disparity(disparity, mask_left, mask_right, *, max_distance: float = 
                          f"{mask_left.shape}, {mask_right.shape}")
     rows = disparity.shape[0]
     out = np.full(disparity.shape, np.nan, dtype=np.float32)
+    positions = np.full(disparity.shape, np.nan, dtype=np.float32)
     right_runs = []
     for y in range(rows):
         a, b = _runs(mask_right[y])
@@ -175,11 +185,14 @@ def refine_disparity(disparity, mask_left, mask_right, *, max_distance: float = 
             keep = ok & (best_dist <= max_distance)
             snapped = np.clip(target, ra[best], rb[best])
             refined = snapped - xs
+            origin = xs.astype(float)
             if mode == "centre" and (b - a + 1) <= max_run:
                 short = (rb[best] - ra[best] + 1) <= max_run
                 refined = np.where(short, rc[best] - c, refined)
+                origin = np.where(short, c, origin)
             out[y, a:b + 1] = np.where(keep, refined, np.nan)
-    return out
+            positions[y, a:b + 1] = np.where(keep, origin, np.nan)
+    return (out, positions) if return_positions else out
 
 
 def sgbm_disparity(left, right, *, disparity_range: tuple[int, int] = (-24, 24), block_size: int = 5) -> np.ndarray:

@@ -155,7 +155,8 @@ def _smooth_nan(values: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def lines_from_disparity(mask_left, disparity, stereo_angle_deg: float, *, min_points: int = 5,
-                         smooth_sigma: float = 3.0, min_branch_length: float = 5.0, median_points: int = 11) -> list:
+                         smooth_sigma: float = 3.0, min_branch_length: float = 5.0, median_points: int = 11,
+                         positions=None) -> list:
     """Ordered 3D polylines from the skeleton of the left mask and a (refined) disparity map.
 
     Parameters
@@ -173,6 +174,10 @@ def lines_from_disparity(mask_left, disparity, stereo_angle_deg: float, *, min_p
         Spur pruning of :func:`~napari_stereo_tem.detection.skeleton_polylines`.
     median_points : int
         Running median of the disparity along each piece (points), against isolated mismatches.
+    positions : ndarray, shape (rows, cols), optional
+        The left column each disparity is measured from (the sub-pixel run centres of
+        :func:`~napari_stereo_tem.matching.refine_disparity` with ``return_positions``);
+        default the skeleton pixel's own column.
 
     Returns
     -------
@@ -201,6 +206,9 @@ def lines_from_disparity(mask_left, disparity, stereo_angle_deg: float, *, min_p
                 piece = median_filter(piece, size=int(median_points), mode="nearest")
             piece = _smooth_nan(piece, smooth_sigma)
             x_left, y = branch[a:b, 0], branch[a:b, 1]
+            if positions is not None:
+                centre = positions[xy[a:b, 1], xy[a:b, 0]]
+                x_left = np.where(np.isfinite(centre), centre, x_left)
             lines.append(triangulate(x_left, y, x_left + piece, stereo_angle_deg, axis_col=axis_col))
     return lines
 
@@ -344,9 +352,11 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
 
         t0 = time.perf_counter()
         mask_left, mask_right = labels_left == 1, labels_right == 1
+        positions = None
         if refine:
-            refined = refine_disparity(disparity, mask_left, mask_right, max_distance=max_snap_px,
-                                       mode=refine_mode, weights_left=prob_left, weights_right=prob_right)
+            refined, positions = refine_disparity(disparity, mask_left, mask_right, max_distance=max_snap_px,
+                                                  mode=refine_mode, weights_left=prob_left, weights_right=prob_right,
+                                                  return_positions=True)
         else:
             refined = np.where(mask_left, disparity, np.nan).astype(np.float32)
         timings["refine"] = time.perf_counter() - t0
@@ -354,6 +364,7 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
 
         t0 = time.perf_counter()
         lines = lines_from_disparity(mask_left, refined, pair.stereo_angle_deg, smooth_sigma=smooth_sigma,
+                                     positions=positions,
                                      min_points=min_line_points, min_branch_length=float(min_line_points))
         timings["triangulate"] = time.perf_counter() - t0
         timings["total"] = float(sum(timings.values()))
