@@ -31,7 +31,7 @@ from scipy.spatial import cKDTree
 
 from ..checks import InputError, check_image
 
-__all__ = ["estimate_noise", "resolve_polarity", "detect_particles", "METHODS"]
+__all__ = ["estimate_noise", "resolve_polarity", "touching_groups", "detect_particles", "METHODS"]
 
 METHODS = ("auto", "log", "hough", "threshold")
 
@@ -210,6 +210,50 @@ def _refine(corrected, found, *, sigma, radius_range, iterations: int = 4, momen
     return result, cov
 
 
+def touching_groups(xy, radii, *, gap: float = 3.0, max_group: int = 6) -> list[np.ndarray]:
+    """Groups of particles whose discs touch in any view.
+
+    Parameters
+    ----------
+    xy : ndarray, shape (n_views, n, 2)
+        Centres in every view.
+    radii : ndarray, shape (n,)
+    gap : float
+        Discs closer than ``r_i + r_j + gap`` pixels touch.
+    max_group : int
+        Larger groups are left out.
+
+    Returns
+    -------
+    list of ndarray
+        Indices of each group of 2 to ``max_group`` particles.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    xy = np.asarray(xy, dtype=float)
+    radii = np.asarray(radii, dtype=float)
+    n = xy.shape[1]
+    if n < 2:
+        return []
+    reach = 2 * float(np.nanmax(radii)) + gap
+    rows, cols = [], []
+    for view_xy in xy:
+        pairs = cKDTree(view_xy).query_pairs(reach, output_type="ndarray")
+        if len(pairs):
+            d = np.linalg.norm(view_xy[pairs[:, 0]] - view_xy[pairs[:, 1]], axis=1)
+            close = d < radii[pairs[:, 0]] + radii[pairs[:, 1]] + gap
+            rows.append(pairs[close, 0])
+            cols.append(pairs[close, 1])
+    if not rows:
+        return []
+    rows, cols = np.concatenate(rows), np.concatenate(cols)
+    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
+    _, label = connected_components(graph, directed=False)
+    sizes = np.bincount(label)
+    return [np.flatnonzero(label == g) for g in np.flatnonzero((sizes >= 2) & (sizes <= max_group))]
+
+
 def _fit_groups(corrected, found, *, max_group: int = 6):
     """Joint least-squares fit of touching particles: one Gaussian blob each, plus a level.
 
@@ -219,25 +263,13 @@ def _fit_groups(corrected, found, *, max_group: int = 6):
     Isolated particles keep their centroid.
     """
     from scipy.optimize import least_squares
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
 
     if len(found) < 2:
         return found
     xy, r = found[:, :2], found[:, 2]
-    pairs = cKDTree(xy).query_pairs(2.0 * r.max() + 3.0, output_type="ndarray")
-    if len(pairs) == 0:
-        return found
-    touch = np.linalg.norm(xy[pairs[:, 0]] - xy[pairs[:, 1]], axis=1) < r[pairs[:, 0]] + r[pairs[:, 1]] + 3.0
-    pairs = pairs[touch]
-    n = len(found)
-    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
-    n_groups, label = connected_components(graph, directed=False)
-    sizes = np.bincount(label, minlength=n_groups)
     out = found.copy()
     rows, cols = corrected.shape
-    for g in np.flatnonzero((sizes >= 2) & (sizes <= max_group)):
-        idx = np.flatnonzero(label == g)
+    for idx in touching_groups(xy[None], r, gap=3.0, max_group=max_group):
         pad = r[idx].max() + 4.0
         x0 = int(max(0, np.floor(xy[idx, 0].min() - pad)))
         x1 = int(min(cols, np.ceil(xy[idx, 0].max() + pad) + 1))

@@ -29,12 +29,10 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage, special
 from scipy.optimize import least_squares
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from ..progress import Progress, drive
-from .detection import _background, estimate_noise, resolve_polarity
+from .detection import _background, estimate_noise, resolve_polarity, touching_groups
 from .geometry import project_particles, view_directions
 
 __all__ = ["blurred_sphere_profile", "fit_signal", "fit_single", "refine_touching", "refine_touching_iter",
@@ -65,6 +63,13 @@ def _profile_table() -> np.ndarray:
     return _TABLE
 
 
+def _lookup(table, rho_u, r_u):
+    """Bilinear lookup of a table at (r / s, rho / s)."""
+    u = np.clip(r_u / _R_STEP, 0, table.shape[0] - 1.001)
+    v = np.clip(rho_u / _RHO_STEP, 0, table.shape[1] - 1.001)
+    return ndimage.map_coordinates(table, [u.ravel(), v.ravel()], order=1, mode="nearest").reshape(u.shape)
+
+
 def blurred_sphere_profile(rho, radius, blur) -> np.ndarray:
     """Projected thickness of a sphere of ``radius`` at distance ``rho`` from its centre, blurred by ``blur``.
 
@@ -72,14 +77,11 @@ def blurred_sphere_profile(rho, radius, blur) -> np.ndarray:
     ``radius / 24`` are taken as ``radius / 24`` (the edge of a large sphere is
     then a little softer than asked; its volume is kept).
     """
-    table = _profile_table()
     radius = np.asarray(radius, float)
+    rho = np.asarray(rho, float)
     s = np.maximum(float(blur), radius / _R_MAX)  # the table ends at radius / blur = _R_MAX
-    u = np.clip(radius / s / _R_STEP, 0, table.shape[0] - 1.001)
-    v = np.clip(np.asarray(rho, float) / s / _RHO_STEP, 0, table.shape[1] - 1.001)
-    return s * ndimage.map_coordinates(table, [np.broadcast_to(u, np.broadcast(u, v).shape).ravel(),
-                                               np.broadcast_to(v, np.broadcast(u, v).shape).ravel()],
-                                       order=1, mode="nearest").reshape(np.broadcast(u, v).shape)
+    rho_u, r_u = np.broadcast_arrays(rho / s, radius / s)
+    return s * _lookup(_profile_table(), rho_u, r_u)
 
 
 def fit_signal(view, *, polarity: str = "dark", radius_max: float = 10.0) -> np.ndarray:
@@ -97,28 +99,6 @@ def fit_signal(view, *, polarity: str = "dark", radius_max: float = 10.0) -> np.
         signal = -img if polarity == "dark" else img.copy()
     signal -= np.median(signal)
     return signal - _background(signal, radius_max)
-
-
-def _groups(xy, radii, gap, max_group):
-    """Indices of particles whose projections touch (edge gap below ``gap``) in any view."""
-    n = xy.shape[1]
-    rows, cols = [], []
-    reach = 2 * float(np.nanmax(radii)) + gap
-    for view_xy in xy:
-        pairs = cKDTree(view_xy).query_pairs(reach, output_type="ndarray")
-        if len(pairs) == 0:
-            continue
-        d = np.linalg.norm(view_xy[pairs[:, 0]] - view_xy[pairs[:, 1]], axis=1)
-        close = d < radii[pairs[:, 0]] + radii[pairs[:, 1]] + gap
-        rows.append(pairs[close, 0])
-        cols.append(pairs[close, 1])
-    if not rows:
-        return []
-    rows, cols = np.concatenate(rows), np.concatenate(cols)
-    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
-    _, label = connected_components(graph, directed=False)
-    sizes = np.bincount(label)
-    return [np.flatnonzero(label == g) for g in np.flatnonzero((sizes >= 2) & (sizes <= max_group))]
 
 
 def _patches(signals, proj, pad):
@@ -229,7 +209,7 @@ def refine_touching_iter(views, points, radii, *, beta_deg: float, azimuths_deg=
         signals = [fit_signal(v, polarity=polarity, radius_max=r_hi) for v in views]
     shift = np.sin(np.deg2rad(beta_deg)) * view_directions(azimuths_deg)
     xy = project_particles(points, beta_deg=beta_deg, azimuths_deg=azimuths_deg)
-    groups = _groups(xy, radii_fit, gap, max_group)
+    groups = touching_groups(xy, radii_fit, gap=gap, max_group=max_group)
     for g, idx in enumerate(groups):
         if g % 10 == 0:
             yield Progress(g, len(groups), "fit touching particles")
@@ -246,13 +226,6 @@ def _profile_gradients():
     d_rho = np.gradient(table, _RHO_STEP, axis=1)
     d_r = np.gradient(table, _R_STEP, axis=0)
     return table, d_rho, d_r
-
-
-def _lookup(table, rho_u, r_u):
-    """Bilinear lookup of a table at (r / s, rho / s)."""
-    u = np.clip(r_u / _R_STEP, 0, table.shape[0] - 1.001)
-    v = np.clip(rho_u / _RHO_STEP, 0, table.shape[1] - 1.001)
-    return ndimage.map_coordinates(table, [u.ravel(), v.ravel()], order=1, mode="nearest").reshape(u.shape)
 
 
 def fit_single(signals, points, radii, shift, *, blur: float = 1.0, half: int | None = None,
