@@ -1,15 +1,8 @@
 """``stereo-tem train detector|matcher``: train the networks on synthetic scenes.
 
-The shipped detector weights (``weights/detector_v1``) come from two runs on a 2-core
-CPU with one torch thread (about 50 minutes in all)::
-
-    stereo-tem train detector --steps 2400 --batch-size 8 --crop 160 --seed 1 --lr 0.002 \\
-        --pos-weight 3.0 --val-every 200 --n-val 8 --pool-size 128 --threads 1 --out /tmp/detector_v1_base
-    stereo-tem train detector --init /tmp/detector_v1_base.safetensors --steps 700 --batch-size 8 \\
-        --crop 160 --seed 2 --lr 0.0005 --pos-weight 1.5 --val-every 100 --n-val 16 --pool-size 64 \\
-        --threads 1 --out src/napari_stereo_tem/weights/detector_v1
-
-(the exact commands of a weights file are in its JSON sidecar, keys ``command`` and ``recipe``).
+The commands that made the shipped weights are in the docstrings of
+:mod:`napari_stereo_tem.training.detector` and :mod:`napari_stereo_tem.training.matcher`
+(and, exactly, in each weights file's JSON sidecar, keys ``command`` and ``recipe``).
 Each target registers itself in :data:`TARGETS` as ``name: (add_arguments, run)``.
 """
 

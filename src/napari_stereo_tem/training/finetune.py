@@ -28,7 +28,7 @@ from torch.nn import functional as F
 
 from ..checks import InputError
 from ..progress import Progress, ProgressGenerator
-from .schedule import read_checkpoint, warmup_cosine, write_checkpoint
+from .schedule import optimise, read_checkpoint, warmup_cosine, write_checkpoint
 
 __all__ = ["finetune_detector", "finetune_matcher", "version_name", "checkpoint_path", "detector_samples",
            "matcher_pairs"]
@@ -167,12 +167,7 @@ def _train_loop(model, params, batch_loss: Callable[[np.random.Generator], torch
         while done < steps:
             model.train()
             loss = batch_loss(np.random.default_rng([int(seed), done]))
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 5.0)
-            optimiser.step()
-            schedule.step()
-            value = float(loss.detach())
+            value = optimise(loss, optimiser, schedule, params)
             losses.append(value)
             ema = value if ema is None else 0.9 * ema + 0.1 * value
             done += 1

@@ -33,7 +33,7 @@ from torch.nn import functional as F
 
 from ..checks import InputError
 from ..progress import Progress, ProgressGenerator
-from .schedule import restore_checkpoint, warmup_cosine, write_checkpoint
+from .schedule import optimise, restore_checkpoint, warmup_cosine, write_checkpoint
 
 __all__ = ["train_matcher", "stereo_crop", "validate_matcher", "prepare_pair"]
 
@@ -289,12 +289,7 @@ def train_matcher(
                          + F.binary_cross_entropy_with_logits(out["logits_right"][:, :1], b["mask_right"],
                                                               pos_weight=torch.tensor(3.0, device=device)))
             loss = loss + g_det * det
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 5.0)
-        optimiser.step()
-        schedule.step()
-        value = float(loss.detach())
+        value = optimise(loss, optimiser, schedule, params)
         ema = value if ema is None else 0.95 * ema + 0.05 * value
         if step % refresh_every == 0:
             k = step // refresh_every

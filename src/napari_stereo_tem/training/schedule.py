@@ -1,4 +1,4 @@
-"""Pieces every training loop shares: the learning-rate schedule and restoring a checkpoint."""
+"""Pieces every training loop shares: the learning-rate schedule, one optimiser step, checkpoints."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 
 from ..checks import InputError
 
-__all__ = ["warmup_cosine", "write_checkpoint", "read_checkpoint", "restore_checkpoint"]
+__all__ = ["warmup_cosine", "optimise", "write_checkpoint", "read_checkpoint", "restore_checkpoint"]
 
 
 def warmup_cosine(optimiser, steps: int, *, max_warmup: int = 100, floor: float = 0.05):
@@ -21,6 +21,16 @@ def warmup_cosine(optimiser, steps: int, *, max_warmup: int = 100, floor: float 
         return float(min(1.0, (t + 1) / warmup) * (floor + (1 - floor) * cosine))
 
     return torch.optim.lr_scheduler.LambdaLR(optimiser, factor)
+
+
+def optimise(loss, optimiser, schedule, params, *, max_norm: float = 5.0) -> float:
+    """One step: back-propagate ``loss``, clip the gradient norm, step optimiser and schedule; returns the loss."""
+    optimiser.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, max_norm)
+    optimiser.step()
+    schedule.step()
+    return float(loss.detach())
 
 
 def write_checkpoint(path, model, optimiser, schedule, **state) -> Path:
