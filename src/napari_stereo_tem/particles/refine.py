@@ -63,6 +63,18 @@ def _profile_table() -> np.ndarray:
     return _TABLE
 
 
+_GRADIENTS: tuple | None = None
+
+
+def _profile_gradients():
+    """The profile table and its derivatives along ``rho / s`` and ``r / s``."""
+    global _GRADIENTS
+    if _GRADIENTS is None:
+        table = _profile_table()
+        _GRADIENTS = (table, np.gradient(table, _RHO_STEP, axis=1), np.gradient(table, _R_STEP, axis=0))
+    return _GRADIENTS
+
+
 def _lookup(table, rho_u, r_u):
     """Bilinear lookup of a table at (r / s, rho / s)."""
     u = np.clip(r_u / _R_STEP, 0, table.shape[0] - 1.001)
@@ -130,20 +142,46 @@ def _fit_model(patches, shift, points, radii, amplitudes, *, blur):
     scale = np.concatenate([np.tile([0.1, 0.1, 1.0, 0.1, 0.1 * float(np.mean(amplitudes))], m), [0.1],
                             np.full(n_views, 0.01 * peak)])
 
-    def residual(p):
+    table, t_rho, t_r = _profile_gradients()
+    n_par = 5 * m + 1 + n_views
+
+    def evaluate(p, with_jacobian):
         q = p[:5 * m].reshape(m, 5)
         s = float(np.exp(np.clip(p[5 * m], *np.log(_BLUR_RANGE))))
-        out = []
+        r_u = np.abs(q[:, 3:4]) / s
+        out, jacs = [], []
         for k, (gx, gy, data) in enumerate(patches):
-            cx = q[:, 0] + q[:, 2] * shift[k, 0]
-            cy = q[:, 1] + q[:, 2] * shift[k, 1]
-            rho = np.hypot(gx[None, :] - cx[:, None], gy[None, :] - cy[:, None])
-            model = (q[:, 4:5] * blurred_sphere_profile(rho, np.abs(q[:, 3:4]), s)).sum(axis=0)
-            out.append(model + p[5 * m + 1 + k] - data)
-        return np.concatenate(out)
+            dx = gx[None, :] - (q[:, 0] + q[:, 2] * shift[k, 0])[:, None]
+            dy = gy[None, :] - (q[:, 1] + q[:, 2] * shift[k, 1])[:, None]
+            rho = np.hypot(dx, dy)
+            rho_u, ru = np.broadcast_arrays(rho / s, r_u)
+            prof = s * _lookup(table, rho_u, ru)
+            out.append((q[:, 4:5] * prof).sum(axis=0) + p[5 * m + 1 + k] - data)
+            if not with_jacobian:
+                continue
+            g_rho, g_r = _lookup(t_rho, rho_u, ru), _lookup(t_r, rho_u, ru)
+            amp = q[:, 4:5]
+            safe = np.where(rho > 1e-9, rho, 1.0)
+            d_cx, d_cy = -amp * g_rho * dx / safe, -amp * g_rho * dy / safe
+            jac = np.zeros((len(gx), n_par))
+            jac[:, 0:5 * m:5] = d_cx.T
+            jac[:, 1:5 * m:5] = d_cy.T
+            jac[:, 2:5 * m:5] = (d_cx * shift[k, 0] + d_cy * shift[k, 1]).T
+            jac[:, 3:5 * m:5] = (amp * g_r * np.sign(q[:, 3:4])).T
+            jac[:, 4:5 * m:5] = prof.T
+            jac[:, 5 * m] = (amp * (prof - rho_u * s * g_rho - ru * s * g_r)).sum(axis=0)  # d / d log s
+            jac[:, 5 * m + 1 + k] = 1.0
+            jacs.append(jac)
+        return np.concatenate(out), (np.vstack(jacs) if with_jacobian else None)
+
+    def residual(p):
+        return evaluate(p, False)[0]
+
+    def jacobian(p):
+        return evaluate(p, True)[1]
 
     try:
-        fit = least_squares(residual, start, x_scale=scale, method="trf", max_nfev=60)
+        fit = least_squares(residual, start, jac=jacobian, x_scale=scale, method="trf", max_nfev=60)
     except (ValueError, np.linalg.LinAlgError):
         return None
     q = fit.x[:5 * m].reshape(m, 5)
@@ -221,12 +259,6 @@ def refine_touching_iter(views, points, radii, *, beta_deg: float, azimuths_deg=
     return points, radii, refined
 
 
-def _profile_gradients():
-    table = _profile_table()
-    d_rho = np.gradient(table, _RHO_STEP, axis=1)
-    d_r = np.gradient(table, _R_STEP, axis=0)
-    return table, d_rho, d_r
-
 
 def fit_single(signals, points, radii, shift, *, blur: float = 1.0, half: int | None = None,
                iterations: int = 12):
@@ -259,13 +291,16 @@ def fit_single(signals, points, radii, shift, *, blur: float = 1.0, half: int | 
     weight = inside.astype(float)
     # Leave out pixels that belong to a neighbour.
     for k in range(n_views):
-        for i, js in enumerate(cKDTree(proj[k]).query_ball_point(proj[k], r=2 * half)):
-            for j in js:
-                if j == i:
-                    continue
-                d_other = np.hypot(gx[k, i] - proj[k, j, 0], gy[k, i] - proj[k, j, 1])
-                d_self = np.hypot(gx[k, i] - proj[k, i, 0], gy[k, i] - proj[k, i, 1])
-                weight[k, i][(d_other < radii[j] + 2 * blur + 1) | (d_other < d_self)] = 0.0
+        pairs = cKDTree(proj[k]).query_pairs(2 * half, output_type="ndarray")
+        if len(pairs) == 0:
+            continue
+        i, j = np.concatenate([pairs, pairs[:, ::-1]]).T  # both directions: i's patch, neighbour j
+        d_other = np.hypot(gx[k, i] - proj[k, j, 0, None, None], gy[k, i] - proj[k, j, 1, None, None])
+        d_self = np.hypot(gx[k, i] - proj[k, i, 0, None, None], gy[k, i] - proj[k, i, 1, None, None])
+        theirs = (d_other < radii[j, None, None] + 2 * blur + 1) | (d_other < d_self)
+        blocked = np.zeros((n, *theirs.shape[1:]), dtype=bool)
+        np.logical_or.at(blocked, i, theirs)
+        weight[k][blocked] = 0.0
     p = np.column_stack([points, np.clip(radii, 1.0, None), np.zeros(n), np.full(n, float(blur)),
                          np.zeros((n, n_views))])
     p[:, 5] = np.maximum(p[:, 5], p[:, 3] / _R_MAX)
@@ -314,13 +349,15 @@ def fit_single(signals, points, radii, shift, *, blur: float = 1.0, half: int | 
         trial = p + step
         trial[:, 3] = np.clip(trial[:, 3], 0.5, None)
         trial[:, 5] = np.maximum(np.clip(trial[:, 5], *_BLUR_RANGE), trial[:, 3] / _R_MAX)
-        t_res, t_dx, t_dy, t_rho_, t_s, t_ru, t_prof = evaluate(trial)
-        t_cost = np.sum(weight * t_res ** 2, axis=(0, 2, 3))
+        t_eval = evaluate(trial)
+        t_cost = np.sum(weight * t_eval[0] ** 2, axis=(0, 2, 3))
         better = t_cost < cost
         p[better] = trial[better]
         cost = np.where(better, t_cost, cost)
         lam = np.where(better, lam / 3, lam * 4)
-        res, dx, dy, rho, s, ru, prof = evaluate(p)
+        keep = better[None, :, None, None]
+        res, dx, dy, rho, s, ru, prof = (np.where(keep, new, old) for new, old in
+                                         zip(t_eval, (res, dx, dy, rho, s, ru, prof)))
     moved = np.linalg.norm(p[:, :2] - points[:, :2], axis=1)
     ok = np.all(np.isfinite(p), axis=1) & (p[:, 4] > 0) & (moved < half)
     return {"points": p[:, :3], "radii": p[:, 3], "amplitude": p[:, 4], "blur": p[:, 5], "chi2": cost,
