@@ -93,3 +93,21 @@ def test_pipeline_refines_unless_told_not_to():
     assert len(with_fit.reconstruction.points) == len(without.reconstruction.points) + 1
     assert with_fit.params["matching"]["refinement"]["split_in_two"] == 1
     assert "refinement" not in without.params["matching"]
+
+
+def test_single_fits_do_not_depend_on_the_chunk_size():
+    from napari_stereo_tem.particles.geometry import view_directions
+    from napari_stereo_tem.particles.refine import fit_signal, fit_single
+
+    truth = np.array([[30.0, 30.0, 10.0], [60.0, 32.0, -12.0], [45.0, 70.0, 0.0], [75.0, 70.0, 20.0],
+                      [20.0, 75.0, -5.0]])
+    radii = np.array([4.0, 5.0, 4.5, 3.5, 5.0])
+    views = _views(truth, radii)
+    signals = [fit_signal(v) for v in views]
+    shift = np.sin(np.deg2rad(BETA)) * view_directions((0, 90, 180, 270))
+    whole = fit_single(signals, truth + 0.3, radii, shift)
+    pieces = fit_single(signals, truth + 0.3, radii, shift, chunk=2)
+    for key in whole:
+        np.testing.assert_allclose(pieces[key], whole[key], rtol=1e-10, atol=1e-12)
+    assert whole["ok"].all()
+    np.testing.assert_allclose(whole["points"], truth, atol=1.0)  # z to a pixel at beta = 2 degrees

@@ -261,26 +261,41 @@ def refine_touching_iter(views, points, radii, *, beta_deg: float, azimuths_deg=
 
 
 def fit_single(signals, points, radii, shift, *, blur: float = 1.0, half: int | None = None,
-               iterations: int = 12):
+               iterations: int = 12, chunk: int = 256) -> dict:
     """Fit every particle alone to all views at once (batched Gauss-Newton).
 
     Parameters per particle: ``X, Y, Z, r, A, s`` and one background level per view.
     Pixels nearer to another particle's centre than to this one's, or within that
-    particle's radius plus two blurs, are left out.
+    particle's radius plus two blurs, are left out. Particles are fitted ``chunk``
+    at a time (memory grows with the chunk, not with the number of particles).
 
     Returns
     -------
     dict with ``points (n, 3)``, ``radii``, ``amplitude``, ``blur``, ``chi2`` (sum of squared
     residuals), ``n_pixels`` and ``ok`` (the fit converged to a sensible particle).
     """
-    table, t_rho, t_r = _profile_gradients()
     points = np.asarray(points, float).reshape(-1, 3)
-    n, n_views = len(points), len(signals)
-    rows, cols = signals[0].shape
+    radii = np.asarray(radii, float)
     if half is None:
         half = int(np.ceil(np.nanmax(radii) + 3 * blur + 2))
+    parts = [_fit_single_chunk(signals, points, radii, shift, np.arange(a, min(a + chunk, len(points))),
+                               blur=blur, half=half, iterations=iterations)
+             for a in range(0, len(points), chunk)]
+    if not parts:
+        return {"points": np.zeros((0, 3)), "radii": np.zeros(0), "amplitude": np.zeros(0), "blur": np.zeros(0),
+                "chi2": np.zeros(0), "n_pixels": np.zeros(0), "ok": np.zeros(0, dtype=bool)}
+    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+
+
+def _fit_single_chunk(signals, all_points, all_radii, shift, subset, *, blur, half, iterations):
+    """:func:`fit_single` of the particles ``subset``; the others only mask their pixels."""
+    table, t_rho, t_r = _profile_gradients()
+    points, radii = all_points[subset], all_radii[subset]
+    n, n_views = len(points), len(signals)
+    rows, cols = signals[0].shape
     offs = np.arange(-half, half + 1)
-    proj = points[None, :, :2] + points[None, :, 2:3] * shift[:, None, :]  # (k, n, 2)
+    proj_all = all_points[None, :, :2] + all_points[None, :, 2:3] * shift[:, None, :]  # (k, n_all, 2)
+    proj = proj_all[:, subset]
     ix = np.round(proj[..., 0]).astype(int)
     iy = np.round(proj[..., 1]).astype(int)
     gx = (ix[..., None, None] + offs[None, None, None, :]).astype(float) + np.zeros((1, 1, len(offs), 1))
@@ -291,13 +306,16 @@ def fit_single(signals, points, radii, shift, *, blur: float = 1.0, half: int | 
     weight = inside.astype(float)
     # Leave out pixels that belong to a neighbour.
     for k in range(n_views):
-        pairs = cKDTree(proj[k]).query_pairs(2 * half, output_type="ndarray")
-        if len(pairs) == 0:
+        near = cKDTree(proj_all[k]).query_ball_point(proj[k], r=2 * half)
+        i = np.repeat(np.arange(n), [len(js) for js in near])
+        j = np.fromiter((jj for js in near for jj in js), dtype=int, count=len(i))
+        other = j != subset[i]
+        i, j = i[other], j[other]
+        if len(i) == 0:
             continue
-        i, j = np.concatenate([pairs, pairs[:, ::-1]]).T  # both directions: i's patch, neighbour j
-        d_other = np.hypot(gx[k, i] - proj[k, j, 0, None, None], gy[k, i] - proj[k, j, 1, None, None])
+        d_other = np.hypot(gx[k, i] - proj_all[k, j, 0, None, None], gy[k, i] - proj_all[k, j, 1, None, None])
         d_self = np.hypot(gx[k, i] - proj[k, i, 0, None, None], gy[k, i] - proj[k, i, 1, None, None])
-        theirs = (d_other < radii[j, None, None] + 2 * blur + 1) | (d_other < d_self)
+        theirs = (d_other < all_radii[j, None, None] + 2 * blur + 1) | (d_other < d_self)
         blocked = np.zeros((n, *theirs.shape[1:]), dtype=bool)
         np.logical_or.at(blocked, i, theirs)
         weight[k][blocked] = 0.0
