@@ -45,6 +45,12 @@ def test_run_gives_3d_points_counts_and_rdf_dock(setup, wait_finished):
     assert viewer.window.dock_widgets["g(r)"] is widget.rdf_plot
     assert len(widget.rdf_plot.r) > 3 and np.isfinite(widget.rdf_plot.g).all()
     assert len(widget.rdf_plot.axes.lines) >= 1
+    # the fit to the views is on by default, recorded in the provenance, and can be switched off
+    assert widget.refine.value
+    assert "refinement" in every.metadata["provenance"]["matching"]
+    widget.refine.value = False
+    wait_finished(widget.start(), timeout=30000)
+    assert "refinement" not in viewer.layers["particles (all views)"].metadata["provenance"]["matching"]
 
 
 def test_missing_views_is_a_notification(make_napari_viewer, monkeypatch):
