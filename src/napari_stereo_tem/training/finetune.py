@@ -324,8 +324,8 @@ def finetune_matcher(set_dir, *, name: str, init: str = "default", steps: int = 
         ``version``, ``path``, ``losses``, ``steps``, ``wall_s``.
     """
     from ..matching import load_matcher
-    from ..nets.losses import matcher_loss
-    from .matcher import _batch, prepare_pair, stereo_crop
+    from .matcher import batch_loss as matcher_batch_loss
+    from .matcher import prepare_pair, stereo_crop
 
     crop = (int(crop[0]), int(crop[1]))
     _check_run_options(steps, batch_size, synth_fraction, checkpoint_every)
@@ -358,17 +358,7 @@ def finetune_matcher(set_dir, *, name: str, init: str = "default", steps: int = 
         for _ in range(batch_size):
             pool = synth if synth and rng.random() < synth_fraction else pairs
             crops.append(stereo_crop(pool[int(rng.integers(len(pool)))], rng, crop=crop, max_shift=max_shift))
-        b = _batch(crops, device)
-        out = model(b["left"], b["right"])
-        prob_right = torch.sigmoid(out["logits_right"][:, :1])
-        loss, _ = matcher_loss(out, b["disparity"], b["mask_left"] > 0, prob_right=prob_right,
-                               g_disp=g_disp, g_var=g_var, g_warp=g_warp, scale=model.matcher.scale)
-        if g_det and not model.freeze_features:
-            w = torch.tensor(3.0, device=device)
-            loss = loss + g_det * 0.5 * (
-                F.binary_cross_entropy_with_logits(out["logits_left"][:, :1], b["mask_left"], pos_weight=w)
-                + F.binary_cross_entropy_with_logits(out["logits_right"][:, :1], b["mask_right"], pos_weight=w))
-        return loss
+        return matcher_batch_loss(model, crops, device, g_disp=g_disp, g_var=g_var, g_warp=g_warp, g_det=g_det)[0]
 
     params = [p for p in model.parameters() if p.requires_grad]
     losses, done = yield from _train_loop(model, params, batch_loss, version=version, steps=steps, lr=lr, seed=seed,

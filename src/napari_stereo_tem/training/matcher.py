@@ -108,6 +108,28 @@ def _batch(crops: list, device) -> dict:
             "disparity": stack("disparity", np.float32)}
 
 
+def batch_loss(model, crops: list, device, *, g_disp: float, g_var: float, g_warp: float, g_det: float):
+    """The matcher's training loss on a list of :func:`stereo_crop` crops; returns ``(loss, parts)``.
+
+    :func:`~napari_stereo_tem.nets.losses.matcher_loss`, plus ``g_det`` times the
+    detection loss of both views when the features are trained too.
+    """
+    from ..nets.losses import matcher_loss
+
+    b = _batch(crops, device)
+    out = model(b["left"], b["right"])
+    prob_right = torch.sigmoid(out["logits_right"][:, :1])
+    loss, parts = matcher_loss(out, b["disparity"], b["mask_left"] > 0, prob_right=prob_right,
+                               g_disp=g_disp, g_var=g_var, g_warp=g_warp, scale=model.matcher.scale)
+    if g_det and not model.freeze_features:
+        weight = torch.tensor(3.0, device=device)
+        det = 0.5 * (F.binary_cross_entropy_with_logits(out["logits_left"][:, :1], b["mask_left"], pos_weight=weight)
+                     + F.binary_cross_entropy_with_logits(out["logits_right"][:, :1], b["mask_right"],
+                                                          pos_weight=weight))
+        loss = loss + g_det * det
+    return loss, parts
+
+
 @torch.no_grad()
 def validate_matcher(model, pairs: list, *, device="cpu") -> dict:
     """Mean raw and refined disparity metrics of ``model`` on prepared pairs (ground-truth masks).
@@ -215,7 +237,6 @@ def train_matcher(
     dict
         ``best_epe``, ``history``, ``wall_s``, ``out_path``, ``checkpoint``.
     """
-    from ..nets.losses import matcher_loss
     from ..nets.matcher import StereoNet
     from ..synth import make_stereo_pair
     from ..weights import save_model
@@ -278,17 +299,7 @@ def train_matcher(
         rng = np.random.default_rng([int(seed), int(step)])
         crops = [stereo_crop(pool[int(rng.integers(len(pool)))], rng, crop=crop, max_shift=max_shift)
                  for _ in range(batch_size)]
-        b = _batch(crops, device)
-        out = model(b["left"], b["right"])
-        prob_right = torch.sigmoid(out["logits_right"][:, :1])
-        loss, parts = matcher_loss(out, b["disparity"], b["mask_left"] > 0, prob_right=prob_right,
-                                   g_disp=g_disp, g_var=g_var, g_warp=g_warp, scale=model.matcher.scale)
-        if g_det and not model.freeze_features:
-            det = 0.5 * (F.binary_cross_entropy_with_logits(out["logits_left"][:, :1], b["mask_left"],
-                                                            pos_weight=torch.tensor(3.0, device=device))
-                         + F.binary_cross_entropy_with_logits(out["logits_right"][:, :1], b["mask_right"],
-                                                              pos_weight=torch.tensor(3.0, device=device)))
-            loss = loss + g_det * det
+        loss, parts = batch_loss(model, crops, device, g_disp=g_disp, g_var=g_var, g_warp=g_warp, g_det=g_det)
         value = optimise(loss, optimiser, schedule, params)
         ema = value if ema is None else 0.95 * ema + 0.05 * value
         if step % refresh_every == 0:
