@@ -21,7 +21,7 @@ matched point. Fitted alone, such a point has about twice the contrast per unit
 thickness ``A`` of the other particles (one material) or fits far worse than
 they do; it is then fitted as two spheres and kept as two when that explains
 the views much better and both halves look like single particles
-(:func:`split_merged`).
+(:func:`split_merged_iter`).
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from ..progress import Progress, drive
 from .detection import _background, estimate_noise, resolve_polarity, touching_groups
 from .geometry import project_particles, view_directions
 
-__all__ = ["blurred_sphere_profile", "fit_signal", "fit_single", "refine_touching", "refine_touching_iter",
-           "split_merged", "split_merged_iter", "refine_in_views", "refine_in_views_iter"]
+__all__ = ["blurred_sphere_profile", "fit_signal", "fit_single", "refine_touching_iter", "split_merged_iter",
+           "refine_in_views", "refine_in_views_iter"]
 
 # The blurred profile in units of the blur s: P(rho; r, s) = s * table(rho / s, r / s).
 _RHO_STEP, _R_STEP = 0.1, 0.1
@@ -201,11 +201,6 @@ def _fit_group(signals, points, radii, shift, *, blur, margin):
     if fit is None or not np.all(np.linalg.norm(fit[0][:, :2] - points[:, :2], axis=1) < 3.0):
         return None
     return fit[0], fit[1]
-
-
-def refine_touching(views, points, radii, **options):
-    """Run :func:`refine_touching_iter` to the end; returns ``(points, radii, refined)``."""
-    return drive(refine_touching_iter(views, points, radii, **options))
 
 
 def refine_touching_iter(views, points, radii, *, beta_deg: float, azimuths_deg=(0, 90, 180, 270),
@@ -382,11 +377,6 @@ def _fit_single_chunk(signals, all_points, all_radii, shift, subset, *, blur, ha
             "n_pixels": weight.sum(axis=(0, 2, 3)), "ok": ok}
 
 
-def split_merged(signals, single, shift, **options):
-    """Run :func:`split_merged_iter` to the end; returns its list of splits."""
-    return drive(split_merged_iter(signals, single, shift, **options))
-
-
 def split_merged_iter(signals, single, shift, *, beta_deg: float, radius_range=(2.0, 10.0),
                       amplitude_ratio: float = 1.35, misfit_ratio: float = 1.4, min_gain: float = 100.0):
     """Find particles that are two particles merged in every view, and fit them as two (a progress generator).
@@ -462,9 +452,9 @@ def refine_in_views_iter(views, reconstruction, *, polarity: str = "dark", radiu
                          split: bool = True, signals=None):
     """Refine a :class:`~.matching.ParticleReconstruction` against the views themselves (a progress generator).
 
-    Touching particles are fitted together (:func:`refine_touching`); with
+    Touching particles are fitted together (:func:`refine_touching_iter`); with
     ``split``, points that are two particles merged in every view become two
-    (:func:`split_merged`). The new particles of a split keep the number of views
+    (:func:`split_merged_iter`). The new particles of a split keep the number of views
     of the point they came from, have no detection of their own
     (``detection_index`` -1) and no detection residual (NaN).
 
