@@ -75,7 +75,7 @@ def test_remove_goes_to_trash_and_restore_brings_it_back(tmp_path):
     assert restored.name == "entry-000002"
     np.testing.assert_array_equal(load_entry(restored)["left"], left + 5)
     assert list_trash(tmp_path) == []
-    with pytest.raises(InputError, match="not in"):
+    with pytest.raises(InputError, match="is not a removed entry"):
         restore_entry(tmp_path, "entry-000009")
 
 
@@ -157,3 +157,44 @@ def test_killing_the_writer_mid_save_leaves_earlier_entries_intact(tmp_path):
     # the set stays usable: the next save gets the next number
     assert add_entry(folder, left + 2, mask).name == "entry-000003"
     assert json.loads((folder / "entry-000003" / "entry.json").read_text())["files"]["left"]["file"] == "left.tif"
+
+
+@pytest.mark.parametrize("name", ["../../outside", "../entry-000001", "/tmp", "entry-000001", ".trash",
+                                  "entry-000002/../../outside", "entry-000002\n"])
+def test_restore_takes_only_names_of_the_trash(tmp_path, name):
+    """A path instead of a trash name never moves a folder into the set or renames a live entry."""
+    root = tmp_path / "set"
+    left, _, mask = _views()
+    first = add_entry(root, left, mask)
+    second = add_entry(root, left, mask)
+    remove_entry(root, second.name)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    before = sorted(p.name for p in root.iterdir())
+    with pytest.raises(InputError, match="is not a removed entry.*removed entries: entry-000002"):
+        restore_entry(root, name)
+    assert outside.is_dir() and first.is_dir()
+    assert sorted(p.name for p in root.iterdir()) == before
+
+
+@pytest.mark.parametrize("name", ["../outside", "/tmp", ".trash", "entry-000009"])
+def test_remove_takes_only_listed_entries(tmp_path, name):
+    root = tmp_path / "set"
+    left, _, mask = _views()
+    add_entry(root, left, mask)
+    (tmp_path / "outside").mkdir()
+    with pytest.raises(InputError, match="is not an entry of the training set.*its entries: entry-000001"):
+        remove_entry(root, name)
+    assert (tmp_path / "outside").is_dir() and [e.name for e in list_entries(root)] == ["entry-000001"]
+
+
+def test_entry_record_cannot_point_outside_the_entry(tmp_path):
+    root = tmp_path / "set"
+    left, _, mask = _views()
+    entry = add_entry(root, left, mask)
+    record = json.loads((entry / "entry.json").read_text())
+    key = next(iter(record["files"]))
+    record["files"][key]["file"] = "../../secret.tif"
+    (entry / "entry.json").write_text(json.dumps(record))
+    with pytest.raises(InputError, match="names a file '../../secret.tif' that is not a file of the entry"):
+        load_entry(entry)

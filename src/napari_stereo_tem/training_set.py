@@ -43,7 +43,7 @@ __all__ = ["TrainingEntry", "add_entry", "list_entries", "load_entry", "remove_e
 ENTRY_FILE = "entry.json"
 #: Folder (inside the set) that holds removed entries.
 TRASH = ".trash"
-_PATTERN = re.compile(r"^entry-(\d{6,})$")
+_PATTERN = re.compile(r"\Aentry-(\d{6,})\Z")
 _TMP_PREFIX = ".tmp-entry-"
 _ARRAYS = ("left", "right", "mask_left", "mask_right", "disparity_left")
 
@@ -309,6 +309,10 @@ def _entry_path(set_dir, entry) -> Path:
     return path if path.is_absolute() or path.parent != Path(".") else _set_dir(set_dir) / path
 
 
+def _listing(folder: Path) -> set:
+    return {child.name for child in folder.iterdir() if child.is_file() and not child.is_symlink()}
+
+
 def load_entry(entry, *, verify: bool = True) -> dict:
     """Read an entry's arrays and record.
 
@@ -333,7 +337,11 @@ def load_entry(entry, *, verify: bool = True) -> dict:
         raise InputError(f"{path} is not a complete training-set entry (no readable {ENTRY_FILE})")
     out = {"record": record}
     for key, info in record["files"].items():
-        file = path / info["file"]
+        name = str(info.get("file", "")) if isinstance(info, dict) else ""
+        if not name or Path(name).name != name or name in (".", "..") or name not in _listing(path):
+            raise InputError(f"{path / ENTRY_FILE} names a file {name!r} that is not a file of the entry "
+                             f"{path.name}; remove the entry (it goes to .trash) or restore its {ENTRY_FILE}")
+        file = path / name
         if verify and file_sha256(file) != info["sha256"]:
             raise InputError(f"{file} does not match the sha256 in {ENTRY_FILE}: the file was changed or "
                              "damaged; remove the entry (it goes to .trash) or restore the file")
@@ -349,9 +357,14 @@ def remove_entry(set_dir, entry) -> Path:
     Path
         Where the entry now lies.
     """
+    folder = _set_dir(set_dir)
     path = _entry_path(set_dir, entry)
-    if not (path.is_dir() and _PATTERN.match(path.name) and path.parent == _set_dir(set_dir)):
-        raise InputError(f"{path} is not an entry of the training set {set_dir}")
+    listed = {e.name: e.path for e in list_entries(folder)}
+    # Only a name the set itself lists, in the set itself (never "../x", a link or an outside path).
+    if not (path.name in listed and path.parent.resolve() == folder.resolve() and not path.is_symlink()):
+        shown = ", ".join(list(listed)[:5]) + (", ..." if len(listed) > 5 else "") or "none"
+        raise InputError(f"{entry} is not an entry of the training set {folder}; its entries: {shown}")
+    path = listed[path.name]
     trash = path.parent / TRASH
     trash.mkdir(exist_ok=True)
     target = trash / path.name
@@ -382,10 +395,19 @@ def restore_entry(set_dir, name) -> Path:
         The entry's folder name in the trash (as :func:`list_trash` gives it).
     """
     folder = _set_dir(set_dir)
-    source = name.path if isinstance(name, TrainingEntry) else folder / TRASH / str(name)
-    if not source.is_dir():
-        available = ", ".join(e.name for e in list_trash(folder)) or "none"
-        raise InputError(f"{source.name} is not in {folder / TRASH}; removed entries: {available}")
+    trashed = {e.name: e.path for e in list_trash(folder)}
+    given = name.path if isinstance(name, TrainingEntry) else Path(str(name))
+    # The name must be one that list_trash gives, in this set's own trash: a path ("../entry-000001",
+    # "/elsewhere") would move a folder from outside the trash into the set.
+    inside = isinstance(name, TrainingEntry) or given.name == str(name)
+    if not (inside and given.name in trashed) or (isinstance(name, TrainingEntry)
+                                                  and given.parent.resolve() != (folder / TRASH).resolve()):
+        available = ", ".join(trashed) or "none"
+        raise InputError(f"{name} is not a removed entry of {folder}; give one of the names list_trash gives "
+                         f"(removed entries: {available})")
+    source = trashed[given.name]
+    if source.is_symlink():
+        raise InputError(f"{source} is a link, not a removed entry; delete it from {folder / TRASH}")
     target = folder / source.name.split("~")[0]
     if target.exists():
         target = folder / f"entry-{max(_entry_numbers(folder), default=0) + 1:06d}"
