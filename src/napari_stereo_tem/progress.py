@@ -22,7 +22,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-__all__ = ["Progress", "Cancelled", "ProgressGenerator", "drive", "text_progress"]
+__all__ = ["Progress", "Cancelled", "ProgressGenerator", "drive", "text_progress", "end_progress_line"]
 
 T = TypeVar("T")
 
@@ -81,6 +81,19 @@ def drive(
             raise Cancelled(f"cancelled during {report.stage or 'work'}")
 
 
+#: Streams on which :func:`text_progress` left a bar without its newline.
+_OPEN_LINES: set = set()
+
+
+def end_progress_line(stream=None) -> None:
+    """End a bar that :func:`text_progress` left open on ``stream`` (so a message starts on its own line)."""
+    stream = sys.stderr if stream is None else stream
+    if id(stream) in _OPEN_LINES:
+        _OPEN_LINES.discard(id(stream))
+        stream.write("\n")
+        stream.flush()
+
+
 def text_progress(stream=None, width: int = 30) -> Callable[[Progress], None]:
     """A callback for :func:`drive` that draws a one-line bar per stage on ``stream``."""
     stream = sys.stderr if stream is None else stream
@@ -104,5 +117,6 @@ def text_progress(stream=None, width: int = 30) -> Callable[[Progress], None]:
                                    for k, v in report.info.items())
         stream.write(line)
         stream.flush()
+        _OPEN_LINES.add(id(stream))
 
     return show

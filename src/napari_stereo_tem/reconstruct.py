@@ -23,10 +23,13 @@ from .checks import InputError
 from .progress import Progress, ProgressGenerator, drive
 
 __all__ = ["StereoReconstruction", "reconstruct_stereo", "reconstruct", "load_reconstruction", "lines_from_disparity",
-           "STAGES"]
+           "STAGES", "RESULT_FILES"]
 
 #: The stages reported by :func:`reconstruct_stereo`, in order.
 STAGES = ("load", "rectify", "detect", "match", "refine", "triangulate")
+
+#: The files :meth:`StereoReconstruction.save` writes.
+RESULT_FILES = ("lines.csv", "result.json", "preview.png")
 
 
 @dataclass
@@ -89,16 +92,27 @@ class StereoReconstruction:
                             "units": "pixels (multiply by provenance.pixel_size_nm for nm)",
                             "frame": "rectified left view; tilt axis at column (cols - 1) / 2; z along the beam"}}
 
-    def save(self, directory) -> Path:
-        """Write ``lines.csv``, ``result.json`` and ``preview.png`` into ``directory`` (created if needed)."""
+    def save(self, directory, *, overwrite: bool = False, extra: dict | None = None) -> Path:
+        """Write ``lines.csv``, ``result.json`` and ``preview.png`` into ``directory``, as a whole.
+
+        The files go to a temporary sibling folder that is renamed to ``directory``
+        once all are written (:func:`~napari_stereo_tem.atomic.result_folder`): a
+        failure leaves an earlier result as it was. A non-empty ``directory`` is
+        refused unless ``overwrite`` (then it is replaced, if it holds only files of
+        a result). ``extra`` maps more file names to ``write(path)`` callables
+        written into the same folder.
+        """
+        from .atomic import result_folder
         from .lines_io import write_json, write_lines_csv
 
-        folder = Path(directory)
-        folder.mkdir(parents=True, exist_ok=True)
-        write_lines_csv(folder / "lines.csv", self.lines)
-        write_json(folder / "result.json", self.record())
-        self.save_preview(folder / "preview.png")
-        return folder
+        with result_folder(directory, overwrite=overwrite, option="directory",
+                           produces=RESULT_FILES + tuple(extra or ())) as folder:
+            write_lines_csv(folder / "lines.csv", self.lines)
+            write_json(folder / "result.json", self.record())
+            self.save_preview(folder / "preview.png")
+            for name, write in (extra or {}).items():
+                write(folder / name)
+        return Path(directory)
 
     def save_preview(self, path) -> Path:
         """The rectified left view with the lines drawn over it, coloured by depth ``z`` (PNG)."""

@@ -44,7 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (InputError, ValueError, FileNotFoundError, OSError) as err:
-        # Input problems get one clear line, not a traceback.
+        # Input problems get one clear line, not a traceback, on a line of its own.
+        from ..progress import end_progress_line
+
+        end_progress_line()
         print(f"stereo-tem {args.command}: error: {err}", file=sys.stderr)
         return 1
 

@@ -39,20 +39,26 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--matcher", default=None, help="--run: matcher version or weights path (default shipped)")
     parser.add_argument("--threads", type=int, default=None, help="--run: torch CPU threads")
     parser.add_argument("-o", "--output", default=None, metavar="OUT", help="output folder (default DIR)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace existing tables in OUT and, with --run, existing predictions")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
     from ..evaluation.cases import evaluate_directory_iter
     from ..evaluation.table import mean_row, write_tables
-    from ..progress import drive, text_progress
+    from ..atomic import check_output_files
+    from ..progress import drive, end_progress_line, text_progress
 
+    out = args.output or args.directory
+    check_output_files(out, ["evaluation.md", "evaluation.csv"], overwrite=args.overwrite)
     rows = drive(evaluate_directory_iter(
         args.directory, kind=args.kind, predictions=args.predictions, run=args.run, angle=args.angle,
         tolerance=args.tolerance, reproject_tilt=args.reproject_tilt,
         remove_depth_offset=not args.keep_depth_origin, device=args.device, n_threads=args.threads,
-        rectify=args.rectify, detector=args.detector, matcher=args.matcher), text_progress())
-    sys.stderr.write("\n")
+        rectify=args.rectify, detector=args.detector, matcher=args.matcher, overwrite=args.overwrite),
+        text_progress())
+    end_progress_line()
     table = []
     for kind in ("stereo", "particles"):
         group = [r for r in rows if r["kind"] == kind]
@@ -60,7 +66,8 @@ def run(args) -> int:
         table += group
         if len(scored) > 1:
             table.append({**mean_row(scored), "kind": kind})
-    paths = write_tables(table, args.output or args.directory, title=f"Evaluation of {args.directory}")
+    paths = write_tables(table, out, title=f"Evaluation of {args.directory}", overwrite=args.overwrite,
+                         option="-o")
     failed = [r for r in rows if "error" in r]
     for r in failed:
         print(f"{r['case']}: {r['error']}", file=sys.stderr)

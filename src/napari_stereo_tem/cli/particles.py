@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 __all__ = ["add_parser", "run"]
 
@@ -46,17 +45,22 @@ def add_parser(subparsers) -> None:
                         "split points that are two particles merged in every view)")
     p.add_argument("--r-max", type=float, default=None, help="g(r) range in pixels (default 8 median radii)")
     p.add_argument("--bins", type=int, default=None, help="g(r) bins (default one per pixel)")
-    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
+    p.add_argument("-o", "--output", required=True, metavar="DIR",
+                   help="output folder (written as a whole; an existing result is refused)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing result in the output folder (as a whole)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from ..checks import InputError
-    from ..particles.pipeline import reconstruct_particles_iter, write_particle_result
-    from ..progress import drive, text_progress
+    from ..atomic import check_output_folder
+    from ..particles.pipeline import RESULT_FILES, reconstruct_particles_iter, write_particle_result
+    from ..progress import drive, end_progress_line, text_progress
 
     if len(args.radius_range) != 2:
         raise InputError(f"--radius-range needs MIN,MAX, got {args.radius_range}")
+    check_output_folder(args.output, overwrite=args.overwrite, produces=RESULT_FILES)
     work = reconstruct_particles_iter(
         args.views, beta_deg=args.beta, azimuths_deg=args.azimuths, pixel_size=args.pixel_size,
         method=args.method, sigma=args.sigma, threshold=args.threshold, radius_range=tuple(args.radius_range),
@@ -64,8 +68,8 @@ def run(args) -> int:
         r_max=args.r_max,
         n_bins=args.bins)
     result = drive(work, text_progress())
-    sys.stderr.write("\n")
-    paths = write_particle_result(result, args.output)
+    end_progress_line()
+    paths = write_particle_result(result, args.output, overwrite=args.overwrite)
     counts = result.reconstruction.counts
     print(f"detected per view {counts['detected_per_view']}, matched in all views {counts['matched_all_views']}, "
           f"in three views {counts['matched_three_views']}; wrote {paths['points'].parent}")

@@ -7,7 +7,6 @@ rectification figures) and ``DIR/preview.png`` (DESIGN section 5).
 
 from __future__ import annotations
 
-import sys
 
 __all__ = ["add_parser", "run"]
 
@@ -30,7 +29,10 @@ def add_parser(subparsers) -> None:
                         help="signed disparity range in pixels, written --disparity-range=-24,24 (default: the matcher's)")
     parser.add_argument("--no-refine", action="store_true", help="keep the raw matcher disparities")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("-o", "--output", required=True, help="output folder (created if needed)")
+    parser.add_argument("-o", "--output", required=True,
+                        help="output folder (created if needed; written as a whole, an existing result is refused)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing result in the output folder (as a whole)")
     parser.set_defaults(func=run)
 
 
@@ -49,17 +51,19 @@ def _parse_range(text):
 
 
 def run(args) -> int:
-    from ..progress import drive, text_progress
-    from ..reconstruct import reconstruct_stereo
+    from ..atomic import check_output_folder
+    from ..progress import drive, end_progress_line, text_progress
+    from ..reconstruct import RESULT_FILES, reconstruct_stereo
 
+    check_output_folder(args.output, overwrite=args.overwrite, produces=RESULT_FILES)
     work = reconstruct_stereo(args.left, args.right, stereo_angle_deg=args.angle, pixel_size=args.pixel_size,
                               swap=args.swap, rectify=not args.no_rectify, device=args.device,
                               detector=args.detector, matcher=args.matcher,
                               disparity_range=_parse_range(args.disparity_range), refine=not args.no_refine,
                               n_threads=args.threads)
     result = drive(work, text_progress())
-    sys.stderr.write("\n")
-    folder = result.save(args.output)
+    end_progress_line()
+    folder = result.save(args.output, overwrite=args.overwrite)
     times = ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items())
     print(f"{len(result.lines)} lines, {sum(len(x) for x in result.lines)} points -> {folder} ({times})")
     return 0

@@ -8,9 +8,11 @@ pixels whose centres satisfy ``(ky - CY)^2 + (kx - CX)^2 <= R^2``.
 
 from __future__ import annotations
 
-import sys
 
 __all__ = ["add_parser", "run"]
+
+#: What the command writes (an existing folder holding only these may be replaced with --overwrite).
+PRODUCES = ("virtual_*.tif", "detectors.json")
 
 
 def add_parser(subparsers) -> None:
@@ -35,7 +37,10 @@ def add_parser(subparsers) -> None:
                         help="reshape a stack of frames to this scan")
     parser.add_argument("--executor", default="inline",
                         help="inline, threads, or a dask scheduler address (tcp://host:8786)")
-    parser.add_argument("-o", "--output", required=True, help="output folder (created if needed)")
+    parser.add_argument("-o", "--output", required=True,
+                        help="output folder (created if needed; written as a whole, an existing result is refused)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing result in the output folder (as a whole)")
     parser.set_defaults(func=run)
 
 
@@ -60,7 +65,7 @@ def run(args) -> int:
     import numpy as np
     import tifffile
 
-    from ..atomic import atomic_write, atomic_write_text
+    from ..atomic import check_output_folder, result_folder
     from ..fourdstem import (
         Disc,
         as_disc,
@@ -74,16 +79,17 @@ def run(args) -> int:
         rotation_to_horizontal_deg,
         stereo_angle_deg,
     )
-    from ..progress import drive, text_progress
+    from ..progress import drive, end_progress_line, text_progress
 
     discs = [as_disc(_numbers(text, "--disc")) for text in args.disc]
+    check_output_folder(args.output, overwrite=args.overwrite, produces=PRODUCES)
     scan_shape = None
     if args.scan_shape:
         scan_shape = tuple(int(v) for v in _numbers(args.scan_shape, "--scan-shape", counts=(2,)))
     ds = open_4dstem(args.dataset, scan_shape=scan_shape)
     t0 = time.perf_counter()
     images = drive(iter_virtual_images(ds, discs, executor=args.executor), text_progress())
-    sys.stderr.write("\n")
+    end_progress_line()
     seconds = time.perf_counter() - t0
 
     calibration = None
@@ -101,13 +107,7 @@ def run(args) -> int:
     scale = calibration.get("mrad_per_px") if calibration else None
 
     out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
-
-    entries = []
-    for i, (disc, image) in enumerate(zip(discs, images)):
-        name = f"virtual_{i:02d}.tif"
-        atomic_write(out / name, lambda p, im=image: tifffile.imwrite(p, np.asarray(im, dtype=np.float32)))
-        entries.append({**disc.to_dict(), "file": name})
+    entries = [{**disc.to_dict(), "file": f"virtual_{i:02d}.tif"} for i, disc in enumerate(discs)]
     pairs = []
     for i in range(len(discs)):
         for j in range(i + 1, len(discs)):
@@ -132,7 +132,10 @@ def run(args) -> int:
     }
     if scale is None:
         record["note"] = "stereo angles need --convergence-mrad"
-    atomic_write_text(out / "detectors.json", json.dumps(record, indent=2))
+    with result_folder(out, overwrite=args.overwrite, produces=PRODUCES) as tmp:
+        for entry, image in zip(entries, images):
+            tifffile.imwrite(tmp / entry["file"], np.asarray(image, dtype=np.float32))
+        (tmp / "detectors.json").write_text(json.dumps(record, indent=2))
     angles = ", ".join(f"{p['pair'][0]}-{p['pair'][1]}: {p['stereo_angle_deg']:.2f} deg"
                        for p in pairs if p["stereo_angle_deg"] is not None)
     print(f"{len(discs)} virtual image(s) {images.shape[1]}x{images.shape[2]} in {seconds:.2f}s -> {out}"

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import check_output_folder
 from ..checks import InputError
 from ..progress import Progress, ProgressGenerator, drive
 from .lines3d import line_set_distance
@@ -104,10 +105,10 @@ def _run_stereo(folder: Path, out: Path, phi: float, options: dict) -> None:
                       rectify=options.get("rectify", False), device=options.get("device", "cpu"),
                       detector=options.get("detector"), matcher=options.get("matcher"),
                       n_threads=options.get("n_threads"))
-    rec.save(out)
-    tifffile.imwrite(out / "labels_left.tif", rec.labels_left.astype(np.uint8))
-    tifffile.imwrite(out / "disparity_raw.tif", rec.disparity.astype(np.float32))
-    tifffile.imwrite(out / "disparity_left.tif", rec.disparity_refined.astype(np.float32))
+    extra = {"labels_left.tif": lambda p: tifffile.imwrite(p, rec.labels_left.astype(np.uint8)),
+             "disparity_raw.tif": lambda p: tifffile.imwrite(p, rec.disparity.astype(np.float32)),
+             "disparity_left.tif": lambda p: tifffile.imwrite(p, rec.disparity_refined.astype(np.float32))}
+    rec.save(out, overwrite=options.get("overwrite", False), extra=extra)
 
 
 def _raster_lines(lines_2d, shape) -> np.ndarray:
@@ -214,13 +215,13 @@ def score_stereo_case(folder, pred_dir, *, angle: float | None = None, tolerance
     return row
 
 
-def _run_particles(folder: Path, out: Path, params: dict) -> None:
+def _run_particles(folder: Path, out: Path, params: dict, *, overwrite: bool = False) -> None:
     from ..particles.pipeline import reconstruct_particles, write_particle_result
 
     views = sorted(folder.glob("view_*.tif"))
     result = reconstruct_particles([str(p) for p in views], beta_deg=float(params["beta_deg"]),
                                    azimuths_deg=tuple(params["azimuths_deg"]))
-    write_particle_result(result, out, plot=False)
+    write_particle_result(result, out, plot=False, overwrite=overwrite)
 
 
 def score_particle_case(folder, pred_dir, *, tolerance: float = 3.0, margin: float = 6.0,
@@ -293,7 +294,8 @@ def evaluate_directory_iter(directory, *, kind: str | None = None, predictions=N
         Remove the global depth offset before the 3D figures (the stereo depth origin is free).
     **run_options
         For ``run``: ``device``, ``detector``, ``matcher``, ``n_threads``, ``rectify`` (default False:
-        generated pairs are rectified).
+        generated pairs are rectified), ``overwrite`` (default False: a case whose prediction folder
+        already holds files is refused before any work; True replaces it as a whole).
 
     Yields
     ------
@@ -310,17 +312,19 @@ def evaluate_directory_iter(directory, *, kind: str | None = None, predictions=N
     root = Path(directory)
     if run:
         run_root = Path(run_dir) if run_dir is not None else (Path(predictions) if predictions else root / "predictions")
+        overwrite = bool(run_options.get("overwrite", False))
+        for name, _, _ in cases:  # before any work: an earlier run is replaced only when asked
+            check_output_folder(run_root / name, overwrite=overwrite, option="--predictions")
     rows = []
     for k, (name, folder, case_kind) in enumerate(cases):
         yield Progress(k, len(cases), "evaluate", {"case": name})
         if run:
             pred_dir = run_root / name
-            pred_dir.mkdir(parents=True, exist_ok=True)
             if case_kind == "stereo":
                 phi, _, _ = _stereo_geometry(folder, _tif(folder / "left.tif").shape, angle)
                 _run_stereo(folder, pred_dir, phi, run_options)
             else:
-                _run_particles(folder, pred_dir, _params(folder))
+                _run_particles(folder, pred_dir, _params(folder), overwrite=overwrite)
         else:
             pred_dir = Path(predictions) / name if predictions else folder / "pred"
             if not predictions and not pred_dir.is_dir() and (root / "predictions" / name).is_dir():

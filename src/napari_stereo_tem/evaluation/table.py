@@ -65,14 +65,16 @@ def csv_text(rows: list[dict], *, cols: list[str] | None = None) -> str:
 
 
 def write_tables(rows: list[dict], directory, *, stem: str = "evaluation", title: str | None = None,
-                 digits: int = 3) -> dict:
-    """Write ``DIR/<stem>.md`` and ``DIR/<stem>.csv`` (atomically); returns their paths."""
-    from ..atomic import atomic_write_bytes
+                 digits: int = 3, overwrite: bool = False, option: str = "directory") -> dict:
+    """Write ``DIR/<stem>.md`` and ``DIR/<stem>.csv`` together (both or neither); returns their paths.
 
-    folder = Path(directory)
-    folder.mkdir(parents=True, exist_ok=True)
+    Existing tables are refused unless ``overwrite`` (``option`` names the folder in messages).
+    """
+    from ..atomic import write_files_atomically
+
     md = (f"# {title}\n\n" if title else "") + markdown_table(rows, digits=digits)
-    paths = {"markdown": folder / f"{stem}.md", "csv": folder / f"{stem}.csv"}
-    atomic_write_bytes(paths["markdown"], md.encode())
-    atomic_write_bytes(paths["csv"], csv_text(rows).encode())
-    return paths
+    text = csv_text(rows)
+    written = write_files_atomically(directory, {
+        f"{stem}.md": lambda p: p.write_bytes(md.encode()),
+        f"{stem}.csv": lambda p: p.write_bytes(text.encode())}, overwrite=overwrite, option=option)
+    return {"markdown": written[f"{stem}.md"], "csv": written[f"{stem}.csv"]}

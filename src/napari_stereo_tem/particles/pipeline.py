@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_write_text
 from ..checks import InputError, check_image
 from ..progress import Progress, ProgressGenerator, drive
 from .detection import detect_particles
@@ -181,8 +180,16 @@ def _csv(header: str, table: np.ndarray) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_particle_result(result: ParticleResult, directory, *, plot: bool = True) -> dict:
-    """Write the result into ``directory``; returns ``{name: path}``.
+#: The files :func:`write_particle_result` writes.
+RESULT_FILES = ("points.csv", "points_three_view.csv", "rdf.csv", "particles.json", "rdf.png")
+
+
+def write_particle_result(result: ParticleResult, directory, *, plot: bool = True, overwrite: bool = False) -> dict:
+    """Write the result into ``directory`` as a whole; returns ``{name: path}``.
+
+    The files go to a temporary sibling folder renamed to ``directory`` once all
+    are written (:func:`~napari_stereo_tem.atomic.result_folder`); a non-empty
+    ``directory`` is refused unless ``overwrite``.
 
     - ``points.csv``: ``x,y,z,radius`` in pixels, particles every view confirmed;
     - ``points_three_view.csv``: the same for particles only three views confirmed;
@@ -190,15 +197,22 @@ def write_particle_result(result: ParticleResult, directory, *, plot: bool = Tru
     - ``particles.json``: units, counts, residuals summary, parameters;
     - ``rdf.png``: the plot of g(r).
     """
-    out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
+    from ..atomic import result_folder
+
+    final = Path(directory)
+    with result_folder(final, overwrite=overwrite, produces=RESULT_FILES, option="directory") as out:
+        names = _write_particle_files(result, out, plot=plot)
+    return {key: final / name for key, name in names.items()}
+
+
+def _write_particle_files(result: ParticleResult, out: Path, *, plot: bool) -> dict:
     rec = result.reconstruction
     table = np.column_stack([rec.points, rec.radii]) if len(rec.points) else np.zeros((0, 4))
     paths = {"points": out / "points.csv", "points_three_view": out / "points_three_view.csv",
              "rdf": out / "rdf.csv", "json": out / "particles.json"}
-    atomic_write_text(paths["points"], _csv("x,y,z,radius", table[rec.all_views]))
-    atomic_write_text(paths["points_three_view"], _csv("x,y,z,radius", table[~rec.all_views]))
-    atomic_write_text(paths["rdf"], _csv("r,g", np.column_stack([result.rdf_r, result.rdf_g])))
+    paths["points"].write_text(_csv("x,y,z,radius", table[rec.all_views]))
+    paths["points_three_view"].write_text(_csv("x,y,z,radius", table[~rec.all_views]))
+    paths["rdf"].write_text(_csv("r,g", np.column_stack([result.rdf_r, result.rdf_g])))
     summary = {
         "units": {"points": "pixel", "radius": "pixel", "rdf_r": result.units},
         "pixel_size_nm": result.pixel_size,
@@ -208,11 +222,11 @@ def write_particle_result(result: ParticleResult, directory, *, plot: bool = Tru
         "frame": "x = column, y = row, z along the beam; z = 0 where the views coincide",
         "params": result.params,
     }
-    atomic_write_text(paths["json"], json.dumps(summary, indent=2))
+    paths["json"].write_text(json.dumps(summary, indent=2))
     if plot:
         paths["plot"] = out / "rdf.png"
         plot_rdf(result, paths["plot"])
-    return paths
+    return {key: path.name for key, path in paths.items()}
 
 
 def plot_rdf(result: ParticleResult, path) -> None:
