@@ -4,7 +4,8 @@
   a distance tolerance (2 px by default). Both masks are skeletonised; a
   predicted centreline pixel is a true positive when a true centreline pixel
   lies within the tolerance, and a true centreline pixel is recalled when a
-  predicted one lies within the tolerance.
+  predicted one lies within the tolerance. Predicted pixels inside an
+  optional ``ignore`` mask count neither as true nor as false positives.
 - :func:`cl_dice`: clDice (Shit et al., CVPR 2021), the harmonic mean of the
   share of the predicted skeleton inside the true mask and the share of the
   true skeleton inside the predicted mask.
@@ -33,7 +34,7 @@ def _skeleton(mask: np.ndarray) -> np.ndarray:
     return skeletonize(mask) if mask.any() else mask
 
 
-def centreline_scores(pred, true, *, tolerance: float = 2.0) -> dict:
+def centreline_scores(pred, true, *, tolerance: float = 2.0, ignore=None) -> dict:
     """Centreline precision, recall and F1 with a distance tolerance.
 
     Parameters
@@ -42,6 +43,9 @@ def centreline_scores(pred, true, *, tolerance: float = 2.0) -> dict:
         Predicted and true masks (non-zero = line).
     tolerance : float
         Largest distance, in pixels, at which two centreline pixels match.
+    ignore : array_like of bool, shape (rows, cols), optional
+        Predicted centreline pixels here are left out of ``n_pred`` and
+        ``tp_pred`` (neither right nor wrong); they still recall true pixels.
 
     Returns
     -------
@@ -53,13 +57,19 @@ def centreline_scores(pred, true, *, tolerance: float = 2.0) -> dict:
 
     pred, true = _pair(pred, true)
     sp, st = _skeleton(pred), _skeleton(true)
-    n_pred, n_true = int(sp.sum()), int(st.sum())
+    counted = sp
+    if ignore is not None:
+        ignore = np.asarray(ignore) > 0
+        if ignore.shape != true.shape:
+            raise InputError(f"ignore mask must have the truth's shape {true.shape}, got {ignore.shape}")
+        counted = sp & ~ignore
+    n_pred, n_true = int(counted.sum()), int(st.sum())
     if n_pred == 0 and n_true == 0:
         return {"precision": 1.0, "recall": 1.0, "f1": 1.0, "n_pred": 0, "n_true": 0, "tp_pred": 0, "tp_true": 0}
     far = np.full(pred.shape, np.inf)
     dist_to_true = distance_transform_edt(~st) if n_true else far
-    dist_to_pred = distance_transform_edt(~sp) if n_pred else far
-    tp_pred = int(np.count_nonzero(sp & (dist_to_true <= tolerance)))
+    dist_to_pred = distance_transform_edt(~sp) if sp.any() else far
+    tp_pred = int(np.count_nonzero(counted & (dist_to_true <= tolerance)))
     tp_true = int(np.count_nonzero(st & (dist_to_pred <= tolerance)))
     precision = tp_pred / n_pred if n_pred else 0.0
     recall = tp_true / n_true if n_true else 0.0
