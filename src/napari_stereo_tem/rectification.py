@@ -2,8 +2,9 @@
 
 A mechanically tilted pair is off in two ways (DESIGN 3.3, thesis 3.2): the
 stage moved by a translation ``t = (t_x, t_y)`` between the exposures, and the
-tilt axis lies at an angle ``theta`` off the image's vertical. The raw
-displacement of a correspondence ``q`` (right minus left, ``(x, y)`` pixels) is
+tilt axis lies at an angle ``theta`` off the image's vertical (any angle: it
+turns with the magnification). The raw displacement of a correspondence ``q``
+(right minus left, ``(x, y)`` pixels) is
 
     Delta_q = d_q * u - t,       u = (cos theta, sin theta),
 
@@ -12,14 +13,22 @@ match therefore lies on one straight line of direction ``u``: its direction give
 ``theta`` and its offset gives the component of ``t`` across ``u`` (the
 perpendicular shift). The component of ``t`` along ``u`` cannot be told apart
 from the disparities: it is a free depth origin, fixed here by putting the median
-disparity at zero (or at ``pin_disparity``).
+disparity at zero (or at ``pin_disparity``, or by a shift the user gives).
+
+Correspondences come from :mod:`napari_stereo_tem.alignment`: dense patch
+correlation (refined by ECC) and SIFT on band-passed, contrast-normalised views
+with frames and burned-in overlays masked, optionally the detector's probability
+maps, or points the user clicked. The fit (:func:`~napari_stereo_tem.alignment.fit_epipolar`)
+refuses when it cannot be trusted.
 
 Both views are then rotated by ``-theta`` about the image centre and shifted by
 half the estimated translation each (in opposite directions), so that in the
 rectified pair ``x_right - x_left = d`` on the same row, the tilt axis is the
 vertical line through the central column ``(cols - 1) / 2`` and the scene stays
 centred in both views. ``theta`` is measured from ``+x`` towards ``+y`` (rows
-grow downwards); it is also the tilt axis' angle off the vertical.
+grow downwards), in ``(-90, 90]``; it is also the tilt axis' angle off the vertical.
+The **shift** reported to the user is ``-t``: how far a feature at zero disparity
+moves from the left to the right view.
 """
 
 from __future__ import annotations
@@ -59,11 +68,24 @@ class Rectification:
         Inlier keypoints, raw ``(x, y)`` coordinates (swap columns for napari's
         ``(row, col)`` Points).
     method : str
-        'sift-ransac' or 'tiltless'.
+        'correspondences' (fitted), 'manual' (points clicked by the user), 'given'
+        (theta and shift both given) or 'tiltless'.
     theta_std_deg : float
         Standard error of the fitted theta (NaN when theta was given or assumed).
     warnings : list of str
         Conditions the user should know about (e.g. too little depth to fix theta).
+    sources : dict
+        Number of correspondences per source ('dense', 'sift', 'guide', 'manual').
+    coverage : float
+        Share of the usable field covered by the inliers (convex hull), 0-1.
+    disparity_span_px : float
+        5-95 percentile range of the inliers' disparities (their depth spread).
+    masked_fraction : float
+        Share of the left view masked as frame, border or overlay.
+    theta_given, shift_given : bool
+        Whether theta / the shift came from the user.
+    mask_left, mask_right : ndarray of bool or None
+        The masks used (True = not used).
     """
 
     left: np.ndarray
@@ -77,9 +99,22 @@ class Rectification:
     affine_right: np.ndarray
     keypoints_left: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
     keypoints_right: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
-    method: str = "sift-ransac"
+    method: str = "correspondences"
     theta_std_deg: float = float("nan")
     warnings: list = field(default_factory=list)
+    sources: dict = field(default_factory=dict)
+    coverage: float = float("nan")
+    disparity_span_px: float = float("nan")
+    masked_fraction: float = 0.0
+    theta_given: bool = False
+    shift_given: bool = False
+    mask_left: np.ndarray | None = field(default=None, repr=False)
+    mask_right: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def shift(self) -> np.ndarray:
+        """``-t``: displacement of a zero-disparity feature from the left to the right view, ``(dx, dy)`` px."""
+        return -np.asarray(self.translation, dtype=float)
 
     def map_points(self, points_xy, *, view: str = "left") -> np.ndarray:
         """Map raw ``(n, 2)`` ``(x, y)`` points of ``view`` ('left'/'right') into the rectified frame."""
@@ -99,14 +134,42 @@ class Rectification:
             "method": self.method,
             "theta_deg": num(self.theta_deg),
             "theta_std_deg": num(self.theta_std_deg),
+            "theta_given": bool(self.theta_given),
             "translation_px": [num(v) for v in self.translation],
+            "shift_px": [num(v) for v in self.shift],
+            "shift_given": bool(self.shift_given),
             "n_matches": int(self.n_matches),
             "n_inliers": int(self.n_inliers),
+            "sources": dict(self.sources),
             "residual_vertical_px": num(self.residual_vertical_px),
+            "coverage": num(self.coverage),
+            "disparity_span_px": num(self.disparity_span_px),
+            "masked_fraction": num(self.masked_fraction),
             "affine_left": [[num(v) for v in row] for row in self.affine_left],
             "affine_right": [[num(v) for v in row] for row in self.affine_right],
             "warnings": list(self.warnings),
         }
+
+    def summary(self) -> str:
+        """The figures in a few lines for the console (warnings last, in capitals)."""
+        if self.method == "tiltless":
+            return f"rectification: tilt-less pair turned by {self.theta_deg:.2f} deg (detector geometry)"
+        sources = ", ".join(f"{v} {k}" for k, v in self.sources.items()) or "none"
+        how = "given" if self.theta_given else f"+- {self.theta_std_deg:.3f} deg, fitted"
+        if self.shift_given:
+            along = "given"
+        else:
+            along = "across the axis fitted; along it, median disparity at the pinned value"
+        dx, dy = self.shift
+        lines = [f"rectification ({self.method}; correspondences: {sources}; "
+                 f"{100 * self.masked_fraction:.1f} % of the left view masked as border/frame/overlay)",
+                 f"  tilt axis {self.theta_deg:.3f} deg from vertical ({how})",
+                 f"  shift left -> right ({dx:.2f}, {dy:.2f}) px ({along})",
+                 f"  {self.n_inliers} inliers of {self.n_matches}, residual across the epipolar direction "
+                 f"{self.residual_vertical_px:.3f} px, covering {100 * self.coverage:.0f} % of the field, "
+                 f"disparities spanning {self.disparity_span_px:.1f} px"]
+        lines += [f"WARNING (rectification): {w}" for w in self.warnings]
+        return "\n".join(lines)
 
 
 def rectifying_affines(shape, theta_deg: float, translation=(0.0, 0.0)) -> tuple[np.ndarray, np.ndarray]:
@@ -128,120 +191,6 @@ def rectifying_affines(shape, theta_deg: float, translation=(0.0, 0.0)) -> tuple
     return affines[0], affines[1]
 
 
-def _to_uint8(image: np.ndarray) -> np.ndarray:
-    """Robust 0.5-99.5 percentile stretch to uint8 (what SIFT wants)."""
-    lo, hi = np.percentile(image, [0.5, 99.5])
-    if hi <= lo:
-        lo, hi = float(image.min()), float(image.max())
-    if hi <= lo:
-        raise InputError("an image has no contrast (constant); rectification needs texture in both views")
-    scaled = (image.astype(np.float64) - lo) * (255.0 / (hi - lo))
-    return np.clip(np.round(scaled), 0, 255).astype(np.uint8)
-
-
-def _sift_matches(left: np.ndarray, right: np.ndarray, ratio: float,
-                  max_keypoints: int) -> tuple[np.ndarray, np.ndarray]:
-    sift = cv2.SIFT_create(nfeatures=int(max_keypoints))
-    kp_l, des_l = sift.detectAndCompute(_to_uint8(left), None)
-    kp_r, des_r = sift.detectAndCompute(_to_uint8(right), None)
-    if des_l is None or des_r is None or len(kp_l) < 2 or len(kp_r) < 2:
-        return np.zeros((0, 2)), np.zeros((0, 2))
-    if min(len(des_l), len(des_r)) > 500:  # approximate (kd-tree) search; exact below
-        matcher = cv2.FlannBasedMatcher({"algorithm": 1, "trees": 4}, {"checks": 64})
-    else:
-        matcher = cv2.BFMatcher(cv2.NORM_L2)
-    pairs = matcher.knnMatch(des_l, des_r, k=2)
-    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < ratio * p[1].distance]
-    pts_l = np.array([kp_l[m.queryIdx].pt for m in good], dtype=float).reshape(-1, 2)
-    pts_r = np.array([kp_r[m.trainIdx].pt for m in good], dtype=float).reshape(-1, 2)
-    return pts_l, pts_r
-
-
-def _fit_line(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Total-least-squares line through 2D points: (mean, unit direction with x >= 0)."""
-    mean = points.mean(axis=0)
-    _, _, vt = np.linalg.svd(points - mean, full_matrices=False)
-    direction = vt[0]
-    return mean, direction if direction[0] >= 0 else -direction
-
-
-def _ransac_line(disp: np.ndarray, threshold: float, rng: np.random.Generator, max_theta_deg: float,
-                 n_iter: int = 2000) -> np.ndarray:
-    """Inlier mask of the best line through the displacement points ``disp`` (n, 2)."""
-    n = len(disp)
-    best = np.zeros(n, dtype=bool)
-    best_cost = np.inf
-    for _ in range(n_iter):
-        i, j = rng.choice(n, size=2, replace=False)
-        direction = disp[j] - disp[i]
-        length = np.hypot(*direction)
-        if length < 1e-6:
-            continue
-        if abs(direction[1]) > abs(direction[0]) * np.tan(np.deg2rad(max_theta_deg)):
-            continue  # the tilt axis is assumed within max_theta_deg of the vertical
-        normal = np.array([-direction[1], direction[0]]) / length
-        dist = np.abs((disp - disp[i]) @ normal)
-        inliers = dist < threshold
-        cost = np.minimum(dist, threshold).sum()  # MSAC: truncated loss picks the tightest line
-        if cost < best_cost:
-            best_cost, best = cost, inliers
-    for _ in range(3):  # refine on the inliers, then re-select them
-        if best.sum() < 2:
-            break
-        mean, direction = _fit_line(disp[best])
-        normal = np.array([-direction[1], direction[0]])
-        best = np.abs((disp - mean) @ normal) < threshold
-    return best
-
-
-def _robust_line(points: np.ndarray, n_iter: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Line through 2D points by total least squares re-weighted with Tukey's biweight.
-
-    Returns (point on the line, unit direction with x >= 0, final weights).
-    """
-    mean, direction = _fit_line(points)
-    weights = np.ones(len(points))
-    for _ in range(n_iter):
-        normal = np.array([-direction[1], direction[0]])
-        resid = (points - mean) @ normal
-        scale = max(1.4826 * np.median(np.abs(resid - np.median(resid))), 1e-3)
-        r = resid / (4.685 * scale)
-        weights = np.where(np.abs(r) < 1, (1 - r**2) ** 2, 0.0)
-        if weights.sum() < 2:
-            break
-        mean = (weights[:, None] * points).sum(axis=0) / weights.sum()
-        centred = (points - mean) * np.sqrt(weights)[:, None]
-        _, _, vt = np.linalg.svd(centred, full_matrices=False)
-        direction = vt[0] if vt[0][0] >= 0 else -vt[0]
-    return mean, direction, weights
-
-
-def _fit_direction(disp: np.ndarray) -> tuple[float, float]:
-    """Robust direction of the displacement line: (theta in degrees, its standard error in degrees)."""
-    mean, u, weights = _robust_line(disp)
-    keep = weights > 0
-    normal = np.array([-u[1], u[0]])
-    resid = (disp[keep] - mean) @ normal
-    along = (disp[keep] - mean) @ u
-    sigma = 1.4826 * np.median(np.abs(resid - np.median(resid)))
-    spread = np.sqrt(np.sum((along - along.mean()) ** 2))
-    theta_std = float(np.degrees(sigma / spread)) if spread > 0 else np.inf
-    return float(np.degrees(np.arctan2(u[1], u[0]))), theta_std
-
-
-def _inliers_for_theta(disp: np.ndarray, theta_deg: float, threshold: float) -> np.ndarray:
-    """Matches whose displacement lies within ``threshold`` of the line of direction ``theta``."""
-    th = np.deg2rad(theta_deg)
-    across = disp @ np.array([-np.sin(th), np.cos(th)])
-    ordered = np.sort(across)  # the densest window of width 2 * threshold holds the correct matches
-    counts = np.searchsorted(ordered, ordered + threshold) - np.searchsorted(ordered, ordered - threshold)
-    centre = ordered[int(np.argmax(counts))]
-    for _ in range(3):
-        inliers = np.abs(across - centre) < threshold
-        centre = np.median(across[inliers])
-    return np.abs(across - centre) < threshold
-
-
 def _warp(image: np.ndarray, affine: np.ndarray) -> np.ndarray:
     image = np.asarray(image, dtype=np.float32)
     rows, cols = image.shape
@@ -250,36 +199,127 @@ def _warp(image: np.ndarray, affine: np.ndarray) -> np.ndarray:
                           borderMode=cv2.BORDER_CONSTANT, borderValue=fill)
 
 
-def rectify_pair(left, right, *, pin_disparity: float | None = None, min_matches: int = 20,
-                 ransac_threshold_px: float = 1.0, ratio: float = 0.75, theta_deg: float | None = None,
-                 max_theta_deg: float = 5.0, max_theta_std_deg: float = 0.25, max_keypoints: int = 4000,
+def _bin(image: np.ndarray, factor: int, *, reduce=np.mean) -> np.ndarray:
+    """``factor x factor`` binning (the image cropped to a multiple of ``factor``)."""
+    if factor == 1:
+        return image
+    rows, cols = (image.shape[0] // factor) * factor, (image.shape[1] // factor) * factor
+    blocks = image[:rows, :cols].reshape(rows // factor, factor, cols // factor, factor)
+    return reduce(blocks, axis=(1, 3))
+
+
+def _as_pair_of_points(points_left, points_right, shape) -> tuple[np.ndarray, np.ndarray]:
+    if points_left is None or points_right is None:
+        raise InputError("manual correspondences need both points_left and points_right")
+    pl = np.asarray(points_left, dtype=float)
+    pr = np.asarray(points_right, dtype=float)
+    if pl.ndim != 2 or pl.shape[1] != 2 or pr.shape != pl.shape:
+        raise InputError(f"points_left and points_right must be (n, 2) arrays of (x, y) of one shape, got "
+                         f"{pl.shape} and {pr.shape}; click the same number of points in both views, in the same order")
+    if len(pl) < 3:
+        raise InputError(f"give at least 3 corresponding point pairs (got {len(pl)}): click each feature in "
+                         "both views, in the same order")
+    if not (np.all(np.isfinite(pl)) and np.all(np.isfinite(pr))):
+        raise InputError("the clicked points hold NaN or inf")
+    rows, cols = shape
+    for name, pts in (("left", pl), ("right", pr)):
+        if np.any(pts < -0.5) or np.any(pts[:, 0] > cols - 0.5) or np.any(pts[:, 1] > rows - 0.5):
+            raise InputError(f"a clicked {name} point lies outside the image ({rows}x{cols}); points are (x, y)")
+    return pl, pr
+
+
+def _check_angle(value, name: str) -> float:
+    try:
+        angle = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a number of degrees, got {value!r}") from None
+    if not np.isfinite(angle):
+        raise InputError(f"{name} must be finite, got {value!r}")
+    return angle
+
+
+def _check_shift(value, shape) -> np.ndarray:
+    try:
+        arr = np.asarray(value, dtype=float).reshape(2)
+    except (TypeError, ValueError):
+        raise InputError(f"shift must be two numbers (dx, dy) in pixels, got {value!r}") from None
+    if not np.all(np.isfinite(arr)):
+        raise InputError(f"shift must be finite, got {value!r}")
+    if np.any(np.abs(arr) > np.asarray(shape[::-1])):
+        raise InputError(f"shift {tuple(arr)} px is larger than the field {shape[::-1]} (x, y); the views would not overlap")
+    return arr
+
+
+def _auto_correspondences(left, right, mask_l, mask_r, *, methods, guides, working_size: int):
+    """Correspondences at a working scale of at most ``working_size`` px, in full-resolution ``(x, y)``."""
+    from .alignment import Correspondences, bandpass, find_correspondences
+    from .alignment.matches import dense_matches
+
+    factor = max(1, int(np.ceil(max(left.shape) / float(working_size))))
+    lb, rb = _bin(left.astype(np.float64), factor), _bin(right.astype(np.float64), factor)
+    ml, mr = _bin(mask_l, factor, reduce=np.max), _bin(mask_r, factor, reduce=np.max)
+    a, b = bandpass(lb, ml), bandpass(rb, mr)
+    corr, shifts = find_correspondences(a, b, ~ml, ~mr, methods=[m for m in methods if m != "guide"])
+    if guides is not None:
+        ga, gb = (_bin(np.asarray(g, dtype=np.float64), factor) for g in guides)
+        ga, gb = (np.where(m, 0.0, g - np.median(g)).astype(np.float32) for g, m in ((ga, ml), (gb, mr)))
+        size = min(a.shape)
+        patch = max(32, min(64, 2 * (size // 20)))
+        pl, pr, _ = dense_matches(ga, gb, ~ml, ~mr, shifts, patch=patch, step=patch // 2,
+                                  search=max(12, size // 24))
+        corr = corr.concat(Correspondences(pl, pr, np.full(len(pl), 2)))
+    if factor > 1:
+        corr.left = corr.left * factor + (factor - 1) / 2.0
+        corr.right = corr.right * factor + (factor - 1) / 2.0
+    return corr, factor
+
+
+def rectify_pair(left, right, *, theta_deg: float | None = None, shift=None, points_left=None, points_right=None,
+                 pin_disparity: float | None = None, guides=None, masks=None, auto_mask: bool = True,
+                 methods=("dense", "sift"), min_matches: int = 20, ransac_threshold_px: float = 1.0,
+                 strict: bool = True, max_theta_std_deg: float = 0.25, working_size: int = 1024,
                  seed: int = 0) -> Rectification:
-    """Rectify a mechanically tilted stereo pair from SIFT matches.
+    """Rectify a mechanically tilted stereo pair: find the tilt axis and the shift, then warp.
 
     Parameters
     ----------
     left, right : array_like, shape (rows, cols)
         Raw views; ``left`` is the ``-phi/2`` view (DESIGN section 2).
-    pin_disparity : float, optional
-        Disparity (rectified px) given to the median match; default 0 (median depth at 0).
-    min_matches : int
-        Fewest RANSAC inliers accepted.
-    ransac_threshold_px : float
-        Largest distance (px) of an inlier's displacement from the model line.
-    ratio : float
-        Lowe's ratio-test threshold.
     theta_deg : float, optional
-        Fix the tilt-axis angle (e.g. a known calibration) instead of fitting it;
-        useful for nearly flat specimens whose disparities hardly vary.
-    max_theta_deg : float
-        Largest tilt-axis angle off vertical considered by the fit.
+        Known tilt-axis angle off the vertical (degrees, any value; e.g. from the
+        microscope's calibration). Default: fitted.
+    shift : (float, float), optional
+        Known displacement ``(dx, dy)`` px of a feature at zero disparity from the
+        left to the right view (``-t``); it also fixes the depth origin. Default: fitted.
+    points_left, points_right : array_like, shape (n, 2), optional
+        At least 3 corresponding ``(x, y)`` points clicked by the user; when given,
+        the fit uses only them (no automatic matching).
+    pin_disparity : float, optional
+        Disparity (rectified px) given to the median correspondence; default 0
+        (median depth at 0). Ignored when ``shift`` is given.
+    guides : (ndarray, ndarray), optional
+        Extra images of the two views matched densely as well, e.g. the detector's
+        probability maps (:func:`napari_stereo_tem.detection.predict_probability`).
+    masks : (ndarray, ndarray) of bool, optional
+        Pixels of each view not to use (True), added to the automatic masks.
+    auto_mask : bool
+        Mask frames, burned-in overlays and pixels identical in both views
+        (:func:`~napari_stereo_tem.alignment.overlay_mask`).
+    methods : sequence of {"dense", "sift"}
+        Correspondence finders.
+    min_matches : int
+        Fewest inliers accepted (automatic correspondences).
+    ransac_threshold_px : float
+        Largest distance (px at the working scale) of an inlier's displacement from the model line.
+    strict : bool
+        Refuse (raise) when the fit cannot be trusted; False goes on with loud
+        warnings (and a vertical axis when the angle is not determined).
     max_theta_std_deg : float
-        When the fitted theta's standard error exceeds this (the matched points
-        span too little depth), theta is set to 0 and a warning is recorded.
-    max_keypoints : int
-        Strongest SIFT keypoints kept per view (bounds the matching time).
+        Largest standard error of the fitted angle accepted.
+    working_size : int
+        Views larger than this are binned for matching (the fit is in full-resolution pixels).
     seed : int
-        Seed of the RANSAC sampler.
+        Seed of the robust fit's sampler.
 
     Returns
     -------
@@ -288,56 +328,94 @@ def rectify_pair(left, right, *, pin_disparity: float | None = None, min_matches
     Raises
     ------
     InputError
-        Mismatched shapes, constant/textureless images, too few matches or inliers.
+        Mismatched shapes, constant images, too few, too concentrated or
+        inconsistent correspondences, too little depth to fix the axis.
     """
+    from .alignment import Correspondences, fit_epipolar, overlay_mask
+    from .alignment.masks import fill_masked
+
     left, right = check_pair(left, right)
-    rng = np.random.default_rng(seed)
-    pts_l, pts_r = _sift_matches(left, right, ratio, max_keypoints)
-    n_matches = len(pts_l)
-    if n_matches < max(min_matches, 2):
-        raise InputError(
-            f"only {n_matches} SIFT matches between the views (at least {min_matches} needed); the images may be "
-            "textureless, too noisy, or not of the same region: denoise/bin them, or rectify by hand (--no-rectify)"
-        )
-    disp = pts_r - pts_l
-    warnings = []
-    theta_std = float("nan")
-    if theta_deg is None:
-        inliers = _ransac_line(disp, ransac_threshold_px, rng, max_theta_deg)
-        theta, theta_std = _fit_direction(disp[inliers]) if inliers.sum() >= 2 else (0.0, np.inf)
-        if not (theta_std <= max_theta_std_deg and abs(theta) <= max_theta_deg):
-            warnings.append(
-                f"theta could not be determined (fit gives {theta:.2f} +- {theta_std:.2f} degrees): the matched "
-                "points span too little depth; assumed 0 (vertical tilt axis). Pass theta_deg if it is known"
-            )
-            theta, theta_std = 0.0, float("nan")
-            inliers = _inliers_for_theta(disp, theta, ransac_threshold_px)
+    rows, cols = left.shape
+    theta_given = theta_deg is not None
+    theta_in = _check_angle(theta_deg, "theta_deg (the tilt axis)") if theta_given else None
+    shift_in = None if shift is None else _check_shift(shift, left.shape)
+    manual = points_left is not None or points_right is not None
+    overlay_l = overlay_mask(left, other=right, border_px=0) if auto_mask else np.zeros(left.shape, bool)
+    overlay_r = overlay_mask(right, other=left, border_px=0) if auto_mask else np.zeros(left.shape, bool)
+    if masks is not None:
+        extra_l, extra_r = (np.asarray(m, dtype=bool) for m in masks)
+        if extra_l.shape != left.shape or extra_r.shape != left.shape:
+            raise InputError(f"masks must have the views' shape {left.shape}")
+        overlay_l, overlay_r = overlay_l | extra_l, overlay_r | extra_r
+    edge = max(3, int(round(0.01 * min(rows, cols))))
+    border = np.zeros(left.shape, bool)
+    border[:edge], border[-edge:], border[:, :edge], border[:, -edge:] = True, True, True, True
+    use_l, use_r = overlay_l | border, overlay_r | border
+    if use_l.mean() > 0.9 or use_r.mean() > 0.9:
+        raise InputError(f"{100 * max(use_l.mean(), use_r.mean()):.0f} % of a view is frame, border or overlay; "
+                         "crop the views to the specimen (or pass auto_mask=False)")
+    factor = 1
+    if manual:
+        pl, pr = _as_pair_of_points(points_left, points_right, left.shape)
+        corr = Correspondences(pl, pr, np.full(len(pl), 3))
     else:
-        theta = float(theta_deg)
-        inliers = _inliers_for_theta(disp, theta, ransac_threshold_px)
-    n_inliers = int(inliers.sum())
-    if n_inliers < max(min_matches, 2):
-        raise InputError(
-            f"only {n_inliers} of {n_matches} matches fit one tilt geometry (at least {min_matches} needed); "
-            "check that both images show the same region, or raise ransac_threshold_px"
-        )
-    inl = disp[inliers]
-    u = np.array([np.cos(np.deg2rad(theta)), np.sin(np.deg2rad(theta))])
-    normal = np.array([-u[1], u[0]])
-    along = inl @ u
-    t_perp = -float(np.median(inl @ normal))
-    target = 0.0 if pin_disparity is None else float(pin_disparity)
-    t_along = target - float(np.median(along))  # shift that puts the median disparity at `target`
-    correction = t_perp * normal + t_along * u  # the estimate of t (its part along u is the depth origin)
+        try:
+            corr, factor = _auto_correspondences(left, right, use_l, use_r, methods=methods, guides=guides,
+                                                 working_size=working_size)
+        except InputError:
+            if not (theta_given and shift_in is not None):
+                raise
+            corr = Correspondences.empty()
+    t_known = None if shift_in is None else -shift_in
+    fit = fit_epipolar(corr.left, corr.right, theta_deg=theta_in, shift=t_known,
+                       threshold_px=ransac_threshold_px * factor, robust=not manual,
+                       usable_area=float((~use_l).sum()), min_inliers=3 if manual else min_matches,
+                       max_theta_std_deg=max_theta_std_deg, groups=corr.source, seed=seed)
+    warnings = list(fit.warnings)
+    problems = [] if (theta_given and shift_in is not None) else list(fit.problems)
+    if problems:
+        fix = ("give the tilt axis (--tilt-axis DEG / theta_deg) and/or the shift (--shift DX,DY / shift) if the "
+               "microscope's calibration knows them, click at least 3 corresponding points in both views, or crop "
+               "the views to the specimen")
+        if strict:
+            found = ", ".join(f"{v} {k}" for k, v in corr.counts().items()) or "none"
+            raise InputError(f"rectification refused ({found} correspondences, {fit.n_inliers} consistent): "
+                             + "; ".join(problems) + ". Fix: " + fix)
+        warnings += [f"NOT TRUSTED: {p}" for p in problems]
+        if not theta_given and any("not determined" in p for p in problems):
+            warnings.append("the tilt axis was ASSUMED vertical (0 degrees); pass theta_deg if it is known")
+            fit = fit_epipolar(corr.left, corr.right, theta_deg=0.0, shift=t_known,
+                               threshold_px=ransac_threshold_px * factor, robust=not manual,
+                               usable_area=float((~use_l).sum()), min_inliers=1, seed=seed)
+            fit.theta_given = False
+    theta = fit.theta_deg
+    th = np.deg2rad(theta)
+    u, normal = np.array([np.cos(th), np.sin(th)]), np.array([-np.sin(th), np.cos(th)])
+    inliers = fit.inliers
+    disp = (corr.right - corr.left)[inliers]
+    if t_known is not None:
+        correction = t_known.astype(float)
+    else:
+        target = 0.0 if pin_disparity is None else float(pin_disparity)
+        t_along = target - float(np.median(disp @ u)) if len(disp) else 0.0
+        correction = fit.t_perp * normal + t_along * u  # its part along u is the depth origin
     aff_l, aff_r = rectifying_affines(left.shape, theta, correction)
+    keep_l, keep_r = corr.left[inliers], corr.right[inliers]
+    out_l = fill_masked(left, overlay_l) if overlay_l.any() else left
+    out_r = fill_masked(right, overlay_r) if overlay_r.any() else right
+    method = "manual" if manual else ("given" if theta_given and shift_in is not None else "correspondences")
     rect = Rectification(
-        left=_warp(left, aff_l), right=_warp(right, aff_r), theta_deg=theta, theta_std_deg=theta_std,
-        translation=correction, n_matches=n_matches, n_inliers=n_inliers,
+        left=_warp(out_l, aff_l), right=_warp(out_r, aff_r), theta_deg=theta, theta_std_deg=fit.theta_std_deg,
+        translation=correction, n_matches=len(corr), n_inliers=int(inliers.sum()),
         residual_vertical_px=float("nan"), affine_left=aff_l, affine_right=aff_r,
-        keypoints_left=pts_l[inliers], keypoints_right=pts_r[inliers], warnings=warnings,
+        keypoints_left=keep_l, keypoints_right=keep_r, warnings=warnings, method=method,
+        sources=corr.counts(), coverage=fit.coverage, disparity_span_px=fit.disparity_span_px,
+        masked_fraction=float(use_l.mean()), theta_given=theta_given, shift_given=shift_in is not None,
+        mask_left=use_l, mask_right=use_r,
     )
-    dy = rect.map_points(pts_r[inliers], view="right")[:, 1] - rect.map_points(pts_l[inliers], view="left")[:, 1]
-    rect.residual_vertical_px = float(np.median(np.abs(dy)))
+    if len(keep_l):
+        dy = rect.map_points(keep_r, view="right")[:, 1] - rect.map_points(keep_l, view="left")[:, 1]
+        rect.residual_vertical_px = float(np.median(np.abs(dy)))
     return rect
 
 

@@ -1,0 +1,18 @@
+"""Finding correspondences between two tilts and fitting the tilt geometry to them (DESIGN 3.3).
+
+The pieces behind :func:`napari_stereo_tem.rectification.rectify_pair`:
+
+- :mod:`.masks`: what is not specimen (black frames, burned-in text and scale
+  bars, pixels identical in both views), and the band-passed, contrast-normalised
+  images the matching works on;
+- :mod:`.matches`: the global shift by phase correlation, dense patch
+  correlation refined by ECC, and SIFT on the band-passed images;
+- :mod:`.fit`: the robust fit of ``Delta_q = d_q u - t`` over every tilt-axis
+  angle, and the checks that say when the fit cannot be trusted.
+"""
+
+from .fit import EpipolarFit, fit_epipolar
+from .masks import bandpass, overlay_mask
+from .matches import Correspondences, find_correspondences
+
+__all__ = ["overlay_mask", "bandpass", "find_correspondences", "Correspondences", "fit_epipolar", "EpipolarFit"]

@@ -1,0 +1,331 @@
+"""Robust fit of the tilt geometry ``Delta_q = d_q u - t`` to correspondences (DESIGN 3.3).
+
+Every correct correspondence's displacement ``Delta_q = right_q - left_q`` lies
+on one straight line of direction ``u = (cos theta, sin theta)`` in displacement
+space; its offset across ``u`` is the part of ``-t`` across ``u``. The line is
+found by MSAC over pairs of correspondences with no limit on ``theta``, then
+refined by total least squares with Tukey's biweight. ``theta`` is reported in
+``(-90, 90]`` degrees: the axis is a line, and which way along it the depth grows
+is the instrument's convention (``swap`` exchanges the views).
+
+The fit says when it cannot be trusted: too few inliers, correspondences
+concentrated in a small part of the field, too little depth (disparity) spread to
+fix the direction, or a second direction that explains the data almost as well.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["EpipolarFit", "fit_epipolar", "normalise_theta"]
+
+
+def normalise_theta(theta_deg: float) -> float:
+    """The same axis direction with the angle in ``(-90, 90]`` degrees."""
+    theta = (float(theta_deg) + 90.0) % 180.0 - 90.0
+    return 90.0 if theta == -90.0 else theta
+
+
+def _unit(theta_deg: float) -> tuple[np.ndarray, np.ndarray]:
+    th = np.deg2rad(theta_deg)
+    u = np.array([np.cos(th), np.sin(th)])
+    return u, np.array([-u[1], u[0]])
+
+
+@dataclass
+class EpipolarFit:
+    """The fitted (or given) geometry and how much it can be trusted.
+
+    Attributes
+    ----------
+    theta_deg : float
+        Direction of the displacement line, ``(-90, 90]`` degrees from ``+x`` towards ``+y``.
+    theta_std_deg : float
+        Its standard error (NaN when given).
+    t_perp : float
+        Component of ``t`` across ``u``: ``t . (-sin theta, cos theta)``.
+    inliers : ndarray of bool, shape (n,)
+    residual_px : float
+        Median ``|residual|`` of the inliers across ``u`` (the vertical disparity left after rectification).
+    disparity_span_px : float
+        5-95 percentile range of the inliers' displacement along ``u`` (their depth spread).
+    coverage : float
+        Area of the convex hull of the inliers (left view) over the usable area, 0-1.
+    ambiguity : float
+        Inliers of the best rival geometry (one whose inliers are mostly other
+        correspondences) over the best's (0-1; 1 = undecided).
+    theta_given, shift_given : bool
+    problems : list of str
+        Reasons to refuse the result (empty when it can be trusted).
+    warnings : list of str
+        Reasons for doubt that do not refuse it.
+    """
+
+    theta_deg: float
+    theta_std_deg: float
+    t_perp: float
+    inliers: np.ndarray
+    residual_px: float = float("nan")
+    disparity_span_px: float = float("nan")
+    coverage: float = float("nan")
+    ambiguity: float = float("nan")
+    theta_given: bool = False
+    shift_given: bool = False
+    problems: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
+
+    @property
+    def n_inliers(self) -> int:
+        return int(np.sum(self.inliers))
+
+
+def _robust_line(points: np.ndarray, *, through_origin: bool = False, n_iter: int = 10, sigma=None):
+    """Line through 2D points by total least squares re-weighted with Tukey's biweight: (point, direction).
+
+    ``sigma`` (per point) is the expected scatter of each point across the line
+    (e.g. per correspondence source); points are weighted by ``1 / sigma^2``.
+    """
+    prior = np.ones(len(points)) if sigma is None else 1.0 / np.maximum(np.asarray(sigma, float), 1e-3) ** 2
+    scale_i = np.ones(len(points)) if sigma is None else np.asarray(sigma, float)
+    weights = prior.copy()
+    mean = np.zeros(2)
+    direction = np.array([1.0, 0.0])
+    for it in range(n_iter + 1):
+        if weights.sum() <= 0 or np.count_nonzero(weights) < 2:
+            break
+        mean = np.zeros(2) if through_origin else (weights[:, None] * points).sum(axis=0) / weights.sum()
+        centred = (points - mean) * np.sqrt(weights)[:, None]
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+        direction = vt[0]
+        if it == n_iter:
+            break
+        resid = ((points - mean) @ np.array([-direction[1], direction[0]])) / scale_i
+        scale = max(1.4826 * np.median(np.abs(resid - np.median(resid))), 0.02 / float(np.median(scale_i)))
+        r = resid / (4.685 * scale)
+        weights = prior * np.where(np.abs(r) < 1, (1 - r ** 2) ** 2, 0.0)
+    return mean, direction
+
+
+def _group_sigma(resid: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Robust scatter of the residuals of each group, per point."""
+    sigma = np.empty(len(resid))
+    for g in np.unique(groups):
+        sel = groups == g
+        sigma[sel] = max(1.4826 * float(np.median(np.abs(resid[sel] - np.median(resid[sel])))), 0.02) \
+            if sel.sum() >= 5 else max(1.4826 * float(np.median(np.abs(resid - np.median(resid)))), 0.02)
+    return sigma
+
+
+def _bootstrap_theta_std(points: np.ndarray, sigma: np.ndarray, through_origin: bool, rng, n: int = 40) -> float:
+    """Standard deviation (degrees, about the axis' 180-degree period) of the direction over bootstrap resamples."""
+    angles = []
+    for _ in range(n):
+        pick = rng.integers(0, len(points), len(points))
+        _, d = _robust_line(points[pick], through_origin=through_origin, n_iter=3, sigma=sigma[pick])
+        angles.append(np.degrees(np.arctan2(d[1], d[0])))
+    angles = np.asarray(angles)
+    ref = angles[0]
+    wrapped = (angles - ref + 90.0) % 180.0 - 90.0
+    return float(np.std(wrapped))
+
+
+def _msac(disp: np.ndarray, threshold: float, rng: np.random.Generator, n_iter: int, anchor=None):
+    """Best line hypothesis: (inlier mask, inliers of the best rival with mostly other inliers).
+
+    Without ``anchor`` a hypothesis is the line through two displacements; with
+    ``anchor`` (a point the line must pass through, e.g. ``-t`` when the shift is
+    known) it is the line through the anchor and one displacement.
+    """
+    n = len(disp)
+    if anchor is None:
+        i, j = rng.integers(0, n, n_iter), rng.integers(0, n, n_iter)
+        base = disp[i]
+        vec = disp[j] - base
+    else:
+        base = np.broadcast_to(np.asarray(anchor, float), (n_iter, 2))
+        vec = disp[rng.integers(0, n, n_iter)] - base
+    length = np.hypot(vec[:, 0], vec[:, 1])
+    ok = length > 3.0 * threshold  # two nearly equal displacements give no direction
+    base, vec, length = base[ok], vec[ok], length[ok]
+    if len(vec) == 0:
+        return np.zeros(n, dtype=bool), 0.0
+    normals = np.column_stack([-vec[:, 1], vec[:, 0]]) / length[:, None]
+    costs, counts = np.empty(len(vec)), np.empty(len(vec))
+    for s in range(0, len(vec), 256):
+        dist = np.abs((disp[None, :, 0] - base[s:s + 256, None, 0]) * normals[s:s + 256, None, 0]
+                      + (disp[None, :, 1] - base[s:s + 256, None, 1]) * normals[s:s + 256, None, 1])
+        costs[s:s + 256] = np.minimum(dist, threshold).sum(axis=1)
+        counts[s:s + 256] = (dist < threshold).sum(axis=1)
+    k = int(np.argmin(costs))
+    best = np.abs((disp - base[k]) @ normals[k]) < threshold
+    # A rival: among the most supported hypotheses, one whose inliers are mostly others than the best's.
+    rival = 0.0
+    for h in np.argsort(-counts)[:64]:
+        other = np.abs((disp - base[h]) @ normals[h]) < threshold
+        if np.sum(other & best) < 0.5 * max(other.sum(), 1):
+            rival = max(rival, float(other.sum()))
+    return best, rival
+
+
+def _densest_offset(across: np.ndarray, threshold: float) -> np.ndarray:
+    """Inliers of a known direction: the densest window of width ``2 threshold`` of the offsets across it."""
+    ordered = np.sort(across)
+    counts = np.searchsorted(ordered, ordered + threshold) - np.searchsorted(ordered, ordered - threshold)
+    centre = ordered[int(np.argmax(counts))]
+    for _ in range(3):
+        inliers = np.abs(across - centre) < threshold
+        centre = np.median(across[inliers])
+    return np.abs(across - centre) < threshold
+
+
+def _coverage(points: np.ndarray, usable_area: float) -> float:
+    from scipy.spatial import ConvexHull, QhullError
+
+    if len(points) < 3 or usable_area <= 0:
+        return 0.0
+    try:
+        return float(min(ConvexHull(points).volume / usable_area, 1.0))
+    except QhullError:  # collinear
+        return 0.0
+
+
+def fit_epipolar(left_pts, right_pts, *, theta_deg: float | None = None, shift=None, threshold_px: float = 1.0,
+                 robust: bool = True, usable_area: float | None = None, min_inliers: int = 20,
+                 max_theta_std_deg: float = 0.25, warn_theta_std_deg: float = 0.05, min_coverage: float = 0.04,
+                 warn_coverage: float = 0.15, max_ambiguity: float = 0.8, n_iter: int = 3000, groups=None,
+                 seed: int = 0) -> EpipolarFit:
+    """Fit ``right - left = d u - t`` to correspondences; say when the fit cannot be trusted.
+
+    Parameters
+    ----------
+    left_pts, right_pts : array_like, shape (n, 2)
+        Corresponding ``(x, y)`` points of the two views.
+    theta_deg : float, optional
+        Known tilt-axis angle (the fit then finds only the shift across it).
+    shift : (float, float), optional
+        Known ``t = (t_x, t_y)`` (the fit then finds only the direction through ``-t``).
+    threshold_px : float
+        Largest distance of an inlier's displacement from the model line.
+    robust : bool
+        False: every correspondence is an inlier (points clicked by the user).
+    usable_area : float, optional
+        Unmasked area (px^2) for the coverage figure; default the points' bounding box.
+    min_inliers : int
+        Fewest inliers accepted.
+    max_theta_std_deg, warn_theta_std_deg : float
+        Refuse / warn when the standard error of the fitted angle exceeds these
+        (too little depth spread to fix the direction).
+    min_coverage, warn_coverage : float
+        Refuse / warn when the inliers' convex hull covers less of the usable area.
+    max_ambiguity : float
+        Refuse when a rival geometry, with mostly other inliers, has this share of the best one's inliers.
+    n_iter : int
+        MSAC hypotheses.
+    groups : array_like of int, shape (n,), optional
+        Source of each correspondence; each source gets its own scatter
+        (weights ``1 / sigma^2``), so precise dense matches count more than keypoints.
+    seed : int
+
+    Returns
+    -------
+    EpipolarFit
+    """
+    pl = np.asarray(left_pts, dtype=float).reshape(-1, 2)
+    pr = np.asarray(right_pts, dtype=float).reshape(-1, 2)
+    disp = pr - pl
+    n = len(disp)
+    groups = np.zeros(n, dtype=int) if groups is None else np.asarray(groups).reshape(n)
+    rng = np.random.default_rng(seed)
+    problems, warnings = [], []
+    t_known = None if shift is None else np.asarray(shift, dtype=float).reshape(2)
+    ambiguity = float("nan")
+    theta_std = float("nan")
+    if n < 2:
+        fit = EpipolarFit(float(theta_deg or 0.0), float("nan"), 0.0, np.zeros(n, bool),
+                          theta_given=theta_deg is not None, shift_given=shift is not None)
+        fit.problems.append(f"only {n} correspondence(s) between the views")
+        return fit
+    if theta_deg is not None:
+        theta = normalise_theta(theta_deg)
+        u, nrm = _unit(theta)
+        if t_known is not None:
+            inliers = np.abs((disp + t_known) @ nrm) < threshold_px if robust else np.ones(n, bool)
+        else:
+            inliers = _densest_offset(disp @ nrm, threshold_px) if robust else np.ones(n, bool)
+    else:
+        anchor = None if t_known is None else -t_known
+        if robust:
+            inliers, rival = _msac(disp, threshold_px, rng, n_iter, anchor=anchor)
+        else:
+            inliers, rival = np.ones(n, bool), 0.0
+        theta, sigma_pts = 0.0, None
+        for _ in range(4):
+            if inliers.sum() < 2:
+                break
+            pts = disp[inliers] if anchor is None else disp[inliers] - anchor
+            mean, direction = _robust_line(pts, through_origin=anchor is not None, n_iter=10 if robust else 0,
+                                           sigma=sigma_pts)
+            theta = normalise_theta(np.degrees(np.arctan2(direction[1], direction[0])))
+            u, nrm = _unit(theta)
+            origin = mean if anchor is None else mean + anchor
+            if not robust:
+                break
+            resid_all = (disp - origin) @ nrm
+            inliers = np.abs(resid_all) < threshold_px
+            sigma_pts = _group_sigma(resid_all[inliers], groups[inliers])
+        u, nrm = _unit(theta)
+        if theta_deg is None and inliers.sum() >= 5:
+            pts = disp[inliers] if anchor is None else disp[inliers] - anchor
+            origin = np.zeros(2) if anchor is None else anchor
+            sig = _group_sigma((disp[inliers] - origin) @ nrm - np.median((disp[inliers] - origin) @ nrm),
+                               groups[inliers])
+            w = 1.0 / sig ** 2
+            along_w = pts @ u
+            centre = 0.0 if anchor is not None else float((w * along_w).sum() / w.sum())
+            leverage = float((w * (along_w - centre) ** 2).sum())
+            analytic = float(np.degrees(1.0 / np.sqrt(leverage))) if leverage > 0 else float("inf")
+            boot = _bootstrap_theta_std(pts, sig, anchor is not None, rng) if robust else 0.0
+            theta_std = max(analytic, boot)
+        if robust and inliers.sum() >= 2:
+            ambiguity = float(rival / inliers.sum())
+    inl = disp[inliers]
+    if len(inl) == 0:
+        fit = EpipolarFit(theta, float("nan"), 0.0, inliers, theta_given=theta_deg is not None,
+                          shift_given=shift is not None)
+        fit.problems.append("no correspondence fits one tilt geometry")
+        return fit
+    across = inl @ nrm
+    along = inl @ u
+    t_perp = float(np.dot(t_known, nrm)) if t_known is not None else -float(np.median(across))
+    resid = across + t_perp
+    if theta_deg is None and not np.isfinite(theta_std):
+        theta_std = float("inf")
+    span = float(np.subtract(*np.percentile(along, [95, 5]))) if len(along) else 0.0
+    area = usable_area if usable_area else float(np.prod(np.ptp(np.vstack([pl, pr]), axis=0)) or 1.0)
+    coverage = _coverage(pl[inliers], area)
+    n_in = int(inliers.sum())
+    if n_in < min_inliers:
+        problems.append(f"only {n_in} of {n} correspondences fit one tilt geometry (at least {min_inliers} needed)")
+    if theta_deg is None and (not np.isfinite(theta_std) or theta_std > max_theta_std_deg):
+        problems.append(f"the tilt-axis angle is not determined ({theta:.2f} +- {theta_std:.2f} degrees): the "
+                        f"matched points span too little depth (disparities {span:.1f} px apart)")
+    elif theta_deg is None and theta_std > warn_theta_std_deg:
+        warnings.append(f"the tilt-axis angle is uncertain ({theta:.2f} +- {theta_std:.2f} degrees): the matched "
+                        f"points span little depth (disparities {span:.1f} px apart)")
+    if robust and coverage < min_coverage:
+        problems.append(f"the correspondences cover only {100 * coverage:.1f} % of the field (a small part of the "
+                        "image, e.g. an overlay or one feature)")
+    elif robust and coverage < warn_coverage:
+        warnings.append(f"the correspondences cover only {100 * coverage:.0f} % of the field")
+    if np.isfinite(ambiguity) and ambiguity >= max_ambiguity:
+        problems.append(f"the correspondences disagree: another geometry, with mostly other correspondences, "
+                        f"fits {100 * ambiguity:.0f} % as many of them as the best ({theta:.1f} degrees)")
+    if not robust and n_in >= 3 and np.median(np.abs(resid)) > 2.0:
+        warnings.append(f"the given points disagree by {np.median(np.abs(resid)):.1f} px across the epipolar "
+                        "direction; check the clicked pairs")
+    return EpipolarFit(theta, theta_std, t_perp, inliers, residual_px=float(np.median(np.abs(resid))),
+                       disparity_span_px=span, coverage=coverage, ambiguity=ambiguity,
+                       theta_given=theta_deg is not None, shift_given=shift is not None,
+                       problems=problems, warnings=warnings)

@@ -1,0 +1,140 @@
+"""What of an image is specimen, and the band-passed image that alignment matches on.
+
+Real micrographs and video frames carry things that do not move with the
+specimen: black (or white) frames, burned-in title text, scale bars and
+annotations. They are found without help from the user:
+
+- **flat** pixels: a neighbourhood with (almost) no variation, which a noisy
+  micrograph never has (padding, frames, the fill outside a rotated field);
+- **saturated marks**: clusters of pixels at the image's extreme value with a
+  sharp neighbourhood (white or black text, scale bars), and bars near an
+  extreme with little variation;
+- **identical in both views**: pixels equal in the two views over a whole
+  neighbourhood (an overlay burned in at the same place in every frame).
+
+The mask is grown by a few pixels so that anti-aliased edges go too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from ..checks import InputError
+
+__all__ = ["overlay_mask", "bandpass", "fill_masked"]
+
+
+def _robust_std(values: np.ndarray) -> float:
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return 0.0
+    return float(1.4826 * np.median(np.abs(values - np.median(values))))
+
+
+def _local_std(image: np.ndarray, size: int) -> np.ndarray:
+    mean = ndimage.uniform_filter(image, size)
+    square = ndimage.uniform_filter(image * image, size)
+    return np.sqrt(np.maximum(square - mean * mean, 0.0))
+
+
+def overlay_mask(image, *, other=None, dilate_px: int = 4, border_px: int | None = None,
+                 min_mark_px: int = 6) -> np.ndarray:
+    """Pixels of ``image`` that are not specimen: frames, burned-in overlays, the border.
+
+    Parameters
+    ----------
+    image : array_like, shape (rows, cols)
+        One view, raw grey levels.
+    other : array_like, shape (rows, cols), optional
+        The other view: pixels equal in both over a 5x5 neighbourhood are masked
+        (an overlay burned in at the same place in both frames).
+    dilate_px : int
+        Growth of the mask (px), to cover anti-aliased edges.
+    border_px : int, optional
+        Width of the always-masked frame at the image edge; default 1 % of the
+        smaller side (at least 3 px).
+    min_mark_px : int
+        Smallest cluster of saturated pixels taken as a mark (text, scale bar);
+        smaller ones are left (shot noise can touch the extremes).
+
+    Returns
+    -------
+    ndarray of bool, shape (rows, cols)
+        True where the pixel must not be used for alignment.
+    """
+    img = np.asarray(image, dtype=np.float64)
+    if img.ndim != 2:
+        raise InputError(f"overlay_mask needs a 2D image, got shape {img.shape}")
+    rows, cols = img.shape
+    lo, hi = float(img.min()), float(img.max())
+    span = hi - lo
+    mask = np.zeros(img.shape, dtype=bool)
+    if span <= 0:
+        return ~mask
+    spread = _robust_std(img) or span / 4.0
+    local = _local_std(img, 7)
+    mask |= local < 1e-3 * spread                                   # flat padding and fills
+    tol = 1e-6 * span if np.issubdtype(np.asarray(image).dtype, np.floating) else 0.5
+    saturated = (img >= hi - tol) | (img <= lo + tol)
+    near_extreme = (img >= hi - 0.03 * span) | (img <= lo + 0.03 * span)
+    mask |= near_extreme & (local < 0.1 * spread)                   # black or white bars with a little noise
+    if saturated.any():
+        marks = ndimage.binary_closing(saturated, np.ones((3, 3)), iterations=1)
+        labels, n = ndimage.label(marks)
+        if n:
+            sizes = ndimage.sum(marks, labels, index=np.arange(1, n + 1))
+            big = np.flatnonzero(sizes >= min_mark_px) + 1
+            if len(big) and np.mean(saturated) < 0.3:  # a mostly clipped image is clipping, not text
+                mask |= np.isin(labels, big)
+    if other is not None:
+        oth = np.asarray(other, dtype=np.float64)
+        if oth.shape != img.shape:
+            raise InputError(f"the two views differ in shape: {img.shape} vs {oth.shape}")
+        same = ndimage.uniform_filter((img == oth).astype(np.float64), 5) > 0.9
+        mask |= same
+    # flat regions smaller than a few pixels are texture that happens to be smooth
+    labels, n = ndimage.label(mask)
+    if n:
+        sizes = ndimage.sum(mask, labels, index=np.arange(1, n + 1))
+        mask = np.isin(labels, np.flatnonzero(sizes >= min_mark_px) + 1)
+    if dilate_px > 0 and mask.any():
+        mask = ndimage.binary_dilation(mask, np.ones((3, 3)), iterations=int(dilate_px))
+    edge = max(3, int(round(0.01 * min(rows, cols)))) if border_px is None else int(border_px)
+    if edge > 0:
+        mask[:edge] = mask[-edge:] = True
+        mask[:, :edge] = mask[:, -edge:] = True
+    return mask
+
+
+def fill_masked(image, mask, *, sigma: float = 6.0) -> np.ndarray:
+    """``image`` with masked pixels replaced by a smooth average of their unmasked surroundings."""
+    img = np.asarray(image, dtype=np.float64)
+    keep = (~np.asarray(mask, dtype=bool)).astype(np.float64)
+    if keep.sum() == 0:
+        raise InputError("the whole image is masked (frames or overlays everywhere); crop it to the specimen")
+    num = ndimage.gaussian_filter(img * keep, sigma)
+    den = ndimage.gaussian_filter(keep, sigma)
+    fallback = float(np.median(img[keep > 0]))
+    smooth = np.where(den > 1e-3, num / np.maximum(den, 1e-12), fallback)
+    return np.where(keep > 0, img, smooth)
+
+
+def bandpass(image, mask=None, *, low_sigma: float = 1.2, high_sigma: float = 12.0) -> np.ndarray:
+    """Band-passed, locally contrast-normalised image (float32), zero on masked pixels.
+
+    A difference of Gaussians keeps the structure between ``low_sigma`` (noise)
+    and ``high_sigma`` (bend contours, thickness and illumination gradients) px;
+    dividing by the local RMS over ``2 * high_sigma`` gives every region the same
+    weight, so views whose contrast differs strongly still correlate.
+    """
+    img = np.asarray(image, dtype=np.float64)
+    masked = np.zeros(img.shape, bool) if mask is None else np.asarray(mask, dtype=bool)
+    filled = fill_masked(img, masked) if masked.any() else img
+    dog = ndimage.gaussian_filter(filled, low_sigma) - ndimage.gaussian_filter(filled, high_sigma)
+    dog[masked] = 0.0
+    rms = np.sqrt(ndimage.gaussian_filter(dog * dog, 2.0 * high_sigma))
+    floor = 0.05 * float(np.median(rms[~masked])) if (~masked).any() else 0.0
+    out = dog / np.maximum(rms, max(floor, 1e-12))
+    out[masked] = 0.0
+    return out.astype(np.float32)

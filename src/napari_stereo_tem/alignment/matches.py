@@ -1,0 +1,245 @@
+"""Correspondences between two tilts that do not depend on keypoints alone.
+
+1. The global shift, by phase correlation of the band-passed views (several
+   candidate peaks are kept: a strong parallax smears the peak).
+2. Dense correlation: a grid of patches of the left view is searched for in the
+   right view around each candidate shift (normalised cross-correlation,
+   :func:`cv2.matchTemplate`), and every accepted match is refined to a fraction
+   of a pixel by ECC (:func:`cv2.findTransformECC`, translation only). Patches
+   that are masked, textureless, or whose correlation peak is ambiguous or
+   ridge-shaped are dropped.
+3. SIFT on the band-passed, CLAHE-equalised views, with the masks.
+
+Coordinates are ``(x, y)`` pixels of the images given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy import ndimage
+
+__all__ = ["Correspondences", "find_correspondences", "candidate_shifts"]
+
+#: Codes of :attr:`Correspondences.source`.
+SOURCES = ("dense", "sift", "guide", "manual")
+
+
+@dataclass
+class Correspondences:
+    """Matched points: ``right[i]`` shows what ``left[i]`` shows.
+
+    Attributes
+    ----------
+    left, right : ndarray, shape (n, 2)
+        ``(x, y)`` pixels.
+    source : ndarray of int, shape (n,)
+        Index into :data:`SOURCES`.
+    """
+
+    left: np.ndarray
+    right: np.ndarray
+    source: np.ndarray
+
+    @classmethod
+    def empty(cls) -> "Correspondences":
+        return cls(np.zeros((0, 2)), np.zeros((0, 2)), np.zeros(0, dtype=int))
+
+    def __len__(self) -> int:
+        return len(self.left)
+
+    def concat(self, other: "Correspondences") -> "Correspondences":
+        return Correspondences(np.vstack([self.left, other.left]), np.vstack([self.right, other.right]),
+                               np.concatenate([self.source, other.source]))
+
+    def counts(self) -> dict:
+        """Number of correspondences per source."""
+        return {name: int((self.source == i).sum()) for i, name in enumerate(SOURCES) if (self.source == i).any()}
+
+
+def candidate_shifts(a: np.ndarray, b: np.ndarray, *, n_peaks: int = 3, max_fraction: float = 0.3) -> list:
+    """Candidate displacements ``(dx, dy)`` of the content from ``a`` to ``b``, strongest first.
+
+    Phase correlation of the Hann-windowed views; the correlation surface is
+    smoothed a little (parallax spreads the peak along the epipolar direction)
+    and its ``n_peaks`` highest separated maxima within ``max_fraction`` of the
+    field are returned.
+    """
+    rows, cols = a.shape
+    window = np.outer(np.hanning(rows), np.hanning(cols))
+    fa, fb = np.fft.rfft2(a * window), np.fft.rfft2(b * window)
+    cross = fb * np.conj(fa)
+    cross /= np.maximum(np.abs(cross), 1e-12)
+    surface = np.fft.fftshift(np.fft.irfft2(cross, s=a.shape))
+    surface = ndimage.gaussian_filter(surface, 1.5)
+    cy, cx = rows // 2, cols // 2
+    ys, xs = np.mgrid[0:rows, 0:cols]
+    far = (np.abs(ys - cy) > max_fraction * rows) | (np.abs(xs - cx) > max_fraction * cols)
+    surface[far] = -np.inf
+    peaks = []
+    sep = max(6, int(0.03 * min(rows, cols)))
+    for _ in range(n_peaks):
+        idx = int(np.argmax(surface))
+        py, px = divmod(idx, cols)
+        if not np.isfinite(surface[py, px]):
+            break
+        peaks.append((float(px - cx), float(py - cy)))
+        surface[max(py - sep, 0):py + sep + 1, max(px - sep, 0):px + sep + 1] = -np.inf
+    return peaks
+
+
+def _subpixel(res: np.ndarray, py: int, px: int) -> tuple[float, float, float]:
+    """Parabolic peak offset ``(dx, dy)`` and the anisotropy of the peak (ratio of curvatures)."""
+    c = res[py, px]
+    dxx = res[py, px + 1] - 2 * c + res[py, px - 1]
+    dyy = res[py + 1, px] - 2 * c + res[py - 1, px]
+    dxy = (res[py + 1, px + 1] - res[py + 1, px - 1] - res[py - 1, px + 1] + res[py - 1, px - 1]) / 4.0
+    ox = 0.5 * (res[py, px - 1] - res[py, px + 1]) / dxx if dxx < 0 else 0.0
+    oy = 0.5 * (res[py - 1, px] - res[py + 1, px]) / dyy if dyy < 0 else 0.0
+    eig = np.linalg.eigvalsh(np.array([[dxx, dxy], [dxy, dyy]]))
+    if eig[1] >= 0:  # not a maximum in every direction: a ridge or a saddle
+        return float(np.clip(ox, -1, 1)), float(np.clip(oy, -1, 1)), np.inf
+    return float(np.clip(ox, -1, 1)), float(np.clip(oy, -1, 1)), float(eig[0] / eig[1])
+
+
+_ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 40, 1e-4)
+
+
+def _match_patch(tpl: np.ndarray, b: np.ndarray, cover_b: np.ndarray, cx: int, cy: int, shift, *, search: int,
+                 min_score: float, max_anisotropy: float, refine: bool):
+    """Top-left ``(x, y)`` of ``tpl`` (the patch of ``a`` at top-left ``(cx - half, cy - half)``) in ``b``, and the peak."""
+    rows, cols = b.shape
+    patch = tpl.shape[0]
+    half = patch // 2
+    tx, ty = cx + int(round(shift[0])), cy + int(round(shift[1]))
+    y0, y1, x0, x1 = ty - half - search, ty + half + search, tx - half - search, tx + half + search
+    if y0 < 0 or x0 < 0 or y1 > rows or x1 > cols or cover_b[ty, tx] < 0.8:
+        return None
+    res = cv2.matchTemplate(b[y0:y1, x0:x1], tpl, cv2.TM_CCOEFF_NORMED)
+    py, px = np.unravel_index(int(np.argmax(res)), res.shape)
+    score = float(res[py, px])
+    if score < min_score or py in (0, res.shape[0] - 1) or px in (0, res.shape[1] - 1):
+        return None
+    second = res.copy()
+    second[max(py - 3, 0):py + 4, max(px - 3, 0):px + 4] = -1.0
+    if float(second.max()) > score - 0.1 * (1.0 - min_score) - 0.05:
+        return None  # an ambiguous peak (repeated structure, or an edge)
+    ox, oy, aniso = _subpixel(res, py, px)
+    if aniso > max_anisotropy:
+        return None
+    mx, my = x0 + px + ox, y0 + py + oy
+    if refine:  # ECC (translation) on the patch itself: unbiased to a fraction of a pixel
+        r0, c0 = max(int(round(my)) - 4, 0), max(int(round(mx)) - 4, 0)
+        region = b[r0:min(r0 + patch + 8, rows), c0:min(c0 + patch + 8, cols)]
+        if region.shape[0] >= patch and region.shape[1] >= patch:
+            warp = np.array([[1, 0, mx - c0], [0, 1, my - r0]], dtype=np.float32)
+            try:
+                cc, warp = cv2.findTransformECC(tpl, region, warp, cv2.MOTION_TRANSLATION, _ECC_CRITERIA, None, 1)
+                ex, ey = float(warp[0, 2]) + c0, float(warp[1, 2]) + r0
+                if cc > min_score and abs(ex - mx) < 1.5 and abs(ey - my) < 1.5:
+                    mx, my = ex, ey
+            except cv2.error:
+                pass
+    return mx, my, score
+
+
+def dense_matches(a: np.ndarray, b: np.ndarray, valid_a: np.ndarray, valid_b: np.ndarray, shifts, *,
+                  patch: int = 48, step: int = 24, search: int = 20, min_score: float = 0.35,
+                  max_anisotropy: float = 12.0, refine: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Patch-by-patch correspondences around the candidate displacements ``shifts``, each ``(dx, dy)``.
+
+    Every patch is searched for around each candidate and keeps its best peak.
+    Returns left centres ``(n, 2)``, right centres ``(n, 2)`` and the correlation peak of each.
+    """
+    rows, cols = a.shape
+    half = patch // 2
+    cover_a = ndimage.uniform_filter(valid_a.astype(np.float32), patch)
+    cover_b = ndimage.uniform_filter(valid_b.astype(np.float32), patch)
+    out_l, out_r, out_s = [], [], []
+    for cy in range(half, rows - half + 1, step):
+        for cx in range(half, cols - half + 1, step):
+            if cover_a[min(cy, rows - 1), min(cx, cols - 1)] < 0.9:
+                continue
+            tpl = a[cy - half:cy + half, cx - half:cx + half]
+            if float(tpl.std()) < 1e-6:
+                continue
+            best = None
+            for shift in shifts:
+                found = _match_patch(tpl, b, cover_b, cx, cy, shift, search=search, min_score=min_score,
+                                     max_anisotropy=max_anisotropy, refine=refine)
+                if found is not None and (best is None or found[2] > best[2]):
+                    best = found
+            if best is None:
+                continue
+            # patch pixels [c - half, c + half) have their centre at c - 0.5
+            out_l.append((cx - 0.5, cy - 0.5))
+            out_r.append((best[0] + half - 0.5, best[1] + half - 0.5))
+            out_s.append(best[2])
+    return (np.array(out_l, dtype=float).reshape(-1, 2), np.array(out_r, dtype=float).reshape(-1, 2),
+            np.array(out_s, dtype=float))
+
+
+def _to_uint8(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    vals = image[valid] if valid.any() else image.ravel()
+    lo, hi = np.percentile(vals, [0.5, 99.5])
+    if hi <= lo:
+        hi = lo + 1.0
+    out = np.clip((image - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)
+    return cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(out)
+
+
+def sift_matches(a: np.ndarray, b: np.ndarray, valid_a: np.ndarray, valid_b: np.ndarray, *, ratio: float = 0.8,
+                 max_keypoints: int = 4000) -> tuple[np.ndarray, np.ndarray]:
+    """SIFT keypoint matches (Lowe's ratio test, cross-checked) on band-passed views, inside the masks."""
+    sift = cv2.SIFT_create(nfeatures=int(max_keypoints))
+    kp_a, des_a = sift.detectAndCompute(_to_uint8(a, valid_a), valid_a.astype(np.uint8) * 255)
+    kp_b, des_b = sift.detectAndCompute(_to_uint8(b, valid_b), valid_b.astype(np.uint8) * 255)
+    if des_a is None or des_b is None or len(kp_a) < 2 or len(kp_b) < 2:
+        return np.zeros((0, 2)), np.zeros((0, 2))
+    matcher = cv2.BFMatcher(cv2.NORM_L2)
+    forward = matcher.knnMatch(des_a, des_b, k=2)
+    backward = {m[0].queryIdx: m[0].trainIdx for m in matcher.knnMatch(des_b, des_a, k=1) if m}
+    good = [p[0] for p in forward if len(p) == 2 and p[0].distance < ratio * p[1].distance
+            and backward.get(p[0].trainIdx) == p[0].queryIdx]
+    pts_a = np.array([kp_a[m.queryIdx].pt for m in good], dtype=float).reshape(-1, 2)
+    pts_b = np.array([kp_b[m.trainIdx].pt for m in good], dtype=float).reshape(-1, 2)
+    return pts_a, pts_b
+
+
+def find_correspondences(a: np.ndarray, b: np.ndarray, valid_a: np.ndarray, valid_b: np.ndarray, *,
+                         methods=("dense", "sift"), patch: int | None = None, search: int | None = None,
+                         n_shifts: int = 3) -> tuple[Correspondences, list]:
+    """Correspondences between two band-passed views (see the module notes).
+
+    Parameters
+    ----------
+    a, b : ndarray, float32, shape (rows, cols)
+        Band-passed views (:func:`~.masks.bandpass`), left and right.
+    valid_a, valid_b : ndarray of bool
+        Usable pixels (not masked).
+    methods : sequence of {"dense", "sift"}
+    patch, search : int, optional
+        Patch side and search radius (px) of the dense matching; default from the image size.
+    n_shifts : int
+        Candidate global shifts tried by the dense matching.
+
+    Returns
+    -------
+    Correspondences
+    shifts : list of (dx, dy)
+        The candidate global shifts, strongest first.
+    """
+    size = min(a.shape)
+    patch = int(patch or max(32, min(64, 2 * (size // 20))))
+    search = int(search or max(12, size // 24))
+    shifts = candidate_shifts(a, b, n_peaks=n_shifts)
+    found = Correspondences.empty()
+    if "dense" in methods:
+        left, right, _ = dense_matches(a, b, valid_a, valid_b, shifts, patch=patch, step=patch // 2, search=search)
+        found = found.concat(Correspondences(left, right, np.zeros(len(left), dtype=int)))
+    if "sift" in methods:
+        left, right = sift_matches(a, b, valid_a, valid_b)
+        found = found.concat(Correspondences(left, right, np.ones(len(left), dtype=int)))
+    return found, shifts
