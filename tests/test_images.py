@@ -44,6 +44,7 @@ def test_hyperspy_file_gives_pixel_size_and_tilt(tmp_path):
     signal.metadata.set_item("Acquisition_instrument.TEM.Stage.tilt_alpha", -4.0)
     signal.save(tmp_path / "l.hspy")
     signal.metadata.set_item("Acquisition_instrument.TEM.Stage.tilt_alpha", 4.0)
+    signal.data = _texture(3)  # the other view (identical views are refused)
     signal.save(tmp_path / "r.hspy")
     pair = read_stereo_pair(tmp_path / "l.hspy", tmp_path / "r.hspy")
     assert pair.stereo_angle_deg == pytest.approx(8.0)
@@ -74,8 +75,9 @@ def test_pair_and_angle_checks(tmp_path):
     with pytest.raises(InputError, match="no such file"):
         read_image(tmp_path / "missing.tif")
     tifffile.imwrite(tmp_path / "l.tif", _texture(0))
+    tifffile.imwrite(tmp_path / "r.tif", _texture(1))
     with pytest.raises(InputError, match="stereo angle is not recorded"):
-        read_stereo_pair(tmp_path / "l.tif", tmp_path / "l.tif")
+        read_stereo_pair(tmp_path / "l.tif", tmp_path / "r.tif")
     (tmp_path / "broken.tif").write_bytes(b"II*\x00garbage")
     with pytest.raises(InputError, match="could not read"):
         read_image(tmp_path / "broken.tif")

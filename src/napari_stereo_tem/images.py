@@ -7,6 +7,8 @@ from the file where it records them; whatever is missing must be given.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import numpy as np
 
 from .checks import InputError, check_image, check_pair, check_stereo_angle
 
-__all__ = ["Image2D", "StereoPair", "read_image", "read_stereo_pair", "as_image"]
+__all__ = ["Image2D", "StereoPair", "read_image", "read_stereo_pair", "as_image", "quiet_reader_logs"]
 
 _PLAIN_SUFFIXES = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".npy"}
 
@@ -57,13 +59,33 @@ def _tiff_pixel_size_nm(path: Path) -> float | None:
     return None
 
 
+@contextlib.contextmanager
+def quiet_reader_logs():
+    """Silence HyperSpy's and RosettaSciIO's own log lines while a file is read.
+
+    On a file they cannot read they log "please report this error to the
+    RosettaSciIO developers" (and guesses such as a missing ``.hdr``) before
+    raising; the caller turns the failure into one message naming the file.
+    """
+    loggers = [logging.getLogger(name) for name in ("hyperspy", "rsciio")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
 def _read_with_rosettasciio(path: Path) -> Image2D:
     try:
         import hyperspy.api as hs
     except ImportError as err:  # pragma: no cover - hyperspy is a dependency
         raise InputError(f"reading {path.suffix} files needs HyperSpy ({err})") from err
     try:
-        signal = hs.load(str(path))
+        with quiet_reader_logs():
+            signal = hs.load(str(path))
     except Exception as err:  # RosettaSciIO raises many types; name the file
         raise InputError(f"could not read {path.name}: {err}") from err
     if isinstance(signal, list):
@@ -144,6 +166,12 @@ def read_stereo_pair(left, right, *, stereo_angle_deg: float | None = None,
     if swap:
         first, second = second, first
     check_pair(first.data, second.data, names=(first.name, second.name))
+    if np.array_equal(first.data, second.data):
+        raise InputError(f"the two views are identical ({first.name} and {second.name}): the same image given "
+                         "twice? a stereo pair needs the two tilts (the depth would come out flat)")
+    for view in (first, second):
+        if view.data.dtype == bool:  # masks saved as images: 0/1 grey levels
+            view.data = view.data.astype(np.float32)
     if stereo_angle_deg is None:
         if first.tilt_deg is None or second.tilt_deg is None:
             raise InputError(

@@ -78,7 +78,9 @@ def predict_disparity(left, right, model, *, device=None) -> tuple[np.ndarray, n
     device = param.device if device is None else torch.device(device)
     multiple = model.size_multiple
     rows, cols = left.shape
-    pad = ((0, (-rows) % multiple), (0, (-cols) % multiple))
+    # Padded (mirrored) to a multiple of the network's stride, and to at least two
+    # strides: the hourglass pools twice and needs that much to work on.
+    pad = tuple((0, max(n + (-n) % multiple, 2 * multiple) - n) for n in (rows, cols))
     tensors = [torch.from_numpy(np.pad(view, pad, mode="reflect") if any(p[1] for p in pad) else view)
                [None, None].to(device=device, dtype=param.dtype) for view in (left, right)]
     model.eval()

@@ -28,6 +28,7 @@ from .atomic import atomic_write
 from .checks import InputError
 
 __all__ = [
+    "check_device",
     "PACKAGE_WEIGHTS_DIR",
     "DEFAULT_DETECTOR",
     "load_version",
@@ -145,7 +146,38 @@ def read_metadata(path) -> dict:
     meta_path = Path(path).with_suffix(".json")
     if not meta_path.is_file():
         return {}
-    return json.loads(meta_path.read_text())
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise InputError(f"the weights sidecar {meta_path} is not valid JSON ({err}); restore it from where the "
+                         "weights came from, or re-save the model with napari_stereo_tem.weights.save_model") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("architecture", {}), dict):
+        raise InputError(f"the weights sidecar {meta_path} is not a metadata record (an object with an "
+                         "'architecture' object); restore it, or re-save the model with save_model")
+    return meta
+
+
+def check_device(device):
+    """``device`` as a ``torch.device`` that this torch can use.
+
+    Raises
+    ------
+    InputError
+        An unknown device name, or CUDA asked of a torch without CUDA or a machine without a GPU.
+    """
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise InputError(f"device {device!r} is not a torch device; use cpu or cuda (cuda:0, ...)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        why = "this torch was built without CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
+        raise InputError(f"device {device!r} asked for, but {why}; use --device cpu (device='cpu')")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise InputError(f"device {device!r}: there are {torch.cuda.device_count()} CUDA device(s); "
+                         "choose cuda:0 ... or cpu")
+    if dev.type not in ("cpu", "cuda"):
+        raise InputError(f"device {device!r} is not supported; use cpu or cuda")
+    return dev
 
 
 def _read_state(path: Path) -> dict:
@@ -186,10 +218,21 @@ def load_model(cls, path, device="cpu", **overrides) -> nn.Module:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"model weights file {path} does not exist; check the path or the version name")
+    device = check_device(device)
     meta = read_metadata(path)
+    saved_class = meta.get("class")
+    if saved_class and saved_class != cls.__name__:
+        kinds = {"DislocationUNet": "detector", "StereoNet": "matcher"}
+        raise InputError(f"{path} holds a {saved_class} ({kinds.get(saved_class, 'another model')}), not a "
+                         f"{cls.__name__} ({kinds.get(cls.__name__, 'the model asked for')}); give it where a "
+                         f"{kinds.get(saved_class, saved_class)} is expected (e.g. --{kinds.get(saved_class, 'matcher')})")
     kwargs = dict(meta.get("architecture", {}))
     kwargs.update(overrides)
-    model = cls(**kwargs)
+    try:
+        model = cls(**kwargs)
+    except (TypeError, ValueError) as err:
+        raise InputError(f"the architecture in {path.with_suffix('.json')} does not fit {cls.__name__} ({err}); "
+                         "is the sidecar from another model, or edited by hand? restore it") from None
     state = _read_state(path)
     try:
         model.load_state_dict(state)

@@ -60,6 +60,12 @@ def run_finetune(args) -> int:
     target = args.target
     if not args.name:
         raise InputError("--from-set needs --name NAME for the new model version")
+    from pathlib import Path
+
+    if not Path(args.from_set).expanduser().is_dir():
+        what = "is a file, not a folder" if Path(args.from_set).exists() else "does not exist"
+        raise InputError(f"--from-set {args.from_set} {what}; give the training-set folder that "
+                         "'Add to training set' writes (one entry-NNNNNN folder per correction)")
     options = {"name": args.name, "init": args.init or "default", "steps": args.steps,
                "batch_size": args.batch_size, "crop": _crop(args.crop, target), "synth_fraction": args.synth_fraction,
                "lr": args.lr, "seed": args.seed, "device": args.device, "n_threads": args.threads,

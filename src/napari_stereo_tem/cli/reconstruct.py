@@ -50,12 +50,24 @@ def _parse_range(text):
     return low, high
 
 
+def _check_two_files(left: str, right: str) -> None:
+    from pathlib import Path
+
+    from ..checks import InputError
+
+    a, b = Path(left), Path(right)
+    if a.exists() and b.exists() and a.resolve() == b.resolve():
+        raise InputError(f"LEFT and RIGHT are the same file ({left}); give the two views of the pair "
+                         "(the depth would come out flat)")
+
+
 def run(args) -> int:
     from ..atomic import check_output_folder
     from ..progress import drive, end_progress_line, text_progress
     from ..reconstruct import RESULT_FILES, reconstruct_stereo
 
     check_output_folder(args.output, overwrite=args.overwrite, produces=RESULT_FILES)
+    _check_two_files(args.left, args.right)
     work = reconstruct_stereo(args.left, args.right, stereo_angle_deg=args.angle, pixel_size=args.pixel_size,
                               swap=args.swap, rectify=not args.no_rectify, device=args.device,
                               detector=args.detector, matcher=args.matcher,

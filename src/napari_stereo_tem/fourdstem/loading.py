@@ -23,6 +23,7 @@ import dask.array as da
 import numpy as np
 
 from ..checks import InputError
+from ..images import quiet_reader_logs
 
 __all__ = ["FourDStem", "NpyFrames", "ArrayFrames", "open_4dstem", "open_pattern"]
 
@@ -141,8 +142,11 @@ def _to_dask(array, *, name=False) -> da.Array:
     return da.from_array(array, chunks=chunks, name=name)
 
 
-def _mib_check(path: Path, scan_shape) -> None:
-    """Refuse a truncated MerlinEM file (RosettaSciIO silently drops the missing frames)."""
+def _mib_check(path: Path, scan_shape) -> int | None:
+    """Refuse a truncated MerlinEM file (RosettaSciIO silently drops the missing frames).
+
+    Returns the number of whole frames in the file (``None`` for raw frames, left to the reader).
+    """
     size = path.stat().st_size
     with open(path, "rb") as fh:
         head = fh.read(384)
@@ -157,7 +161,7 @@ def _mib_check(path: Path, scan_shape) -> None:
         raise InputError(f"{path} is not a MerlinEM .mib file (it starts with {fields[0][:8]!r}, not 'MQ1')")
     depth = {"U01": 1, "U08": 1, "U16": 2, "U32": 4}.get(kind)
     if depth is None:  # raw (R64) frames: leave the checks to the reader
-        return
+        return None
     frame_bytes = header_bytes + nx * ny * depth
     n_frames, rest = divmod(size, frame_bytes)
     if rest:
@@ -180,6 +184,7 @@ def _mib_check(path: Path, scan_shape) -> None:
     if scan_shape is not None and int(np.prod(scan_shape)) != n_frames:
         raise InputError(f"scan_shape {tuple(scan_shape)} needs {int(np.prod(scan_shape))} frames, "
                          f"{path} holds {n_frames}")
+    return n_frames
 
 
 def _rsciio_candidates(path: Path) -> list[dict]:
@@ -207,7 +212,8 @@ def _read_rsciio(path: Path, *, lazy: bool, scan_shape) -> tuple[object, dict]:
         if plugin["name"] == "QuantumDetector" and scan_shape is not None:
             kwargs["navigation_shape"] = tuple(int(s) for s in scan_shape)[::-1]
         try:
-            dicts = api.file_reader(str(path), **kwargs)
+            with quiet_reader_logs():
+                dicts = api.file_reader(str(path), **kwargs)
         except Exception as err:  # noqa: BLE001 - readers raise anything on a bad file
             errors.append(f"{plugin['name']}: {type(err).__name__}: {err}")
             continue
@@ -362,11 +368,16 @@ def _open_path(path: Path, *, lazy: bool, scan_shape):
             raise InputError(f"could not read {path} as zarr: {err}") from None
         meta.update(extra)
         return _fix_dims(data, scan_shape=scan_shape, from_file=True, what=what), meta
-    if ext == ".mib":
-        _mib_check(path, scan_shape)
+    mib_frames = _mib_check(path, scan_shape) if ext == ".mib" else None
     if path.is_dir() and ext != ".zspy":
         raise InputError(f"{path} is a folder; give the dataset file (or a .zarr/.zspy folder)")
     found, extra = _read_rsciio(path, lazy=lazy, scan_shape=scan_shape)
+    read = int(np.prod(found["data"].shape[:-2]))
+    if mib_frames is not None and read != mib_frames:
+        # Without a .hdr, RosettaSciIO guesses a scan and drops the frames that do not fit it.
+        raise InputError(f"{path} holds {mib_frames} frames, but without {path.with_suffix('.hdr').name} "
+                         f"the scan is unknown (the reader kept {read}); give the scan shape whose product is "
+                         f"{mib_frames} (--scan-shape SY,SX, or scan_shape=(SY, SX))")
     meta.update(extra)
     meta["axes"] = _axes_from_rsciio(found.get("axes", []))
     data = _fix_dims(found["data"], scan_shape=scan_shape, from_file=True, what=what)
