@@ -1,11 +1,35 @@
 """Shared fixtures."""
 
+import os
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
+
+
+#: Ceiling of every wait on a background task: generous, so that a busy machine never
+#: fails a test by being slow (the wait ends as soon as the task does).
+WAIT_CEILING_MS = 600_000
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_models_dir(tmp_path_factory):
+    """Tests never read or write the user's own models folder (nor its ``selected_versions.json``)."""
+    previous = os.environ.get("NAPARI_STEREO_TEM_MODELS")
+    os.environ["NAPARI_STEREO_TEM_MODELS"] = str(tmp_path_factory.mktemp("session-models"))
+    yield
+    if previous is None:
+        os.environ.pop("NAPARI_STEREO_TEM_MODELS", None)
+    else:
+        os.environ["NAPARI_STEREO_TEM_MODELS"] = previous
+
+
+@pytest.fixture(autouse=True)
+def _isolated_models_dir(tmp_path_factory, monkeypatch):
+    """Each test starts with an empty models folder of its own (a test may set another one)."""
+    monkeypatch.setenv("NAPARI_STEREO_TEM_MODELS", str(tmp_path_factory.mktemp("models")))
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +55,7 @@ def wait_finished(qtbot):
     missed when the work ends at once.
     """
 
-    def wait(task, timeout=120_000):
+    def wait(task, timeout=WAIT_CEILING_MS):
         qtbot.waitUntil(lambda: task.finished, timeout=timeout)
         return task
 

@@ -1,12 +1,11 @@
 """HyperSpy CircleROIs give exactly what pyxem gives for the same ROI."""
 
+import hyperspy.api as hs
 import numpy as np
 import pytest
+import pyxem as pxm
 
 from napari_stereo_tem.fourdstem import disc_mask, from_circle_roi, roi_mask, virtual_images, virtual_images_from_rois
-
-pxm = pytest.importorskip("pyxem")
-hs = pytest.importorskip("hyperspy.api")
 
 
 def _signal(scale, offset, seed=0):

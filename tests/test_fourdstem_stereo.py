@@ -5,6 +5,7 @@ import pytest
 from scipy import ndimage as ndi
 
 from napari_stereo_tem.checks import InputError
+from napari_stereo_tem.synth import fourdstem
 from napari_stereo_tem.fourdstem import (
     Disc,
     epipolar_direction_deg,
@@ -81,7 +82,6 @@ def test_estimate_scan_rotation_from_a_known_shift(rotation):
 
 
 def test_disparities_run_along_the_epipolar_direction_of_the_generator():
-    fourdstem = pytest.importorskip("napari_stereo_tem.synth.fourdstem")
     rng = np.random.default_rng(0)
     pts = np.column_stack([rng.uniform(0, 64, 20), rng.uniform(0, 64, 20), rng.uniform(-20, 20, 20)])
     k1, k2 = (-3.0, -5.0), (4.0, 6.0)
@@ -97,7 +97,6 @@ def test_disparities_run_along_the_epipolar_direction_of_the_generator():
 
 
 def test_stereo_angle_from_found_disc_matches_generator():
-    fourdstem = pytest.importorskip("napari_stereo_tem.synth.fourdstem")
     sample = fourdstem.simulate_4dstem(seed=3, scan_shape=(32, 32), detector_shape=(40, 40), disc_radius_px=10.0,
                                        convergence_mrad=80.0)
     ds = open_4dstem(sample.data)

@@ -35,7 +35,7 @@ def task_cls(make_napari_viewer):
 def test_result_and_progress(task_cls, wait_finished):
     results, reports = [], []
     task = task_cls(_counting(5), results.append, description="count", on_progress=reports.append)
-    wait_finished(task.start(), timeout=5000)
+    wait_finished(task.start())
     assert results == [50]
     assert [r.done for r in reports] == [1, 2, 3, 4, 5]
 
@@ -47,15 +47,15 @@ def test_cancel_stops_within_a_second(task_cls, qtbot, wait_finished):
     qtbot.wait(200)
     t0 = time.perf_counter()
     task.cancel()
-    wait_finished(task, timeout=2000)
+    wait_finished(task)
     assert time.perf_counter() - t0 < 1.0
     assert results == []
-    qtbot.waitUntil(lambda: cleanup == ["closed"], timeout=1000)
+    qtbot.waitUntil(lambda: cleanup == ["closed"], timeout=60_000)
 
 
 def test_input_error_becomes_a_notification(task_cls, wait_finished, monkeypatch):
     messages = []
     monkeypatch.setattr("napari_stereo_tem._napari.background.show_error", messages.append)
     task = task_cls(_failing(), lambda r: None, description="reconstruct")
-    wait_finished(task.start(), timeout=5000)
+    wait_finished(task.start())
     assert messages == ["the left view is constant"]

@@ -119,7 +119,7 @@ def test_browser_fine_tune_and_version_selector(make_napari_viewer, models, tmp_
     widget.steps.value = 3
     widget.synth_fraction.value = 0.0
     task = widget.start()
-    wait_finished(task, timeout=60000)
+    wait_finished(task)
     assert task.error is None and widget.result["version"] == "detector_from_widget"
     assert widget.loss_plot.steps == [1, 2, 3] and np.isfinite(widget.loss_plot.losses).all()
     assert "detector_from_widget" in list_versions("detector")
@@ -152,7 +152,7 @@ def test_cancel_from_the_widget_stops_and_leaves_a_checkpoint(make_napari_viewer
 
     widget.loss_plot.add = add_then_cancel
     task = widget.start()
-    wait_finished(task, timeout=60000)
+    wait_finished(task)
     assert task.cancelled and widget.result is None
     assert len(widget.loss_plot.steps) <= 4  # the worker stops at its next step boundary
     assert checkpoint_path("detector_cut").is_file()

@@ -25,7 +25,7 @@ def test_sample_fills_the_four_views_and_geometry(setup):
 def test_run_gives_3d_points_counts_and_rdf_dock(setup, wait_finished):
     viewer, widget = setup
     task = widget.start()
-    wait_finished(task, timeout=30000)
+    wait_finished(task)
     assert task.error is None
     every = viewer.layers["particles (all views)"]
     three = viewer.layers["particles (three views)"]
@@ -49,7 +49,7 @@ def test_run_gives_3d_points_counts_and_rdf_dock(setup, wait_finished):
     assert widget.refine.value
     assert "refinement" in every.metadata["provenance"]["matching"]
     widget.refine.value = False
-    wait_finished(widget.start(), timeout=30000)
+    wait_finished(widget.start())
     assert "refinement" not in viewer.layers["particles (all views)"].metadata["provenance"]["matching"]
 
 
@@ -66,7 +66,23 @@ def test_cancel_leaves_no_result_and_the_widget_usable(setup, wait_finished):
     viewer, widget = setup
     task = widget.start()
     widget.cancel()
-    wait_finished(task, timeout=30000)
+    wait_finished(task)
     assert "particles (all views)" not in viewer.layers
     assert widget.run_button.enabled and not widget.cancel_button.enabled
     assert widget.report.value == "cancelled"
+
+
+def test_finished_after_the_dock_was_deleted_is_harmless(setup):
+    """The worker's finished signal is queued and may land after the dock's buttons were deleted."""
+    from qtpy import API_NAME
+
+    viewer, widget = setup
+    if API_NAME.startswith("PyQt"):
+        from qtpy import sip
+
+        sip.delete(widget.run_button.native)
+    else:  # PySide
+        import shiboken6
+
+        shiboken6.delete(widget.run_button.native)
+    widget._finished()  # no "wrapped C/C++ object ... has been deleted"

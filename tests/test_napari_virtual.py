@@ -21,7 +21,7 @@ def _wait_exact(qtbot, viewer, n):
     def done():
         return all(viewer.layers[f"virtual {k}"].metadata.get("preview") is False for k in range(n))
 
-    qtbot.waitUntil(done, timeout=5000)
+    qtbot.waitUntil(done, timeout=300_000)
 
 
 def test_mean_pattern_discs_and_full_images(setup, qtbot):
@@ -124,7 +124,7 @@ def test_threaded_flow_from_sample_to_exact_images(make_napari_viewer, qtbot):
     _, widget = viewer.window.add_plugin_dock_widget("napari-stereo-tem", "Virtual detectors")
     widget.reset_choices()
     widget.compute_mean_pattern()
-    qtbot.waitUntil(lambda: "virtual 1" in viewer.layers, timeout=10000)
+    qtbot.waitUntil(lambda: "virtual 1" in viewer.layers, timeout=300_000)
     _wait_exact(qtbot, viewer, 2)
     assert viewer.layers["virtual 1"].data.std() > 0
 

@@ -38,9 +38,6 @@ def test_cli_synth_bad_input_is_one_line(tmp_path, capsys):
 
 
 def test_cli_synth_particles(tmp_path):
-    import pytest
-
-    pytest.importorskip("napari_stereo_tem.synth.particles")
     out = tmp_path / "particles"
     assert main(["synth", "particles", "--seed", "9000002", "--n-particles", "10", "--shape", "96,96",
                  "-o", str(out)]) == 0

@@ -57,6 +57,12 @@ class TaskWidget(Container):
             self.report.value = "cancelled"
 
     def _finished(self) -> None:
-        self.run_button.enabled, self.cancel_button.enabled = True, False
-        if self._task is not None and self._task.error is not None:
-            self.report.value = f"failed: {self._task.error}"
+        # The worker's finished signal is queued: it can arrive after the dock (and
+        # its Qt buttons) was closed and deleted, and then there is nothing to update.
+        try:
+            self.run_button.enabled, self.cancel_button.enabled = True, False
+            if self._task is not None and self._task.error is not None:
+                self.report.value = f"failed: {self._task.error}"
+        except RuntimeError as err:  # "wrapped C/C++ object ... has been deleted"
+            if "deleted" not in str(err):
+                raise
