@@ -78,3 +78,24 @@ def test_cancel_stops_within_a_second(viewer_with_pair, qtbot):
     # The viewer is still usable: a new run goes through.
     again = _run(widget, qtbot)
     assert again.error is None and "3D lines" in viewer.layers
+
+
+def test_one_layer_as_both_views_is_refused(viewer_with_pair, monkeypatch):
+    viewer, widget = viewer_with_pair
+    messages = []
+    monkeypatch.setattr("napari.utils.notifications.show_error", messages.append)
+    widget.right.value = widget.left.value
+    assert widget.start() is None
+    assert messages and "chosen as both views" in messages[0]
+
+
+def test_identical_views_in_two_layers_fail_with_a_notification(viewer_with_pair, qtbot, monkeypatch):
+    viewer, widget = viewer_with_pair
+    messages = []
+    monkeypatch.setattr("napari_stereo_tem._napari.background.show_error", messages.append)
+    copy = viewer.add_image(np.array(widget.left.value.data), name="copy of left")
+    widget.reset_choices()
+    widget.right.value = copy
+    task = _run(widget, qtbot)
+    assert task.error is not None and "views are identical" in messages[0]
+    assert "3D lines" not in viewer.layers

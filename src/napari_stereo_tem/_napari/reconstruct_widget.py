@@ -102,6 +102,11 @@ class ReconstructWidget(TaskWidget):
         if left is None or right is None:
             napari.utils.notifications.show_error("choose a left and a right image layer")
             return None
+        if left is right:
+            napari.utils.notifications.show_error(
+                f"'{left.name}' is chosen as both views; choose the left and the right view of the pair "
+                "(the depth would come out flat)")
+            return None
         return reconstruct_stereo(
             left.data, right.data, stereo_angle_deg=self.angle.value,
             pixel_size=self.pixel_size.value or None, swap=self.swap.value, rectify=self.rectify.value,
