@@ -185,7 +185,8 @@ def lines_from_disparity(mask_left, disparity, stereo_angle_deg: float, *, min_p
     smooth_sigma : float
         Gaussian smoothing of the disparity along each piece (in points; after the median).
     min_branch_length : float
-        Spur pruning of :func:`~napari_stereo_tem.detection.skeleton_polylines`.
+        Spur pruning of :func:`~napari_stereo_tem.skeleton_graph.skeleton_branches` (the
+        branches of :func:`~napari_stereo_tem.detection.skeleton_polylines`, with nothing to compile).
     median_points : int
         Running median of the disparity along each piece (points), against isolated mismatches.
     positions : ndarray, shape (rows, cols), optional
@@ -201,13 +202,13 @@ def lines_from_disparity(mask_left, disparity, stereo_angle_deg: float, *, min_p
     """
     from scipy.ndimage import median_filter
 
-    from .detection import skeleton_polylines
+    from .skeleton_graph import skeleton_branches
     from .projection import triangulate
 
     disparity = np.asarray(disparity, dtype=float)
     axis_col = (disparity.shape[1] - 1) / 2.0
     lines = []
-    for branch in skeleton_polylines(mask_left, min_branch_length=min_branch_length):
+    for branch in skeleton_branches(mask_left, min_branch_length=min_branch_length):
         xy = np.round(branch).astype(int)
         d = disparity[xy[:, 1], xy[:, 0]]
         ok = np.isfinite(d)

@@ -27,7 +27,7 @@ from napari.utils.notifications import show_error, show_info
 
 from ..checks import InputError
 from ..corrections import disparity_labels, line_disparity, link_lines, shift_line_depth
-from ..detection import skeleton_polylines
+from ..skeleton_graph import skeleton_branches
 from ..training_set import add_entry
 from .layers import lines_layer, lines_to_paths, paths_to_lines
 
@@ -150,7 +150,7 @@ class CorrectionWidget(Container):
         for side, labels in (("left", self.left_labels.value), ("right", self.right_labels.value)):
             if labels is None:
                 continue
-            lines = skeleton_polylines(np.asarray(labels.data) == 1)
+            lines = skeleton_branches(np.asarray(labels.data) == 1)
             paths = [line[:, ::-1] for line in lines]  # (x, y) -> (row, col)
             layer = self._set_layer(paths, {"name": f"polylines {side}", "shape_type": "path", "edge_width": 1,
                                             "edge_color": "cyan" if side == "left" else "magenta",

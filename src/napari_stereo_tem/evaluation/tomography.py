@@ -15,7 +15,7 @@ Before reconstruction each view becomes a line signal (black top-hat: lines
 positive, the smooth background removed). 3D lines are read from the volume the
 way stereo reads them from a disparity map: the top view ``max_z V(y, x, z)`` is
 thresholded (Otsu), skeletonised into branches
-(:func:`~napari_stereo_tem.detection.skeleton_polylines`), and each branch pixel
+(:func:`~napari_stereo_tem.skeleton_graph.skeleton_branches`), and each branch pixel
 gets the depth of the maximum of its column (parabolic sub-voxel peak).
 
 The stereo rows use a pair of the same specimen at ``-phi/2, +phi/2``:
@@ -149,7 +149,7 @@ def lines_from_volume(volume, z, *, threshold: float | None = None, smooth: floa
     from scipy.ndimage import gaussian_filter
     from skimage.filters import threshold_otsu
 
-    from ..detection import skeleton_polylines
+    from ..skeleton_graph import skeleton_branches
 
     vol = gaussian_filter(np.asarray(volume, dtype=float), smooth) if smooth > 0 else np.asarray(volume, float)
     top = vol.max(axis=1)
@@ -159,7 +159,7 @@ def lines_from_volume(volume, z, *, threshold: float | None = None, smooth: floa
     thr = threshold_otsu(top) if threshold is None else float(threshold)
     lines = []
     nz = vol.shape[1]
-    for branch in skeleton_polylines(top > thr, min_branch_length=min_branch_length):
+    for branch in skeleton_branches(top > thr, min_branch_length=min_branch_length):
         xs, ys = branch[:, 0].astype(int), branch[:, 1].astype(int)
         kk = k[ys, xs]
         lo, hi = np.clip(kk - 1, 0, nz - 1), np.clip(kk + 1, 0, nz - 1)
