@@ -276,7 +276,7 @@ def _auto_correspondences(left, right, mask_l, mask_r, *, methods, guides, worki
 
 def rectify_pair(left, right, *, theta_deg: float | None = None, shift=None, points_left=None, points_right=None,
                  pin_disparity: float | None = None, guides=None, masks=None, auto_mask: bool = True,
-                 methods=("dense", "sift"), min_matches: int = 20, ransac_threshold_px: float = 1.0,
+                 methods=("dense", "blob", "sift"), min_matches: int = 20, ransac_threshold_px: float = 1.0,
                  strict: bool = True, max_theta_std_deg: float = 0.25, working_size: int = 1024,
                  seed: int = 0) -> Rectification:
     """Rectify a mechanically tilted stereo pair: find the tilt axis and the shift, then warp.
@@ -305,7 +305,7 @@ def rectify_pair(left, right, *, theta_deg: float | None = None, shift=None, poi
     auto_mask : bool
         Mask frames, burned-in overlays and pixels identical in both views
         (:func:`~napari_stereo_tem.alignment.overlay_mask`).
-    methods : sequence of {"dense", "sift"}
+    methods : sequence of {"dense", "blob", "sift"}
         Correspondence finders.
     min_matches : int
         Fewest inliers accepted (automatic correspondences).

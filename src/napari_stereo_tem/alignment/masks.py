@@ -120,11 +120,11 @@ def fill_masked(image, mask, *, sigma: float = 6.0) -> np.ndarray:
     return np.where(keep > 0, img, smooth)
 
 
-def bandpass(image, mask=None, *, low_sigma: float = 1.2, high_sigma: float = 12.0) -> np.ndarray:
+def bandpass(image, mask=None, *, low_sigma: float = 1.0, high_sigma: float = 4.0) -> np.ndarray:
     """Band-passed, locally contrast-normalised image (float32), zero on masked pixels.
 
     A difference of Gaussians keeps the structure between ``low_sigma`` (noise)
-    and ``high_sigma`` (bend contours, thickness and illumination gradients) px;
+    and ``high_sigma`` (bend contours, thickness and illumination gradients are broader) px;
     dividing by the local RMS over ``2 * high_sigma`` gives every region the same
     weight, so views whose contrast differs strongly still correlate.
     """

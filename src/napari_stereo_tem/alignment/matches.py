@@ -8,7 +8,14 @@
    of a pixel by ECC (:func:`cv2.findTransformECC`, translation only). Patches
    that are masked, textureless, or whose correlation peak is ambiguous or
    ridge-shaped are dropped.
-3. SIFT on the band-passed, CLAHE-equalised views, with the masks.
+3. Blobs without descriptors: local extrema of the band-passed views (small
+   particles, precipitates, line ends). Every left blob is paired with every right
+   blob of the same sign within a search radius of a candidate shift; true pairs
+   all fall on the one line of the tilt geometry in displacement space, false ones
+   scatter, so a robust line fit picks them out (each blob kept once). This works
+   where patches fail: thick foils seen at large tilt steps, whose features move
+   by different amounts within one patch, and contrast that changes between views.
+4. SIFT on the band-passed, CLAHE-equalised views, with the masks.
 
 Coordinates are ``(x, y)`` pixels of the images given.
 """
@@ -24,7 +31,7 @@ from scipy import ndimage
 __all__ = ["Correspondences", "find_correspondences", "candidate_shifts"]
 
 #: Codes of :attr:`Correspondences.source`.
-SOURCES = ("dense", "sift", "guide", "manual")
+SOURCES = ("dense", "sift", "guide", "manual", "blob")
 
 
 @dataclass
@@ -115,7 +122,7 @@ def _match_patch(tpl: np.ndarray, b: np.ndarray, cover_b: np.ndarray, cx: int, c
     half = patch // 2
     tx, ty = cx + int(round(shift[0])), cy + int(round(shift[1]))
     y0, y1, x0, x1 = ty - half - search, ty + half + search, tx - half - search, tx + half + search
-    if y0 < 0 or x0 < 0 or y1 > rows or x1 > cols or cover_b[ty, tx] < 0.8:
+    if y0 < 0 or x0 < 0 or y1 > rows or x1 > cols or cover_b[ty, tx] < 0.9:
         return None
     res = cv2.matchTemplate(b[y0:y1, x0:x1], tpl, cv2.TM_CCOEFF_NORMED)
     py, px = np.unravel_index(int(np.argmax(res)), res.shape)
@@ -160,7 +167,7 @@ def dense_matches(a: np.ndarray, b: np.ndarray, valid_a: np.ndarray, valid_b: np
     out_l, out_r, out_s = [], [], []
     for cy in range(half, rows - half + 1, step):
         for cx in range(half, cols - half + 1, step):
-            if cover_a[min(cy, rows - 1), min(cx, cols - 1)] < 0.9:
+            if cover_a[min(cy, rows - 1), min(cx, cols - 1)] < 0.97:
                 continue
             tpl = a[cy - half:cy + half, cx - half:cx + half]
             if float(tpl.std()) < 1e-6:
@@ -181,6 +188,103 @@ def dense_matches(a: np.ndarray, b: np.ndarray, valid_a: np.ndarray, valid_b: np
             np.array(out_s, dtype=float))
 
 
+def _blobs(image: np.ndarray, valid: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sub-pixel ``(x, y)`` of the strongest local extrema of a band-passed image (smoothed against noise), and their signs."""
+    from skimage.feature import peak_local_max
+
+    away = ndimage.binary_erosion(valid, np.ones((3, 3)), iterations=4)
+    smooth = ndimage.gaussian_filter(image.astype(np.float64), 1.5)
+    strength = float(np.std(smooth[valid])) if valid.any() else 0.0
+    points, signs = [], []
+    for sign in (1.0, -1.0):
+        img = sign * smooth
+        peaks = peak_local_max(img, min_distance=3, threshold_abs=2.0 * strength, labels=away.astype(np.uint8),
+                               num_peaks=max_points // 2, exclude_border=2)
+        if len(peaks) == 0:
+            continue
+        py, px = peaks[:, 0], peaks[:, 1]
+        c = img[py, px]
+        dx = 0.5 * (img[py, px - 1] - img[py, px + 1]) / np.minimum(img[py, px + 1] - 2 * c + img[py, px - 1], -1e-9)
+        dy = 0.5 * (img[py - 1, px] - img[py + 1, px]) / np.minimum(img[py + 1, px] - 2 * c + img[py - 1, px], -1e-9)
+        points.append(np.column_stack([px + np.clip(dx, -1, 1), py + np.clip(dy, -1, 1)]))
+        signs.append(np.full(len(peaks), sign))
+    if not points:
+        return np.zeros((0, 2)), np.zeros(0)
+    return np.vstack(points), np.concatenate(signs)
+
+
+def _hough_line(vectors: np.ndarray, *, step_deg: float = 0.5, bin_px: float = 0.5) -> tuple[float, float, int]:
+    """The straight line through most of the 2D ``vectors``: (angle of its direction in degrees, offset, votes)."""
+    angles = np.deg2rad(np.arange(0.0, 180.0, step_deg))
+    normals = np.column_stack([-np.sin(angles), np.cos(angles)])
+    rho = normals @ vectors.T  # (n_angles, n)
+    lo = float(rho.min())
+    idx = np.floor((rho - lo) / bin_px).astype(np.int64)
+    n_bins = int(idx.max()) + 1
+    flat = (np.arange(len(angles))[:, None] * n_bins + idx).ravel()
+    votes = np.bincount(flat, minlength=len(angles) * n_bins).reshape(len(angles), n_bins)
+    votes = votes + np.roll(votes, 1, axis=1)  # a line on a bin edge counts in full
+    k, j = np.unravel_index(int(np.argmax(votes)), votes.shape)
+    return float(np.degrees(angles[k])), lo + j * bin_px, int(votes[k, j])
+
+
+def blob_matches(a: np.ndarray, b: np.ndarray, valid_a: np.ndarray, valid_b: np.ndarray, shifts, *,
+                 radius: float, max_points: int = 800, threshold_px: float = 0.8,
+                 seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Blob pairs that agree with one tilt geometry (see the module notes); ``(left, right)`` ``(n, 2)`` each.
+
+    All same-sign pairs within ``radius`` of a candidate shift vote in a Hough
+    transform of the displacement lines; the pairs near the winning line are
+    refined by :func:`~.fit.fit_epipolar`, and each blob is kept once.
+    """
+    from scipy.spatial import cKDTree
+
+    from .fit import fit_epipolar
+
+    pa, sa = _blobs(a, valid_a, max_points)
+    pb, sb = _blobs(b, valid_b, max_points)
+    if len(pa) < 10 or len(pb) < 10:
+        return np.zeros((0, 2)), np.zeros((0, 2))
+    tree = cKDTree(pb)
+    best, best_votes = (np.zeros((0, 2)), np.zeros((0, 2))), 0
+    for shift in shifts:
+        lists = tree.query_ball_point(pa + np.asarray(shift, float), r=radius)
+        ia = np.repeat(np.arange(len(pa)), [len(x) for x in lists])
+        ib = np.fromiter((j for x in lists for j in x), dtype=int, count=len(ia))
+        same = sa[ia] == sb[ib]
+        ia, ib = ia[same], ib[same]
+        if len(ia) < 10:
+            continue
+        disp = pb[ib] - pa[ia]
+        angle, offset, votes = _hough_line(disp - np.asarray(shift, float))
+        if votes <= best_votes:
+            continue
+        th = np.deg2rad(angle)
+        near = np.abs((disp - np.asarray(shift, float)) @ np.array([-np.sin(th), np.cos(th)]) - offset) < 2.0
+        if near.sum() < 10:
+            continue
+        ia, ib, disp = ia[near], ib[near], disp[near]
+        fit = fit_epipolar(pa[ia], pb[ib], threshold_px=threshold_px, min_inliers=10, n_iter=1000, seed=seed)
+        keep = fit.inliers
+        if keep.sum() < 10:
+            continue
+        # each blob once: the pair closest to the line wins
+        th = np.deg2rad(fit.theta_deg)
+        resid = np.abs(disp @ np.array([-np.sin(th), np.cos(th)]) + fit.t_perp)
+        used_a, used_b, chosen = set(), set(), []
+        for k in np.argsort(np.where(keep, resid, np.inf)):
+            if not keep[k]:
+                break
+            if ia[k] in used_a or ib[k] in used_b:
+                continue
+            used_a.add(ia[k])
+            used_b.add(ib[k])
+            chosen.append(k)
+        chosen = np.asarray(chosen, dtype=int)
+        best, best_votes = (pa[ia[chosen]], pb[ib[chosen]]), votes
+    return best
+
+
 def _to_uint8(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
     vals = image[valid] if valid.any() else image.ravel()
     lo, hi = np.percentile(vals, [0.5, 99.5])
@@ -194,8 +298,11 @@ def sift_matches(a: np.ndarray, b: np.ndarray, valid_a: np.ndarray, valid_b: np.
                  max_keypoints: int = 4000) -> tuple[np.ndarray, np.ndarray]:
     """SIFT keypoint matches (Lowe's ratio test, cross-checked) on band-passed views, inside the masks."""
     sift = cv2.SIFT_create(nfeatures=int(max_keypoints))
-    kp_a, des_a = sift.detectAndCompute(_to_uint8(a, valid_a), valid_a.astype(np.uint8) * 255)
-    kp_b, des_b = sift.detectAndCompute(_to_uint8(b, valid_b), valid_b.astype(np.uint8) * 255)
+    # keypoints keep away from mask edges: a frame's edge is at the same place in both views
+    away_a = ndimage.binary_erosion(valid_a, np.ones((3, 3)), iterations=8)
+    away_b = ndimage.binary_erosion(valid_b, np.ones((3, 3)), iterations=8)
+    kp_a, des_a = sift.detectAndCompute(_to_uint8(a, valid_a), away_a.astype(np.uint8) * 255)
+    kp_b, des_b = sift.detectAndCompute(_to_uint8(b, valid_b), away_b.astype(np.uint8) * 255)
     if des_a is None or des_b is None or len(kp_a) < 2 or len(kp_b) < 2:
         return np.zeros((0, 2)), np.zeros((0, 2))
     matcher = cv2.BFMatcher(cv2.NORM_L2)
@@ -209,7 +316,7 @@ def sift_matches(a: np.ndarray, b: np.ndarray, valid_a: np.ndarray, valid_b: np.
 
 
 def find_correspondences(a: np.ndarray, b: np.ndarray, valid_a: np.ndarray, valid_b: np.ndarray, *,
-                         methods=("dense", "sift"), patch: int | None = None, search: int | None = None,
+                         methods=("dense", "blob", "sift"), patch: int | None = None, search: int | None = None,
                          n_shifts: int = 3) -> tuple[Correspondences, list]:
     """Correspondences between two band-passed views (see the module notes).
 
@@ -219,7 +326,7 @@ def find_correspondences(a: np.ndarray, b: np.ndarray, valid_a: np.ndarray, vali
         Band-passed views (:func:`~.masks.bandpass`), left and right.
     valid_a, valid_b : ndarray of bool
         Usable pixels (not masked).
-    methods : sequence of {"dense", "sift"}
+    methods : sequence of {"dense", "blob", "sift"}
     patch, search : int, optional
         Patch side and search radius (px) of the dense matching; default from the image size.
     n_shifts : int
@@ -237,8 +344,11 @@ def find_correspondences(a: np.ndarray, b: np.ndarray, valid_a: np.ndarray, vali
     shifts = candidate_shifts(a, b, n_peaks=n_shifts)
     found = Correspondences.empty()
     if "dense" in methods:
-        left, right, _ = dense_matches(a, b, valid_a, valid_b, shifts, patch=patch, step=patch // 2, search=search)
+        left, right, _ = dense_matches(a, b, valid_a, valid_b, shifts, patch=patch, step=patch // 3, search=search)
         found = found.concat(Correspondences(left, right, np.zeros(len(left), dtype=int)))
+    if "blob" in methods:
+        left, right = blob_matches(a, b, valid_a, valid_b, shifts, radius=1.5 * search)
+        found = found.concat(Correspondences(left, right, np.full(len(left), 4)))
     if "sift" in methods:
         left, right = sift_matches(a, b, valid_a, valid_b)
         found = found.concat(Correspondences(left, right, np.ones(len(left), dtype=int)))
