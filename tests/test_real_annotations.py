@@ -36,7 +36,7 @@ def test_annotation_loads_and_lies_inside_its_image(path, realdata_dir):
     assert annotation.image == f"{path.stem}.jpg"
     assert annotation.source == "../shared/realdata/tem_images"
     assert (realdata_dir / "tem_images" / annotation.image).is_file()
-    assert 20 <= len(annotation.dislocations) <= 80
+    assert 15 <= len(annotation.dislocations) <= 80  # dalong1 holds few, large loops
     assert annotation.licence_note and annotation.annotator_note
     rows, cols = _image_shape(realdata_dir, annotation.image)
     for line in annotation.dislocations:
