@@ -3,6 +3,11 @@
 Writes ``DIR/lines.csv`` (``line_id,x,y,z``, pixels, one row per point, points
 of a line in order), ``DIR/result.json`` (provenance, timings per stage,
 rectification figures) and ``DIR/preview.png`` (DESIGN section 5).
+
+``stereo-tem reconstruct --pairs LIST --angle DEG -o DIR`` runs many pairs in
+one process (start-up and model loading paid once), writing ``DIR/NAME/`` per
+pair (:mod:`napari_stereo_tem.pair_list`); a pair that fails is reported and
+the others go on.
 """
 
 from __future__ import annotations
@@ -15,8 +20,12 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "reconstruct", help="3D dislocation lines from a stereo pair",
         description="Rectify, detect, match, refine and triangulate the dislocations of a stereo pair.")
-    parser.add_argument("left", help="left view (the -phi/2 view): TIFF, PNG, .dm3/.dm4, .emd, .hspy, .npy, ...")
-    parser.add_argument("right", help="right view (the +phi/2 view)")
+    parser.add_argument("left", nargs="?",
+                        help="left view (the -phi/2 view): TIFF, PNG, .dm3/.dm4, .emd, .hspy, .npy, ...")
+    parser.add_argument("right", nargs="?", help="right view (the +phi/2 view)")
+    parser.add_argument("--pairs", default=None, metavar="LIST",
+                        help="many pairs in one run instead of LEFT RIGHT: a text file of 'LEFT RIGHT [NAME]' "
+                             "lines, or a folder of pair folders (left.* and right.* each); writes DIR/NAME/")
     parser.add_argument("--angle", type=float, default=None,
                         help="stereo angle in degrees (default: from the files' tilt metadata)")
     parser.add_argument("--pixel-size", type=float, default=None, help="nm per pixel (recorded in result.json)")
@@ -61,21 +70,72 @@ def _check_two_files(left: str, right: str) -> None:
                          "(the depth would come out flat)")
 
 
-def run(args) -> int:
-    from ..atomic import check_output_folder
-    from ..progress import drive, end_progress_line, text_progress
-    from ..reconstruct import RESULT_FILES, reconstruct_stereo
+def _work(args, left, right, *, detector, matcher):
+    from ..reconstruct import reconstruct_stereo
 
-    check_output_folder(args.output, overwrite=args.overwrite, produces=RESULT_FILES)
-    _check_two_files(args.left, args.right)
-    work = reconstruct_stereo(args.left, args.right, stereo_angle_deg=args.angle, pixel_size=args.pixel_size,
+    return reconstruct_stereo(left, right, stereo_angle_deg=args.angle, pixel_size=args.pixel_size,
                               swap=args.swap, rectify=not args.no_rectify, device=args.device,
-                              detector=args.detector, matcher=args.matcher,
+                              detector=detector, matcher=matcher,
                               disparity_range=_parse_range(args.disparity_range), refine=not args.no_refine,
                               n_threads=args.threads)
-    result = drive(work, text_progress())
-    end_progress_line()
-    folder = result.save(args.output, overwrite=args.overwrite)
-    times = ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items())
-    print(f"{len(result.lines)} lines, {sum(len(x) for x in result.lines)} points -> {folder} ({times})")
-    return 0
+
+
+def _pairs(args) -> list:
+    """``[(output folder, left, right), ...]``, every output folder checked before any work."""
+    from pathlib import Path
+
+    from ..atomic import check_output_folder
+    from ..checks import InputError
+    from ..pair_list import read_pair_list
+    from ..reconstruct import RESULT_FILES
+
+    if args.pairs is None:
+        if not (args.left and args.right):
+            raise InputError("give the two views LEFT RIGHT, or --pairs LIST for many pairs")
+        pairs = [(Path(args.output), args.left, args.right)]
+    else:
+        if args.left or args.right:
+            raise InputError("give either LEFT RIGHT or --pairs LIST, not both")
+        pairs = [(Path(args.output) / name, left, right) for name, left, right in read_pair_list(args.pairs)]
+        check_output_folder(args.output, overwrite=True)  # a folder (it may hold earlier pairs' results)
+    for out, left, right in pairs:
+        check_output_folder(out, overwrite=args.overwrite, produces=RESULT_FILES)
+        _check_two_files(str(left), str(right))
+    return pairs
+
+
+def run(args) -> int:
+    import sys
+
+    from ..checks import InputError
+    from ..progress import drive, end_progress_line, text_progress
+
+    pairs = _pairs(args)
+    detector, matcher = args.detector, args.matcher
+    if args.pairs is not None:  # load the models once for all pairs
+        from ..matching import load_matcher
+        from ..weights import load_detector
+
+        detector = load_detector(detector or "default", device=args.device)
+        matcher = load_matcher(matcher or "default", device=args.device)
+    failed = []
+    for k, (out, left, right) in enumerate(pairs):
+        if len(pairs) > 1:
+            print(f"[{k + 1}/{len(pairs)}] {out.name}: {left} {right}", file=sys.stderr)
+        try:
+            result = drive(_work(args, left, right, detector=detector, matcher=matcher), text_progress())
+            end_progress_line()
+            folder = result.save(out, overwrite=args.overwrite)
+        except InputError as err:
+            if args.pairs is None:
+                raise
+            end_progress_line()
+            print(f"stereo-tem reconstruct: {out.name}: error: {err}", file=sys.stderr)
+            failed.append(out.name)
+            continue
+        times = ", ".join(f"{stage} {seconds:.2f}s" for stage, seconds in result.timings.items())
+        print(f"{len(result.lines)} lines, {sum(len(x) for x in result.lines)} points -> {folder} ({times})")
+    if failed:
+        print(f"stereo-tem reconstruct: {len(failed)} of {len(pairs)} pairs failed: {', '.join(failed)}",
+              file=sys.stderr)
+    return 1 if failed else 0
