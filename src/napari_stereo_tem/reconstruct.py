@@ -90,7 +90,8 @@ class StereoReconstruction:
                 "summary": {"n_lines": len(self.lines), "n_points": n_points,
                             "dislocation_pixels_left": n_left, "refined_pixels_kept": int(kept.sum()),
                             "units": "pixels (multiply by provenance.pixel_size_nm for nm)",
-                            "frame": "rectified left view; tilt axis at column (cols - 1) / 2; z along the beam"}}
+                            "frame": _frame_text(self.provenance.get("frame", "mean"),
+                                                 self.provenance.get("tilts_deg"))}}
 
     def save(self, directory, *, overwrite: bool = False, extra: dict | None = None) -> Path:
         """Write ``lines.csv``, ``result.json`` and ``preview.png`` into ``directory``, as a whole.
@@ -149,6 +150,14 @@ class StereoReconstruction:
         return atomic_write_bytes(path, buffer.getvalue())
 
 
+def _frame_text(frame: str, tilts) -> str:
+    if frame == "specimen":
+        return (f"specimen frame: x, y of the rectified left view's axes, tilt axis at column (cols - 1) / 2, z along "
+                f"the foil normal at zero tilt (views at tilts {tilts} deg)")
+    return ("mean-tilt frame: rectified left view; tilt axis at column (cols - 1) / 2; z along the beam at the mean "
+            "tilt of the two views")
+
+
 def load_reconstruction(directory) -> tuple[list, dict]:
     """Read back what :meth:`StereoReconstruction.save` wrote: ``(lines, record)``."""
     from .lines_io import read_json, read_lines_csv
@@ -170,7 +179,7 @@ def _smooth_nan(values: np.ndarray, sigma: float) -> np.ndarray:
 
 def lines_from_disparity(mask_left, disparity, stereo_angle_deg: float, *, min_points: int = 5,
                          smooth_sigma: float = 3.0, min_branch_length: float = 5.0, median_points: int = 11,
-                         positions=None) -> list:
+                         positions=None, tilts_deg=None) -> list:
     """Ordered 3D polylines from the skeleton of the left mask and a (refined) disparity map.
 
     Parameters
@@ -193,6 +202,11 @@ def lines_from_disparity(mask_left, disparity, stereo_angle_deg: float, *, min_p
         The left column each disparity is measured from (the sub-pixel run centres of
         :func:`~napari_stereo_tem.matching.refine_disparity` with ``return_positions``);
         default the skeleton pixel's own column.
+    tilts_deg : (float, float), optional
+        The views' own tilts ``(A, B)``: the points are then in the specimen frame
+        (``z`` along the foil normal at zero tilt), by the exact asymmetric
+        triangulation (:func:`~napari_stereo_tem.projection.triangulate_asymmetric`);
+        default the mean-tilt frame (views at ``-phi/2`` and ``+phi/2``).
 
     Returns
     -------
@@ -203,7 +217,7 @@ def lines_from_disparity(mask_left, disparity, stereo_angle_deg: float, *, min_p
     from scipy.ndimage import median_filter
 
     from .skeleton_graph import skeleton_branches
-    from .projection import triangulate
+    from .projection import triangulate, triangulate_asymmetric
 
     disparity = np.asarray(disparity, dtype=float)
     axis_col = (disparity.shape[1] - 1) / 2.0
@@ -224,7 +238,10 @@ def lines_from_disparity(mask_left, disparity, stereo_angle_deg: float, *, min_p
             if positions is not None:
                 centre = positions[xy[a:b, 1], xy[a:b, 0]]
                 x_left = np.where(np.isfinite(centre), centre, x_left)
-            lines.append(triangulate(x_left, y, x_left + piece, stereo_angle_deg, axis_col=axis_col))
+            if tilts_deg is None:
+                lines.append(triangulate(x_left, y, x_left + piece, stereo_angle_deg, axis_col=axis_col))
+            else:
+                lines.append(triangulate_asymmetric(x_left, y, x_left + piece, *tilts_deg, axis_col=axis_col))
     return lines
 
 
@@ -246,7 +263,9 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
                        disparity_range: tuple[int, int] | None = None, refine: bool = True,
                        refine_mode: str = "centre", max_snap_px: float = 3.0, threshold: float = 0.5,
                        contrast: str = "auto", n_threads: int | None = None,
-                       smooth_sigma: float = 3.0, min_line_points: int = 10) -> ProgressGenerator[StereoReconstruction]:
+                       smooth_sigma: float = 3.0, min_line_points: int = 10, tilts_deg=None, frame: str = "mean",
+                       tilt_axis_deg: float | None = None, shift=None, manual_points=None,
+                       strict_rectify: bool = True) -> ProgressGenerator[StereoReconstruction]:
     """Reconstruct the 3D dislocation lines of a stereo pair; a progress generator.
 
     Parameters
@@ -255,13 +274,13 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
         The two views (``left`` at ``-phi/2``); files in any format of
         :func:`napari_stereo_tem.images.read_image`.
     stereo_angle_deg : float or None
-        The stereo angle ``phi``; ``None`` takes it from the files' tilt metadata.
+        The stereo angle ``phi``; ``None`` takes it from ``tilts_deg`` or the files' tilt metadata.
     pixel_size : float, optional
         nm per pixel (recorded; ``lines.csv`` stays in pixels). Default: from the files.
     swap : bool
         Exchange the views.
     rectify : bool
-        Rectify with SIFT + RANSAC (:func:`~napari_stereo_tem.rectification.rectify_pair`);
+        Find the tilt axis and the shift and rectify (:func:`~napari_stereo_tem.rectification.rectify_pair`);
         ``False`` when the pair is already rectified.
     device : str or torch.device
         Where the networks run ("cpu", "cuda").
@@ -286,6 +305,21 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
     min_line_points : int
         Lines (and skeleton spurs) shorter than this many points are dropped
         (isolated detections are mostly noise).
+    tilts_deg : (float, float), optional
+        The tilts ``(A, B)`` of the left and right view (asymmetric pairs); the
+        stereo angle is then ``B - A``.
+    frame : {"mean", "specimen"}
+        Frame of the 3D points: the mean-tilt frame (views at ``-phi/2``,
+        ``+phi/2``; ``z`` along the beam at the mean tilt) or the specimen frame
+        (``z`` along the foil normal at zero tilt; needs the tilts).
+    tilt_axis_deg : float, optional
+        Known tilt-axis angle off the vertical (e.g. the microscope's calibration).
+    shift : (float, float), optional
+        Known ``(dx, dy)`` px a zero-disparity feature moves from the left to the right view.
+    manual_points : (array_like, array_like), optional
+        At least 3 clicked ``(x, y)`` point pairs ``(left, right)`` the rectification fits instead of finding its own.
+    strict_rectify : bool
+        Refuse when the rectification cannot be trusted (default); False goes on with warnings.
 
     Yields
     ------
@@ -310,6 +344,24 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
     from .nets.matcher import disparity_levels
     from .weights import load_detector
 
+    if frame not in ("mean", "specimen"):
+        raise InputError(f"frame must be 'mean' or 'specimen', got {frame!r}")
+    if tilts_deg is not None:
+        from .checks import check_stereo_angle
+
+        try:
+            tilts_deg = tuple(float(v) for v in tilts_deg)
+        except (TypeError, ValueError):
+            raise InputError(f"tilts must be two angles A,B in degrees, got {tilts_deg!r}") from None
+        if len(tilts_deg) != 2 or not all(np.isfinite(tilts_deg)) or max(abs(v) for v in tilts_deg) >= 90:
+            raise InputError(f"tilts must be two finite angles A,B below 90 degrees, got {tilts_deg!r}")
+        phi = check_stereo_angle(tilts_deg[1] - tilts_deg[0], name="the tilt difference B - A")
+        if stereo_angle_deg is not None and abs(float(stereo_angle_deg) - phi) > 1e-6:
+            raise InputError(f"the stereo angle {stereo_angle_deg} differs from the tilts' difference {phi}; "
+                             "give one of --angle and --tilts")
+        stereo_angle_deg = phi
+    elif frame == "specimen":
+        raise InputError("the specimen frame needs the tilts of both views (--tilts A,B / tilts_deg)")
     timings: dict[str, float] = {}
     total = len(STAGES)
     previous_threads = torch.get_num_threads()
@@ -330,7 +382,10 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
         if rectify:
             from .rectification import rectify_pair
 
-            rect = rectify_pair(pair.left, pair.right)
+            manual = {} if manual_points is None else {"points_left": manual_points[0],
+                                                       "points_right": manual_points[1]}
+            rect = rectify_pair(pair.left, pair.right, theta_deg=tilt_axis_deg, shift=shift, strict=strict_rectify,
+                                **manual)
             raw_left, raw_right = rect.left, rect.right
             rect_report = rect.report()
             matches = np.column_stack([rect.map_points(rect.keypoints_left, view="left"),
@@ -379,7 +434,7 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
 
         t0 = time.perf_counter()
         lines = lines_from_disparity(mask_left, refined, pair.stereo_angle_deg, smooth_sigma=smooth_sigma,
-                                     positions=positions,
+                                     positions=positions, tilts_deg=tilts_deg if frame == "specimen" else None,
                                      min_points=min_line_points, min_branch_length=float(min_line_points))
         timings["triangulate"] = time.perf_counter() - t0
         timings["total"] = float(sum(timings.values()))
@@ -395,6 +450,7 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
                    "names": list(pair.names)},
         "stereo_angle_deg": float(pair.stereo_angle_deg), "pixel_size_nm": pair.pixel_size_nm,
         "swap": bool(swap), "rectify": bool(rectify), "device": str(device),
+        "tilts_deg": None if tilts_deg is None else list(tilts_deg), "frame": frame,
         "detector": _model_info(detector), "matcher": _model_info(matcher),
         "parameters": {"disparity_range": list(disparity_range) if disparity_range is not None
                        else list(getattr(net, "disparity_range", [])),

@@ -148,6 +148,7 @@ class Rectification:
             "affine_left": [[num(v) for v in row] for row in self.affine_left],
             "affine_right": [[num(v) for v in row] for row in self.affine_right],
             "warnings": list(self.warnings),
+            "summary": self.summary(),
         }
 
     def summary(self) -> str:
@@ -260,6 +261,13 @@ def _auto_correspondences(left, right, mask_l, mask_r, *, methods, guides, worki
     ml, mr = _bin(mask_l, factor, reduce=np.max), _bin(mask_r, factor, reduce=np.max)
     a, b = bandpass(lb, ml), bandpass(rb, mr)
     corr, shifts = find_correspondences(a, b, ~ml, ~mr, methods=[m for m in methods if m != "guide"])
+    if "sift" in methods:  # clean views keep their fine detail best unfiltered
+        from .alignment.masks import fill_masked
+        from .alignment.matches import sift_matches
+
+        pl, pr = sift_matches(fill_masked(lb, ml).astype(np.float32), fill_masked(rb, mr).astype(np.float32),
+                              ~ml, ~mr)
+        corr = corr.concat(Correspondences(pl, pr, np.full(len(pl), 5)))
     if guides is not None:
         ga, gb = (_bin(np.asarray(g, dtype=np.float64), factor) for g in guides)
         ga, gb = (np.where(m, 0.0, g - np.median(g)).astype(np.float32) for g, m in ((ga, ml), (gb, mr)))

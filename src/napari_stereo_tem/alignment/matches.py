@@ -31,7 +31,7 @@ from scipy import ndimage
 __all__ = ["Correspondences", "find_correspondences", "candidate_shifts"]
 
 #: Codes of :attr:`Correspondences.source`.
-SOURCES = ("dense", "sift", "guide", "manual", "blob")
+SOURCES = ("dense", "sift", "guide", "manual", "blob", "sift-plain")
 
 
 @dataclass
