@@ -59,3 +59,34 @@ def test_input_error_becomes_a_notification(task_cls, wait_finished, monkeypatch
     task = task_cls(_failing(), lambda r: None, description="reconstruct")
     wait_finished(task.start())
     assert messages == ["the left view is constant"]
+
+
+def _one_long_step(done, cleanup):
+    from napari_stereo_tem.progress import check_cancelled
+
+    try:
+        yield Progress(0, 1, "start")
+        for i in range(2000):  # 20 s in one step, no yield in between
+            check_cancelled()
+            time.sleep(0.01)
+            done.append(i)
+        yield Progress(1, 1, "long step")
+        return "finished"
+    finally:
+        cleanup.append("closed")
+
+
+def test_cancel_stops_inside_a_long_step(task_cls, qtbot, wait_finished, monkeypatch):
+    infos, errors = [], []
+    monkeypatch.setattr("napari_stereo_tem._napari.background.show_info", infos.append)
+    monkeypatch.setattr("napari_stereo_tem._napari.background.show_error", errors.append)
+    results, done, cleanup = [], [], []
+    task = task_cls(_one_long_step(done, cleanup), results.append, description="long")
+    task.start()
+    qtbot.waitUntil(lambda: len(done) > 5, timeout=60_000)  # inside the step
+    task.cancel()
+    n_at_cancel = len(done)
+    wait_finished(task)
+    assert results == [] and errors == [] and cleanup == ["closed"]
+    assert len(done) < n_at_cancel + 100  # stopped within the step (1 s of units at most), not after 2000
+    assert infos == ["long cancelled"]

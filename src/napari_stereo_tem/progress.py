@@ -11,18 +11,24 @@ decides how to show progress and when to stop:
 
 Cancelling is simply not asking for the next step: :func:`drive` takes a
 ``should_stop`` callable and closes the generator (raising :class:`Cancelled`)
-when it returns true.
+when it returns true. Inside a long step, a loop calls :func:`check_cancelled`
+(per line, per block, per tile): while :func:`drive` (or a front end, with
+:func:`cancel_check`) runs the work, it raises :class:`Cancelled` as soon as
+``should_stop`` turns true, so cancelling does not wait for the step to end.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import threading
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-__all__ = ["Progress", "Cancelled", "ProgressGenerator", "drive", "text_progress", "end_progress_line"]
+__all__ = ["Progress", "Cancelled", "ProgressGenerator", "drive", "text_progress", "end_progress_line",
+           "check_cancelled", "cancel_check"]
 
 T = TypeVar("T")
 
@@ -52,6 +58,31 @@ class Cancelled(RuntimeError):
     """Raised by :func:`drive` when the caller asked to stop."""
 
 
+_current = threading.local()
+
+
+@contextlib.contextmanager
+def cancel_check(should_stop: Callable[[], bool] | None) -> Iterator[None]:
+    """While the block runs in this thread, :func:`check_cancelled` asks ``should_stop``."""
+    previous = getattr(_current, "should_stop", None)
+    _current.should_stop = should_stop
+    try:
+        yield
+    finally:
+        _current.should_stop = previous
+
+
+def check_cancelled() -> None:
+    """Raise :class:`Cancelled` if whoever drives the work in this thread asked to stop.
+
+    Long loops inside one step of a progress generator call this once per unit
+    of work (a line, a block); it costs a function call when nobody asks.
+    """
+    should_stop = getattr(_current, "should_stop", None)
+    if should_stop is not None and should_stop():
+        raise Cancelled("cancelled")
+
+
 def drive(
     work: ProgressGenerator[T],
     on_progress: Callable[[Progress], Any] | None = None,
@@ -66,12 +97,15 @@ def drive(
     on_progress : callable, optional
         Called with every :class:`Progress`.
     should_stop : callable, optional
-        Checked after every step; when it returns true the generator is
-        closed (its ``finally`` blocks run) and :class:`Cancelled` is raised.
+        Checked after every step, and inside a step wherever the work calls
+        :func:`check_cancelled`; when it returns true the generator is closed
+        (its ``finally`` blocks run) and :class:`Cancelled` is raised.
     """
     while True:
         try:
-            report = next(work)
+            # a nested drive without its own should_stop leaves the outer one in force
+            with cancel_check(should_stop) if should_stop is not None else contextlib.nullcontext():
+                report = next(work)
         except StopIteration as stop:
             return stop.value
         if on_progress is not None:

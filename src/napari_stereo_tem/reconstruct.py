@@ -216,13 +216,15 @@ def lines_from_disparity(mask_left, disparity, stereo_angle_deg: float, *, min_p
     """
     from scipy.ndimage import median_filter
 
-    from .skeleton_graph import skeleton_branches
+    from .progress import check_cancelled
     from .projection import triangulate, triangulate_asymmetric
+    from .skeleton_graph import skeleton_branches
 
     disparity = np.asarray(disparity, dtype=float)
     axis_col = (disparity.shape[1] - 1) / 2.0
     lines = []
     for branch in skeleton_branches(mask_left, min_branch_length=min_branch_length):
+        check_cancelled()  # per line: a cancel does not wait for the whole stage
         xy = np.round(branch).astype(int)
         d = disparity[xy[:, 1], xy[:, 0]]
         ok = np.isfinite(d)

@@ -18,7 +18,7 @@ from napari.utils import progress as napari_progress
 from napari.utils.notifications import show_error, show_info
 
 from ..checks import InputError
-from ..progress import Progress, drive
+from ..progress import Cancelled, Progress, cancel_check, drive
 
 __all__ = ["BackgroundTask"]
 
@@ -28,14 +28,26 @@ class _Failure:
         self.error = error
 
 
-def _forward(work):
+_CANCELLED = object()
+
+
+def _forward(work, should_stop):
     # A generator of our own around the core one: the worker thread only talks
     # to this wrapper, and errors come back as a value that the UI thread turns
-    # into a notification (napari's own relay would show a traceback).
-    try:
-        return (yield from work)
-    except Exception as err:  # noqa: BLE001 - every failure must reach the user
-        return _Failure(err)
+    # into a notification (napari's own relay would show a traceback). While it
+    # runs, the core's check_cancelled() sees the task's cancel flag, so a long
+    # step stops inside itself instead of at its end.
+    while True:
+        with cancel_check(should_stop):  # only while a step runs: the pooled thread is left clean
+            try:
+                report = next(work)
+            except StopIteration as stop:
+                return stop.value
+            except Cancelled:
+                return _CANCELLED
+            except Exception as err:  # noqa: BLE001 - every failure must reach the user
+                return _Failure(err)
+        yield report
 
 
 class BackgroundTask:
@@ -75,7 +87,7 @@ class BackgroundTask:
             self._run_synchronously()
             return self
         self._bar = napari_progress(total=0, desc=self._description)
-        worker = thread_worker(_forward, start_thread=False)(self._work)
+        worker = thread_worker(_forward, start_thread=False)(self._work, lambda: self.cancelled)
         worker.yielded.connect(self._show)
         worker.returned.connect(self._returned)
         worker.aborted.connect(self._aborted)
@@ -112,6 +124,8 @@ class BackgroundTask:
             bar.set_description(description)
 
     def _returned(self, result) -> None:
+        if result is _CANCELLED:
+            return  # told in _finished
         if isinstance(result, _Failure):
             self._errored(result.error)
         elif not self.cancelled:
@@ -126,9 +140,12 @@ class BackgroundTask:
 
     def _aborted(self) -> None:
         self._work.close()  # runs the core generator's clean-up
-        show_info(f"{self._description or 'task'} cancelled")
 
     def _finished(self) -> None:
+        # Cancelled between two steps (napari aborts the worker) or inside one
+        # (check_cancelled ended the work): either way the user hears it once.
+        if self.cancelled:
+            show_info(f"{self._description or 'task'} cancelled")
         self.finished = True
         if self._bar is not None:
             self._bar.close()

@@ -31,7 +31,7 @@ from scipy import ndimage, special
 from scipy.optimize import least_squares
 from scipy.spatial import cKDTree
 
-from ..progress import Progress, drive
+from ..progress import Progress, check_cancelled, drive
 from .detection import _background, estimate_noise, resolve_polarity, touching_groups
 from .geometry import project_particles, view_directions
 
@@ -273,9 +273,11 @@ def fit_single(signals, points, radii, shift, *, blur: float = 1.0, half: int | 
     radii = np.asarray(radii, float)
     if half is None:
         half = int(np.ceil(np.nanmax(radii) + 3 * blur + 2))
-    parts = [_fit_single_chunk(signals, points, radii, shift, np.arange(a, min(a + chunk, len(points))),
-                               blur=blur, half=half, iterations=iterations)
-             for a in range(0, len(points), chunk)]
+    parts = []
+    for a in range(0, len(points), chunk):
+        check_cancelled()  # per block: a cancel does not wait for every particle
+        parts.append(_fit_single_chunk(signals, points, radii, shift, np.arange(a, min(a + chunk, len(points))),
+                                       blur=blur, half=half, iterations=iterations))
     if not parts:
         return {"points": np.zeros((0, 3)), "radii": np.zeros(0), "amplitude": np.zeros(0), "blur": np.zeros(0),
                 "chi2": np.zeros(0), "n_pixels": np.zeros(0), "ok": np.zeros(0, dtype=bool)}

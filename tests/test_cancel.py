@@ -1,0 +1,94 @@
+"""Cancel inside a long step: check_cancelled() stops the work where it is, not at the end of the step."""
+
+import numpy as np
+import pytest
+
+from napari_stereo_tem.progress import Cancelled, Progress, cancel_check, check_cancelled, drive
+from napari_stereo_tem.reconstruct import lines_from_disparity
+
+
+def _one_long_step(n, done, cleanup):
+    try:
+        yield Progress(0, 1, "start")
+        for i in range(n):  # one step of n units, no yield in between
+            check_cancelled()
+            done.append(i)
+        yield Progress(1, 1, "long step")
+        return "finished"
+    finally:
+        cleanup.append("closed")
+
+
+def test_drive_stops_inside_a_step():
+    done, cleanup, asked = [], [], []
+
+    def should_stop():
+        asked.append(1)
+        return len(done) >= 5
+
+    with pytest.raises(Cancelled):
+        drive(_one_long_step(1000, done, cleanup), should_stop=should_stop)
+    assert len(done) == 5 and cleanup == ["closed"]
+
+
+def test_without_a_driver_check_cancelled_does_nothing():
+    done, cleanup = [], []
+    assert drive(_one_long_step(50, done, cleanup)) == "finished"
+    check_cancelled()  # outside any drive
+    assert len(done) == 50
+
+
+def test_a_nested_drive_keeps_the_outer_should_stop():
+    done, cleanup = [], []
+
+    def outer():
+        yield Progress(0, 1, "outer")
+        return drive(_one_long_step(1000, done, cleanup))  # no should_stop of its own
+
+    with pytest.raises(Cancelled):
+        drive(outer(), should_stop=lambda: len(done) >= 3)
+    assert len(done) == 3
+
+
+def test_the_scope_is_restored():
+    with cancel_check(lambda: True):
+        with pytest.raises(Cancelled):
+            check_cancelled()
+        with cancel_check(None):
+            check_cancelled()
+    check_cancelled()
+
+
+def test_triangulation_stops_per_line():
+    mask = np.zeros((64, 64), bool)
+    for col in range(4, 60, 8):
+        mask[5:60, col] = True  # seven separate lines
+    disparity = np.where(mask, 2.0, np.nan)
+    assert len(lines_from_disparity(mask, disparity, 8.0)) == 7
+    calls = []
+
+    def stop_after_three():
+        calls.append(1)
+        return len(calls) > 3
+
+    with cancel_check(stop_after_three), pytest.raises(Cancelled):
+        lines_from_disparity(mask, disparity, 8.0)
+    assert len(calls) == 4  # asked once per line, stopped at the fourth
+
+
+def test_particle_fits_stop_per_block():
+    from napari_stereo_tem.particles.refine import fit_single
+
+    rng = np.random.default_rng(0)
+    signals = [rng.random((64, 64)) for _ in range(4)]
+    points = np.column_stack([rng.uniform(10, 54, 40), rng.uniform(10, 54, 40), np.zeros(40)])
+    shift = np.zeros((4, 2))
+    calls = []
+
+    def stop_at_second_block():
+        calls.append(1)
+        return len(calls) > 1
+
+    with cancel_check(stop_at_second_block), pytest.raises(Cancelled):
+        fit_single(signals, points, np.full(40, 3.0), shift, chunk=10)
+    assert len(calls) == 2
