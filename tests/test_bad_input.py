@@ -263,3 +263,84 @@ def test_error_after_a_progress_bar_starts_a_new_line(tmp_path, capsys, monkeypa
     monkeypatch.setattr("napari_stereo_tem.reconstruct.reconstruct_stereo", work)
     line = _fail(_reconstruct(tmp_path / "o"), capsys, "cannot be rectified")
     assert line.startswith("stereo-tem reconstruct: error:")
+
+
+# -- arguments and images at the command line (one row per case) ---------------------------------
+
+def _image_file(tmp_path, name, array):
+    tifffile.imwrite(tmp_path / name, array)
+    return tmp_path / name
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    (["--angle", "0"], "non-zero number of degrees"),
+    (["--angle", "120"], "absurd"),
+    (["--angle", "nan"], "non-zero number of degrees"),
+    (["--pixel-size", "-1"], "pixel size must be a positive number"),
+    (["--disparity-range=5"], "--disparity-range must be MIN,MAX"),
+    (["--disparity-range=8,-8"], "--disparity-range needs MIN < MAX"),
+], ids=["angle-zero", "angle-absurd", "angle-nan", "pixel-size", "range-form", "range-order"])
+def test_reconstruct_bad_arguments(tmp_path, capsys, extra, fragment):
+    argv = _reconstruct(tmp_path / "o")
+    if "--angle" in extra:
+        argv = argv[:argv.index("--angle")] + argv[argv.index("--angle") + 2:]
+    _fail(argv + extra, capsys, fragment)
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("make, fragment", [
+    (lambda t: np.full((64, 64), np.nan, np.float32), "NaN or infinite"),
+    (lambda t: np.zeros((64, 64), np.float32), "constant"),
+    (lambda t: np.zeros((64, 64, 3), np.uint8) + np.arange(3, dtype=np.uint8), "RGB"),
+    (lambda t: np.random.default_rng(0).random((48, 64)), "differ in shape"),
+    (lambda t: np.random.default_rng(0).random((4, 4)), "too small"),
+], ids=["nan", "constant", "rgb", "shape", "tiny"])
+def test_reconstruct_bad_left_image(tmp_path, capsys, make, fragment):
+    right = _image_file(tmp_path, "right.tif", np.random.default_rng(1).random((64, 64)).astype(np.float32))
+    left = _image_file(tmp_path, "left.tif", make(tmp_path))
+    _fail(["reconstruct", left, right, "--angle", "8", "--no-rectify", "-o", tmp_path / "o"], capsys, fragment)
+
+
+def test_reconstruct_missing_view(tmp_path, capsys):
+    _fail(["reconstruct", tmp_path / "nope.tif", STEREO / "right.tif", "--angle", "8", "-o", tmp_path / "o"],
+          capsys, "nope.tif")
+
+
+@pytest.mark.parametrize("disc, fragment", [("8,8", "--disc must be CY,CX,R"), ("a,b,c", "--disc must be CY,CX,R")],
+                         ids=["two-numbers", "letters"])
+def test_virtual_bad_disc(tmp_path, capsys, disc, fragment):
+    argv = _virtual(tmp_path, tmp_path / "o")
+    argv[argv.index("--disc") + 1] = disc
+    _fail(argv, capsys, fragment)
+
+
+def test_virtual_bad_scan_shape(tmp_path, capsys):
+    _fail(_virtual(tmp_path, tmp_path / "o", "--scan-shape", "4"), capsys, "--scan-shape must be SY,SX")
+
+
+def test_particles_radius_range_needs_two_numbers(tmp_path, capsys):
+    _fail(_particles(tmp_path / "o", "--radius-range", "3"), capsys, "--radius-range needs MIN,MAX")
+
+
+def test_particles_output_under_a_file(tmp_path, capsys, no_work):
+    (tmp_path / "file").write_text("x")
+    _fail(_particles(tmp_path / "file" / "o"), capsys, "is a file, not a folder")
+
+
+def test_evaluate_output_is_an_existing_file(tmp_path, capsys, no_work):
+    (tmp_path / "out").write_text("x")
+    _fail(["evaluate", tmp_path, "-o", tmp_path / "out"], capsys, "is an existing file")
+
+
+def test_evaluate_run_over_earlier_predictions_is_refused_before_any_work(tmp_path, monkeypatch):
+    from napari_stereo_tem.evaluation.cases import evaluate_directory
+    from napari_stereo_tem.synth import make_stereo_pair
+
+    make_stereo_pair(9_000_501, shape=(64, 64)).save(tmp_path / "case1")
+    (tmp_path / "predictions" / "case1").mkdir(parents=True)
+    (tmp_path / "predictions" / "case1" / "lines.csv").write_text("earlier")
+    monkeypatch.setattr("napari_stereo_tem.reconstruct.reconstruct",
+                        lambda *a, **k: pytest.fail("the work started"))
+    with pytest.raises(InputError, match="already holds files.*--overwrite"):
+        evaluate_directory(tmp_path, run=True)
+    assert (tmp_path / "predictions" / "case1" / "lines.csv").read_text() == "earlier"
