@@ -123,23 +123,29 @@ def test_clear_errors():
         rectify_pair(img, rng.normal(size=(64, 80)))
     with pytest.raises(InputError, match="shape"):
         rectify_tiltless(img, rng.normal(size=(64, 80)), epipolar_angle_deg=10.0)
-    ramp = np.add.outer(np.arange(64.0), np.arange(64.0))  # smooth: no keypoints
-    with pytest.raises(InputError, match="SIFT matches"):
-        rectify_pair(ramp, ramp.T)
+    ramp = np.add.outer(np.arange(64.0), np.arange(64.0))  # smooth: nothing to match
+    with pytest.raises(InputError, match="correspondence"):
+        rectify_pair(ramp, ramp[::-1] + 0.5)
+    with pytest.raises(InputError, match="frame, border or overlay"):
+        rectify_pair(ramp, ramp.T)  # identical views: everything is an overlay
     a = ndimage.gaussian_filter(rng.normal(size=(128, 128)), 1.5)
     b = ndimage.gaussian_filter(rng.normal(size=(128, 128)), 1.5)
-    with pytest.raises(InputError, match="matches"):
+    with pytest.raises(InputError, match="refused"):
         rectify_pair(a, b)  # unrelated views
     with pytest.raises(InputError, match="finite"):
         rectify_tiltless(img, img, epipolar_angle_deg=float("nan"))
 
 
-def test_flat_specimen_warns_and_assumes_vertical_axis():
+def test_flat_specimen_refuses_or_warns_loudly():
     left, right, disparity = textured_pair(3, shape=(192, 192), depth_px=0.0)
     assert np.all(disparity == 0)
     raw_l, raw_r, truth = misalign_pair(left, right, theta_deg=2.0, translation=(15.0, -9.0))
-    rect = rectify_pair(raw_l, raw_r)
-    assert rect.theta_deg == 0.0 and rect.warnings and "theta could not be determined" in rect.warnings[0]
+    # no depth: the axis cannot be found, and it is never assumed silently
+    with pytest.raises(InputError, match="not determined.*--tilt-axis"):
+        rectify_pair(raw_l, raw_r)
+    rect = rectify_pair(raw_l, raw_r, strict=False)
+    assert rect.theta_deg == 0.0 and any("ASSUMED" in w for w in rect.warnings)
+    assert "WARNING" in rect.summary() and "ASSUMED" in rect.summary()
     # with no depth, the whole displacement is the translation: it is removed entirely
     np.testing.assert_allclose(rect.translation, [15.0, -9.0], atol=0.05)
     dy, dx, _ = _true_rows_and_disparities(rect, truth, disparity, size=192)

@@ -46,7 +46,7 @@ def matcher():
 def test_reconstruct_writes_contract_files(pair, matcher, tmp_path):
     seen = []
     result = reconstruct(pair.left, pair.right, stereo_angle_deg=8.0, pixel_size=2.5, detector=DarkLineDetector(),
-                         matcher=matcher, rectify=True, on_progress=lambda p: seen.append(p.stage))
+                         matcher=matcher, rectify=True, tilt_axis_deg=0.0, on_progress=lambda p: seen.append(p.stage))
     assert tuple(seen) == STAGES
     assert result.disparity.shape == pair.left.shape and result.labels_left.dtype == np.uint8
     for line in result.lines:

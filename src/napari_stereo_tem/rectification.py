@@ -160,9 +160,9 @@ class Rectification:
         if self.shift_given:
             along = "given"
         else:
-            along = "across the axis fitted; along it, median disparity at the pinned value"
+            along = "fitted across the axis; along it, the median disparity is the depth origin"
         dx, dy = self.shift
-        lines = [f"rectification ({self.method}; correspondences: {sources}; "
+        lines = [f"rectification ({self.method}: {sources}; "
                  f"{100 * self.masked_fraction:.1f} % of the left view masked as border/frame/overlay)",
                  f"  tilt axis {self.theta_deg:.3f} deg from vertical ({how})",
                  f"  shift left -> right ({dx:.2f}, {dy:.2f}) px ({along})",
@@ -323,7 +323,8 @@ def rectify_pair(left, right, *, theta_deg: float | None = None, shift=None, poi
         Refuse (raise) when the fit cannot be trusted; False goes on with loud
         warnings (and a vertical axis when the angle is not determined).
     max_theta_std_deg : float
-        Largest standard error of the fitted angle accepted.
+        Largest standard error of the fitted angle accepted (clicked points: 5 degrees,
+        with a warning from 0.05).
     working_size : int
         Views larger than this are binned for matching (the fit is in full-resolution pixels).
     seed : int
@@ -378,7 +379,7 @@ def rectify_pair(left, right, *, theta_deg: float | None = None, shift=None, poi
     fit = fit_epipolar(corr.left, corr.right, theta_deg=theta_in, shift=t_known,
                        threshold_px=ransac_threshold_px * factor, robust=not manual,
                        usable_area=float((~use_l).sum()), min_inliers=3 if manual else min_matches,
-                       max_theta_std_deg=max_theta_std_deg, groups=corr.source, seed=seed)
+                       max_theta_std_deg=5.0 if manual else max_theta_std_deg, groups=corr.source, seed=seed)
     warnings = list(fit.warnings)
     problems = [] if (theta_given and shift_in is not None) else list(fit.problems)
     if problems:

@@ -131,14 +131,16 @@ def _bootstrap_theta_std(points: np.ndarray, sigma: np.ndarray, through_origin: 
     return float(np.std(wrapped))
 
 
-def _msac(disp: np.ndarray, threshold: float, rng: np.random.Generator, n_iter: int, anchor=None):
-    """Best line hypothesis: (inlier mask, inliers of the best rival with mostly other inliers).
+def _best_line(disp: np.ndarray, threshold: float, rng: np.random.Generator, n_iter: int, anchor=None) -> np.ndarray:
+    """Inlier mask of the MSAC line hypothesis with the lowest truncated cost.
 
     Without ``anchor`` a hypothesis is the line through two displacements; with
     ``anchor`` (a point the line must pass through, e.g. ``-t`` when the shift is
     known) it is the line through the anchor and one displacement.
     """
     n = len(disp)
+    if n < 2:
+        return np.zeros(n, dtype=bool)
     if anchor is None:
         i, j = rng.integers(0, n, n_iter), rng.integers(0, n, n_iter)
         base = disp[i]
@@ -150,22 +152,22 @@ def _msac(disp: np.ndarray, threshold: float, rng: np.random.Generator, n_iter: 
     ok = length > 3.0 * threshold  # two nearly equal displacements give no direction
     base, vec, length = base[ok], vec[ok], length[ok]
     if len(vec) == 0:
-        return np.zeros(n, dtype=bool), 0.0
+        return np.zeros(n, dtype=bool)
     normals = np.column_stack([-vec[:, 1], vec[:, 0]]) / length[:, None]
-    costs, counts = np.empty(len(vec)), np.empty(len(vec))
+    costs = np.empty(len(vec))
     for s in range(0, len(vec), 256):
         dist = np.abs((disp[None, :, 0] - base[s:s + 256, None, 0]) * normals[s:s + 256, None, 0]
                       + (disp[None, :, 1] - base[s:s + 256, None, 1]) * normals[s:s + 256, None, 1])
         costs[s:s + 256] = np.minimum(dist, threshold).sum(axis=1)
-        counts[s:s + 256] = (dist < threshold).sum(axis=1)
     k = int(np.argmin(costs))
-    best = np.abs((disp - base[k]) @ normals[k]) < threshold
-    # A rival: among the most supported hypotheses, one whose inliers are mostly others than the best's.
-    rival = 0.0
-    for h in np.argsort(-counts)[:64]:
-        other = np.abs((disp - base[h]) @ normals[h]) < threshold
-        if np.sum(other & best) < 0.5 * max(other.sum(), 1):
-            rival = max(rival, float(other.sum()))
+    return np.abs((disp - base[k]) @ normals[k]) < threshold
+
+
+def _msac(disp: np.ndarray, threshold: float, rng: np.random.Generator, n_iter: int, anchor=None):
+    """Best line hypothesis: (inlier mask, inliers of the best rival line among the remaining correspondences)."""
+    best = _best_line(disp, threshold, rng, n_iter, anchor=anchor)
+    rest = ~best
+    rival = float(_best_line(disp[rest], threshold, rng, n_iter // 2, anchor=anchor).sum()) if rest.sum() >= 2 else 0.0
     return best, rival
 
 
@@ -194,7 +196,7 @@ def _coverage(points: np.ndarray, usable_area: float) -> float:
 def fit_epipolar(left_pts, right_pts, *, theta_deg: float | None = None, shift=None, threshold_px: float = 1.0,
                  robust: bool = True, usable_area: float | None = None, min_inliers: int = 20,
                  max_theta_std_deg: float = 0.25, warn_theta_std_deg: float = 0.05, min_coverage: float = 0.04,
-                 warn_coverage: float = 0.15, max_ambiguity: float = 0.8, n_iter: int = 3000, groups=None,
+                 warn_coverage: float = 0.15, max_ambiguity: float = 0.6, n_iter: int = 3000, groups=None,
                  seed: int = 0) -> EpipolarFit:
     """Fit ``right - left = d u - t`` to correspondences; say when the fit cannot be trusted.
 
@@ -220,7 +222,8 @@ def fit_epipolar(left_pts, right_pts, *, theta_deg: float | None = None, shift=N
     min_coverage, warn_coverage : float
         Refuse / warn when the inliers' convex hull covers less of the usable area.
     max_ambiguity : float
-        Refuse when a rival geometry, with mostly other inliers, has this share of the best one's inliers.
+        Refuse when a rival geometry fitted to the remaining correspondences has this share of the best
+        one's inliers (warn from half of it).
     n_iter : int
         MSAC hypotheses.
     groups : array_like of int, shape (n,), optional
@@ -276,11 +279,16 @@ def fit_epipolar(left_pts, right_pts, *, theta_deg: float | None = None, shift=N
             inliers = np.abs(resid_all) < threshold_px
             sigma_pts = _group_sigma(resid_all[inliers], groups[inliers])
         u, nrm = _unit(theta)
-        if theta_deg is None and inliers.sum() >= 5:
+        if theta_deg is None and inliers.sum() >= (5 if robust else 3):
             pts = disp[inliers] if anchor is None else disp[inliers] - anchor
             origin = np.zeros(2) if anchor is None else anchor
-            sig = _group_sigma((disp[inliers] - origin) @ nrm - np.median((disp[inliers] - origin) @ nrm),
-                               groups[inliers])
+            across_in = (disp[inliers] - origin) @ nrm
+            if robust:
+                sig = _group_sigma(across_in - np.median(across_in), groups[inliers])
+            else:  # a few clicked points: their RMS scatter, and no better than a tenth of a pixel
+                dof = max(len(across_in) - (1 if anchor is not None else 2), 1)
+                rms = float(np.sqrt(np.sum((across_in - across_in.mean()) ** 2) / dof))
+                sig = np.full(len(across_in), max(rms, 0.1))
             w = 1.0 / sig ** 2
             along_w = pts @ u
             centre = 0.0 if anchor is not None else float((w * along_w).sum() / w.sum())
@@ -319,6 +327,9 @@ def fit_epipolar(left_pts, right_pts, *, theta_deg: float | None = None, shift=N
                         "image, e.g. an overlay or one feature)")
     elif robust and coverage < warn_coverage:
         warnings.append(f"the correspondences cover only {100 * coverage:.0f} % of the field")
+    if np.isfinite(ambiguity) and max_ambiguity / 2 <= ambiguity < max_ambiguity:
+        warnings.append(f"a second geometry fits {100 * ambiguity:.0f} % as many correspondences as the best "
+                        "(moving contrast such as bend contours, or two regions that moved differently)")
     if np.isfinite(ambiguity) and ambiguity >= max_ambiguity:
         problems.append(f"the correspondences disagree: another geometry, with mostly other correspondences, "
                         f"fits {100 * ambiguity:.0f} % as many of them as the best ({theta:.1f} degrees)")

@@ -75,7 +75,7 @@ def overlay_mask(image, *, other=None, dilate_px: int = 4, border_px: int | None
     spread = _robust_std(img) or span / 4.0
     local = _local_std(img, 7)
     mask |= local < 1e-3 * spread                                   # flat padding and fills
-    tol = 1e-6 * span if np.issubdtype(np.asarray(image).dtype, np.floating) else 0.5
+    tol = 0.01 * span  # anti-aliased marks reach the extreme only in their strokes' centres
     saturated = (img >= hi - tol) | (img <= lo + tol)
     near_extreme = (img >= hi - 0.03 * span) | (img <= lo + 0.03 * span)
     mask |= near_extreme & (local < 0.1 * spread)                   # black or white bars with a little noise
@@ -91,13 +91,15 @@ def overlay_mask(image, *, other=None, dilate_px: int = 4, border_px: int | None
         oth = np.asarray(other, dtype=np.float64)
         if oth.shape != img.shape:
             raise InputError(f"the two views differ in shape: {img.shape} vs {oth.shape}")
-        same = ndimage.uniform_filter((img == oth).astype(np.float64), 5) > 0.9
+        same = ndimage.uniform_filter((img == oth).astype(np.float64), 5) > 0.3
         mask |= same
     # flat regions smaller than a few pixels are texture that happens to be smooth
     labels, n = ndimage.label(mask)
     if n:
         sizes = ndimage.sum(mask, labels, index=np.arange(1, n + 1))
         mask = np.isin(labels, np.flatnonzero(sizes >= min_mark_px) + 1)
+    if mask.any():  # text written on a bar: close the bar over its strokes
+        mask = ndimage.binary_closing(mask, np.ones((5, 5)), iterations=2, border_value=1)
     if dilate_px > 0 and mask.any():
         mask = ndimage.binary_dilation(mask, np.ones((3, 3)), iterations=int(dilate_px))
     edge = max(3, int(round(0.01 * min(rows, cols)))) if border_px is None else int(border_px)

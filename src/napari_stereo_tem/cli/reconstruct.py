@@ -26,8 +26,26 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--pairs", default=None, metavar="LIST",
                         help="many pairs in one run instead of LEFT RIGHT: a text file of 'LEFT RIGHT [NAME]' "
                              "lines, or a folder of pair folders (left.* and right.* each); writes DIR/NAME/")
-    parser.add_argument("--angle", type=float, default=None,
+    angles = parser.add_mutually_exclusive_group()
+    angles.add_argument("--angle", type=float, default=None,
                         help="stereo angle in degrees (default: from the files' tilt metadata)")
+    angles.add_argument("--tilts", default=None, metavar="A,B",
+                        help="the tilts of the left and right view in degrees, for asymmetric pairs, written "
+                             "--tilts=-3,9.5 (the stereo angle is B - A)")
+    parser.add_argument("--frame", choices=("mean", "specimen"), default="mean",
+                        help="frame of the 3D points: 'mean' (z along the beam at the mean tilt, default) or "
+                             "'specimen' (z along the foil normal at zero tilt; needs --tilts)")
+    parser.add_argument("--tilt-axis", type=float, default=None, metavar="DEG",
+                        help="known tilt-axis angle off the image's vertical, degrees (e.g. from the microscope's "
+                             "calibration); default: found from the images")
+    parser.add_argument("--shift", default=None, metavar="DX,DY",
+                        help="known shift in pixels of a zero-depth feature from the left to the right view, "
+                             "written --shift=-14,9; default: found from the images")
+    parser.add_argument("--points", default=None, metavar="CSV",
+                        help="corresponding points clicked in both views: a CSV with columns "
+                             "x_left,y_left,x_right,y_right (at least 3 rows); the rectification fits them only")
+    parser.add_argument("--rectify-anyway", action="store_true",
+                        help="go on with loud warnings when the rectification is not sure (default: refuse)")
     parser.add_argument("--pixel-size", type=float, default=None, help="nm per pixel (recorded in result.json)")
     parser.add_argument("--swap", action="store_true", help="exchange the views")
     parser.add_argument("--no-rectify", action="store_true", help="the pair is already rectified")
@@ -59,6 +77,46 @@ def _parse_range(text):
     return low, high
 
 
+def _parse_pair(text, option: str, example: str):
+    from ..checks import InputError
+
+    if text is None:
+        return None
+    try:
+        first, second = (float(v) for v in text.split(","))
+    except ValueError:
+        raise InputError(f"{option} must be two numbers separated by a comma, written {option}={example}; "
+                         f"got {text!r}") from None
+    return first, second
+
+
+def _read_points(path):
+    """``(left, right)`` ``(n, 2)`` arrays from a CSV of ``x_left,y_left,x_right,y_right``."""
+    import numpy as np
+
+    from ..checks import InputError
+
+    if path is None:
+        return None
+    try:
+        table = np.genfromtxt(path, delimiter=",", names=True)
+        left = np.column_stack([table["x_left"], table["y_left"]])
+        right = np.column_stack([table["x_right"], table["y_right"]])
+    except (OSError, ValueError) as err:
+        raise InputError(f"--points {path}: cannot read a CSV with columns x_left,y_left,x_right,y_right ({err})") \
+            from None
+    return left, right
+
+
+def _print_rectification(report) -> None:
+    import sys
+
+    if not report:
+        return
+    for line in report.get("summary", "").splitlines():
+        print(line, file=sys.stderr if line.startswith("WARNING") else sys.stdout)
+
+
 def _check_two_files(left: str, right: str) -> None:
     from pathlib import Path
 
@@ -77,7 +135,10 @@ def _work(args, left, right, *, detector, matcher):
                               swap=args.swap, rectify=not args.no_rectify, device=args.device,
                               detector=detector, matcher=matcher,
                               disparity_range=_parse_range(args.disparity_range), refine=not args.no_refine,
-                              n_threads=args.threads)
+                              n_threads=args.threads, tilts_deg=_parse_pair(args.tilts, "--tilts", "-3,9.5"),
+                              frame=args.frame, tilt_axis_deg=args.tilt_axis,
+                              shift=_parse_pair(args.shift, "--shift", "-14,9"), manual_points=_read_points(args.points),
+                              strict_rectify=not args.rectify_anyway)
 
 
 def _pairs(args) -> list:
@@ -133,6 +194,7 @@ def run(args) -> int:
             print(f"stereo-tem reconstruct: {out.name}: error: {err}", file=sys.stderr)
             failed.append(out.name)
             continue
+        _print_rectification(result.rectification)
         times = ", ".join(f"{stage} {seconds:.2f}s" for stage, seconds in result.timings.items())
         print(f"{len(result.lines)} lines, {sum(len(x) for x in result.lines)} points -> {folder} ({times})")
     if failed:

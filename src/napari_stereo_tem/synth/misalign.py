@@ -302,7 +302,7 @@ def vary_contrast(image, *, seed, bend_contours: int = 3, bend_depth: float = 0.
 
 
 def burn_overlay(image, *, text: str = "TEM  x40000  200 kV  tilt 12.5", seed=0, frame_px: int | None = None,
-                 scale_bar: bool = True) -> tuple[np.ndarray, np.ndarray]:
+                 scale_bar: bool = True, levels=(0.0, 1.0)) -> tuple[np.ndarray, np.ndarray]:
     """Add a video frame's burned-in overlay: black borders, a title bar with text, a scale bar.
 
     The overlay sits at the same pixels in every view, as in frames grabbed from
@@ -320,6 +320,8 @@ def burn_overlay(image, *, text: str = "TEM  x40000  200 kV  tilt 12.5", seed=0,
         Width of the black frame at the left and right; default drawn 2-5 % of the width.
     scale_bar : bool
         Draw a white scale bar with a label inside the image.
+    levels : (float, float)
+        Grey levels of black and white (the display range of the video; the same for every frame).
 
     Returns
     -------
@@ -332,7 +334,7 @@ def burn_overlay(image, *, text: str = "TEM  x40000  200 kV  tilt 12.5", seed=0,
     rng = np.random.default_rng(seed)
     img = np.asarray(image, dtype=np.float32).copy()
     rows, cols = img.shape
-    white = float(max(1.0, img.max()))
+    black_level, white = (float(v) for v in levels)
     marks = np.zeros((rows, cols), np.uint8)
     frame = int(frame_px if frame_px is not None else round(rng.uniform(0.02, 0.05) * cols))
     bar = max(12, int(0.07 * rows))
@@ -347,10 +349,10 @@ def burn_overlay(image, *, text: str = "TEM  x40000  200 kV  tilt 12.5", seed=0,
         y0 = int(rng.uniform(0.75, 0.85) * rows)
         length, height = int(0.18 * cols), max(3, int(0.012 * rows))
         cv2.rectangle(marks, (x0, y0), (x0 + length, y0 + height), 255, -1)
-        cv2.putText(marks, "200 nm", (x0, y0 - height), cv2.FONT_HERSHEY_SIMPLEX, 0.8 * scale, 255,
+        cv2.putText(marks, "200 nm", (x0, y0 - height), cv2.FONT_HERSHEY_SIMPLEX, max(0.45, 0.8 * scale), 255,
                     max(1, int(round(2 * scale))), cv2.LINE_AA)
     alpha = marks.astype(np.float32) / 255.0
-    img[black] = 0.0
+    img[black] = black_level
     img = img * (1.0 - alpha) + white * alpha
     return img.astype(np.float32), black | (marks > 0)
 

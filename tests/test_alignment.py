@@ -1,0 +1,204 @@
+"""Alignment of real-looking tilt pairs (issue 15): any tilt-axis angle, large shifts, contrast changes,
+burned-in overlays, refusal when unsure, known values, clicked points, and the CLI's console report."""
+
+import json
+
+import numpy as np
+import pytest
+
+from napari_stereo_tem.alignment import fit_epipolar, overlay_mask
+from napari_stereo_tem.checks import InputError
+from napari_stereo_tem.rectification import rectify_pair
+from napari_stereo_tem.synth.misalign import burn_overlay, foil_pair, misalign_pair, textured_pair, vary_contrast
+
+
+@pytest.fixture(scope="module")
+def ideal():
+    """A 384 px ideal pair; raw views are 256 px windows of it (no empty corners at any angle)."""
+    return textured_pair(5, shape=(384, 384), stereo_angle_deg=10.0, depth_px=50.0)
+
+
+def _errors(rect, truth):
+    theta_err = abs((rect.theta_deg - truth.theta_deg + 90.0) % 180.0 - 90.0)
+    th = np.deg2rad(rect.theta_deg)
+    normal = np.array([-np.sin(th), np.cos(th)])
+    return theta_err, abs(float(np.dot(rect.translation - truth.translation, normal)))
+
+
+@pytest.mark.parametrize("theta, shift", [(-75.0, (60.0, -45.0)), (35.0, (-64.0, 30.0)), (89.5, (10.0, 62.0))])
+def test_any_axis_and_a_quarter_field_shift(ideal, theta, shift):
+    left, right, _ = ideal
+    raw_l, raw_r, truth = misalign_pair(left, right, theta_deg=theta, translation=shift, out_shape=(256, 256))
+    rect = rectify_pair(raw_l, raw_r)
+    theta_err, shift_err = _errors(rect, truth)
+    assert theta_err < 0.1 and shift_err < 0.3
+    assert -90.0 < rect.theta_deg <= 90.0 and rect.n_inliers >= 20 and rect.coverage > 0.3
+    report = json.loads(json.dumps(rect.report()))
+    assert report["shift_px"] == pytest.approx(list(-rect.translation))
+    assert "tilt axis" in report["summary"] and "inliers" in report["summary"]
+
+
+def test_contrast_change_between_views(ideal):
+    left, right, _ = ideal
+    raw_l, raw_r, truth = misalign_pair(left, right, theta_deg=-20.0, translation=(40.0, 25.0), out_shape=(256, 256))
+    raw_l = vary_contrast(raw_l, seed=1, dose=(500.0, 2000.0))
+    raw_r = vary_contrast(raw_r, seed=2, dose=(500.0, 2000.0))
+    assert np.corrcoef(raw_l.ravel(), raw_r.ravel())[0, 1] < 0.5  # the views look different
+    rect = rectify_pair(raw_l, raw_r)
+    theta_err, shift_err = _errors(rect, truth)
+    assert theta_err < 0.3 and shift_err < 0.3
+
+
+def test_overlay_is_masked_not_used(ideal):
+    left, right, _ = ideal
+    raw_l, raw_r, truth = misalign_pair(left, right, theta_deg=12.0, translation=(-50.0, 20.0), out_shape=(256, 256))
+    levels = (float(min(raw_l.min(), raw_r.min())), float(max(raw_l.max(), raw_r.max())))  # the video's range
+    raw_l, overlay = burn_overlay(raw_l, text="TEM x40000 tilt -5", seed=3, levels=levels)
+    raw_r, _ = burn_overlay(raw_r, text="TEM x40000 tilt -5", seed=3, levels=levels)
+    mask = overlay_mask(raw_l, other=raw_r)
+    assert mask[overlay].mean() > 0.99  # the whole overlay is found ...
+    assert mask[~overlay].mean() < 0.25  # ... and not much else (border and anti-aliasing margin)
+    rect = rectify_pair(raw_l, raw_r)
+    theta_err, shift_err = _errors(rect, truth)
+    assert theta_err < 0.1 and shift_err < 0.3
+    pts = np.round(np.vstack([rect.keypoints_left])).astype(int)
+    assert not overlay[pts[:, 1], pts[:, 0]].any()  # no correspondence sits on the overlay
+    # the rectified views no longer show the text: the overlay is filled from its surroundings
+    assert rect.left.max() < raw_l[~overlay].max() + 0.05
+
+
+def test_concentrated_correspondences_are_refused():
+    rng = np.random.default_rng(1)
+    left, right, _ = textured_pair(2, shape=(256, 256), depth_px=40.0)
+    smooth = np.add.outer(np.linspace(0, 1, 256), np.linspace(0, 0.5, 256))
+    keep = np.zeros((256, 256), bool)
+    keep[100:136, 100:136] = True  # texture only in a small square
+    a = np.where(keep, left, smooth) + rng.normal(0, 1e-3, (256, 256))
+    b = np.where(keep, right, smooth) + rng.normal(0, 1e-3, (256, 256))
+    with pytest.raises(InputError, match="cover only|not determined|only"):
+        rectify_pair(a, b)
+
+
+def test_disagreeing_correspondences_are_refused():
+    rng = np.random.default_rng(0)
+    pl = rng.uniform(0, 500, (300, 2))
+    d = rng.uniform(-10, 10, 300)
+    u1, u2 = np.array([1.0, 0.0]), np.array([np.cos(1.0), np.sin(1.0)])
+    pr = pl + np.where(np.arange(300)[:, None] < 160, d[:, None] * u1 - [5, 3], d[:, None] * u2 + [20, -8])
+    fit = fit_epipolar(pl, pr)
+    assert any("disagree" in p for p in fit.problems)
+    good = fit_epipolar(pl[:160], pr[:160])
+    assert not good.problems and abs(good.theta_deg) < 0.01
+
+
+def test_known_axis_and_shift_are_used_as_given(ideal):
+    left, right, _ = ideal
+    raw_l, raw_r, truth = misalign_pair(left, right, theta_deg=50.0, translation=(30.0, -20.0), out_shape=(256, 256))
+    rect = rectify_pair(raw_l, raw_r, theta_deg=50.0, shift=truth.shift)
+    assert rect.theta_deg == 50.0 and rect.theta_given and rect.shift_given and rect.method == "given"
+    np.testing.assert_allclose(rect.translation, truth.translation)
+    assert rect.residual_vertical_px < 0.3
+    with pytest.raises(InputError, match="shift must be two numbers"):
+        rectify_pair(raw_l, raw_r, shift=(1.0, 2.0, 3.0))
+
+
+def test_manual_correspondences_are_used(ideal):
+    left, right, disparity = ideal
+    raw_l, raw_r, truth = misalign_pair(left, right, theta_deg=-40.0, translation=(25.0, 35.0), out_shape=(256, 256))
+    pl, pr, d = truth.correspondences(disparity, step=8)
+    inside = np.all((pl > 20) & (pl < 236) & (pr > 20) & (pr < 236), axis=1)
+    pl, pr, d = pl[inside], pr[inside], d[inside]
+    pick = [int(np.argmin(d)), int(np.argmax(d)), int(np.argmin(np.abs(d))), int(np.argmin(np.abs(d - d.max() / 2)))]
+    rng = np.random.default_rng(0)
+    clicked_l = pl[pick] + rng.normal(0, 0.05, (4, 2))
+    clicked_r = pr[pick] + rng.normal(0, 0.05, (4, 2))
+    rect = rectify_pair(raw_l, raw_r, points_left=clicked_l, points_right=clicked_r)
+    assert rect.method == "manual" and rect.sources == {"manual": 4} and rect.n_inliers == 4
+    theta_err, shift_err = _errors(rect, truth)
+    assert theta_err < 0.5 and shift_err < 0.3
+    with pytest.raises(InputError, match="at least 3"):
+        rectify_pair(raw_l, raw_r, points_left=clicked_l[:2], points_right=clicked_r[:2])
+
+
+def test_foil_particles_at_a_large_tilt_step():
+    """Features at many depths (a thick foil at 12 degrees): patches fail, the blob votes do not."""
+    left, right, pl, pr = foil_pair(4, shape=(384, 384), thickness_px=150.0)
+    assert np.ptp(pr[:, 0] - pl[:, 0]) > 25
+    raw_l, raw_r, truth = misalign_pair(left, right, theta_deg=65.0, translation=(-40.0, 50.0), out_shape=(256, 256),
+                                        noise_std=0.01, seed=0)
+    rect = rectify_pair(raw_l, raw_r)
+    assert rect.sources.get("blob", 0) > 50
+    theta_err, shift_err = _errors(rect, truth)
+    assert theta_err < 0.4 and theta_err < 3 * rect.theta_std_deg and shift_err < 0.3
+
+
+def test_misalign_window_keeps_the_model(ideal):
+    left, right, disparity = ideal
+    raw_l, raw_r, truth = misalign_pair(left, right, theta_deg=30.0, translation=(-20.0, 10.0), out_shape=(256, 200))
+    assert raw_l.shape == (256, 200) and truth.origin == (92.0, 64.0)
+    pl, pr, d = truth.correspondences(disparity, step=16, margin=60)
+    np.testing.assert_allclose(pr - pl, d[:, None] * truth.direction - truth.translation, atol=1e-9)
+    from scipy import ndimage
+
+    ys, xs = np.mgrid[150:230:16, 150:230:16]
+    raw = truth.raw_from_rectified(np.column_stack([xs.ravel(), ys.ravel()]), view="left")
+    sampled = ndimage.map_coordinates(raw_l.astype(float), [raw[:, 1], raw[:, 0]], order=3)
+    np.testing.assert_allclose(sampled, left[ys, xs].ravel(), atol=0.05)
+
+
+def test_cli_reports_alignment_on_the_console(tmp_path, capsys):
+    import tifffile
+    import torch
+
+    from napari_stereo_tem.cli import main
+    from napari_stereo_tem.nets.matcher import StereoNet
+    from napari_stereo_tem.nets.unet import DislocationUNet
+    from napari_stereo_tem.weights import save_model
+
+    torch.manual_seed(0)
+    det = DislocationUNet(base_channels=4)
+    with torch.no_grad():
+        det.head.bias.fill_(-20.0)  # detects nothing: fast, the alignment is what is checked
+    matcher = StereoNet(unet={"base_channels": 4}, matcher={"width": 4, "n_hourglass": 1,
+                                                            "disparity_range": (-8, 8)}).eval()
+    save_model(det, tmp_path / "det")
+    save_model(matcher, tmp_path / "match")
+    left, right, disparity = textured_pair(6, shape=(256, 256), depth_px=40.0)
+    raw_l, raw_r, truth = misalign_pair(left, right, theta_deg=25.0, translation=(-30.0, 12.0), out_shape=(192, 192))
+    tifffile.imwrite(tmp_path / "l.tif", raw_l)
+    tifffile.imwrite(tmp_path / "r.tif", raw_r)
+    common = [str(tmp_path / "l.tif"), str(tmp_path / "r.tif"), "--detector", str(tmp_path / "det.safetensors"),
+              "--matcher", str(tmp_path / "match.safetensors")]
+    rc = main(["reconstruct", *common, "--tilts=-2,6", "--frame", "specimen", "--tilt-axis", "25",
+               "--shift=30,-12", "-o", str(tmp_path / "given")])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "tilt axis 25.000 deg from vertical (given)" in out and "shift left -> right (30.00, -12.00)" in out
+    record = json.loads((tmp_path / "given" / "result.json").read_text())
+    assert record["provenance"]["tilts_deg"] == [-2.0, 6.0] and record["provenance"]["frame"] == "specimen"
+    assert record["provenance"]["stereo_angle_deg"] == 8.0 and "specimen frame" in record["summary"]["frame"]
+    assert record["rectification"]["theta_given"] and record["rectification"]["shift_given"]
+
+    rc = main(["reconstruct", *common, "--angle", "8", "-o", str(tmp_path / "found")])
+    assert rc == 0
+    out = capsys.readouterr().out
+    fitted = json.loads((tmp_path / "found" / "result.json").read_text())["rectification"]
+    assert abs(fitted["theta_deg"] - 25.0) < 0.2 and "(+-" in out and "residual across the epipolar direction" in out
+
+    pl, pr, _ = truth.correspondences(disparity, step=24, margin=60)
+    inside = np.all((pl > 10) & (pl < 182) & (pr > 10) & (pr < 182), axis=1)
+    np.savetxt(tmp_path / "points.csv", np.column_stack([pl[inside], pr[inside]]), delimiter=",",
+               header="x_left,y_left,x_right,y_right", comments="")
+    rc = main(["reconstruct", *common, "--angle", "8", "--points", str(tmp_path / "points.csv"),
+               "-o", str(tmp_path / "clicked")])
+    assert rc == 0 and "rectification (manual" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # --angle and --tilts exclude each other
+        main(["reconstruct", *common, "--angle", "8", "--tilts=-4,4", "-o", str(tmp_path / "both")])
+    assert "not allowed with" in capsys.readouterr().err
+    flat_l, flat_r, _ = textured_pair(3, shape=(192, 192), depth_px=0.0)
+    tifffile.imwrite(tmp_path / "fl.tif", flat_l)
+    tifffile.imwrite(tmp_path / "fr.tif", np.roll(flat_r, 7, axis=1))
+    rc = main(["reconstruct", str(tmp_path / "fl.tif"), str(tmp_path / "fr.tif"), *common[2:], "--angle", "8",
+               "-o", str(tmp_path / "flat")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "not determined" in err and "--tilt-axis" in err
