@@ -35,6 +35,17 @@ def _add_detector_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", default=None, help="where the resumable state goes (default <out>.ckpt.pt)")
     parser.add_argument("--resume", default=None, help="checkpoint (.ckpt.pt) of an earlier run to continue")
     parser.add_argument("--init", default=None, help="model version or weights path to start from (fine-tuning)")
+    parser.add_argument("--data", choices=("stereo", "wide", "mixed"), default="stereo",
+                        help="training scenes: stereo views (detector_v1), the wide micrograph generator, or "
+                             "mixed (80 %% wide, 20 %% stereo) (default stereo)")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="processes rendering scenes for --data wide/mixed (default 0: in this process)")
+    parser.add_argument("--crops-per-scene", type=int, default=4,
+                        help="augmented crops cut from each scene for --data wide/mixed (default 4)")
+    parser.add_argument("--time-limit", type=float, default=None,
+                        help="seconds after which training validates, saves and stops (default: none)")
+    parser.add_argument("--base-channels", type=int, default=16,
+                        help="width of the UNet's first level for a new model (default 16)")
 
 
 def _detector_command(args, out) -> str:
@@ -45,6 +56,12 @@ def _detector_command(args, out) -> str:
              "--classes", str(args.classes), "--out", str(out)]
     if args.threads:
         parts += ["--threads", str(args.threads)]
+    if args.data != "stereo":
+        parts += ["--data", args.data, "--workers", str(args.workers), "--crops-per-scene", str(args.crops_per_scene)]
+    if args.time_limit:
+        parts += ["--time-limit", str(args.time_limit)]
+    if args.base_channels != 16:
+        parts += ["--base-channels", str(args.base_channels)]
     if args.init:
         parts += ["--init", str(args.init)]
     if args.checkpoint:
@@ -74,7 +91,9 @@ def _run_detector(args) -> int:
                                   seed=args.seed, device=args.device, init=args.init, resume=args.resume,
                                   n_threads=args.threads, lr=args.lr, pos_weight=args.pos_weight,
                                   val_every=args.val_every, n_val=args.n_val,
-                                  pool_size=args.pool_size, n_classes=args.classes,
+                                  pool_size=args.pool_size, n_classes=args.classes, data=args.data,
+                                  workers=args.workers, crops_per_scene=args.crops_per_scene,
+                                  base_channels=args.base_channels, time_limit=args.time_limit,
                                   checkpoint_path=args.checkpoint, command=_detector_command(args, out)), show)
     sys.stderr.write("\n")
     print(f"best validation centreline F1 {result['best_val_f1']:.4f}; weights {result['out_path']}; "
