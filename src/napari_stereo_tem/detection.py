@@ -13,6 +13,8 @@ overlapping tiles whose predictions are blended with a tapering weight.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import torch
 
@@ -21,6 +23,9 @@ from .progress import Progress, ProgressGenerator, drive
 
 __all__ = [
     "CONTRASTS",
+    "SCALE_CANDIDATES",
+    "DetectionSettings",
+    "choose_settings",
     "normalise_image",
     "iter_predict_probability",
     "predict_probability",
@@ -86,6 +91,123 @@ def normalise_image(image, *, contrast: str = "auto", percentiles: tuple[float, 
     return out
 
 
+#: Resize factors tried by ``scale="auto"`` (1: as is; 0.25: lines four times thinner).
+SCALE_CANDIDATES = (1.0, 0.7, 0.5, 0.35, 0.25)
+#: Centreline px per 1000 px² below which a factor's detections are not trusted to choose it.
+MIN_DENSITY = 1.5
+
+
+@dataclass
+class DetectionSettings:
+    """How an image is fed to the detector.
+
+    Attributes
+    ----------
+    contrast : {"bright_field", "dark_field"}
+    scale : float
+        Resize factor applied before detection.
+    density : dict
+        ``{"bright_field": [...], "dark_field": [...]}``: the detected
+        centreline length per 1000 px² of image at each of ``scales``
+        (empty when nothing was chosen automatically).
+    scales : tuple of float
+    """
+
+    contrast: str
+    scale: float
+    density: dict = field(default_factory=dict)
+    scales: tuple = ()
+
+    def as_dict(self) -> dict:
+        return {"contrast": self.contrast, "scale": self.scale, "scales": list(self.scales),
+                "density": {k: [round(float(v), 4) for v in vals] for k, vals in self.density.items()}}
+
+
+def _line_density(norm: np.ndarray, model, factor: float, *, preview: int) -> float:
+    """Centreline length (px of the original image) per 1000 px² that the detector finds at ``factor``."""
+    import cv2
+    from skimage.morphology import skeletonize
+
+    rows, cols = norm.shape
+    side = int(min(preview / factor, max(rows, cols)))
+    r0, c0 = max(0, (rows - side) // 2), max(0, (cols - side) // 2)
+    crop = norm[r0:r0 + side, c0:c0 + side]
+    if factor != 1.0:
+        crop = cv2.resize(crop, (max(16, round(crop.shape[1] * factor)), max(16, round(crop.shape[0] * factor))),
+                          interpolation=cv2.INTER_AREA)
+    prob = drive(_iter_tiles(crop, model, tile=512, overlap=64))
+    labels = probability_to_labels(prob, **label_settings(model))
+    length = skeletonize(labels == 1).sum() / factor
+    return 1000.0 * float(length) / float(crop.shape[0] * crop.shape[1] / factor**2)
+
+
+def choose_settings(image, model, *, contrast: str = "auto", scale="auto", preview: int = 384,
+                    scales=SCALE_CANDIDATES) -> DetectionSettings:
+    """Decide the contrast and the resize factor with which ``model`` sees ``image`` best.
+
+    For each contrast to decide and each candidate factor, the detector runs
+    on a central preview (``preview`` px a side after resizing) and the
+    density of the centrelines it finds is measured. Lines too wide for the
+    detector (high magnification) give almost nothing until the image is
+    shrunk enough, so the chosen factor is the **largest** one reaching 80 %
+    of the best density. The factor is searched in bright field (or the
+    given contrast); dark field is then tried at the neighbouring factors
+    and chosen only when it beats bright field by 30 % (most TEM images are
+    bright field).
+
+    Parameters
+    ----------
+    image : array_like, shape (rows, cols)
+    model : DislocationUNet
+    contrast : {"auto", "bright_field", "dark_field"}
+        A given contrast is kept.
+    scale : "auto", float or None
+        A given factor (``None``: 1) is kept.
+    preview : int
+    scales : sequence of float
+        Candidate factors, each in (0, 1].
+
+    Returns
+    -------
+    DetectionSettings
+    """
+    if contrast not in CONTRASTS:
+        raise InputError(f"contrast must be one of {CONTRASTS}, got {contrast!r}")
+    if scale is None:
+        scale = 1.0
+    if not isinstance(scale, str):
+        scale = float(scale)
+        if not (np.isfinite(scale) and 0.05 <= scale <= 4.0):
+            raise InputError(f"scale must be 'auto' or a factor between 0.05 and 4, got {scale}")
+    elif scale != "auto":
+        raise InputError(f"scale must be 'auto', None or a number, got {scale!r}")
+    if contrast != "auto" and scale != "auto":
+        return DetectionSettings(contrast=contrast, scale=float(scale))
+    factors = tuple(float(f) for f in scales) if scale == "auto" else (float(scale),)
+
+    def pick(vals):
+        if max(vals) < MIN_DENSITY:     # nothing convincing at any factor: leave the image as it is
+            return 1.0 if 1.0 in factors else factors[0]
+        return next(f for f, v in zip(factors, vals) if v >= 0.8 * max(vals))
+
+    # the factor is searched in the given contrast (bright field when undecided) ...
+    first = "bright_field" if contrast == "auto" else contrast
+    norm = normalise_image(image, contrast=first)
+    density = {first: [_line_density(norm, model, f, preview=preview) for f in factors]}
+    factor = pick(density[first])
+    chosen = first
+    if contrast == "auto":   # ... then dark field is tried at the factors around the one found
+        around = [f for f in factors if factor / 1.5 <= f <= factor * 1.5]
+        norm = normalise_image(image, contrast="dark_field")
+        dark = {f: _line_density(norm, model, f, preview=preview) for f in around}
+        density["dark_field"] = [dark.get(f, float("nan")) for f in factors]
+        if max(dark.values()) > 1.3 * max(density[first]):
+            chosen = "dark_field"
+            factor = pick([dark.get(f, 0.0) for f in factors])
+    return DetectionSettings(contrast=chosen, scale=float(factor) if scale == "auto" else float(scale),
+                             density=density, scales=factors)
+
+
 def _tile_starts(size: int, tile: int, step: int) -> list[int]:
     if size <= tile:
         return [0]
@@ -128,16 +250,32 @@ def iter_predict_probability(
     tile: int = 512,
     overlap: int = 64,
     contrast: str = "auto",
+    scale="auto",
     all_classes: bool = False,
 ) -> ProgressGenerator[np.ndarray]:
     """Generator form of :func:`predict_probability`: yields a :class:`Progress` per tile."""
+    import cv2
+
     if model is None:
         from .weights import load_detector
 
         model = load_detector(device=device)
     if tile < 32 or overlap < 0 or overlap >= tile // 2:
         raise InputError(f"need tile >= 32 and 0 <= overlap < tile/2, got tile={tile}, overlap={overlap}")
-    norm = normalise_image(image, contrast=contrast)
+    settings = choose_settings(image, model, contrast=contrast, scale=scale)
+    norm = normalise_image(image, contrast=settings.contrast)
+    full_rows, full_cols = norm.shape
+    if settings.scale != 1.0:
+        size = (max(8, round(full_cols * settings.scale)), max(8, round(full_rows * settings.scale)))
+        norm = cv2.resize(norm, size, interpolation=cv2.INTER_AREA)
+    out = yield from _iter_tiles(norm, model, tile=tile, overlap=overlap)
+    if settings.scale != 1.0:
+        out = np.stack([cv2.resize(channel, (full_cols, full_rows), interpolation=cv2.INTER_LINEAR) for channel in out])
+    return out.astype(np.float32) if all_classes else np.ascontiguousarray(out[0], dtype=np.float32)
+
+
+def _iter_tiles(norm: np.ndarray, model, *, tile: int, overlap: int) -> ProgressGenerator[np.ndarray]:
+    """Per-class probabilities ``(n_classes, rows, cols)`` of a normalised image, tile by tile."""
     rows, cols = norm.shape
     multiple = model.size_multiple
     tile = max(multiple, tile // multiple * multiple)
@@ -163,8 +301,7 @@ def iter_predict_probability(
         acc[:, r:r + th, c:c + tw] += prob * weight
         wsum[r:r + th, c:c + tw] += weight
         yield Progress(i + 1, len(starts), "detect")
-    out = (acc / wsum)[:, :rows, :cols]
-    return out.astype(np.float32) if all_classes else np.ascontiguousarray(out[0], dtype=np.float32)
+    return (acc / wsum)[:, :rows, :cols]
 
 
 def predict_probability(
@@ -176,6 +313,7 @@ def predict_probability(
     overlap: int = 64,
     n_threads: int | None = None,
     contrast: str = "auto",
+    scale="auto",
     all_classes: bool = False,
 ) -> np.ndarray:
     """Dislocation probability for every pixel of an image.
@@ -193,7 +331,13 @@ def predict_probability(
     n_threads : int, optional
         Torch CPU threads to use during this call (restored afterwards).
     contrast : {"auto", "bright_field", "dark_field"}
-        See :func:`normalise_image`.
+        Dark lines (bright field) or bright lines (dark field); ``"auto"``
+        lets the detector decide (see :func:`~.detection_settings.choose_settings`).
+    scale : "auto", float or None
+        Factor by which the image is resized before detection (the
+        probabilities are resized back): ``"auto"`` picks the factor at which
+        the detector finds lines best, so that wide lines of high
+        magnifications look as they did in training; ``None`` or ``1``: as is.
     all_classes : bool
         Return every output class ``(n_classes, rows, cols)`` (class 0 is
         dislocation, class 1 distractor when the model has it).
@@ -208,7 +352,7 @@ def predict_probability(
         torch.set_num_threads(int(n_threads))
     try:
         return drive(iter_predict_probability(image, model, device=device, tile=tile, overlap=overlap,
-                                              contrast=contrast, all_classes=all_classes))
+                                              contrast=contrast, scale=scale, all_classes=all_classes))
     finally:
         if n_threads:
             torch.set_num_threads(previous)

@@ -264,7 +264,7 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
                        swap: bool = False, rectify: bool = True, device="cpu", detector=None, matcher=None,
                        disparity_range: tuple[int, int] | None = None, refine: bool = True,
                        refine_mode: str = "centre", max_snap_px: float = 3.0, threshold: float = 0.5,
-                       contrast: str = "auto", n_threads: int | None = None,
+                       contrast: str = "auto", detect_scale="auto", n_threads: int | None = None,
                        smooth_sigma: float = 3.0, min_line_points: int = 10, tilts_deg=None, frame: str = "mean",
                        tilt_axis_deg: float | None = None, shift=None, manual_points=None,
                        strict_rectify: bool = True) -> ProgressGenerator[StereoReconstruction]:
@@ -300,6 +300,10 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
         Detection probability threshold.
     contrast : {"auto", "bright_field", "dark_field"}
         Contrast of the images (decided once, from the left view, for both).
+    detect_scale : "auto", float or None
+        Resize factor for detection (see
+        :func:`~napari_stereo_tem.detection.choose_settings`), decided once
+        from the left view; ``None``: as is.
     n_threads : int, optional
         Torch CPU threads during the call.
     smooth_sigma : float
@@ -340,7 +344,7 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
     """
     import torch
 
-    from .detection import normalise_image, predict_probability, probability_to_labels
+    from .detection import choose_settings, normalise_image, predict_probability, probability_to_labels
     from .images import read_stereo_pair
     from .matching import load_matcher, predict_disparity, refine_disparity
     from .nets.matcher import disparity_levels
@@ -398,15 +402,19 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
         yield Progress(2, total, "rectify")
 
         t0 = time.perf_counter()
+        # one contrast and one resize factor for both views, decided on the left one
+        settings = choose_settings(raw_left, detector, contrast=contrast, scale=detect_scale)
+        contrast = settings.contrast
         norm_left = normalise_image(raw_left, contrast=contrast)
-        if contrast == "auto":
-            bright = normalise_image(raw_left, contrast="bright_field")
-            contrast = "bright_field" if np.allclose(norm_left, bright) else "dark_field"
         norm_right = normalise_image(raw_right, contrast=contrast)
-        prob_left = predict_probability(raw_left, detector, contrast=contrast)
-        prob_right = predict_probability(raw_right, detector, contrast=contrast)
-        labels_left = probability_to_labels(prob_left, threshold=threshold)
-        labels_right = probability_to_labels(prob_right, threshold=threshold)
+        classes_left = predict_probability(raw_left, detector, contrast=contrast, scale=settings.scale,
+                                           all_classes=True)
+        classes_right = predict_probability(raw_right, detector, contrast=contrast, scale=settings.scale,
+                                            all_classes=True)
+        prob_left, prob_right = classes_left[0], classes_right[0]
+        # labels 1 = dislocation, 2 = distractor (slip traces, boundaries): only class 1 is matched
+        labels_left = probability_to_labels(classes_left, threshold=threshold)
+        labels_right = probability_to_labels(classes_right, threshold=threshold)
         timings["detect"] = time.perf_counter() - t0
         yield Progress(3, total, "detect")
 
@@ -458,6 +466,7 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
                        else list(getattr(net, "disparity_range", [])),
                        "refine": bool(refine), "refine_mode": refine_mode, "max_snap_px": max_snap_px,
                        "threshold": threshold, "contrast": contrast, "smooth_sigma": smooth_sigma,
+                       "detection": settings.as_dict(),
                        "min_line_points": min_line_points,
                        "axis_col": (pair.left.shape[1] - 1) / 2.0, "torch_threads": torch.get_num_threads()},
         "package": f"napari-stereo-tem {__version__}",
