@@ -54,9 +54,13 @@ def test_reconstruct_widget_produces_layers(viewer_with_pair, qtbot):
 def test_rectification_report_and_matches(viewer_with_pair, qtbot):
     viewer, widget = viewer_with_pair
     widget.rectify.value = True
+    # the sample pair is already rectified and has little depth: without the axis the fit refuses
+    task = _run(widget, qtbot)
+    assert task.error is not None and "--tilt-axis" in str(task.error)
+    widget.axis_known.value, widget.tilt_axis.value = True, 0.0
     task = _run(widget, qtbot)
     assert task.error is None, task.error
-    assert "rectified: theta" in widget.report.value and "inliers" in widget.report.value
+    assert "tilt axis 0.000 deg from vertical (given)" in widget.report.value and "inliers" in widget.report.value
     matches = viewer.layers["rectification matches"]
     segments = np.array(matches.data)  # (n, 2, 2) as (row, col)
     assert len(segments) >= 20
@@ -99,3 +103,26 @@ def test_identical_views_in_two_layers_fail_with_a_notification(viewer_with_pair
     task = _run(widget, qtbot)
     assert task.error is not None and "views are identical" in messages[0]
     assert "3D lines" not in viewer.layers
+
+
+def test_clicked_points_tilts_and_frame(viewer_with_pair, qtbot):
+    viewer, widget = viewer_with_pair
+    disparity = np.asarray(viewer.layers["true disparity left"].data)
+    rows, cols = np.nonzero(np.isfinite(disparity))
+    d = disparity[rows, cols]
+    pick = [int(np.argmin(d)), int(np.argmax(d)), int(np.argmin(np.abs(d))), int(np.argmin(np.abs(d - d.max() / 2)))]
+    left_pts = np.column_stack([rows[pick], cols[pick]]).astype(float)
+    right_pts = left_pts + np.column_stack([np.zeros(4), d[pick]])
+    widget.clicked_left.value = viewer.add_points(left_pts, name="clicked left")
+    widget.clicked_right.value = viewer.add_points(right_pts, name="clicked right")
+    widget.rectify.value = True
+    widget.tilts.value = "-2, 6"
+    widget.frame.value = "specimen"
+    task = _run(widget, qtbot)
+    assert task.error is None, task.error
+    assert "rectification (manual: 4 manual" in widget.report.value
+    meta = viewer.layers["3D lines"].metadata
+    assert meta["provenance"]["tilts_deg"] == [-2.0, 6.0] and meta["provenance"]["frame"] == "specimen"
+    assert abs(meta["rectification"]["theta_deg"]) < 1.0
+    widget.clicked_right.value = None
+    assert widget.start() is None and "both views" in widget.report.value

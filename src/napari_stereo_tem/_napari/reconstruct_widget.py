@@ -1,22 +1,27 @@
 """Dock widget: reconstruct the 3D dislocation lines of a stereo pair.
 
-Layers in (two images), one core call (:func:`napari_stereo_tem.reconstruct.reconstruct_stereo`,
-run off the UI thread with a progress bar and a cancel button), layers out:
-the rectified views, an editable Labels layer per view, and the 3D lines as a
-Shapes layer of paths coloured by depth.
+Layers in (two images, optionally two Points layers of clicked correspondences),
+one core call (:func:`napari_stereo_tem.reconstruct.reconstruct_stereo`, run off
+the UI thread with a progress bar and a cancel button), layers out: the
+rectified views, an editable Labels layer per view, and the 3D lines as a Shapes
+layer of paths coloured by depth. A known tilt axis, shift or pair of tilts
+(asymmetric pairs, specimen frame) are passed on as they are.
 """
 
 from __future__ import annotations
 
+from typing import Optional
+
 import napari
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, create_widget
+from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, LineEdit, create_widget
 
+from ..checks import InputError
 from ..reconstruct import reconstruct_stereo
 from .layers import lines_layer
 from .task_widget import TaskWidget
 
-__all__ = ["ReconstructWidget", "reconstruction_layers", "format_report"]
+__all__ = ["ReconstructWidget", "reconstruction_layers", "format_report", "clicked_pairs", "parse_two"]
 
 
 def _devices() -> list[str]:
@@ -25,11 +30,39 @@ def _devices() -> list[str]:
     return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
 
 
+def parse_two(text: str, *, name: str):
+    """``"-3, 9.5"`` -> ``(-3.0, 9.5)``; empty -> ``None``."""
+    if not text or not text.strip():
+        return None
+    try:
+        first, second = (float(v) for v in text.replace(";", ",").split(","))
+    except ValueError:
+        raise InputError(f"{name} must be two numbers separated by a comma (e.g. -3, 9.5), got {text!r}") from None
+    return first, second
+
+
+def clicked_pairs(points_left, points_right):
+    """Two napari Points layers' ``(row, col)`` data -> ``(left, right)`` ``(n, 2)`` ``(x, y)`` arrays.
+
+    The i-th point of one layer is the partner of the i-th point of the other.
+    """
+    left = np.asarray(points_left.data, dtype=float)[:, -2:][:, ::-1]
+    right = np.asarray(points_right.data, dtype=float)[:, -2:][:, ::-1]
+    if len(left) != len(right):
+        raise InputError(f"the clicked layers hold {len(left)} and {len(right)} points; click each feature in both "
+                         "views, in the same order")
+    if len(left) < 3:
+        raise InputError(f"click at least 3 corresponding points in each view (got {len(left)})")
+    return left, right
+
+
 def format_report(result) -> str:
     """A few lines for the user: rectification, lines, timings."""
     lines = []
     rect = result.rectification
-    if rect:
+    if rect and rect.get("summary"):
+        lines.append(rect["summary"])
+    elif rect:
         theta = rect.get("theta_deg")
         shift = rect.get("translation") or rect.get("translation_px") or (float("nan"), float("nan"))
         lines.append(f"rectified: theta {theta:.2f} deg, shift ({shift[0]:.2f}, {shift[1]:.2f}) px, "
@@ -75,10 +108,22 @@ class ReconstructWidget(TaskWidget):
         self.pixel_size = FloatSpinBox(value=0.0, min=0.0, max=1e4, step=0.01, label="pixel size (nm)",
                                        tooltip="0 = pixels")
         self.swap = CheckBox(value=False, text="swap views")
-        self.rectify = CheckBox(value=True, text="rectify (SIFT + RANSAC)")
+        self.rectify = CheckBox(value=True, text="rectify (find the tilt axis and the shift)")
+        self.axis_known = CheckBox(value=False, text="tilt axis known")
+        self.tilt_axis = FloatSpinBox(value=0.0, min=-90.0, max=90.0, step=0.1, label="tilt axis off vertical (deg)")
+        self.shift = LineEdit(value="", label="known shift dx, dy (px)",
+                              tooltip="how far a zero-depth feature moves from the left to the right view; empty: find it")
+        self.tilts = LineEdit(value="", label="tilts A, B (deg)",
+                              tooltip="each view's tilt, for asymmetric pairs (the stereo angle becomes B - A)")
+        self.frame = ComboBox(choices=["mean", "specimen"], value="mean", label="3D frame",
+                              tooltip="mean: z along the beam at the mean tilt; specimen: z along the foil normal "
+                                      "at zero tilt (needs the tilts)")
+        self.clicked_left = create_widget(annotation=Optional[napari.layers.Points], label="clicked points left")
+        self.clicked_right = create_widget(annotation=Optional[napari.layers.Points], label="clicked points right")
         self.device = ComboBox(choices=_devices(), value="cpu", label="device")
-        self.extend([self.left, self.right, self.angle, self.pixel_size, self.swap, self.rectify, self.device,
-                     *self.controls()])
+        self.extend([self.left, self.right, self.angle, self.tilts, self.frame, self.pixel_size, self.swap,
+                     self.rectify, self.axis_known, self.tilt_axis, self.shift, self.clicked_left, self.clicked_right,
+                     self.device, *self.controls()])
         self.left.changed.connect(self._angle_from_metadata)
         self._angle_from_metadata()
 
@@ -107,11 +152,28 @@ class ReconstructWidget(TaskWidget):
                 f"'{left.name}' is chosen as both views; choose the left and the right view of the pair "
                 "(the depth would come out flat)")
             return None
+        try:
+            options = self.alignment_options()
+        except InputError as err:
+            napari.utils.notifications.show_error(str(err))
+            self.report.value = f"failed: {err}"
+            return None
         return reconstruct_stereo(
-            left.data, right.data, stereo_angle_deg=self.angle.value,
-            pixel_size=self.pixel_size.value or None, swap=self.swap.value, rectify=self.rectify.value,
-            device=self.device.value,
+            left.data, right.data, pixel_size=self.pixel_size.value or None, swap=self.swap.value,
+            rectify=self.rectify.value, device=self.device.value, **options,
         )
+
+    def alignment_options(self) -> dict:
+        """The angle, tilts, frame and alignment keywords of :func:`reconstruct_stereo` from the fields."""
+        tilts = parse_two(self.tilts.value, name="tilts A, B")
+        manual = None
+        if self.clicked_left.value is not None or self.clicked_right.value is not None:
+            if self.clicked_left.value is None or self.clicked_right.value is None:
+                raise InputError("choose a clicked-points layer for both views (or for neither)")
+            manual = clicked_pairs(self.clicked_left.value, self.clicked_right.value)
+        return {"stereo_angle_deg": None if tilts else self.angle.value, "tilts_deg": tilts,
+                "frame": self.frame.value, "tilt_axis_deg": self.tilt_axis.value if self.axis_known.value else None,
+                "shift": parse_two(self.shift.value, name="shift dx, dy"), "manual_points": manual}
 
     def show_result(self, result) -> None:
         size = self.pixel_size.value or None
