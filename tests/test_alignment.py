@@ -202,3 +202,30 @@ def test_cli_reports_alignment_on_the_console(tmp_path, capsys):
                "-o", str(tmp_path / "flat")])
     err = capsys.readouterr().err
     assert rc == 1 and "not determined" in err and "--tilt-axis" in err
+
+
+def test_third_view_aligned_to_the_frame(ideal):
+    """Re-projection: a raw view of another tilt, mapped from the reconstruction's frame into its pixels."""
+    from napari_stereo_tem.reprojection import align_view, apply_affine, fit_depth_offset
+
+    left, right, disparity = ideal
+    raw_l, raw_r, truth = misalign_pair(left, right, theta_deg=-30.0, translation=(35.0, -20.0))
+    centre = np.array([191.5, 191.5])
+    th = np.deg2rad(-30.0)
+    rot = np.array([[np.cos(th), np.sin(th)], [-np.sin(th), np.cos(th)]])  # R(-theta): raw left -> frame
+    to_frame = np.column_stack([rot, centre - rot @ centre])
+    frame_to_view, direction, rect = align_view(raw_l, raw_r, reference_to_frame=to_frame)
+    assert abs(rect.theta_deg + 30.0) < 0.1  # the view's axis agrees with the pair's
+    ys, xs = np.mgrid[120:270:15, 120:270:15]
+    frame_pts = np.column_stack([xs.ravel() + disparity[ys, xs].ravel(), ys.ravel()])  # the right view's points
+    truth_pts = truth.raw_from_rectified(frame_pts, view="right")
+    moved = apply_affine(frame_pts, frame_to_view)
+    across = (moved - truth_pts) @ np.array([-direction[1], direction[0]])
+    along = (moved - truth_pts) @ direction
+    assert np.median(np.abs(across)) < 0.2  # right up to ...
+    assert np.std(along) < 0.2              # ... one shift along the epipolar direction (the depth origin)
+    mask = np.zeros(raw_r.shape, bool)
+    ij = np.round(truth_pts).astype(int)
+    mask[ij[:, 1], ij[:, 0]] = True
+    offset, dist = fit_depth_offset(moved, mask, direction=direction)
+    assert abs(offset + np.median(along)) < 0.5 and dist < 0.5

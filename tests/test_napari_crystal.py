@@ -56,3 +56,24 @@ def test_reprojection_overlay_lands_on_the_view(make_napari_viewer):
     assert len(overlay.data) == 2
     error = overlay.metadata["reprojection_error_px"]
     assert error["median"] < 0.75
+
+
+def test_reprojection_aligns_a_raw_third_view(make_napari_viewer):
+    from napari_stereo_tem.rectification import rectifying_affines
+    from napari_stereo_tem.synth.misalign import misalign_pair, textured_pair
+
+    left, right, _ = textured_pair(5, shape=(192, 192), depth_px=40.0)
+    raw_l, raw_r, truth = misalign_pair(left, right, theta_deg=25.0, translation=(20.0, -12.0))
+    aff_l, _ = rectifying_affines(left.shape, 25.0)  # the pair's rectification of its left view
+    viewer = make_napari_viewer()
+    data, attrs, _ = lines_layer(_cubic_lines(), name="3D lines")
+    attrs["metadata"] = {"rectification": {"affine_left": aff_l.tolist()}}
+    layer = viewer.add_shapes(data, **attrs)
+    left_layer = viewer.add_image(raw_l, name="raw left")
+    third = viewer.add_image(raw_r, name="third view")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-stereo-tem", "Re-project into another view")
+    widget.lines.value, widget.image.value, widget.align_to.value = layer, third, left_layer
+    widget.tilt_deg.value = 4.0
+    widget()
+    overlay = viewer.layers["re-projected at 4 deg"]
+    assert "view aligned: tilt axis 25.0" in overlay.metadata["alignment"]

@@ -4,6 +4,13 @@ The paper's validation (thesis 3.8.1): lines reconstructed from one pair are
 projected into views that were *not* used, and compared with the dislocations
 segmented or annotated there. Projection is :func:`projection.project_points`
 (DESIGN section 2), so the re-projected lines are in that view's pixels.
+
+A third view is a raw image: its tilt axis and shift are not those of the
+reconstruction's frame. :func:`align_view` fits them with the same alignment as
+the pair (:func:`~napari_stereo_tem.rectification.rectify_pair`, against the
+rectified left view) and gives the affine from the frame to the view's pixels;
+:func:`fit_depth_offset` then fixes the one thing no image alignment can (the
+shift along the epipolar direction, i.e. the depth origin) from the view's mask.
 """
 
 from __future__ import annotations
@@ -15,7 +22,8 @@ from scipy.spatial import cKDTree
 from .checks import InputError
 from .projection import project_points
 
-__all__ = ["reproject_lines", "reprojection_error", "distance_to_lines"]
+__all__ = ["reproject_lines", "reprojection_error", "distance_to_lines", "align_view", "fit_depth_offset",
+           "apply_affine"]
 
 
 def _as_lines(lines, *, dims: tuple[int, ...], name: str) -> list[np.ndarray]:
@@ -126,3 +134,79 @@ def reprojection_error(lines_3d, tilt_deg: float, mask_or_lines, *, axis_col: fl
         raise InputError("no re-projected point falls inside the comparison image; check the tilt and axis column")
     return {"mean": float(np.mean(dist)), "median": float(np.median(dist)), "max": float(np.max(dist)),
             "n_points": int(len(dist)), "n_outside": n_outside}
+
+
+def apply_affine(points_xy, affine) -> np.ndarray:
+    """``(n, 2)`` ``(x, y)`` points through a ``2x3`` affine."""
+    pts = np.asarray(points_xy, dtype=float).reshape(-1, 2)
+    affine = np.asarray(affine, dtype=float)
+    return pts @ affine[:, :2].T + affine[:, 2]
+
+
+def align_view(reference, view, *, reference_to_frame=None, **options):
+    """Align a raw view of another tilt to a reconstruction's frame.
+
+    Parameters
+    ----------
+    reference : array_like, shape (rows, cols)
+        A raw view of the reconstructed pair (its left view), taken like ``view``
+        (same magnification, so the same tilt-axis angle in the image).
+    view : array_like, shape (rows, cols)
+        The raw image of the other tilt.
+    reference_to_frame : array_like, shape (2, 3), optional
+        The pair's rectifying affine of ``reference`` (``Rectification.affine_left``,
+        recorded as ``rectification.affine_left`` in the result); default identity
+        (``reference`` is the frame itself).
+    **options
+        Passed to :func:`~napari_stereo_tem.rectification.rectify_pair` (``theta_deg``,
+        ``shift``, ``points_left``/``points_right`` clicked in reference/view, ``strict``, ...).
+
+    Returns
+    -------
+    frame_to_view : ndarray, shape (2, 3)
+        Affine from the frame's ``(x, y)`` to the view's raw pixels, for a point at
+        the depth origin of the view's own fit (move along ``direction`` for others).
+    direction : ndarray, shape (2,)
+        The view's epipolar direction in its raw pixels.
+    rectification : Rectification
+        The fit of ``view`` against ``reference`` (its tilt axis should agree with the
+        pair's: one microscope, one axis).
+    """
+    from .rectification import rectify_pair
+
+    rect = rectify_pair(reference, view, **options)
+    a_l = np.vstack([rect.affine_left, [0.0, 0.0, 1.0]])
+    a_r = np.vstack([rect.affine_right, [0.0, 0.0, 1.0]])
+    ref_to_view = np.linalg.inv(a_r) @ a_l  # a zero-disparity partner: A_R p_view = A_L p_reference
+    to_frame = np.eye(3) if reference_to_frame is None else np.vstack([np.asarray(reference_to_frame, float),
+                                                                        [0.0, 0.0, 1.0]])
+    frame_to_view = ref_to_view @ np.linalg.inv(to_frame)
+    th = np.deg2rad(rect.theta_deg)
+    return frame_to_view[:2], np.array([np.cos(th), np.sin(th)]), rect
+
+
+def fit_depth_offset(points_view, mask, *, direction=(1.0, 0.0), max_offset_px: float = 40.0,
+                     step_px: float = 0.25) -> tuple[float, float]:
+    """Offset along ``direction`` that brings projected points closest to a mask: ``(offset, mean distance)``.
+
+    The depth origin of a stereo model is free, so a model projected into a third
+    view is right up to a shift along that view's epipolar direction; this finds
+    it from the view's dislocation mask (a 1D search of the mean distance).
+    """
+    pts = np.asarray(points_view, dtype=float).reshape(-1, 2)
+    mask = np.asarray(mask) != 0
+    if not mask.any() or len(pts) == 0:
+        raise InputError("fitting the depth offset needs projected points and a non-empty mask of the view")
+    field = ndimage.distance_transform_edt(~mask)
+    rows, cols = mask.shape
+    direction = np.asarray(direction, dtype=float) / np.hypot(*direction)
+    best = (0.0, np.inf)
+    for offset in np.arange(-max_offset_px, max_offset_px + step_px / 2, step_px):
+        moved = pts + offset * direction
+        inside = (moved[:, 0] >= 0) & (moved[:, 0] <= cols - 1) & (moved[:, 1] >= 0) & (moved[:, 1] <= rows - 1)
+        if inside.sum() < 0.5 * len(pts):
+            continue
+        dist = float(np.mean(ndimage.map_coordinates(field, [moved[inside, 1], moved[inside, 0]], order=1)))
+        if dist < best[1]:
+            best = (float(offset), dist)
+    return best

@@ -4,7 +4,10 @@ Crystal frame: lattice, zone axis, diffraction vector ``g`` and its direction
 in the image, tilt from the zone axis -> the a/b/c axes drawn in 3D, and each
 line's direction ``[uvw]`` and best-fit habit plane ``(hkl)`` as properties of
 the lines layer. Re-projection: the 3D lines projected at another tilt over an
-image, with their distance to a reference mask.
+image, with their distance to a reference mask; a raw image of a third tilt is
+first aligned to the reconstruction's rectified left view (tilt axis and shift,
+:func:`~napari_stereo_tem.reprojection.align_view`), and the free depth origin is
+fitted to the reference mask.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from magicgui import magic_factory
 
 from ..checks import InputError
 from ..crystal import CrystalFrame
-from ..reprojection import reproject_lines, reprojection_error
+from ..reprojection import align_view, apply_affine, fit_depth_offset, reproject_lines, reprojection_error
 from .layers import paths_to_lines
 from .notify import report_input_errors
 
@@ -109,6 +112,7 @@ def _set_frame(lines, viewer, lattice, zone_axis, g, g_angle_deg, tilt_from_zone
     call_button="Re-project",
     tilt_deg={"label": "tilt of that view (deg)", "min": -89, "max": 89, "step": 0.1},
     axis_col={"label": "tilt-axis column (-1 = centre)", "min": -1, "max": 1e5},
+    align_to={"label": "align the image to (raw left view)"},
 )
 def reproject(
     lines: napari.layers.Shapes,
@@ -117,25 +121,72 @@ def reproject(
     viewer: napari.viewer.Viewer,
     tilt_deg: float = 10.0,
     axis_col: float = -1.0,
+    align_to: napari.layers.Image | None = None,
 ) -> None:
-    """Project the 3D lines into a view at ``tilt_deg`` and draw them over ``image``."""
-    _reproject(lines, image, reference, viewer, tilt_deg, axis_col)
+    """Project the 3D lines into a view at ``tilt_deg`` and draw them over ``image``.
+
+    With ``align_to`` (the raw left view of the reconstructed pair), ``image`` is a
+    raw view of another tilt: it is aligned first (the pair's rectification, kept in
+    the lines layer's metadata, takes the frame to the raw left view), and the
+    lines are drawn in its pixels.
+    """
+    _reproject(lines, image, reference, viewer, tilt_deg, axis_col, align_to)
+
+
+def _aligned(projected, image, reference, align_to, rectification):
+    """The projected lines moved into the raw pixels of ``image`` (aligned to ``align_to``), and a message."""
+    to_frame = (rectification or {}).get("affine_left")
+    frame_to_view, direction, rect = align_view(np.asarray(align_to.data, dtype=float),
+                                                np.asarray(image.data, dtype=float), reference_to_frame=to_frame)
+    moved = [apply_affine(p, frame_to_view) for p in projected]
+    message = (f"view aligned: tilt axis {rect.theta_deg:.2f} deg from vertical in the view, shift "
+               f"({rect.shift[0]:.1f}, {rect.shift[1]:.1f}) px, {rect.n_inliers} inliers")
+    if reference is not None:
+        offset, _ = fit_depth_offset(np.vstack(moved), np.asarray(reference.data), direction=direction)
+        moved = [p + offset * direction for p in moved]
+        message += f"; depth origin fitted to the mask ({offset:+.2f} px along the epipolar direction)"
+    for warning in rect.warnings:
+        message += f"\nWARNING: {warning}"
+    return moved, message
+
+
+def _mask_distances(points, mask) -> dict:
+    from scipy import ndimage
+
+    mask = np.asarray(mask) != 0
+    rows, cols = mask.shape
+    inside = (points[:, 0] >= 0) & (points[:, 0] <= cols - 1) & (points[:, 1] >= 0) & (points[:, 1] <= rows - 1)
+    if not inside.any() or not mask.any():
+        raise InputError("no re-projected point falls on the comparison mask's image, or the mask is empty")
+    field = ndimage.distance_transform_edt(~mask)
+    dist = ndimage.map_coordinates(field, [points[inside, 1], points[inside, 0]], order=1)
+    return {"mean": float(np.mean(dist)), "median": float(np.median(dist)), "max": float(np.max(dist)),
+            "n_points": int(len(dist)), "n_outside": int((~inside).sum())}
 
 
 @report_input_errors()
-def _reproject(lines, image, reference, viewer, tilt_deg, axis_col):
+def _reproject(lines, image, reference, viewer, tilt_deg, axis_col, align_to=None):
     if lines is None or image is None:
         raise InputError("choose a 3D lines layer and the image of the other view")
     centre = (image.data.shape[-1] - 1) / 2 if axis_col < 0 else axis_col
     xyz = paths_to_lines(lines.data)
     projected = reproject_lines(xyz, tilt_deg, axis_col=centre)
+    message = None
+    if align_to is not None:
+        projected, message = _aligned(projected, image, reference, align_to, lines.metadata.get("rectification"))
     name = f"re-projected at {tilt_deg:g} deg"
     if name in viewer.layers:
         viewer.layers.remove(name)
     viewer.add_shapes([p[:, ::-1] for p in projected], shape_type="path", edge_color="cyan", edge_width=1.5,
                       name=name, scale=image.scale[-2:])
+    if message is not None:
+        viewer.layers[name].metadata["alignment"] = message
+        napari.utils.notifications.show_info(message)
     if reference is not None:
-        error = reprojection_error(xyz, tilt_deg, np.asarray(reference.data) > 0, axis_col=centre)
+        if align_to is not None:
+            error = _mask_distances(np.vstack(projected), reference.data)
+        else:
+            error = reprojection_error(xyz, tilt_deg, np.asarray(reference.data) > 0, axis_col=centre)
         viewer.layers[name].metadata["reprojection_error_px"] = error
         napari.utils.notifications.show_info(
             f"re-projection error: mean {error['mean']:.2f} px, median {error['median']:.2f} px")
