@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .checks import InputError, check_image
-from .progress import Progress, ProgressGenerator, drive
+from .progress import Progress, ProgressGenerator, check_cancelled, drive
 
 __all__ = [
     "CONTRASTS",
@@ -136,6 +136,7 @@ def _line_density(norm: np.ndarray, model, factor: float, *, preview: int) -> fl
         crop = cv2.resize(crop, (max(16, round(crop.shape[1] * factor)), max(16, round(crop.shape[0] * factor))),
                           interpolation=cv2.INTER_AREA)
     prob = drive(_iter_tiles(crop, model, tile=512, overlap=64))
+    check_cancelled()
     labels = probability_to_labels(prob, **label_settings(model))
     length = skeletonize(labels == 1).sum() / factor
     return 1000.0 * float(length) / float(crop.shape[0] * crop.shape[1] / factor**2)

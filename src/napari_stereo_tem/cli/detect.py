@@ -1,0 +1,123 @@
+"""``stereo-tem detect IMAGE... -o DIR``: dislocations in single images.
+
+Per image ``STEM`` (the file name without its suffix) the folder gets
+``STEM_probability.tif`` (float32, one page per class: dislocation, then
+distractor), ``STEM_labels.tif`` (uint8: 1 dislocation, 2 distractor),
+``STEM_lines.csv`` (``line_id,x,y``, pixels, points of a branch in order) and
+one ``detect.json`` with the settings of every image (contrast and resize
+factor as decided, the model, timings). The folder is written as a whole.
+"""
+
+from __future__ import annotations
+
+__all__ = ["add_parser", "run"]
+
+#: What the command writes (an existing folder holding only these may be replaced with --overwrite).
+PRODUCES = ("*_probability.tif", "*_labels.tif", "*_lines.csv", "detect.json")
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "detect", help="dislocation probability, labels and polylines of single images",
+        description="Detect dislocations in one or more images (TIFF, PNG, JPEG, .dm3/.dm4, .emd, ...). "
+                    "The contrast (bright/dark field) and the resize factor that makes the lines look as "
+                    "wide as in training are decided per image unless given.")
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    parser.add_argument("--contrast", choices=("auto", "bright", "dark"), default="auto",
+                        help="bright field (dark lines), dark field (bright lines) or auto (default)")
+    parser.add_argument("--scale", default="auto", metavar="auto|none|F",
+                        help="resize factor before detection: auto (default), none, or a number such as 0.5 "
+                             "(lines twice as wide as the detector expects)")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="probability threshold (default: the model's recommended one)")
+    parser.add_argument("--detector", default=None, help="detector version or weights path (default: selected)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("-o", "--output", required=True, help="output folder (written as a whole)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing result folder (only one holding this command's files)")
+    parser.set_defaults(func=run)
+
+
+def _scale(text: str):
+    from ..checks import InputError
+
+    if text.lower() == "auto":
+        return "auto"
+    if text.lower() in ("none", "1", "1.0"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise InputError(f"--scale must be auto, none or a number such as 0.5, got {text!r}") from None
+
+
+def _stems(paths) -> list[str]:
+    from pathlib import Path
+
+    from ..checks import InputError
+
+    stems = [Path(p).stem for p in paths]
+    seen = {}
+    for path, stem in zip(paths, stems):
+        if stem in seen:
+            raise InputError(f"{seen[stem]} and {path} would both write {stem}_*; rename one of them")
+        seen[stem] = path
+    return stems
+
+
+def run(args) -> int:
+    import csv
+    import sys
+    import time
+    from pathlib import Path
+
+    import numpy as np
+    import tifffile
+
+    from ..atomic import check_output_folder, result_folder
+    from ..checks import InputError
+    from ..detect import iter_detect_lines
+    from ..images import read_image
+    from ..lines_io import write_json
+    from ..progress import drive, end_progress_line, text_progress
+    from ..weights import load_detector
+
+    scale = _scale(args.scale)
+    contrast = {"auto": "auto", "bright": "bright_field", "dark": "dark_field"}[args.contrast]
+    stems = _stems(args.images)
+    for path in args.images:
+        if not Path(path).is_file():
+            raise InputError(f"image {path} does not exist")
+    check_output_folder(args.output, overwrite=args.overwrite, produces=PRODUCES)
+    model = load_detector(args.detector or "default", device=args.device)
+    meta = getattr(model, "metadata", {}) or {}
+    record = {"detector": {"version": getattr(model, "version", None), "command": meta.get("command")},
+              "images": [],
+              "labels": {"0": "background", "1": "dislocation", "2": "distractor"},
+              "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    with result_folder(args.output, overwrite=args.overwrite, produces=PRODUCES) as tmp:
+        for k, (path, stem) in enumerate(zip(args.images, stems)):
+            if len(stems) > 1:
+                print(f"[{k + 1}/{len(stems)}] {path}", file=sys.stderr)
+            image = read_image(path)
+            result = drive(iter_detect_lines(image.data, model, contrast=contrast, scale=scale,
+                                             threshold=args.threshold), text_progress())
+            end_progress_line()
+            tifffile.imwrite(tmp / f"{stem}_probability.tif", result.probability.astype(np.float32))
+            tifffile.imwrite(tmp / f"{stem}_labels.tif", result.labels.astype(np.uint8))
+            with open(tmp / f"{stem}_lines.csv", "w", newline="") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(["line_id", "x", "y"])
+                for line_id, line in enumerate(result.lines):
+                    writer.writerows([line_id, f"{x:.3f}", f"{y:.3f}"] for x, y in line)
+            record["images"].append({"image": str(path), "stem": stem, "shape": list(result.labels.shape),
+                                     "settings": result.settings, "seconds": round(result.seconds, 3),
+                                     "n_lines": len(result.lines),
+                                     "dislocation_px": int((result.labels == 1).sum()),
+                                     "distractor_px": int((result.labels == 2).sum())})
+            s = result.settings
+            print(f"{path}: {len(result.lines)} line branches, {s['contrast'].replace('_', ' ')}, "
+                  f"resized x{s['scale']:g} for detection, {result.seconds:.2f} s")
+        write_json(tmp / "detect.json", record)
+    print(f"-> {args.output}")
+    return 0

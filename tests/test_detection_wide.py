@@ -1,0 +1,150 @@
+"""The wide micrograph generator, its training stream, and detection on single images (scale, contrast, CLI)."""
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+from scipy import ndimage
+
+from napari_stereo_tem.checks import InputError
+from napari_stereo_tem.detect import detect_lines
+from napari_stereo_tem.detection import choose_settings
+from napari_stereo_tem.synth.micrograph import MASK_IGNORE, make_micrograph
+from napari_stereo_tem.training.detector import _targets
+from napari_stereo_tem.training.detector_data import crop_batches, scene_plan
+
+
+def _visible(seed_range, *, bright: bool):
+    """The first micrograph of ``seed_range`` with many visible dislocation pixels of the wanted polarity."""
+    for seed in seed_range:
+        micro = make_micrograph(seed, shape=(192, 192))
+        if micro.bright_lines == bright and (micro.mask == 1).sum() > 400:
+            return micro
+    raise AssertionError("no such micrograph in the range")
+
+
+def test_micrograph_is_reproducible_and_labelled():
+    a, b = make_micrograph(123, shape=(128, 160)), make_micrograph(123, shape=(128, 160))
+    c = make_micrograph(124, shape=(128, 160))
+    assert np.array_equal(a.image, b.image) and np.array_equal(a.mask, b.mask)
+    assert not np.array_equal(a.image, c.image)
+    assert a.image.shape == a.mask.shape == (128, 160)
+    assert a.image.dtype == np.float32 and 0.0 <= a.image.min() and a.image.max() <= 1.0
+    assert set(np.unique(a.mask)) <= {0, 1, 2, MASK_IGNORE}
+    json.dumps(a.params)  # every drawn parameter can be recorded
+
+
+@pytest.mark.parametrize("bright", [False, True])
+def test_lines_have_the_drawn_polarity(bright):
+    micro = _visible(range(5000, 5200), bright=bright)
+    line = micro.mask == 1
+    ring = ndimage.binary_dilation(line, iterations=5) & ~ndimage.binary_dilation(line, iterations=2) \
+        & (micro.mask == 0)
+    inside, around = micro.image[line].mean(), micro.image[ring].mean()
+    assert (inside > around) if bright else (inside < around)
+
+
+def test_generator_spans_widths_scenes_and_distractors():
+    params = [make_micrograph(s, shape=(96, 96)).params for s in range(300, 360)]
+    sigmas = [p["base_sigma"] for p in params]
+    assert min(sigmas) < 1.0 and max(sigmas) > 3.0          # line widths from ~1 to ~10 px
+    kinds = {g["kind"] for p in params for g in p["groups"]}
+    assert {"pileup", "network", "meander", "loops", "segments"} <= kinds
+    assert any(p["distractors"] for p in params)
+    assert any("jpeg_quality" in p for p in params) and any(p.get("scan_jitter") for p in params)
+
+
+def test_ignored_pixels_carry_no_loss():
+    masks = np.array([[[0, 1, 2, MASK_IGNORE]]], np.uint8)
+    targets, keep = _targets(masks, 2)
+    assert targets.shape == (1, 2, 1, 4) and keep.shape == (1, 1, 1, 4)
+    assert keep[0, 0, 0].tolist() == [1.0, 1.0, 1.0, 0.0]
+    assert targets[0, 0, 0].tolist() == [0.0, 1.0, 0.0, 0.0] and targets[0, 1, 0].tolist() == [0.0, 0.0, 1.0, 0.0]
+
+
+def test_crop_stream_is_reproducible_and_resumable():
+    first = crop_batches(seed=5, batch_size=3, crop=32, crops_per_scene=2, scene_size=64)
+    batches = [next(first) for _ in range(3)]
+    again = next(crop_batches(seed=5, batch_size=3, crop=32, crops_per_scene=2, scene_size=64))
+    resumed = next(crop_batches(seed=5, batch_size=3, crop=32, crops_per_scene=2, scene_size=64, start_step=2))
+    assert batches[0][0].shape == (3, 32, 32) and batches[0][1].dtype == np.uint8
+    assert np.array_equal(again[0], batches[0][0])
+    assert np.array_equal(resumed[0], batches[2][0]) and np.array_equal(resumed[1], batches[2][1])
+    assert not np.array_equal(batches[0][0], batches[1][0])
+
+
+def test_scene_plan_keeps_to_its_split_and_mix():
+    from napari_stereo_tem.synth.seeds import TRAIN_SEEDS, VAL_SEEDS
+
+    plans = [scene_plan(1, i, stereo_share=0.2) for i in range(400)]
+    assert all(seed in TRAIN_SEEDS for seed, _ in plans)
+    share = np.mean([kind == "stereo" for _, kind in plans])
+    assert 0.12 < share < 0.28
+    assert scene_plan(1, 0, stereo_share=0.0, split="val")[0] in VAL_SEEDS
+
+
+@pytest.fixture(scope="module")
+def detector():
+    from napari_stereo_tem.weights import load_detector
+
+    return load_detector()
+
+
+def test_given_settings_are_kept_and_bad_ones_refused(detector):
+    image = make_micrograph(7, shape=(64, 64)).image
+    settings = choose_settings(image, detector, contrast="dark_field", scale=0.5)
+    assert (settings.contrast, settings.scale) == ("dark_field", 0.5)
+    with pytest.raises(InputError, match="scale"):
+        choose_settings(image, detector, scale=-1)
+    with pytest.raises(InputError, match="contrast"):
+        choose_settings(image, detector, contrast="phase")
+
+
+def test_wide_lines_are_shrunk_for_the_detector(detector):
+    """Lines of a sigma of 6 px are far wider than any the detector was trained on: auto shrinks the image."""
+    from skimage.morphology import skeletonize
+
+    yy, xx = np.mgrid[0:512, 0:512].astype(float)
+    image = np.full((512, 512), 0.6)
+    distance = np.full(image.shape, np.inf)
+    for k, angle in enumerate(np.deg2rad([20, 75, 130, 160])):
+        d = (xx - 100 - 90 * k) * np.cos(angle) + (yy - 256) * np.sin(angle)
+        image *= 1 - 0.5 * np.exp(-0.5 * (d / 6.0) ** 2)
+        distance = np.minimum(distance, np.abs(d))
+    image += np.random.default_rng(0).normal(0, 0.02, image.shape)
+    settings = choose_settings(image, detector)
+    assert settings.scale < 1.0
+    result = detect_lines(image, detector)
+    assert result.settings["scale"] == settings.scale
+    assert result.probability.shape[1:] == image.shape and result.labels.shape == image.shape
+    centre = skeletonize(result.labels == 1)
+    assert centre.sum() > 1000 and len(result.lines) >= 4
+    # resized back to the image, the centrelines still lie on the lines' centres
+    assert np.mean(distance[centre] <= 2.0) > 0.8
+
+
+def test_detect_cli_writes_a_folder(tmp_path, sample_dir, capsys):
+    from napari_stereo_tem.cli import main
+
+    out = tmp_path / "detected"
+    image = sample_dir / "stereo" / "left.tif"
+    assert main(["detect", str(image), "--scale", "none", "--contrast", "bright", "-o", str(out)]) == 0
+    assert "line branches" in capsys.readouterr().out
+    labels = tifffile.imread(out / "left_labels.tif")
+    prob = tifffile.imread(out / "left_probability.tif")
+    truth = tifffile.imread(sample_dir / "stereo" / "mask_left.tif")
+    assert labels.shape == truth.shape and prob.shape == (2, *truth.shape) and set(np.unique(labels)) <= {0, 1, 2}
+    found = (labels == 1) & ndimage.binary_dilation(truth == 1, iterations=2)
+    assert found.sum() > 0.5 * (labels == 1).sum()            # most detections lie on the true lines
+    header = (out / "left_lines.csv").read_text().splitlines()[0]
+    assert header == "line_id,x,y"
+    record = json.loads((out / "detect.json").read_text())
+    assert record["images"][0]["settings"]["scale"] == 1.0 and record["images"][0]["n_lines"] >= 1
+    # an existing result is not replaced silently, and bad options name themselves
+    assert main(["detect", str(image), "-o", str(out)]) == 1
+    assert "already holds" in capsys.readouterr().err
+    assert main(["detect", str(image), "--scale", "big", "-o", str(tmp_path / "x")]) == 1
+    assert "--scale" in capsys.readouterr().err
+    assert main(["detect", str(tmp_path / "missing.tif"), "-o", str(tmp_path / "y")]) == 1
+    assert "does not exist" in capsys.readouterr().err

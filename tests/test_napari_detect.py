@@ -1,0 +1,28 @@
+"""The Detect widget: one image in, editable labels and centreline paths out."""
+
+import numpy as np
+
+
+def test_detect_widget_adds_labels_and_paths(make_napari_viewer, wait_finished):
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-stereo-tem", "stereo_pair")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-stereo-tem", "Detect dislocations")
+    widget.image.value = viewer.layers["left (synthetic)"]
+    task = widget.start()
+    assert task is not None
+    wait_finished(task)
+    assert task.error is None, task.error
+    labels = viewer.layers["left (synthetic) labels"]
+    lines = viewer.layers["left (synthetic) lines"]
+    assert type(labels).__name__ == "Labels" and labels.data.shape == viewer.layers["left (synthetic)"].data.shape
+    assert set(np.unique(labels.data)) <= {0, 1, 2} and (labels.data == 1).sum() > 100
+    assert type(lines).__name__ == "Shapes" and len(lines.data) >= 1 and set(lines.shape_type) == {"path"}
+    assert "line branches" in widget.report.value
+    assert labels.metadata["settings"]["contrast"] in ("bright_field", "dark_field")
+
+
+def test_detect_widget_without_an_image_tells_the_user(make_napari_viewer):
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-stereo-tem", "Detect dislocations")
+    assert widget.start() is None
+    assert len(viewer.layers) == 0
