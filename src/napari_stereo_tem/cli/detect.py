@@ -10,7 +10,10 @@ factor as decided, the model, timings). The folder is written as a whole.
 
 from __future__ import annotations
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "run", "parse_scale", "CONTRASTS"]
+
+#: ``--contrast`` choices -> the core's names (shared with ``reconstruct``).
+CONTRASTS = {"auto": "auto", "bright": "bright_field", "dark": "dark_field"}
 
 #: What the command writes (an existing folder holding only these may be replaced with --overwrite).
 PRODUCES = ("*_probability.tif", "*_labels.tif", "*_lines.csv", "detect.json")
@@ -38,7 +41,8 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def _scale(text: str):
+def parse_scale(text: str, option: str = "--scale"):
+    """``auto`` -> ``"auto"``, ``none`` -> ``None``, a number -> float (the core's ``scale`` argument)."""
     from ..checks import InputError
 
     if text.lower() == "auto":
@@ -48,7 +52,7 @@ def _scale(text: str):
     try:
         return float(text)
     except ValueError:
-        raise InputError(f"--scale must be auto, none or a number such as 0.5, got {text!r}") from None
+        raise InputError(f"{option} must be auto, none or a number such as 0.5, got {text!r}") from None
 
 
 def _stems(paths) -> list[str]:
@@ -82,8 +86,8 @@ def run(args) -> int:
     from ..progress import drive, end_progress_line, text_progress
     from ..weights import load_detector
 
-    scale = _scale(args.scale)
-    contrast = {"auto": "auto", "bright": "bright_field", "dark": "dark_field"}[args.contrast]
+    scale = parse_scale(args.scale)
+    contrast = CONTRASTS[args.contrast]
     stems = _stems(args.images)
     for path in args.images:
         if not Path(path).is_file():

@@ -50,7 +50,12 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--swap", action="store_true", help="exchange the views")
     parser.add_argument("--no-rectify", action="store_true", help="the pair is already rectified")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    parser.add_argument("--detector", default=None, help="detector version or weights path (default detector_v1)")
+    parser.add_argument("--detector", default=None, help="detector version or weights path (default: selected)")
+    parser.add_argument("--contrast", choices=("auto", "bright", "dark"), default="auto",
+                        help="bright field (dark lines), dark field (bright lines), or auto (default)")
+    parser.add_argument("--detect-scale", default="auto", metavar="auto|none|F",
+                        help="resize factor for detection: auto (default: lines made as wide as in training), "
+                             "none, or a number such as 0.5")
     parser.add_argument("--matcher", default=None, help="matcher version or weights path (default matcher_v1)")
     parser.add_argument("--disparity-range", default=None, metavar="MIN,MAX",
                         help="signed disparity range in pixels, written --disparity-range=-24,24 (default: the matcher's)")
@@ -130,6 +135,7 @@ def _check_two_files(left: str, right: str) -> None:
 
 def _work(args, left, right, *, detector, matcher):
     from ..reconstruct import reconstruct_stereo
+    from .detect import CONTRASTS, parse_scale
 
     return reconstruct_stereo(left, right, stereo_angle_deg=args.angle, pixel_size=args.pixel_size,
                               swap=args.swap, rectify=not args.no_rectify, device=args.device,
@@ -138,7 +144,8 @@ def _work(args, left, right, *, detector, matcher):
                               n_threads=args.threads, tilts_deg=_parse_pair(args.tilts, "--tilts", "-3,9.5"),
                               frame=args.frame, tilt_axis_deg=args.tilt_axis,
                               shift=_parse_pair(args.shift, "--shift", "-14,9"), manual_points=_read_points(args.points),
-                              strict_rectify=not args.rectify_anyway)
+                              strict_rectify=not args.rectify_anyway, contrast=CONTRASTS[args.contrast],
+                              detect_scale=parse_scale(args.detect_scale, "--detect-scale"))
 
 
 def _pairs(args) -> list:
