@@ -11,9 +11,13 @@ Prints, for images made from ``TEST_SEEDS`` (never used in training):
   tuned on VAL_SEEDS) on the
   standard (Perlin background) images, on images with a plain background
   (bend contours and shot noise only), and on dark-field images;
+- the same on images of the wide micrograph generator
+  (:mod:`napari_stereo_tem.synth.micrograph`, seeds of ``TEST_SEEDS``;
+  pixels too faint to call count neither way);
 - the time of ``predict_probability`` on a 512x512 image with 1 and 2 CPU
-  threads (on a shared machine, 2 threads suffer when another process holds
-  a core: compare with 1 thread).
+  threads, with the contrast and resize factor decided automatically (the
+  default) and given (on a shared machine, 2 threads suffer when another
+  process holds a core: compare with 1 thread).
 """
 
 from __future__ import annotations
@@ -25,19 +29,36 @@ import numpy as np
 import torch
 
 
-def evaluate(model, seeds, *, size, settings, **synth_kwargs) -> list[dict]:
-    """Scores of each post-processing setting ``(threshold, min_size)`` on the left views of ``seeds``."""
+def _stereo_left(seed, size, **synth_kwargs):
+    from napari_stereo_tem.synth import make_stereo_pair
+
+    pair = make_stereo_pair(int(seed), shape=(size, size), **synth_kwargs)
+    return pair.left, pair.mask_left
+
+
+def _micrograph(seed, size):
+    from napari_stereo_tem.synth.micrograph import make_micrograph
+
+    micro = make_micrograph(int(seed), shape=(size, size))
+    return micro.image, micro.mask
+
+
+def evaluate(model, seeds, *, size, settings, source=_stereo_left, **synth_kwargs) -> list[dict]:
+    """Scores of each post-processing setting ``(threshold, min_size)`` on the images of ``seeds``."""
+    from scipy.ndimage import binary_dilation
+
     from napari_stereo_tem.detection import predict_probability, probability_to_labels
     from napari_stereo_tem.metrics import centreline_scores, cl_dice
-    from napari_stereo_tem.synth import make_stereo_pair
+    from napari_stereo_tem.synth.micrograph import MASK_IGNORE
 
     acc = [{"f1": [], "cl": [], "tp_pred": 0, "n_pred": 0, "tp_true": 0, "n_true": 0} for _ in settings]
     for seed in seeds:
-        pair = make_stereo_pair(int(seed), shape=(size, size), **synth_kwargs)
-        prob = predict_probability(pair.left, model)
-        true = pair.mask_left == 1
+        image, mask = source(seed, size, **synth_kwargs)
+        prob = predict_probability(image, model)
+        true = mask == 1
+        ignore = binary_dilation(mask == MASK_IGNORE, iterations=2)
         for a, (threshold, min_size) in zip(acc, settings):
-            pred = probability_to_labels(prob, threshold=threshold, min_size=min_size) == 1
+            pred = (probability_to_labels(prob, threshold=threshold, min_size=min_size) == 1) & ~ignore
             scores = centreline_scores(pred, true, tolerance=2.0)
             a["f1"].append(scores["f1"])
             a["cl"].append(cl_dice(pred, true))
@@ -54,15 +75,16 @@ def evaluate(model, seeds, *, size, settings, **synth_kwargs) -> list[dict]:
     return out
 
 
-def time_inference(model, *, size=512, threads=2, repeats=5) -> float:
+def time_inference(model, *, size=512, threads=2, repeats=5, **options) -> float:
     from napari_stereo_tem.detection import predict_probability
+    from napari_stereo_tem.synth.micrograph import make_micrograph
 
-    image = np.random.default_rng(0).random((size, size)).astype(np.float32)
-    predict_probability(image, model, n_threads=threads)
+    image = make_micrograph(9_999_999, shape=(size, size)).image
+    predict_probability(image, model, n_threads=threads, **options)
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        predict_probability(image, model, n_threads=threads)
+        predict_probability(image, model, n_threads=threads, **options)
         times.append(time.perf_counter() - t0)
     return float(np.median(times))
 
@@ -76,6 +98,7 @@ def main() -> None:
     parser.add_argument("--n-test", type=int, default=100)
     parser.add_argument("--n-plain", type=int, default=20)
     parser.add_argument("--n-dark", type=int, default=20)
+    parser.add_argument("--n-wide", type=int, default=50)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -96,6 +119,8 @@ def main() -> None:
             ("plain background", list(TEST_SEEDS[500_000: 500_000 + args.n_plain]), {"background": "plain"})]
     if args.n_dark:
         sets.append(("dark field", list(TEST_SEEDS[700_000: 700_000 + args.n_dark]), {"dark_field": True}))
+    if args.n_wide:
+        sets.append(("wide generator", list(TEST_SEEDS[800_000: 800_000 + args.n_wide]), {"source": _micrograph}))
     print(f"held-out synthetic images from TEST_SEEDS ({args.size}x{args.size}, left view, tolerance 2 px):")
     for name, seeds, kwargs in sets:
         for (threshold, min_size), r in zip(settings, evaluate(model, seeds, size=args.size, settings=settings,
@@ -104,10 +129,12 @@ def main() -> None:
                   f"F1 mean {r['f1_mean']:.3f} (median {r['f1_median']:.3f}, pooled {r['f1_pooled']:.3f}: "
                   f"P {r['precision_pooled']:.3f} R {r['recall_pooled']:.3f})  clDice mean {r['cldice_mean']:.3f}")
     for threads in (1, 2):
-        seconds = time_inference(model, threads=threads)
-        print(f"inference 512x512 (predict_probability, normalisation included) on {threads} CPU thread(s): "
-              f"{seconds:.3f} s (median of 5)")
-    seconds = time_inference(model, size=2048, threads=1, repeats=1)
+        for label, options in (("contrast and resize decided", {}),
+                               ("contrast and resize given", {"contrast": "bright_field", "scale": None})):
+            seconds = time_inference(model, threads=threads, **options)
+            print(f"inference 512x512 (predict_probability, {label}) on {threads} CPU thread(s): "
+                  f"{seconds:.3f} s (median of 5)")
+    seconds = time_inference(model, size=2048, threads=1, repeats=1, contrast="bright_field", scale=None)
     print(f"inference 2048x2048 (tiles of 512, overlap 64) on 1 CPU thread: {seconds:.2f} s")
 
 

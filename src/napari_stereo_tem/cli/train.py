@@ -160,10 +160,28 @@ def _run_matcher(args) -> int:
     return 0
 
 
+def _add_postprocess_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("weights", help="detector weights file (.safetensors, its .json sidecar is updated)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the validation images (default 0)")
+    parser.add_argument("--n-val", type=int, default=60, help="validation images (default 60)")
+    parser.add_argument("--data", choices=("stereo", "wide", "mixed"), default="mixed",
+                        help="validation images like the training data (default mixed)")
+
+
+def _run_postprocess(args) -> int:
+    from ..training.detector import tune_postprocess
+
+    record = tune_postprocess(args.weights, seed=args.seed, n_val=args.n_val, data=args.data)
+    print(f"threshold {record['threshold']}, min_size {record['min_size']}: validation F1 "
+          f"{record['val_f1_tuned']} (raw 0.5: {record['val_f1_raw_0.5']}); written to the sidecar of {args.weights}")
+    return 0
+
+
 #: Training targets: name -> (add_arguments(parser), run(args) -> int).
 TARGETS = {
     "detector": (_add_detector_arguments, _run_detector),
     "matcher": (_add_matcher_arguments, _run_matcher),
+    "detector-postprocess": (_add_postprocess_arguments, _run_postprocess),
 }
 
 
@@ -174,7 +192,8 @@ def add_parser(subparsers) -> None:
     for name, (add_arguments, _) in TARGETS.items():
         sub = targets.add_parser(name, help=f"train the {name}")
         add_arguments(sub)
-        add_finetune_arguments(sub, name)  # --from-set DIR --init VERSION --name NAME
+        if name in ("detector", "matcher"):
+            add_finetune_arguments(sub, name)  # --from-set DIR --init VERSION --name NAME
     parser.set_defaults(func=run)
 
 
