@@ -76,7 +76,7 @@ def test_triangulation_stops_per_line():
     assert len(calls) == 4  # asked once per line, stopped at the fourth
 
 
-def test_particle_fits_stop_per_block():
+def test_particle_fits_stop_within_a_block():
     from napari_stereo_tem.particles.refine import fit_single
 
     rng = np.random.default_rng(0)

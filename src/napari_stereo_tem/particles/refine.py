@@ -146,6 +146,7 @@ def _fit_model(patches, shift, points, radii, amplitudes, *, blur):
     n_par = 5 * m + 1 + n_views
 
     def evaluate(p, with_jacobian):
+        check_cancelled()  # per evaluation: a cancel does not wait for a large group's fit
         q = p[:5 * m].reshape(m, 5)
         s = float(np.exp(np.clip(p[5 * m], *np.log(_BLUR_RANGE))))
         r_u = np.abs(q[:, 3:4]) / s
@@ -339,6 +340,7 @@ def _fit_single_chunk(signals, all_points, all_radii, shift, subset, *, blur, ha
     res, dx, dy, rho, s, ru, prof = evaluate(p)
     cost = np.sum(weight * res ** 2, axis=(0, 2, 3))
     for _ in range(iterations):
+        check_cancelled()
         g_rho = _lookup(t_rho, rho / s, ru)
         g_r = _lookup(t_r, rho / s, ru)
         amp = p[None, :, 4, None, None]
