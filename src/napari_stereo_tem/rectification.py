@@ -285,7 +285,7 @@ def _auto_correspondences(left, right, mask_l, mask_r, *, methods, guides, worki
 def rectify_pair(left, right, *, theta_deg: float | None = None, shift=None, points_left=None, points_right=None,
                  pin_disparity: float | None = None, guides=None, masks=None, auto_mask: bool = True,
                  methods=("dense", "blob", "sift"), min_matches: int = 20, ransac_threshold_px: float = 1.0,
-                 strict: bool = True, max_theta_std_deg: float = 0.25, working_size: int = 1024,
+                 strict: bool = True, max_theta_std_deg: float | None = None, working_size: int = 1024,
                  seed: int = 0) -> Rectification:
     """Rectify a mechanically tilted stereo pair: find the tilt axis and the shift, then warp.
 
@@ -322,9 +322,11 @@ def rectify_pair(left, right, *, theta_deg: float | None = None, shift=None, poi
     strict : bool
         Refuse (raise) when the fit cannot be trusted; False goes on with loud
         warnings (and a vertical axis when the angle is not determined).
-    max_theta_std_deg : float
-        Largest standard error of the fitted angle accepted (clicked points: 5 degrees,
-        with a warning from 0.05).
+    max_theta_std_deg : float, optional
+        Largest standard error of the fitted angle accepted; default the angle that
+        would move rows by 0.25 px at a disparity of 32 px (0.45 degrees; see
+        :func:`~napari_stereo_tem.alignment.fit_epipolar`); clicked points: 5 degrees.
+        A warning comes from 0.05 degrees.
     working_size : int
         Views larger than this are binned for matching (the fit is in full-resolution pixels).
     seed : int

@@ -118,6 +118,43 @@ def _group_sigma(resid: np.ndarray, groups: np.ndarray) -> np.ndarray:
     return sigma
 
 
+def _combine_sources(points, sigma, groups, theta_deg: float, *, through_origin: bool, min_points: int = 15):
+    """The direction from each source on its own, combined with a random-effects weighting.
+
+    Sources can be precise but biased (patches that straddle features at several
+    depths, keypoints on moving contrast); when their directions disagree by more
+    than their own errors allow, the spread between them (``tau``) is added to each
+    source's error (DerSimonian-Laird), so no biased source dominates and the
+    reported error includes the disagreement. Returns ``(theta, std)`` in degrees,
+    or ``None`` with fewer than two usable sources.
+    """
+    thetas, variances = [], []
+    for g in np.unique(groups):
+        sel = groups == g
+        if sel.sum() < min_points:
+            continue
+        _, d = _robust_line(points[sel], through_origin=through_origin, n_iter=3, sigma=sigma[sel])
+        angle = theta_deg + ((np.degrees(np.arctan2(d[1], d[0])) - theta_deg + 90.0) % 180.0 - 90.0)
+        u = np.array([np.cos(np.deg2rad(angle)), np.sin(np.deg2rad(angle))])
+        w = 1.0 / sigma[sel] ** 2
+        along = points[sel] @ u
+        centre = 0.0 if through_origin else float((w * along).sum() / w.sum())
+        leverage = float((w * (along - centre) ** 2).sum())
+        if leverage <= 0:
+            continue
+        thetas.append(angle)
+        variances.append(float(np.degrees(1.0 / np.sqrt(leverage))) ** 2)
+    if len(thetas) < 2:
+        return None
+    thetas, variances = np.asarray(thetas), np.asarray(variances)
+    w = 1.0 / variances
+    mean = float((w * thetas).sum() / w.sum())
+    q = float((w * (thetas - mean) ** 2).sum())
+    tau2 = max(0.0, (q - (len(thetas) - 1)) / max(w.sum() - (w ** 2).sum() / w.sum(), 1e-12))
+    w_star = 1.0 / (variances + tau2)
+    return normalise_theta(float((w_star * thetas).sum() / w_star.sum())), float(1.0 / np.sqrt(w_star.sum()))
+
+
 def _bootstrap_theta_std(points: np.ndarray, sigma: np.ndarray, through_origin: bool, rng, n: int = 40) -> float:
     """Standard deviation (degrees, about the axis' 180-degree period) of the direction over bootstrap resamples."""
     angles = []
@@ -195,7 +232,8 @@ def _coverage(points: np.ndarray, usable_area: float) -> float:
 
 def fit_epipolar(left_pts, right_pts, *, theta_deg: float | None = None, shift=None, threshold_px: float = 1.0,
                  robust: bool = True, usable_area: float | None = None, min_inliers: int = 20,
-                 max_theta_std_deg: float = 0.25, warn_theta_std_deg: float = 0.05, min_coverage: float = 0.04,
+                 max_theta_std_deg: float | None = None, max_row_error_px: float = 0.25,
+                 disparity_reach_px: float = 32.0, warn_theta_std_deg: float = 0.05, min_coverage: float = 0.04,
                  warn_coverage: float = 0.15, max_ambiguity: float = 0.6, n_iter: int = 3000, groups=None,
                  seed: int = 0) -> EpipolarFit:
     """Fit ``right - left = d u - t`` to correspondences; say when the fit cannot be trusted.
@@ -216,9 +254,16 @@ def fit_epipolar(left_pts, right_pts, *, theta_deg: float | None = None, shift=N
         Unmasked area (px^2) for the coverage figure; default the points' bounding box.
     min_inliers : int
         Fewest inliers accepted.
-    max_theta_std_deg, warn_theta_std_deg : float
-        Refuse / warn when the standard error of the fitted angle exceeds these
-        (too little depth spread to fix the direction).
+    max_theta_std_deg : float, optional
+        Refuse when the standard error of the fitted angle exceeds this (too little
+        depth spread to fix the direction). Default: the angle whose error would
+        move rows by ``max_row_error_px`` at a disparity of ``disparity_reach_px``
+        (or half the matched disparity span, if larger): what matters downstream is
+        that the matcher, searching that far, finds partners on the same row.
+    max_row_error_px, disparity_reach_px : float
+        See ``max_theta_std_deg`` (defaults: 0.25 px at 32 px, i.e. 0.45 degrees).
+    warn_theta_std_deg : float
+        Warn when the standard error of the fitted angle exceeds this.
     min_coverage, warn_coverage : float
         Refuse / warn when the inliers' convex hull covers less of the usable area.
     max_ambiguity : float
@@ -296,6 +341,11 @@ def fit_epipolar(left_pts, right_pts, *, theta_deg: float | None = None, shift=N
             analytic = float(np.degrees(1.0 / np.sqrt(leverage))) if leverage > 0 else float("inf")
             boot = _bootstrap_theta_std(pts, sig, anchor is not None, rng) if robust else 0.0
             theta_std = max(analytic, boot)
+            if robust:
+                combined = _combine_sources(pts, sig, groups[inliers], theta, through_origin=anchor is not None)
+                if combined is not None:
+                    theta, theta_std = combined[0], max(theta_std, combined[1])
+                    u, nrm = _unit(theta)
         if robust and inliers.sum() >= 2:
             ambiguity = float(rival / inliers.sum())
     inl = disp[inliers]
@@ -316,9 +366,13 @@ def fit_epipolar(left_pts, right_pts, *, theta_deg: float | None = None, shift=N
     n_in = int(inliers.sum())
     if n_in < min_inliers:
         problems.append(f"only {n_in} of {n} correspondences fit one tilt geometry (at least {min_inliers} needed)")
-    if theta_deg is None and (not np.isfinite(theta_std) or theta_std > max_theta_std_deg):
-        problems.append(f"the tilt-axis angle is not determined ({theta:.2f} +- {theta_std:.2f} degrees): the "
-                        f"matched points span too little depth (disparities {span:.1f} px apart)")
+    reach = max(float(disparity_reach_px), span / 2.0)
+    limit = float(np.degrees(np.arctan(max_row_error_px / reach))) if max_theta_std_deg is None \
+        else float(max_theta_std_deg)
+    if theta_deg is None and (not np.isfinite(theta_std) or theta_std > limit):
+        problems.append(f"the tilt-axis angle is not determined ({theta:.2f} +- {theta_std:.2f} degrees; rows would "
+                        f"be off by {reach * np.tan(np.deg2rad(min(theta_std, 89.0))):.2f} px at a disparity of "
+                        f"{reach:.0f} px): the matched points span too little depth (disparities {span:.1f} px apart)")
     elif theta_deg is None and theta_std > warn_theta_std_deg:
         warnings.append(f"the tilt-axis angle is uncertain ({theta:.2f} +- {theta_std:.2f} degrees): the matched "
                         f"points span little depth (disparities {span:.1f} px apart)")

@@ -103,11 +103,12 @@ def _subpixel(res: np.ndarray, py: int, px: int) -> tuple[float, float, float]:
     dxx = res[py, px + 1] - 2 * c + res[py, px - 1]
     dyy = res[py + 1, px] - 2 * c + res[py - 1, px]
     dxy = (res[py + 1, px + 1] - res[py + 1, px - 1] - res[py - 1, px + 1] + res[py - 1, px - 1]) / 4.0
-    ox = 0.5 * (res[py, px - 1] - res[py, px + 1]) / dxx if dxx < 0 else 0.0
-    oy = 0.5 * (res[py - 1, px] - res[py + 1, px]) / dyy if dyy < 0 else 0.0
-    eig = np.linalg.eigvalsh(np.array([[dxx, dxy], [dxy, dyy]]))
+    hessian = np.array([[dxx, dxy], [dxy, dyy]])
+    eig = np.linalg.eigvalsh(hessian)
     if eig[1] >= 0:  # not a maximum in every direction: a ridge or a saddle
-        return float(np.clip(ox, -1, 1)), float(np.clip(oy, -1, 1)), np.inf
+        return 0.0, 0.0, np.inf
+    gradient = 0.5 * np.array([res[py, px + 1] - res[py, px - 1], res[py + 1, px] - res[py - 1, px]])
+    ox, oy = -np.linalg.solve(hessian, gradient)  # the full 2D quadratic: a tilted ridge needs the cross term
     return float(np.clip(ox, -1, 1)), float(np.clip(oy, -1, 1)), float(eig[0] / eig[1])
 
 
@@ -257,7 +258,9 @@ def blob_matches(a: np.ndarray, b: np.ndarray, valid_a: np.ndarray, valid_b: np.
             continue
         disp = pb[ib] - pa[ia]
         angle, offset, votes = _hough_line(disp - np.asarray(shift, float))
-        if votes <= best_votes:
+        # chance: pairs fall on a 1 px wide strip across the search disc with probability 2 / (pi radius)
+        chance = 2.0 * len(ia) / (np.pi * radius)
+        if votes <= best_votes or votes < 2.0 * chance + 10:
             continue
         th = np.deg2rad(angle)
         near = np.abs((disp - np.asarray(shift, float)) @ np.array([-np.sin(th), np.cos(th)]) - offset) < 2.0
@@ -342,6 +345,10 @@ def find_correspondences(a: np.ndarray, b: np.ndarray, valid_a: np.ndarray, vali
     patch = int(patch or max(32, min(64, 2 * (size // 20))))
     search = int(search or max(12, size // 24))
     shifts = candidate_shifts(a, b, n_peaks=n_shifts)
+    # the fine band noise can hide the global peak: also correlate the views smoothed to a coarser band
+    for shift in candidate_shifts(ndimage.gaussian_filter(a, 3.0), ndimage.gaussian_filter(b, 3.0), n_peaks=2):
+        if all(np.hypot(shift[0] - s[0], shift[1] - s[1]) > 4 for s in shifts):
+            shifts.append(shift)
     found = Correspondences.empty()
     if "dense" in methods:
         left, right, _ = dense_matches(a, b, valid_a, valid_b, shifts, patch=patch, step=patch // 3, search=search)
