@@ -92,3 +92,39 @@ def test_particle_fits_stop_within_a_block():
     with cancel_check(stop_at_second_block), pytest.raises(Cancelled):
         fit_single(signals, points, np.full(40, 3.0), shift, chunk=10)
     assert len(calls) == 2
+
+
+def test_the_matcher_stops_between_layers():
+    from napari_stereo_tem.matching import load_matcher, predict_disparity
+
+    model = load_matcher("default")
+    rng = np.random.default_rng(0)
+    left, right = rng.random((64, 64)), rng.random((64, 64))
+    calls = []
+
+    def stop_at_the_tenth_layer():
+        calls.append(1)
+        return len(calls) >= 10
+
+    with cancel_check(stop_at_the_tenth_layer), pytest.raises(Cancelled):
+        predict_disparity(left, right, model)
+    assert len(calls) == 10
+    assert all(not m._forward_pre_hooks for m in model.modules())  # no hook left behind
+    disparity, _ = predict_disparity(left, right, model)  # and the model still works
+    assert disparity.shape == (64, 64)
+
+
+def test_refinement_stops_within_the_rows():
+    from napari_stereo_tem.matching import refine_disparity
+
+    mask = np.zeros((128, 64), bool)
+    mask[:, 20] = True
+    calls = []
+
+    def stop_at_the_third_check():
+        calls.append(1)
+        return len(calls) >= 3
+
+    with cancel_check(stop_at_the_third_check), pytest.raises(Cancelled):
+        refine_disparity(np.zeros((128, 64)), mask, mask)
+    assert len(calls) == 3

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .checks import InputError
+from .progress import check_cancelled
 
 __all__ = ["DEFAULT_MATCHER", "load_matcher", "predict_disparity", "refine_disparity", "sgbm_disparity", "disparity_metrics", "REFINE_MODES"]
 
@@ -84,8 +85,14 @@ def predict_disparity(left, right, model, *, device=None) -> tuple[np.ndarray, n
     tensors = [torch.from_numpy(np.pad(view, pad, mode="reflect") if any(p[1] for p in pad) else view)
                [None, None].to(device=device, dtype=param.dtype) for view in (left, right)]
     model.eval()
-    with torch.no_grad():
-        out = model(*tensors, with_logits=False)
+    # A cancel is checked before every layer, so it does not wait for the whole pass.
+    hooks = [m.register_forward_pre_hook(lambda *_: check_cancelled()) for m in model.modules()]
+    try:
+        with torch.no_grad():
+            out = model(*tensors, with_logits=False)
+    finally:
+        for hook in hooks:
+            hook.remove()
     disparity = out["disparity"][0, 0, :rows, :cols].float().cpu().numpy()
     std = out["std"][0, 0, :rows, :cols].float().cpu().numpy()
     return disparity, std
@@ -161,6 +168,8 @@ def refine_disparity(disparity, mask_left, mask_right, *, max_distance: float = 
         wr = None if weights_right is None else np.asarray(weights_right)[y]
         right_runs.append((a, b, _run_centres(a, b, wr)))
     for y in range(rows):
+        if y % 16 == 0:
+            check_cancelled()
         la, lb = _runs(mask_left[y])
         if not len(la):
             continue
