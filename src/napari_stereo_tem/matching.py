@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .checks import InputError
-from .progress import check_cancelled
+from .progress import cancel_between_layers, check_cancelled
 
 __all__ = ["DEFAULT_MATCHER", "load_matcher", "predict_disparity", "refine_disparity", "sgbm_disparity", "disparity_metrics", "REFINE_MODES"]
 
@@ -85,14 +85,8 @@ def predict_disparity(left, right, model, *, device=None) -> tuple[np.ndarray, n
     tensors = [torch.from_numpy(np.pad(view, pad, mode="reflect") if any(p[1] for p in pad) else view)
                [None, None].to(device=device, dtype=param.dtype) for view in (left, right)]
     model.eval()
-    # A cancel is checked before every layer, so it does not wait for the whole pass.
-    hooks = [m.register_forward_pre_hook(lambda *_: check_cancelled()) for m in model.modules()]
-    try:
-        with torch.no_grad():
-            out = model(*tensors, with_logits=False)
-    finally:
-        for hook in hooks:
-            hook.remove()
+    with torch.no_grad(), cancel_between_layers(model):  # a cancel does not wait for the whole pass
+        out = model(*tensors, with_logits=False)
     disparity = out["disparity"][0, 0, :rows, :cols].float().cpu().numpy()
     std = out["std"][0, 0, :rows, :cols].float().cpu().numpy()
     return disparity, std

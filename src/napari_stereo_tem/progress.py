@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 __all__ = ["Progress", "Cancelled", "ProgressGenerator", "drive", "text_progress", "end_progress_line",
-           "check_cancelled", "cancel_check"]
+           "check_cancelled", "cancel_check", "cancel_between_layers"]
 
 T = TypeVar("T")
 
@@ -70,6 +70,22 @@ def cancel_check(should_stop: Callable[[], bool] | None) -> Iterator[None]:
         yield
     finally:
         _current.should_stop = previous
+
+
+@contextlib.contextmanager
+def cancel_between_layers(model) -> Iterator[None]:
+    """While the block runs, a torch ``model`` calls :func:`check_cancelled` before each of its layers.
+
+    A forward pass of a network is one long call; with this, a cancel stops it at
+    the next layer instead of at its end. The hooks are removed afterwards.
+    """
+    modules = list(model.modules()) if hasattr(model, "modules") else []
+    hooks = [module.register_forward_pre_hook(lambda *_: check_cancelled()) for module in modules]
+    try:
+        yield
+    finally:
+        for hook in hooks:
+            hook.remove()
 
 
 def check_cancelled() -> None:

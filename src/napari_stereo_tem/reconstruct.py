@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .checks import InputError
-from .progress import Progress, ProgressGenerator, drive
+from .progress import Progress, ProgressGenerator, cancel_between_layers, drive
 
 __all__ = ["StereoReconstruction", "reconstruct_stereo", "reconstruct", "load_reconstruction", "lines_from_disparity",
            "STAGES", "RESULT_FILES"]
@@ -419,10 +419,11 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
         contrast = settings.contrast
         norm_left = normalise_image(raw_left, contrast=contrast)
         norm_right = normalise_image(raw_right, contrast=contrast)
-        classes_left = predict_probability(raw_left, detector, contrast=contrast, scale=settings.scale,
-                                           all_classes=True)
-        classes_right = predict_probability(raw_right, detector, contrast=contrast, scale=settings.scale,
-                                            all_classes=True)
+        with cancel_between_layers(detector):  # a cancel does not wait for both views
+            classes_left = predict_probability(raw_left, detector, contrast=contrast, scale=settings.scale,
+                                               all_classes=True)
+            classes_right = predict_probability(raw_right, detector, contrast=contrast, scale=settings.scale,
+                                                all_classes=True)
         prob_left, prob_right = classes_left[0], classes_right[0]
         # labels 1 = dislocation, 2 = distractor (slip traces, boundaries): only class 1 is matched
         labels_left = probability_to_labels(classes_left, threshold=threshold)
