@@ -415,11 +415,11 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
 
         t0 = time.perf_counter()
         # one contrast and one resize factor for both views, decided on the left one
-        settings = choose_settings(raw_left, detector, contrast=contrast, scale=detect_scale)
-        contrast = settings.contrast
-        norm_left = normalise_image(raw_left, contrast=contrast)
-        norm_right = normalise_image(raw_right, contrast=contrast)
-        with cancel_between_layers(detector):  # a cancel does not wait for both views
+        with cancel_between_layers(detector):  # a cancel does not wait for the detector's passes
+            settings = choose_settings(raw_left, detector, contrast=contrast, scale=detect_scale)
+            contrast = settings.contrast
+            norm_left = normalise_image(raw_left, contrast=contrast)
+            norm_right = normalise_image(raw_right, contrast=contrast)
             classes_left = predict_probability(raw_left, detector, contrast=contrast, scale=settings.scale,
                                                all_classes=True)
             classes_right = predict_probability(raw_right, detector, contrast=contrast, scale=settings.scale,
