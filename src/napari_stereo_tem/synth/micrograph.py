@@ -42,7 +42,7 @@ __all__ = ["Micrograph", "make_micrograph", "MASK_IGNORE", "MICROGRAPH_VERSION"]
 #: Mask value of pixels that count neither way in training (too faint to call).
 MASK_IGNORE = 255
 #: Bumped whenever a seed would give a different micrograph.
-MICROGRAPH_VERSION = 1
+MICROGRAPH_VERSION = 2
 
 
 @dataclass
@@ -172,7 +172,7 @@ def _dislocations(rng, shape, canvas, base_sigma, params):
     kinds = ["pileup", "network", "meander", "loops", "segments"]
     weights = np.array([0.3, 0.15, 0.25, 0.15, 0.15])
     n_groups = int(rng.choice([0, 1, 1, 2, 2, 3], p=[0.06, 0.3, 0.2, 0.22, 0.12, 0.1]))
-    faint_scene = rng.random() < 0.35
+    faint_scene = rng.random() < 0.25
     drawn = []
     for kind in rng.choice(kinds, size=n_groups, p=weights):
         lines, traces = [], []
@@ -187,8 +187,7 @@ def _dislocations(rng, shape, canvas, base_sigma, params):
         else:
             lines = [curves.inclined_segment(rng, shape) for _ in range(int(rng.integers(1, 10)))]
         group_sigma = base_sigma * rng.uniform(0.8, 1.25)
-        low = 0.02 if faint_scene else 0.06
-        group_contrast = _loguniform(rng, low, 0.25 if faint_scene else 0.7)
+        group_contrast = _loguniform(rng, 0.03, 0.3) if faint_scene else _loguniform(rng, 0.1, 0.8)
         for tr in traces:          # slip traces: bold straight distractors
             tc = _loguniform(rng, 0.08, 0.7) * rng.choice([1, 1, 1, -1])
             canvas.line(tr, rng, sigma=_loguniform(rng, 0.7, 3.5), contrast=tc, label=2,
@@ -291,13 +290,13 @@ def _background(rng, shape, params) -> np.ndarray:
     kind = rng.choice(["perlin", "amorphous", "mottled"])
     if kind == "perlin":
         tex = perlin_background(shape, draw_perlin_params(rng), rng) - 0.5
-        tex *= rng.uniform(0.1, 0.5)
+        tex *= _loguniform(rng, 0.03, 0.4)
     elif kind == "amorphous":
         tex = ndimage.gaussian_filter(rng.normal(0, 1, shape), rng.uniform(0.6, 2.0))
-        tex *= rng.uniform(0.02, 0.15) / max(tex.std(), 1e-9)
+        tex *= _loguniform(rng, 0.005, 0.12) / max(tex.std(), 1e-9)
     else:
         tex = ndimage.gaussian_filter(rng.normal(0, 1, shape), rng.uniform(0.6, 1.5))
-        tex *= rng.uniform(0.01, 0.08) / max(tex.std(), 1e-9)
+        tex *= _loguniform(rng, 0.003, 0.06) / max(tex.std(), 1e-9)
     mottle = ndimage.gaussian_filter(rng.normal(0, 1, shape), rng.uniform(8, 60))
     tex = tex + mottle * rng.uniform(0.0, 0.35) / max(mottle.std(), 1e-9)
     y = (np.arange(rows) - rows / 2)[:, None] / rows
@@ -315,12 +314,12 @@ def _record(rng, image, mask, params) -> tuple[np.ndarray, np.ndarray]:
     rows, cols = image.shape
     if rng.random() < 0.8:
         image = ndimage.gaussian_filter(image, _loguniform(rng, 0.3, 1.5))
-    dose = _loguniform(rng, 3.0, 2000.0)
+    dose = _loguniform(rng, 30.0, 30000.0)
     image = rng.poisson(np.clip(image, 0, None) * dose) / dose
-    read = _loguniform(rng, 0.002, 0.08) if rng.random() < 0.6 else 0.0
+    read = _loguniform(rng, 0.002, 0.04) if rng.random() < 0.5 else 0.0
     image = image + rng.normal(0, read, image.shape)
     params.update(dose=dose, read_noise=read)
-    if rng.random() < 0.25:       # STEM: per-row offsets and sideways jitter of whole rows
+    if rng.random() < 0.15:       # STEM: per-row offsets and sideways jitter of whole rows
         image = image + rng.normal(0, rng.uniform(0.005, 0.05), (rows, 1))
         jitter = ndimage.gaussian_filter1d(rng.normal(0, 1, rows), rng.uniform(0.5, 3)) * rng.uniform(0, 1.5)
         map_x = (np.arange(cols)[None, :] + jitter[:, None]).astype(np.float32)
@@ -380,7 +379,7 @@ def make_micrograph(seed: int, *, shape=(256, 256)) -> Micrograph:
     clutter = float(np.std(background - ndimage.gaussian_filter(background, 3.0)))
     noise_rel = np.sqrt(1 / (params["dose"] * level) + (params["read_noise"] / level) ** 2 + 4 * clutter ** 2)
     snr = canvas.visibility * np.sqrt(20.0) / noise_rel
-    faint = (mask == 1) & (snr < 2.5)
+    faint = (mask == 1) & (snr < 3.0)
     mask = mask.copy()
     mask[faint] = MASK_IGNORE
     params["faint_pixels"] = int(faint.sum())
