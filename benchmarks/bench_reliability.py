@@ -89,7 +89,7 @@ def _latency(make_work, after: str, delay: float):
     return None, None
 
 
-def cancel(repeats: int, delay: float) -> None:
+def cancel(repeats: int, delay: float, only=None) -> None:
     from napari_stereo_tem.particles.pipeline import reconstruct_particles_iter
     from napari_stereo_tem.progress import drive
     from napari_stereo_tem.reconstruct import reconstruct_stereo
@@ -99,6 +99,8 @@ def cancel(repeats: int, delay: float) -> None:
     runs = {"stereo": lambda: reconstruct_stereo(left, right, stereo_angle_deg=8.0),
             "particles": lambda: reconstruct_particles_iter(views, beta_deg=5.0)}
     for name, make in runs.items():
+        if only and name != only:
+            continue
         reports = []
         t0 = time.perf_counter()
         drive(make(), lambda r: reports.append((r.stage, time.perf_counter() - t0)))  # warm, and the stages
@@ -123,12 +125,13 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=5, help="pairs in the --pairs run")
     parser.add_argument("--skip-startup", action="store_true")
     parser.add_argument("--skip-cancel", action="store_true")
+    parser.add_argument("--only", choices=["stereo", "particles"], default=None, help="cancel figures of one pipeline")
     args = parser.parse_args(argv)
     print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     if not args.skip_startup:
         startup(args.repeats, args.batch)
     if not args.skip_cancel:
-        cancel(args.repeats, args.delay)
+        cancel(args.repeats, args.delay, args.only)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     return 0
 
