@@ -75,7 +75,9 @@ class Rectification:
     warnings : list of str
         Conditions the user should know about (e.g. too little depth to fix theta).
     sources : dict
-        Number of correspondences per source ('dense', 'sift', 'guide', 'manual').
+        Number of correspondences per source ('dense', 'sift', 'blob', 'sift-plain', 'guide', 'manual').
+    inlier_sources : dict
+        Number of inliers per source.
     coverage : float
         Share of the usable field covered by the inliers (convex hull), 0-1.
     disparity_span_px : float
@@ -103,6 +105,7 @@ class Rectification:
     theta_std_deg: float = float("nan")
     warnings: list = field(default_factory=list)
     sources: dict = field(default_factory=dict)
+    inlier_sources: dict = field(default_factory=dict)
     coverage: float = float("nan")
     disparity_span_px: float = float("nan")
     masked_fraction: float = 0.0
@@ -141,6 +144,7 @@ class Rectification:
             "n_matches": int(self.n_matches),
             "n_inliers": int(self.n_inliers),
             "sources": dict(self.sources),
+            "inlier_sources": dict(self.inlier_sources),
             "residual_vertical_px": num(self.residual_vertical_px),
             "coverage": num(self.coverage),
             "disparity_span_px": num(self.disparity_span_px),
@@ -282,6 +286,26 @@ def _auto_correspondences(left, right, mask_l, mask_r, *, methods, guides, worki
     return corr, factor
 
 
+def _sources_disagree(corr, inliers, *, min_count: int = 20, min_fraction: float = 0.4) -> list:
+    """A problem when the dense patches and the blob votes, each plentiful, do not support one geometry.
+
+    Each of the two finds correct correspondences on its own in its own regime; a
+    geometry that one of them supports while most of the other's matches miss it
+    is more likely a chance alignment (e.g. of blob pairs) than the tilt.
+    """
+    from .alignment.matches import SOURCES
+
+    shares = {}
+    for name in ("dense", "blob"):
+        sel = corr.source == SOURCES.index(name)
+        if sel.sum() >= min_count:
+            shares[name] = (float(inliers[sel].mean()), int(sel.sum()))
+    if len(shares) == 2 and min(v[0] for v in shares.values()) < min_fraction:
+        text = " and ".join(f"{100 * share:.0f} % of the {n} {name} matches" for name, (share, n) in shares.items())
+        return [f"the correspondence finders disagree: the geometry found fits {text}"]
+    return []
+
+
 def rectify_pair(left, right, *, theta_deg: float | None = None, shift=None, points_left=None, points_right=None,
                  pin_disparity: float | None = None, guides=None, masks=None, auto_mask: bool = True,
                  methods=("dense", "blob", "sift"), min_matches: int = 20, ransac_threshold_px: float = 1.0,
@@ -384,6 +408,8 @@ def rectify_pair(left, right, *, theta_deg: float | None = None, shift=None, poi
                        max_theta_std_deg=5.0 if manual else max_theta_std_deg, groups=corr.source, seed=seed)
     warnings = list(fit.warnings)
     problems = [] if (theta_given and shift_in is not None) else list(fit.problems)
+    if not manual and not problems:
+        problems += _sources_disagree(corr, fit.inliers)
     if problems:
         fix = ("give the tilt axis (--tilt-axis DEG / theta_deg) and/or the shift (--shift DX,DY / shift) if the "
                "microscope's calibration knows them, click at least 3 corresponding points in both views, or crop "
@@ -420,7 +446,8 @@ def rectify_pair(left, right, *, theta_deg: float | None = None, shift=None, poi
         translation=correction, n_matches=len(corr), n_inliers=int(inliers.sum()),
         residual_vertical_px=float("nan"), affine_left=aff_l, affine_right=aff_r,
         keypoints_left=keep_l, keypoints_right=keep_r, warnings=warnings, method=method,
-        sources=corr.counts(), coverage=fit.coverage, disparity_span_px=fit.disparity_span_px,
+        sources=corr.counts(), inlier_sources=Correspondences(corr.left[inliers], corr.right[inliers],
+                                                             corr.source[inliers]).counts(), coverage=fit.coverage, disparity_span_px=fit.disparity_span_px,
         masked_fraction=float(use_l.mean()), theta_given=theta_given, shift_given=shift_in is not None,
         mask_left=use_l, mask_right=use_r,
     )

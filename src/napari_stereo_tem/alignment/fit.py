@@ -372,7 +372,8 @@ def fit_epipolar(left_pts, right_pts, *, theta_deg: float | None = None, shift=N
     if theta_deg is None and (not np.isfinite(theta_std) or theta_std > limit):
         problems.append(f"the tilt-axis angle is not determined ({theta:.2f} +- {theta_std:.2f} degrees; rows would "
                         f"be off by {reach * np.tan(np.deg2rad(min(theta_std, 89.0))):.2f} px at a disparity of "
-                        f"{reach:.0f} px): the matched points span too little depth (disparities {span:.1f} px apart)")
+                        f"{reach:.0f} px): too few consistent points, or too little depth among them ({n_in} "
+                        f"points, disparities {span:.1f} px apart)")
     elif theta_deg is None and theta_std > warn_theta_std_deg:
         warnings.append(f"the tilt-axis angle is uncertain ({theta:.2f} +- {theta_std:.2f} degrees): the matched "
                         f"points span little depth (disparities {span:.1f} px apart)")
