@@ -230,3 +230,19 @@ def test_third_view_aligned_to_the_frame(ideal):
     mask[ij[:, 1], ij[:, 0]] = True
     offset, dist = fit_depth_offset(moved, mask, direction=direction)
     assert abs(offset + np.median(along)) < 0.5 and dist < 0.5
+
+
+def test_tilt_series_shares_one_axis():
+    """Three views of one foil about one axis: each adjacent pair alone, then all with the common axis."""
+    from napari_stereo_tem.alignment import align_series
+
+    left, right, _ = textured_pair(8, shape=(320, 320), stereo_angle_deg=10.0, depth_px=50.0)
+    # views at -5, +5 (the pair) and a third that is the right view shifted once more: one axis for all
+    raw = [misalign_pair(left, right, theta_deg=-62.0, translation=shift, out_shape=(224, 224))
+           for shift in ((0.0, 0.0), (20.0, -30.0))]
+    images = [raw[0][0], raw[0][1], raw[1][1]]  # left, right, and the right view moved by another shift
+    series = align_series(images)
+    assert abs(series.theta_deg + 62.0) < 0.15 and len(series.pairs) == 2
+    assert all(p.theta_deg == series.theta_deg for p in series.pairs)
+    with pytest.raises(InputError, match="at least two"):
+        align_series(images[:1])

@@ -8,11 +8,14 @@ The pieces behind :func:`napari_stereo_tem.rectification.rectify_pair`:
 - :mod:`.matches`: the global shift by phase correlation, dense patch
   correlation refined by ECC, and SIFT on the band-passed images;
 - :mod:`.fit`: the robust fit of ``Delta_q = d_q u - t`` over every tilt-axis
-  angle, and the checks that say when the fit cannot be trusted.
+  angle, and the checks that say when the fit cannot be trusted;
+- :mod:`.series`: one tilt axis for all adjacent pairs of a tilt series.
 """
 
 from .fit import EpipolarFit, fit_epipolar
 from .masks import bandpass, overlay_mask
 from .matches import Correspondences, find_correspondences
+from .series import SeriesAlignment, align_series
 
-__all__ = ["overlay_mask", "bandpass", "find_correspondences", "Correspondences", "fit_epipolar", "EpipolarFit"]
+__all__ = ["overlay_mask", "bandpass", "find_correspondences", "Correspondences", "fit_epipolar", "EpipolarFit",
+           "align_series", "SeriesAlignment"]
