@@ -36,7 +36,8 @@ def test_a_failing_pair_is_reported_and_the_others_go_on(cases, tmp_path, capsys
     listing = tmp_path / "pairs.txt"
     listing.write_text(f"# left right name\n{cases}/case9000401/left.tif {cases}/case9000401/right.tif good\n"
                        f"flat.tif, {cases}/case9000402/right.tif, bad\n")
-    assert main(["reconstruct", "--pairs", str(listing), "--angle", "8", "--no-rectify", "-o", str(tmp_path / "o")]) == 1
+    argv = ["reconstruct", "--pairs", str(listing), "--angle", "8", "--no-rectify", "-o", str(tmp_path / "o")]
+    assert main(argv) == 1
     err = capsys.readouterr().err
     assert "bad: error:" in err and "constant" in err and "1 of 2 pairs failed: bad" in err
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["good"]

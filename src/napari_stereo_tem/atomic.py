@@ -156,8 +156,9 @@ def _flag(option: str) -> str:
 def _write_failed(target: Path, err: OSError, option: str):
     reason = err.strerror or str(err)
     where = f" at {err.filename}" if err.filename else ""
+    with_option = f" with {option}" if option.startswith("-") else ""
     return _output_error(f"could not write the result to {target} ({reason}{where}); nothing in {target} was "
-                         f"changed: free some space, or choose another folder{' with ' + option if option.startswith('-') else ''}")
+                         f"changed: free some space, or choose another folder{with_option}")
 
 
 @contextlib.contextmanager

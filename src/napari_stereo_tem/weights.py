@@ -223,9 +223,10 @@ def load_model(cls, path, device="cpu", **overrides) -> nn.Module:
     saved_class = meta.get("class")
     if saved_class and saved_class != cls.__name__:
         kinds = {"DislocationUNet": "detector", "StereoNet": "matcher"}
-        raise InputError(f"{path} holds a {saved_class} ({kinds.get(saved_class, 'another model')}), not a "
-                         f"{cls.__name__} ({kinds.get(cls.__name__, 'the model asked for')}); give it where a "
-                         f"{kinds.get(saved_class, saved_class)} is expected (e.g. --{kinds.get(saved_class, 'matcher')})")
+        theirs, ours = kinds.get(saved_class, "another model"), kinds.get(cls.__name__, "the model asked for")
+        where = f" (--{theirs})" if saved_class in kinds else ""
+        raise InputError(f"{path} holds a {saved_class} ({theirs}), not a {cls.__name__} ({ours}); give it where "
+                         f"a {theirs} is expected{where}")
     kwargs = dict(meta.get("architecture", {}))
     kwargs.update(overrides)
     try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-from pathlib import Path
 
 __all__ = ["mean_row", "markdown_table", "csv_text", "write_tables"]
 
