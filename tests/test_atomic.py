@@ -133,3 +133,16 @@ def test_files_written_together_or_not_at_all(tmp_path):
         write_files_atomically(tmp_path, {"a.md": lambda p: p.write_text("b")})
     write_files_atomically(tmp_path, {"a.md": lambda p: p.write_text("b")}, overwrite=True)
     assert (tmp_path / "a.md").read_text() == "b"
+
+
+def test_dot_as_output_names_the_folder_itself(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.csv").write_text("old")
+    monkeypatch.chdir(out)
+    with pytest.raises(InputError, match=f"{out} already holds files"):
+        check_output_folder(".")
+    with result_folder(".", overwrite=True, produces=("*.csv",)) as tmp:
+        assert tmp.parent == tmp_path
+        (tmp / "b.csv").write_text("new")
+    assert sorted(p.name for p in out.iterdir()) == ["b.csv"]

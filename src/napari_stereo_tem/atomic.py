@@ -127,7 +127,7 @@ def check_output_folder(path, *, overwrite: bool = False, produces: Sequence[str
         ``path`` is a file, lies under a file, cannot be written, or already holds
         a result (without ``overwrite``) or foreign files (with it).
     """
-    path = Path(path)
+    path = Path(os.path.abspath(Path(path).expanduser()))  # "-o ." and "-o x/.." name their folder too
     if path.exists() and not path.is_dir():
         raise _output_error(f"{option} {path} is an existing file, not a folder; give a folder path "
                             "(it is created if needed)")
