@@ -344,3 +344,8 @@ def test_evaluate_run_over_earlier_predictions_is_refused_before_any_work(tmp_pa
     with pytest.raises(InputError, match="already holds files.*--overwrite"):
         evaluate_directory(tmp_path, run=True)
     assert (tmp_path / "predictions" / "case1" / "lines.csv").read_text() == "earlier"
+
+
+def test_particles_same_file_twice(tmp_path, capsys, no_work):
+    views = [PARTICLES / f"view_{k}.tif" for k in "ABCA"]
+    _fail(["particles", *views, "--beta", "5", "-o", tmp_path / "o"], capsys, "are the same file")

@@ -53,6 +53,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
+    from pathlib import Path
+
     from ..checks import InputError
     from ..atomic import check_output_folder
     from ..particles.pipeline import RESULT_FILES, reconstruct_particles_iter, write_particle_result
@@ -61,6 +63,13 @@ def run(args) -> int:
     if len(args.radius_range) != 2:
         raise InputError(f"--radius-range needs MIN,MAX, got {args.radius_range}")
     check_output_folder(args.output, overwrite=args.overwrite, produces=RESULT_FILES)
+    seen = {}
+    for view in args.views:
+        key = Path(view).resolve() if Path(view).exists() else view
+        if key in seen:
+            raise InputError(f"{seen[key]} and {view} are the same file; give the four different views A B C D "
+                             "(the heights would come out flat)")
+        seen[key] = view
     work = reconstruct_particles_iter(
         args.views, beta_deg=args.beta, azimuths_deg=args.azimuths, pixel_size=args.pixel_size,
         method=args.method, sigma=args.sigma, threshold=args.threshold, radius_range=tuple(args.radius_range),
