@@ -144,7 +144,8 @@ def main() -> None:
     parser.add_argument("--source", default="foil,textured,dislocations",
                         help="comma-separated: foil, textured, dislocations")
     parser.add_argument("--overlay", action="store_true", help="burn a video overlay into both views")
-    parser.add_argument("--n-dislocations", type=int, default=None, help="pairs of the dislocation source (default --n)")
+    parser.add_argument("--n-dislocations", type=int, default=None,
+                        help="pairs of the dislocation source (default --n)")
     parser.add_argument("--same-contrast", action="store_true",
                         help="leave the views' contrast alike (light noise only): the fit without contrast changes")
     args = parser.parse_args()

@@ -251,7 +251,8 @@ def _check_shift(value, shape) -> np.ndarray:
     if not np.all(np.isfinite(arr)):
         raise InputError(f"shift must be finite, got {value!r}")
     if np.any(np.abs(arr) > np.asarray(shape[::-1])):
-        raise InputError(f"shift {tuple(arr)} px is larger than the field {shape[::-1]} (x, y); the views would not overlap")
+        raise InputError(f"shift {tuple(arr)} px is larger than the field {shape[::-1]} (x, y); "
+                         "the views would not overlap")
     return arr
 
 
@@ -438,6 +439,7 @@ def rectify_pair(left, right, *, theta_deg: float | None = None, shift=None, poi
         correction = fit.t_perp * normal + t_along * u  # its part along u is the depth origin
     aff_l, aff_r = rectifying_affines(left.shape, theta, correction)
     keep_l, keep_r = corr.left[inliers], corr.right[inliers]
+    inlier_sources = Correspondences(keep_l, keep_r, corr.source[inliers]).counts()
     out_l = fill_masked(left, overlay_l) if overlay_l.any() else left
     out_r = fill_masked(right, overlay_r) if overlay_r.any() else right
     method = "manual" if manual else ("given" if theta_given and shift_in is not None else "correspondences")
@@ -446,8 +448,8 @@ def rectify_pair(left, right, *, theta_deg: float | None = None, shift=None, poi
         translation=correction, n_matches=len(corr), n_inliers=int(inliers.sum()),
         residual_vertical_px=float("nan"), affine_left=aff_l, affine_right=aff_r,
         keypoints_left=keep_l, keypoints_right=keep_r, warnings=warnings, method=method,
-        sources=corr.counts(), inlier_sources=Correspondences(corr.left[inliers], corr.right[inliers],
-                                                             corr.source[inliers]).counts(), coverage=fit.coverage, disparity_span_px=fit.disparity_span_px,
+        sources=corr.counts(), inlier_sources=inlier_sources, coverage=fit.coverage,
+        disparity_span_px=fit.disparity_span_px,
         masked_fraction=float(use_l.mean()), theta_given=theta_given, shift_given=shift_in is not None,
         mask_left=use_l, mask_right=use_r,
     )

@@ -112,7 +112,8 @@ class ReconstructWidget(TaskWidget):
         self.axis_known = CheckBox(value=False, text="tilt axis known")
         self.tilt_axis = FloatSpinBox(value=0.0, min=-90.0, max=90.0, step=0.1, label="tilt axis off vertical (deg)")
         self.shift = LineEdit(value="", label="known shift dx, dy (px)",
-                              tooltip="how far a zero-depth feature moves from the left to the right view; empty: find it")
+                              tooltip="how far a zero-depth feature moves from the left to the right view; "
+                                      "empty: find it")
         self.tilts = LineEdit(value="", label="tilts A, B (deg)",
                               tooltip="each view's tilt, for asymmetric pairs (the stereo angle becomes B - A)")
         self.frame = ComboBox(choices=["mean", "specimen"], value="mean", label="3D frame",

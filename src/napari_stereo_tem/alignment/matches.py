@@ -117,7 +117,7 @@ _ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 40, 1e-4)
 
 def _match_patch(tpl: np.ndarray, b: np.ndarray, cover_b: np.ndarray, cx: int, cy: int, shift, *, search: int,
                  min_score: float, max_anisotropy: float, refine: bool):
-    """Top-left ``(x, y)`` of ``tpl`` (the patch of ``a`` at top-left ``(cx - half, cy - half)``) in ``b``, and the peak."""
+    """Top-left ``(x, y)`` in ``b`` of ``tpl`` (the patch of ``a`` at top-left ``(cx - half, cy - half)``), and the peak."""
     rows, cols = b.shape
     patch = tpl.shape[0]
     half = patch // 2
@@ -190,7 +190,10 @@ def dense_matches(a: np.ndarray, b: np.ndarray, valid_a: np.ndarray, valid_b: np
 
 
 def _blobs(image: np.ndarray, valid: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sub-pixel ``(x, y)`` of the strongest local extrema of a band-passed image (smoothed against noise), and their signs."""
+    """Sub-pixel ``(x, y)`` of the strongest local extrema of a band-passed image, and their signs.
+
+    The image is smoothed a little first, against noise.
+    """
     from skimage.feature import peak_local_max
 
     away = ndimage.binary_erosion(valid, np.ones((3, 3)), iterations=4)

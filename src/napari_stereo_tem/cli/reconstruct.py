@@ -143,7 +143,8 @@ def _work(args, left, right, *, detector, matcher):
                               disparity_range=_parse_range(args.disparity_range), refine=not args.no_refine,
                               n_threads=args.threads, tilts_deg=_parse_pair(args.tilts, "--tilts", "-3,9.5"),
                               frame=args.frame, tilt_axis_deg=args.tilt_axis,
-                              shift=_parse_pair(args.shift, "--shift", "-14,9"), manual_points=_read_points(args.points),
+                              shift=_parse_pair(args.shift, "--shift", "-14,9"),
+                              manual_points=_read_points(args.points),
                               strict_rectify=not args.rectify_anyway, contrast=CONTRASTS[args.contrast],
                               detect_scale=parse_scale(args.detect_scale, "--detect-scale"))
 
