@@ -59,7 +59,9 @@ def _contrast(prob, mask):
 
 def test_finetune_learns_the_correction(models, corrected_set):
     set_dir, image, corrected = corrected_set
-    before = predict_probability(image, load_detector("detector_tiny"))
+    # the image as fine-tuning saw it (a tiny model's own choice of contrast and resize would be noise)
+    seen = {"contrast": "bright_field", "scale": None}
+    before = predict_probability(image, load_detector("detector_tiny"), **seen)
     reports = []
     result = drive(finetune_detector(set_dir, name="mine", init="detector_tiny", **TINY), reports.append)
     assert result["version"] == "detector_mine" and result["steps"] == 40
@@ -67,7 +69,7 @@ def test_finetune_learns_the_correction(models, corrected_set):
     assert len(losses) == 40 and np.mean(losses[-8:]) < 0.8 * np.mean(losses[:8])
     assert all("loss" in r.info for r in reports if r.stage == "fine-tune detector")
     model = load_detector("detector_mine")
-    after = predict_probability(image, model)
+    after = predict_probability(image, model, **seen)
     # the prediction moves towards the correction: lines stand out more, the false blob fades
     assert _contrast(after, corrected) > _contrast(before, corrected) + 0.1
     assert _iou(after, corrected) > _iou(before, corrected) + 0.2

@@ -24,6 +24,7 @@ from .progress import Progress, ProgressGenerator, check_cancelled, drive
 __all__ = [
     "CONTRASTS",
     "SCALE_CANDIDATES",
+    "ridge_sigma",
     "DetectionSettings",
     "choose_settings",
     "normalise_image",
@@ -95,6 +96,59 @@ def normalise_image(image, *, contrast: str = "auto", percentiles: tuple[float, 
 SCALE_CANDIDATES = (1.0, 0.7, 0.5, 0.35, 0.25)
 #: Centreline px per 1000 px² below which a factor's detections are not trusted to choose it.
 MIN_DENSITY = 1.5
+#: A smaller factor is chosen only when it finds this many times the line density of the image as is.
+SHRINK_GAIN = 1.5
+#: Images whose dominant ridges are thinner than this Gaussian sigma (px) are never shrunk.
+WIDE_SIGMA = 3.0
+#: Shorter side (px) an image keeps at the least when shrunk (the detector needs context).
+MIN_SHRUNK_SIDE = 192
+_RIDGE_SIGMAS = tuple(float(v) for v in np.geomspace(0.7, 12.0, 14))
+
+
+def _ridge_scores(image: np.ndarray, *, quantile: float = 0.99) -> np.ndarray:
+    """Strongest (``quantile``) scale-normalised dark-ridge strength at each of :data:`_RIDGE_SIGMAS`.
+
+    The strength is ``s**1.5 * (l1 - |l2|)`` (Hessian eigenvalues ``l1 >= l2``;
+    Lindeberg's ridge normalisation, gamma = 3/4, peaks at a line's own sigma),
+    computed on the image resized by whole octaves so every scale costs the same.
+    """
+    import cv2
+    from scipy import ndimage
+
+    scores = []
+    for sigma in _RIDGE_SIGMAS:
+        step = max(1, int(sigma / 1.6))
+        small = image if step == 1 else cv2.resize(image, (image.shape[1] // step, image.shape[0] // step),
+                                                   interpolation=cv2.INTER_AREA)
+        t = sigma / step
+        hxx = ndimage.gaussian_filter(small, t, order=(0, 2))
+        hyy = ndimage.gaussian_filter(small, t, order=(2, 0))
+        hxy = ndimage.gaussian_filter(small, t, order=(1, 1))
+        half, root = 0.5 * (hxx + hyy), np.sqrt(0.25 * (hxx - hyy) ** 2 + hxy**2)
+        ridge = np.clip(half + root - np.abs(half - root), 0.0, None) * t**1.5 * step**-0.5
+        scores.append(float(np.quantile(ridge[4:-4, 4:-4] if min(ridge.shape) > 16 else ridge, quantile)))
+    return np.asarray(scores)
+
+
+def ridge_sigma(norm: np.ndarray, *, max_side: int = 1024) -> float:
+    """Gaussian sigma (px) of the image's dominant dark or bright ridges, above what its noise alone gives.
+
+    ``norm`` is a normalised image (:func:`normalise_image`); the central
+    ``max_side`` crop is measured. A cheap first look: thin-line images (most
+    synthetic and low-magnification ones) are never resized.
+    """
+    rows, cols = norm.shape
+    r0, c0 = max(0, (rows - max_side) // 2), max(0, (cols - max_side) // 2)
+    crop = np.ascontiguousarray(norm[r0:r0 + max_side, c0:c0 + max_side], dtype=np.float32)
+    diff = np.diff(crop, axis=1)
+    noise_std = 1.4826 * np.median(np.abs(diff - np.median(diff))) / np.sqrt(2)
+    floor = _ridge_scores(np.random.default_rng(0).normal(0.0, noise_std, crop.shape).astype(np.float32))
+    best = 0.0
+    for image in (crop, 1.0 - crop):
+        score = _ridge_scores(image) - floor
+        if score.max() > 0:
+            best = max(best, _RIDGE_SIGMAS[int(np.argmax(score))])
+    return float(best) if best > 0 else float("nan")
 
 
 @dataclass
@@ -111,15 +165,20 @@ class DetectionSettings:
         centreline length per 1000 px² of image at each of ``scales``
         (empty when nothing was chosen automatically).
     scales : tuple of float
+    ridge_sigma : float, optional
+        Width (Gaussian sigma, px) of the image's dominant ridges (:func:`ridge_sigma`),
+        when it was measured to decide whether to try shrinking at all.
     """
 
     contrast: str
     scale: float
     density: dict = field(default_factory=dict)
     scales: tuple = ()
+    ridge_sigma: float | None = None
 
     def as_dict(self) -> dict:
         return {"contrast": self.contrast, "scale": self.scale, "scales": list(self.scales),
+                "ridge_sigma_px": None if self.ridge_sigma is None else round(float(self.ridge_sigma), 2),
                 "density": {k: [round(float(v), 4) for v in vals] for k, vals in self.density.items()}}
 
 
@@ -146,15 +205,20 @@ def choose_settings(image, model, *, contrast: str = "auto", scale="auto", previ
                     scales=SCALE_CANDIDATES) -> DetectionSettings:
     """Decide the contrast and the resize factor with which ``model`` sees ``image`` best.
 
-    For each contrast to decide and each candidate factor, the detector runs
+    First the width of the image's dominant ridges is measured
+    (:func:`ridge_sigma`); below :data:`WIDE_SIGMA` the image is used as it
+    is; an image is never shrunk below :data:`MIN_SHRUNK_SIDE` pixels.
+    Otherwise, for each contrast to decide and each candidate factor, the detector runs
     on a central preview (``preview`` px a side after resizing) and the
     density of the centrelines it finds is measured. Lines too wide for the
     detector (high magnification) give almost nothing until the image is
     shrunk enough, so the chosen factor is the **largest** one reaching 80 %
-    of the best density. The factor is searched in bright field (or the
+    of the best density, and a factor below 1 only when it finds at least
+    :data:`SHRINK_GAIN` times the density of the image as it is. The factor is searched in bright field (or the
     given contrast); dark field is then tried at the neighbouring factors
-    and chosen only when it beats bright field by 30 % (most TEM images are
-    bright field).
+    and chosen when it beats bright field by 30 %; when neither beats the
+    other by 30 % (a detector that finds lines of both polarities), the skew
+    of the image's fine detail decides.
 
     Parameters
     ----------
@@ -185,11 +249,25 @@ def choose_settings(image, model, *, contrast: str = "auto", scale="auto", previ
     if contrast != "auto" and scale != "auto":
         return DetectionSettings(contrast=contrast, scale=float(scale))
     factors = tuple(float(f) for f in scales) if scale == "auto" else (float(scale),)
+    sigma = None
+    if scale == "auto":
+        side = min(np.shape(image)[:2])
+        factors = tuple(f for f in factors if f >= 1.0 or f * side >= MIN_SHRUNK_SIDE) or (1.0,)
+    if scale == "auto" and len(factors) > 1 and 1.0 in factors:
+        sigma = ridge_sigma(normalise_image(image, contrast="bright_field"))
+        if not sigma >= WIDE_SIGMA:       # thin lines (or none): the detector sees the image as it is
+            factors = (1.0,)
 
     def pick(vals):
-        if max(vals) < MIN_DENSITY:     # nothing convincing at any factor: leave the image as it is
-            return 1.0 if 1.0 in factors else factors[0]
-        return next(f for f, v in zip(factors, vals) if v >= 0.8 * max(vals))
+        best = max(vals)
+        as_is = dict(zip(factors, vals)).get(1.0)
+        if best < MIN_DENSITY:     # nothing convincing at any factor: leave the image as it is
+            return 1.0 if as_is is not None else factors[0]
+        for f, v in zip(factors, vals):
+            # shrinking must find clearly more line (resizing costs position accuracy on thin lines)
+            if v >= 0.8 * best and (as_is is None or f == 1.0 or v >= SHRINK_GAIN * as_is):
+                return f
+        return 1.0 if as_is is not None else factors[int(np.argmax(vals))]
 
     # the factor is searched in the given contrast (bright field when undecided) ...
     first = "bright_field" if contrast == "auto" else contrast
@@ -202,11 +280,14 @@ def choose_settings(image, model, *, contrast: str = "auto", scale="auto", previ
         norm = normalise_image(image, contrast="dark_field")
         dark = {f: _line_density(norm, model, f, preview=preview) for f in around}
         density["dark_field"] = [dark.get(f, float("nan")) for f in factors]
-        if max(dark.values()) > 1.3 * max(density[first]):
+        bright_best, dark_best = max(density[first]), max(dark.values())
+        if dark_best > 1.3 * bright_best:
             chosen = "dark_field"
             factor = pick([dark.get(f, 0.0) for f in factors])
+        elif bright_best <= 1.3 * dark_best and _lines_are_bright(normalise_image(image, contrast="bright_field")):
+            chosen = "dark_field"     # the detector sees both alike: the skew of the fine detail decides
     return DetectionSettings(contrast=chosen, scale=float(factor) if scale == "auto" else float(scale),
-                             density=density, scales=factors)
+                             density=density, scales=factors, ridge_sigma=sigma)
 
 
 def _tile_starts(size: int, tile: int, step: int) -> list[int]:

@@ -41,7 +41,8 @@ from ..checks import InputError
 from ..progress import Progress, ProgressGenerator
 from .schedule import optimise, restore_checkpoint, warmup_cosine, write_checkpoint
 
-__all__ = ["train_detector", "augment_sample", "synth_views", "validate_detector", "tune_postprocess"]
+__all__ = ["train_detector", "augment_sample", "synth_views", "validate_detector", "tune_postprocess",
+           "detector_batch_loss"]
 
 SceneSource = Callable[[int], list]
 
@@ -115,6 +116,21 @@ def _targets(masks: np.ndarray, n_classes: int) -> tuple[torch.Tensor, torch.Ten
     channels = [masks == k + 1 for k in range(n_classes)]
     keep = (masks != MASK_IGNORE).astype(np.float32)[:, None]
     return torch.from_numpy(np.stack(channels, axis=1).astype(np.float32)), torch.from_numpy(keep)
+
+
+def detector_batch_loss(model, images: np.ndarray, masks: np.ndarray, pos_weight: torch.Tensor) -> torch.Tensor:
+    """Weighted BCE of ``model`` on a batch: images ``(B, H, W)`` float32, masks ``(B, H, W)`` uint8.
+
+    Pixels marked :data:`~napari_stereo_tem.synth.micrograph.MASK_IGNORE`
+    carry no loss; on CUDA the forward pass runs in bfloat16.
+    """
+    device = pos_weight.device
+    x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)[:, None]).to(device)
+    y, keep = (t.to(device) for t in _targets(masks, model.n_classes))
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        logits = model(x)
+    loss = F.binary_cross_entropy_with_logits(logits.float(), y, pos_weight=pos_weight, reduction="none")
+    return (loss * keep).mean()
 
 
 @torch.no_grad()
@@ -322,12 +338,7 @@ def train_detector(
                 images.append(a)
                 masks.append(b)
             stacked_images, stacked_masks = np.stack(images), np.stack(masks)
-        x = torch.from_numpy(stacked_images[:, None]).to(device)
-        y, keep = (t.to(device) for t in _targets(stacked_masks, model.n_classes))
-        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=x.device.type == "cuda"):
-            logits = model(x)
-        logits = logits.float()
-        loss = (F.binary_cross_entropy_with_logits(logits, y, pos_weight=weight, reduction="none") * keep).mean()
+        loss = detector_batch_loss(model, stacked_images, stacked_masks, weight)
         batch_loss = optimise(loss, optimiser, schedule, model.parameters())
         ema = batch_loss if ema is None else 0.95 * ema + 0.05 * batch_loss
         if batches is None:

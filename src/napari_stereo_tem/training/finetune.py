@@ -252,7 +252,7 @@ def finetune_detector(set_dir, *, name: str, init: str = "default", steps: int =
         ``version``, ``path``, ``losses`` (every step), ``steps``, ``wall_s``.
     """
     from ..weights import load_detector
-    from .detector import _prepare, _targets, augment_sample, synth_views
+    from .detector import _prepare, augment_sample, detector_batch_loss, synth_views
 
     _check_run_options(steps, batch_size, synth_fraction, checkpoint_every)
     version, path = _target_path(name, "detector")
@@ -282,9 +282,7 @@ def finetune_detector(set_dir, *, name: str, init: str = "default", steps: int =
             a, b = augment_sample(image, mask, rng, crop=crop, invert_prob=0.0)
             images.append(a)
             masks.append(b)
-        x = torch.from_numpy(np.stack(images)[:, None]).to(device)
-        y = _targets(np.stack(masks), model.n_classes).to(device)
-        return F.binary_cross_entropy_with_logits(model(x), y, pos_weight=weight)
+        return detector_batch_loss(model, np.stack(images), np.stack(masks), weight)
 
     params = [p for p in model.parameters() if p.requires_grad]
     losses, done = yield from _train_loop(model, params, batch_loss, version=version, steps=steps, lr=lr, seed=seed,
