@@ -1,4 +1,4 @@
-"""Skeleton branches without JIT: the same paths as skan's Skeleton, the same polylines as detection's."""
+"""Skeleton branches without JIT: the same paths as skan's Skeleton, the same polylines as pruning with skan."""
 
 import subprocess
 import sys
@@ -11,7 +11,7 @@ from scipy import ndimage as ndi
 from skimage.morphology import skeletonize
 
 from napari_stereo_tem.detection import skeleton_polylines
-from napari_stereo_tem.skeleton_graph import SkeletonGraph, skeleton_branches
+from napari_stereo_tem.skeleton_graph import SkeletonGraph, _prune_spurs, skeleton_branches
 from napari_stereo_tem.synth import make_stereo_pair
 
 
@@ -45,6 +45,14 @@ CROSS_AND_DIAGONAL = _drawn("""
 """)
 
 
+def _polylines_pruned_with_skan(mask, length):
+    """The reference: spurs pruned on skan's graphs, branches as (x, y) polylines."""
+    graph = _prune_spurs(skeletonize(mask > 0), length, graph_class=skan.Skeleton)
+    if graph is None:
+        return []
+    return [np.ascontiguousarray(graph.path_coordinates(i)[:, ::-1], dtype=np.float64) for i in range(graph.n_paths)]
+
+
 def _same_as_skan(skeleton):
     ours, theirs = SkeletonGraph(skeleton), skan.Skeleton(skeleton)
     assert ours.n_paths == theirs.n_paths
@@ -70,17 +78,19 @@ def test_t_junction_has_three_branches_meeting_at_the_junction():
 
 
 @pytest.mark.parametrize("seed", [9_000_301, 9_000_302, 9_000_303])
-def test_generated_masks_give_the_polylines_of_detection(seed):
+def test_generated_masks_give_the_polylines_of_skan(seed):
     sample = make_stereo_pair(seed, shape=(192, 192), loops=True)
     rng = np.random.default_rng(seed)
     blobs = ndi.gaussian_filter(rng.random((96, 96)), 3) > 0.52  # junction clusters and cycles
     for mask in (sample.mask_left == 1, sample.mask_right > 0, blobs):
         _same_as_skan(skeletonize(mask))
         for length in (5.0, 10.0):
-            ours, theirs = skeleton_branches(mask, min_branch_length=length), skeleton_polylines(
-                mask, min_branch_length=length)
+            ours, theirs = skeleton_branches(mask, min_branch_length=length), _polylines_pruned_with_skan(
+                mask, length)
             assert len(ours) == len(theirs)
             for a, b in zip(ours, theirs):
+                np.testing.assert_array_equal(a, b)
+            for a, b in zip(skeleton_polylines(mask, min_branch_length=length), ours):
                 np.testing.assert_array_equal(a, b)
 
 

@@ -254,13 +254,16 @@ def choose_settings(image, model, *, contrast: str = "auto", scale="auto", previ
         raise InputError(f"scale must be 'auto', None or a number, got {scale!r}")
     if contrast != "auto" and scale != "auto":
         return DetectionSettings(contrast=contrast, scale=float(scale))
+    # one normalisation serves every look below (dark field is its inverse, as in normalise_image)
+    bright = normalise_image(image, contrast="bright_field")
+    views = {"bright_field": bright, "dark_field": 1.0 - bright}
     factors = tuple(float(f) for f in scales) if scale == "auto" else (float(scale),)
     sigma = None
     if scale == "auto":
-        side = min(np.shape(image)[:2])
+        side = min(bright.shape)
         factors = tuple(f for f in factors if f >= 1.0 or f * side >= MIN_SHRUNK_SIDE) or (1.0,)
     if scale == "auto" and len(factors) > 1 and 1.0 in factors:
-        sigma = ridge_sigma(normalise_image(image, contrast="bright_field"))
+        sigma = ridge_sigma(bright)
         if not sigma >= WIDE_SIGMA:       # thin lines (or none): the detector sees the image as it is
             factors = (1.0,)
 
@@ -277,20 +280,18 @@ def choose_settings(image, model, *, contrast: str = "auto", scale="auto", previ
 
     # the factor is searched in the given contrast (bright field when undecided) ...
     first = "bright_field" if contrast == "auto" else contrast
-    norm = normalise_image(image, contrast=first)
-    density = {first: [_line_density(norm, model, f, preview=preview) for f in factors]}
+    density = {first: [_line_density(views[first], model, f, preview=preview) for f in factors]}
     factor = pick(density[first])
     chosen = first
     if contrast == "auto":   # ... then dark field is tried at the factors around the one found
         around = [f for f in factors if factor / 1.5 <= f <= factor * 1.5]
-        norm = normalise_image(image, contrast="dark_field")
-        dark = {f: _line_density(norm, model, f, preview=preview) for f in around}
+        dark = {f: _line_density(views["dark_field"], model, f, preview=preview) for f in around}
         density["dark_field"] = [dark.get(f, float("nan")) for f in factors]
         bright_best, dark_best = max(density[first]), max(dark.values())
         if dark_best > 1.3 * bright_best:
             chosen = "dark_field"
             factor = pick([dark.get(f, 0.0) for f in factors])
-        elif bright_best <= 1.3 * dark_best and _lines_are_bright(normalise_image(image, contrast="bright_field")):
+        elif bright_best <= 1.3 * dark_best and _lines_are_bright(bright):
             chosen = "dark_field"     # the detector sees both alike: the skew of the fine detail decides
     return DetectionSettings(contrast=chosen, scale=float(factor) if scale == "auto" else float(scale),
                              density=density, scales=factors, ridge_sigma=sigma)
@@ -420,7 +421,7 @@ def predict_probability(
         Torch CPU threads to use during this call (restored afterwards).
     contrast : {"auto", "bright_field", "dark_field"}
         Dark lines (bright field) or bright lines (dark field); ``"auto"``
-        lets the detector decide (see :func:`~.detection_settings.choose_settings`).
+        lets the detector decide (see :func:`choose_settings`).
     scale : "auto", float or None
         Factor by which the image is resized before detection (the
         probabilities are resized back): ``"auto"`` picks the factor at which
@@ -492,46 +493,11 @@ def label_settings(model) -> dict:
     return {"threshold": float(post.get("threshold", 0.5)), "min_size": int(post.get("min_size", 0))}
 
 
-def _drop_lone_pixels(skeleton: np.ndarray) -> np.ndarray:
-    """Skeleton pixels without any 8-neighbour (skan cannot build a graph of them)."""
-    from scipy.ndimage import convolve
-
-    neighbours = convolve(skeleton.astype(np.uint8), np.ones((3, 3), np.uint8), mode="constant") - skeleton
-    return skeleton & (neighbours > 0)
-
-
-def _prune_spurs(skeleton: np.ndarray, min_branch_length: float, max_rounds: int = 10):
-    """Remove short branches with a free end (spurs, isolated bits) until none is left."""
-    from skan import Skeleton
-    from skimage.morphology import skeletonize
-
-    for _ in range(max_rounds):
-        skeleton = _drop_lone_pixels(skeleton)
-        if not skeleton.any():
-            return None
-        graph = Skeleton(skeleton)
-        lengths = graph.path_lengths()
-        drop = []
-        for i in range(graph.n_paths):
-            nodes = graph.path(i)
-            free_end = graph.degrees[nodes[0]] == 1 or graph.degrees[nodes[-1]] == 1
-            if free_end and lengths[i] < min_branch_length:
-                drop.append(i)
-        if not drop:
-            return graph
-        skeleton = skeleton.copy()
-        for i in drop:
-            nodes = graph.path(i)
-            keep = graph.degrees[nodes] > 2  # junction pixels stay
-            yx = np.round(graph.path_coordinates(i)).astype(int)[~keep]
-            skeleton[yx[:, 0], yx[:, 1]] = False
-        skeleton = skeletonize(skeleton)
-    skeleton = _drop_lone_pixels(skeleton)
-    return Skeleton(skeleton) if skeleton.any() else None
-
-
 def skeleton_polylines(mask, *, min_branch_length: float = 5) -> list[np.ndarray]:
     """One polyline per skeleton branch of a binary mask, junctions kept, spurs removed.
+
+    The branches are traced by :mod:`napari_stereo_tem.skeleton_graph`
+    (the paths skan gives, with nothing to compile).
 
     Parameters
     ----------
@@ -547,17 +513,6 @@ def skeleton_polylines(mask, *, min_branch_length: float = 5) -> list[np.ndarray
         ``(x, y)`` pixel coordinates along each branch, in path order. Branches
         meeting at a junction all contain the junction pixel.
     """
-    from skimage.morphology import skeletonize
+    from .skeleton_graph import skeleton_branches
 
-    mask = np.asarray(mask)
-    if mask.ndim != 2:
-        raise InputError(f"mask must be 2-D, got shape {mask.shape}")
-    skeleton = skeletonize(mask > 0)
-    graph = _prune_spurs(skeleton, float(min_branch_length))
-    if graph is None:
-        return []
-    lines = []
-    for i in range(graph.n_paths):
-        yx = graph.path_coordinates(i)
-        lines.append(np.ascontiguousarray(yx[:, ::-1], dtype=np.float64))
-    return lines
+    return skeleton_branches(mask, min_branch_length=min_branch_length)

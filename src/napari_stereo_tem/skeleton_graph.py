@@ -144,14 +144,20 @@ def _drop_lone_pixels(skeleton: np.ndarray) -> np.ndarray:
     return skeleton & (neighbours > 0)
 
 
-def _prune_spurs(skeleton: np.ndarray, min_branch_length: float, max_rounds: int = 10) -> SkeletonGraph | None:
+def _prune_spurs(skeleton: np.ndarray, min_branch_length: float, max_rounds: int = 10, *,
+                 graph_class=SkeletonGraph) -> SkeletonGraph | None:
+    """Remove short branches with a free end (spurs, isolated bits) until none is left.
+
+    ``graph_class`` builds the branch graph of a skeleton (:class:`SkeletonGraph`;
+    the tests pass skan's ``Skeleton`` as the reference).
+    """
     from skimage.morphology import skeletonize
 
     for _ in range(max_rounds):
         skeleton = _drop_lone_pixels(skeleton)
         if not skeleton.any():
             return None
-        graph = SkeletonGraph(skeleton)
+        graph = graph_class(skeleton)
         lengths = graph.path_lengths()
         drop = []
         for i in range(graph.n_paths):
@@ -169,14 +175,14 @@ def _prune_spurs(skeleton: np.ndarray, min_branch_length: float, max_rounds: int
             skeleton[yx[:, 0], yx[:, 1]] = False
         skeleton = skeletonize(skeleton)
     skeleton = _drop_lone_pixels(skeleton)
-    return SkeletonGraph(skeleton) if skeleton.any() else None
+    return graph_class(skeleton) if skeleton.any() else None
 
 
 def skeleton_branches(mask, *, min_branch_length: float = 5) -> list[np.ndarray]:
     """One polyline per skeleton branch of a binary mask, junctions kept, spurs removed.
 
-    The same result as :func:`napari_stereo_tem.detection.skeleton_polylines`,
-    without compiling anything.
+    What :func:`napari_stereo_tem.detection.skeleton_polylines` returns; the
+    spurs are pruned as skan's graph would prune them, without compiling anything.
 
     Parameters
     ----------
