@@ -45,23 +45,21 @@ def _micrograph(seed, size):
 
 def evaluate(model, seeds, *, size, settings, source=_stereo_left, **synth_kwargs) -> list[dict]:
     """Scores of each post-processing setting ``(threshold, min_size)`` on the images of ``seeds``."""
-    from scipy.ndimage import binary_dilation
-
     from napari_stereo_tem.detection import predict_probability, probability_to_labels
     from napari_stereo_tem.metrics import centreline_scores, cl_dice
-    from napari_stereo_tem.synth.micrograph import MASK_IGNORE
+    from napari_stereo_tem.training.detector import faint_zone
 
     acc = [{"f1": [], "cl": [], "tp_pred": 0, "n_pred": 0, "tp_true": 0, "n_true": 0} for _ in settings]
     for seed in seeds:
         image, mask = source(seed, size, **synth_kwargs)
         prob = predict_probability(image, model)
         true = mask == 1
-        ignore = binary_dilation(mask == MASK_IGNORE, iterations=2)
+        ignore = faint_zone(mask)
         for a, (threshold, min_size) in zip(acc, settings):
-            pred = (probability_to_labels(prob, threshold=threshold, min_size=min_size) == 1) & ~ignore
-            scores = centreline_scores(pred, true, tolerance=2.0)
+            pred = probability_to_labels(prob, threshold=threshold, min_size=min_size) == 1
+            scores = centreline_scores(pred, true, tolerance=2.0, ignore=ignore)
             a["f1"].append(scores["f1"])
-            a["cl"].append(cl_dice(pred, true))
+            a["cl"].append(cl_dice(pred & ~ignore, true))
             for key in ("tp_pred", "n_pred", "tp_true", "n_true"):
                 a[key] += scores[key]
     out = []

@@ -113,7 +113,7 @@ class _Canvas:
         self.mask = np.zeros(shape, np.uint8)
         self.visibility = np.full(shape, np.inf)     # per-pixel line strength, for the ignore label
 
-    def line(self, curve, rng, *, sigma, contrast, label, style=None, line_strength=None):
+    def line(self, curve, *, sigma, contrast, label, style=None):
         """Draw one line of Gaussian ``sigma`` and signed ``contrast`` (positive darkens)."""
         style = style or {}
         reach = 3.5 * sigma * (1 + style.get("width_var", 0)) + 3 * sigma * bool(style.get("fringe"))
@@ -190,16 +190,16 @@ def _dislocations(rng, shape, canvas, base_sigma, params):
         group_contrast = _loguniform(rng, 0.03, 0.3) if faint_scene else _loguniform(rng, 0.1, 0.8)
         for tr in traces:          # slip traces: bold straight distractors
             tc = _loguniform(rng, 0.08, 0.7) * rng.choice([1, 1, 1, -1])
-            canvas.line(tr, rng, sigma=_loguniform(rng, 0.7, 3.5), contrast=tc, label=2,
+            canvas.line(tr, sigma=_loguniform(rng, 0.7, 3.5), contrast=tc, label=2,
                         style={"phase": 0.0, "width_var": float(rng.uniform(0, 0.2)), "width_period": 60.0})
         for ln in lines:
             style = _line_style(rng)
             sigma = group_sigma * rng.uniform(0.85, 1.15)
             c = group_contrast * rng.uniform(0.7, 1.3)
-            canvas.line(ln, rng, sigma=sigma, contrast=c, label=1, style=style)
+            canvas.line(ln, sigma=sigma, contrast=c, label=1, style=style)
             if rng.random() < 0.08:     # double image
                 canvas.line(curves.offset_curve(ln, rng.choice([-1, 1]) * rng.uniform(2.5, 3.5) * sigma + 1),
-                            rng, sigma=sigma, contrast=c * rng.uniform(0.4, 0.9), label=1, style=style)
+                            sigma=sigma, contrast=c * rng.uniform(0.4, 0.9), label=1, style=style)
         drawn.append({"kind": str(kind), "n_lines": len(lines), "sigma": group_sigma, "contrast": group_contrast})
     params["groups"] = drawn
 
@@ -249,7 +249,7 @@ def _distractors(rng, shape, canvas, params):
         out["wedge_period"] = float(period)
     if rng.random() < 0.15:       # lone slip traces
         for _ in range(int(rng.integers(1, 4))):
-            canvas.line(curves.straight_line(rng, shape, bend=rng.normal(0, 3)), rng,
+            canvas.line(curves.straight_line(rng, shape, bend=rng.normal(0, 3)),
                         sigma=_loguniform(rng, 0.7, 3.0), contrast=_loguniform(rng, 0.08, 0.6) * rng.choice([1, 1, -1]),
                         label=2, style={"phase": 0.0, "width_var": 0.0, "width_period": 60.0})
         out["slip_traces"] = True

@@ -42,7 +42,7 @@ from ..progress import Progress, ProgressGenerator
 from .schedule import optimise, restore_checkpoint, warmup_cosine, write_checkpoint
 
 __all__ = ["train_detector", "augment_sample", "synth_views", "validate_detector", "tune_postprocess",
-           "detector_batch_loss"]
+           "detector_batch_loss", "faint_zone"]
 
 SceneSource = Callable[[int], list]
 
@@ -138,20 +138,22 @@ def validate_detector(model, samples: list, *, device="cpu") -> float:
     """Mean centreline F1 (2 px) of ``model`` on ``[(image, mask), ...]`` (images normalised)."""
     from ..metrics import centreline_scores
 
-    from scipy.ndimage import binary_dilation
-
-    from ..synth.micrograph import MASK_IGNORE
-
     model.eval()
     scores = []
     for image, mask in samples:
         x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None].to(device)
         pred = torch.sigmoid(model(x))[0, 0].float().cpu().numpy() >= 0.5
-        ignore = mask == MASK_IGNORE
-        if ignore.any():   # too faint to call: neither right nor wrong
-            pred &= ~binary_dilation(ignore, iterations=2)
-        scores.append(centreline_scores(pred, mask == 1)["f1"])
+        scores.append(centreline_scores(pred, mask == 1, ignore=faint_zone(mask))["f1"])
     return float(np.mean(scores))
+
+
+def faint_zone(mask: np.ndarray) -> np.ndarray:
+    """Where a prediction is neither right nor wrong: faint-line pixels (:data:`MASK_IGNORE`) and 2 px around."""
+    from scipy.ndimage import binary_dilation
+
+    from ..synth.micrograph import MASK_IGNORE
+
+    return binary_dilation(mask == MASK_IGNORE, iterations=2)
 
 
 def _prepare(image: np.ndarray, multiple: int = 8) -> np.ndarray:
@@ -400,12 +402,9 @@ def tune_postprocess(weights, *, seed: int = 0, n_val: int = 60, thresholds=(0.4
     """
     import json
 
-    from scipy.ndimage import binary_dilation
-
     from ..atomic import atomic_write_text
     from ..detection import predict_probability, probability_to_labels
     from ..metrics import centreline_scores
-    from ..synth.micrograph import MASK_IGNORE
     from ..weights import load_detector
     from .detector_data import DATA_MIXES, wide_validation_set
 
@@ -415,10 +414,10 @@ def tune_postprocess(weights, *, seed: int = 0, n_val: int = 60, thresholds=(0.4
     grid = {(t, m): [] for t in thresholds for m in min_sizes}
     for image, mask in val:
         prob = predict_probability(image, model, contrast="bright_field", scale=None)
-        ignore = binary_dilation(mask == MASK_IGNORE, iterations=2)
+        ignore = faint_zone(mask)
         for (t, m), scores in grid.items():
-            pred = (probability_to_labels(prob, threshold=t, min_size=m) == 1) & ~ignore
-            scores.append(centreline_scores(pred, mask == 1)["f1"])
+            pred = probability_to_labels(prob, threshold=t, min_size=m) == 1
+            scores.append(centreline_scores(pred, mask == 1, ignore=ignore)["f1"])
     means = {key: float(np.mean(v)) for key, v in grid.items()}
     (threshold, min_size), best = max(means.items(), key=lambda kv: kv[1])
     record = {"threshold": threshold, "min_size": min_size, "val_f1_tuned": round(best, 4),
