@@ -45,8 +45,8 @@ def _micrograph(seed, size):
 
 def evaluate(model, seeds, *, size, settings, source=_stereo_left, **synth_kwargs) -> list[dict]:
     """Scores of each post-processing setting ``(threshold, min_size)`` on the images of ``seeds``."""
-    from napari_stereo_tem.detection import predict_probability, probability_to_labels
-    from napari_stereo_tem.metrics import centreline_scores, cl_dice
+    from napari_stereo_tem.stereo.detection import predict_probability, probability_to_labels
+    from napari_stereo_tem.evaluation.metrics import centreline_scores, cl_dice
     from napari_stereo_tem.training.detector import faint_zone
 
     acc = [{"f1": [], "cl": [], "tp_pred": 0, "n_pred": 0, "tp_true": 0, "n_true": 0} for _ in settings]
@@ -74,7 +74,7 @@ def evaluate(model, seeds, *, size, settings, source=_stereo_left, **synth_kwarg
 
 
 def time_inference(model, *, size=512, threads=2, repeats=5, **options) -> float:
-    from napari_stereo_tem.detection import predict_probability
+    from napari_stereo_tem.stereo.detection import predict_probability
     from napari_stereo_tem.synth.micrograph import make_micrograph
 
     image = make_micrograph(9_999_999, shape=(size, size)).image
@@ -89,7 +89,7 @@ def time_inference(model, *, size=512, threads=2, repeats=5, **options) -> float
 
 def main() -> None:
     from napari_stereo_tem.synth.seeds import TEST_SEEDS
-    from napari_stereo_tem.weights import load_detector
+    from napari_stereo_tem.models.store import load_detector
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", default="default")

@@ -26,8 +26,8 @@ import torch
 
 
 def f1_on(model, seeds, **style) -> float:
-    from napari_stereo_tem.detection import predict_probability
-    from napari_stereo_tem.metrics import centreline_scores
+    from napari_stereo_tem.stereo.detection import predict_probability
+    from napari_stereo_tem.evaluation.metrics import centreline_scores
     from napari_stereo_tem.synth import make_stereo_pair
 
     scores = []
@@ -55,8 +55,8 @@ def main() -> None:
         from napari_stereo_tem.synth import make_stereo_pair
         from napari_stereo_tem.synth.seeds import draw_seeds
         from napari_stereo_tem.training.finetune import finetune_detector
-        from napari_stereo_tem.training_set import add_entry
-        from napari_stereo_tem.weights import load_detector
+        from napari_stereo_tem.models.training_set import add_entry
+        from napari_stereo_tem.models.store import load_detector
 
         style = {"dose": args.dose}
         set_dir = os.path.join(tmp, "set")

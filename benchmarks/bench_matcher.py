@@ -48,7 +48,7 @@ def _mean(rows, key):
 
 
 def _pooled(preds, truths, masks):
-    from napari_stereo_tem.matching import disparity_metrics
+    from napari_stereo_tem.stereo.matching import disparity_metrics
 
     pred = np.concatenate([p[m] for p, m in zip(preds, masks)])
     truth = np.concatenate([t[m] for t, m in zip(truths, masks)])
@@ -56,7 +56,7 @@ def _pooled(preds, truths, masks):
 
 
 def accuracy(model, *, n, angle, shape, detector=None, table=True):
-    from napari_stereo_tem.matching import predict_disparity, refine_disparity, sgbm_disparity
+    from napari_stereo_tem.stereo.matching import predict_disparity, refine_disparity, sgbm_disparity
 
     acc = {k: ([], [], []) for k in ("raw", "refined_centre", "refined_pixel", "sgbm", "sgbm_on_refined",
                                       "refined_detected")}
@@ -72,7 +72,7 @@ def accuracy(model, *, n, angle, shape, detector=None, table=True):
         rows = {"raw": d, "refined_centre": ref_c, "refined_pixel": ref_p, "sgbm": sg,
                 "sgbm_on_refined": np.where(np.isfinite(ref_c), sg, np.nan)}
         if detector is not None:
-            from napari_stereo_tem.detection import predict_probability
+            from napari_stereo_tem.stereo.detection import predict_probability
 
             pl = predict_probability(sample.left, detector, contrast="bright_field")
             pr = predict_probability(sample.right, detector, contrast="bright_field")
@@ -91,8 +91,8 @@ def accuracy(model, *, n, angle, shape, detector=None, table=True):
 
 def table1(model, *, n, shape, angles=(2, 4, 6, 8, 10, 12)):
     """Mean |z - z_gt| (px) at the ground-truth left dislocation pixels, raw and refined, per angle."""
-    from napari_stereo_tem.matching import predict_disparity, refine_disparity
-    from napari_stereo_tem.projection import depth_from_disparity
+    from napari_stereo_tem.stereo.matching import predict_disparity, refine_disparity
+    from napari_stereo_tem.stereo.projection import depth_from_disparity
 
     rows = {}
     for angle in angles:
@@ -120,8 +120,8 @@ def timing_child(weights, detector_name, threads, repeats):
     import torch
 
     torch.set_num_threads(threads)
-    from napari_stereo_tem.matching import load_matcher
-    from napari_stereo_tem.reconstruct import reconstruct
+    from napari_stereo_tem.stereo.matching import load_matcher
+    from napari_stereo_tem.stereo.pipeline import reconstruct
     from napari_stereo_tem.synth import make_stereo_pair
     from napari_stereo_tem.synth.seeds import draw_seeds
 
@@ -132,7 +132,7 @@ def timing_child(weights, detector_name, threads, repeats):
         detector = DislocationUNet(base_channels=16, n_classes=2).eval()  # same cost as detector_v1, untrained
         detector.version = "untrained stand-in (same architecture as detector_v1)"
     else:
-        from napari_stereo_tem.weights import load_detector
+        from napari_stereo_tem.models.store import load_detector
 
         detector = load_detector(detector_name)
     sample = make_stereo_pair(int(draw_seeds("test", 1, seed=5)[0]), shape=(512, 512), stereo_angle_deg=8.0)
@@ -171,7 +171,7 @@ def main(argv=None):
     if args.ablation:
         from pathlib import Path
 
-        from napari_stereo_tem.matching import load_matcher
+        from napari_stereo_tem.stereo.matching import load_matcher
 
         print(f"{'model':>16} {'loss weights':>36} | raw: >1px% >3px% >5px% EPE | refined: EPE >3px% coverage%")
         for path in sorted(Path(args.ablation).glob("*.safetensors")):
@@ -191,13 +191,13 @@ def main(argv=None):
 
     torch.set_num_threads(args.threads)
     from napari_stereo_tem.checks import InputError
-    from napari_stereo_tem.matching import load_matcher
+    from napari_stereo_tem.stereo.matching import load_matcher
 
     model = load_matcher(args.weights)
     detector_name = args.detector
     detector = None
     try:
-        from napari_stereo_tem.weights import load_detector
+        from napari_stereo_tem.models.store import load_detector
 
         detector = load_detector(detector_name or "default")
         detector_name = detector_name or "default"

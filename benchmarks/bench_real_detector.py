@@ -77,7 +77,7 @@ def detect(image: np.ndarray, model, *, contrast: str, options: dict, downscale:
     """
     import cv2
 
-    from napari_stereo_tem.detection import label_settings, predict_probability, probability_to_labels
+    from napari_stereo_tem.stereo.detection import label_settings, predict_probability, probability_to_labels
 
     kwargs = {"contrast": contrast, "all_classes": getattr(model, "n_classes", 1) > 1, **options}
     start = time.perf_counter()
@@ -95,7 +95,7 @@ def lines_mask(labels: np.ndarray) -> np.ndarray:
     """The class-1 skeleton polylines (spurs pruned) drawn as 1-px lines."""
     import cv2
 
-    from napari_stereo_tem.detection import skeleton_polylines
+    from napari_stereo_tem.stereo.detection import skeleton_polylines
 
     out = np.zeros(labels.shape, np.uint8)
     for line in skeleton_polylines(labels == 1):
@@ -127,7 +127,7 @@ def overlay(image: np.ndarray, labels: np.ndarray, annotation=None) -> np.ndarra
 
 def contrast_used(image: np.ndarray, contrast: str) -> str:
     """What ``contrast="auto"`` decides for ``image`` (the name otherwise)."""
-    from napari_stereo_tem.detection import normalise_image
+    from napari_stereo_tem.stereo.detection import normalise_image
 
     if contrast != "auto":
         return contrast
@@ -184,7 +184,7 @@ def print_table(rows: list[dict], *, title: str) -> None:
 def main() -> None:
     import torch
 
-    from napari_stereo_tem.weights import load_detector
+    from napari_stereo_tem.models.store import load_detector
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", default="default", help="detector version name or weights path")

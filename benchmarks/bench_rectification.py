@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 
 from napari_stereo_tem.checks import InputError
-from napari_stereo_tem.rectification import rectify_pair
+from napari_stereo_tem.stereo.rectification import rectify_pair
 from napari_stereo_tem.synth.misalign import burn_overlay, foil_pair, misalign_pair, textured_pair, vary_contrast
 
 THETA_TOL_DEG, SHIFT_TOL_PX, TARGET_SHARE = 0.1, 0.3, 0.95

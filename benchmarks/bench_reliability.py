@@ -92,7 +92,7 @@ def _latency(make_work, after: str, delay: float):
 def cancel(repeats: int, delay: float, only=None) -> None:
     from napari_stereo_tem.particles.pipeline import reconstruct_particles_iter
     from napari_stereo_tem.progress import drive
-    from napari_stereo_tem.reconstruct import reconstruct_stereo
+    from napari_stereo_tem.stereo.pipeline import reconstruct_stereo
 
     left, right = str(PAIR / "left.tif"), str(PAIR / "right.tif")
     views = [str(REPO / "sample_data" / "particles" / f"view_{k}.tif") for k in "ABCD"]

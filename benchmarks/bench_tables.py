@@ -63,10 +63,10 @@ def _pairs(n, angle, size, seed):
 
 def table1(*, n, size, weights="default", detector="default", angles=ANGLES, threads=2):
     from napari_stereo_tem.evaluation import line_set_distance
-    from napari_stereo_tem.matching import load_matcher
-    from napari_stereo_tem.projection import depth_from_disparity
-    from napari_stereo_tem.reconstruct import lines_from_disparity, reconstruct
-    from napari_stereo_tem.weights import load_detector
+    from napari_stereo_tem.stereo.matching import load_matcher
+    from napari_stereo_tem.stereo.projection import depth_from_disparity
+    from napari_stereo_tem.stereo.pipeline import lines_from_disparity, reconstruct
+    from napari_stereo_tem.models.store import load_detector
 
     matcher, det = load_matcher(weights), load_detector(detector)
     rows = {}
@@ -116,7 +116,7 @@ def train_row(name, *, budget, work, seed=0, threads=1, crop=(96, 128)):
 
 
 def score_matcher(path, *, n, size):
-    from napari_stereo_tem.matching import disparity_metrics, load_matcher, predict_disparity
+    from napari_stereo_tem.stereo.matching import disparity_metrics, load_matcher, predict_disparity
     from napari_stereo_tem.training.matcher import prepare_pair
 
     model = load_matcher(str(path))
@@ -193,7 +193,7 @@ def main(argv=None) -> dict:
     torch.set_num_threads(args.threads)
     result = {}
     if args.table1:
-        from napari_stereo_tem.weights import list_versions
+        from napari_stereo_tem.models.store import list_versions
 
         if args.weights == "default" and not any(v.startswith("matcher") for v in list_versions()):
             print("Table 1 skipped: no shipped matcher weights")

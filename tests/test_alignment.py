@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from napari_stereo_tem.alignment import fit_epipolar, overlay_mask
+from napari_stereo_tem.stereo.alignment import fit_epipolar, overlay_mask
 from napari_stereo_tem.checks import InputError
-from napari_stereo_tem.rectification import rectify_pair
+from napari_stereo_tem.stereo.rectification import rectify_pair
 from napari_stereo_tem.synth.misalign import burn_overlay, foil_pair, misalign_pair, textured_pair, vary_contrast
 
 
@@ -153,7 +153,7 @@ def test_cli_reports_alignment_on_the_console(tmp_path, capsys):
     from napari_stereo_tem.cli import main
     from napari_stereo_tem.nets.matcher import StereoNet
     from napari_stereo_tem.nets.unet import DislocationUNet
-    from napari_stereo_tem.weights import save_model
+    from napari_stereo_tem.models.store import save_model
 
     torch.manual_seed(0)
     det = DislocationUNet(base_channels=4)
@@ -207,7 +207,7 @@ def test_cli_reports_alignment_on_the_console(tmp_path, capsys):
 
 def test_third_view_aligned_to_the_frame(ideal):
     """Re-projection: a raw view of another tilt, mapped from the reconstruction's frame into its pixels."""
-    from napari_stereo_tem.reprojection import align_view, apply_affine, fit_depth_offset
+    from napari_stereo_tem.stereo.reprojection import align_view, apply_affine, fit_depth_offset
 
     left, right, disparity = ideal
     raw_l, raw_r, truth = misalign_pair(left, right, theta_deg=-30.0, translation=(35.0, -20.0))
@@ -234,7 +234,7 @@ def test_third_view_aligned_to_the_frame(ideal):
 
 def test_tilt_series_shares_one_axis():
     """Three views of one foil about one axis: each adjacent pair alone, then all with the common axis."""
-    from napari_stereo_tem.alignment import align_series
+    from napari_stereo_tem.stereo.alignment import align_series
 
     left, right, _ = textured_pair(8, shape=(320, 320), stereo_angle_deg=10.0, depth_px=50.0)
     # views at -5, +5 (the pair) and a third that is the right view shifted once more: one axis for all

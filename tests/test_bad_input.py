@@ -49,7 +49,7 @@ def no_work(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the work started although the output could not be written")
 
-    monkeypatch.setattr("napari_stereo_tem.reconstruct.reconstruct_stereo", refuse)
+    monkeypatch.setattr("napari_stereo_tem.stereo.pipeline.reconstruct_stereo", refuse)
     monkeypatch.setattr("napari_stereo_tem.particles.pipeline.reconstruct_particles_iter", refuse)
     monkeypatch.setattr("napari_stereo_tem.fourdstem.iter_virtual_images", refuse)
     monkeypatch.setattr("napari_stereo_tem.evaluation.cases.evaluate_directory_iter", refuse)
@@ -133,7 +133,7 @@ def test_virtual_rerun_with_fewer_discs_leaves_no_stale_image(tmp_path, capsys):
 
 
 def test_full_disk_during_save_keeps_the_earlier_result(tmp_path, monkeypatch):
-    from napari_stereo_tem.reconstruct import StereoReconstruction
+    from napari_stereo_tem.stereo.pipeline import StereoReconstruction
 
     image = np.zeros((16, 16), np.float32)
     result = StereoReconstruction(lines=[np.zeros((3, 3))], left=image, right=image, prob_left=image,
@@ -146,7 +146,7 @@ def test_full_disk_during_save_keeps_the_earlier_result(tmp_path, monkeypatch):
     def full(path, record):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("napari_stereo_tem.lines_io.write_json", full)
+    monkeypatch.setattr("napari_stereo_tem.stereo.lines_io.write_json", full)
     with pytest.raises(InputError, match=f"could not write the result to {out} \\(No space left on device\\); "
                                          "nothing in .* was changed"):
         result.save(out, overwrite=True)
@@ -174,7 +174,7 @@ def test_bool_views_become_grey_levels():
 
 
 def test_tiny_rectified_pair_runs_through_the_matcher():
-    from napari_stereo_tem.matching import load_matcher, predict_disparity
+    from napari_stereo_tem.stereo.matching import load_matcher, predict_disparity
 
     rng = np.random.default_rng(0)
     disparity, std = predict_disparity(rng.random((8, 8)), rng.random((8, 8)), load_matcher("default"))
@@ -260,7 +260,7 @@ def test_error_after_a_progress_bar_starts_a_new_line(tmp_path, capsys, monkeypa
         raise InputError("the pair cannot be rectified")
         yield
 
-    monkeypatch.setattr("napari_stereo_tem.reconstruct.reconstruct_stereo", work)
+    monkeypatch.setattr("napari_stereo_tem.stereo.pipeline.reconstruct_stereo", work)
     line = _fail(_reconstruct(tmp_path / "o"), capsys, "cannot be rectified")
     assert line.startswith("stereo-tem reconstruct: error:")
 
@@ -339,7 +339,7 @@ def test_evaluate_run_over_earlier_predictions_is_refused_before_any_work(tmp_pa
     make_stereo_pair(9_000_501, shape=(64, 64)).save(tmp_path / "case1")
     (tmp_path / "predictions" / "case1").mkdir(parents=True)
     (tmp_path / "predictions" / "case1" / "lines.csv").write_text("earlier")
-    monkeypatch.setattr("napari_stereo_tem.reconstruct.reconstruct",
+    monkeypatch.setattr("napari_stereo_tem.stereo.pipeline.reconstruct",
                         lambda *a, **k: pytest.fail("the work started"))
     with pytest.raises(InputError, match="already holds files.*--overwrite"):
         evaluate_directory(tmp_path, run=True)

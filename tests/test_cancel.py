@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from napari_stereo_tem.progress import Cancelled, Progress, cancel_check, check_cancelled, drive
-from napari_stereo_tem.reconstruct import lines_from_disparity
+from napari_stereo_tem.stereo.pipeline import lines_from_disparity
 
 
 def _one_long_step(n, done, cleanup):
@@ -95,7 +95,7 @@ def test_particle_fits_stop_within_a_block():
 
 
 def test_the_matcher_stops_between_layers():
-    from napari_stereo_tem.matching import load_matcher, predict_disparity
+    from napari_stereo_tem.stereo.matching import load_matcher, predict_disparity
 
     model = load_matcher("default")
     rng = np.random.default_rng(0)
@@ -115,7 +115,7 @@ def test_the_matcher_stops_between_layers():
 
 
 def test_refinement_stops_within_the_rows():
-    from napari_stereo_tem.matching import refine_disparity
+    from napari_stereo_tem.stereo.matching import refine_disparity
 
     mask = np.zeros((128, 64), bool)
     mask[:, 20] = True
@@ -132,7 +132,7 @@ def test_refinement_stops_within_the_rows():
 
 def test_a_reconstruction_stops_inside_detection():
     """The detector's layers check for a cancel too: the detect stage stops inside itself."""
-    from napari_stereo_tem.reconstruct import reconstruct_stereo
+    from napari_stereo_tem.stereo.pipeline import reconstruct_stereo
     from napari_stereo_tem.synth import make_stereo_pair
 
     sample = make_stereo_pair(9_000_601, shape=(64, 64))

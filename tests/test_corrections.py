@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from napari_stereo_tem.checks import InputError
-from napari_stereo_tem.corrections import (
+from napari_stereo_tem.stereo.corrections import (
     disparity_labels, line_disparity, link_lines, row_crossings, shift_line_depth,
 )
-from napari_stereo_tem.projection import project_points
+from napari_stereo_tem.stereo.projection import project_points
 
 ANGLE = 8.0
 AXIS = 31.5

@@ -7,15 +7,15 @@ import pytest
 import torch
 
 from napari_stereo_tem.checks import InputError
-from napari_stereo_tem.detection import (
+from napari_stereo_tem.stereo.detection import (
     normalise_image,
     predict_probability,
     probability_to_labels,
     skeleton_polylines,
 )
-from napari_stereo_tem.metrics import centreline_scores, cl_dice
+from napari_stereo_tem.evaluation.metrics import centreline_scores, cl_dice
 from napari_stereo_tem.nets import DislocationUNet
-from napari_stereo_tem.weights import list_versions, load_detector, load_model, save_model
+from napari_stereo_tem.models.store import list_versions, load_detector, load_model, save_model
 
 
 def _tiny_model(seed=0, **kwargs):
@@ -216,7 +216,7 @@ def test_skeleton_polylines_edge_cases():
 
 
 def test_iter_predict_probability_reports_tiles():
-    from napari_stereo_tem.detection import iter_predict_probability
+    from napari_stereo_tem.stereo.detection import iter_predict_probability
     from napari_stereo_tem.progress import drive
 
     model = _tiny_model()

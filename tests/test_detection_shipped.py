@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_stereo_tem.detection import (
+from napari_stereo_tem.stereo.detection import (
     label_settings,
     predict_probability,
     probability_to_labels,
     skeleton_polylines,
 )
-from napari_stereo_tem.metrics import centreline_scores
-from napari_stereo_tem.weights import DEFAULT_DETECTOR, PACKAGE_WEIGHTS_DIR, list_versions, load_detector
+from napari_stereo_tem.evaluation.metrics import centreline_scores
+from napari_stereo_tem.models.store import DEFAULT_DETECTOR, PACKAGE_WEIGHTS_DIR, list_versions, load_detector
 
 
 def _scene():

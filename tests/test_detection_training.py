@@ -8,7 +8,7 @@ import torch
 
 from napari_stereo_tem.progress import drive
 from napari_stereo_tem.training.detector import augment_sample, train_detector
-from napari_stereo_tem.weights import load_model, read_metadata
+from napari_stereo_tem.models.store import load_model, read_metadata
 
 
 def tiny_scene(seed: int, shape=(64, 64)) -> list:

@@ -8,8 +8,8 @@ import tifffile
 from scipy import ndimage
 
 from napari_stereo_tem.checks import InputError
-from napari_stereo_tem.detect import detect_lines
-from napari_stereo_tem.detection import choose_settings
+from napari_stereo_tem.stereo.detect import detect_lines
+from napari_stereo_tem.stereo.detection import choose_settings
 from napari_stereo_tem.synth.micrograph import MASK_IGNORE, make_micrograph
 from napari_stereo_tem.training.detector import _targets
 from napari_stereo_tem.training.detector_data import crop_batches, scene_plan
@@ -86,7 +86,7 @@ def test_scene_plan_keeps_to_its_split_and_mix():
 
 @pytest.fixture(scope="module")
 def detector():
-    from napari_stereo_tem.weights import load_detector
+    from napari_stereo_tem.models.store import load_detector
 
     return load_detector()
 

@@ -9,7 +9,7 @@ from napari_stereo_tem.checks import InputError
 from napari_stereo_tem.cli import main
 from napari_stereo_tem.evaluation.cases import evaluate_directory, find_cases
 from napari_stereo_tem.evaluation.table import markdown_table, mean_row
-from napari_stereo_tem.lines_io import write_lines_csv
+from napari_stereo_tem.stereo.lines_io import write_lines_csv
 
 STEREO_COLUMNS = ["case", "kind", "seg_precision", "seg_recall", "seg_f1", "cldice", "epe", "gt1", "gt3", "gt5",
                   "line_mean_px", "line_median_px", "depth_err_px", "depth_offset_px", "reproj_err_px"]

@@ -19,7 +19,7 @@ def test_series_indices_take_the_ends_and_regular_steps():
 def test_wbp_recovers_a_point_at_the_right_depth():
     # A vertical line at x = 30, z = 8 in a 33-column volume (axis at 16): its projection
     # at tilt a is x = 16 + 14 cos a + 8 sin a, the project's convention.
-    from napari_stereo_tem.projection import project_points
+    from napari_stereo_tem.stereo.projection import project_points
 
     tilts = np.linspace(-48, 50, 45)
     rows, cols = 6, 33

@@ -7,14 +7,14 @@ import pytest
 import torch
 
 from napari_stereo_tem.checks import InputError
-from napari_stereo_tem.detection import predict_probability
+from napari_stereo_tem.stereo.detection import predict_probability
 from napari_stereo_tem.nets.matcher import StereoNet
 from napari_stereo_tem.nets.unet import DislocationUNet
 from napari_stereo_tem.progress import Cancelled, drive
 from napari_stereo_tem.synth import make_stereo_pair
 from napari_stereo_tem.training.finetune import checkpoint_path, finetune_detector, finetune_matcher, version_name
-from napari_stereo_tem.training_set import add_entry
-from napari_stereo_tem.weights import (
+from napari_stereo_tem.models.training_set import add_entry
+from napari_stereo_tem.models.store import (
     list_versions, load_detector, load_model, read_metadata, save_model, select_version, selected_version,
     user_models_dir,
 )
@@ -171,7 +171,7 @@ def test_finetune_matcher_on_linked_disparities(models, corrected_set):
     assert result["version"] == "matcher_mine" and len(result["losses"]) == 4
     assert np.isfinite(result["losses"]).all()
     assert [r.done for r in reports] == [1, 2, 3, 4]
-    from napari_stereo_tem.matching import load_matcher
+    from napari_stereo_tem.stereo.matching import load_matcher
 
     assert load_matcher("matcher_mine").version == "matcher_mine"
     assert read_metadata(result["path"])["kind"] == "matcher"

@@ -5,7 +5,7 @@ import pytest
 from diffpy.structure import Lattice
 
 from napari_stereo_tem.checks import InputError
-from napari_stereo_tem.crystal import CrystalFrame, reduce_indices
+from napari_stereo_tem.stereo.crystal_frame import CrystalFrame, reduce_indices
 
 
 def _unit(v):

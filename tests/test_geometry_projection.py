@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from napari_stereo_tem.checks import InputError
-from napari_stereo_tem.projection import (depth_from_disparity, disparity_from_depth, project_points,
+from napari_stereo_tem.stereo.projection import (depth_from_disparity, disparity_from_depth, project_points,
                                           triangulate, triangulate_asymmetric)
 
 

@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage
 
 from napari_stereo_tem.checks import InputError
-from napari_stereo_tem.rectification import rectify_pair, rectify_tiltless, rectifying_affines
+from napari_stereo_tem.stereo.rectification import rectify_pair, rectify_tiltless, rectifying_affines
 from napari_stereo_tem.synth.misalign import misalign_pair, textured_pair
 
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from napari_stereo_tem.checks import InputError
-from napari_stereo_tem.projection import project_points
-from napari_stereo_tem.reprojection import distance_to_lines, reproject_lines, reprojection_error
+from napari_stereo_tem.stereo.projection import project_points
+from napari_stereo_tem.stereo.reprojection import distance_to_lines, reproject_lines, reprojection_error
 
 
 def _helix(n=200):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from napari_stereo_tem.checks import InputError
-from napari_stereo_tem.matching import disparity_metrics, refine_disparity, sgbm_disparity
+from napari_stereo_tem.stereo.matching import disparity_metrics, refine_disparity, sgbm_disparity
 
 
 def _vertical_line(shape, x, width=1):

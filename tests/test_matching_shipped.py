@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from napari_stereo_tem.matching import disparity_metrics, load_matcher, predict_disparity, refine_disparity
+from napari_stereo_tem.stereo.matching import disparity_metrics, load_matcher, predict_disparity, refine_disparity
 
 
 def test_shipped_matcher_loads_with_provenance():

@@ -43,7 +43,7 @@ def test_train_matcher_tiny_run_and_resume(tmp_path):
     assert meta["seed"] == 0 and "epe" in meta["metric"] and meta["class"] == "StereoNet"
     result = drive(train_matcher(steps=3, resume=result["checkpoint"], **kwargs))
     assert result["history"][-1]["step"] == 3
-    from napari_stereo_tem.matching import load_matcher
+    from napari_stereo_tem.stereo.matching import load_matcher
 
     model = load_matcher(str(tmp_path / "m.safetensors"))
     assert model.matcher.width == 4

@@ -34,7 +34,7 @@ def test_crystal_frame_labels_lines(make_napari_viewer):
 
 
 def test_reprojection_overlay_lands_on_the_view(make_napari_viewer):
-    from napari_stereo_tem.projection import project_points
+    from napari_stereo_tem.stereo.projection import project_points
 
     viewer = make_napari_viewer()
     lines = _cubic_lines()
@@ -59,7 +59,7 @@ def test_reprojection_overlay_lands_on_the_view(make_napari_viewer):
 
 
 def test_reprojection_aligns_a_raw_third_view(make_napari_viewer):
-    from napari_stereo_tem.rectification import rectifying_affines
+    from napari_stereo_tem.stereo.rectification import rectifying_affines
     from napari_stereo_tem.synth.misalign import misalign_pair, textured_pair
 
     left, right, _ = textured_pair(5, shape=(192, 192), depth_px=40.0)

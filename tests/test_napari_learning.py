@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from napari_stereo_tem.nets.unet import DislocationUNet
-from napari_stereo_tem.projection import project_points
+from napari_stereo_tem.stereo.projection import project_points
 from napari_stereo_tem.synth import make_stereo_pair
 from napari_stereo_tem.training.finetune import checkpoint_path
-from napari_stereo_tem.training_set import add_entry, list_entries, list_trash, load_entry
-from napari_stereo_tem.weights import list_versions, save_model, selected_version
+from napari_stereo_tem.models.training_set import add_entry, list_entries, list_trash, load_entry
+from napari_stereo_tem.models.store import list_versions, save_model, selected_version
 
 ANGLE = 8.0
 
@@ -54,7 +54,7 @@ def test_correct_link_shift_and_add_to_training_set(scene, tmp_path):
     right_xy = project_points(truth, ANGLE / 2, axis_col=axis)
     # the matcher had put this line at a wrong depth: same place in the left view, 15 px too deep
     from napari_stereo_tem._napari.layers import lines_layer
-    from napari_stereo_tem.corrections import shift_line_depth
+    from napari_stereo_tem.stereo.corrections import shift_line_depth
 
     wrong = shift_line_depth(truth, 15.0, stereo_angle_deg=ANGLE, keep="left")
     data, attrs, _ = lines_layer([wrong], name="3D lines")
@@ -128,7 +128,7 @@ def test_browser_fine_tune_and_version_selector(make_napari_viewer, models, tmp_
     widget.use_detector.value = "detector_from_widget"
     widget.use_versions()
     assert selected_version("detector") == "detector_from_widget"
-    from napari_stereo_tem.weights import load_detector
+    from napari_stereo_tem.models.store import load_detector
 
     assert load_detector().version == "detector_from_widget"
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from napari_stereo_tem._napari.layers import lines_layer
-from napari_stereo_tem.lines_io import read_lines_csv
+from napari_stereo_tem.stereo.lines_io import read_lines_csv
 
 
 def _lines():

@@ -9,7 +9,7 @@ import pytest
 
 from napari_stereo_tem.checks import InputError
 from napari_stereo_tem.evaluation.real_annotations import load_annotation, rasterise, score_centrelines
-from napari_stereo_tem.metrics import centreline_scores
+from napari_stereo_tem.evaluation.metrics import centreline_scores
 
 DATA = Path(__file__).parent / "data" / "real_tem"
 FILES = sorted(DATA.glob("*.json"))

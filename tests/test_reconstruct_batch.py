@@ -6,7 +6,7 @@ import tifffile
 
 from napari_stereo_tem.checks import InputError
 from napari_stereo_tem.cli import main
-from napari_stereo_tem.pair_list import read_pair_list
+from napari_stereo_tem.stereo.pair_list import read_pair_list
 from napari_stereo_tem.synth import make_stereo_pair
 
 

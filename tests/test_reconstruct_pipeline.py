@@ -9,9 +9,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from napari_stereo_tem.checks import InputError
-from napari_stereo_tem.lines_io import LINES_HEADER, read_lines_csv, write_lines_csv
+from napari_stereo_tem.stereo.lines_io import LINES_HEADER, read_lines_csv, write_lines_csv
 from napari_stereo_tem.nets.matcher import StereoNet
-from napari_stereo_tem.reconstruct import STAGES, lines_from_disparity, load_reconstruction, reconstruct
+from napari_stereo_tem.stereo.pipeline import STAGES, lines_from_disparity, load_reconstruction, reconstruct
 
 
 class DarkLineDetector(nn.Module):
@@ -69,7 +69,7 @@ def test_reconstruct_cli_writes_files_when_nothing_is_detected(pair, matcher, tm
 
     from napari_stereo_tem.cli import main
     from napari_stereo_tem.nets.unet import DislocationUNet
-    from napari_stereo_tem.weights import save_model
+    from napari_stereo_tem.models.store import save_model
 
     torch.manual_seed(0)
     det = DislocationUNet(base_channels=4)

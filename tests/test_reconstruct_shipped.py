@@ -11,7 +11,7 @@ predicted points lie within 3 px of a true line in ``(x, y)`` (100 %).
 import numpy as np
 
 from napari_stereo_tem.evaluation.lines3d import line_set_distance
-from napari_stereo_tem.reconstruct import reconstruct
+from napari_stereo_tem.stereo.pipeline import reconstruct
 from napari_stereo_tem.synth import make_stereo_pair
 from napari_stereo_tem.synth.seeds import TEST_SEEDS
 

@@ -10,8 +10,8 @@ import skan
 from scipy import ndimage as ndi
 from skimage.morphology import skeletonize
 
-from napari_stereo_tem.detection import skeleton_polylines
-from napari_stereo_tem.skeleton_graph import SkeletonGraph, _prune_spurs, skeleton_branches
+from napari_stereo_tem.stereo.detection import skeleton_polylines
+from napari_stereo_tem.stereo.skeleton_graph import SkeletonGraph, _prune_spurs, skeleton_branches
 from napari_stereo_tem.synth import make_stereo_pair
 
 
@@ -105,7 +105,7 @@ def test_lines_from_disparity_compiles_nothing():
     code = textwrap.dedent("""
         import sys
         import numpy as np
-        from napari_stereo_tem.reconstruct import lines_from_disparity
+        from napari_stereo_tem.stereo.pipeline import lines_from_disparity
         mask = np.zeros((64, 64), bool)
         mask[10:50, 20] = True
         lines = lines_from_disparity(mask, np.where(mask, 2.0, np.nan), 8.0)

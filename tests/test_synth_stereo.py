@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from napari_stereo_tem.checks import InputError
-from napari_stereo_tem.projection import project_points, triangulate, triangulate_asymmetric
+from napari_stereo_tem.stereo.projection import project_points, triangulate, triangulate_asymmetric
 from napari_stereo_tem.synth import (TEST_SEEDS, TRAIN_SEEDS, VAL_SEEDS, load_stereo_sample, make_scene,
                                      make_stereo_pair, render_views)
 from napari_stereo_tem.synth.background import PERLIN_RANGES, draw_perlin_params

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from napari_stereo_tem.checks import InputError
-from napari_stereo_tem.training_set import (
+from napari_stereo_tem.models.training_set import (
     add_entry, clean_unfinished, file_sha256, list_entries, list_trash, load_entry, remove_entry, restore_entry,
 )
 
@@ -108,7 +108,7 @@ def test_bad_inputs_are_refused(tmp_path):
 WRITER = textwrap.dedent("""
     import sys, time
     import numpy as np
-    from napari_stereo_tem.training_set import add_entry
+    from napari_stereo_tem.models.training_set import add_entry
 
     folder = sys.argv[1]
     rng = np.random.default_rng(1)

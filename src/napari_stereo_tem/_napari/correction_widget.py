@@ -2,7 +2,7 @@
 
 The segmentation (Labels) and the polylines (Shapes) are edited with napari's
 own tools. This widget adds what needs geometry, through
-:mod:`napari_stereo_tem.corrections`:
+:mod:`napari_stereo_tem.stereo.corrections`:
 
 - "Polylines from labels": one 2D Shapes layer of paths per view from its Labels;
 - "Link left line to right line": the path selected (or given by index) in the
@@ -13,7 +13,7 @@ own tools. This widget adds what needs geometry, through
   layer along the beam, keeping where the left view sees them;
 - "Add to training set": the view(s), the corrected Labels, the disparities of
   the lines corrected here (linked or shifted) and their provenance, as one new
-  entry of the chosen folder (:func:`napari_stereo_tem.training_set.add_entry`).
+  entry of the chosen folder (:func:`napari_stereo_tem.models.training_set.add_entry`).
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from magicgui.widgets import Container, FileEdit, FloatSpinBox, Label, PushButto
 from napari.utils.notifications import show_error, show_info
 
 from ..checks import InputError
-from ..corrections import disparity_labels, line_disparity, link_lines, shift_line_depth
-from ..skeleton_graph import skeleton_branches
-from ..training_set import add_entry
+from ..stereo.corrections import disparity_labels, line_disparity, link_lines, shift_line_depth
+from ..stereo.skeleton_graph import skeleton_branches
+from ..models.training_set import add_entry
 from .layers import lines_layer, lines_to_paths, paths_to_lines
 
 __all__ = ["CorrectionWidget", "layer_source", "layer_model_version"]

@@ -6,7 +6,7 @@ line's direction ``[uvw]`` and best-fit habit plane ``(hkl)`` as properties of
 the lines layer. Re-projection: the 3D lines projected at another tilt over an
 image, with their distance to a reference mask; a raw image of a third tilt is
 first aligned to the reconstruction's rectified left view (tilt axis and shift,
-:func:`~napari_stereo_tem.reprojection.align_view`), and the free depth origin is
+:func:`~napari_stereo_tem.stereo.reprojection.align_view`), and the free depth origin is
 fitted to the reference mask.
 """
 
@@ -17,8 +17,8 @@ import numpy as np
 from magicgui import magic_factory
 
 from ..checks import InputError
-from ..crystal import CrystalFrame
-from ..reprojection import align_view, apply_affine, fit_depth_offset, reproject_lines, reprojection_error
+from ..stereo.crystal_frame import CrystalFrame
+from ..stereo.reprojection import align_view, apply_affine, fit_depth_offset, reproject_lines, reprojection_error
 from .layers import paths_to_lines
 from .notify import report_input_errors
 

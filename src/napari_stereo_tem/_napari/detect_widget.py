@@ -1,6 +1,6 @@
 """Dock widget: dislocations in one image (the ``stereo-tem detect`` command in napari).
 
-Layer in (an image), one core call (:func:`napari_stereo_tem.detect.iter_detect_lines`,
+Layer in (an image), one core call (:func:`napari_stereo_tem.stereo.detect.iter_detect_lines`,
 off the UI thread with progress and Cancel), layers out: an editable Labels
 layer (1 dislocation, 2 distractor) and a Shapes layer of the centrelines
 (one path per skeleton branch).
@@ -14,7 +14,7 @@ from magicgui.widgets import ComboBox, FloatSpinBox, create_widget
 from napari.utils.notifications import show_error
 
 from ..checks import InputError
-from ..detect import iter_detect_lines
+from ..stereo.detect import iter_detect_lines
 from .task_widget import TaskWidget
 
 __all__ = ["DetectWidget", "detection_layers"]
@@ -23,7 +23,7 @@ CONTRASTS = {"auto": "auto", "bright field (dark lines)": "bright_field", "dark 
 
 
 def detection_layers(result, *, name: str, metadata=None) -> list:
-    """Layer-data tuples of a :class:`~napari_stereo_tem.detect.LineDetection`: Labels, then Shapes paths."""
+    """Layer-data tuples of a :class:`~napari_stereo_tem.stereo.detect.LineDetection`: Labels, then Shapes paths."""
     meta = {"kind": "stereo-tem detection", "settings": result.settings, **(metadata or {})}
     paths = [np.ascontiguousarray(line[:, ::-1]) for line in result.lines if len(line) >= 2]
     layers = [(result.labels, {"name": f"{name} labels", "metadata": meta}, "labels")]

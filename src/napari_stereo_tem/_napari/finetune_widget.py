@@ -2,14 +2,14 @@
 
 - Browser: the entries of a training-set folder; "Remove" moves the selected
   entries to the set's ``.trash/`` and "Restore" brings one back
-  (:mod:`napari_stereo_tem.training_set`).
+  (:mod:`napari_stereo_tem.models.training_set`).
 - Fine-tune: detector or matcher, from a version, on the set mixed with
   synthetic data (:mod:`napari_stereo_tem.training.finetune`), in a worker
   thread with a progress bar, a live loss plot and cancel; "resume" continues
   a cancelled run of the same name from its checkpoint. The result is a new
   named version in the user's model folder.
 - Models in use: the versions ``load_detector()``/``load_matcher()`` load by
-  default (:func:`napari_stereo_tem.weights.select_version`).
+  default (:func:`napari_stereo_tem.models.store.select_version`).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from napari.utils.notifications import show_error, show_info
 
 from ..checks import InputError
 from ..training.finetune import finetune_detector, finetune_matcher
-from ..training_set import list_entries, list_trash, remove_entry, restore_entry
-from ..weights import list_versions, select_version, selected_version
+from ..models.training_set import list_entries, list_trash, remove_entry, restore_entry
+from ..models.store import list_versions, select_version, selected_version
 from .background import BackgroundTask
 from .plot import FigureWidget
 

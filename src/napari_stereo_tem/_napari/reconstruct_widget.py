@@ -1,7 +1,7 @@
 """Dock widget: reconstruct the 3D dislocation lines of a stereo pair.
 
 Layers in (two images, optionally two Points layers of clicked correspondences),
-one core call (:func:`napari_stereo_tem.reconstruct.reconstruct_stereo`, run off
+one core call (:func:`napari_stereo_tem.stereo.pipeline.reconstruct_stereo`, run off
 the UI thread with a progress bar and a cancel button), layers out: the
 rectified views, an editable Labels layer per view, and the 3D lines as a Shapes
 layer of paths coloured by depth. A known tilt axis, shift or pair of tilts
@@ -17,7 +17,7 @@ import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, LineEdit, create_widget
 
 from ..checks import InputError
-from ..reconstruct import reconstruct_stereo
+from ..stereo.pipeline import reconstruct_stereo
 from .layers import lines_layer
 from .task_widget import TaskWidget
 
@@ -75,7 +75,7 @@ def format_report(result) -> str:
 
 
 def reconstruction_layers(result, *, scale=None) -> list:
-    """Layer-data tuples for a :class:`~napari_stereo_tem.reconstruct.StereoReconstruction`."""
+    """Layer-data tuples for a :class:`~napari_stereo_tem.stereo.pipeline.StereoReconstruction`."""
     meta = {"provenance": result.provenance, "rectification": result.rectification}
     common = {} if scale is None else {"scale": scale}
     scale3 = None if scale is None else (scale[0], *scale)

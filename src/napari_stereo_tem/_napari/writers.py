@@ -14,7 +14,7 @@ import numpy as np
 
 from ..checks import InputError
 from ..atomic import atomic_write_bytes
-from ..lines_io import write_json, write_lines_csv
+from ..stereo.lines_io import write_json, write_lines_csv
 from .layers import paths_to_lines
 
 __all__ = ["write_lines", "write_points", "POINTS_HEADER", "jsonable"]

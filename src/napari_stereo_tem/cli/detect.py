@@ -80,11 +80,11 @@ def run(args) -> int:
 
     from ..atomic import check_output_folder, result_folder
     from ..checks import InputError
-    from ..detect import iter_detect_lines
+    from ..stereo.detect import iter_detect_lines
     from ..images import read_image
-    from ..lines_io import write_json
+    from ..stereo.lines_io import write_json
     from ..progress import drive, end_progress_line, text_progress
-    from ..weights import load_detector
+    from ..models.store import load_detector
 
     scale = parse_scale(args.scale)
     contrast = CONTRASTS[args.contrast]

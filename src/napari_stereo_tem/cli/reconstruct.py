@@ -6,7 +6,7 @@ rectification figures) and ``DIR/preview.png`` (DESIGN section 5).
 
 ``stereo-tem reconstruct --pairs LIST --angle DEG -o DIR`` runs many pairs in
 one process (start-up and model loading paid once), writing ``DIR/NAME/`` per
-pair (:mod:`napari_stereo_tem.pair_list`); a pair that fails is reported and
+pair (:mod:`napari_stereo_tem.stereo.pair_list`); a pair that fails is reported and
 the others go on.
 """
 
@@ -134,7 +134,7 @@ def _check_two_files(left: str, right: str) -> None:
 
 
 def _work(args, left, right, *, detector, matcher):
-    from ..reconstruct import reconstruct_stereo
+    from ..stereo.pipeline import reconstruct_stereo
     from .detect import CONTRASTS, parse_scale
 
     return reconstruct_stereo(left, right, stereo_angle_deg=args.angle, pixel_size=args.pixel_size,
@@ -155,8 +155,8 @@ def _pairs(args) -> list:
 
     from ..atomic import check_output_folder
     from ..checks import InputError
-    from ..pair_list import read_pair_list
-    from ..reconstruct import RESULT_FILES
+    from ..stereo.pair_list import read_pair_list
+    from ..stereo.pipeline import RESULT_FILES
 
     if args.pairs is None:
         if not (args.left and args.right):
@@ -182,8 +182,8 @@ def run(args) -> int:
     pairs = _pairs(args)
     detector, matcher = args.detector, args.matcher
     if args.pairs is not None:  # load the models once for all pairs
-        from ..matching import load_matcher
-        from ..weights import load_detector
+        from ..stereo.matching import load_matcher
+        from ..models.store import load_detector
 
         detector = load_detector(detector or "default", device=args.device)
         matcher = load_matcher(matcher or "default", device=args.device)

@@ -74,7 +74,7 @@ def _detector_command(args, out) -> str:
 def _run_detector(args) -> int:
     from ..progress import drive, text_progress
     from ..training.detector import train_detector
-    from ..weights import user_models_dir
+    from ..models.store import user_models_dir
 
     out = args.out if args.out else str(user_models_dir() / "detector_trained")
     bar = text_progress()
@@ -131,7 +131,7 @@ def _run_matcher(args) -> int:
     from ..checks import InputError
     from ..progress import drive, text_progress
     from ..training.matcher import train_matcher
-    from ..weights import user_models_dir
+    from ..models.store import user_models_dir
 
     try:
         crop = tuple(int(v) for v in str(args.crop).split(","))

@@ -20,10 +20,10 @@ or ``points.csv`` as ``stereo-tem particles`` writes it. With ``run=True`` the
 pipeline runs on the case and its outputs are written (and scored) there.
 
 Figures (existing metric functions, not re-implemented): segmentation precision,
-recall, F1 (2 px) and clDice (:mod:`napari_stereo_tem.metrics`); disparity EPE
-and > 1/3/5 px (:func:`napari_stereo_tem.matching.disparity_metrics`); 3D line
+recall, F1 (2 px) and clDice (:mod:`napari_stereo_tem.evaluation.metrics`); disparity EPE
+and > 1/3/5 px (:func:`napari_stereo_tem.stereo.matching.disparity_metrics`); 3D line
 distance and depth error (:func:`.lines3d.line_set_distance`); re-projection error
-into an unseen tilt (:func:`napari_stereo_tem.reprojection.reprojection_error`);
+into an unseen tilt (:func:`napari_stereo_tem.stereo.reprojection.reprojection_error`);
 particle recall, precision, 3D error (:func:`napari_stereo_tem.particles.evaluation.score_particles`);
 g(r) against the truth's (:func:`napari_stereo_tem.particles.rdf.radial_distribution`).
 """
@@ -99,7 +99,7 @@ def _stereo_geometry(folder: Path, shape, angle) -> tuple[float, tuple, float]:
 def _run_stereo(folder: Path, out: Path, phi: float, options: dict) -> None:
     import tifffile
 
-    from ..reconstruct import reconstruct
+    from ..stereo.pipeline import reconstruct
 
     rec = reconstruct(str(folder / "left.tif"), str(folder / "right.tif"), stereo_angle_deg=phi,
                       rectify=options.get("rectify", False), device=options.get("device", "cpu"),
@@ -127,7 +127,7 @@ def _raster_lines(lines_2d, shape) -> np.ndarray:
 
 def _lines_disparity(lines, tilts, axis_col, shape) -> np.ndarray:
     """Disparity map implied by 3D lines: at each left pixel a line projects onto, ``x_right - x_left``."""
-    from ..projection import project_points
+    from ..stereo.projection import project_points
 
     out = np.full(shape, np.nan, np.float32)
     for line in lines:
@@ -152,11 +152,11 @@ def score_stereo_case(folder, pred_dir, *, angle: float | None = None, tolerance
         ``seg_source`` / ``disp_source`` (where the predicted mask and disparity came from).
         Figures without truth are absent.
     """
-    from ..lines_io import read_lines_csv
-    from ..matching import disparity_metrics
-    from ..metrics import centreline_scores, cl_dice
-    from ..projection import project_points
-    from ..reprojection import reprojection_error
+    from ..stereo.lines_io import read_lines_csv
+    from ..stereo.matching import disparity_metrics
+    from .metrics import centreline_scores, cl_dice
+    from ..stereo.projection import project_points
+    from ..stereo.reprojection import reprojection_error
 
     folder, pred_dir = Path(folder), Path(pred_dir)
     if not (pred_dir / "lines.csv").is_file():

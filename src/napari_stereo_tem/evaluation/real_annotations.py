@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..checks import InputError
-from ..metrics import centreline_scores
+from .metrics import centreline_scores
 
 __all__ = ["RealAnnotation", "load_annotation", "rasterise", "score_centrelines"]
 
@@ -191,7 +191,7 @@ def rasterise(annotation: RealAnnotation, shape) -> tuple[np.ndarray, np.ndarray
 def score_centrelines(pred_mask, annotation: RealAnnotation, *, tolerance: float = 2.0) -> dict:
     """Centreline precision, recall and F1 of a predicted mask against an annotation.
 
-    Uses :func:`napari_stereo_tem.metrics.centreline_scores`: the prediction
+    Uses :func:`napari_stereo_tem.evaluation.metrics.centreline_scores`: the prediction
     is skeletonised; a predicted centreline pixel within ``tolerance`` of an
     annotated one is right, and an annotated pixel within ``tolerance`` of a
     predicted one is recalled. Predicted pixels inside the ignore regions,
@@ -209,7 +209,7 @@ def score_centrelines(pred_mask, annotation: RealAnnotation, *, tolerance: float
     -------
     dict
         ``precision``, ``recall``, ``f1`` and the counts of
-        :func:`~napari_stereo_tem.metrics.centreline_scores`, plus
+        :func:`~napari_stereo_tem.evaluation.metrics.centreline_scores`, plus
         ``n_ignored`` (predicted centreline pixels left out).
     """
     from scipy.ndimage import distance_transform_edt

@@ -15,15 +15,15 @@ Before reconstruction each view becomes a line signal (black top-hat: lines
 positive, the smooth background removed). 3D lines are read from the volume the
 way stereo reads them from a disparity map: the top view ``max_z V(y, x, z)`` is
 thresholded (Otsu), skeletonised into branches
-(:func:`~napari_stereo_tem.skeleton_graph.skeleton_branches`), and each branch pixel
+(:func:`~napari_stereo_tem.stereo.skeleton_graph.skeleton_branches`), and each branch pixel
 gets the depth of the maximum of its column (parabolic sub-voxel peak).
 
 The stereo rows use a pair of the same specimen at ``-phi/2, +phi/2``:
 ``stereo (truth disparity)`` triangulates the true 2D line pixels of the left
 view with their true disparities through
-:func:`~napari_stereo_tem.reconstruct.lines_from_disparity` (an upper bound of
+:func:`~napari_stereo_tem.stereo.pipeline.lines_from_disparity` (an upper bound of
 what stereo can do), ``stereo (pipeline)`` runs
-:func:`~napari_stereo_tem.reconstruct.reconstruct` with the shipped networks.
+:func:`~napari_stereo_tem.stereo.pipeline.reconstruct` with the shipped networks.
 All rows are scored by :func:`~.lines3d.line_set_distance` against the true lines
 inside the field of view.
 
@@ -149,7 +149,7 @@ def lines_from_volume(volume, z, *, threshold: float | None = None, smooth: floa
     from scipy.ndimage import gaussian_filter
     from skimage.filters import threshold_otsu
 
-    from ..skeleton_graph import skeleton_branches
+    from ..stereo.skeleton_graph import skeleton_branches
 
     vol = gaussian_filter(np.asarray(volume, dtype=float), smooth) if smooth > 0 else np.asarray(volume, float)
     top = vol.max(axis=1)
@@ -200,7 +200,7 @@ def tomography_specimen(seed: int, *, shape=(128, 129), foil_thickness: float = 
 
 def _truth_disparity(views, tilts, axis_col):
     """Signed disparity of the left view's dislocation pixels (as :func:`~..synth.make_stereo_pair` stores it)."""
-    from ..projection import project_points
+    from ..stereo.projection import project_points
 
     foot = views.foot_points[0]
     d = np.full(foot.shape[:2], np.nan)
@@ -260,7 +260,7 @@ def compare_tomography_iter(seed: int = 9_000_123, *, shape=(128, 129), n_views=
         ``mean_pred_to_true``, ``mean_true_to_pred``, ``depth_offset``, ``seconds`` (and ``note``);
         ``params``: the settings.
     """
-    from ..reconstruct import lines_from_disparity
+    from ..stereo.pipeline import lines_from_disparity
     from ..synth import render_views
 
     rows_, cols = int(shape[0]), int(shape[1])
@@ -301,11 +301,11 @@ def compare_tomography_iter(seed: int = 9_000_123, *, shape=(128, 129), n_views=
     done += 1
     yield Progress(done, total, "stereo (truth disparity)")
     if pipeline:
-        from ..weights import list_versions
+        from ..models.store import list_versions
 
         if (matcher is not None or any(v.startswith("matcher") for v in list_versions())) and (
                 detector is not None or any(v.startswith("detector") for v in list_versions())):
-            from ..reconstruct import reconstruct
+            from ..stereo.pipeline import reconstruct
 
             t0 = time.perf_counter()
             rec = reconstruct(pair.images[0], pair.images[1], stereo_angle_deg=phi, rectify=False,

@@ -5,7 +5,7 @@ Its decoder features at quarter resolution also feed the stereo matcher
 returns the logits and those features from one pass.
 
 Input images are normalised *outside* the network (see
-:func:`napari_stereo_tem.detection.normalise_image`); ``forward`` expects
+:func:`napari_stereo_tem.stereo.detection.normalise_image`); ``forward`` expects
 float tensors of shape ``(B, in_channels, H, W)`` with ``H`` and ``W``
 divisible by ``2 ** (depth - 1)`` (the inference code pads otherwise).
 """

@@ -1,6 +1,6 @@
 """Turn an ideal (rectified) stereo pair into a raw, misaligned one with known truth.
 
-The test oracle of :mod:`napari_stereo_tem.rectification`. An ideal pair has its
+The test oracle of :mod:`napari_stereo_tem.stereo.rectification`. An ideal pair has its
 correspondences on one row, ``x_right = x_left + d``. A raw pair from a
 microscope has its tilt axis at ``theta`` off the vertical and a stage
 translation ``t`` between the exposures (DESIGN 3.3), so that a rectified point

@@ -1,6 +1,6 @@
 """Render a :class:`~.scene.DislocationScene` at any set of tilts.
 
-Every 3D position goes through :func:`napari_stereo_tem.projection.project_points`
+Every 3D position goes through :func:`napari_stereo_tem.stereo.projection.project_points`
 (the one implementation of the convention). Lines are drawn from the
 nearest-point maps of :mod:`.raster`; dislocation pixels get the exact nearest
 point (foot) on the piecewise-linear curve, which is the 3D truth of that pixel.
@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from ..checks import InputError
-from ..projection import project_points
+from ..stereo.projection import project_points
 from .background import bend_contours, illumination, shot_noise
 from .raster import densify_polylines, foot_on_polyline, nearest_sample_map
 from .scene import DislocationScene, surface_depth

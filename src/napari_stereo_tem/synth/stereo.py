@@ -28,7 +28,7 @@ import numpy as np
 
 from ..atomic import atomic_write, atomic_write_text
 from ..checks import InputError, check_stereo_angle
-from ..projection import project_points
+from ..stereo.projection import project_points
 from .render import render_views
 from .scene import make_scene
 from .seeds import check_seed

@@ -136,7 +136,7 @@ def detector_batch_loss(model, images: np.ndarray, masks: np.ndarray, pos_weight
 @torch.no_grad()
 def validate_detector(model, samples: list, *, device="cpu") -> float:
     """Mean centreline F1 (2 px) of ``model`` on ``[(image, mask), ...]`` (images normalised)."""
-    from ..metrics import centreline_scores
+    from ..evaluation.metrics import centreline_scores
 
     model.eval()
     scores = []
@@ -157,7 +157,7 @@ def faint_zone(mask: np.ndarray) -> np.ndarray:
 
 
 def _prepare(image: np.ndarray, multiple: int = 8) -> np.ndarray:
-    from ..detection import normalise_image
+    from ..stereo.detection import normalise_image
 
     norm = normalise_image(image, contrast="bright_field")
     rows, cols = norm.shape
@@ -254,7 +254,7 @@ def train_detector(
         ``best_val_f1``, ``history`` (per validation), ``wall_s``, ``out_path``.
     """
     from ..nets.unet import DislocationUNet
-    from ..weights import load_detector, save_model
+    from ..models.store import load_detector, save_model
     from .detector_data import DATA_MIXES, crop_batches, wide_validation_set
 
     if data not in DATA_MIXES:
@@ -403,9 +403,9 @@ def tune_postprocess(weights, *, seed: int = 0, n_val: int = 60, thresholds=(0.4
     import json
 
     from ..atomic import atomic_write_text
-    from ..detection import predict_probability, probability_to_labels
-    from ..metrics import centreline_scores
-    from ..weights import load_detector
+    from ..stereo.detection import predict_probability, probability_to_labels
+    from ..evaluation.metrics import centreline_scores
+    from ..models.store import load_detector
     from .detector_data import DATA_MIXES, wide_validation_set
 
     path = Path(weights).with_suffix(".safetensors")

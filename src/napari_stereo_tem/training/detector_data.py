@@ -31,7 +31,7 @@ def scene_plan(seed: int, index: int, *, stereo_share: float, split: str = "trai
 
 def _normalised_views(scene_seed: int, kind: str, size: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Images normalised as at inference (lines dark), with their masks."""
-    from ..detection import normalise_image
+    from ..stereo.detection import normalise_image
 
     if kind == "stereo":
         from .detector import synth_views

@@ -2,10 +2,10 @@
 
 :func:`finetune_detector` and :func:`finetune_matcher` start from a model
 version (``init``), train on crops of the entries of a training set
-(:mod:`napari_stereo_tem.training_set`) and of a few synthetic scenes
+(:mod:`napari_stereo_tem.models.training_set`) and of a few synthetic scenes
 (``synth_fraction`` of every batch), and save the result as a new, named model
 version in the user's model directory
-(:func:`napari_stereo_tem.weights.user_models_dir`) with its provenance.
+(:func:`napari_stereo_tem.models.store.user_models_dir`) with its provenance.
 
 Both are progress generators (:mod:`napari_stereo_tem.progress`): one
 :class:`Progress` per optimiser step with the loss in ``info``, so a front end
@@ -39,7 +39,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 def version_name(name: str, kind: str) -> str:
     """The model-version name for ``name``: prefixed with ``kind`` (``detector``/``matcher``) if needed.
 
-    The prefix lets :func:`~napari_stereo_tem.weights.list_versions` tell the
+    The prefix lets :func:`~napari_stereo_tem.models.store.list_versions` tell the
     two kinds apart. Only letters, digits, ``_``, ``.`` and ``-`` are allowed.
     """
     name = str(name).strip()
@@ -51,13 +51,13 @@ def version_name(name: str, kind: str) -> str:
 
 def checkpoint_path(version: str) -> Path:
     """Where the resumable state of a fine-tuning run of ``version`` lies."""
-    from ..weights import user_models_dir
+    from ..models.store import user_models_dir
 
     return user_models_dir() / f"{version}.ckpt.pt"
 
 
 def _target_path(name: str, kind: str) -> tuple[str, Path]:
-    from ..weights import user_models_dir
+    from ..models.store import user_models_dir
 
     version = version_name(name, kind)
     path = user_models_dir() / f"{version}.safetensors"
@@ -68,7 +68,7 @@ def _target_path(name: str, kind: str) -> tuple[str, Path]:
 
 
 def _entry_list(set_dir, *, need_pair: bool) -> list:
-    from ..training_set import list_entries
+    from ..models.training_set import list_entries
 
     entries = list_entries(set_dir)
     if need_pair:
@@ -88,8 +88,8 @@ def _labels(mask) -> np.ndarray:
 
 def detector_samples(set_dir) -> list[tuple[np.ndarray, np.ndarray]]:
     """``[(image, mask), ...]`` of every view of a set's entries (images normalised, lines dark)."""
-    from ..detection import normalise_image
-    from ..training_set import load_entry
+    from ..stereo.detection import normalise_image
+    from ..models.training_set import load_entry
 
     samples = []
     for entry in _entry_list(set_dir, need_pair=False):
@@ -102,8 +102,8 @@ def detector_samples(set_dir) -> list[tuple[np.ndarray, np.ndarray]]:
 
 def matcher_pairs(set_dir) -> list[dict]:
     """Prepared pairs (see :func:`~napari_stereo_tem.training.matcher.prepare_pair`) of a set's entries."""
-    from ..detection import normalise_image
-    from ..training_set import load_entry
+    from ..stereo.detection import normalise_image
+    from ..models.training_set import load_entry
 
     pairs = []
     for entry in _entry_list(set_dir, need_pair=True):
@@ -117,7 +117,7 @@ def matcher_pairs(set_dir) -> list[dict]:
 
 
 def _entry_summary(set_dir) -> list[dict]:
-    from ..training_set import list_entries
+    from ..models.training_set import list_entries
 
     return [{"name": e.name, "files": {k: v["sha256"] for k, v in e.record.get("files", {}).items()}}
             for e in list_entries(set_dir)]
@@ -183,7 +183,7 @@ def _train_loop(model, params, batch_loss: Callable[[np.random.Generator], torch
 
 
 def _save_version(model, path: Path, ckpt: Path, metadata: dict) -> None:
-    from ..weights import save_model
+    from ..models.store import save_model
 
     save_model(model, path, metadata)
     if ckpt.exists():
@@ -219,7 +219,7 @@ def finetune_detector(set_dir, *, name: str, init: str = "default", steps: int =
         an existing version is never overwritten.
     init : str
         The version (or weights path) to start from; ``"default"`` is the
-        selected version (see :func:`~napari_stereo_tem.weights.select_version`).
+        selected version (see :func:`~napari_stereo_tem.models.store.select_version`).
     steps, batch_size, crop : int
         Optimiser steps, crops per step, crop side (a multiple of the network's size multiple).
     synth_fraction : float
@@ -251,7 +251,7 @@ def finetune_detector(set_dir, *, name: str, init: str = "default", steps: int =
     dict
         ``version``, ``path``, ``losses`` (every step), ``steps``, ``wall_s``.
     """
-    from ..weights import load_detector
+    from ..models.store import load_detector
     from .detector import _prepare, augment_sample, detector_batch_loss, synth_views
 
     _check_run_options(steps, batch_size, synth_fraction, checkpoint_every)
@@ -321,7 +321,7 @@ def finetune_matcher(set_dir, *, name: str, init: str = "default", steps: int = 
     dict
         ``version``, ``path``, ``losses``, ``steps``, ``wall_s``.
     """
-    from ..matching import load_matcher
+    from ..stereo.matching import load_matcher
     from .matcher import batch_loss as matcher_batch_loss
     from .matcher import prepare_pair, stereo_crop
 

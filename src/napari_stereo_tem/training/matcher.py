@@ -40,7 +40,7 @@ __all__ = ["train_matcher", "stereo_crop", "validate_matcher", "prepare_pair"]
 
 def prepare_pair(sample) -> dict:
     """Normalised views, dislocation masks and left disparity of a :class:`StereoSample`."""
-    from ..detection import normalise_image
+    from ..stereo.detection import normalise_image
 
     return {"left": normalise_image(sample.left, contrast="bright_field"),
             "right": normalise_image(sample.right, contrast="bright_field"),
@@ -138,9 +138,9 @@ def validate_matcher(model, pairs: list, *, device="cpu") -> dict:
     -------
     dict
         ``epe``, ``gt3`` (raw, on every left dislocation pixel) and ``epe_refined``,
-        ``gt3_refined``, ``coverage_refined`` (after :func:`~napari_stereo_tem.matching.refine_disparity`).
+        ``gt3_refined``, ``coverage_refined`` (after :func:`~napari_stereo_tem.stereo.matching.refine_disparity`).
     """
-    from ..matching import disparity_metrics, predict_disparity, refine_disparity
+    from ..stereo.matching import disparity_metrics, predict_disparity, refine_disparity
 
     raw, ref = [], []
     for p in pairs:
@@ -239,7 +239,7 @@ def train_matcher(
     """
     from ..nets.matcher import StereoNet
     from ..synth import make_stereo_pair
-    from ..weights import save_model
+    from ..models.store import save_model
 
     crop = (int(crop[0]), int(crop[1]))
     if steps < 1 or batch_size < 1 or crop[0] % 8 or crop[1] % 8 or min(crop) < 32:
@@ -256,7 +256,7 @@ def train_matcher(
 
     matcher_kwargs = {"width": width, "n_hourglass": n_hourglass, "disparity_range": tuple(disparity_range)}
     if features_from is not None:
-        from ..weights import load_detector
+        from ..models.store import load_detector
 
         detector = load_detector(features_from, device="cpu")
         model = StereoNet(unet=detector.architecture(), matcher=matcher_kwargs, freeze_features=True)

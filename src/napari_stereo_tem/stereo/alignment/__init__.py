@@ -1,6 +1,6 @@
 """Finding correspondences between two tilts and fitting the tilt geometry to them (DESIGN 3.3).
 
-The pieces behind :func:`napari_stereo_tem.rectification.rectify_pair`:
+The pieces behind :func:`napari_stereo_tem.stereo.rectification.rectify_pair`:
 
 - :mod:`.masks`: what is not specimen (black frames, burned-in text and scale
   bars, pixels identical in both views), and the band-passed, contrast-normalised

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..checks import InputError
+from ...checks import InputError
 
 __all__ = ["SeriesAlignment", "align_series"]
 
@@ -55,7 +55,7 @@ def align_series(images, *, max_chi2_per_pair: float = 4.0, **options) -> Series
     max_chi2_per_pair : float
         Warn when the pairs' axes scatter more than their errors allow by this factor.
     **options
-        Passed to :func:`~napari_stereo_tem.rectification.rectify_pair` (not ``theta_deg``).
+        Passed to :func:`~napari_stereo_tem.stereo.rectification.rectify_pair` (not ``theta_deg``).
 
     Returns
     -------

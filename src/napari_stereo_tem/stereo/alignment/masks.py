@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from ..checks import InputError
+from ...checks import InputError
 
 __all__ = ["overlay_mask", "bandpass", "fill_masked"]
 
