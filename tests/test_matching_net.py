@@ -119,3 +119,36 @@ def test_stereonet_inference_without_logits_matches():
         a, b = net(x, y), net(x, y, with_logits=False)
     assert "logits_left" not in b
     torch.testing.assert_close(a["disparity"], b["disparity"])
+
+
+def test_disparity_range_per_call_leaves_the_model_as_it_was():
+    torch.manual_seed(0)
+    net = StereoNet(unet={"base_channels": 4, "depth": 4},
+                    matcher={"disparity_range": (-8, 8), "width": 4, "n_hourglass": 1, "scale": 4}).eval()
+    x = torch.rand(1, 1, 32, 32)
+    with torch.no_grad():
+        wide = net(x, x, with_logits=False, disparity_range=(-16, 16))
+        default = net(x, x, with_logits=False)
+    assert wide["levels"].tolist() == [4.0 * k for k in disparity_levels((-16, 16), 4)]
+    assert default["levels"].tolist() == [4.0 * k for k in disparity_levels((-8, 8), 4)]
+    assert net.matcher.levels == disparity_levels((-8, 8), 4)
+
+
+def test_fused_unet_is_a_copy_with_the_same_output():
+    from napari_stereo_tem.nets.unet import DislocationUNet
+
+    torch.manual_seed(1)
+    net = DislocationUNet(base_channels=4, depth=3, n_classes=1)
+    for module in net.modules():  # non-trivial running statistics
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    net.eval()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    fused = net.fused()
+    x = torch.rand(1, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(net(x), fused(x), atol=1e-5)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    assert set(vars(net)) == set(vars(DislocationUNet(base_channels=4, depth=3, n_classes=1)))

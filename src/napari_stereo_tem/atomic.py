@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -28,13 +29,23 @@ __all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "check_out
            "check_output_files", "write_files_atomically"]
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+def _temporary_path(folder: Path, prefix: str, suffix: str = "", *, directory: bool = False) -> Path:
+    """Create a new, uniquely named file or folder in ``folder`` with the usual permissions.
 
-
-_FILE_MODE = 0o666 & ~_umask()
+    ``tempfile.mkstemp``/``mkdtemp`` create them private (0o600/0o700); here the
+    system's umask applies as for any new file, so the result is readable as usual.
+    """
+    for _ in range(100):
+        path = folder / f"{prefix}{secrets.token_hex(4)}{suffix}"
+        try:
+            if directory:
+                os.mkdir(path, 0o777)
+            else:
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(f"no free temporary name in {folder}")
 
 
 def atomic_write(path, write: Callable[[Path], object]) -> Path:
@@ -45,14 +56,11 @@ def atomic_write(path, write: Callable[[Path], object]) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
-    os.close(fd)
-    tmp = Path(name)
+    tmp = _temporary_path(path.parent, f".{path.name}.", f".tmp{path.suffix}")
     try:
         write(tmp)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
-        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -176,7 +184,7 @@ def result_folder(path, *, overwrite: bool = False, produces: Sequence[str] | No
     path = check_output_folder(path, overwrite=overwrite, produces=produces, option=option)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
+        tmp = _temporary_path(path.parent, f".{path.name}.tmp-", directory=True)
     except OSError as err:
         raise _write_failed(path, err, option) from None
     try:
@@ -185,7 +193,6 @@ def result_folder(path, *, overwrite: bool = False, produces: Sequence[str] | No
             if file.is_file():
                 with open(file, "rb+") as handle:
                     os.fsync(handle.fileno())
-        os.chmod(tmp, 0o777 & ~_umask())
         _move_into_place(tmp, path, overwrite=overwrite, produces=produces, option=option)
     except OSError as err:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -242,13 +249,11 @@ def write_files_atomically(folder, writers: dict, *, overwrite: bool = False, op
     try:
         folder.mkdir(parents=True, exist_ok=True)
         for name, write in writers.items():
-            fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=f".tmp{Path(name).suffix}")
-            os.close(fd)
-            done.append(Path(tmp_name))
+            tmp_name = _temporary_path(folder, f".{name}.", f".tmp{Path(name).suffix}")
+            done.append(tmp_name)
             write(Path(tmp_name))
             with open(tmp_name, "rb+") as handle:
                 os.fsync(handle.fileno())
-            os.chmod(tmp_name, _FILE_MODE)
         paths = {}
         for name, tmp in zip(writers, done):
             os.replace(tmp, folder / name)

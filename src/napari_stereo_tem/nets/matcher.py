@@ -150,12 +150,16 @@ class StereoMatcher(nn.Module):
         return {"feature_channels": self.feature_channels, "disparity_range": list(self.disparity_range),
                 "width": self.width, "n_hourglass": self.n_hourglass, "scale": self.scale}
 
-    def level_tensor(self, device=None) -> torch.Tensor:
+    def level_tensor(self, device=None, levels=None) -> torch.Tensor:
         """Candidate disparities in full-resolution pixels, shape ``(D,)``."""
-        return torch.tensor(self.levels, dtype=torch.float32, device=device) * self.scale
+        levels = self.levels if levels is None else levels
+        return torch.tensor(levels, dtype=torch.float32, device=device) * self.scale
 
-    def forward(self, f_left: torch.Tensor, f_right: torch.Tensor) -> dict:
+    def forward(self, f_left: torch.Tensor, f_right: torch.Tensor, disparity_range=None) -> dict:
         """Match two feature maps ``(B, C, h, w)``.
+
+        ``disparity_range`` (full-resolution pixels, optional) replaces the range the
+        matcher was built with for this call only; the weights do not depend on it.
 
         Returns
         -------
@@ -164,16 +168,17 @@ class StereoMatcher(nn.Module):
             pixels; ``cost``: ``(B, D, h, w)``; ``levels``: ``(D,)`` full-resolution
             disparities of the cost slices.
         """
+        levels = self.levels if disparity_range is None else disparity_levels(tuple(disparity_range), self.scale)
         gl, gr = self.reduce(f_left), self.reduce(f_right)
         # The 3D CNN runs on (B, C, h, w, D): the same convolutions (the kernel is
         # 3x3x3), but PyTorch picks its fast oneDNN path for batch-1 inputs only
         # when the leading dimensions are large, which D (about 13) is not; the
         # halvings pool then convolve because strided 3D convolutions are slow on CPU.
-        x = self.stem(feature_volume(gl, gr, self.levels))
+        x = self.stem(feature_volume(gl, gr, levels))
         for hourglass in self.hourglasses:
             x = hourglass(x)
         cost = self.head(x)[:, 0].permute(0, 3, 1, 2)
-        levels = self.level_tensor(cost.device)
+        levels = self.level_tensor(cost.device, levels)
         mean, std = soft_argmin(cost, levels)
         size = (f_left.shape[-2] * self.scale, f_left.shape[-1] * self.scale)
         disparity = F.interpolate(mean[:, None], size=size, mode="bilinear", align_corners=False)
@@ -224,8 +229,11 @@ class StereoNet(nn.Module):
             self.features.eval()
         return self
 
-    def forward(self, left: torch.Tensor, right: torch.Tensor, *, with_logits: bool = True) -> dict:
+    def forward(self, left: torch.Tensor, right: torch.Tensor, *, with_logits: bool = True,
+                disparity_range=None) -> dict:
         """Run both views ``(B, 1, H, W)`` (normalised) through the UNet and the matcher.
+
+        ``disparity_range`` is passed to :class:`StereoMatcher` (this call only).
 
         Returns the matcher's dict plus, when ``with_logits``, ``logits_left`` and
         ``logits_right`` ``(B, n_classes, H, W)`` (inference skips the UNet's last
@@ -235,8 +243,8 @@ class StereoNet(nn.Module):
         n = left.shape[0]
         if not with_logits:
             feats = self.features.features(both)
-            return self.matcher(feats[:n], feats[n:])
+            return self.matcher(feats[:n], feats[n:], disparity_range)
         logits, feats = self.features.forward_with_features(both)
-        out = self.matcher(feats[:n], feats[n:])
+        out = self.matcher(feats[:n], feats[n:], disparity_range)
         out["logits_left"], out["logits_right"] = logits[:n], logits[n:]
         return out

@@ -100,12 +100,7 @@ class DislocationUNet(nn.Module):
         Same outputs (to float rounding), about twice as fast on CPU; for
         inference only (the copy has no BatchNorm left to train).
         """
-        cache = self.__dict__.pop("_fused_cache", None)  # set by the inference code; not copied
-        try:
-            model = copy.deepcopy(self).eval()
-        finally:
-            if cache is not None:
-                self.__dict__["_fused_cache"] = cache
+        model = copy.deepcopy(self).eval()
         for block in model.modules():
             if not isinstance(block, nn.Sequential):
                 continue
@@ -113,14 +108,12 @@ class DislocationUNet(nn.Module):
                 conv, norm = block[i], block[i + 1]
                 if not (isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d)):
                     continue
-                with torch.no_grad():
+                with torch.no_grad():  # folded into the copy's own convolution: no new layer to initialise
                     scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
-                    folded = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
-                                       padding=conv.padding, bias=True).to(conv.weight.device, conv.weight.dtype)
-                    folded.weight.copy_(conv.weight * scale[:, None, None, None])
                     bias = conv.bias if conv.bias is not None else torch.zeros_like(norm.running_mean)
-                    folded.bias.copy_((bias - norm.running_mean) * scale + norm.bias)
-                block[i], block[i + 1] = folded, nn.Identity()
+                    conv.weight.mul_(scale[:, None, None, None])
+                    conv.bias = nn.Parameter((bias - norm.running_mean) * scale + norm.bias)
+                block[i + 1] = nn.Identity()
         return model
 
     def _run(self, x: torch.Tensor, *, stop_at_features: bool) -> tuple[torch.Tensor | None, torch.Tensor]:

@@ -320,15 +320,8 @@ def _blend_weight(shape: tuple[int, int], overlap: int) -> np.ndarray:
 
 
 def _inference_net(model):
-    """``model`` with BatchNorm folded (faster), cached on the model until its weights change."""
-    if not hasattr(model, "fused"):
-        return model.eval()
-    key = tuple((id(t), t._version) for t in list(model.parameters()) + list(model.buffers()))
-    cached = getattr(model, "_fused_cache", None)
-    if cached is None or cached[0] != key:
-        cached = (key, model.fused())
-        model._fused_cache = cached
-    return cached[1]
+    """``model`` with BatchNorm folded (faster), as a copy: the caller's model is not changed."""
+    return model.fused() if hasattr(model, "fused") else model.eval()
 
 
 def iter_predict_probability(

@@ -51,7 +51,7 @@ def load_matcher(version: str = "default", *, device="cpu"):
     return load_version("matcher", StereoNet, version, default=DEFAULT_MATCHER, device=device)
 
 
-def predict_disparity(left, right, model, *, device=None) -> tuple[np.ndarray, np.ndarray]:
+def predict_disparity(left, right, model, *, device=None, disparity_range=None) -> tuple[np.ndarray, np.ndarray]:
     """Disparity and its softmax spread for a rectified pair.
 
     Parameters
@@ -63,6 +63,9 @@ def predict_disparity(left, right, model, *, device=None) -> tuple[np.ndarray, n
         The matcher (with its feature network), in eval mode.
     device : str or torch.device, optional
         Defaults to where the model's parameters are.
+    disparity_range : (int, int), optional
+        Smallest and largest disparity to consider, in pixels (default: the range the
+        matcher was trained with). The model is not changed.
 
     Returns
     -------
@@ -86,7 +89,7 @@ def predict_disparity(left, right, model, *, device=None) -> tuple[np.ndarray, n
                [None, None].to(device=device, dtype=param.dtype) for view in (left, right)]
     model.eval()
     with torch.no_grad(), cancel_between_layers(model):  # a cancel does not wait for the whole pass
-        out = model(*tensors, with_logits=False)
+        out = model(*tensors, with_logits=False, disparity_range=disparity_range)
     disparity = out["disparity"][0, 0, :rows, :cols].float().cpu().numpy()
     std = out["std"][0, 0, :rows, :cols].float().cpu().numpy()
     return disparity, std

@@ -356,11 +356,10 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
     """
     import torch
 
-    from .detection import choose_settings, normalise_image, predict_probability, probability_to_labels
     from ..images import read_stereo_pair
-    from .matching import load_matcher, predict_disparity, refine_disparity
-    from ..nets.matcher import disparity_levels
     from ..models.store import load_detector
+    from .detection import choose_settings, normalise_image, predict_probability, probability_to_labels
+    from .matching import load_matcher, predict_disparity, refine_disparity
 
     if frame not in ("mean", "specimen"):
         raise InputError(f"frame must be 'mean' or 'specimen', got {frame!r}")
@@ -432,14 +431,7 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
         yield Progress(3, total, "detect")
 
         t0 = time.perf_counter()
-        net = matcher.matcher if hasattr(matcher, "matcher") else matcher
-        saved_levels = list(net.levels)
-        try:
-            if disparity_range is not None:
-                net.levels = disparity_levels(tuple(disparity_range), net.scale)
-            disparity, std = predict_disparity(norm_left, norm_right, matcher)
-        finally:
-            net.levels = saved_levels
+        disparity, std = predict_disparity(norm_left, norm_right, matcher, disparity_range=disparity_range)
         timings["match"] = time.perf_counter() - t0
         yield Progress(4, total, "match")
 
@@ -476,7 +468,7 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
         "tilts_deg": None if tilts_deg is None else list(tilts_deg), "frame": frame,
         "detector": _model_info(detector), "matcher": _model_info(matcher),
         "parameters": {"disparity_range": list(disparity_range) if disparity_range is not None
-                       else list(getattr(net, "disparity_range", [])),
+                       else list(getattr(getattr(matcher, "matcher", matcher), "disparity_range", [])),
                        "refine": bool(refine), "refine_mode": refine_mode, "max_snap_px": max_snap_px,
                        "threshold": threshold, "contrast": contrast, "smooth_sigma": smooth_sigma,
                        "detection": settings.as_dict(),
