@@ -3,12 +3,22 @@
 GUI-free; the napari face and the ``stereo-tem virtual`` command call these.
 """
 
-from .calibration import find_diffracted_discs, find_direct_beam, iter_patterns, max_pattern, mean_pattern, mrad_per_px
-from .descan import beam_centres, correct_descan
-from .loading import FourDStem, open_4dstem, open_pattern
+from .calibration import (
+    BeamFit,
+    find_diffracted_discs,
+    find_direct_beam,
+    fit_direct_beam,
+    iter_patterns,
+    max_pattern,
+    mean_pattern,
+    mrad_per_px,
+    open_pattern,
+)
+from .descan import beam_centres, correct_descan, iter_beam_centres
+from .loading import FourDStem, open_4dstem
 from .masks import Disc, as_disc, detector_masks, disc_mask
 from .preview import preview_virtual_image
-from .rois import from_circle_roi, roi_mask, virtual_images_from_rois
+from .rois import from_circle_roi, roi_mask
 from .stereo import (
     epipolar_direction_deg,
     estimate_scan_rotation_deg,
@@ -19,12 +29,13 @@ from .stereo import (
     stereo_angle_deg,
 )
 from .sweep import radius_sweep, write_sweep
-from .virtual import iter_virtual_images, virtual_images
+from .virtual import iter_virtual_images, virtual_images, virtual_images_from_rois
 
 __all__ = [
     "FourDStem", "open_4dstem", "open_pattern",
-    "mean_pattern", "max_pattern", "iter_patterns", "find_direct_beam", "find_diffracted_discs", "mrad_per_px",
-    "beam_centres", "correct_descan",
+    "mean_pattern", "max_pattern", "iter_patterns", "find_direct_beam", "fit_direct_beam", "BeamFit",
+    "find_diffracted_discs", "mrad_per_px",
+    "beam_centres", "iter_beam_centres", "correct_descan",
     "Disc", "as_disc", "disc_mask", "detector_masks",
     "virtual_images", "iter_virtual_images", "preview_virtual_image",
     "from_circle_roi", "roi_mask", "virtual_images_from_rois",

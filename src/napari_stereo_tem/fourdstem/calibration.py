@@ -4,76 +4,101 @@
 (DESIGN section 3.2). The direct disc is found automatically on the mean pattern
 (or on a vacuum reference): threshold half-way between background and disc,
 keep the brightest connected component, then fit a circle to the sub-pixel
-half-level contour.
+half-level contour. The fit reports its quality (:class:`BeamFit`: the disc's
+contrast over the background noise, its roundness); a pattern without a clear
+disc (noise, a flat frame) is refused, so no calibration and no stereo angle
+is made from it.
+
+The mean and max patterns are one pass over the data on the chosen executor
+(:mod:`.executors`: threads, or a dask.distributed cluster).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy import ndimage as ndi
 
 from ..checks import InputError
-from ..progress import Progress, ProgressGenerator, drive
+from ..progress import ProgressGenerator, drive
+from .executors import band_source, bands_of, iter_bands
+from .loading import open_4dstem
 from .masks import Disc, as_disc, disc_mask
 
 __all__ = [
     "iter_patterns",
     "mean_pattern",
     "max_pattern",
+    "BeamFit",
+    "fit_direct_beam",
     "find_direct_beam",
     "find_diffracted_discs",
     "mrad_per_px",
+    "open_pattern",
 ]
 
 
-def _dataset(data):
-    from .loading import open_4dstem
-
-    return open_4dstem(data)
-
-
-def iter_patterns(data) -> ProgressGenerator[tuple[np.ndarray, np.ndarray]]:
+def iter_patterns(data, *, executor="threads", max_workers: int | None = None,
+                  rows_per_task: int | None = None) -> ProgressGenerator[tuple[np.ndarray, np.ndarray]]:
     """Mean and max diffraction patterns ``(det_y, det_x)`` in one pass (a progress generator).
 
-    The result is cached on the dataset object, so the second call reads nothing.
+    Runs on ``executor`` (``"inline"``, ``"threads"``, a dask.distributed Client or
+    a scheduler address; :mod:`.executors`). The result is cached on the dataset
+    object, so the second call reads nothing.
     """
-    ds = _dataset(data)
+    ds = open_4dstem(data)
     if "patterns" in ds._cache:
         return ds._cache["patterns"]
-    arr = ds.data
     total = np.zeros(ds.detector_shape, dtype=np.float64)
-    peak = None
-    row_chunks = arr.chunks[0]
-    y0 = 0
-    for i, rows in enumerate(row_chunks):
-        block = arr[y0:y0 + rows]
-        s, m = _block_sum_max(block)
-        total += s
-        peak = m if peak is None else np.maximum(peak, m)
-        y0 += rows
-        yield Progress(i + 1, len(row_chunks), "mean pattern")
+    peak = [None]
+
+    def add(_band, result):
+        s, m = result
+        total[...] += s
+        peak[0] = m if peak[0] is None else np.maximum(peak[0], m)
+
+    yield from iter_bands(_band_sum_max, band_source(ds, executor), bands_of(ds, rows_per_task),
+                          executor=executor, max_workers=max_workers, stage="mean pattern", on_result=add)
     n = ds.scan_shape[0] * ds.scan_shape[1]
-    result = (total / n, peak.astype(np.float64))
+    result = (total / n, peak[0].astype(np.float64))
     ds._cache["patterns"] = result
     return result
 
 
-def _block_sum_max(block):
-    import dask
+def _band_sum_max(frames, y0: int, y1: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sum (float64) and max of the patterns of scan rows ``y0:y1``, a few patterns at a time."""
+    total, peak = None, None
+    for y in range(y0, y1):
+        row = frames[y:y + 1]
+        flat = row.reshape(-1, *row.shape[2:])
+        s = flat.sum(axis=0, dtype=np.float64)
+        m = flat.max(axis=0)
+        total = s if total is None else total + s
+        peak = m if peak is None else np.maximum(peak, m)
+    return total, peak
 
-    s = block.sum(axis=(0, 1), dtype=np.float64)
-    m = block.max(axis=(0, 1))
-    return dask.compute(s, m, scheduler="threads")
 
-
-def mean_pattern(data, *, on_progress=None) -> np.ndarray:
+def mean_pattern(data, *, executor="threads", on_progress=None) -> np.ndarray:
     """Mean diffraction pattern ``(det_y, det_x)`` float64 (cached per dataset object)."""
-    return drive(iter_patterns(data), on_progress)[0]
+    return drive(iter_patterns(data, executor=executor), on_progress)[0]
 
 
-def max_pattern(data, *, on_progress=None) -> np.ndarray:
+def max_pattern(data, *, executor="threads", on_progress=None) -> np.ndarray:
     """Max diffraction pattern ``(det_y, det_x)`` (cached per dataset object)."""
-    return drive(iter_patterns(data), on_progress)[1]
+    return drive(iter_patterns(data, executor=executor), on_progress)[1]
+
+
+def open_pattern(source, *, executor="threads") -> np.ndarray:
+    """Read one diffraction pattern ``(det_y, det_x)`` as float64.
+
+    ``source`` is a file holding one frame (a CBED pattern, a vacuum reference),
+    a 2D array, or a 4D dataset (its mean pattern is returned).
+    """
+    if not isinstance(source, (str, Path)) and np.ndim(source) == 2:
+        return np.asarray(source, dtype=float)
+    return mean_pattern(open_4dstem(source), executor=executor)
 
 
 def _check_pattern(pattern) -> np.ndarray:
@@ -103,7 +128,7 @@ def _fit_circle(points: np.ndarray) -> tuple[float, float, float]:
     return float(cy), float(cx), float(np.sqrt(max(c2 + cx**2 + cy**2, 0.0)))
 
 
-def _contour_disc(smooth: np.ndarray, component: np.ndarray, level: float) -> Disc | None:
+def _contour_disc(smooth: np.ndarray, component: np.ndarray, level: float) -> tuple[Disc, float] | None:
     from skimage.measure import find_contours
 
     rows, cols = np.nonzero(component)
@@ -122,18 +147,121 @@ def _contour_disc(smooth: np.ndarray, component: np.ndarray, level: float) -> Di
     resid = np.abs(np.hypot(contour[:, 0] - cy, contour[:, 1] - cx) - r)
     if not np.isfinite(r) or r <= 0 or np.median(resid) > 0.2 * r:
         return None
-    return Disc(cy, cx, r)
+    return Disc(cy, cx, r), float(1.0 - np.median(resid) / r)
 
 
-def find_direct_beam(pattern, *, min_radius: float = 2.0) -> Disc:
-    """Find the direct-beam disc (centre and radius, sub-pixel) on a diffraction pattern.
+@dataclass(frozen=True)
+class BeamFit:
+    """The direct-beam disc found on a pattern, and how clearly it is there.
+
+    ``contrast_snr``: (median inside 0.7 r - median of the ring 1.5 r .. 2.5 r)
+    over the noise of that ring (1.4826 x its median absolute deviation, or half
+    its standard deviation, whichever is larger); ``roundness``: 1 - the median
+    distance of the half-level contour from the fitted circle, over ``r``
+    (``None`` when the disc is too small for a contour). ``clear`` is whether
+    both pass the thresholds of :func:`fit_direct_beam`; ``reason`` says why
+    not.
+    """
+
+    disc: Disc | None
+    contrast_snr: float
+    roundness: float | None
+    clear: bool
+    reason: str = ""
+
+    def to_dict(self) -> dict:
+        return {"disc": None if self.disc is None else self.disc.to_dict(),
+                "contrast_snr": round(float(self.contrast_snr), 3),
+                "roundness": None if self.roundness is None else round(float(self.roundness), 4),
+                "clear": bool(self.clear), "reason": self.reason}
+
+
+def fit_direct_beam(pattern, *, min_radius: float = 2.0, min_snr: float = 8.0,
+                    min_roundness: float = 0.8) -> BeamFit:
+    """Fit the direct-beam disc (centre and radius, sub-pixel) and say how clear it is.
 
     Parameters
     ----------
     pattern : array ``(det_y, det_x)``
         The mean pattern of a dataset, a vacuum reference, or one CBED frame.
     min_radius : float
-        Discs smaller than this (in pixels) are refused.
+        Discs smaller than this (in pixels) are not clear.
+    min_snr, min_roundness : float
+        Thresholds on :class:`BeamFit`'s ``contrast_snr`` and ``roundness``.
+
+    Returns
+    -------
+    BeamFit
+        ``clear`` is False (with ``reason``) for noise, a flat pattern or a blob
+        that is not a disc; nothing is raised for those.
+
+    Raises
+    ------
+    InputError
+        A pattern that is not a finite 2D array of at least 8 x 8.
+    """
+    p = _check_pattern(pattern)
+    s = _smooth(p)
+    bg = float(np.median(s))
+    top = float(s.max())
+    if top - bg <= 1e-12 * max(abs(top), 1.0):
+        return BeamFit(None, 0.0, None, False, "the diffraction pattern is flat (empty or saturated?)")
+    level = 0.5 * (bg + top)
+    disc, roundness = None, None
+    for _ in range(3):
+        labels, n = ndi.label(s > level)
+        if n == 0:
+            break
+        weights = ndi.sum(s - bg, labels, index=np.arange(1, n + 1))
+        component = ndi.binary_fill_holes(labels == (int(np.argmax(weights)) + 1))
+        area = int(component.sum())
+        cy, cx = ndi.center_of_mass(component)
+        fitted = _contour_disc(s, component, level)
+        if fitted is not None:
+            disc, roundness = fitted
+        else:
+            disc, roundness = Disc(float(cy), float(cx), float(np.sqrt(area / np.pi))), None
+        # re-level at half the plateau (the median inside the disc), not half the brightest pixel
+        inner = disc_mask(s.shape, disc.cy, disc.cx, 0.7 * disc.radius)
+        if inner.sum() < 3:
+            break
+        new_level = 0.5 * (bg + float(np.median(s[inner])))
+        if abs(new_level - level) < 1e-3 * (top - bg):
+            break
+        level = new_level
+    if disc is None:
+        return BeamFit(None, 0.0, None, False, "no bright region in the pattern")
+    snr = _contrast_snr(p, disc)
+    problems = []
+    if disc.radius < min_radius:
+        problems.append(f"radius {disc.radius:.1f} px < {min_radius} px")
+    if not snr >= min_snr:
+        problems.append(f"disc contrast {snr:.1f} x the background noise < {min_snr}")
+    if roundness is not None and roundness < min_roundness:
+        problems.append(f"roundness {roundness:.2f} < {min_roundness}")
+    return BeamFit(disc, snr, roundness, not problems, "; ".join(problems))
+
+
+def _contrast_snr(p: np.ndarray, disc: Disc) -> float:
+    inside = disc_mask(p.shape, disc.cy, disc.cx, max(0.7 * disc.radius, 1.0))
+    ring = disc_mask(p.shape, disc.cy, disc.cx, 2.5 * disc.radius) & \
+        ~disc_mask(p.shape, disc.cy, disc.cx, 1.5 * disc.radius)
+    if ring.sum() < 16:  # the disc fills the detector: compare with everything outside it
+        ring = ~disc_mask(p.shape, disc.cy, disc.cx, 1.2 * disc.radius)
+    if ring.sum() < 4 or inside.sum() < 1:
+        return 0.0
+    outside = p[ring]
+    centre = float(np.median(outside))
+    noise = max(1.4826 * float(np.median(np.abs(outside - centre))), 0.5 * float(outside.std()),
+                1e-9 * max(abs(float(np.median(p[inside]))), 1e-30))
+    return (float(np.median(p[inside])) - centre) / noise
+
+
+def find_direct_beam(pattern, *, min_radius: float = 2.0, min_snr: float = 8.0,
+                     min_roundness: float = 0.8) -> Disc:
+    """Find the direct-beam disc (centre and radius, sub-pixel); refuse when there is no clear disc.
+
+    Parameters are those of :func:`fit_direct_beam`.
 
     Returns
     -------
@@ -143,38 +271,15 @@ def find_direct_beam(pattern, *, min_radius: float = 2.0) -> Disc:
     Raises
     ------
     InputError
-        A constant pattern or no disc-like bright region.
+        A flat pattern, noise, or a bright region that is not a clear disc (the
+        message gives the fit quality); no calibration (and so no stereo angle)
+        should be made from such a pattern.
     """
-    p = _check_pattern(pattern)
-    s = _smooth(p)
-    bg = float(np.median(s))
-    top = float(s.max())
-    if top - bg <= 1e-12 * max(abs(top), 1.0):
-        raise InputError("the diffraction pattern is flat: no direct beam to find (is it empty or saturated?)")
-    level = 0.5 * (bg + top)
-    disc = None
-    for _ in range(3):
-        labels, n = ndi.label(s > level)
-        if n == 0:
-            break
-        weights = ndi.sum(s - bg, labels, index=np.arange(1, n + 1))
-        component = ndi.binary_fill_holes(labels == (int(np.argmax(weights)) + 1))
-        area = int(component.sum())
-        cy, cx = ndi.center_of_mass(component)
-        disc = _contour_disc(s, component, level) or Disc(float(cy), float(cx), float(np.sqrt(area / np.pi)))
-        # re-level at half the plateau (the median inside the disc), not half the brightest pixel
-        inner = disc_mask(s.shape, disc.cy, disc.cx, 0.7 * disc.radius)
-        if inner.sum() < 3:
-            break
-        new_level = 0.5 * (bg + float(np.median(s[inner])))
-        if abs(new_level - level) < 1e-3 * (top - bg):
-            break
-        level = new_level
-    if disc is None or disc.radius < min_radius:
-        raise InputError(f"no direct-beam disc found (largest bright region radius "
-                         f"{0 if disc is None else disc.radius:.1f} px < {min_radius} px); "
-                         "give the disc by hand or use a vacuum reference")
-    return disc
+    fit = fit_direct_beam(pattern, min_radius=min_radius, min_snr=min_snr, min_roundness=min_roundness)
+    if not fit.clear:
+        raise InputError(f"no clear direct-beam disc: {fit.reason}; give the disc by hand "
+                         "or use a vacuum reference")
+    return fit.disc
 
 
 def find_diffracted_discs(pattern, direct, *, max_discs: int | None = None, min_score: float = 0.5,

@@ -2,9 +2,11 @@
 
 When the descan coils do not cancel the scan, the direct beam wanders over the
 detector as the probe moves. :func:`beam_centres` measures its centre of mass
-(inside a window around the mean-pattern disc) lazily, block by block;
-:func:`correct_descan` shifts every pattern by whole pixels so the centre sits
-at a reference, lazily again (counts are moved, never interpolated).
+(inside a window around the mean-pattern disc) in one pass on the chosen
+executor. The virtual images use the centres directly, sub-pixel, inside their
+own pass (``virtual_images(..., descan=centres)``); :func:`correct_descan`
+instead gives the patterns shifted by whole pixels so the centre sits at a
+reference, lazily (counts are moved, never interpolated).
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ import dask.array as da
 import numpy as np
 
 from ..checks import InputError
-from .calibration import find_direct_beam, mean_pattern
+from ..progress import ProgressGenerator, drive
+from .calibration import find_direct_beam, iter_patterns
+from .executors import band_source, bands_of, iter_bands
 from .loading import open_4dstem
 from .masks import as_disc, disc_mask
 
-__all__ = ["beam_centres", "correct_descan"]
+__all__ = ["beam_centres", "iter_beam_centres", "correct_descan"]
 
 
 def _centres_block(block: np.ndarray, window: np.ndarray, y0: int, x0: int) -> np.ndarray:
@@ -32,8 +36,29 @@ def _centres_block(block: np.ndarray, window: np.ndarray, y0: int, x0: int) -> n
     return np.stack([ky, kx], axis=-1).reshape(by, bx, 2).astype(np.float32)
 
 
-def beam_centres(data, *, direct=None, margin: float = 2.0) -> da.Array:
-    """Direct-beam centre ``(cy, cx)`` per scan position, lazily: a dask array ``(scan_y, scan_x, 2)``.
+def _window(ds, direct, margin: float):
+    ny, nx = ds.detector_shape
+    half = margin * direct.radius
+    y0, y1 = max(int(np.floor(direct.cy - half)), 0), min(int(np.ceil(direct.cy + half)) + 1, ny)
+    x0, x1 = max(int(np.floor(direct.cx - half)), 0), min(int(np.ceil(direct.cx + half)) + 1, nx)
+    if y1 <= y0 or x1 <= x0:
+        raise InputError(f"the direct disc {direct} lies off the detector")
+    window = disc_mask((y1 - y0, x1 - x0), direct.cy - y0, direct.cx - x0, half).astype(np.float32)
+    return (slice(y0, y1), slice(x0, x1)), window
+
+
+def _band_centres(frames, a: int, b: int, box, window) -> np.ndarray:
+    rows, cols = box
+    return _centres_block(frames[a:b, :, rows, cols], window, rows.start, cols.start)
+
+
+def iter_beam_centres(data, *, direct=None, margin: float = 2.0, executor="threads",
+                      max_workers: int | None = None,
+                      rows_per_task: int | None = None) -> ProgressGenerator[np.ndarray]:
+    """Direct-beam centre ``(cy, cx)`` per scan position, ``(scan_y, scan_x, 2)`` float32 (a progress generator).
+
+    One pass over the detector window around the beam, on ``executor``
+    (:mod:`.executors`). Positions without a beam are NaN.
 
     Parameters
     ----------
@@ -44,17 +69,29 @@ def beam_centres(data, *, direct=None, margin: float = 2.0) -> da.Array:
         The search window is ``margin x radius`` around ``direct``'s centre.
     """
     ds = open_4dstem(data)
-    direct = as_disc(direct) if direct is not None else find_direct_beam(mean_pattern(ds))
-    ny, nx = ds.detector_shape
-    half = margin * direct.radius
-    y0, y1 = max(int(np.floor(direct.cy - half)), 0), min(int(np.ceil(direct.cy + half)) + 1, ny)
-    x0, x1 = max(int(np.floor(direct.cx - half)), 0), min(int(np.ceil(direct.cx + half)) + 1, nx)
-    if y1 <= y0 or x1 <= x0:
-        raise InputError(f"the direct disc {direct} lies off the detector")
-    window = disc_mask((y1 - y0, x1 - x0), direct.cy - y0, direct.cx - x0, half).astype(np.float32)
-    cropped = ds.data[:, :, y0:y1, x0:x1].rechunk({2: -1, 3: -1})
-    return cropped.map_blocks(_centres_block, window, y0, x0, dtype=np.float32, drop_axis=[2, 3],
-                              new_axis=2, chunks=cropped.chunks[:2] + ((2,),))
+    if direct is None:
+        patterns = yield from iter_patterns(ds, executor=executor, max_workers=max_workers)
+        direct = find_direct_beam(patterns[0])
+    direct = as_disc(direct)
+    box, window = _window(ds, direct, margin)
+    out = np.full((*ds.scan_shape, 2), np.nan, dtype=np.float32)
+
+    def put(band, values):
+        out[band[0]:band[1]] = values
+
+    yield from iter_bands(_band_centres, band_source(ds, executor), bands_of(ds, rows_per_task), box, window,
+                          executor=executor, max_workers=max_workers, stage="beam centres", on_result=put)
+    return out
+
+
+def beam_centres(data, *, direct=None, margin: float = 2.0, executor="threads", on_progress=None,
+                 should_stop=None) -> np.ndarray:
+    """Direct-beam centre ``(cy, cx)`` per scan position: ``(scan_y, scan_x, 2)`` float32.
+
+    Drives :func:`iter_beam_centres` (same parameters).
+    """
+    return drive(iter_beam_centres(data, direct=direct, margin=margin, executor=executor), on_progress,
+                 should_stop)
 
 
 def _shift_block(block: np.ndarray, shifts: np.ndarray) -> np.ndarray:

@@ -6,6 +6,11 @@ it reads), ``.npy`` is memory-mapped and ``.zarr`` opened in place; nothing is
 read whole unless ``lazy=False``. Arrays (numpy, dask) and HyperSpy/pyxem
 signals are accepted as they are.
 
+Which axes are the scan and which the detector is decided from the file's own
+metadata (axis names, navigation/signal flags; :mod:`.axes`), never by position
+alone when the file says more; ``metadata["axes_decision"]`` says what was
+decided and why.
+
 A memory map handed to ``dask.array.from_array`` is copied into RAM (DESIGN
 section 7), so ``.npy`` files are wrapped in :class:`NpyFrames`, which exposes
 only ``shape``/``dtype``/``ndim``/``__getitem__`` and maps the file anew for
@@ -24,8 +29,9 @@ import numpy as np
 
 from ..checks import InputError
 from ..images import quiet_reader_logs
+from .axes import AxesDecision, decide_axes
 
-__all__ = ["FourDStem", "NpyFrames", "ArrayFrames", "open_4dstem", "open_pattern"]
+__all__ = ["FourDStem", "NpyFrames", "ArrayFrames", "open_4dstem"]
 
 #: Target bytes of one dask chunk when this module chooses the chunking.
 CHUNK_BYTES = 64 * 2**20
@@ -200,36 +206,140 @@ def _rsciio_candidates(path: Path) -> list[dict]:
     return plugins
 
 
+def _hdf5_filters() -> None:
+    """Register the HDF5 compression filters of detector files (DECTRIS Arina: bitshuffle/LZ4)."""
+    try:
+        import hdf5plugin  # noqa: F401 - importing registers the filters with h5py
+    except ImportError:
+        pass
+
+
+_MISSING_PACKAGE = "reading {path} needs the Python package '{name}', which is not installed: pip install {name}"
+
+
+def _kept_ndim(shape) -> int:
+    return sum(int(s) > 1 for s in shape[4:]) + min(len(shape), 4)
+
+
 def _read_rsciio(path: Path, *, lazy: bool, scan_shape) -> tuple[object, dict]:
     plugins = _rsciio_candidates(path)
     if not plugins:
         raise InputError(f"{path}: no reader for '{path.suffix}' files; give a .mib, .blo, .hspy, .zspy, "
                          ".emd, .h5, .npy or .zarr 4D-STEM dataset")
-    errors = []
+    if path.suffix.lower() in (".h5", ".hdf5", ".hspy", ".emd", ".nxs", ".app5"):
+        _hdf5_filters()
+    errors, missing = [], []
     for plugin in plugins:
-        api = importlib.import_module(plugin["api"])
+        try:
+            api = importlib.import_module(plugin["api"])
+        except ModuleNotFoundError as err:
+            missing.append(err.name)
+            errors.append(f"{plugin['name']}: needs the package '{err.name}'")
+            continue
         kwargs = {"lazy": lazy}
         if plugin["name"] == "QuantumDetector" and scan_shape is not None:
             kwargs["navigation_shape"] = tuple(int(s) for s in scan_shape)[::-1]
+        if plugin["name"] == "Arina" and scan_shape is not None:
+            kwargs["navigation_shape"] = tuple(int(s) for s in scan_shape)
+        note = None
         try:
-            with quiet_reader_logs():
-                dicts = api.file_reader(str(path), **kwargs)
+            dicts = _call_reader(api, path, kwargs)
+        except NotImplementedError as err:  # a reader that cannot read lazily (Arina): read it whole
+            if not lazy or "lazy" not in str(err).lower():
+                errors.append(f"{plugin['name']}: NotImplementedError: {err}")
+                continue
+            try:
+                dicts = _call_reader(api, path, {**kwargs, "lazy": False})
+                note = f"the {plugin['name']} reader cannot read lazily: the dataset was read into memory"
+            except Exception as err2:  # noqa: BLE001
+                errors.append(f"{plugin['name']}: {type(err2).__name__}: {err2}")
+                continue
+        except ModuleNotFoundError as err:
+            missing.append(err.name)
+            errors.append(f"{plugin['name']}: needs the package '{err.name}'")
+            continue
         except Exception as err:  # noqa: BLE001 - readers raise anything on a bad file
+            if "filter" in str(err).lower() and "hdf5plugin" not in _installed():
+                missing.append("hdf5plugin")
             errors.append(f"{plugin['name']}: {type(err).__name__}: {err}")
             continue
         dicts = [d for d in dicts if len(getattr(d["data"], "shape", ())) >= 2] if dicts else []
         if not dicts:
             errors.append(f"{plugin['name']}: no image data in the file")
             continue
-        best = max(dicts, key=lambda d: (len(d["data"].shape) == 4, len(d["data"].shape), int(np.prod(d["data"].shape))))
-        return best, {"reader": f"rsciio.{plugin['name']}"}
+        best = max(dicts, key=lambda d: (_kept_ndim(d["data"].shape) == 4, _kept_ndim(d["data"].shape),
+                                         int(np.prod(d["data"].shape))))
+        extra = {"reader": f"rsciio.{plugin['name']}"}
+        if note:
+            extra["note"] = note
+        return best, extra
+    if missing:
+        raise InputError(_MISSING_PACKAGE.format(path=path, name=missing[0]) + " ("
+                         + "; ".join(errors) + ")")
+    fallback = _read_h5_generic(path) if path.suffix.lower() in (".h5", ".hdf5", ".emd", ".nxs") else None
+    if fallback is not None:
+        return fallback
     raise InputError(f"could not read {path} as a 4D-STEM dataset (is it complete and in a supported format?): "
                      + "; ".join(errors))
 
 
+def _call_reader(api, path: Path, kwargs: dict):
+    import warnings
+
+    with quiet_reader_logs(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # empty-slice means of length-1 axes
+        return api.file_reader(str(path), **kwargs)
+
+
+def _installed() -> set:
+    import importlib.util
+
+    return {name for name in ("hdf5plugin",) if importlib.util.find_spec(name) is not None}
+
+
+def _read_h5_generic(path: Path):
+    """Any HDF5 file holding one 4D dataset: axis names from its dimension scales or labels."""
+    import h5py
+
+    _hdf5_filters()
+    try:
+        fh = h5py.File(path, "r")
+    except OSError:
+        return None
+    found = []
+    fh.visititems(lambda name, obj: found.append(obj) if isinstance(obj, h5py.Dataset)
+                  and _kept_ndim(obj.shape) == 4 and obj.dtype.kind in "uif" else None)
+    if not found:
+        fh.close()
+        return None
+    dset = max(found, key=lambda d: d.size)
+    axes = []
+    for i, dim in enumerate(dset.dims):
+        name = dim.label or ""
+        if not name and len(dim):
+            name = dim[0].attrs.get("name", b"") or dim[0].name.rsplit("/", 1)[-1]
+        if isinstance(name, bytes):
+            name = name.decode(errors="replace")
+        axes.append({"name": str(name), "size": int(dset.shape[i]), "scale": 1.0, "offset": 0.0, "units": ""})
+    parent = dset.parent
+    for i in range(dset.ndim):  # EMD v0.2 style: sibling datasets dim1, dim2, ... with a "name" attribute
+        sibling = parent.get(f"dim{i + 1}")
+        if not axes[i]["name"] and isinstance(sibling, h5py.Dataset) and "name" in sibling.attrs:
+            label = sibling.attrs["name"]
+            axes[i]["name"] = label.decode(errors="replace") if isinstance(label, bytes) else str(label)
+    data = da.from_array(dset, chunks=_auto_chunks_nd(dset.shape, dset.dtype), name=False)
+    return {"data": data, "axes": axes, "_h5file": fh}, {"reader": f"h5py ({dset.name})"}
+
+
+def _auto_chunks_nd(shape, dtype) -> tuple:
+    """About :data:`CHUNK_BYTES` per chunk, cut along the first stored axis only."""
+    per = int(np.prod(shape[1:])) * np.dtype(dtype).itemsize
+    return (int(max(1, min(shape[0], CHUNK_BYTES // max(per, 1)))),) + tuple(int(s) for s in shape[1:])
+
+
 def _axes_from_rsciio(axes: list[dict]) -> list[dict]:
-    keep = ("name", "scale", "offset", "units", "size")
-    return [{k: (a.get(k) if not isinstance(a.get(k), np.generic) else a.get(k).item()) for k in keep}
+    keep = ("name", "scale", "offset", "units", "size", "navigate")
+    return [{k: (a.get(k) if not isinstance(a.get(k), np.generic) else a.get(k).item()) for k in keep if k in a}
             for a in axes]
 
 
@@ -237,7 +347,34 @@ def _axes_from_signal(signal) -> list[dict]:
     am = signal.axes_manager
     ordered = list(am.navigation_axes[::-1]) + list(am.signal_axes[::-1])
     return [{"name": str(ax.name), "scale": float(ax.scale), "offset": float(ax.offset),
-             "units": str(ax.units), "size": int(ax.size)} for ax in ordered]
+             "units": str(ax.units), "size": int(ax.size), "navigate": bool(ax.navigate)} for ax in ordered]
+
+
+def _apply_axes(data, axes: list[dict], *, what: str):
+    """Reorder a stored array to ``(scan_y, scan_x, det_y, det_x)`` as its metadata says.
+
+    Returns ``(data, axes, decision)``; arrays that are not 4D (after dropping
+    length-1 axes beyond the fourth) come back as they are, with ``decision`` None.
+    """
+    shape = tuple(int(v) for v in data.shape)
+    if len(shape) < 4 or sum(v > 1 for v in shape[4:]) + 4 != len(shape) and len(shape) > 4:
+        return data, axes, None
+    try:
+        decision = decide_axes(shape, axes)
+    except ValueError:
+        return data, axes, None
+    if len(axes) == len(shape) and all("index_in_array" in a for a in axes):
+        axes = sorted(axes, key=lambda a: int(a["index_in_array"]))
+    if decision.drop:
+        index = tuple(0 if i in decision.drop else slice(None) for i in range(len(shape)))
+        data = data[index]
+        axes = [a for i, a in enumerate(axes) if i not in decision.drop] if len(axes) == len(shape) else axes
+    if decision.order != (0, 1, 2, 3):
+        data = data.transpose(decision.order) if isinstance(data, da.Array) else \
+            da.from_array(data, chunks=_auto_chunks_nd(data.shape, data.dtype), name=False).transpose(decision.order)
+    if len(axes) == 4:
+        axes = [axes[i] for i in decision.order]
+    return data, axes, decision
 
 
 def _open_zarr(path: Path):
@@ -245,7 +382,7 @@ def _open_zarr(path: Path):
 
     node = zarr.open(str(path), mode="r")
     if isinstance(node, zarr.Array):
-        return da.from_zarr(node), {"reader": "zarr"}
+        return da.from_zarr(node), {"reader": "zarr", "axes": _zarr_axes(node)}
     arrays = []
     node.visititems(lambda name, obj: arrays.append((name, obj)) if isinstance(obj, zarr.Array) else None)
     four = [(n, a) for n, a in arrays if a.ndim == 4]
@@ -253,7 +390,18 @@ def _open_zarr(path: Path):
         raise InputError(f"{path} holds no 4D array (found {[(n, a.shape) for n, a in arrays]}); "
                          "store the dataset as one (scan_y, scan_x, det_y, det_x) array")
     name, arr = max(four, key=lambda item: item[1].size)
-    return da.from_zarr(arr), {"reader": "zarr", "zarr_path": name}
+    return da.from_zarr(arr), {"reader": "zarr", "zarr_path": name, "axes": _zarr_axes(arr)}
+
+
+def _zarr_axes(arr) -> list[dict]:
+    """Axis names of a zarr array (xarray's ``_ARRAY_DIMENSIONS``, or ``axes``/``dimension_names``)."""
+    attrs = dict(arr.attrs)
+    names = attrs.get("_ARRAY_DIMENSIONS") or attrs.get("dimension_names") or attrs.get("axes") or []
+    names = [n.get("name", "") if isinstance(n, dict) else n for n in names]
+    if len(names) != arr.ndim:
+        return []
+    return [{"name": str(n or ""), "size": int(s), "scale": 1.0, "offset": 0.0, "units": ""}
+            for n, s in zip(names, arr.shape)]
 
 
 def _fix_dims(data, *, scan_shape, from_file: bool, what: str):
@@ -308,10 +456,18 @@ def open_4dstem(source, *, lazy: bool = True, scan_shape=None) -> FourDStem:
     signal = None
     if hasattr(source, "axes_manager") and hasattr(source, "data"):
         signal = source
-        data = _fix_dims(signal.data, scan_shape=scan_shape, from_file=False,
-                         what=f"signal {signal.metadata.get_item('General.title') or type(signal).__name__}")
+        what = f"signal {signal.metadata.get_item('General.title') or type(signal).__name__}"
+        data = signal.data
         meta = {"source": str(signal.metadata.get_item("General.original_filename") or "signal"),
                 "reader": type(signal).__name__, "axes": _axes_from_signal(signal)}
+        decision = None
+        if len(meta["axes"]) == len(data.shape) >= 4:
+            if sum(a["navigate"] for a in meta["axes"]) == 2:  # HyperSpy's own roles: navigation first
+                decision = decide_axes(data.shape, [{**a, "name": ""} for a in meta["axes"]])
+            else:  # a signal without two navigation axes (all signal axes, say): the names decide
+                data, meta["axes"], decision = _apply_axes(data, meta["axes"], what=what)
+        data = _fix_dims(data, scan_shape=scan_shape, from_file=False, what=what)
+        _note_decision(meta, decision, data)
     elif isinstance(source, (str, Path)):
         data, meta = _open_path(Path(source), lazy=lazy, scan_shape=scan_shape)
     elif isinstance(source, (np.ndarray, da.Array)) or hasattr(source, "__array__"):
@@ -322,6 +478,7 @@ def open_4dstem(source, *, lazy: bool = True, scan_shape=None) -> FourDStem:
             source = np.asarray(source)
         data = _fix_dims(source, scan_shape=scan_shape, from_file=False, what="the array")
         meta = {"source": "array", "reader": type(source).__name__}
+        _note_decision(meta, decide_axes(data.shape), data)
     else:
         raise InputError(f"cannot open {type(source).__name__} as 4D-STEM data; give a path, an array or a signal")
     if not np.issubdtype(np.dtype(data.dtype), np.number):
@@ -358,6 +515,8 @@ def _open_path(path: Path, *, lazy: bool, scan_shape):
             data = _fix_dims(da.from_array(frames, chunks="auto", name=False), scan_shape=scan_shape,
                              from_file=True, what=what)
         meta.update(reader="npy")
+        if len(data.shape) == 4:
+            _note_decision(meta, decide_axes(data.shape), data)
         return data, meta
     if ext == ".zarr" or (path.is_dir() and (path / ".zarray").exists()):
         try:
@@ -366,7 +525,9 @@ def _open_path(path: Path, *, lazy: bool, scan_shape):
             raise
         except Exception as err:  # noqa: BLE001
             raise InputError(f"could not read {path} as zarr: {err}") from None
+        data, meta["axes"], decision = _apply_axes(data, extra.pop("axes", []), what=what)
         meta.update(extra)
+        _note_decision(meta, decision, data)
         return _fix_dims(data, scan_shape=scan_shape, from_file=True, what=what), meta
     mib_frames = _mib_check(path, scan_shape) if ext == ".mib" else None
     if path.is_dir() and ext != ".zspy":
@@ -379,10 +540,19 @@ def _open_path(path: Path, *, lazy: bool, scan_shape):
                          f"the scan is unknown (the reader kept {read}); give the scan shape whose product is "
                          f"{mib_frames} (--scan-shape SY,SX, or scan_shape=(SY, SX))")
     meta.update(extra)
-    meta["axes"] = _axes_from_rsciio(found.get("axes", []))
-    data = _fix_dims(found["data"], scan_shape=scan_shape, from_file=True, what=what)
+    data, axes, decision = _apply_axes(found["data"], found.get("axes", []), what=what)
+    meta["axes"] = _axes_from_rsciio(axes)
+    _note_decision(meta, decision, data)
+    data = _fix_dims(data, scan_shape=scan_shape, from_file=True, what=what)
     _probe(data, path)
+    if "_h5file" in found:
+        meta["h5_file"] = found["_h5file"].filename
     return data, meta
+
+
+def _note_decision(meta: dict, decision: AxesDecision | None, data) -> None:
+    if decision is not None:
+        meta["axes_decision"] = decision.to_dict(tuple(int(v) for v in data.shape))
 
 
 def _probe(data, path: Path) -> None:
@@ -397,20 +567,3 @@ def _probe(data, path: Path) -> None:
     except Exception as err:  # noqa: BLE001 - whatever the reader raises on a short file
         raise InputError(f"{path} is truncated or damaged: reading its last frame failed "
                          f"({type(err).__name__}: {err}); copy the file again") from None
-
-
-def open_pattern(source) -> np.ndarray:
-    """Read one diffraction pattern ``(det_y, det_x)`` as float64.
-
-    ``source`` is a file holding one frame (a CBED pattern, a vacuum reference),
-    a 2D array, or a 4D dataset (its mean pattern is returned).
-    """
-    if isinstance(source, (str, Path)):
-        ds = open_4dstem(source)
-    elif np.ndim(source) == 2:
-        return np.asarray(source, dtype=float)
-    else:
-        ds = open_4dstem(source)
-    from .calibration import mean_pattern
-
-    return mean_pattern(ds)

@@ -12,7 +12,8 @@ import numpy as np
 
 from .loading import ArrayFrames, NpyFrames, open_4dstem
 from .masks import as_disc, detector_masks, masks_bbox
-from .virtual import _one_blas_thread, reduce_block, virtual_images
+from .executors import one_blas_thread
+from .virtual import reduce_block, virtual_images
 
 __all__ = ["preview_stride", "preview_virtual_image"]
 
@@ -59,7 +60,7 @@ def preview_virtual_image(data, disc, *, max_pixels: int = 64 * 64, full: bool =
         block = ds.frames[key]
     else:
         block = np.asarray(ds.data[key].compute(scheduler="threads"))
-    limiter = _one_blas_thread()
+    limiter = one_blas_thread()
     try:
         small = reduce_block(block, weights)[..., 0]
     finally:

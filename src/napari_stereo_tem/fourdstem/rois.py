@@ -14,11 +14,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..checks import InputError
-from .loading import open_4dstem
 from .masks import Disc, disc_mask
-from .virtual import virtual_images
 
-__all__ = ["HYPERSPY_CENTRE_SHIFT", "from_circle_roi", "roi_mask", "virtual_images_from_rois"]
+__all__ = ["HYPERSPY_CENTRE_SHIFT", "from_circle_roi", "roi_mask"]
 
 #: HyperSpy's CircleROI centre shift, in pixels.
 HYPERSPY_CENTRE_SHIFT = 0.5001
@@ -95,34 +93,6 @@ def roi_mask(roi, signal) -> np.ndarray:
     mask = np.zeros(ax_y.size * ax_x.size, dtype=bool)
     mask[inside[np.isfinite(inside)].astype(np.int64)] = True
     return mask.reshape(ax_y.size, ax_x.size)
-
-
-def virtual_images_from_rois(signal, rois, *, exact: bool = True, executor="inline", on_progress=None,
-                             should_stop=None) -> np.ndarray:
-    """Virtual images of a pyxem ``Diffraction2D`` / HyperSpy 4D signal for ``CircleROI``s, in one pass.
-
-    Parameters
-    ----------
-    signal : HyperSpy/pyxem signal, lazy or not, navigation ``(scan_x, scan_y)``
-    rois : CircleROI or sequence of them
-    exact : bool
-        ``True`` (default) uses :func:`roi_mask`, equal to pyxem's
-        ``get_integrated_intensity`` for every ROI; ``False`` uses the discs of
-        :func:`from_circle_roi`.
-
-    Returns
-    -------
-    float32 array ``(n_rois, scan_y, scan_x)``
-        Image ``k`` equals ``signal.get_integrated_intensity(rois[k]).data``.
-    """
-    if not isinstance(rois, (list, tuple)):
-        rois = [rois]
-    if exact:
-        detectors = [roi_mask(r, signal) for r in rois]
-    else:
-        detectors = [from_circle_roi(r, signal) for r in rois]
-    return virtual_images(open_4dstem(signal), detectors, executor=executor, on_progress=on_progress,
-                          should_stop=should_stop)
 
 
 def disc_matches_roi(roi, signal) -> bool:

@@ -8,25 +8,28 @@ Each detector pixel is read at most once per pass whatever the number of
 detectors; the product is done in small cache-sized pieces, so the cost follows
 the bytes read.
 
-Executors: ``"inline"`` (this thread), ``"threads"`` (a thread pool; numpy
-releases the GIL), or ``dask.distributed`` (a ``Client`` or a scheduler address
-string). The work is a progress generator (:func:`iter_virtual_images`);
-:func:`virtual_images` drives it.
+Executors: ``"inline"``, ``"threads"`` or ``dask.distributed`` (a ``Client`` or a
+scheduler address string), through :mod:`.executors`. The work is a progress
+generator (:func:`iter_virtual_images`); :func:`virtual_images` drives it.
+
+Descan: given the beam centre at every scan position (:func:`~.descan.beam_centres`),
+each pattern's detectors move with its beam, sub-pixel, inside the same pass
+(:func:`reduce_block_shifted`).
 """
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-
-import dask.array as da
 import numpy as np
 
 from ..checks import InputError
 from ..progress import Progress, ProgressGenerator, drive
+from .executors import band_source, bands_of, check_executor, iter_bands
+from .loading import open_4dstem
 from .masks import Disc, detector_masks, disc_mask, group_detectors
+from .rois import from_circle_roi, roi_mask
 
-__all__ = ["Disc", "disc_mask", "virtual_images", "iter_virtual_images", "reduce_block"]
+__all__ = ["Disc", "disc_mask", "virtual_images", "iter_virtual_images", "reduce_block", "reduce_block_shifted",
+           "virtual_images_from_rois"]
 
 #: Bytes of float32 converted at a time inside a block (stays in cache).
 _PIECE_BYTES = 4 * 2**20
@@ -65,128 +68,154 @@ def reduce_block(block: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return out
 
 
-def _one_blas_thread():
-    """Limit BLAS to one thread while we compute (restored by ``.restore_original_limits()``).
+def _plan(masks: np.ndarray, margin: int = 0) -> list[tuple[slice, slice, np.ndarray, np.ndarray]]:
+    """``(rows, cols, indices, weights)`` per group of detectors (:func:`group_detectors`).
 
-    The products here are skinny; a multi-threaded OpenBLAS spends more time
-    waking its threads than computing (5-10x slower on a loaded 2-core machine),
-    and the parallelism comes from our own workers anyway.
+    ``margin`` widens each box by that many pixels on every side (cut to the
+    detector), for beams that wander; ``weights`` are then the masks ``(n, h, w)``
+    of the widened box instead of the flattened columns.
     """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        return None
-    return threadpool_limits(limits=1, user_api="blas")
-
-
-def _is_client(executor) -> bool:
-    return hasattr(executor, "compute") and hasattr(executor, "scheduler_info")
-
-
-def _plan(masks: np.ndarray) -> list[tuple[slice, slice, np.ndarray, np.ndarray]]:
-    """``(rows, cols, indices, weights)`` per group of detectors (:func:`group_detectors`)."""
     plan = []
+    ny, nx = masks.shape[1:]
     for rows, cols, idx in group_detectors(masks):
-        weights = np.ascontiguousarray(masks[idx][:, rows, cols].reshape(len(idx), -1).T)
-        plan.append((rows, cols, idx, weights))
+        if margin:
+            rows = slice(max(rows.start - margin, 0), min(rows.stop + margin, ny))
+            cols = slice(max(cols.start - margin, 0), min(cols.stop + margin, nx))
+            plan.append((rows, cols, idx, np.ascontiguousarray(masks[idx][:, rows, cols])))
+        else:
+            weights = np.ascontiguousarray(masks[idx][:, rows, cols].reshape(len(idx), -1).T)
+            plan.append((rows, cols, idx, weights))
     return plan
 
 
-def _band_from_frames(frames, plan, y0: int, y1: int) -> np.ndarray:
+def _band_from_frames(frames, y0: int, y1: int, plan, shifts=None, quantum: int = 8) -> np.ndarray:
     """Virtual images ``(y1 - y0, scan_x, n)`` of scan rows ``y0:y1``, reading only each group's box."""
     n = sum(len(p[2]) for p in plan)
     out = np.empty((y1 - y0, frames.shape[1], n), dtype=np.float32)
     for rows, cols, idx, weights in plan:
-        out[..., idx] = reduce_block(frames[y0:y1, :, rows, cols], weights)
+        block = frames[y0:y1, :, rows, cols]
+        if shifts is None:
+            out[..., idx] = reduce_block(block, weights)
+        else:
+            out[..., idx] = reduce_block_shifted(block, weights, shifts[y0:y1], quantum=quantum)
     return out
 
 
-def _reduced_dask(arr: da.Array, plan) -> da.Array:
-    """The same as a lazy dask array ``(scan_y, scan_x, n)`` (for data that only dask can read)."""
-    parts, order = [], []
-    for rows, cols, idx, weights in plan:
-        cropped = arr[:, :, rows, cols]
-        if len(cropped.chunks[2]) > 1 or len(cropped.chunks[3]) > 1:
-            cropped = cropped.rechunk({2: -1, 3: -1})
-        parts.append(cropped.map_blocks(reduce_block, weights, dtype=np.float32, drop_axis=[2, 3], new_axis=2,
-                                        chunks=cropped.chunks[:2] + ((len(idx),),),
-                                        meta=np.empty((0, 0, 0), np.float32)))
-        order.extend(int(i) for i in idx)
-    reduced = parts[0] if len(parts) == 1 else da.concatenate(parts, axis=2).rechunk({2: -1})
-    if order != sorted(order):
-        reduced = reduced[:, :, np.argsort(order)]
-    return reduced
+def reduce_block_shifted(block: np.ndarray, masks: np.ndarray, shifts: np.ndarray, *,
+                         quantum: int = 8) -> np.ndarray:
+    """Virtual-detector sums of one block, each pattern's detectors moved with its beam (sub-pixel).
+
+    The sum over ``mask(k - s)`` of ``pattern(k)`` equals the sum over ``mask(k)``
+    of the pattern shifted back by ``s`` with bilinear interpolation, so this
+    is the virtual image of descan-corrected patterns, read once and never
+    shifted. Shifts are rounded to ``1 / quantum`` pixel; the positions of a
+    block that share a rounded shift are reduced together with one set of
+    bilinearly moved masks.
+
+    Parameters
+    ----------
+    block : array ``(by, bx, h, w)``
+    masks : float32 array ``(n, h, w)``
+        The detectors in the coordinates of ``block`` (for zero shift).
+    shifts : array ``(by, bx, 2)``
+        Beam shift ``(dy, dx)`` in pixels of each position from the reference
+        (the beam centre minus the reference centre); NaN counts as zero.
+
+    Returns
+    -------
+    float32 array ``(by, bx, n)``
+    """
+    by, bx, h, w = block.shape
+    n = masks.shape[0]
+    flat = block.reshape(by * bx, h, w)
+    steps = np.rint(np.nan_to_num(np.asarray(shifts, dtype=np.float64).reshape(-1, 2)) * quantum).astype(np.int64)
+    out = np.empty((by * bx, n), dtype=np.float32)
+    keys, inverse = np.unique(steps, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.searchsorted(inverse[order], np.arange(len(keys) + 1))
+    piece = max(1, _PIECE_BYTES // max(h * w * 4, 1))
+    buffer = np.empty((min(piece, by * bx), h, w), dtype=np.float32)
+    for g, key in enumerate(keys):
+        members = order[bounds[g]:bounds[g + 1]]
+        weights = _moved_masks(masks, key / quantum)
+        for i in range(0, len(members), piece):
+            sel = members[i:i + piece]
+            m = len(sel)
+            np.copyto(buffer[:m], flat[sel], casting="unsafe")
+            out[sel] = buffer[:m].reshape(m, h * w) @ weights
+    return out.reshape(by, bx, n)
 
 
-def _bands(row_chunks, sy: int, rows_per_task: int | None) -> list[tuple[int, int]]:
-    edges = np.cumsum((0,) + tuple(row_chunks))
-    if rows_per_task is not None:
-        step = max(1, int(rows_per_task))
-        edges = np.unique(np.concatenate([edges, np.arange(0, sy, step), [sy]]))
-    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+def _moved_masks(masks: np.ndarray, shift) -> np.ndarray:
+    """Masks moved by ``shift = (dy, dx)`` pixels with bilinear weights, flattened to ``(h * w, n)``."""
+    n, h, w = masks.shape
+    dy, dx = float(shift[0]), float(shift[1])
+    iy, ix = int(np.floor(dy)), int(np.floor(dx))
+    fy, fx = dy - iy, dx - ix
+    moved = np.zeros_like(masks)
+    for oy, wy in ((iy, 1.0 - fy), (iy + 1, fy)):
+        for ox, wx in ((ix, 1.0 - fx), (ix + 1, fx)):
+            weight = wy * wx
+            if weight == 0:
+                continue
+            ys, yd = slice(max(-oy, 0), min(h - oy, h)), slice(max(oy, 0), min(h + oy, h))
+            xs, xd = slice(max(-ox, 0), min(w - ox, w)), slice(max(ox, 0), min(w + ox, w))
+            moved[:, yd, xd] += np.float32(weight) * masks[:, ys, xs]
+    return np.ascontiguousarray(moved.reshape(n, h * w).T)
 
 
 def iter_virtual_images(data, detectors, *, executor="inline", max_workers: int | None = None,
-                        rows_per_task: int | None = None) -> ProgressGenerator[np.ndarray]:
+                        rows_per_task: int | None = None, descan=None,
+                        descan_reference=None) -> ProgressGenerator[np.ndarray]:
     """Progress generator computing virtual images; returns ``(n, scan_y, scan_x)`` float32.
 
     Parameters are those of :func:`virtual_images`. Yields one :class:`Progress`
-    per band of scan rows; closing the generator cancels the pending bands.
+    per band of scan rows, whose ``info`` holds ``"images"`` (the array being
+    filled, rows not yet computed are 0) and ``"band"`` ``(y0, y1)``, so a
+    front end can show partial images; closing the generator cancels the
+    pending bands.
     """
-    from .loading import ArrayFrames, NpyFrames, open_4dstem
-
-    if not (_is_local(executor) or _is_client(executor) or (isinstance(executor, str) and ":" in executor)):
-        raise InputError(f"executor must be 'inline', 'threads', a dask.distributed Client or a scheduler "
-                         f"address like 'tcp://host:8786', got {executor!r}")
+    check_executor(executor)
     ds = open_4dstem(data)
     masks = detector_masks([_from_roi(d, ds) for d in detectors], ds.detector_shape)
-    plan = _plan(masks)
     sy, sx = ds.scan_shape
-    out = np.empty((len(masks), sy, sx), dtype=np.float32)
-    bands = _bands(ds.data.chunks[0], sy, rows_per_task)
-    stage = "virtual images"
+    shifts, margin = None, 0
+    if descan is not None:
+        shifts = _descan_shifts(descan, descan_reference, (sy, sx))
+        margin = int(np.ceil(np.nanmax(np.abs(shifts)))) + 1 if np.isfinite(shifts).any() else 0
+    plan = _plan(masks, margin if shifts is not None else 0)
+    out = np.zeros((len(masks), sy, sx), dtype=np.float32)
+    bands = bands_of(ds, rows_per_task)
 
     def put(band, values):
         out[:, band[0]:band[1]] = np.moveaxis(np.asarray(values), 2, 0)
 
-    # Arrays we wrapped ourselves are sliced directly: only each group's box is read.
-    direct = isinstance(ds.frames, NpyFrames) or (isinstance(ds.frames, ArrayFrames) and _is_local(executor))
-    if _is_local(executor):
-        if direct:
-            def band_task(a, b):
-                return _band_from_frames(ds.frames, plan, a, b)
-        else:
-            reduced = _reduced_dask(ds.data, plan)
+    args = (plan,) if shifts is None else (plan, shifts)
+    last = [None]
 
-            def band_task(a, b):
-                return reduced[a:b].compute(scheduler="synchronous")
-        limiter = _one_blas_thread()
-        try:
-            yield from _run_local(band_task, bands, executor, max_workers, put, stage)
-        finally:
-            if limiter is not None:
-                limiter.restore_original_limits()
-        return out
-    client, own = _client(executor)
-    try:
-        from distributed import as_completed
+    def remember(band, values):
+        put(band, values)
+        last[0] = band
 
-        if direct:
-            futures = [client.submit(_band_from_frames, ds.frames, plan, a, b, pure=False) for a, b in bands]
-        else:
-            reduced = _reduced_dask(ds.data, plan)
-            futures = client.compute([reduced[a:b] for a, b in bands])
-        where = {f.key: band for f, band in zip(futures, bands)}
-        try:
-            for i, fut in enumerate(as_completed(futures)):
-                put(where[fut.key], fut.result())
-                yield Progress(i + 1, len(bands), stage)
-        finally:
-            client.cancel([f for f in futures if not f.done()])
-    finally:
-        if own:
-            client.close()
+    work = iter_bands(_band_from_frames, band_source(ds, executor), bands, *args, executor=executor,
+                      max_workers=max_workers, stage="virtual images", on_result=remember)
+    for report in work:
+        yield Progress(report.done, report.total, report.stage, {"images": out, "band": last[0]})
     return out
+
+
+def _descan_shifts(descan, reference, scan_shape) -> np.ndarray:
+    """Per-position beam shifts ``(scan_y, scan_x, 2)`` from beam centres and a reference centre."""
+    centres = np.asarray(descan.compute() if hasattr(descan, "compute") else descan, dtype=np.float64)
+    if centres.shape != (*scan_shape, 2):
+        raise InputError(f"descan must hold a beam centre (cy, cx) per scan position, shape "
+                         f"{(*scan_shape, 2)}; got {centres.shape} (use beam_centres(dataset))")
+    if not np.isfinite(centres).any():
+        raise InputError("descan holds no finite beam centre; is there a direct beam in the patterns?")
+    ref = np.nanmedian(centres.reshape(-1, 2), axis=0) if reference is None else \
+        np.asarray(reference, dtype=np.float64)[:2]
+    return np.nan_to_num(centres - ref)
 
 
 def _from_roi(detector, ds):
@@ -196,52 +225,12 @@ def _from_roi(detector, ds):
     if ds.signal is None:
         raise InputError("a CircleROI is in calibrated units: pass the HyperSpy/pyxem signal as the data, "
                          "or convert it with from_circle_roi(roi, signal)")
-    from .rois import roi_mask
-
     return roi_mask(detector, ds.signal)
 
 
-def _is_local(executor) -> bool:
-    return isinstance(executor, str) and executor in ("inline", "threads")
-
-
-def _run_local(band_task, bands, executor, max_workers, put, stage):
-    if executor == "inline":
-        for i, band in enumerate(bands):
-            put(band, band_task(*band))
-            yield Progress(i + 1, len(bands), stage)
-        return
-    workers = max_workers or min(len(bands), os.cpu_count() or 1)
-    pool = ThreadPoolExecutor(max_workers=workers)
-    try:
-        futures = {pool.submit(band_task, a, b): (a, b) for a, b in bands}
-        pending, done_count = set(futures), 0
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                put(futures[fut], fut.result())
-                done_count += 1
-            yield Progress(done_count, len(bands), stage)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _client(executor):
-    if _is_client(executor):
-        return executor, False
-    if isinstance(executor, str) and ":" in executor:  # a scheduler address, tcp://host:port
-        from distributed import Client
-
-        try:
-            return Client(executor, timeout="10s"), True
-        except OSError as err:
-            raise InputError(f"could not reach the dask scheduler at {executor}: {err}; is it running?") from None
-    raise InputError(f"executor must be 'inline', 'threads', a dask.distributed Client or a scheduler "
-                     f"address like 'tcp://host:8786', got {executor!r}")
-
-
 def virtual_images(data, detectors, *, executor="inline", on_progress=None, should_stop=None,
-                   max_workers: int | None = None, rows_per_task: int | None = None) -> np.ndarray:
+                   max_workers: int | None = None, rows_per_task: int | None = None, descan=None,
+                   descan_reference=None) -> np.ndarray:
     """Virtual images of several detectors, computed in one pass over the data.
 
     ``I_k[y, x] = sum over detector pixels of mask_k * pattern[y, x]``.
@@ -261,11 +250,41 @@ def virtual_images(data, detectors, *, executor="inline", on_progress=None, shou
     rows_per_task : int, optional
         Split the work into bands of at most this many scan rows (default: the
         data's own chunks).
+    descan : array ``(scan_y, scan_x, 2)``, optional
+        The direct-beam centre ``(cy, cx)`` at every scan position
+        (:func:`~napari_stereo_tem.fourdstem.descan.beam_centres`); the detectors
+        follow the beam, sub-pixel. Detectors are given for the beam at
+        ``descan_reference`` (default: the median centre).
 
     Returns
     -------
     float32 array ``(n_detectors, scan_y, scan_x)``
     """
     gen = iter_virtual_images(data, detectors, executor=executor, max_workers=max_workers,
-                              rows_per_task=rows_per_task)
+                              rows_per_task=rows_per_task, descan=descan, descan_reference=descan_reference)
     return drive(gen, on_progress, should_stop)
+
+
+def virtual_images_from_rois(signal, rois, *, exact: bool = True, executor="inline", on_progress=None,
+                             should_stop=None) -> np.ndarray:
+    """Virtual images of a pyxem ``Diffraction2D`` / HyperSpy 4D signal for ``CircleROI``s, in one pass.
+
+    Parameters
+    ----------
+    signal : HyperSpy/pyxem signal, lazy or not, navigation ``(scan_x, scan_y)``
+    rois : CircleROI or sequence of them
+    exact : bool
+        ``True`` (default) uses :func:`~.rois.roi_mask`, equal to pyxem's
+        ``get_integrated_intensity`` for every ROI; ``False`` uses the discs of
+        :func:`~.rois.from_circle_roi`.
+
+    Returns
+    -------
+    float32 array ``(n_rois, scan_y, scan_x)``
+        Image ``k`` equals ``signal.get_integrated_intensity(rois[k]).data``.
+    """
+    if not isinstance(rois, (list, tuple)):
+        rois = [rois]
+    detectors = [roi_mask(r, signal) if exact else from_circle_roi(r, signal) for r in rois]
+    return virtual_images(open_4dstem(signal), detectors, executor=executor, on_progress=on_progress,
+                          should_stop=should_stop)
