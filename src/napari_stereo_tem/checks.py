@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["InputError", "check_image", "check_pair", "check_stereo_angle", "check_finite"]
+__all__ = ["InputError", "check_image", "check_pair", "check_stereo_angle", "check_finite", "parse_numbers"]
 
 
 class InputError(ValueError):
@@ -73,3 +73,47 @@ def check_stereo_angle(angle_deg: float, *, name: str = "stereo angle", limit_de
     if abs(angle) >= limit_deg:
         raise InputError(f"{name} of {angle} degrees is absurd; typical values are {typical}")
     return angle
+
+
+def parse_numbers(text, *, name: str, count=None, kind=float, example: str = "", form: str = "") -> tuple | None:
+    """Numbers typed as text, ``"-3, 9.5"`` -> ``(-3.0, 9.5)``; ``None`` or blank -> ``None``.
+
+    Commas, semicolons, white space and ``x`` (as in ``512x512``) separate the numbers.
+
+    Parameters
+    ----------
+    name : str
+        What the numbers are, as the user knows it (an option such as ``--crop``, or a field).
+    count : int or tuple of int, optional
+        How many numbers are allowed (one count, or the allowed counts); any number when omitted.
+    kind : type
+        ``float`` or ``int`` (whole numbers only: ``"2.5"`` is refused, ``"2.0"`` is 2).
+    example : str
+        A valid value for the message, e.g. ``"-24,24"``.
+    form : str
+        What the numbers stand for, e.g. ``"MIN,MAX"`` (message: "--disparity-range must be MIN,MAX: ...").
+    """
+    if text is None or not str(text).strip():
+        return None
+    fields = str(text).replace(",", " ").replace(";", " ").replace("x", " ").split()
+    counts = (count,) if isinstance(count, int) else tuple(count or ())
+    what = " or ".join(str(c) for c in counts) + " " if counts else ""
+    unit = "whole numbers" if kind is int else "numbers"
+    hint = f" (e.g. {example})" if example else ""
+    if form:
+        name = f"{name} must be {form}:"
+    else:
+        name = f"{name} must be"
+    values = []
+    for field in fields:
+        try:
+            value = float(field)
+        except ValueError:
+            raise InputError(f"{name} {what}{unit} separated by commas{hint}; {field!r} in {text!r} "
+                             "is not a number") from None
+        if not np.isfinite(value) or (kind is int and not value.is_integer()):
+            raise InputError(f"{name} {what}finite {unit}{hint}; got {text!r}")
+        values.append(int(value) if kind is int else value)
+    if counts and len(values) not in counts:
+        raise InputError(f"{name} {what}{unit} separated by commas{hint}; got {len(values)} in {text!r}")
+    return tuple(values)

@@ -16,7 +16,7 @@ import napari
 import numpy as np
 from magicgui import magic_factory
 
-from ..checks import InputError
+from ..checks import InputError, parse_numbers
 from ..stereo.crystal_frame import CrystalFrame
 from ..stereo.reprojection import align_view, apply_affine, fit_depth_offset, reproject_lines, reprojection_error
 from .layers import paths_to_lines
@@ -29,12 +29,8 @@ _AXIS_COLOURS = ["red", "lime", "dodgerblue"]
 
 def parse_indices(text: str, *, name: str) -> tuple[int, int, int]:
     """``"1,-1,0"`` or ``"1 -1 0"`` -> ``(1, -1, 0)``."""
-    parts = text.replace(",", " ").split()
-    try:
-        values = tuple(int(p) for p in parts)
-    except ValueError:
-        raise InputError(f"{name} must be three integers like 1,1,0; got {text!r}") from None
-    if len(values) != 3 or not any(values):
+    values = parse_numbers(text, name=name, count=3, kind=int, example="1,1,0")
+    if values is None or not any(values):
         raise InputError(f"{name} must be three integers, not all zero; got {text!r}")
     return values
 

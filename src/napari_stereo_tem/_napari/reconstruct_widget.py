@@ -16,7 +16,7 @@ import napari
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, LineEdit, create_widget
 
-from ..checks import InputError
+from ..checks import InputError, parse_numbers
 from ..stereo.pipeline import reconstruct_stereo
 from .layers import lines_layer
 from .task_widget import TaskWidget
@@ -32,13 +32,7 @@ def _devices() -> list[str]:
 
 def parse_two(text: str, *, name: str):
     """``"-3, 9.5"`` -> ``(-3.0, 9.5)``; empty -> ``None``."""
-    if not text or not text.strip():
-        return None
-    try:
-        first, second = (float(v) for v in text.replace(";", ",").split(","))
-    except ValueError:
-        raise InputError(f"{name} must be two numbers separated by a comma (e.g. -3, 9.5), got {text!r}") from None
-    return first, second
+    return parse_numbers(text, name=name, count=2, example="-3, 9.5")
 
 
 def clicked_pairs(points_left, points_right):

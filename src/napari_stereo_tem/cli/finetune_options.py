@@ -40,12 +40,9 @@ def add_finetune_arguments(parser: argparse.ArgumentParser, target: str) -> None
 
 
 def _crop(value, target: str):
-    from ..checks import InputError
+    from ..checks import parse_numbers
 
-    try:
-        parts = tuple(int(v) for v in str(value).split(","))
-    except ValueError:
-        raise InputError(f"--crop must be a number or ROWS,COLS, got {value!r}") from None
+    parts = parse_numbers(value, name="--crop", form="SIZE or ROWS,COLS", count=(1, 2), kind=int, example="128,192")
     if target == "detector":
         return parts[0]
     return parts * 2 if len(parts) == 1 else parts[:2]

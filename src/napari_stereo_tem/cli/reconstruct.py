@@ -69,30 +69,21 @@ def add_parser(subparsers) -> None:
 
 
 def _parse_range(text):
-    from ..checks import InputError
+    from ..checks import InputError, parse_numbers
 
-    if text is None:
+    values = parse_numbers(text, name="--disparity-range", form="MIN,MAX in pixels", count=2, kind=int, example="-24,24")
+    if values is None:
         return None
-    try:
-        low, high = (int(v) for v in text.split(","))
-    except ValueError:
-        raise InputError(f"--disparity-range must be MIN,MAX in whole pixels (e.g. -24,24), got {text!r}") from None
+    low, high = values
     if low >= high:
         raise InputError(f"--disparity-range needs MIN < MAX, got {text!r}")
     return low, high
 
 
 def _parse_pair(text, option: str, example: str):
-    from ..checks import InputError
+    from ..checks import parse_numbers
 
-    if text is None:
-        return None
-    try:
-        first, second = (float(v) for v in text.split(","))
-    except ValueError:
-        raise InputError(f"{option} must be two numbers separated by a comma, written {option}={example}; "
-                         f"got {text!r}") from None
-    return first, second
+    return parse_numbers(text, name=option, count=2, example=f"{option}={example}")
 
 
 def _read_points(path):

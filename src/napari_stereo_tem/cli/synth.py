@@ -17,15 +17,9 @@ __all__ = ["add_parser", "run"]
 
 
 def _pair(text: str, what: str, cast=int):
-    from ..checks import InputError
+    from ..checks import parse_numbers
 
-    try:
-        values = [cast(v) for v in text.replace("x", ",").split(",")]
-    except ValueError:
-        values = []
-    if len(values) != 2:
-        raise InputError(f"{what} must be two numbers like 512,512, got {text!r}")
-    return tuple(values)
+    return parse_numbers(text, name=what, count=2, kind=cast, example="512,512")
 
 
 def add_parser(subparsers) -> None:
@@ -99,6 +93,8 @@ def run(args) -> int:
 
     import numpy as np
 
+    from ..checks import parse_numbers
+
     out = Path(args.output)
     if args.kind == "stereo":
         from ..synth.stereo import make_stereo_pair
@@ -131,7 +127,7 @@ def run(args) -> int:
     elif args.kind == "particles":
         from ..synth.particles import simulate_particle_views
 
-        azimuths = tuple(float(v) for v in args.azimuths.split(","))
+        azimuths = parse_numbers(args.azimuths, name="--azimuths", example="0,90,180,270")
         sample = simulate_particle_views(args.n_particles, seed=args.seed, beta_deg=args.beta,
                                          azimuths_deg=azimuths, shape=_pair(args.shape, "--shape"))
         sample.save(out)
@@ -140,7 +136,7 @@ def run(args) -> int:
         from ..progress import drive, text_progress
         from ..synth.dataset import build_training_set
 
-        splits = tuple(float(v) for v in args.splits.split(","))
+        splits = parse_numbers(args.splits, name="--splits", count=3, example="0.8,0.1,0.1")
         drive(build_training_set(out, args.n_scenes, seed=args.seed, splits=splits, **_stereo_options(args)),
               text_progress())
         sys.stderr.write("\n")

@@ -128,21 +128,15 @@ def _add_matcher_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_matcher(args) -> int:
-    from ..checks import InputError
+    from ..checks import parse_numbers
+    from ..models.store import user_models_dir
     from ..progress import drive, text_progress
     from ..training.matcher import train_matcher
-    from ..models.store import user_models_dir
 
-    try:
-        crop = tuple(int(v) for v in str(args.crop).split(","))
-    except ValueError:
-        raise InputError(f"--crop must be ROWS,COLS (e.g. 128,192), got {args.crop!r}") from None
+    crop = parse_numbers(args.crop, name="--crop", form="SIZE or ROWS,COLS", count=(1, 2), kind=int, example="128,192")
     if len(crop) == 1:
         crop = crop * 2
-    try:
-        scene_shape = tuple(int(v) for v in str(args.scene_shape).split(","))
-    except ValueError:
-        raise InputError(f"--scene-shape must be ROWS,COLS (e.g. 512,512), got {args.scene_shape!r}") from None
+    scene_shape = parse_numbers(args.scene_shape, name="--scene-shape", form="ROWS,COLS", count=2, kind=int, example="512,512")
     out = args.out if args.out else str(user_models_dir() / "matcher_trained")
     command = "stereo-tem train matcher " + " ".join(
         f"--{k.replace('_', '-')} {v}" for k, v in sorted(vars(args).items())
