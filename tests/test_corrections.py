@@ -5,7 +5,7 @@ import pytest
 
 from napari_stereo_tem.checks import InputError
 from napari_stereo_tem.stereo.corrections import (
-    disparity_labels, line_disparity, link_lines, row_crossings, shift_line_depth,
+    disparity_labels, line_disparity, link_lines, replace_or_add_line, row_crossings, shift_line_depth,
 )
 from napari_stereo_tem.stereo.projection import project_points
 
@@ -73,3 +73,17 @@ def test_disparity_labels_hold_the_line_disparity_on_its_left_pixels():
     mask[:32] = 1
     masked = disparity_labels(shape, [truth], ANGLE, axis_col=AXIS, mask=mask)
     assert np.isfinite(masked[:32]).any() and not np.isfinite(masked[32:]).any()
+
+
+def test_a_linked_line_replaces_the_one_seen_at_the_same_place_in_the_left_view():
+    truth = _line3d()
+    other = truth + np.array([40.0, 0.0, 0.0])
+    deeper = shift_line_depth(truth, 20.0, stereo_angle_deg=ANGLE, keep="left")  # same left view, new depth
+    lines, replaced = replace_or_add_line([other, truth], deeper, ANGLE, axis_col=AXIS)
+    assert replaced == 1 and len(lines) == 2
+    np.testing.assert_allclose(lines[1], deeper)
+    np.testing.assert_allclose(lines[0], other)
+    far = truth + np.array([10.0, 0.0, 0.0])  # 10 px away in the left view
+    lines, replaced = replace_or_add_line([other, truth], far, ANGLE, axis_col=AXIS)
+    assert replaced is None and len(lines) == 3
+    np.testing.assert_allclose(lines[2], far)

@@ -107,3 +107,19 @@ def test_reduce_indices_and_errors():
         frame.to_fractional(np.zeros((4, 2)))
     off = CrystalFrame(1, 1, 1, 90, 90, 90, zone_axis=(0, 0, 1), g=(1, 0, 1))
     assert off.warnings and "out of the zone" in off.warnings[0]
+
+
+@pytest.mark.parametrize("text, expected", [("1,-1,0", (1, -1, 0)), ("1 1 1", (1, 1, 1)), ("0;0;2", (0, 0, 2))])
+def test_indices_typed_as_text(text, expected):
+    from napari_stereo_tem.stereo.crystal_frame import parse_indices
+
+    assert parse_indices(text, name="zone axis") == expected
+
+
+@pytest.mark.parametrize("text", ["0,0,0", "1,1", "1.5,0,0", "a,b,c", ""])
+def test_bad_indices_are_refused_by_name(text):
+    from napari_stereo_tem.checks import InputError
+    from napari_stereo_tem.stereo.crystal_frame import parse_indices
+
+    with pytest.raises(InputError, match="zone axis"):
+        parse_indices(text, name="zone axis")

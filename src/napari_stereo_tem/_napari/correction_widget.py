@@ -26,7 +26,7 @@ from magicgui.widgets import Container, FileEdit, FloatSpinBox, Label, PushButto
 from napari.utils.notifications import show_error, show_info
 
 from ..checks import InputError
-from ..stereo.corrections import disparity_labels, line_disparity, link_lines, shift_line_depth
+from ..stereo.corrections import disparity_labels, link_lines, replace_or_add_line, shift_line_depth
 from ..stereo.skeleton_graph import skeleton_branches
 from ..models.training_set import add_entry
 from .layers import lines_layer, lines_to_paths, paths_to_lines
@@ -178,26 +178,15 @@ class CorrectionWidget(Container):
         return line
 
     def _put_3d_line(self, line: np.ndarray) -> int | None:
-        """Replace the 3D line the left view sees at the same place (within 3 px), else add it."""
-        layer = self._viewer.layers[LINES_3D] if LINES_3D in self._viewer.layers else None
-        if layer is None:
+        """Replace the 3D line the left view sees at the same place, else add it."""
+        if LINES_3D not in self._viewer.layers:
             self._set_layer(*lines_layer([line], name=LINES_3D))
             return None
-        lines = paths_to_lines(layer.data)
-        seen = line_disparity(line, self.angle.value, axis_col=self._axis_col())[:, :2]
-        best, best_dist = None, 3.0
-        for k, old in enumerate(lines):
-            old_xy = line_disparity(old, self.angle.value, axis_col=self._axis_col())[:, :2]
-            dist = np.median(np.min(np.linalg.norm(seen[:, None] - old_xy[None], axis=2), axis=1))
-            if dist < best_dist:
-                best, best_dist = k, dist
-        if best is None:
-            layer.add_paths(lines_to_paths([line]))
-            return None
-        data = list(layer.data)
-        data[best] = lines_to_paths([line])[0]
-        layer.data = data
-        return best
+        layer = self._viewer.layers[LINES_3D]
+        lines, replaced = replace_or_add_line(paths_to_lines(layer.data), line, self.angle.value,
+                                              axis_col=self._axis_col())
+        layer.data = lines_to_paths(lines)
+        return replaced
 
     def shift_depth(self, *_) -> list:
         """Shift the selected paths of the 3D lines layer by the depth shift (left view kept)."""

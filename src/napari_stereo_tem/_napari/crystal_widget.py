@@ -16,23 +16,15 @@ import napari
 import numpy as np
 from magicgui import magic_factory
 
-from ..checks import InputError, parse_numbers
-from ..stereo.crystal_frame import CrystalFrame
+from ..checks import InputError
+from ..stereo.crystal_frame import CrystalFrame, parse_indices
 from ..stereo.reprojection import align_view, apply_affine, fit_depth_offset, reproject_lines, reprojection_error
 from .layers import paths_to_lines
 from .notify import report_input_errors
 
-__all__ = ["crystal_frame", "reproject", "parse_indices", "line_crystallography"]
+__all__ = ["crystal_frame", "reproject", "line_crystallography"]
 
 _AXIS_COLOURS = ["red", "lime", "dodgerblue"]
-
-
-def parse_indices(text: str, *, name: str) -> tuple[int, int, int]:
-    """``"1,-1,0"`` or ``"1 -1 0"`` -> ``(1, -1, 0)``."""
-    values = parse_numbers(text, name=name, count=3, kind=int, example="1,1,0")
-    if values is None or not any(values):
-        raise InputError(f"{name} must be three integers, not all zero; got {text!r}")
-    return values
 
 
 def _fmt(indices, brackets: str) -> str:

@@ -9,6 +9,8 @@ these functions turn the two corrections that need geometry into 3D lines
   and so a 3D line (:func:`~napari_stereo_tem.stereo.projection.triangulate`);
 - :func:`shift_line_depth`: move a 3D line by ``dz`` along the beam, keeping
   where it is seen in the left view (or in the mid view);
+- :func:`replace_or_add_line`: a linked line takes the place of the 3D line
+  the left view sees at the same place, or is added;
 - :func:`disparity_labels`: the corrected 3D lines drawn as a disparity map on
   the left view (NaN elsewhere), the "disparity labels where known" of a
   training-set entry.
@@ -24,7 +26,8 @@ import numpy as np
 from ..checks import InputError, check_stereo_angle
 from .projection import disparity_from_depth, project_points, triangulate
 
-__all__ = ["row_crossings", "link_lines", "shift_line_depth", "disparity_labels", "line_disparity"]
+__all__ = ["row_crossings", "link_lines", "shift_line_depth", "disparity_labels", "line_disparity",
+           "replace_or_add_line"]
 
 
 def _polyline(points, name: str) -> np.ndarray:
@@ -155,6 +158,37 @@ def line_disparity(line_xyz, stereo_angle_deg: float, *, axis_col: float = 0.0) 
     line = np.asarray(line_xyz, dtype=float)
     xy = project_points(line, -phi / 2.0, axis_col=axis_col)
     return np.column_stack([xy, disparity_from_depth(line[:, 2], phi)])
+
+
+def replace_or_add_line(lines_xyz, line_xyz, stereo_angle_deg: float, *, axis_col: float = 0.0,
+                        max_distance: float = 3.0) -> tuple[list[np.ndarray], int | None]:
+    """Put a corrected 3D line among the others: it replaces the one seen at the same place.
+
+    The left view is what the user linked in, so "the same place" is there: the
+    line replaced is the one whose left-view points lie closest to the new line's
+    (median distance), if that is within ``max_distance`` pixels; otherwise the new
+    line is added at the end.
+
+    Returns
+    -------
+    lines : list of ndarray, shape (n, 3)
+        A new list (the input is not changed).
+    replaced : int or None
+        Index of the line replaced, ``None`` when the line was added.
+    """
+    line = np.asarray(line_xyz, dtype=float)
+    lines = [np.asarray(old, dtype=float) for old in lines_xyz]
+    seen = line_disparity(line, stereo_angle_deg, axis_col=axis_col)[:, :2]
+    best, best_dist = None, float(max_distance)
+    for k, old in enumerate(lines):
+        old_xy = line_disparity(old, stereo_angle_deg, axis_col=axis_col)[:, :2]
+        dist = float(np.median(np.min(np.linalg.norm(seen[:, None] - old_xy[None], axis=2), axis=1)))
+        if dist < best_dist:
+            best, best_dist = k, dist
+    if best is None:
+        return lines + [line], None
+    lines[best] = line
+    return lines, best
 
 
 def disparity_labels(shape, lines_xyz, stereo_angle_deg: float, *, axis_col: float = 0.0,

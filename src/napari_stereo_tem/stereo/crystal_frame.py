@@ -31,9 +31,9 @@ from math import gcd
 
 import numpy as np
 
-from ..checks import InputError
+from ..checks import InputError, parse_numbers
 
-__all__ = ["CrystalFrame", "lattice_matrix", "reduce_indices"]
+__all__ = ["CrystalFrame", "lattice_matrix", "reduce_indices", "parse_indices"]
 
 
 def lattice_matrix(a: float, b: float, c: float, alpha: float, beta: float, gamma: float) -> np.ndarray:
@@ -80,6 +80,14 @@ def reduce_indices(vector, *, max_index: int = 6, tolerance_deg: float = 3.0) ->
     ints = best.astype(int)
     common = gcd(*(abs(int(i)) for i in ints))
     return ints // max(common, 1)
+
+
+def parse_indices(text: str, *, name: str) -> tuple[int, int, int]:
+    """Miller indices typed as text: ``"1,-1,0"`` or ``"1 -1 0"`` -> ``(1, -1, 0)``."""
+    values = parse_numbers(text, name=name, count=3, kind=int, example="1,1,0")
+    if values is None or not any(values):
+        raise InputError(f"{name} must be three integers, not all zero; got {text!r}")
+    return values
 
 
 def _unit(v) -> np.ndarray:
