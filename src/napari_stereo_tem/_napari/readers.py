@@ -3,7 +3,9 @@
 A 4D file becomes one 4D image layer ``(scan_y, scan_x, det_y, det_x)`` backed
 by dask (nothing is read until napari shows a frame); the dataset object rides
 along in ``layer.metadata["fourdstem"]`` so the virtual-detector widget reuses
-it. A file holding one 2D image (a .dm3/.dm4/.emd/.hspy micrograph, one
+it, and the layer's metadata (and a notification) say which stored axes were
+taken for the scan and which for the detector, and why (``axes_decision``). A
+file holding one 2D image (a .dm3/.dm4/.emd/.hspy micrograph, one
 diffraction frame) becomes a 2D image layer with its pixel size as scale.
 """
 
@@ -15,7 +17,7 @@ from ..checks import InputError
 
 __all__ = ["get_reader", "read_microscope_file"]
 
-_FOURD_ONLY = (".mib", ".blo", ".zspy", ".zarr")
+_FOURD_ONLY = (".mib", ".blo", ".zspy", ".zarr", ".tvips", ".nxs", ".app5")
 _EITHER = (".hspy", ".emd", ".h5", ".hdf5", ".dm3", ".dm4")
 
 
@@ -33,12 +35,18 @@ def _fourd_layer(path: Path) -> list:
     from ..fourdstem.loading import open_4dstem
 
     dataset = open_4dstem(path)
+    decision = dataset.metadata.get("axes_decision")
+    if decision and decision.get("by") != "position":
+        from napari.utils.notifications import show_info
+
+        show_info(f"{path.name}: {decision['text']}")
     if dataset.scan_shape == (1, 1):
         frame = dataset.data[0, 0].compute()
         return [(frame, {"name": path.stem, "colormap": "gray",
                          "metadata": {"source": str(path), "kind": "diffraction pattern"}}, "image")]
     return [(dataset.data, {"name": path.stem, "colormap": "gray", "contrast_limits": None,
-                            "metadata": {"source": str(path), "kind": "4D-STEM", "fourdstem": dataset}}, "image")]
+                            "metadata": {"source": str(path), "kind": "4D-STEM", "fourdstem": dataset,
+                                         "axes_decision": decision}}, "image")]
 
 
 def read_microscope_file(path) -> list:

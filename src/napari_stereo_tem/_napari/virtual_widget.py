@@ -11,7 +11,14 @@ Layers in (a 4D image layer, as the reader and the sample make it), core calls
   image of every disc (one pass over the data, off the UI thread) once it stops;
 - the stereo angle between discs 0 and 1, live, in degrees;
 - ``Mirror``, ``Radius sweep`` and ``Use as stereo pair`` (``left``/``right``
-  rotated so that disparities run along ``+x``, with ``stereo_angle_deg``).
+  rotated so that disparities run along ``+x``, with ``stereo_angle_deg``;
+  composed by :func:`~napari_stereo_tem.fourdstem.iter_virtual_stereo_pair`,
+  the call ``stereo-tem virtual --pair`` makes).
+
+The mean pattern and the exact images run on the chosen executor (threads, or
+a dask scheduler address); the exact images appear band by band as they complete.
+A mean pattern without a clear direct disc is refused: no calibration, no
+stereo angle, and a warning.
 """
 
 from __future__ import annotations
@@ -19,22 +26,21 @@ from __future__ import annotations
 import napari
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, LineEdit, PushButton
-from napari.utils.notifications import show_info
+from napari.utils.notifications import show_info, show_warning
 from qtpy.QtCore import QTimer
 
 from ..checks import InputError
 from ..fourdstem import (
     Disc,
+    calibrate,
     estimate_scan_rotation_deg,
-    find_direct_beam,
     iter_patterns,
     iter_virtual_images,
+    iter_virtual_stereo_pair,
     mirror_disc,
     mrad_per_px,
     open_4dstem,
     preview_virtual_image,
-    rotate_image,
-    rotation_to_horizontal_deg,
     stereo_angle_deg,
 )
 from .background import BackgroundTask
@@ -98,8 +104,11 @@ class VirtualDetectorWidget(Container):
         self.scan_rotation = FloatSpinBox(value=0.0, min=-180.0, max=180.0, step=0.5, label="scan rotation (deg)")
         self.estimate_button = PushButton(text="Estimate scan rotation")
         self.pair_button = PushButton(text="Use as stereo pair")
+        self.executor = LineEdit(value="threads", label="executor",
+                                 tooltip="where passes over the data run: inline, threads, or a dask scheduler "
+                                         "address (tcp://host:8786)")
         self.status = Label(value="")
-        self.extend([self.dataset, self.mean_button, self.convergence, self.calibration, self.angle,
+        self.extend([self.dataset, self.executor, self.mean_button, self.convergence, self.calibration, self.angle,
                      self.mirror_axis, self.mirror_point, self.mirror_button, self.radii, self.sweep_button,
                      self.scan_rotation, self.estimate_button, self.pair_button, self.status])
         self.mean_button.changed.connect(self.compute_mean_pattern)
@@ -154,24 +163,37 @@ class VirtualDetectorWidget(Container):
             return layer
         return self._viewer.add_image(data, name=name, colormap="gray", **attrs)
 
-    def _start(self, work, on_result, description):
+    def _start(self, work, on_result, description, on_progress=None):
         if self._task is not None and self._task.running:
             self._task.cancel()
-        self._task = BackgroundTask(work, on_result, description=description)
+        self._task = BackgroundTask(work, on_result, description=description, on_progress=on_progress)
         return self._task.start()
+
+    def _executor(self) -> str:
+        return self.executor.value.strip() or "threads"
 
     # -- mean pattern and discs ---------------------------------------------------
     @report_input_errors()
     def compute_mean_pattern(self, *_):
         """Mean pattern as an image, direct beam found, two default discs placed inside it."""
         dataset = self._dataset()
-        return self._start(iter_patterns(dataset), self._show_patterns, "mean pattern")
+        decision = dataset.metadata.get("axes_decision")
+        if decision:
+            self.status.value = f"axes: {decision['text']}"
+        return self._start(iter_patterns(dataset, executor=self._executor()), self._show_patterns, "mean pattern")
 
     @report_input_errors()
     def _show_patterns(self, patterns):
         mean = np.asarray(patterns[0], dtype=np.float32)
         self._image_layer(PATTERN, mean)
-        self._direct = find_direct_beam(mean)
+        calibration = calibrate(mean)
+        if calibration.refused:
+            self._direct = None
+            self._show_geometry()
+            show_warning(calibration.refused + ". No stereo angle is computed.")
+            self.calibration.value = "no clear direct beam: place the discs by hand; no stereo angle"
+            return
+        self._direct = calibration.direct
         d = self._direct
         ellipse = np.array([[d.cy - d.radius, d.cx - d.radius], [d.cy + d.radius, d.cx + d.radius]])
         if DIRECT in self._viewer.layers:
@@ -286,8 +308,22 @@ class VirtualDetectorWidget(Container):
         if not self._discs or self.dataset.value is None:
             return None
         discs = list(self._discs)
-        work = iter_virtual_images(self._dataset(), discs)
-        return self._start(work, lambda images: self._show_full(discs, images), "virtual images")
+        work = iter_virtual_images(self._dataset(), discs, executor=self._executor())
+        return self._start(work, lambda images: self._show_full(discs, images), "virtual images",
+                           on_progress=lambda report: self._show_partial(discs, report))
+
+    def _show_partial(self, discs, report) -> None:
+        """Bands of the exact images as they complete (rows not yet done are 0)."""
+        images = (report.info or {}).get("images")
+        if images is None or discs != self._discs or report.done >= report.total:
+            return
+        for k in range(min(len(discs), images.shape[0])):
+            name = f"virtual {k}"
+            if name in self._viewer.layers:
+                layer = self._viewer.layers[name]
+                layer.data = images[k].copy()
+                layer.metadata["preview"] = "partial"
+        self.status.value = f"virtual images: {report.done}/{report.total} bands"
 
     def _show_full(self, discs, images) -> None:
         if discs != self._discs:  # moved while it ran: newer images are on their way
@@ -364,7 +400,8 @@ class VirtualDetectorWidget(Container):
                 self._viewer.layers.remove("radius sweep")
             self._viewer.add_image(images, name="radius sweep", colormap="gray", metadata=meta)
 
-        return self._start(iter_virtual_images(self._dataset(), discs), show, "radius sweep")
+        return self._start(iter_virtual_images(self._dataset(), discs, executor=self._executor()), show,
+                           "radius sweep")
 
     @report_input_errors()
     def estimate_rotation(self, *_) -> None:
@@ -378,20 +415,20 @@ class VirtualDetectorWidget(Container):
     @report_input_errors()
     def use_as_stereo_pair(self, *_):
         """Discs 0 and 1 -> 'left'/'right' images rotated so that disparities are horizontal."""
-        angle = self.stereo_angle()
+        self.stereo_angle()  # refuses without two discs and a calibration
         left, right = self._discs[0], self._discs[1]
-        rotation = rotation_to_horizontal_deg(left, right, scan_rotation_deg=self.scan_rotation.value)
-        meta = {"stereo_angle_deg": angle, "pixel_size_nm": None, "rotation_deg": rotation,
-                "discs": [left.to_dict(), right.to_dict()], "mrad_per_px": self._mrad_per_px(),
-                "convergence_mrad": self.convergence.value, "scan_rotation_deg": self.scan_rotation.value,
-                "source": str(self._dataset().metadata.get("source", ""))}
+        provenance = {"convergence_mrad": self.convergence.value,
+                      "source": str(self._dataset().metadata.get("source", ""))}
+        work = iter_virtual_stereo_pair(self._dataset(), left, right, mrad_per_px=self._mrad_per_px(),
+                                        scan_rotation_deg=self.scan_rotation.value, executor=self._executor(),
+                                        provenance=provenance)
 
-        def show(images):
-            for role, image in zip(("left", "right"), images):
+        def show(pair):
+            for role, image in zip(("left", "right"), (pair.left, pair.right)):
                 if role in self._viewer.layers:
                     self._viewer.layers.remove(role)
-                self._viewer.add_image(rotate_image(image, rotation), name=role, colormap="gray",
-                                       metadata={**meta, "stereo_role": role})
-            self.status.value = f"stereo pair: {angle:.3f} deg, rotated by {rotation:.1f} deg"
+                self._viewer.add_image(image, name=role, colormap="gray",
+                                       metadata={**pair.metadata, "stereo_role": role})
+            self.status.value = f"stereo pair: {pair.stereo_angle_deg:.3f} deg, rotated by {pair.rotation_deg:.1f} deg"
 
-        return self._start(iter_virtual_images(self._dataset(), [left, right]), show, "stereo pair")
+        return self._start(work, show, "stereo pair")

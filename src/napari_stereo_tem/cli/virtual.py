@@ -3,7 +3,10 @@
 Writes ``DIR/virtual_00.tif``, ``virtual_01.tif``, ... (float32, one per disc,
 in the order given) and ``DIR/detectors.json`` (discs, calibration, stereo
 angle in degrees for every pair), DESIGN section 5. A disc holds the detector
-pixels whose centres satisfy ``(ky - CY)^2 + (kx - CX)^2 <= R^2``.
+pixels whose centres satisfy ``(ky - CY)^2 + (kx - CX)^2 <= R^2``. With
+``--pair I,J`` also ``DIR/left.tif`` and ``DIR/right.tif``: the stereo pair of
+discs I and J, rotated so that disparities run along +x (the same core call as
+the napari widget's "Use as stereo pair").
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 __all__ = ["add_parser", "run"]
 
 #: What the command writes (an existing folder holding only these may be replaced with --overwrite).
-PRODUCES = ("virtual_*.tif", "detectors.json")
+PRODUCES = ("virtual_*.tif", "detectors.json", "left.tif", "right.tif")
 
 
 def add_parser(subparsers) -> None:
@@ -36,7 +39,14 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--scan-shape", default=None, metavar="SY,SX",
                         help="reshape a stack of frames to this scan")
     parser.add_argument("--executor", default="inline",
-                        help="inline, threads, or a dask scheduler address (tcp://host:8786)")
+                        help="inline, threads, or a dask scheduler address (tcp://host:8786): where the mean "
+                             "pattern, the beam centres and the virtual images are computed")
+    parser.add_argument("--descan", action="store_true",
+                        help="measure the direct-beam centre at every scan position and move the discs with it "
+                             "(sub-pixel, inside the same pass)")
+    parser.add_argument("--pair", default=None, metavar="I,J",
+                        help="also write left.tif/right.tif: discs I and J as a stereo pair, rotated so that "
+                             "disparities are horizontal (needs the calibration)")
     parser.add_argument("-o", "--output", required=True,
                         help="output folder (created if needed; written as a whole, an existing result is refused)")
     parser.add_argument("--overwrite", action="store_true",
@@ -59,6 +69,7 @@ def _numbers(text: str, what: str, counts=(3, 4)) -> list[float]:
 
 def run(args) -> int:
     import json
+    import sys
     import time
     from pathlib import Path
 
@@ -66,75 +77,92 @@ def run(args) -> int:
     import tifffile
 
     from ..atomic import check_output_folder, result_folder
+    from ..checks import InputError
     from ..fourdstem import (
-        Disc,
         as_disc,
-        epipolar_direction_deg,
-        find_direct_beam,
+        calibrate,
+        compose_stereo_pair,
+        iter_beam_centres,
+        iter_patterns,
         iter_virtual_images,
-        mean_pattern,
-        mrad_per_px,
         open_4dstem,
         open_pattern,
-        rotation_to_horizontal_deg,
-        stereo_angle_deg,
+        pair_geometry,
     )
     from ..progress import drive, end_progress_line, text_progress
 
     discs = [as_disc(_numbers(text, "--disc")) for text in args.disc]
+    pair = None
+    if args.pair:
+        pair = [int(v) for v in _numbers(args.pair, "--pair", counts=(2,))]
+        if not all(0 <= v < len(discs) for v in pair) or pair[0] == pair[1]:
+            raise InputError(f"--pair {args.pair}: give two different disc numbers between 0 and {len(discs) - 1}")
     check_output_folder(args.output, overwrite=args.overwrite, produces=PRODUCES)
     scan_shape = None
     if args.scan_shape:
         scan_shape = tuple(int(v) for v in _numbers(args.scan_shape, "--scan-shape", counts=(2,)))
     ds = open_4dstem(args.dataset, scan_shape=scan_shape)
-    t0 = time.perf_counter()
-    images = drive(iter_virtual_images(ds, discs, executor=args.executor), text_progress())
-    end_progress_line()
-    seconds = time.perf_counter() - t0
+    decision = ds.metadata.get("axes_decision")
+    if decision:
+        print(f"axes: {decision['text']}")
 
     calibration = None
-    if args.convergence_mrad is not None or args.direct_disc or args.vacuum:
+    if args.convergence_mrad is not None or args.direct_disc or args.vacuum or args.descan:
         if args.direct_disc:
-            direct, found_on = as_disc(_numbers(args.direct_disc, "--direct-disc")), "given"
+            calibration = calibrate(direct=_numbers(args.direct_disc, "--direct-disc"),
+                                    convergence_mrad=args.convergence_mrad)
         elif args.vacuum:
-            direct, found_on = find_direct_beam(open_pattern(args.vacuum)), f"vacuum {args.vacuum}"
+            calibration = calibrate(open_pattern(args.vacuum, executor=args.executor),
+                                    convergence_mrad=args.convergence_mrad, found_on=f"vacuum {args.vacuum}")
         else:
-            direct, found_on = find_direct_beam(mean_pattern(ds)), "mean pattern"
-        calibration = {"direct_beam": direct.to_dict(), "direct_beam_from": found_on}
-        if args.convergence_mrad is not None:
-            calibration["convergence_mrad"] = float(args.convergence_mrad)
-            calibration["mrad_per_px"] = mrad_per_px(args.convergence_mrad, direct)
-    scale = calibration.get("mrad_per_px") if calibration else None
+            mean, _ = drive(iter_patterns(ds, executor=args.executor), text_progress())
+            end_progress_line()
+            calibration = calibrate(mean, convergence_mrad=args.convergence_mrad)
+        if calibration.refused:
+            print(f"WARNING: {calibration.refused}. No stereo angle is computed.", file=sys.stderr)
+    scale = calibration.mrad_per_px if calibration else None
+
+    centres = None
+    if args.descan:
+        if calibration is None or calibration.refused:
+            raise InputError("--descan needs the direct beam; it was not found clearly (give --direct-disc)")
+        centres = drive(iter_beam_centres(ds, direct=calibration.direct, executor=args.executor), text_progress())
+        end_progress_line()
+    t0 = time.perf_counter()
+    images = drive(iter_virtual_images(ds, discs, executor=args.executor, descan=centres), text_progress())
+    end_progress_line()
+    seconds = time.perf_counter() - t0
+    stereo = None
+    if pair is not None:
+        stereo = compose_stereo_pair(images[pair[0]], images[pair[1]], discs[pair[0]], discs[pair[1]],
+                                     mrad_per_px=scale, scan_rotation_deg=args.scan_rotation,
+                                     provenance={"source": str(ds.metadata.get("source", "")), "pair": pair})
 
     out = Path(args.output)
     entries = [{**disc.to_dict(), "file": f"virtual_{i:02d}.tif"} for i, disc in enumerate(discs)]
-    pairs = []
-    for i in range(len(discs)):
-        for j in range(i + 1, len(discs)):
-            same = isinstance(discs[i], Disc) and discs[i].centre == discs[j].centre
-            pairs.append({
-                "pair": [i, j],
-                "stereo_angle_deg": None if scale is None else stereo_angle_deg(discs[i], discs[j], scale),
-                "epipolar_direction_deg": None if same else
-                epipolar_direction_deg(discs[i], discs[j], scan_rotation_deg=args.scan_rotation),
-                "rotation_to_horizontal_deg": None if same else
-                rotation_to_horizontal_deg(discs[i], discs[j], scan_rotation_deg=args.scan_rotation),
-            })
+    pairs = pair_geometry(discs, mrad_per_px=scale, scan_rotation_deg=args.scan_rotation)
     record = {
-        "dataset": {k: ds.metadata.get(k) for k in ("source", "reader", "shape", "dtype")},
+        "dataset": {k: ds.metadata.get(k) for k in ("source", "reader", "shape", "dtype", "axes_decision")},
         "pixel_convention": "disc holds detector pixels with (ky-CY)^2+(kx-CX)^2 <= R^2, pixel centres at integers",
         "discs": entries,
-        "calibration": calibration,
+        "calibration": None if calibration is None else calibration.to_dict(),
         "scan_rotation_deg": args.scan_rotation,
         "pairs": pairs,
+        "descan": None if centres is None else {"reference": "median beam centre", "subpixel": True},
         "executor": str(args.executor),
         "seconds": round(seconds, 3),
     }
+    if stereo is not None:
+        record["stereo_pair"] = {**stereo.metadata, "files": ["left.tif", "right.tif"]}
     if scale is None:
-        record["note"] = "stereo angles need --convergence-mrad"
+        record["note"] = calibration.refused if calibration is not None and calibration.refused else \
+            "stereo angles need --convergence-mrad"
     with result_folder(out, overwrite=args.overwrite, produces=PRODUCES) as tmp:
         for entry, image in zip(entries, images):
             tifffile.imwrite(tmp / entry["file"], np.asarray(image, dtype=np.float32))
+        if stereo is not None:
+            tifffile.imwrite(tmp / "left.tif", stereo.left.astype(np.float32))
+            tifffile.imwrite(tmp / "right.tif", stereo.right.astype(np.float32))
         (tmp / "detectors.json").write_text(json.dumps(record, indent=2))
     angles = ", ".join(f"{p['pair'][0]}-{p['pair'][1]}: {p['stereo_angle_deg']:.2f} deg"
                        for p in pairs if p["stereo_angle_deg"] is not None)

@@ -17,6 +17,15 @@ from .calibration import (
 from .descan import beam_centres, correct_descan, iter_beam_centres
 from .loading import FourDStem, open_4dstem
 from .masks import Disc, as_disc, detector_masks, disc_mask
+from .pair import (
+    Calibration,
+    VirtualStereoPair,
+    calibrate,
+    compose_stereo_pair,
+    iter_virtual_stereo_pair,
+    pair_geometry,
+    virtual_stereo_pair,
+)
 from .preview import preview_virtual_image
 from .rois import from_circle_roi, roi_mask
 from .stereo import (
@@ -42,4 +51,6 @@ __all__ = [
     "stereo_angle_deg", "pair_stereo_angles", "epipolar_direction_deg", "rotation_to_horizontal_deg",
     "rotate_image", "estimate_scan_rotation_deg", "mirror_disc",
     "radius_sweep", "write_sweep",
+    "Calibration", "calibrate", "pair_geometry", "VirtualStereoPair", "compose_stereo_pair",
+    "iter_virtual_stereo_pair", "virtual_stereo_pair",
 ]
