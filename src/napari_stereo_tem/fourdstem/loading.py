@@ -273,12 +273,13 @@ def _read_rsciio(path: Path, *, lazy: bool, scan_shape) -> tuple[object, dict]:
         if note:
             extra["note"] = note
         return best, extra
-    if missing:
-        raise InputError(_MISSING_PACKAGE.format(path=path, name=missing[0]) + " ("
-                         + "; ".join(errors) + ")")
     fallback = _read_h5_generic(path) if path.suffix.lower() in (".h5", ".hdf5", ".emd", ".nxs") else None
     if fallback is not None:
         return fallback
+    if missing:
+        first = "hdf5plugin" if "hdf5plugin" in missing else missing[0]
+        raise InputError(_MISSING_PACKAGE.format(path=path, name=first) + " ("
+                         + "; ".join(errors) + ")")
     raise InputError(f"could not read {path} as a 4D-STEM dataset (is it complete and in a supported format?): "
                      + "; ".join(errors))
 
