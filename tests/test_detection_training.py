@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from napari_stereo_tem.progress import drive
-from napari_stereo_tem.training.detector import augment_sample, train_detector
+from napari_stereo_tem.training.detector import train_detector
+from napari_stereo_tem.training.detector_data import augment_sample
 from napari_stereo_tem.models.store import load_model, read_metadata
 
 
@@ -41,13 +42,24 @@ def test_augment_sample_shapes_and_mask_values():
 
 @pytest.mark.slow
 def test_training_loss_falls_and_resumes(tmp_path):
+    from napari_stereo_tem.synth.seeds import TEST_SEEDS, TRAIN_SEEDS, VAL_SEEDS
+
+    scene_seeds = []
+
+    def recording_source(seed):
+        scene_seeds.append(int(seed))
+        return tiny_scene(seed)
+
     out = tmp_path / "det"
     kwargs = dict(out_path=out, batch_size=4, crop=48, seed=0, n_threads=1, lr=3e-3, val_every=20, n_val=2,
-                  pool_size=4, base_channels=4, n_classes=1, scene_source=tiny_scene, command="test")
+                  pool_size=4, base_channels=4, n_classes=1, scene_source=recording_source, command="test")
     losses = []
     result = drive(train_detector(steps=40, **kwargs),
-                   lambda p: losses.append(p.info["batch_loss"]) if p.stage == "train" else None)
+                   lambda p: losses.append(p.info["loss"]) if p.stage == "train" else None)
     assert len(losses) == 40
+    # scenes come from the train and validation ranges only, never from the test range
+    assert any(s in TRAIN_SEEDS for s in scene_seeds) and any(s in VAL_SEEDS for s in scene_seeds)
+    assert not any(s in TEST_SEEDS for s in scene_seeds)
     assert np.mean(losses[-8:]) < 0.9 * np.mean(losses[:4])
     assert [h["step"] for h in result["history"]] == [20, 40]
     weights = out.with_suffix(".safetensors")
@@ -78,8 +90,6 @@ def test_training_loss_falls_and_resumes(tmp_path):
 @pytest.mark.slow
 def test_cli_train_detector_tiny(tmp_path, capsys):
     from napari_stereo_tem.cli import main
-    from napari_stereo_tem.synth.seeds import TEST_SEEDS, TRAIN_SEEDS, VAL_SEEDS
-    from napari_stereo_tem.training.detector import _draw_train_seeds, _val_seeds
 
     out = tmp_path / "cli_det"
     code = main(["train", "detector", "--steps", "2", "--batch-size", "2", "--crop", "32", "--pool-size", "1",
@@ -89,7 +99,5 @@ def test_cli_train_detector_tiny(tmp_path, capsys):
     meta = read_metadata(out.with_suffix(".safetensors"))
     assert meta["command"].startswith("stereo-tem train detector --steps 2 ") and meta["seed"] == 5
     assert meta["architecture"]["n_classes"] == 2
-    # scenes come from the train and validation ranges only, never from the test range
-    assert all(s in TRAIN_SEEDS and s not in TEST_SEEDS for s in _draw_train_seeds(5, 50))
-    assert all(s in VAL_SEEDS for s in _val_seeds(5, 10))
+    assert meta["recipe"]["loop"] == "training.loop.Trainer" and meta["recipe"]["grad_clip_norm"] > 0
     assert main(["train", "detector", "--steps", "2", "--crop", "30", "--out", str(out)]) == 1

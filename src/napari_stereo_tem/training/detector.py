@@ -9,7 +9,10 @@ CPU with one torch thread (about 50 minutes in all)::
         --crop 160 --seed 2 --lr 0.0005 --pos-weight 1.5 --val-every 100 --n-val 16 --pool-size 64 \\
         --threads 1 --out src/napari_stereo_tem/weights/detector_v1
 
-(the exact commands of a weights file are in its JSON sidecar, keys ``command`` and ``recipe``).
+(the exact commands of a weights file are in its JSON sidecar, key ``command``). Those runs
+predate the shared loop of :mod:`.loop`, which draws scene seeds with
+:func:`~napari_stereo_tem.synth.seeds.draw_seeds`: rerun today, the same commands see
+other training scenes (runs since record the loop's ``recipe`` in their sidecar).
 
 Data: scenes from :func:`napari_stereo_tem.synth.make_stereo_pair` with seeds
 drawn from ``TRAIN_SEEDS`` (never ``TEST_SEEDS``); both views of a scene are
@@ -24,12 +27,12 @@ Loss: binary cross-entropy with a ``pos_weight`` for the thin lines, on the
 dislocation channel and (``n_classes=2``) a distractor channel.
 Validation: centreline F1 (2 px) on fixed ``VAL_SEEDS`` scenes every
 ``val_every`` steps (an "epoch"); the best model is saved to ``out_path``,
-the last state to ``<out_path>.ckpt.pt`` for ``resume``.
+the last state to ``<out_path>.ckpt.pt`` for ``resume`` (the loop, checkpoints
+and cancel are those of :class:`~.loop.Trainer`).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,74 +42,13 @@ from torch.nn import functional as F
 
 from ..checks import InputError
 from ..progress import Progress, ProgressGenerator
-from .schedule import optimise, restore_checkpoint, warmup_cosine, write_checkpoint
+from .detector_data import augment_sample, prepare_view, synth_views
+from .loop import RECIPE, Trainer
 
-__all__ = ["train_detector", "augment_sample", "synth_views", "validate_detector", "tune_postprocess",
+__all__ = ["train_detector", "validate_detector", "tune_postprocess",
            "detector_batch_loss", "faint_zone"]
 
 SceneSource = Callable[[int], list]
-
-
-def synth_views(seed: int, *, shape: tuple[int, int] = (256, 256)) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Both views of one synthetic scene as ``[(image, mask), (image, mask)]``.
-
-    ``image`` is float32 (rows, cols) in [0, 1]; ``mask`` uint8 with 1 =
-    dislocation, 2 = distractor.
-    """
-    from ..synth import make_stereo_pair
-
-    pair = make_stereo_pair(int(seed), shape=tuple(shape))
-    return [(pair.left, pair.mask_left), (pair.right, pair.mask_right)]
-
-
-def augment_sample(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, *, crop: int,
-                   invert_prob: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
-    """One random crop of ``(image, mask)`` with the training augmentations.
-
-    Parameters
-    ----------
-    image : ndarray, float32, shape (rows, cols)
-        Normalised to [0, 1], lines dark.
-    mask : ndarray, uint8, shape (rows, cols)
-    rng : numpy Generator
-    crop : int
-        Side of the output.
-    invert_prob : float
-        Chance of inverting the contrast (bright lines).
-
-    Returns
-    -------
-    image : ndarray, float32, shape (crop, crop)
-    mask : ndarray, uint8, shape (crop, crop)
-    """
-    import cv2
-
-    rows, cols = image.shape
-    scale = rng.uniform(0.7, 1.2)
-    angle = rng.uniform(-60.0, 60.0)
-    half = crop / (2 * scale)
-    cy = rng.uniform(min(half, rows / 2), max(rows - half, rows / 2))
-    cx = rng.uniform(min(half, cols / 2), max(cols - half, cols / 2))
-    matrix = cv2.getRotationMatrix2D((float(cx), float(cy)), float(angle), float(scale))
-    matrix[:, 2] += np.array([crop / 2 - cx, crop / 2 - cy])
-    border = cv2.BORDER_REFLECT_101
-    out = cv2.warpAffine(image.astype(np.float32), matrix, (crop, crop), flags=cv2.INTER_LINEAR, borderMode=border)
-    lab = cv2.warpAffine(mask, matrix, (crop, crop), flags=cv2.INTER_NEAREST, borderMode=border)
-    if rng.random() < 0.5:
-        out, lab = out[:, ::-1], lab[:, ::-1]
-    if rng.random() < 0.5:
-        out, lab = out[::-1], lab[::-1]
-    if rng.random() < 0.3:
-        out = cv2.GaussianBlur(np.ascontiguousarray(out), (0, 0), rng.uniform(0.5, 1.2))
-    if rng.random() < 0.3:
-        out = np.clip(out, 0.0, 1.0) ** rng.uniform(0.7, 1.4)
-    out = out * rng.uniform(0.8, 1.2) + rng.uniform(-0.1, 0.1)
-    sigma = rng.uniform(0.0, 0.08)
-    if sigma > 0:
-        out = out + rng.normal(0.0, sigma, out.shape)
-    if rng.random() < invert_prob:
-        out = 1.0 - out
-    return np.ascontiguousarray(out, dtype=np.float32), np.ascontiguousarray(lab)
 
 
 def _targets(masks: np.ndarray, n_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -154,28 +96,6 @@ def faint_zone(mask: np.ndarray) -> np.ndarray:
     from ..synth.micrograph import MASK_IGNORE
 
     return binary_dilation(mask == MASK_IGNORE, iterations=2)
-
-
-def _prepare(image: np.ndarray, multiple: int = 8) -> np.ndarray:
-    from ..stereo.detection import normalise_image
-
-    norm = normalise_image(image, contrast="bright_field")
-    rows, cols = norm.shape
-    return norm[: rows // multiple * multiple, : cols // multiple * multiple]
-
-
-def _draw_train_seeds(seed: int, n: int) -> np.ndarray:
-    from ..synth.seeds import TRAIN_SEEDS
-
-    rng = np.random.default_rng([int(seed), 7])
-    return rng.integers(TRAIN_SEEDS.start, TRAIN_SEEDS.stop, size=n)
-
-
-def _val_seeds(seed: int, n: int) -> np.ndarray:
-    from ..synth.seeds import VAL_SEEDS
-
-    rng = np.random.default_rng([int(seed), 11])
-    return rng.integers(VAL_SEEDS.start, VAL_SEEDS.stop, size=n)
 
 
 def train_detector(
@@ -245,16 +165,17 @@ def train_detector(
     Yields
     ------
     Progress
-        One per step (after the scene pool is filled), ``info={"loss": ..., "batch_loss": ..., "val_f1": ...}``:
-        ``loss`` is a moving average, ``val_f1`` that of the last validation.
+        One per step (after the scene pool is filled), with the ``info`` of
+        :class:`~.loop.Trainer` (``loss``, ``loss_avg``, ``step``) and ``val_f1``, that of the last validation.
 
     Returns
     -------
     dict
         ``best_val_f1``, ``history`` (per validation), ``wall_s``, ``out_path``.
     """
-    from ..nets.unet import DislocationUNet
     from ..models.store import load_detector, save_model
+    from ..nets.unet import DislocationUNet
+    from ..synth.seeds import draw_seeds
     from .detector_data import DATA_MIXES, crop_batches, wide_validation_set
 
     if data not in DATA_MIXES:
@@ -267,71 +188,58 @@ def train_detector(
     if n_threads:
         import cv2
 
-        torch.set_num_threads(int(n_threads))
         cv2.setNumThreads(int(n_threads))
     torch.manual_seed(seed)
     if scene_source is None:
         def scene_source(s, _shape=tuple(scene_shape)):
             return synth_views(int(s), shape=_shape)
-    t_start = time.perf_counter()
 
     init_meta = None
     if init is not None:
         model = load_detector(init, device="cpu")
         init_meta = {k: model.metadata.get(k) for k in ("command", "seed", "steps", "wall_s", "init", "init_metadata")}
-        model.train()
     else:
         model = DislocationUNet(in_channels=1, base_channels=base_channels, depth=4, n_classes=n_classes)
     model = model.to(device)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    schedule = warmup_cosine(optimiser, steps)
-    start, best, history, wall_before = 0, -1.0, [], 0.0
-    if resume is not None:
-        state = restore_checkpoint(resume, model, optimiser, schedule)
-        start, best, history = int(state["step"]), float(state["best_val_f1"]), list(state["history"])
-        wall_before = float(state.get("wall_s", 0.0))
+    trainer = Trainer(model, steps=steps, lr=lr, seed=seed, checkpoint=ckpt_path, resume=resume)
     weight = torch.full((model.n_classes, 1, 1), float(pos_weight), device=device)
 
     # Validation scenes, fixed for the run.
-    val = []
     if data != "stereo":
         val = wide_validation_set(seed, n_val, stereo_share=DATA_MIXES[data])
-    for s in _val_seeds(seed, max(1, (n_val + 1) // 2)) if data == "stereo" else []:
-        for img, m in scene_source(int(s)):
-            norm = _prepare(img)
-            val.append((norm, m[: norm.shape[0], : norm.shape[1]]))
+    else:
+        val = []
+        for s in draw_seeds("val", max(1, (n_val + 1) // 2), seed=seed):
+            for img, m in scene_source(int(s)):
+                norm = prepare_view(img)
+                val.append((norm, m[: norm.shape[0], : norm.shape[1]]))
     val = val[:n_val]
-
-    # Scene pool: slot j holds scene seeds[j] at first; step t replaces slot t % P by seeds[P + t].
-    pool_size = max(1, int(pool_size))
-    seeds = _draw_train_seeds(seed, pool_size + steps)
 
     def load_scene(s):
         views = []
         for img, m in scene_source(int(s)):
-            norm = _prepare(img)
+            norm = prepare_view(img)
             views.append((norm.astype(np.float16), np.ascontiguousarray(m[: norm.shape[0], : norm.shape[1]])))
         return views
 
-    pool = []
-    batches = None
-    if data != "stereo":
-        pool_size = 0
-        batches = crop_batches(seed=seed, batch_size=batch_size, crop=crop, start_step=start,
+    if data != "stereo":  # an ordered stream of crops, rendered by worker processes
+        batches = crop_batches(seed=seed, batch_size=batch_size, crop=crop, start_step=trainer.start,
                                stereo_share=DATA_MIXES[data], crops_per_scene=crops_per_scene, workers=workers)
-    for j in range(pool_size):
-        last = [t for t in range(j, start, pool_size)]
-        pool.append(load_scene(seeds[pool_size + last[-1]] if last else seeds[j]))
-        yield Progress(j + 1, pool_size, "scene pool")
 
-    val_f1 = history[-1]["val_f1"] if history else float("nan")
-    ema = None
-    for step in range(start, steps):
-        model.train()
-        if batches is not None:
-            stacked_images, stacked_masks = next(batches)
-        else:
-            rng = np.random.default_rng([int(seed), int(step)])
+        def batch_loss(step, rng):
+            images, masks = next(batches)
+            return detector_batch_loss(model, images, masks, weight)
+        after_step = None
+    else:  # a scene pool: slot j holds seeds[j] at first; step t replaces slot t % P by seeds[P + t]
+        pool_size = max(1, int(pool_size))
+        seeds = draw_seeds("train", pool_size + steps, seed=seed)
+        pool = []
+        for j in range(pool_size):
+            last = list(range(j, trainer.start, pool_size))
+            pool.append(load_scene(seeds[pool_size + last[-1]] if last else seeds[j]))
+            yield Progress(j + 1, pool_size, "scene pool")
+
+        def batch_loss(step, rng):
             images, masks = [], []
             for _ in range(batch_size):
                 views = pool[int(rng.integers(len(pool)))]
@@ -339,37 +247,27 @@ def train_detector(
                 a, b = augment_sample(image.astype(np.float32), mask, rng, crop=crop, invert_prob=invert_prob)
                 images.append(a)
                 masks.append(b)
-            stacked_images, stacked_masks = np.stack(images), np.stack(masks)
-        loss = detector_batch_loss(model, stacked_images, stacked_masks, weight)
-        batch_loss = optimise(loss, optimiser, schedule, model.parameters())
-        ema = batch_loss if ema is None else 0.95 * ema + 0.05 * batch_loss
-        if batches is None:
+            return detector_batch_loss(model, np.stack(images), np.stack(masks), weight)
+
+        def after_step(step):
             pool[step % pool_size] = load_scene(seeds[pool_size + step])
 
-        done = step + 1
-        out_of_time = time_limit is not None and time.perf_counter() - t_start > time_limit
-        if done % val_every == 0 or done == steps or out_of_time:
-            val_f1 = validate_detector(model, val, device=device)
-            wall = wall_before + time.perf_counter() - t_start
-            history.append({"step": done, "loss": float(ema), "val_f1": val_f1, "wall_s": wall})
-            if val_f1 > best:
-                best = val_f1
-                save_model(model, out_path, {
-                    "command": command, "seed": int(seed), "steps": done, "batch_size": batch_size, "crop": crop,
-                    "data_version": _data_version(), "metric": {"val_centreline_f1_2px": val_f1, "n_val": len(val)},
-                    "train_seed_range": "synth.seeds.TRAIN_SEEDS", "device": str(device),
-                    "torch_threads": torch.get_num_threads(), "wall_s": wall, "init": init, "init_metadata": init_meta, "pos_weight": pos_weight, "lr": lr,
-                    "normalisation": "detection.normalise_image (robust percentiles 0.5/99.5, lines dark)",
-                    "data": data, "crops_per_scene": crops_per_scene if data != "stereo" else None,
-                })
-            write_checkpoint(ckpt_path, model, optimiser, schedule, step=done, best_val_f1=best,
-                             history=history, wall_s=wall)
-        yield Progress(done, steps, "train", {"loss": float(ema), "batch_loss": batch_loss, "val_f1": float(val_f1)})
-        if out_of_time:
-            break
-    wall = wall_before + time.perf_counter() - t_start
-    return {"best_val_f1": best, "history": history, "wall_s": wall, "out_path": str(out_path),
-            "checkpoint": str(ckpt_path)}
+    def save_best(record):
+        save_model(model, out_path, {
+            "command": command, "seed": int(seed), "steps": record["step"], "batch_size": batch_size, "crop": crop,
+            "data_version": _data_version(), "metric": {"val_centreline_f1_2px": record["val_f1"], "n_val": len(val)},
+            "train_seed_range": "synth.seeds.TRAIN_SEEDS", "device": str(device),
+            "torch_threads": torch.get_num_threads(), "wall_s": record["wall_s"], "init": init,
+            "init_metadata": init_meta, "pos_weight": pos_weight, "lr": lr,
+            "normalisation": "detection.normalise_image (robust percentiles 0.5/99.5, lines dark)",
+            "data": data, "crops_per_scene": crops_per_scene if data != "stereo" else None, "recipe": RECIPE,
+        })
+
+    result = yield from trainer.run(
+        batch_loss, validate=lambda: {"val_f1": validate_detector(model, val, device=device)}, score="val_f1",
+        val_every=val_every, on_best=save_best, after_step=after_step, time_limit=time_limit, n_threads=n_threads)
+    return {"best_val_f1": result["best"], "history": result["history"], "wall_s": result["wall_s"],
+            "out_path": str(out_path), "checkpoint": result["checkpoint"]}
 
 
 def _data_version() -> str:

@@ -13,10 +13,82 @@ from collections.abc import Iterator
 
 import numpy as np
 
-__all__ = ["DATA_MIXES", "scene_plan", "scene_crops", "crop_batches", "wide_validation_set"]
+__all__ = ["DATA_MIXES", "scene_plan", "scene_crops", "crop_batches", "wide_validation_set", "synth_views",
+           "augment_sample", "prepare_view"]
 
 #: ``--data`` choices: share of scenes taken from the stereo generator.
 DATA_MIXES = {"stereo": 1.0, "wide": 0.0, "mixed": 0.2}
+
+
+def synth_views(seed: int, *, shape: tuple[int, int] = (256, 256)) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Both views of one synthetic scene as ``[(image, mask), (image, mask)]``.
+
+    ``image`` is float32 (rows, cols) in [0, 1]; ``mask`` uint8 with 1 =
+    dislocation, 2 = distractor.
+    """
+    from ..synth import make_stereo_pair
+
+    pair = make_stereo_pair(int(seed), shape=tuple(shape))
+    return [(pair.left, pair.mask_left), (pair.right, pair.mask_right)]
+
+
+def augment_sample(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, *, crop: int,
+                   invert_prob: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
+    """One random crop of ``(image, mask)`` with the training augmentations.
+
+    Parameters
+    ----------
+    image : ndarray, float32, shape (rows, cols)
+        Normalised to [0, 1], lines dark.
+    mask : ndarray, uint8, shape (rows, cols)
+    rng : numpy Generator
+    crop : int
+        Side of the output.
+    invert_prob : float
+        Chance of inverting the contrast (bright lines).
+
+    Returns
+    -------
+    image : ndarray, float32, shape (crop, crop)
+    mask : ndarray, uint8, shape (crop, crop)
+    """
+    import cv2
+
+    rows, cols = image.shape
+    scale = rng.uniform(0.7, 1.2)
+    angle = rng.uniform(-60.0, 60.0)
+    half = crop / (2 * scale)
+    cy = rng.uniform(min(half, rows / 2), max(rows - half, rows / 2))
+    cx = rng.uniform(min(half, cols / 2), max(cols - half, cols / 2))
+    matrix = cv2.getRotationMatrix2D((float(cx), float(cy)), float(angle), float(scale))
+    matrix[:, 2] += np.array([crop / 2 - cx, crop / 2 - cy])
+    border = cv2.BORDER_REFLECT_101
+    out = cv2.warpAffine(image.astype(np.float32), matrix, (crop, crop), flags=cv2.INTER_LINEAR, borderMode=border)
+    lab = cv2.warpAffine(mask, matrix, (crop, crop), flags=cv2.INTER_NEAREST, borderMode=border)
+    if rng.random() < 0.5:
+        out, lab = out[:, ::-1], lab[:, ::-1]
+    if rng.random() < 0.5:
+        out, lab = out[::-1], lab[::-1]
+    if rng.random() < 0.3:
+        out = cv2.GaussianBlur(np.ascontiguousarray(out), (0, 0), rng.uniform(0.5, 1.2))
+    if rng.random() < 0.3:
+        out = np.clip(out, 0.0, 1.0) ** rng.uniform(0.7, 1.4)
+    out = out * rng.uniform(0.8, 1.2) + rng.uniform(-0.1, 0.1)
+    sigma = rng.uniform(0.0, 0.08)
+    if sigma > 0:
+        out = out + rng.normal(0.0, sigma, out.shape)
+    if rng.random() < invert_prob:
+        out = 1.0 - out
+    return np.ascontiguousarray(out, dtype=np.float32), np.ascontiguousarray(lab)
+
+
+def prepare_view(image: np.ndarray, multiple: int = 8) -> np.ndarray:
+    """A generated view normalised as at inference (lines dark), cropped to a multiple of ``multiple``."""
+    from ..stereo.detection import normalise_image
+
+    norm = normalise_image(image, contrast="bright_field")
+    rows, cols = norm.shape
+    return norm[: rows // multiple * multiple, : cols // multiple * multiple]
 
 
 def scene_plan(seed: int, index: int, *, stereo_share: float, split: str = "train") -> tuple[int, str]:
@@ -34,8 +106,6 @@ def _normalised_views(scene_seed: int, kind: str, size: int) -> list[tuple[np.nd
     from ..stereo.detection import normalise_image
 
     if kind == "stereo":
-        from .detector import synth_views
-
         return [(normalise_image(img, contrast="bright_field"), m) for img, m in synth_views(scene_seed, shape=(size, size))]
     from ..synth.micrograph import make_micrograph
 
@@ -46,8 +116,6 @@ def _normalised_views(scene_seed: int, kind: str, size: int) -> list[tuple[np.nd
 
 def scene_crops(task) -> list[tuple[np.ndarray, np.ndarray]]:
     """``task = (scene_seed, kind, crop, n_crops, scene_size)`` -> ``n_crops`` augmented crops (float16, uint8)."""
-    from .detector import augment_sample
-
     scene_seed, kind, crop, n_crops, size = task
     views = _normalised_views(int(scene_seed), kind, int(size))
     rng = np.random.default_rng([int(scene_seed), 97])

@@ -24,11 +24,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from ..checks import InputError
 from ..progress import Progress, ProgressGenerator
-from .schedule import optimise, read_checkpoint, warmup_cosine, write_checkpoint
+from .loop import RECIPE, Trainer
 
 __all__ = ["finetune_detector", "finetune_matcher", "version_name", "checkpoint_path", "detector_samples",
            "matcher_pairs"]
@@ -129,57 +128,23 @@ def _check_run_options(steps: int, batch_size: int, synth_fraction: float, check
                          f"got {steps}, {batch_size}, {checkpoint_every}, {synth_fraction}")
 
 
-def _load_checkpoint(path: Path, version: str) -> dict:
-    state = read_checkpoint(path)
-    if state.get("version") != version:
-        raise InputError(f"checkpoint {path} is not one of version {version!r}; delete it or change the name")
-    return state
-
-
-def _train_loop(model, params, batch_loss: Callable[[np.random.Generator], torch.Tensor], *, version: str,
-                steps: int, lr: float, seed: int, resume, checkpoint_every: int, stage: str,
-                extra_state: dict, n_threads: int | None = None) -> ProgressGenerator[tuple[list, int]]:
-    """The shared optimiser loop: one Progress per step, checkpoints, resume; returns (losses, steps done)."""
+def _train(model, batch_loss: Callable[[np.random.Generator], torch.Tensor], *, version: str, steps: int, lr: float,
+           seed: int, resume, checkpoint_every: int, stage: str, kind: str,
+           n_threads: int | None = None) -> ProgressGenerator[tuple[list, int]]:
+    """Fine-tuning's use of :class:`~.loop.Trainer`: no validation, a checkpoint every few steps and on cancel."""
     ckpt = checkpoint_path(version)
-    optimiser = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
-    schedule = warmup_cosine(optimiser, steps, max_warmup=20, floor=0.1)
-    done, losses = 0, []
-    source = Path(resume) if isinstance(resume, (str, Path)) else ckpt
-    if isinstance(resume, (str, Path)) and not source.is_file():
-        raise InputError(f"checkpoint {source} does not exist; give the .ckpt.pt of the cancelled run")
-    if resume and source.is_file():
-        state = _load_checkpoint(source, version)
-        model.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        schedule.load_state_dict(state["schedule"])
-        done, losses = int(state["step"]), [float(v) for v in state["losses"]]
-    saved = done
-
-    def save_checkpoint():
-        write_checkpoint(ckpt, model, optimiser, schedule, step=done, losses=losses, version=version,
-                         **extra_state)
-
-    ema = float(np.mean(losses[-10:])) if losses else None
-    previous_threads = torch.get_num_threads()
-    if n_threads:
-        torch.set_num_threads(int(n_threads))
-    try:
-        while done < steps:
-            model.train()
-            loss = batch_loss(np.random.default_rng([int(seed), done]))
-            value = optimise(loss, optimiser, schedule, params)
-            losses.append(value)
-            ema = value if ema is None else 0.9 * ema + 0.1 * value
-            done += 1
-            if done % checkpoint_every == 0 and done < steps:
-                save_checkpoint()
-                saved = done
-            yield Progress(done, steps, stage, {"loss": value, "loss_avg": float(ema), "step": done})
-    finally:
-        torch.set_num_threads(previous_threads)
-        if saved != done and done < steps:  # cancelled or failed: keep what was learned, resumable
-            save_checkpoint()
-    return losses, done
+    source = None
+    if isinstance(resume, (str, Path)):
+        source = Path(resume)
+        if not source.is_file():
+            raise InputError(f"checkpoint {source} does not exist; give the .ckpt.pt of the cancelled run")
+    elif resume and ckpt.is_file():
+        source = ckpt
+    trainer = Trainer(model, steps=steps, lr=lr, seed=seed, checkpoint=ckpt, resume=source,
+                      schedule={"max_warmup": 20, "floor": 0.1}, expect={"version": version})
+    result = yield from trainer.run(lambda step, rng: batch_loss(rng), checkpoint_every=checkpoint_every,
+                                    stage=stage, n_threads=n_threads, state={"version": version, "kind": kind})
+    return result["losses"], result["steps"]
 
 
 def _save_version(model, path: Path, ckpt: Path, metadata: dict) -> None:
@@ -199,7 +164,7 @@ def _common_meta(kind, version, init, init_model, set_dir, steps, losses, synth_
             "steps": steps, "synth_fraction": synth_fraction, "seed": int(seed),
             "loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None,
             "loss_history": [round(v, 6) for v in losses], "command": command, "wall_s": wall,
-            "package": f"napari-stereo-tem {__version__}",
+            "package": f"napari-stereo-tem {__version__}", "recipe": RECIPE,
             "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
@@ -252,7 +217,8 @@ def finetune_detector(set_dir, *, name: str, init: str = "default", steps: int =
         ``version``, ``path``, ``losses`` (every step), ``steps``, ``wall_s``.
     """
     from ..models.store import load_detector
-    from .detector import _prepare, augment_sample, detector_batch_loss, synth_views
+    from .detector import detector_batch_loss
+    from .detector_data import augment_sample, prepare_view, synth_views
 
     _check_run_options(steps, batch_size, synth_fraction, checkpoint_every)
     version, path = _target_path(name, "detector")
@@ -269,7 +235,7 @@ def finetune_detector(set_dir, *, name: str, init: str = "default", steps: int =
         scene_seeds = draw_seeds("train", max(1, n_synth_scenes), seed=seed)
         for k, s in enumerate(scene_seeds):
             for image, mask in synth_views(int(s), shape=tuple(scene_shape)):
-                norm = _prepare(image)
+                norm = prepare_view(image)
                 synth.append((norm, mask[: norm.shape[0], : norm.shape[1]]))
             yield Progress(k + 1, len(scene_seeds), "synthetic scenes")
     weight = torch.full((model.n_classes, 1, 1), float(pos_weight), device=device)
@@ -284,11 +250,9 @@ def finetune_detector(set_dir, *, name: str, init: str = "default", steps: int =
             masks.append(b)
         return detector_batch_loss(model, np.stack(images), np.stack(masks), weight)
 
-    params = [p for p in model.parameters() if p.requires_grad]
-    losses, done = yield from _train_loop(model, params, batch_loss, version=version, steps=steps, lr=lr, seed=seed,
-                                          resume=resume, checkpoint_every=checkpoint_every,
-                                          stage="fine-tune detector", extra_state={"kind": "detector"},
-                                          n_threads=n_threads)
+    losses, done = yield from _train(model, batch_loss, version=version, steps=steps, lr=lr, seed=seed,
+                                     resume=resume, checkpoint_every=checkpoint_every, stage="fine-tune detector",
+                                     kind="detector", n_threads=n_threads)
     wall = time.perf_counter() - t0
     meta = _common_meta("detector", version, init, model, set_dir, done, losses, synth_fraction, seed, command, wall)
     meta.update({"batch_size": batch_size, "crop": crop, "lr": lr, "pos_weight": pos_weight,
@@ -358,11 +322,9 @@ def finetune_matcher(set_dir, *, name: str, init: str = "default", steps: int = 
             crops.append(stereo_crop(pool[int(rng.integers(len(pool)))], rng, crop=crop, max_shift=max_shift))
         return matcher_batch_loss(model, crops, device, g_disp=g_disp, g_var=g_var, g_warp=g_warp, g_det=g_det)[0]
 
-    params = [p for p in model.parameters() if p.requires_grad]
-    losses, done = yield from _train_loop(model, params, batch_loss, version=version, steps=steps, lr=lr, seed=seed,
-                                          resume=resume, checkpoint_every=checkpoint_every,
-                                          stage="fine-tune matcher", extra_state={"kind": "matcher"},
-                                          n_threads=n_threads)
+    losses, done = yield from _train(model, batch_loss, version=version, steps=steps, lr=lr, seed=seed,
+                                     resume=resume, checkpoint_every=checkpoint_every, stage="fine-tune matcher",
+                                     kind="matcher", n_threads=n_threads)
     wall = time.perf_counter() - t0
     meta = _common_meta("matcher", version, init, model, set_dir, done, losses, synth_fraction, seed, command, wall)
     meta.update({"batch_size": batch_size, "crop": list(crop), "lr": lr, "max_shift": max_shift,

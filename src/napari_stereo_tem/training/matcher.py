@@ -24,7 +24,6 @@ variance and warp terms, each switchable for the ablation).
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +32,7 @@ from torch.nn import functional as F
 
 from ..checks import InputError
 from ..progress import Progress, ProgressGenerator
-from .schedule import optimise, restore_checkpoint, warmup_cosine, write_checkpoint
+from .loop import RECIPE, Trainer
 
 __all__ = ["train_matcher", "stereo_crop", "validate_matcher", "prepare_pair"]
 
@@ -156,13 +155,6 @@ def validate_matcher(model, pairs: list, *, device="cpu") -> dict:
             "gt3_refined": mean(ref, "gt3"), "coverage_refined": mean(ref, "coverage")}
 
 
-def _seeds(split: str, seed: int, n: int) -> np.ndarray:
-    from ..synth.seeds import SPLITS
-
-    rng = np.random.default_rng([int(seed), 13 if split == "train" else 17])
-    return rng.integers(SPLITS[split].start, SPLITS[split].stop, size=n)
-
-
 def train_matcher(
     *,
     out_path,
@@ -217,7 +209,7 @@ def train_matcher(
     angle_range : (float, float)
         Stereo angles (degrees) of the training scenes, drawn uniformly.
     time_limit_s : float, optional
-        Stop (after validating and saving) once this much time has passed.
+        Stop (after validating and saving) once this call has run this many seconds.
     resume : str or Path, optional
         A checkpoint ``<out>.ckpt.pt`` to continue from.
     checkpoint_path : str or Path, optional
@@ -237,9 +229,10 @@ def train_matcher(
     dict
         ``best_epe``, ``history``, ``wall_s``, ``out_path``, ``checkpoint``.
     """
+    from ..models.store import save_model
     from ..nets.matcher import StereoNet
     from ..synth import make_stereo_pair
-    from ..models.store import save_model
+    from ..synth.seeds import draw_seeds
 
     crop = (int(crop[0]), int(crop[1]))
     if steps < 1 or batch_size < 1 or crop[0] % 8 or crop[1] % 8 or min(crop) < 32:
@@ -249,10 +242,7 @@ def train_matcher(
         raise InputError("at least one of g_disp, g_var, g_warp must be non-zero")
     out_path = Path(out_path).with_suffix(".safetensors")
     ckpt_path = Path(checkpoint_path) if checkpoint_path else out_path.with_suffix(".ckpt.pt")
-    if n_threads:
-        torch.set_num_threads(int(n_threads))
     torch.manual_seed(seed)
-    t_start = time.perf_counter()
 
     matcher_kwargs = {"width": width, "n_hourglass": n_hourglass, "disparity_range": tuple(disparity_range)}
     if features_from is not None:
@@ -265,18 +255,11 @@ def train_matcher(
         model = StereoNet(unet={"base_channels": base_channels, "depth": 4, "n_classes": 1},
                           matcher=matcher_kwargs)
     model = model.to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimiser = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
-    schedule = warmup_cosine(optimiser, steps)
-    start, best, history, wall_before = 0, float("inf"), [], 0.0
-    if resume is not None:
-        state = restore_checkpoint(resume, model, optimiser, schedule)
-        start, best, history = int(state["step"]), float(state["best_epe"]), list(state["history"])
-        wall_before = float(state.get("wall_s", 0.0))
+    trainer = Trainer(model, steps=steps, lr=lr, seed=seed, checkpoint=ckpt_path, resume=resume)
 
     val = [prepare_pair(make_stereo_pair(int(s), shape=(256, 256), stereo_angle_deg=8.0))
-           for s in _seeds("val", seed, n_val)]
-    scene_seeds = _seeds("train", seed, pool_size + steps // refresh_every + 1)
+           for s in draw_seeds("val", n_val, seed=seed)]
+    scene_seeds = draw_seeds("train", pool_size + steps // refresh_every + 1, seed=seed)
     angles = np.random.default_rng([int(seed), 19]).uniform(*angle_range, size=len(scene_seeds))
 
     def scene(k: int) -> dict:
@@ -286,51 +269,40 @@ def train_matcher(
     # slot j holds scene j at first; at step t with t % refresh_every == 0, slot (t // r) % P gets scene P + t // r
     pool = []
     for j in range(pool_size):
-        refreshes = [t // refresh_every for t in range(0, start, refresh_every) if (t // refresh_every) % pool_size == j]
+        refreshes = [t // refresh_every for t in range(0, trainer.start, refresh_every)
+                     if (t // refresh_every) % pool_size == j]
         pool.append(scene(pool_size + refreshes[-1] if refreshes else j))
         yield Progress(j + 1, pool_size, "scene pool")
 
-    metrics = history[-1] if history else {"epe": float("nan")}
-    ema = None
-    wall = wall_before
     hp = {"g_disp": g_disp, "g_var": g_var, "g_warp": g_warp, "g_det": g_det}
-    for step in range(start, steps):
-        model.train()
-        rng = np.random.default_rng([int(seed), int(step)])
+
+    def loss_of_batch(step, rng):
         crops = [stereo_crop(pool[int(rng.integers(len(pool)))], rng, crop=crop, max_shift=max_shift)
                  for _ in range(batch_size)]
-        loss, parts = batch_loss(model, crops, device, g_disp=g_disp, g_var=g_var, g_warp=g_warp, g_det=g_det)
-        value = optimise(loss, optimiser, schedule, params)
-        ema = value if ema is None else 0.95 * ema + 0.05 * value
+        return batch_loss(model, crops, device, **hp)
+
+    def after_step(step):
         if step % refresh_every == 0:
             k = step // refresh_every
             pool[k % pool_size] = scene(pool_size + k)
 
-        done = step + 1
-        wall = wall_before + time.perf_counter() - t_start
-        out_of_time = time_limit_s is not None and wall >= time_limit_s
-        if done % val_every == 0 or done == steps or out_of_time:
-            metrics = validate_matcher(model, val, device=device)
-            metrics.update({"step": done, "loss": float(ema), "wall_s": wall})
-            history.append(metrics)
-            if metrics["epe"] < best:
-                best = metrics["epe"]
-                save_model(model, out_path, {
-                    "command": command, "seed": int(seed), "steps": done, "planned_steps": steps,
-                    "batch_size": batch_size, "crop": list(crop), "loss_weights": hp,
-                    "angle_range_deg": list(angle_range), "scene_shape": list(scene_shape),
-                    "features_from": features_from, "lr": lr,
-                    "metric": {"val_pairs": len(val), "val_shape": [256, 256], "val_angle_deg": 8.0,
-                               "mask": "ground-truth dislocation pixels", **metrics},
-                    "train_seed_range": "synth.seeds.TRAIN_SEEDS", "val_seed_range": "synth.seeds.VAL_SEEDS",
-                    "device": str(device), "torch_threads": torch.get_num_threads(), "wall_s": wall,
-                    "normalisation": "detection.normalise_image(contrast='bright_field') per view",
-                })
-            write_checkpoint(ckpt_path, model, optimiser, schedule, step=done, best_epe=best,
-                             history=history, wall_s=wall)
-        yield Progress(done, steps, "train", {"loss": float(ema), "epe": float(metrics.get("epe", np.nan)),
-                                              **{k: float(v) for k, v in parts.items()}})
-        if out_of_time:
-            break
-    return {"best_epe": best, "history": history, "wall_s": wall, "out_path": str(out_path),
-            "checkpoint": str(ckpt_path)}
+    def save_best(record):
+        metrics = {k: v for k, v in record.items() if k not in ("step", "loss", "wall_s")}
+        save_model(model, out_path, {
+            "command": command, "seed": int(seed), "steps": record["step"], "planned_steps": steps,
+            "batch_size": batch_size, "crop": list(crop), "loss_weights": hp,
+            "angle_range_deg": list(angle_range), "scene_shape": list(scene_shape),
+            "features_from": features_from, "lr": lr,
+            "metric": {"val_pairs": len(val), "val_shape": [256, 256], "val_angle_deg": 8.0,
+                       "mask": "ground-truth dislocation pixels", **metrics, "step": record["step"],
+                       "loss": record["loss"], "wall_s": record["wall_s"]},
+            "train_seed_range": "synth.seeds.TRAIN_SEEDS", "val_seed_range": "synth.seeds.VAL_SEEDS",
+            "device": str(device), "torch_threads": torch.get_num_threads(), "wall_s": record["wall_s"],
+            "normalisation": "detection.normalise_image(contrast='bright_field') per view", "recipe": RECIPE,
+        })
+
+    result = yield from trainer.run(
+        loss_of_batch, validate=lambda: validate_matcher(model, val, device=device), score="epe", maximise=False,
+        val_every=val_every, on_best=save_best, after_step=after_step, time_limit=time_limit_s, n_threads=n_threads)
+    return {"best_epe": result["best"], "history": result["history"], "wall_s": result["wall_s"],
+            "out_path": str(out_path), "checkpoint": result["checkpoint"]}

@@ -9,7 +9,7 @@ import torch
 
 from ..checks import InputError
 
-__all__ = ["warmup_cosine", "optimise", "write_checkpoint", "read_checkpoint", "restore_checkpoint"]
+__all__ = ["warmup_cosine", "optimise", "write_checkpoint", "read_checkpoint"]
 
 
 def warmup_cosine(optimiser, steps: int, *, max_warmup: int = 100, floor: float = 0.05):
@@ -54,13 +54,4 @@ def read_checkpoint(path) -> dict:
                          "pickled code, which is refused: delete it or start without resume") from None
     if not isinstance(state, dict) or "model" not in state:
         raise InputError(f"{path} is not a training checkpoint of this project")
-    return state
-
-
-def restore_checkpoint(path, model, optimiser, schedule) -> dict:
-    """Load model, optimiser and schedule from a checkpoint; return the whole state for the rest."""
-    state = read_checkpoint(path)
-    model.load_state_dict(state["model"])
-    optimiser.load_state_dict(state["optimiser"])
-    schedule.load_state_dict(state["schedule"])
     return state
