@@ -1,11 +1,20 @@
-"""Speed and memory of the one-pass virtual detectors (issue 7).
+"""Speed and memory of the one-pass virtual detectors (issues 7 and 19).
 
 Figures printed:
 
 1. 128x128 scan x 256x256 detector uint16 (2 GiB) in RAM, 4 discs of radius 20:
    our time (inline and threads) vs a ``numpy.sum`` over the detector rows the
-   discs touch (target <= 2x) and vs pyxem ``get_virtual_image`` for the same 4
-   ``CircleROI``s (target >= 3x faster), measured in the same run (best of N).
+   discs touch (target <= 2x), vs pyxem ``get_virtual_image`` for the same 4
+   ``CircleROI``s (eager and lazy) and vs LiberTEM's mask UDF (dense and
+   sparse masks, inline executor) (target >= 3x faster than each), every
+   contender given the same warm-up run and the same number of timed runs
+   (best of N), interleaved so that load on the machine hits them alike. The
+   machine's memory bandwidth (``np.copyto`` of the 2 GiB array: bytes read +
+   written per second) and our fraction of it (bytes of the detector rows the
+   discs touch, read once, per second of our time) are stated. Sub-pixel descan
+   (per-position beam shifts applied inside the pass) is timed beside the
+   uncorrected pass (target <= 1.5x). LiberTEM is optional (``pip install
+   .[benchmarks]``); without it the benchmark says so and runs the rest.
 2. Preview update time per disc move on the same data (target <= 100 ms).
 3. The same kind of data as an 8 GiB ``.npy`` memmap on disk (256x256 scan x
    256x256 detector uint16, written in chunks, deleted afterwards): peak extra
@@ -52,6 +61,24 @@ def _best(fn, repeats: int) -> tuple[float, object]:
     return best, out
 
 
+def _libertem_runs(data, masks):
+    """LiberTEM's ApplyMasksUDF on an in-memory dataset, inline executor, dense and sparse masks (or None)."""
+    try:
+        from libertem.api import Context
+        from libertem.udf.masks import ApplyMasksUDF
+    except ImportError:
+        return None
+    ctx = Context.make_with("inline")
+    lt_ds = ctx.load("memory", data=data, sig_dims=2)
+    factories = [(lambda m=m: m) for m in masks]
+
+    def run(sparse):
+        udf = ApplyMasksUDF(mask_factories=factories, use_sparse=sparse, mask_dtype=np.float32)
+        return ctx.run_udf(dataset=lt_ds, udf=udf)["intensity"].data
+
+    return [("libertem_dense", lambda: run(False)), ("libertem_sparse", lambda: run(True))]
+
+
 def bench_ram(repeats: int, small: bool) -> dict:
     from napari_stereo_tem.fourdstem import disc_mask, open_4dstem, preview_virtual_image, virtual_images
     from napari_stereo_tem.fourdstem.masks import detector_masks, masks_bbox
@@ -71,24 +98,30 @@ def bench_ram(repeats: int, small: bool) -> dict:
     sig = pxm.signals.Diffraction2D(data)
     rois = [hs.roi.CircleROI(cx, cy, r) for cy, cx, r in DISCS]  # pixel-unit axes
     lazy = sig.as_lazy()
+    masks = [disc_mask((det, det), *d).astype(np.float32) for d in DISCS]
 
+    contenders = [
+        ("numpy_sum_rows", lambda: data[:, :, rows, :].sum(axis=(2, 3))),
+        ("ours_inline", lambda: virtual_images(ds, DISCS, executor="inline")),
+        ("ours_threads", lambda: virtual_images(ds, DISCS, executor="threads")),
+        ("pyxem_eager", lambda: sig.get_virtual_image(rois).data),
+        ("pyxem_lazy", lambda: lazy.get_virtual_image(rois).data.compute()),
+    ]
+    libertem = _libertem_runs(data, masks)
+    if libertem is None:
+        print("LiberTEM: not installed (pip install .[benchmarks]); its columns are left out")
+    else:
+        contenders += libertem
+    outputs = {}
+    for name, fn in contenders:  # one warm-up run each (imports, numba/torch compilation, caches)
+        outputs[name] = fn()
     results = {}
-    # interleave the contenders so that machine load hits them alike
-    for _ in range(repeats):
-        for name, fn in [
-            ("numpy_sum_rows", lambda: data[:, :, rows, :].sum(axis=(2, 3))),
-            ("ours_inline", lambda: virtual_images(ds, DISCS, executor="inline")),
-            ("ours_threads", lambda: virtual_images(ds, DISCS, executor="threads")),
-        ]:
+    for _ in range(repeats):  # then the same number of timed runs each, interleaved
+        for name, fn in contenders:
             sec, out = _best(fn, 1)
             results[name] = min(results.get(name, np.inf), sec)
-            if name == "ours_inline":
-                ours = out
-    for name, fn in [("pyxem_eager", lambda: sig.get_virtual_image(rois).data),
-                     ("pyxem_lazy", lambda: lazy.get_virtual_image(rois).data.compute())]:
-        sec, out = _best(fn, max(1, repeats - 1))
-        results[name] = sec
-        ref = np.asarray(out)
+    ours = outputs["ours_inline"]
+    ref = np.asarray(outputs["pyxem_lazy"])
     exact = np.stack([(data[:, :, rows, cols].astype(np.float64)
                        * disc_mask((det, det), *d)[rows, cols]).sum(axis=(2, 3)) for d in DISCS])
     err = float(np.abs(ours - exact).max() / exact.max())
@@ -101,7 +134,38 @@ def bench_ram(repeats: int, small: bool) -> dict:
     best_pyxem = min(results["pyxem_eager"], results["pyxem_lazy"])
     print(f"ours / numpy.sum(rows touched) = {best_ours / results['numpy_sum_rows']:.2f}  (target <= 2)")
     print(f"pyxem (best of eager/lazy) / ours = {best_pyxem / best_ours:.1f}x  (target >= 3)")
+    if libertem is not None:
+        best_lt = min(results["libertem_dense"], results["libertem_sparse"])
+        lt_err = max(float(np.abs(np.moveaxis(np.asarray(outputs[k]), 2, 0) - ours).max() / ours.max())
+                     for k in ("libertem_dense", "libertem_sparse"))
+        print(f"LiberTEM (best of dense/sparse masks, inline) / ours = {best_lt / best_ours:.1f}x  (target >= 3); "
+              f"max relative difference from ours {lt_err:.1e}")
+        results["libertem_over_ours"] = best_lt / best_ours
+    results["pyxem_over_ours"] = best_pyxem / best_ours
     print(f"max relative error vs float64 numpy {err:.1e}; max |ours(CircleROI) - pyxem| = {pyxem_err}")
+
+    # memory bandwidth of this machine, and our fraction of it
+    buffer = np.empty_like(data)
+    copy_s, _ = _best(lambda: np.copyto(buffer, data), repeats)
+    del buffer
+    bandwidth = 2 * data.nbytes / copy_s
+    touched = data[:, :, rows, :].nbytes
+    ours_rate = touched / best_ours
+    print(f"memory bandwidth (np.copyto of {data.nbytes / 2**30:.0f} GiB, read + write): {bandwidth / 1e9:.1f} GB/s; "
+          f"ours reads the {touched / 2**30:.2f} GiB of touched detector rows at {ours_rate / 1e9:.1f} GB/s "
+          f"= {100 * ours_rate / bandwidth:.0f} % of it")
+    results.update(bandwidth_gbs=bandwidth / 1e9, ours_gbs=ours_rate / 1e9, ours_fraction=ours_rate / bandwidth)
+
+    # sub-pixel descan inside the pass, against the uncorrected pass
+    yy, xx = np.mgrid[:scan, :scan]
+    centres = np.stack([128 + 1.7 * np.sin(yy / 17.0) + 0.013 * xx, 128 - 1.3 * np.cos(xx / 23.0)], axis=-1)
+    plain_s = fixed_s = np.inf
+    for _ in range(repeats):
+        plain_s = min(plain_s, _best(lambda: virtual_images(ds, DISCS), 1)[0])
+        fixed_s = min(fixed_s, _best(lambda: virtual_images(ds, DISCS, descan=centres), 1)[0])
+    print(f"sub-pixel descan in the pass: {fixed_s * 1e3:.0f} ms vs {plain_s * 1e3:.0f} ms uncorrected = "
+          f"{fixed_s / plain_s:.2f}x  (target <= 1.5)")
+    results.update(descan_s=fixed_s, plain_s=plain_s, descan_ratio=fixed_s / plain_s)
 
     # scaling with the number of discs: discs of radius 20 on a ring of radius 40
     line = []

@@ -88,7 +88,7 @@ def _plan(masks: np.ndarray, margin: int = 0) -> list[tuple[slice, slice, np.nda
     return plan
 
 
-def _band_from_frames(frames, y0: int, y1: int, plan, shifts=None, quantum: int = 8) -> np.ndarray:
+def _band_from_frames(frames, y0: int, y1: int, plan, shifts=None) -> np.ndarray:
     """Virtual images ``(y1 - y0, scan_x, n)`` of scan rows ``y0:y1``, reading only each group's box."""
     n = sum(len(p[2]) for p in plan)
     out = np.empty((y1 - y0, frames.shape[1], n), dtype=np.float32)
@@ -97,20 +97,21 @@ def _band_from_frames(frames, y0: int, y1: int, plan, shifts=None, quantum: int 
         if shifts is None:
             out[..., idx] = reduce_block(block, weights)
         else:
-            out[..., idx] = reduce_block_shifted(block, weights, shifts[y0:y1], quantum=quantum)
+            out[..., idx] = reduce_block_shifted(block, weights, shifts[y0:y1])
     return out
 
 
-def reduce_block_shifted(block: np.ndarray, masks: np.ndarray, shifts: np.ndarray, *,
-                         quantum: int = 8) -> np.ndarray:
+def reduce_block_shifted(block: np.ndarray, masks: np.ndarray, shifts: np.ndarray) -> np.ndarray:
     """Virtual-detector sums of one block, each pattern's detectors moved with its beam (sub-pixel).
 
     The sum over ``mask(k - s)`` of ``pattern(k)`` equals the sum over ``mask(k)``
     of the pattern shifted back by ``s`` with bilinear interpolation, so this
     is the virtual image of descan-corrected patterns, read once and never
-    shifted. Shifts are rounded to ``1 / quantum`` pixel; the positions of a
-    block that share a rounded shift are reduced together with one set of
-    bilinearly moved masks.
+    shifted. Runs of consecutive positions whose shifts share a whole-pixel part
+    ``floor(s)`` (descan drifts smoothly, so runs are long) are reduced
+    together against the masks moved by that part and by one more pixel in y,
+    in x and in both (four columns per detector); the bilinear weights of the
+    fractional part then combine the four sums.
 
     Parameters
     ----------
@@ -127,42 +128,48 @@ def reduce_block_shifted(block: np.ndarray, masks: np.ndarray, shifts: np.ndarra
     """
     by, bx, h, w = block.shape
     n = masks.shape[0]
-    flat = block.reshape(by * bx, h, w)
-    steps = np.rint(np.nan_to_num(np.asarray(shifts, dtype=np.float64).reshape(-1, 2)) * quantum).astype(np.int64)
+    try:
+        flat = block.view()
+        flat.shape = (by * bx, h, w)  # refuses (AttributeError) rather than copying
+    except AttributeError:
+        flat = block.reshape(by * bx, h, w)
+    s = np.nan_to_num(np.asarray(shifts, dtype=np.float64).reshape(-1, 2))
+    whole = np.floor(s).astype(np.int64)
+    frac = (s - whole).astype(np.float32)
+    corner = np.stack([(1 - frac[:, 0]) * (1 - frac[:, 1]), (1 - frac[:, 0]) * frac[:, 1],
+                       frac[:, 0] * (1 - frac[:, 1]), frac[:, 0] * frac[:, 1]], axis=1)  # (m, 4)
     out = np.empty((by * bx, n), dtype=np.float32)
-    keys, inverse = np.unique(steps, axis=0, return_inverse=True)
-    inverse = inverse.ravel()
-    order = np.argsort(inverse, kind="stable")
-    bounds = np.searchsorted(inverse[order], np.arange(len(keys) + 1))
+    # runs of consecutive positions sharing a whole-pixel shift: read as slices, never gathered
+    change = np.flatnonzero(np.any(whole[1:] != whole[:-1], axis=1)) + 1
+    starts = np.concatenate([[0], change])
+    stops = np.concatenate([change, [by * bx]])
     piece = max(1, _PIECE_BYTES // max(h * w * 4, 1))
     buffer = np.empty((min(piece, by * bx), h, w), dtype=np.float32)
-    for g, key in enumerate(keys):
-        members = order[bounds[g]:bounds[g + 1]]
-        weights = _moved_masks(masks, key / quantum)
-        for i in range(0, len(members), piece):
-            sel = members[i:i + piece]
-            m = len(sel)
-            np.copyto(buffer[:m], flat[sel], casting="unsafe")
-            out[sel] = buffer[:m].reshape(m, h * w) @ weights
+    moved = {}
+    for a, b in zip(starts, stops):
+        key = (int(whole[a, 0]), int(whole[a, 1]))
+        weights = moved.get(key)
+        if weights is None:
+            weights = moved[key] = np.concatenate(
+                [_moved_by_whole_pixels(masks, key[0] + oy, key[1] + ox)
+                 for oy, ox in ((0, 0), (0, 1), (1, 0), (1, 1))], axis=1)  # (h*w, 4n)
+        for i in range(a, b, piece):
+            j = min(i + piece, b)
+            m = j - i
+            np.copyto(buffer[:m], flat[i:j], casting="unsafe")
+            four = (buffer[:m].reshape(m, h * w) @ weights).reshape(m, 4, n)
+            out[i:j] = np.einsum("mcn,mc->mn", four, corner[i:j])
     return out.reshape(by, bx, n)
 
 
-def _moved_masks(masks: np.ndarray, shift) -> np.ndarray:
-    """Masks moved by ``shift = (dy, dx)`` pixels with bilinear weights, flattened to ``(h * w, n)``."""
+def _moved_by_whole_pixels(masks: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """Masks moved by ``(dy, dx)`` whole pixels (pixels moved off the box are lost), as ``(h * w, n)``."""
     n, h, w = masks.shape
-    dy, dx = float(shift[0]), float(shift[1])
-    iy, ix = int(np.floor(dy)), int(np.floor(dx))
-    fy, fx = dy - iy, dx - ix
     moved = np.zeros_like(masks)
-    for oy, wy in ((iy, 1.0 - fy), (iy + 1, fy)):
-        for ox, wx in ((ix, 1.0 - fx), (ix + 1, fx)):
-            weight = wy * wx
-            if weight == 0:
-                continue
-            ys, yd = slice(max(-oy, 0), min(h - oy, h)), slice(max(oy, 0), min(h + oy, h))
-            xs, xd = slice(max(-ox, 0), min(w - ox, w)), slice(max(ox, 0), min(w + ox, w))
-            moved[:, yd, xd] += np.float32(weight) * masks[:, ys, xs]
-    return np.ascontiguousarray(moved.reshape(n, h * w).T)
+    ys, yd = slice(max(-dy, 0), min(h - dy, h)), slice(max(dy, 0), min(h + dy, h))
+    xs, xd = slice(max(-dx, 0), min(w - dx, w)), slice(max(dx, 0), min(w + dx, w))
+    moved[:, yd, xd] = masks[:, ys, xs]
+    return moved.reshape(n, h * w).T
 
 
 def iter_virtual_images(data, detectors, *, executor="inline", max_workers: int | None = None,
