@@ -132,3 +132,13 @@ def test_lines_csv_round_trip(tmp_path):
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
     with pytest.raises(InputError):
         read_lines_csv(tmp_path / "bad.csv")
+
+
+def test_one_writer_for_2d_and_3d_line_tables(tmp_path):
+    write_lines_csv(tmp_path / "flat.csv", [np.array([[1.0, 2.0], [3.25, 4.5]])], decimals=3)
+    assert (tmp_path / "flat.csv").read_text() == "line_id,x,y\n0,1.000,2.000\n0,3.250,4.500\n"
+    write_lines_csv(tmp_path / "deep.csv", [np.array([[1.0, 2.0, 3.0]]), np.array([[0.5, 0.5, -1.0]])], decimals=6)
+    assert read_lines_csv(tmp_path / "deep.csv")[1].tolist() == [[0.5, 0.5, -1.0]]
+    assert "0,1.000000,2.000000,3.000000" in (tmp_path / "deep.csv").read_text()
+    with pytest.raises(InputError, match="line 1"):
+        write_lines_csv(tmp_path / "mixed.csv", [np.zeros((2, 3)), np.zeros((2, 2))])

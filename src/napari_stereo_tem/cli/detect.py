@@ -70,7 +70,6 @@ def _stems(paths) -> list[str]:
 
 
 def run(args) -> int:
-    import csv
     import sys
     import time
     from pathlib import Path
@@ -80,11 +79,11 @@ def run(args) -> int:
 
     from ..atomic import check_output_folder, result_folder
     from ..checks import InputError
-    from ..stereo.detect import iter_detect_lines
     from ..images import read_image
-    from ..stereo.lines_io import write_json
-    from ..progress import drive, end_progress_line, text_progress
     from ..models.store import load_detector
+    from ..progress import drive, end_progress_line, text_progress
+    from ..stereo.detect import iter_detect_lines
+    from ..stereo.lines_io import write_json, write_lines_csv
 
     scale = parse_scale(args.scale)
     contrast = CONTRASTS[args.contrast]
@@ -109,11 +108,7 @@ def run(args) -> int:
             end_progress_line()
             tifffile.imwrite(tmp / f"{stem}_probability.tif", result.probability.astype(np.float32))
             tifffile.imwrite(tmp / f"{stem}_labels.tif", result.labels.astype(np.uint8))
-            with open(tmp / f"{stem}_lines.csv", "w", newline="") as handle:
-                writer = csv.writer(handle)
-                writer.writerow(["line_id", "x", "y"])
-                for line_id, line in enumerate(result.lines):
-                    writer.writerows([line_id, f"{x:.3f}", f"{y:.3f}"] for x, y in line)
+            write_lines_csv(tmp / f"{stem}_lines.csv", [np.asarray(line).reshape(-1, 2) for line in result.lines])
             record["images"].append({"image": str(path), "stem": stem, "shape": list(result.labels.shape),
                                      "settings": result.settings, "seconds": round(result.seconds, 3),
                                      "n_lines": len(result.lines),

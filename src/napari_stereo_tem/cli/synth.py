@@ -91,9 +91,8 @@ def run(args) -> int:
     import sys
     from pathlib import Path
 
-    import numpy as np
-
     from ..checks import parse_numbers
+    from ..stereo.lines_io import write_lines_csv
 
     out = Path(args.output)
     if args.kind == "stereo":
@@ -118,9 +117,7 @@ def run(args) -> int:
             progress=show)
         sys.stderr.write("\n")
         (out / f"data.{args.format}.json").replace(out / "params.json")
-        rows = ["line_id,x,y,z"] + [f"{k},{p[0]:.6f},{p[1]:.6f},{p[2]:.6f}"
-                                    for k, line in enumerate(sample.lines_3d) for p in np.asarray(line)]
-        (out / "lines_3d.csv").write_text("\n".join(rows) + "\n")
+        write_lines_csv(out / "lines_3d.csv", sample.lines_3d, decimals=6)
         print(f"wrote a {tuple(sample.data.shape)} 4D-STEM dataset to {out / f'data.{args.format}'} "
               f"(disc at {sample.centre[0]:.2f},{sample.centre[1]:.2f} r={sample.radius:g}, "
               f"{sample.mrad_per_px:.3g} mrad/px)")

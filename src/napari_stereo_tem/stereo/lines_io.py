@@ -23,21 +23,28 @@ __all__ = ["LINES_HEADER", "write_lines_csv", "read_lines_csv", "write_json", "r
 LINES_HEADER = "line_id,x,y,z"
 
 
-def write_lines_csv(path, lines) -> Path:
-    """Write polylines to ``path`` as ``line_id,x,y,z`` rows.
+def write_lines_csv(path, lines, *, decimals: int = 4) -> Path:
+    """Write polylines to ``path`` as ``line_id,x,y,z`` rows (or ``line_id,x,y`` for 2D lines).
+
+    The one writer of line tables: results (``lines.csv``, the ``detect`` command's
+    2D lines) and the generators' ground truth (``lines_3d.csv``, ``decimals=6``).
 
     Parameters
     ----------
     path : str or Path
-    lines : list of ndarray, shape (n, 3)
-        ``(x, y, z)`` points of each line in order; ``line_id`` is the list index.
+    lines : list of ndarray, shape (n, 3) or (n, 2)
+        ``(x, y, z)`` (or ``(x, y)``) points of each line in order; ``line_id`` is the list index.
+        All lines have the same number of coordinates.
+    decimals : int
+        Digits after the decimal point.
     """
-    out = [LINES_HEADER + "\n"]
-    for k, line in enumerate(lines):
-        pts = np.asarray(line, dtype=float)
-        if pts.ndim != 2 or pts.shape[1] != 3:
-            raise InputError(f"line {k} must have shape (n, 3), got {pts.shape}")
-        out.extend(f"{k},{x:.4f},{y:.4f},{z:.4f}\n" for x, y, z in pts)
+    lines = [np.asarray(line, dtype=float) for line in lines]
+    ndim = lines[0].shape[-1] if lines and lines[0].ndim == 2 else 3
+    out = [(LINES_HEADER if ndim == 3 else "line_id,x,y") + "\n"]
+    for k, pts in enumerate(lines):
+        if pts.ndim != 2 or pts.shape[1] != ndim or ndim not in (2, 3):
+            raise InputError(f"line {k} must have shape (n, {ndim}) like the first line (n, 2 or 3), got {pts.shape}")
+        out.extend(f"{k}," + ",".join(f"{v:.{decimals}f}" for v in point) + "\n" for point in pts)
     return atomic_write_bytes(path, "".join(out).encode())
 
 

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..atomic import atomic_write, atomic_write_text
 from ..checks import InputError, check_stereo_angle
+from ..stereo.lines_io import write_lines_csv
 from ..stereo.projection import project_points
 from .render import render_views
 from .scene import make_scene
@@ -65,11 +66,7 @@ class StereoSample:
         folder.mkdir(parents=True, exist_ok=True)
         for name in _FILES:
             atomic_write(folder / f"{name}.tif", lambda f, a=getattr(self, name): tifffile.imwrite(f, a))
-        rows = [np.column_stack([np.full(len(line), k), np.asarray(line, float)])
-                for k, line in enumerate(self.lines_3d)]
-        table = np.concatenate(rows) if rows else np.zeros((0, 4))
-        text = "line_id,x,y,z\n" + "".join(f"{int(r[0])},{r[1]:.6f},{r[2]:.6f},{r[3]:.6f}\n" for r in table)
-        atomic_write_text(folder / "lines_3d.csv", text)
+        write_lines_csv(folder / "lines_3d.csv", self.lines_3d, decimals=6)
         blob = json.dumps(self.params, indent=1, sort_keys=True, allow_nan=False)
         atomic_write_text(folder / "params.json", blob)
         return folder
