@@ -8,8 +8,8 @@ import tifffile
 
 from napari_stereo_tem.checks import InputError
 from napari_stereo_tem.cli import main
-from napari_stereo_tem.particles import reconstruct_particles, reconstruct_particles_iter, score_particles
-from napari_stereo_tem.particles.pipeline import points_layer_data
+from napari_stereo_tem.particles import (read_points_csv, reconstruct_particles, reconstruct_particles_iter,
+                                         score_particles)
 from napari_stereo_tem.progress import Progress
 from napari_stereo_tem.synth.particles import simulate_particle_views
 
@@ -34,16 +34,41 @@ def test_cli_writes_points_and_rdf(sample_dir, tmp_path, capsys):
     assert code == 0
     assert "matched in all views" in capsys.readouterr().out
     points = (out / "points.csv").read_text().splitlines()
-    assert points[0] == "x,y,z,radius"
+    # the contract's columns first, in order; the fit's standard deviations after them
+    assert points[0] == "x,y,z,radius,std_x,std_y,std_z"
     assert (out / "rdf.csv").read_text().splitlines()[0] == "r,g"
-    assert (out / "points_three_view.csv").read_text().splitlines()[0] == "x,y,z,radius"
+    assert (out / "points_three_view.csv").read_text().splitlines()[0] == "x,y,z,radius,std_x,std_y,std_z"
     assert (out / "rdf.png").stat().st_size > 1000
     meta = json.loads((out / "particles.json").read_text())
-    assert meta["units"] == {"points": "pixel", "radius": "pixel", "rdf_r": "nm"}
+    assert meta["units"] == {"points": "pixel", "radius": "pixel", "std": "pixel", "rdf_r": "nm"}
     assert meta["counts"]["matched_all_views"] == len(points) - 1
-    table = np.loadtxt(out / "points.csv", delimiter=",", skiprows=1, ndmin=2)
-    score = score_particles(table[:, :3], sample.positions, shape=(256, 256), beta_deg=2.0, margin=6)
+    table = read_points_csv(out / "points.csv")
+    xyz = np.column_stack([table["x"], table["y"], table["z"]])
+    score = score_particles(xyz, sample.positions, shape=(256, 256), beta_deg=2.0, margin=6)
     assert score["recall"] >= 0.9 and score["precision"] >= 0.9
+    # every particle has a standard deviation; depth is the least certain (beta = 2 degrees)
+    std = np.column_stack([table["std_x"], table["std_y"], table["std_z"]])
+    assert np.all(np.isfinite(std)) and np.all(std > 0)
+    assert np.all(std[:, 2] > 5 * std[:, 0])
+    floor = meta["precision"]["localisation_floor_px"]
+    assert 0 < floor["x"] < floor["z"] < np.median(std[:, 2]) * 1.5
+    assert meta["precision"]["dose_estimate"]["counts_per_pixel"] == pytest.approx(3000.0, rel=0.2)
+
+
+def test_points_table_round_trip_and_old_readers(tmp_path):
+    from napari_stereo_tem.particles import write_points_csv
+
+    points = np.array([[1.5, 2.25, -3.0], [2047.123456, 10.0, 55.5]])
+    write_points_csv(tmp_path / "p.csv", points, [3.0, 4.5], std=[[0.1, 0.1, 1.0], [np.nan, np.nan, np.nan]])
+    table = read_points_csv(tmp_path / "p.csv")
+    np.testing.assert_allclose(table["x"], points[:, 0], atol=1e-4)
+    assert np.isnan(table["std_z"][1]) and table["std_z"][0] == 1.0
+    # a reader of the first four columns (the contract) still reads x,y,z,radius
+    old = np.loadtxt(tmp_path / "p.csv", delimiter=",", skiprows=1, ndmin=2)[:, :4]
+    np.testing.assert_allclose(old[:, 3], [3.0, 4.5])
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(InputError, match="x,y,z,radius"):
+        read_points_csv(tmp_path / "bad.csv")
 
 
 def test_python_accepts_arrays_and_paths_alike(sample_dir):
@@ -54,9 +79,7 @@ def test_python_accepts_arrays_and_paths_alike(sample_dir):
     np.testing.assert_allclose(from_paths.reconstruction.points, from_arrays.reconstruction.points, atol=1e-4)
     np.testing.assert_array_equal(from_arrays.reconstruction.points, from_stack.reconstruction.points)
     assert from_arrays.units == "pixel"
-    data, meta, kind = points_layer_data(from_arrays)
-    assert kind == "points" and data.shape == from_arrays.reconstruction.points.shape
-    np.testing.assert_array_equal(data[:, 0], from_arrays.reconstruction.points[:, 2])  # (z, y, x)
+    assert from_arrays.reconstruction.std.shape == from_arrays.reconstruction.points.shape
 
 
 def test_progress_generator_reports_each_stage(sample_dir):
@@ -100,13 +123,3 @@ def test_python_bad_input_raises_input_error(sample_dir):
         reconstruct_particles([*sample.views[:3], sample.views[3][:, :200]], beta_deg=2.0)
     with pytest.raises(InputError, match="pixel size"):
         reconstruct_particles(sample.views, beta_deg=2.0, pixel_size=-1)
-
-
-def test_detection_layers_per_view(sample_dir):
-    from napari_stereo_tem.particles.pipeline import detection_layers_data
-
-    _, sample = sample_dir
-    result = reconstruct_particles(sample.views, beta_deg=2.0)
-    layers = detection_layers_data(result)
-    assert len(layers) == 4 and all(kind == "points" for _, _, kind in layers)
-    np.testing.assert_array_equal(layers[0][0][:, 0], result.detections[0][:, 1])  # (y, x)

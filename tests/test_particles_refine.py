@@ -1,4 +1,4 @@
-"""Fitting matched particles to the four views: the sphere profile, touching pairs, merged pairs."""
+"""Fitting particles to the four views: the sphere profile, touching and merged pairs, missed particles, uncertainty."""
 
 import numpy as np
 import pytest
@@ -10,10 +10,10 @@ from napari_stereo_tem.synth.particles import render_particle_views
 BETA = 2.0
 
 
-def _views(positions, radii, *, shape=(96, 96), seed=0):
+def _views(positions, radii, *, shape=(96, 96), seed=0, beta=BETA):
     # A flat background: on images this small the generator's smooth background
     # varies on the scale of a particle and detection, not refinement, would be tested.
-    return render_particle_views(np.asarray(positions, float), np.asarray(radii, float), beta_deg=BETA,
+    return render_particle_views(np.asarray(positions, float), np.asarray(radii, float), beta_deg=beta,
                                  azimuths_deg=(0, 90, 180, 270), shape=shape, dose=2000.0, seed=seed,
                                  background_amplitude=0.0)
 
@@ -68,8 +68,12 @@ def test_touching_pairs_get_closer_to_the_truth():
     assert refined.params["refinement"]["fitted_in_views"] == len(truth)
     before = _nearest_errors(matched.points, truth)
     after = _nearest_errors(refined.points, truth)
-    assert after.mean() < 0.5 * before.mean(), (before, after)
-    assert after.max() < 1.5
+    assert after.mean() < 0.9 * before.mean(), (before, after)
+    assert after.max() < 2.0
+    # the errors are what the fit says they are (z dominates at beta = 2 degrees)
+    order = np.argmin(np.linalg.norm(refined.points[:, None] - truth[None], axis=2), axis=1)
+    z_err = np.abs(refined.points[:, 2] - truth[order, 2])
+    assert 0.3 < np.median(z_err / refined.std[:, 2]) < 1.5
 
 
 def test_isolated_particles_are_not_split():
@@ -95,19 +99,56 @@ def test_pipeline_refines_unless_told_not_to():
     assert "refinement" not in without.params["matching"]
 
 
-def test_single_fits_do_not_depend_on_the_chunk_size():
-    from napari_stereo_tem.particles.geometry import view_directions
-    from napari_stereo_tem.particles.refine import fit_signal, fit_single
+def test_a_particle_merged_with_its_neighbour_in_one_view_is_found():
+    # The second particle sits where, in view A (azimuth 0), the first one's shift puts it:
+    # in view A the two are one blob; in C they are 10 px apart, in B and D 7 px (touching).
+    beta = 6.0
+    s = np.sin(np.deg2rad(beta))
+    first = np.array([44.0, 48.0, 25.0])
+    second = np.array([44.0 + 50 * s, 48.0, -25.0])
+    truth = np.array([first, second, [16.0, 16.0, 0.0], [80.0, 16.0, 10.0], [16.0, 80.0, -10.0], [80.0, 80.0, 5.0]])
+    views = _views(truth, np.full(len(truth), 4.0), beta=beta)
+    matched = match_particles([detect_particles(v) for v in views], beta_deg=beta)
+    refined = refine_in_views(views, matched)
+    errors = _nearest_errors(refined.points, truth)
+    assert np.all(errors < 1.5), errors
+    assert len(refined.points) == len(truth)
+    assert refined.n_views[:2].tolist() == [4, 4]  # the fit holds both in all four views
 
-    truth = np.array([[30.0, 30.0, 10.0], [60.0, 32.0, -12.0], [45.0, 70.0, 0.0], [75.0, 70.0, 20.0],
-                      [20.0, 75.0, -5.0]])
-    radii = np.array([4.0, 5.0, 4.5, 3.5, 5.0])
-    views = _views(truth, radii)
-    signals = [fit_signal(v) for v in views]
+
+def test_fit_standard_deviations_match_the_scatter():
+    # One particle, many noise draws: the reported std of z is the scatter of z.
+    from napari_stereo_tem.particles.detection import estimate_noise
+    from napari_stereo_tem.particles.fit import fit_particles
+    from napari_stereo_tem.particles.geometry import view_directions
+    from napari_stereo_tem.particles.refine import fit_signal
+
+    truth = np.array([[24.0, 24.0, 12.0]])
     shift = np.sin(np.deg2rad(BETA)) * view_directions((0, 90, 180, 270))
-    whole = fit_single(signals, truth + 0.3, radii, shift)
-    pieces = fit_single(signals, truth + 0.3, radii, shift, chunk=2)
-    for key in whole:
-        np.testing.assert_allclose(pieces[key], whole[key], rtol=1e-10, atol=1e-12)
-    assert whole["ok"].all()
-    np.testing.assert_allclose(whole["points"], truth, atol=1.0)  # z to a pixel at beta = 2 degrees
+    z, std = [], []
+    for seed in range(30):
+        views = render_particle_views(truth, [4.0], beta_deg=BETA, azimuths_deg=(0, 90, 180, 270), shape=(48, 48),
+                                      dose=500.0, seed=seed, background_amplitude=0.0, psf_sigma=0.6)
+        signals = [fit_signal(v, radius_max=6.0) for v in views]
+        fit = fit_particles(signals, [estimate_noise(x) for x in signals], truth + [0.3, -0.2, 4.0], [3.5], [0.05],
+                            shift, blur=0.7)
+        z.append(fit["points"][0, 2])
+        std.append(fit["std"][0, 2])
+    scatter = np.std(z)
+    assert 0.6 < np.median(std) / scatter < 1.6, (np.median(std), scatter)
+    assert abs(np.mean(z) - 12.0) < 3 * scatter / np.sqrt(len(z)) + 0.3
+
+
+def test_localisation_floor_falls_with_dose_and_beta():
+    from napari_stereo_tem.particles.geometry import view_directions
+    from napari_stereo_tem.particles.refine import localisation_floor
+
+    def floor(noise, beta):
+        shift = np.sin(np.deg2rad(beta)) * view_directions((0, 90, 180, 270))
+        return localisation_floor(np.full(4, noise), shift, radius=3.0, amplitude=0.08, blur=0.7)
+
+    low, high = floor(0.1, 3.0), floor(0.01, 3.0)
+    np.testing.assert_allclose(high, low / 10, rtol=1e-6)  # std is proportional to the noise
+    assert low[2] > 10 * low[0]  # depth is the least certain at small beta
+    wide = floor(0.1, 6.0)
+    assert wide[2] == pytest.approx(low[2] * np.sin(np.deg2rad(3.0)) / np.sin(np.deg2rad(6.0)), rel=0.02)

@@ -30,6 +30,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from ..checks import InputError, check_image
+from ..progress import check_cancelled
 
 __all__ = ["estimate_noise", "resolve_polarity", "touching_groups", "detect_particles", "METHODS"]
 
@@ -85,6 +86,7 @@ def _detect_log(signal, noise, *, sigma, threshold, radius_range):
     best_r = np.zeros(signal.shape, dtype=np.float32)
     strength = np.zeros(signal.shape, dtype=np.float32)
     for r in radii:
+        check_cancelled()  # per scale: a large view takes a while
         scale = max(r / np.sqrt(2.0), sigma)
         response = -ndimage.gaussian_laplace(signal, scale)
         snr = response / (noise * _log_noise_gain(scale))
@@ -147,6 +149,16 @@ def _detect_threshold(signal, noise, *, sigma, threshold, radius_range):
     return np.column_stack([com[keep, 1], com[keep, 0], np.sqrt(area[keep] / np.pi)])
 
 
+def _row_medians(values):
+    """Median of the finite values of every row (NaN for a row without one), without a loop."""
+    ordered = np.sort(values, axis=1)  # NaN last
+    count = np.sum(np.isfinite(values), axis=1)
+    rows = np.arange(len(values))
+    lo = ordered[rows, np.maximum((count - 1) // 2, 0)]
+    hi = ordered[rows, np.maximum(count // 2, 0)]
+    return np.where(count > 0, 0.5 * (lo + hi), np.nan)
+
+
 def _refine(corrected, found, *, sigma, radius_range, iterations: int = 4, moments: bool = False):
     """Neighbour-masked, iterated intensity centroid and second-moment radius.
 
@@ -162,6 +174,7 @@ def _refine(corrected, found, *, sigma, radius_range, iterations: int = 4, momen
     xy = found[:, :2].astype(float).copy()
     k = min(5, len(xy))
     for _ in range(iterations):
+        check_cancelled()
         ix = np.clip(np.round(xy[:, 0]).astype(int), 0, corrected.shape[1] - 1)
         iy = np.clip(np.round(xy[:, 1]).astype(int), 0, corrected.shape[0] - 1)
         rows = (iy[:, None] + half + offs.astype(int)[None, :])  # (n, P)
@@ -186,7 +199,7 @@ def _refine(corrected, found, *, sigma, radius_range, iterations: int = 4, momen
             win[nearer] = 0.0
             gwin[nearer] = 0.0
         ring = (rho > 1.5 * r_guess[:, None, None] + 3) & (rho < 1.5 * r_guess[:, None, None] + 6)
-        level = np.nanmedian(np.where(ring, patch, np.nan).reshape(len(xy), -1), axis=1)
+        level = _row_medians(np.where(ring, patch, np.nan).reshape(len(xy), -1))
         patch = patch - np.nan_to_num(level)[:, None, None]
         gmass = np.sum(gwin * patch, axis=(1, 2))
         good = gmass > 1e-12
@@ -254,63 +267,32 @@ def touching_groups(xy, radii, *, gap: float = 3.0, max_group: int = 6) -> list[
     return [np.flatnonzero(label == g) for g in np.flatnonzero((sizes >= 2) & (sizes <= max_group))]
 
 
-def _fit_groups(corrected, found, *, max_group: int = 6):
-    """Joint least-squares fit of touching particles: one Gaussian blob each, plus a level.
+def _fit_groups(corrected, found, noise, *, blur: float):
+    """Joint least-squares fit of touching particles in this view (one blurred sphere each).
 
     The neighbour-masked centroid is biased when blobs overlap, and differently in
     every view (the neighbour sits at another height, so it shifts by another amount);
-    fitting the members of a touching group together removes most of that bias.
-    Isolated particles keep their centroid.
+    fitting the members of a touching group together (:func:`.fit.fit_particles` with
+    one view) removes most of that bias. Isolated particles keep their centroid.
     """
-    from scipy.optimize import least_squares
+    from .fit import fit_particles
 
     if len(found) < 2:
         return found
     xy, r = found[:, :2], found[:, 2]
+    groups = touching_groups(xy[None], r, gap=3.0, max_group=len(found) + 1)
+    if not groups:
+        return found
+    idx = np.concatenate(groups)
+    points = np.column_stack([xy[idx], np.zeros(len(idx))])
+    centre = ndimage.map_coordinates(corrected, [xy[idx, 1], xy[idx, 0]], order=1, mode="nearest")
+    fit = fit_particles([corrected], [noise], points, r[idx], np.clip(centre, 1e-9, None) / (2 * r[idx]),
+                        np.zeros((1, 2)), blur=blur, iterations=15, covariance=False,
+                        radius_range=(0.5 * r.min(), 1.5 * r.max()))
+    moved = np.linalg.norm(fit["points"][:, :2] - xy[idx], axis=1)
+    good = (moved < 3.0) & (fit["amplitudes"] > 0)
     out = found.copy()
-    rows, cols = corrected.shape
-    for idx in touching_groups(xy[None], r, gap=3.0, max_group=max_group):
-        pad = r[idx].max() + 4.0
-        x0 = int(max(0, np.floor(xy[idx, 0].min() - pad)))
-        x1 = int(min(cols, np.ceil(xy[idx, 0].max() + pad) + 1))
-        y0 = int(max(0, np.floor(xy[idx, 1].min() - pad)))
-        y1 = int(min(rows, np.ceil(xy[idx, 1].max() + pad) + 1))
-        data = corrected[y0:y1, x0:x1].ravel()
-        gy, gx = np.mgrid[y0:y1, x0:x1]
-        gx, gy = gx.ravel().astype(float), gy.ravel().astype(float)
-        m = len(idx)
-        centre = ndimage.map_coordinates(corrected, [xy[idx, 1], xy[idx, 0]], order=1, mode="nearest")
-        start = np.concatenate([np.column_stack([xy[idx], np.log(0.5 * r[idx] + 0.5),
-                                                 np.clip(centre, 1e-6, None)]).ravel(), [0.0]])
-
-        def residual(p):
-            q = p[:-1].reshape(m, 4)
-            w2 = np.exp(2 * np.clip(q[:, 2], -1.0, 3.0))[:, None]
-            blobs = q[:, 3:4] * np.exp(-0.5 * ((gx - q[:, 0:1]) ** 2 + (gy - q[:, 1:2]) ** 2) / w2)
-            return blobs.sum(axis=0) + p[-1] - data
-
-        def jacobian(p):
-            q = p[:-1].reshape(m, 4)
-            w2 = np.exp(2 * np.clip(q[:, 2], -1.0, 3.0))[:, None]
-            ddx, ddy = gx - q[:, 0:1], gy - q[:, 1:2]
-            e = np.exp(-0.5 * (ddx ** 2 + ddy ** 2) / w2)
-            blob = q[:, 3:4] * e
-            jac = np.empty((len(gx), 4 * m + 1))
-            jac[:, 0:4 * m:4] = (blob * ddx / w2).T
-            jac[:, 1:4 * m:4] = (blob * ddy / w2).T
-            jac[:, 2:4 * m:4] = (blob * (ddx ** 2 + ddy ** 2) / w2).T
-            jac[:, 3:4 * m:4] = e.T
-            jac[:, -1] = 1.0
-            return jac
-
-        try:
-            fit = least_squares(residual, start, jac=jacobian, method="lm", max_nfev=200)
-        except (ValueError, np.linalg.LinAlgError):
-            continue
-        q = fit.x[:-1].reshape(m, 4)
-        moved = np.linalg.norm(q[:, :2] - xy[idx], axis=1)
-        if fit.success and np.all(moved < 3.0) and np.all(q[:, 3] > 0):
-            out[idx, :2] = q[:, :2]
+    out[idx[good], :2] = fit["points"][good, :2]
     return out
 
 
@@ -406,7 +388,8 @@ def detect_particles(view, *, method: str = "auto", sigma: float | None = None, 
             found = _split_pairs(found, cov, sigma=sigma, radius_range=(r_lo, r_hi))
             found = _refine(corrected, found, sigma=sigma, radius_range=(r_lo, r_hi))
         found = _merge_duplicates(found, min_gap=max(1.5, 0.75 * r_lo))
-        found = _fit_groups(corrected, found)
+        smooth_noise = noise / (2 * np.sqrt(np.pi) * max(sigma, 0.5))
+        found = _fit_groups(corrected, found, smooth_noise, blur=float(np.hypot(max(sigma, 0.3), 0.7)))
         if len(found):
             # Hough circles voted for by background edges, or filter responses to the image
             # border, have no contrast at their centre.

@@ -44,6 +44,9 @@ class ParticleReconstruction:
         Index of the detection used in each view, -1 where none.
     detected_per_view : list of int
     params : dict
+    std : ndarray, shape (n, 3), optional
+        Standard deviations of ``x, y, z`` from the fit to the views (pixels); NaN where
+        the particles were not fitted (no fit: ``None``).
     """
 
     points: np.ndarray
@@ -53,6 +56,7 @@ class ParticleReconstruction:
     detection_index: np.ndarray
     detected_per_view: list
     params: dict = field(default_factory=dict)
+    std: np.ndarray | None = None
 
     @property
     def all_views(self) -> np.ndarray:

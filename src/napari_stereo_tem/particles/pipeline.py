@@ -21,11 +21,12 @@ from ..progress import Progress, ProgressGenerator, drive
 from .detection import detect_particles
 from .geometry import check_view_geometry
 from .matching import ParticleReconstruction, match_particles
+from .points_csv import write_points_csv
 from .rdf import radial_distribution
 from .refine import refine_in_views_iter
 
 __all__ = ["ParticleResult", "reconstruct_particles_iter", "reconstruct_particles", "write_particle_result",
-           "points_layer_data", "detection_layers_data", "load_views"]
+           "load_views", "estimate_dose"]
 
 
 @dataclass
@@ -143,7 +144,8 @@ def reconstruct_particles_iter(views_or_paths, *, beta_deg: float, azimuths_deg=
                             depth_range=depth_range, max_shift_px=max_shift_px)
     if refine:
         yield Progress(len(views) + 1, total, "refine", {"matched": len(recon.points)})
-        recon = yield from refine_in_views_iter(views, recon, polarity=polarity, radius_range=radius_range)
+        recon = yield from refine_in_views_iter(views, recon, polarity=polarity, radius_range=radius_range,
+                                             threshold=threshold if method in ("auto", "log") else None)
     yield Progress(total - 1, total, "g(r)", {"matched": len(recon.points)})
     rdf_r, rdf_g = np.zeros(0), np.zeros(0)
     if len(recon.points) >= 2:
@@ -157,7 +159,7 @@ def reconstruct_particles_iter(views_or_paths, *, beta_deg: float, azimuths_deg=
         if pixel_size is not None:
             rdf_r = rdf_r * pixel_size
     params = {
-        "inputs": names, "beta_deg": beta, "azimuths_deg": [float(p) for p in psi], "pixel_size_nm": pixel_size,
+        "inputs": names, "beta_deg": beta, "dose_estimate": estimate_dose(views, polarity=polarity), "azimuths_deg": [float(p) for p in psi], "pixel_size_nm": pixel_size,
         "detection": {"method": method, "sigma": sigma, "threshold": threshold,
                       "radius_range": [float(v) for v in radius_range], "polarity": polarity},
         "matching": recon.params,
@@ -167,17 +169,30 @@ def reconstruct_particles_iter(views_or_paths, *, beta_deg: float, azimuths_deg=
                           pixel_size=pixel_size, params=params)
 
 
+def estimate_dose(views, *, polarity: str = "dark") -> dict | None:
+    """Counts per background pixel if the noise is shot noise: ``(mean / std)^2`` of the background.
+
+    Returns ``{"counts_per_pixel": ..., "assumes": ...}``, or None for images that are not
+    positive (bright-field intensities).
+    """
+    from .detection import estimate_noise, resolve_polarity
+
+    values = []
+    for view in views:
+        img = np.asarray(view, float)
+        level = float(np.median(img))
+        if level <= 0 or resolve_polarity(img, polarity) != "dark":
+            return None
+        values.append((level / max(estimate_noise(img), 1e-12)) ** 2)
+    return {"counts_per_pixel": float(np.median(values)),
+            "assumes": "the noise is shot noise of the background intensity (no gain, no read noise)"}
+
+
 def reconstruct_particles(views_or_paths, *, beta_deg: float, azimuths_deg=(0, 90, 180, 270),
                           pixel_size: float | None = None, **options) -> ParticleResult:
     """Run :func:`reconstruct_particles_iter` to the end and return its :class:`ParticleResult`."""
     return drive(reconstruct_particles_iter(views_or_paths, beta_deg=beta_deg, azimuths_deg=azimuths_deg,
                                             pixel_size=pixel_size, **options))
-
-
-def _csv(header: str, table: np.ndarray) -> str:
-    lines = [header] + [",".join(f"{v:.6g}" for v in row) for row in np.atleast_2d(np.asarray(table))
-                        if len(row)]
-    return "\n".join(lines) + "\n"
 
 
 #: The files :func:`write_particle_result` writes.
@@ -191,10 +206,12 @@ def write_particle_result(result: ParticleResult, directory, *, plot: bool = Tru
     are written (:func:`~napari_stereo_tem.atomic.result_folder`); a non-empty
     ``directory`` is refused unless ``overwrite``.
 
-    - ``points.csv``: ``x,y,z,radius`` in pixels, particles every view confirmed;
-    - ``points_three_view.csv``: the same for particles only three views confirmed;
+    - ``points.csv``: ``x,y,z,radius,std_x,std_y,std_z`` in pixels, particles every view holds
+      (``std_*``: standard deviations from the fit to the views, NaN without it);
+    - ``points_three_view.csv``: the same for particles only three views hold;
     - ``rdf.csv``: ``r,g`` (``r`` in the unit ``particles.json`` names: nm with a pixel size);
-    - ``particles.json``: units, counts, residuals summary, parameters;
+    - ``particles.json``: units, counts, residuals summary, the expected localisation floor for the
+      noise (dose) and beta of these views, parameters;
     - ``rdf.png``: the plot of g(r).
     """
     from ..atomic import result_folder
@@ -207,18 +224,32 @@ def write_particle_result(result: ParticleResult, directory, *, plot: bool = Tru
 
 def _write_particle_files(result: ParticleResult, out: Path, *, plot: bool) -> dict:
     rec = result.reconstruction
-    table = np.column_stack([rec.points, rec.radii]) if len(rec.points) else np.zeros((0, 4))
+    std = rec.std if rec.std is not None else np.full((len(rec.points), 3), np.nan)
     paths = {"points": out / "points.csv", "points_three_view": out / "points_three_view.csv",
              "rdf": out / "rdf.csv", "json": out / "particles.json"}
-    paths["points"].write_text(_csv("x,y,z,radius", table[rec.all_views]))
-    paths["points_three_view"].write_text(_csv("x,y,z,radius", table[~rec.all_views]))
-    paths["rdf"].write_text(_csv("r,g", np.column_stack([result.rdf_r, result.rdf_g])))
+    every = rec.all_views
+    write_points_csv(paths["points"], rec.points[every], rec.radii[every], std=std[every])
+    write_points_csv(paths["points_three_view"], rec.points[~every], rec.radii[~every], std=std[~every])
+    rdf = np.column_stack([result.rdf_r, result.rdf_g])
+    paths["rdf"].write_text("\n".join(["r,g"] + [f"{r:.8g},{g:.8g}" for r, g in rdf]) + "\n")
+    refinement = rec.params.get("refinement", {})
+    finite = np.isfinite(std).all(axis=1)
     summary = {
-        "units": {"points": "pixel", "radius": "pixel", "rdf_r": result.units},
+        "units": {"points": "pixel", "radius": "pixel", "std": "pixel", "rdf_r": result.units},
         "pixel_size_nm": result.pixel_size,
         "counts": rec.counts,
-        "residual_px": {"median": float(np.median(rec.residuals)) if len(rec.residuals) else None,
-                        "max": float(np.max(rec.residuals)) if len(rec.residuals) else None},
+        "residual_px": {"median": float(np.nanmedian(rec.residuals)) if np.any(np.isfinite(rec.residuals)) else None,
+                        "max": float(np.nanmax(rec.residuals)) if np.any(np.isfinite(rec.residuals)) else None},
+        "precision": {
+            "localisation_floor_px": refinement.get("localisation_floor_px"),
+            "floor_means": "standard deviation of x, y, z of an isolated particle of the median radius and "
+                           "contrast at the noise of these views (the fit's Cramer-Rao bound); particles that "
+                           "touch others do worse; see std_x, std_y, std_z per particle in points.csv",
+            "median_std_px": ({"x": float(np.median(std[finite, 0])), "y": float(np.median(std[finite, 1])),
+                               "z": float(np.median(std[finite, 2]))} if finite.any() else None),
+            "beta_deg": result.params.get("beta_deg"),
+            "dose_estimate": result.params.get("dose_estimate"),
+        },
         "frame": "x = column, y = row, z along the beam; z = 0 where the views coincide",
         "params": result.params,
     }
@@ -245,30 +276,3 @@ def plot_rdf(result: ParticleResult, path) -> None:
     ax.set_title(f"{result.reconstruction.counts['matched_all_views']} particles in all views")
     fig.tight_layout()
     fig.savefig(path)
-
-
-def points_layer_data(result: ParticleResult) -> tuple:
-    """A napari ``LayerDataTuple`` for a 3D Points layer (no napari import).
-
-    Coordinates are ``(z, y, x)``; ``size`` is the diameter; ``scale`` is the pixel size when known.
-    """
-    rec = result.reconstruction
-    data = rec.points[:, ::-1].copy() if len(rec.points) else np.zeros((0, 3))
-    size = np.nan_to_num(2.0 * rec.radii, nan=4.0)
-    scale = (result.pixel_size,) * 3 if result.pixel_size else (1.0, 1.0, 1.0)
-    meta = {"name": "particles 3D", "size": size, "scale": scale, "face_color": "gold",
-            "properties": {"n_views": rec.n_views, "residual": rec.residuals, "radius": rec.radii},
-            "metadata": {"counts": rec.counts, "params": result.params}}
-    return data, meta, "points"
-
-
-def detection_layers_data(result: ParticleResult) -> list:
-    """One napari ``LayerDataTuple`` per view: its 2D detections as Points ``(y, x)``, size = diameter."""
-    layers = []
-    for k, det in enumerate(result.detections):
-        name = result.params.get("inputs", [f"view {k}"] * len(result.detections))[k]
-        data = det[:, [1, 0]].copy() if len(det) else np.zeros((0, 2))
-        meta = {"name": f"detections {name}", "size": 2.0 * det[:, 2] if len(det) else 1.0,
-                "face_color": "transparent", "border_color": "red"}
-        layers.append((data, meta, "points"))
-    return layers

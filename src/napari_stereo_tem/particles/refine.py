@@ -1,99 +1,51 @@
-"""Refining touching particles by fitting all views at once.
+"""Particles fitted to the views themselves: touching ones placed, missed ones found, merged ones split.
 
-Per-view centroids are biased when two particles overlap in projection, and
-differently in every view (the neighbour sits at another height, so it shifts
-by another amount). At small view angles a bias of a tenth of a pixel is
-several pixels of height, so particles whose projections touch in any view are
-refined together: one model of the group, fitted to every view at once,
+Per-view centroids are biased when particles overlap in projection, and
+differently in every view (the neighbour sits at another height, so it shifts by
+another amount); at small view angles a tenth of a pixel is several pixels of
+height. So the matched particles are fitted to all views at once
+(:func:`.fit.fit_particles`: one ``(X, Y, Z, r, A)`` per particle, touching
+particles together), in the optical density of bright-field views
+(``log(I_0 / I)``, where the thicknesses of overlapping particles add).
 
-    s_k(p) = level_k + sum_i A_i P(|p - (X_i, Y_i) - Z_i D_k|; r_i, s)
+The fitted model then says what the matching could not see:
 
-where ``P`` is the projected thickness of a sphere of radius ``r_i`` blurred by
-a Gaussian of width ``s`` (the probe and the denoising), ``A_i`` the contrast
-per unit thickness and ``D_k`` the view's shift per unit height
-(:mod:`.geometry`). Every particle has one ``(X, Y, Z, r, A)`` for all views, so
-the views constrain each other's centres. Bright-field views are fitted in
-optical density ``log(I_0 / I)``, where the thicknesses of overlapping
-particles add.
+- **missed particles**: a particle that merges with a neighbour in one view has no
+  detection of its own there, and one whose centroids a neighbour pulled may fail
+  the matching tolerance. Once the found particles are modelled, it stands out in
+  the residual of every view (the data minus the model); the residuals are searched
+  with the same detector and matched with the same geometry (three views are
+  enough), and the new particles are fitted together with their neighbours;
+- **merged particles**: two particles that overlap in every view give one
+  detection per view and one point. Its fit has a larger contrast per unit
+  thickness (one material) or fits worse than the others; such points are fitted
+  as two spheres from several starts and kept as two when that explains the views
+  much better and both halves look like single particles;
+- **not particles**: a point whose fitted contrast is not significant, or that
+  fewer than three views hold, is dropped.
 
-Two particles that overlap in every view give one detection per view and so one
-matched point. Fitted alone, such a point has about twice the contrast per unit
-thickness ``A`` of the other particles (one material) or fits far worse than
-they do; it is then fitted as two spheres and kept as two when that explains
-the views much better and both halves look like single particles
-(:func:`split_merged_iter`).
+The fit's covariance gives every particle a standard deviation of ``x, y, z``;
+:func:`localisation_floor` gives the expected precision of an isolated particle
+at the noise of the views.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
-from scipy import ndimage, special
-from scipy.optimize import least_squares
 from scipy.spatial import cKDTree
 
 from ..progress import Progress, check_cancelled, drive
-from .detection import _background, estimate_noise, resolve_polarity, touching_groups
+from .detection import _background, _detect_log, estimate_noise, resolve_polarity, touching_groups
+from .fit import blurred_sphere_profile, fit_particles, reach, render_particles
 from .geometry import project_particles, view_directions
 
-__all__ = ["blurred_sphere_profile", "fit_signal", "fit_single", "refine_touching_iter", "split_merged_iter",
-           "refine_in_views", "refine_in_views_iter"]
+__all__ = ["blurred_sphere_profile", "fit_signal", "estimate_blur", "localisation_floor", "refine_in_views",
+           "refine_in_views_iter"]
 
-# The blurred profile in units of the blur s: P(rho; r, s) = s * table(rho / s, r / s).
-_RHO_STEP, _R_STEP = 0.1, 0.1
-_RHO_MAX, _R_MAX = 40.0, 24.0
-_BLUR_RANGE = (0.5, 4.0)  # pixels; with _R_MAX, radii up to 12 px are modelled at the sharpest blur
-_TABLE: np.ndarray | None = None
-
-
-def _profile_table() -> np.ndarray:
-    """Projected sphere thickness blurred by a unit Gaussian, on a grid of (r, rho)."""
-    global _TABLE
-    if _TABLE is None:
-        rho = np.arange(0.0, _RHO_MAX + _RHO_STEP, _RHO_STEP)
-        radii = np.arange(0.0, _R_MAX + _R_STEP, _R_STEP)
-        table = np.zeros((len(radii), len(rho)))
-        for i, r in enumerate(radii[1:], start=1):
-            # Radial convolution with the unit Gaussian: the angular integral is I0.
-            q = np.linspace(0.0, r, max(64, int(r / 0.04)))
-            t = 2.0 * np.sqrt(np.clip(r * r - q * q, 0.0, None))
-            arg = rho[:, None] * q[None, :]
-            kernel = np.exp(-0.5 * (rho[:, None] - q[None, :]) ** 2) * special.i0e(arg) * q[None, :]
-            table[i] = np.trapezoid(kernel * t[None, :], q, axis=1)
-        _TABLE = table
-    return _TABLE
-
-
-_GRADIENTS: tuple | None = None
-
-
-def _profile_gradients():
-    """The profile table and its derivatives along ``rho / s`` and ``r / s``."""
-    global _GRADIENTS
-    if _GRADIENTS is None:
-        table = _profile_table()
-        _GRADIENTS = (table, np.gradient(table, _RHO_STEP, axis=1), np.gradient(table, _R_STEP, axis=0))
-    return _GRADIENTS
-
-
-def _lookup(table, rho_u, r_u):
-    """Bilinear lookup of a table at (r / s, rho / s)."""
-    u = np.clip(r_u / _R_STEP, 0, table.shape[0] - 1.001)
-    v = np.clip(rho_u / _RHO_STEP, 0, table.shape[1] - 1.001)
-    return ndimage.map_coordinates(table, [u.ravel(), v.ravel()], order=1, mode="nearest").reshape(u.shape)
-
-
-def blurred_sphere_profile(rho, radius, blur) -> np.ndarray:
-    """Projected thickness of a sphere of ``radius`` at distance ``rho`` from its centre, blurred by ``blur``.
-
-    All in pixels; ``rho`` and ``radius`` broadcast together. Blurs below
-    ``radius / 24`` are taken as ``radius / 24`` (the edge of a large sphere is
-    then a little softer than asked; its volume is kept).
-    """
-    radius = np.asarray(radius, float)
-    rho = np.asarray(rho, float)
-    s = np.maximum(float(blur), radius / _R_MAX)  # the table ends at radius / blur = _R_MAX
-    rho_u, r_u = np.broadcast_arrays(rho / s, radius / s)
-    return s * _lookup(_profile_table(), rho_u, r_u)
+#: Blurs tried by :func:`estimate_blur`, pixels.
+BLUR_GRID = (0.4, 0.7, 1.2, 2.1)
 
 
 def fit_signal(view, *, polarity: str = "dark", radius_max: float = 10.0) -> np.ndarray:
@@ -113,338 +65,62 @@ def fit_signal(view, *, polarity: str = "dark", radius_max: float = 10.0) -> np.
     return signal - _background(signal, radius_max)
 
 
-def _patches(signals, proj, pad):
-    """Pixel coordinates and values of every view around projected centres ``proj`` (k, m, 2)."""
+def _start_amplitudes(signals, points, radii, shift):
+    """Contrast per unit thickness from the signal at each projected centre (the centre is ``2 r`` thick)."""
+    xy = points[None, :, :2] + points[None, :, 2:3] * shift[:, None, :]
     rows, cols = signals[0].shape
-    patches = []
-    for k, signal in enumerate(signals):
-        x0 = int(max(0, np.floor(proj[k, :, 0].min() - pad)))
-        x1 = int(min(cols, np.ceil(proj[k, :, 0].max() + pad) + 1))
-        y0 = int(max(0, np.floor(proj[k, :, 1].min() - pad)))
-        y1 = int(min(rows, np.ceil(proj[k, :, 1].max() + pad) + 1))
-        if x1 - x0 < 3 or y1 - y0 < 3:
-            return None
-        gy, gx = np.mgrid[y0:y1, x0:x1]
-        patches.append((gx.ravel().astype(float), gy.ravel().astype(float), signal[y0:y1, x0:x1].ravel()))
-    return patches
+    ix = np.clip(np.rint(xy[..., 0]).astype(int), 0, cols - 1)
+    iy = np.clip(np.rint(xy[..., 1]).astype(int), 0, rows - 1)
+    peak = np.median(np.stack([signals[k][iy[k], ix[k]] for k in range(len(signals))]), axis=0)
+    return np.clip(peak, 1e-6, None) / (2 * np.clip(radii, 1.0, None))
 
 
-def _fit_model(patches, shift, points, radii, amplitudes, *, blur):
-    """Least-squares fit of ``m`` spheres to the patches of every view.
+def estimate_blur(signals, noise, points, radii, shift, *, radius_range=(2.0, 10.0), n_max: int = 10) -> float:
+    """The blur of the views (probe, pixel, denoising) from isolated particles, pixels.
 
-    Returns ``(points, radii, amplitudes, cost)`` (cost: half the sum of squared
-    residuals) or None when the fit fails.
+    Up to ``n_max`` particles that touch no other in any view are fitted with every blur of
+    :data:`BLUR_GRID` on the same pixels; the best total cost, refined by a parabola in
+    ``log(blur)``, gives the blur. 1.0 when no particle is isolated.
     """
-    m, n_views = len(points), len(patches)
-    start = np.concatenate([np.column_stack([points, radii, amplitudes]).ravel(), [np.log(blur)],
-                            np.zeros(n_views)])
-    peak = float(np.max(amplitudes)) * 2 * float(np.max(radii))
-    scale = np.concatenate([np.tile([0.1, 0.1, 1.0, 0.1, 0.1 * float(np.mean(amplitudes))], m), [0.1],
-                            np.full(n_views, 0.01 * peak)])
-
-    table, t_rho, t_r = _profile_gradients()
-    n_par = 5 * m + 1 + n_views
-
-    def evaluate(p, with_jacobian):
-        check_cancelled()  # per evaluation: a cancel does not wait for a large group's fit
-        q = p[:5 * m].reshape(m, 5)
-        s = float(np.exp(np.clip(p[5 * m], *np.log(_BLUR_RANGE))))
-        r_u = np.abs(q[:, 3:4]) / s
-        out, jacs = [], []
-        for k, (gx, gy, data) in enumerate(patches):
-            dx = gx[None, :] - (q[:, 0] + q[:, 2] * shift[k, 0])[:, None]
-            dy = gy[None, :] - (q[:, 1] + q[:, 2] * shift[k, 1])[:, None]
-            rho = np.hypot(dx, dy)
-            rho_u, ru = np.broadcast_arrays(rho / s, r_u)
-            prof = s * _lookup(table, rho_u, ru)
-            out.append((q[:, 4:5] * prof).sum(axis=0) + p[5 * m + 1 + k] - data)
-            if not with_jacobian:
-                continue
-            g_rho, g_r = _lookup(t_rho, rho_u, ru), _lookup(t_r, rho_u, ru)
-            amp = q[:, 4:5]
-            safe = np.where(rho > 1e-9, rho, 1.0)
-            d_cx, d_cy = -amp * g_rho * dx / safe, -amp * g_rho * dy / safe
-            jac = np.zeros((len(gx), n_par))
-            jac[:, 0:5 * m:5] = d_cx.T
-            jac[:, 1:5 * m:5] = d_cy.T
-            jac[:, 2:5 * m:5] = (d_cx * shift[k, 0] + d_cy * shift[k, 1]).T
-            jac[:, 3:5 * m:5] = (amp * g_r * np.sign(q[:, 3:4])).T
-            jac[:, 4:5 * m:5] = prof.T
-            jac[:, 5 * m] = (amp * (prof - rho_u * s * g_rho - ru * s * g_r)).sum(axis=0)  # d / d log s
-            jac[:, 5 * m + 1 + k] = 1.0
-            jacs.append(jac)
-        return np.concatenate(out), (np.vstack(jacs) if with_jacobian else None)
-
-    def residual(p):
-        return evaluate(p, False)[0]
-
-    def jacobian(p):
-        return evaluate(p, True)[1]
-
-    try:
-        fit = least_squares(residual, start, jac=jacobian, x_scale=scale, method="trf", max_nfev=60)
-    except (ValueError, np.linalg.LinAlgError):
-        return None
-    q = fit.x[:5 * m].reshape(m, 5)
-    if not (np.all(np.isfinite(q)) and np.all(q[:, 4] > 0)):
-        return None
-    return q[:, :3], np.abs(q[:, 3]), q[:, 4], float(fit.cost)
+    xy = points[None, :, :2] + points[None, :, 2:3] * shift[:, None, :]
+    crowded = np.zeros(len(points), dtype=bool)
+    for idx in touching_groups(xy, radii, gap=2 * BLUR_GRID[-1], max_group=len(points) + 1):
+        crowded[idx] = True
+    alone = np.flatnonzero(~crowded)
+    if len(alone) == 0:
+        return 1.0
+    alone = alone[np.linspace(0, len(alone) - 1, min(n_max, len(alone))).astype(int)]
+    m, grid = len(alone), np.asarray(BLUR_GRID)
+    pts = np.tile(points[alone], (len(grid), 1))
+    r = np.tile(radii[alone], len(grid))
+    fit = fit_particles(signals, noise, pts, r, np.tile(_start_amplitudes(signals, points[alone], radii[alone], shift),
+                                                         len(grid)),
+                        shift, blur=np.repeat(grid, m), problem=np.repeat(np.arange(len(grid)), m), iterations=8,
+                        radius_range=radius_range, covariance=False, reach_blur=grid[-1])
+    total = np.bincount(np.repeat(np.arange(len(grid)), m), fit["cost"][fit["group"]] / np.bincount(fit["group"])[
+        fit["group"]], minlength=len(grid))
+    best = int(np.argmin(total))
+    if 0 < best < len(grid) - 1:
+        x = np.log(grid[best - 1:best + 2])
+        a, b, _ = np.polyfit(x, total[best - 1:best + 2], 2)
+        if a > 0:
+            return float(np.exp(np.clip(-b / (2 * a), x[0], x[2])))
+    return float(grid[best])
 
 
-def _fit_group(signals, points, radii, shift, *, blur, margin):
-    """Fit of one touching group to every view; returns (points, radii) or None."""
-    proj = points[None, :, :2] + points[None, :, 2:3] * shift[:, None, :]  # (k, m, 2)
-    patches = _patches(signals, proj, float(np.max(radii)) + 3 * blur + margin)
-    if patches is None:
-        return None
-    peak = np.mean([max(float(np.max(p[2])), 1e-6) for p in patches])
-    fit = _fit_model(patches, shift, points, radii, peak / (2 * np.clip(radii, 1.0, None)), blur=blur)
-    if fit is None or not np.all(np.linalg.norm(fit[0][:, :2] - points[:, :2], axis=1) < 3.0):
-        return None
-    return fit[0], fit[1]
+def localisation_floor(noise, shift, *, radius: float, amplitude: float, blur: float) -> np.ndarray:
+    """Standard deviations of ``x, y, z`` (pixels) of an isolated particle fitted at this noise.
 
-
-def refine_touching_iter(views, points, radii, *, beta_deg: float, azimuths_deg=(0, 90, 180, 270),
-                         polarity: str = "dark", radius_range=(2.0, 10.0), blur: float = 1.0, gap: float = 3.0,
-                         max_group: int = 6, signals=None):
-    """Refine particles whose projections touch in any view by one fit to all views (a progress generator).
-
-    Parameters
-    ----------
-    views : sequence of 2D arrays
-        The views, in the order of ``azimuths_deg`` (not read when ``signals`` are given).
-    points : ndarray, shape (n, 3)
-        ``(x, y, z)`` from matching.
-    radii : ndarray, shape (n,)
-    blur : float
-        Starting blur (pixels) of the profile; fitted per group.
-    gap : float
-        Particles closer than ``r_i + r_j + gap`` pixels in any view are refined together.
-    max_group : int
-        Larger groups keep their matched positions.
-    signals : list of 2D arrays, optional
-        Precomputed :func:`fit_signal` of the views.
-
-    Returns
-    -------
-    points : ndarray, shape (n, 3)
-    radii : ndarray, shape (n,)
-    refined : ndarray of bool, shape (n,)
-        Which particles the joint fit moved.
+    The Cramer-Rao bound of the fit: the inverse of the normal matrix of one particle of
+    ``radius`` and ``amplitude`` (contrast per unit thickness) in every view, with the
+    views' noise standard deviations ``noise``.
     """
-    points = np.asarray(points, dtype=float).reshape(-1, 3).copy()
-    radii = np.asarray(radii, dtype=float).copy()
-    refined = np.zeros(len(points), dtype=bool)
-    if len(points) < 2:
-        return points, radii, refined
-    r_lo, r_hi = (float(v) for v in radius_range)
-    radii_fit = np.clip(np.where(np.isfinite(radii), radii, r_lo), r_lo, r_hi)
-    if signals is None:
-        signals = [fit_signal(v, polarity=polarity, radius_max=r_hi) for v in views]
-    shift = np.sin(np.deg2rad(beta_deg)) * view_directions(azimuths_deg)
-    xy = project_particles(points, beta_deg=beta_deg, azimuths_deg=azimuths_deg)
-    groups = touching_groups(xy, radii_fit, gap=gap, max_group=max_group)
-    for g, idx in enumerate(groups):
-        if g % 10 == 0:
-            yield Progress(g, len(groups), "fit touching particles")
-        fitted = _fit_group(signals, points[idx], radii_fit[idx], shift, blur=blur, margin=3.0)
-        if fitted is None:
-            continue
-        points[idx], radii[idx] = fitted
-        refined[idx] = True
-    return points, radii, refined
-
-
-
-def fit_single(signals, points, radii, shift, *, blur: float = 1.0, half: int | None = None,
-               iterations: int = 12, chunk: int = 256) -> dict:
-    """Fit every particle alone to all views at once (batched Gauss-Newton).
-
-    Parameters per particle: ``X, Y, Z, r, A, s`` and one background level per view.
-    Pixels nearer to another particle's centre than to this one's, or within that
-    particle's radius plus two blurs, are left out. Particles are fitted ``chunk``
-    at a time (memory grows with the chunk, not with the number of particles).
-
-    Returns
-    -------
-    dict with ``points (n, 3)``, ``radii``, ``amplitude``, ``blur``, ``chi2`` (sum of squared
-    residuals), ``n_pixels`` and ``ok`` (the fit converged to a sensible particle).
-    """
-    points = np.asarray(points, float).reshape(-1, 3)
-    radii = np.asarray(radii, float)
-    if half is None:
-        half = int(np.ceil(np.nanmax(radii) + 3 * blur + 2))
-    parts = []
-    for a in range(0, len(points), chunk):
-        check_cancelled()  # per block: a cancel does not wait for every particle
-        parts.append(_fit_single_chunk(signals, points, radii, shift, np.arange(a, min(a + chunk, len(points))),
-                                       blur=blur, half=half, iterations=iterations))
-    if not parts:
-        return {"points": np.zeros((0, 3)), "radii": np.zeros(0), "amplitude": np.zeros(0), "blur": np.zeros(0),
-                "chi2": np.zeros(0), "n_pixels": np.zeros(0), "ok": np.zeros(0, dtype=bool)}
-    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
-
-
-def _fit_single_chunk(signals, all_points, all_radii, shift, subset, *, blur, half, iterations):
-    """:func:`fit_single` of the particles ``subset``; the others only mask their pixels."""
-    table, t_rho, t_r = _profile_gradients()
-    points, radii = all_points[subset], all_radii[subset]
-    n, n_views = len(points), len(signals)
-    rows, cols = signals[0].shape
-    offs = np.arange(-half, half + 1)
-    proj_all = all_points[None, :, :2] + all_points[None, :, 2:3] * shift[:, None, :]  # (k, n_all, 2)
-    proj = proj_all[:, subset]
-    ix = np.round(proj[..., 0]).astype(int)
-    iy = np.round(proj[..., 1]).astype(int)
-    gx = (ix[..., None, None] + offs[None, None, None, :]).astype(float) + np.zeros((1, 1, len(offs), 1))
-    gy = (iy[..., None, None] + offs[None, None, :, None]).astype(float) + np.zeros((1, 1, 1, len(offs)))
-    inside = (gx >= 0) & (gx <= cols - 1) & (gy >= 0) & (gy <= rows - 1)
-    data = np.stack([signals[k][np.clip(gy[k].astype(int), 0, rows - 1), np.clip(gx[k].astype(int), 0, cols - 1)]
-                     for k in range(n_views)])
-    weight = inside.astype(float)
-    # Leave out pixels that belong to a neighbour.
-    for k in range(n_views):
-        near = cKDTree(proj_all[k]).query_ball_point(proj[k], r=2 * half)
-        i = np.repeat(np.arange(n), [len(js) for js in near])
-        j = np.fromiter((jj for js in near for jj in js), dtype=int, count=len(i))
-        other = j != subset[i]
-        i, j = i[other], j[other]
-        if len(i) == 0:
-            continue
-        d_other = np.hypot(gx[k, i] - proj_all[k, j, 0, None, None], gy[k, i] - proj_all[k, j, 1, None, None])
-        d_self = np.hypot(gx[k, i] - proj[k, i, 0, None, None], gy[k, i] - proj[k, i, 1, None, None])
-        theirs = (d_other < all_radii[j, None, None] + 2 * blur + 1) | (d_other < d_self)
-        blocked = np.zeros((n, *theirs.shape[1:]), dtype=bool)
-        np.logical_or.at(blocked, i, theirs)
-        weight[k][blocked] = 0.0
-    p = np.column_stack([points, np.clip(radii, 1.0, None), np.zeros(n), np.full(n, float(blur)),
-                         np.zeros((n, n_views))])
-    p[:, 5] = np.maximum(p[:, 5], p[:, 3] / _R_MAX)
-    peak = np.array([np.max(np.where(weight[:, i] > 0, data[:, i], -np.inf)) for i in range(n)])
-    p[:, 4] = np.clip(peak, 1e-6, None) / (2 * p[:, 3])
-    n_par = 6 + n_views
-    lam = np.full(n, 1e-3)
-
-    def evaluate(p):
-        cx = p[None, :, 0] + p[None, :, 2] * shift[:, 0:1]  # (k, n)
-        cy = p[None, :, 1] + p[None, :, 2] * shift[:, 1:2]
-        dx = gx - cx[..., None, None]
-        dy = gy - cy[..., None, None]
-        rho = np.hypot(dx, dy)
-        s = p[:, 5][None, :, None, None]
-        ru = np.broadcast_to((p[:, 3] / p[:, 5])[None, :, None, None], rho.shape)
-        prof = s * _lookup(table, rho / s, ru)
-        model = p[None, :, 4, None, None] * prof + p[:, 6:].T[..., None, None]
-        return model - data, dx, dy, rho, s, ru, prof
-
-    res, dx, dy, rho, s, ru, prof = evaluate(p)
-    cost = np.sum(weight * res ** 2, axis=(0, 2, 3))
-    for _ in range(iterations):
-        check_cancelled()
-        g_rho = _lookup(t_rho, rho / s, ru)
-        g_r = _lookup(t_r, rho / s, ru)
-        amp = p[None, :, 4, None, None]
-        safe = np.where(rho > 1e-9, rho, 1.0)
-        d_cx = -amp * g_rho * dx / safe
-        d_cy = -amp * g_rho * dy / safe
-        jac = np.zeros((n_views, n, *rho.shape[2:], n_par))
-        jac[..., 0] = d_cx
-        jac[..., 1] = d_cy
-        jac[..., 2] = d_cx * shift[:, 0, None, None, None] + d_cy * shift[:, 1, None, None, None]
-        jac[..., 3] = amp * g_r
-        jac[..., 4] = prof
-        jac[..., 5] = amp * (prof / s - (rho / s) * g_rho - ru * g_r)
-        for k in range(n_views):
-            jac[k, ..., 6 + k] = 1.0
-        jac_n = np.moveaxis(jac, 1, 0).reshape(n, -1, n_par)
-        jw_t = (jac_n * np.moveaxis(weight, 1, 0).reshape(n, -1, 1)).transpose(0, 2, 1)
-        jtj = jw_t @ jac_n
-        jtr = (jw_t @ np.moveaxis(res, 1, 0).reshape(n, -1, 1))[..., 0]
-        diag = np.einsum("npp->np", jtj)
-        step = np.linalg.solve(jtj + lam[:, None, None] * np.eye(n_par) * (diag[:, None, :] + 1e-12),
-                               -jtr[..., None])[..., 0]
-        trial = p + step
-        trial[:, 3] = np.clip(trial[:, 3], 0.5, None)
-        trial[:, 5] = np.maximum(np.clip(trial[:, 5], *_BLUR_RANGE), trial[:, 3] / _R_MAX)
-        t_eval = evaluate(trial)
-        t_cost = np.sum(weight * t_eval[0] ** 2, axis=(0, 2, 3))
-        better = t_cost < cost
-        p[better] = trial[better]
-        cost = np.where(better, t_cost, cost)
-        lam = np.where(better, lam / 3, lam * 4)
-        keep = better[None, :, None, None]
-        res, dx, dy, rho, s, ru, prof = (np.where(keep, new, old) for new, old in
-                                         zip(t_eval, (res, dx, dy, rho, s, ru, prof)))
-    moved = np.linalg.norm(p[:, :2] - points[:, :2], axis=1)
-    ok = np.all(np.isfinite(p), axis=1) & (p[:, 4] > 0) & (moved < half)
-    return {"points": p[:, :3], "radii": p[:, 3], "amplitude": p[:, 4], "blur": p[:, 5], "chi2": cost,
-            "n_pixels": weight.sum(axis=(0, 2, 3)), "ok": ok}
-
-
-def split_merged_iter(signals, single, shift, *, beta_deg: float, radius_range=(2.0, 10.0),
-                      amplitude_ratio: float = 1.35, misfit_ratio: float = 1.4, min_gain: float = 100.0):
-    """Find particles that are two particles merged in every view, and fit them as two (a progress generator).
-
-    Two particles that overlap in every projection give one detection per view
-    and one matched point. Fitted alone (:func:`fit_single`), such a point has
-    about twice the contrast per unit thickness of the other particles (the same
-    material) or fits much worse than they do. Those candidates are fitted as two
-    spheres from several starts; the pair is kept when it explains the views
-    better by ``min_gain`` noise variances, both halves have the contrast of a
-    single particle and they do not overlap in 3D.
-
-    Parameters
-    ----------
-    signals : list of 2D arrays
-        :func:`fit_signal` of every view.
-    single : dict
-        The result of :func:`fit_single` for all points.
-
-    Returns
-    -------
-    list of (index, points (2, 3), radii (2,))
-        The particles to replace by two.
-    """
-    ok = single["ok"]
-    if ok.sum() < 5:
-        return []
-    noise2 = float(np.mean([estimate_noise(sig) ** 2 for sig in signals]))
-    misfit = single["chi2"] / np.maximum(single["n_pixels"], 1.0) / max(noise2, 1e-30)
-    amp_ref = float(np.median(single["amplitude"][ok]))
-    candidates = np.flatnonzero(ok & ((single["amplitude"] > amplitude_ratio * amp_ref)
-                                      | (misfit > misfit_ratio * np.median(misfit[ok]))))
-    step_z = 1.0 / max(np.sin(np.deg2rad(abs(beta_deg))), 1e-6)  # one pixel of shift between views
-    r_lo = float(radius_range[0])
-    splits = []
-    for c, i in enumerate(candidates):
-        yield Progress(c, len(candidates), "split merged particles")
-        point, radius, blur = single["points"][i], float(single["radii"][i]), float(single["blur"][i])
-        proj = point[None, None, :2] + point[None, None, 2:3] * shift[:, None, :]
-        patches = _patches(signals, proj, radius + 3 * blur + 3)
-        if patches is None:
-            continue
-        one = _fit_model(patches, shift, point[None], np.array([radius]), np.array([single["amplitude"][i]]),
-                         blur=blur)
-        if one is None:
-            continue
-        best = None
-        for angle in np.deg2rad([0.0, 45.0, 90.0, 135.0]):
-            for dz in (step_z, -step_z):
-                half = np.array([0.75 * np.cos(angle), 0.75 * np.sin(angle), dz / 2])
-                two = _fit_model(patches, shift, np.stack([point + half, point - half]), np.full(2, 0.8 * radius),
-                                 np.full(2, amp_ref), blur=blur)
-                if two is not None and (best is None or two[3] < best[3]):
-                    best = two
-        if best is None:
-            continue
-        points2, radii2, amps2, cost2 = best
-        gain = 2 * (one[3] - cost2) / max(noise2, 1e-30)
-        plausible = (np.all(np.abs(amps2 / amp_ref - 1) < 0.4) and np.all(radii2 >= 0.8 * r_lo)
-                     and np.linalg.norm(points2[0] - points2[1]) >= 0.6 * radii2.sum()
-                     and np.all(np.linalg.norm(points2[:, :2] - point[:2], axis=1) < radius + 2))
-        if gain >= min_gain and plausible:
-            splits.append((int(i), points2, radii2))
-    return splits
+    size = int(2 * np.ceil(radius + 4 * blur + 4) + 1)
+    centre = np.array([[size / 2.0, size / 2.0, 0.0]])
+    model = render_particles((size, size), centre, [radius], [amplitude], shift, blur=blur)
+    fit = fit_particles(list(model), noise, centre, np.array([radius]), np.array([amplitude]), shift, blur=blur,
+                        iterations=0, radius_range=(0.5 * radius, 2.0 * radius))
+    return fit["std"][0]
 
 
 def refine_in_views(views, reconstruction, **options):
@@ -452,67 +128,295 @@ def refine_in_views(views, reconstruction, **options):
     return drive(refine_in_views_iter(views, reconstruction, **options))
 
 
-def refine_in_views_iter(views, reconstruction, *, polarity: str = "dark", radius_range=(2.0, 10.0),
-                         split: bool = True, signals=None):
-    """Refine a :class:`~.matching.ParticleReconstruction` against the views themselves (a progress generator).
+class _State:
+    """The particles being fitted: positions, sizes, contrasts, uncertainties and where they came from."""
 
-    Touching particles are fitted together (:func:`refine_touching_iter`); with
-    ``split``, points that are two particles merged in every view become two
-    (:func:`split_merged_iter`). The new particles of a split keep the number of views
-    of the point they came from, have no detection of their own
-    (``detection_index`` -1) and no detection residual (NaN).
+    def __init__(self, rec, radii):
+        self.points = rec.points.astype(float).copy()
+        self.radii = radii
+        self.amplitudes = np.zeros(len(radii))
+        self.std = np.full((len(radii), 3), np.nan)
+        self.std_amp = np.full(len(radii), np.nan)
+        self.support = np.ones((len(radii), rec.detection_index.shape[1]))
+        self.keys = rec.detection_index.copy()
+        self.resid = rec.residuals.astype(float).copy()
+        self.origin = np.zeros(len(radii), dtype=int)  # 0 matched, 1 found in the residuals, 2 split
+
+    def take(self, fit, idx):
+        for name, key in (("points", "points"), ("radii", "radii"), ("amplitudes", "amplitudes"), ("std", "std"),
+                          ("std_amp", "std_amplitude"), ("support", "support")):
+            getattr(self, name)[idx] = fit[key]
+
+    def add(self, points, radii, amplitudes, origin):
+        k = len(points)
+        self.points = np.vstack([self.points, points])
+        self.radii = np.concatenate([self.radii, radii])
+        self.amplitudes = np.concatenate([self.amplitudes, amplitudes])
+        self.std = np.vstack([self.std, np.full((k, 3), np.nan)])
+        self.std_amp = np.concatenate([self.std_amp, np.full(k, np.nan)])
+        self.support = np.vstack([self.support, np.ones((k, self.support.shape[1]))])
+        self.keys = np.vstack([self.keys, np.full((k, self.keys.shape[1]), -1)])
+        self.resid = np.concatenate([self.resid, np.full(k, np.nan)])
+        self.origin = np.concatenate([self.origin, np.full(k, origin)])
+
+    def keep(self, mask):
+        for name in ("points", "radii", "amplitudes", "std", "std_amp", "support", "keys", "resid", "origin"):
+            setattr(self, name, getattr(self, name)[mask])
+
+
+def _neighbours(points, radii, shift, idx, blur):
+    """Particles whose pixels meet those of the particles ``idx`` in any view (``idx`` included)."""
+    hit = np.zeros(len(points), dtype=bool)
+    hit[idx] = True
+    if len(idx) == 0:
+        return np.flatnonzero(hit)
+    far = reach(radii, blur)
+    xy = points[None, :, :2] + points[None, :, 2:3] * shift[:, None, :]
+    for k in range(len(shift)):
+        near = cKDTree(xy[k]).query_ball_point(xy[k, idx], r=float(far.max() + far[idx].max()))
+        for i, js in zip(idx, near):
+            js = np.asarray(js, dtype=int)
+            hit[js[np.linalg.norm(xy[k, js] - xy[k, i], axis=1) < far[js] + far[i]]] = True
+    return np.flatnonzero(hit)
+
+
+def _refit(signals, noise, state, idx, shift, *, blur, radius_range, iterations=20):
+    """Fit the particles ``idx`` with every other particle held fixed."""
+    others = np.setdiff1d(np.arange(len(state.points)), idx)
+    fixed = {"points": state.points[others], "radii": state.radii[others], "amplitudes": state.amplitudes[others],
+             "blur": blur, "problem": np.zeros(len(others), np.int64)}
+    fit = fit_particles(signals, noise, state.points[idx], state.radii[idx], state.amplitudes[idx], shift, blur=blur,
+                        fixed=fixed, iterations=iterations, radius_range=radius_range)
+    state.take(fit, idx)
+    return fit
+
+
+def _search_residuals(signals, noise, state, shift, *, blur, beta, psi, depth_range, radius_range, threshold):
+    """Particles the model does not hold yet: detected in the residuals of at least three views, and matched."""
+    from .matching import match_particles
+
+    model = render_particles(signals[0].shape, state.points, state.radii, state.amplitudes, shift, blur=blur)
+    # The particles sought are like the ones found: search the scales around their radii only.
+    lo, hi = np.percentile(state.radii, [10, 90])
+    scales = (max(radius_range[0], 0.8 * lo), min(radius_range[1], max(1.2 * hi, 0.8 * lo)))
+    dets = []
+    for k, signal in enumerate(signals):
+        check_cancelled()
+        dets.append(_detect_log(signal - model[k], noise[k], sigma=1.0, threshold=threshold, radius_range=scales))
+    found = match_particles(dets, beta_deg=beta, azimuths_deg=psi, tolerance=2.0, depth_range=depth_range)
+    if len(found.points) == 0:
+        return np.zeros((0, 3)), np.zeros(0)
+    radii = np.clip(np.nan_to_num(found.radii, nan=radius_range[0]), *radius_range)
+    # A point where a particle already is (hard cores do not overlap) is that particle's misfit.
+    dist, j = cKDTree(state.points).query(found.points, k=1)
+    new = dist >= 0.8 * (radii + state.radii[j])
+    return found.points[new], radii[new]
+
+
+def _split_candidates(state, fit_groups_alone, *, amplitude_ratio=1.3, misfit_ratio=1.5, limit=None):
+    """Points that may be two merged particles: too much contrast per unit thickness, or a bad fit."""
+    amp_ref = float(np.median(state.amplitudes))
+    chi = fit_groups_alone
+    score = np.maximum(state.amplitudes / amp_ref / amplitude_ratio, chi / max(float(np.median(chi)), 1e-12)
+                       / misfit_ratio)
+    cand = np.flatnonzero(score > 1.0)
+    cand = cand[np.argsort(-score[cand])]
+    return cand[:limit] if limit is not None else cand
+
+
+def _try_splits(signals, noise, state, cand, shift, *, blur, beta, radius_range, min_gain=25.0):
+    """Fit every candidate as one and as two spheres (several starts) at once; the splits worth keeping."""
+    n = len(state.points)
+    step_z = 1.0 / max(np.sin(np.deg2rad(abs(beta))), 1e-6)
+    # One above the other (apart in every view along its own direction), or side by side at two heights.
+    starts = [(0.0, 0.0, 1.5 * step_z), (0.0, 0.0, 3.0 * step_z)]
+    starts += [(0.5, a, dz) for a in np.deg2rad([0.0, 90.0]) for dz in (step_z, -step_z)]
+    n_trials = 1 + len(starts)
+    pts, rad, amp, prob, fixed_pts, fixed_r, fixed_a, fixed_p = [], [], [], [], [], [], [], []
+    amp_ref = float(np.median(state.amplitudes))
+    for c, i in enumerate(cand):
+        p, r = state.points[i], state.radii[i]
+        others = np.setdiff1d(_neighbours(state.points, state.radii, shift, np.array([i]), blur), [i])
+        for t in range(n_trials):
+            problem = c * n_trials + t
+            if t == 0:
+                pts.append(p[None])
+                rad.append([r])
+                amp.append([state.amplitudes[i]])
+                prob.append([problem])
+            else:
+                apart, angle, dz = starts[t - 1]
+                half = np.array([apart * r * np.cos(angle), apart * r * np.sin(angle), dz / 2])
+                pts.append(np.stack([p + half, p - half]))
+                rad.append([0.8 * r, 0.8 * r])
+                amp.append([amp_ref, amp_ref])
+                prob.append([problem, problem])
+            fixed_pts.append(state.points[others])
+            fixed_r.append(state.radii[others])
+            fixed_a.append(state.amplitudes[others])
+            fixed_p.append(np.full(len(others), problem))
+    if not pts:
+        return []
+    prob = np.concatenate(prob)
+    fixed = {"points": np.vstack(fixed_pts), "radii": np.concatenate(fixed_r), "amplitudes": np.concatenate(fixed_a),
+             "blur": blur, "problem": np.concatenate(fixed_p)}
+    fit = fit_particles(signals, noise, np.vstack(pts), np.concatenate(rad), np.concatenate(amp), shift, blur=blur,
+                        problem=prob, fixed=fixed, iterations=15, radius_range=radius_range, covariance=False,
+                        reach_blur=blur)
+    # Trials share no pixels with each other, but one and two spheres must be judged on the same pixels:
+    # the cost of each trial is its groups' cost (its particles all lie in one group or a few).
+    cost = np.zeros(len(cand) * n_trials)
+    first = {}
+    for j, (g, pr) in enumerate(zip(fit["group"], prob)):
+        first.setdefault((pr, g), j)
+    for (pr, g) in first:
+        cost[pr] += fit["cost"][g]
+    splits = []
+    r_lo = float(radius_range[0])
+    for c, i in enumerate(cand):
+        one = cost[c * n_trials]
+        twos = cost[c * n_trials + 1:(c + 1) * n_trials]
+        best = int(np.argmin(twos)) + 1
+        members = np.flatnonzero(prob == c * n_trials + best)
+        pts2, r2, a2 = fit["points"][members], fit["radii"][members], fit["amplitudes"][members]
+        gain = 2 * (one - twos[best - 1])
+        plausible = (np.all(np.abs(a2 / amp_ref - 1) < 0.5) and np.all(r2 >= 0.8 * r_lo)
+                     and np.linalg.norm(pts2[0] - pts2[1]) >= 0.7 * r2.sum()
+                     and np.all(np.linalg.norm(pts2[:, :2] - state.points[i, :2], axis=1) < state.radii[i] + 2))
+        if gain >= min_gain and plausible:
+            splits.append((int(i), pts2, r2, a2))
+    return splits
+
+
+def refine_in_views_iter(views, reconstruction, *, polarity: str = "dark", radius_range=(2.0, 10.0),
+                         split: bool = True, search: bool = True, threshold: float | None = None, signals=None,
+                         rounds: int = 2):
+    """Fit a :class:`~.matching.ParticleReconstruction` to the views themselves (a progress generator).
+
+    Parameters
+    ----------
+    views : sequence of 2D arrays
+        The views, in the order of the reconstruction's azimuths.
+    reconstruction : ParticleReconstruction
+        Matched particles.
+    polarity, radius_range, threshold
+        As for detection; ``threshold`` also sets the residual search's.
+    split : bool
+        Split points that are two particles merged in every view.
+    search : bool
+        Search the residuals for particles the matching missed.
+    signals : list of 2D arrays, optional
+        Precomputed :func:`fit_signal` of the views.
+    rounds : int
+        Residual searches and split tests, each followed by a fit.
 
     Returns
     -------
     ParticleReconstruction
-        A new reconstruction; ``params["refinement"]`` counts what changed.
+        A new reconstruction with ``std`` (``x, y, z`` standard deviations from the fit);
+        ``params["refinement"]`` counts what changed and holds the blur and the expected
+        localisation floor.
     """
-    from dataclasses import replace
-
     rec = reconstruction
     beta, psi = rec.params["beta_deg"], rec.params["azimuths_deg"]
+    depth_range = rec.params.get("depth_range_px")
     r_lo, r_hi = (float(v) for v in radius_range)
+    n_views = rec.detection_index.shape[1]
     if signals is None:
         signals = [fit_signal(v, polarity=polarity, radius_max=r_hi) for v in views]
-    points, radii, refined = yield from refine_touching_iter(None, rec.points, rec.radii, beta_deg=beta, azimuths_deg=psi,
-                                             radius_range=radius_range, signals=signals)
-    splits = []
-    if split and len(points) >= 5:
-        shift = np.sin(np.deg2rad(beta)) * view_directions(psi)
-        fit_radii = np.clip(np.where(np.isfinite(radii), radii, r_lo), r_lo, r_hi)
-        yield Progress(0, 1, "fit every particle alone")
-        single = fit_single(signals, points, fit_radii, shift)
-        splits = yield from split_merged_iter(signals, single, shift, beta_deg=beta, radius_range=radius_range)
-    keys, n_views, resid = rec.detection_index.copy(), rec.n_views.copy(), rec.residuals.copy()
-    extra_points, extra_radii, extra_views = [], [], []
-    for i, pair, pair_radii in splits:
-        others = np.delete(points, i, axis=0)
-        other_r = np.delete(np.nan_to_num(radii, nan=r_lo), i)
-        kept = []
-        for point, radius in zip(pair, pair_radii):
-            d = np.linalg.norm(others - point, axis=1) if len(others) else np.zeros(0)
-            if not np.any(d < 0.6 * (other_r + radius)):  # not a particle already found
-                kept.append((point, radius))
-        if not kept:
-            continue
-        points[i], radii[i] = kept[0]
-        keys[i] = -1
-        resid[i] = np.nan
-        refined[i] = True
-        for point, radius in kept[1:]:
-            extra_points.append(point)
-            extra_radii.append(radius)
-            extra_views.append(n_views[i])
-    n_split = len(extra_points)
-    if n_split:
-        points = np.vstack([points, extra_points])
-        radii = np.concatenate([radii, extra_radii])
-        n_views = np.concatenate([n_views, extra_views])
-        keys = np.vstack([keys, np.full((n_split, keys.shape[1]), -1)])
-        resid = np.concatenate([resid, np.full(n_split, np.nan)])
-        refined = np.concatenate([refined, np.ones(n_split, dtype=bool)])
-    order = np.argsort(-n_views, kind="stable")  # particles every view confirmed first
+    noise = np.array([estimate_noise(s) for s in signals])
+    shift = np.sin(np.deg2rad(beta)) * view_directions(psi)
+    state = _State(rec, np.clip(np.where(np.isfinite(rec.radii), rec.radii, r_lo), r_lo, r_hi))
+    counts = {"found_in_residuals": 0, "split_in_two": 0, "dropped": 0}
+    total = 2 + 2 * rounds
+    yield Progress(0, total, "fit to the views", {"particles": len(state.points)})
+    if len(state.points) == 0:
+        return replace(rec, std=np.zeros((0, 3)),
+                       params={**rec.params, "refinement": {**counts, "fitted_in_views": 0}})
+    blur = estimate_blur(signals, noise, state.points, state.radii, shift, radius_range=(r_lo, r_hi))
+    fit_range = (0.5 * r_lo, r_hi)
+    state.amplitudes = _start_amplitudes(signals, state.points, state.radii, shift)
+    yield Progress(1, total, "fit to the views", {"blur": blur})
+    fit = _refit(signals, noise, state, np.arange(len(state.points)), shift, blur=blur, radius_range=fit_range)
+    chi_alone = fit["chi2_red"][fit["group"]]
+    tried = np.zeros(len(state.points), dtype=bool)
+    for rnd in range(rounds):
+        yield Progress(2 + 2 * rnd, total, "search the residuals", {"particles": len(state.points)})
+        changed = []
+        if search:
+            new_pts, new_r = _search_residuals(signals, noise, state, shift, blur=blur, beta=beta, psi=psi,
+                                               depth_range=depth_range, radius_range=(r_lo, r_hi),
+                                               threshold=threshold)
+            if len(new_pts):
+                start = len(state.points)
+                state.add(new_pts, new_r, _start_amplitudes(signals, new_pts, new_r, shift), origin=1)
+                changed.append(np.arange(start, len(state.points)))
+                counts["found_in_residuals"] += len(new_pts)
+        if split and len(state.points) >= 5:
+            alone = np.ones(len(state.points), dtype=bool)
+            alone[len(chi_alone):] = False
+            chi = np.concatenate([chi_alone, np.ones(len(state.points) - len(chi_alone))])
+            cand = _split_candidates(state, chi, limit=max(5, len(state.points) // 10))
+            tried = np.concatenate([tried, np.ones(len(state.points) - len(tried), dtype=bool)])
+            cand = cand[alone[cand] & (state.origin[cand] != 2) & ~tried[cand]]
+            tried[cand] = True
+            yield Progress(3 + 2 * rnd, total, "split merged particles", {"candidates": len(cand)})
+            for i, pair, pair_r, pair_a in _try_splits(signals, noise, state, cand, shift, blur=blur, beta=beta,
+                                                       radius_range=fit_range):
+                state.points[i], state.radii[i], state.amplitudes[i] = pair[0], pair_r[0], pair_a[0]
+                state.keys[i] = -1
+                state.resid[i] = np.nan
+                state.origin[i] = 2
+                start = len(state.points)
+                state.add(pair[1:], pair_r[1:], pair_a[1:], origin=2)
+                changed.append(np.array([i, start]))
+                counts["split_in_two"] += 1
+        if not changed:
+            break
+        idx = _neighbours(state.points, state.radii, shift, np.unique(np.concatenate(changed)), blur)
+        _refit(signals, noise, state, idx, shift, blur=blur, radius_range=fit_range)
+        chi_alone = np.concatenate([chi_alone, np.ones(len(state.points) - len(chi_alone))])
+        tried = np.concatenate([tried, np.ones(len(state.points) - len(tried), dtype=bool)])
+    # Not particles: no significant contrast, fewer than three views that hold them, or two points on one particle.
+    keep = _plausible(state, n_views)
+    counts["dropped"] = int((~keep).sum())
+    if not keep.all():
+        touched = np.zeros(len(state.points), dtype=bool)
+        touched[_neighbours(state.points, state.radii, shift, np.flatnonzero(~keep), blur)] = True
+        state.keep(keep)
+        idx = np.flatnonzero(touched[keep])
+        if len(idx):
+            _refit(signals, noise, state, idx, shift, blur=blur, radius_range=fit_range)
+    yield Progress(total - 1, total, "fit to the views", {"particles": len(state.points)})
+    amp_med = float(np.median(state.amplitudes)) if len(state.amplitudes) else 0.0
+    floor = localisation_floor(noise, shift, radius=float(np.median(state.radii)) if len(state.radii) else r_lo,
+                               amplitude=amp_med, blur=blur)
+    seen = np.sum(state.support > 0.5, axis=1)
+    n_seen = np.maximum(np.where(state.keys.max(axis=1) >= 0, (state.keys >= 0).sum(axis=1), 0), seen)
+    order = np.argsort(-np.minimum(n_seen, n_views), kind="stable")  # particles every view holds first
     params = dict(rec.params)
-    params["refinement"] = {"fitted_in_views": int(refined.sum()), "split_in_two": n_split}
-    return replace(rec, points=points[order], radii=radii[order], residuals=resid[order], n_views=n_views[order],
-                   detection_index=keys[order], params=params)
+    params["refinement"] = {"fitted_in_views": int(len(state.points)), **counts, "blur_px": blur,
+                            "noise_per_view": [float(v) for v in noise],
+                            "localisation_floor_px": {"x": float(floor[0]), "y": float(floor[1]),
+                                                      "z": float(floor[2])}}
+    return replace(rec, points=state.points[order], radii=state.radii[order], residuals=state.resid[order],
+                   n_views=np.minimum(n_seen, n_views)[order], detection_index=state.keys[order],
+                   std=state.std[order], params=params)
+
+
+def _plausible(state, n_views):
+    """Which points are particles: significant contrast, held by at least three views, not a duplicate."""
+    significant = state.amplitudes > 5.0 * np.nan_to_num(state.std_amp, nan=np.inf)
+    held = np.sum(state.support > 0.5, axis=1) >= min(3, n_views)
+    keep = significant & held
+    if keep.sum() >= 2:
+        idx = np.flatnonzero(keep)
+        pairs = cKDTree(state.points[idx]).query_pairs(2 * float(state.radii.max()), output_type="ndarray")
+        for a, b in pairs:
+            i, j = idx[a], idx[b]
+            if keep[i] and keep[j] and np.linalg.norm(state.points[i] - state.points[j]) < 0.6 * (
+                    state.radii[i] + state.radii[j]):
+                weaker = i if state.amplitudes[i] * state.radii[i] ** 3 < state.amplitudes[j] * state.radii[j] ** 3 \
+                    else j
+                keep[weaker] = False
+    return keep

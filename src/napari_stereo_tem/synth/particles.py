@@ -23,6 +23,7 @@ from scipy.spatial import cKDTree
 
 from ..checks import InputError
 from ..particles.geometry import check_view_geometry, project_particles
+from ..particles.points_csv import read_points_csv, write_points_csv
 
 __all__ = ["ParticleSample", "hard_sphere_positions", "render_particle_views", "simulate_particle_views",
            "load_particle_sample"]
@@ -61,8 +62,7 @@ class ParticleSample:
         out.mkdir(parents=True, exist_ok=True)
         for k, view in enumerate(self.views):
             tifffile.imwrite(out / f"view_{VIEW_LETTERS[k]}.tif", np.asarray(view, dtype=np.float32))
-        table = np.column_stack([self.positions, self.radii])
-        np.savetxt(out / "truth.csv", table, delimiter=",", header="x,y,z,radius", comments="", fmt="%.6f")
+        write_points_csv(out / "truth.csv", self.positions, self.radii)
         (out / "params.json").write_text(json.dumps(self.params, indent=2))
         return out
 
@@ -77,8 +77,9 @@ def load_particle_sample(directory) -> ParticleSample:
     params = json.loads((src / "params.json").read_text())
     n_views = len(params["azimuths_deg"])
     views = np.stack([tifffile.imread(src / f"view_{VIEW_LETTERS[k]}.tif") for k in range(n_views)])
-    table = np.loadtxt(src / "truth.csv", delimiter=",", skiprows=1, ndmin=2).reshape(-1, 4)
-    return ParticleSample(views=views.astype(np.float32), positions=table[:, :3], radii=table[:, 3],
+    table = read_points_csv(src / "truth.csv")
+    positions = np.column_stack([table["x"], table["y"], table["z"]])
+    return ParticleSample(views=views.astype(np.float32), positions=positions, radii=table["radius"],
                           beta_deg=float(params["beta_deg"]), azimuths_deg=tuple(params["azimuths_deg"]),
                           params=params)
 
