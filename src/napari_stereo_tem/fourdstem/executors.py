@@ -123,9 +123,14 @@ def iter_bands(task, source, bands, *args, executor="inline", max_workers: int |
     check_executor(executor)
     n = len(bands)
     if executor == "inline":
-        for i, (a, b) in enumerate(bands):
-            on_result((a, b), task(source, a, b, *args))
-            yield Progress(i + 1, n, stage)
+        limiter = one_blas_thread()
+        try:
+            for i, (a, b) in enumerate(bands):
+                on_result((a, b), task(source, a, b, *args))
+                yield Progress(i + 1, n, stage)
+        finally:
+            if limiter is not None:
+                limiter.restore_original_limits()
         return
     if executor == "threads":
         limiter = one_blas_thread()

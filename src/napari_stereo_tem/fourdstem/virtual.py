@@ -68,20 +68,17 @@ def reduce_block(block: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return out
 
 
-def _plan(masks: np.ndarray, margin: int = 0) -> list[tuple[slice, slice, np.ndarray, np.ndarray]]:
+def _plan(masks: np.ndarray, *, moving: bool = False) -> list[tuple[slice, slice, np.ndarray, np.ndarray]]:
     """``(rows, cols, indices, weights)`` per group of detectors (:func:`group_detectors`).
 
-    ``margin`` widens each box by that many pixels on every side (cut to the
-    detector), for beams that wander; ``weights`` are then the masks ``(n, h, w)``
-    of the widened box instead of the flattened columns.
+    ``weights`` are the group's masks cut to its box, flattened to columns; with
+    ``moving`` (descan), the group's whole masks ``(n, det_y, det_x)`` instead, cut
+    per band to the box its beam shifts need.
     """
     plan = []
-    ny, nx = masks.shape[1:]
     for rows, cols, idx in group_detectors(masks):
-        if margin:
-            rows = slice(max(rows.start - margin, 0), min(rows.stop + margin, ny))
-            cols = slice(max(cols.start - margin, 0), min(cols.stop + margin, nx))
-            plan.append((rows, cols, idx, np.ascontiguousarray(masks[idx][:, rows, cols])))
+        if moving:
+            plan.append((rows, cols, idx, np.ascontiguousarray(masks[idx])))
         else:
             weights = np.ascontiguousarray(masks[idx][:, rows, cols].reshape(len(idx), -1).T)
             plan.append((rows, cols, idx, weights))
@@ -89,15 +86,25 @@ def _plan(masks: np.ndarray, margin: int = 0) -> list[tuple[slice, slice, np.nda
 
 
 def _band_from_frames(frames, y0: int, y1: int, plan, shifts=None) -> np.ndarray:
-    """Virtual images ``(y1 - y0, scan_x, n)`` of scan rows ``y0:y1``, reading only each group's box."""
+    """Virtual images ``(y1 - y0, scan_x, n)`` of scan rows ``y0:y1``, reading only each group's box.
+
+    With ``shifts`` (per-position beam shifts), each box is widened by the whole
+    pixels the band's shifts span (and one more, for the bilinear weights).
+    """
     n = sum(len(p[2]) for p in plan)
     out = np.empty((y1 - y0, frames.shape[1], n), dtype=np.float32)
+    if shifts is not None:
+        band_shifts = shifts[y0:y1]
+        lo = np.floor(band_shifts.reshape(-1, 2).min(axis=0)).astype(int)
+        hi = np.floor(band_shifts.reshape(-1, 2).max(axis=0)).astype(int) + 1
     for rows, cols, idx, weights in plan:
-        block = frames[y0:y1, :, rows, cols]
         if shifts is None:
-            out[..., idx] = reduce_block(block, weights)
-        else:
-            out[..., idx] = reduce_block_shifted(block, weights, shifts[y0:y1])
+            out[..., idx] = reduce_block(frames[y0:y1, :, rows, cols], weights)
+            continue
+        ny, nx = weights.shape[1:]
+        rows = slice(max(rows.start + lo[0], 0), min(rows.stop + hi[0], ny))
+        cols = slice(max(cols.start + lo[1], 0), min(cols.stop + hi[1], nx))
+        out[..., idx] = reduce_block_shifted(frames[y0:y1, :, rows, cols], weights[:, rows, cols], band_shifts)
     return out
 
 
@@ -138,27 +145,27 @@ def reduce_block_shifted(block: np.ndarray, masks: np.ndarray, shifts: np.ndarra
     frac = (s - whole).astype(np.float32)
     corner = np.stack([(1 - frac[:, 0]) * (1 - frac[:, 1]), (1 - frac[:, 0]) * frac[:, 1],
                        frac[:, 0] * (1 - frac[:, 1]), frac[:, 0] * frac[:, 1]], axis=1)  # (m, 4)
-    out = np.empty((by * bx, n), dtype=np.float32)
-    # runs of consecutive positions sharing a whole-pixel shift: read as slices, never gathered
+    # runs of consecutive positions sharing a whole-pixel shift (read in pieces, never gathered)
     change = np.flatnonzero(np.any(whole[1:] != whole[:-1], axis=1)) + 1
-    starts = np.concatenate([[0], change])
-    stops = np.concatenate([change, [by * bx]])
+    edges = np.concatenate([[0], change, [by * bx]])
     piece = max(1, _PIECE_BYTES // max(h * w * 4, 1))
     buffer = np.empty((min(piece, by * bx), h, w), dtype=np.float32)
+    flat_buffer = buffer.reshape(len(buffer), h * w)
+    four = np.empty((by * bx, 4 * n), dtype=np.float32)
     moved = {}
-    for a, b in zip(starts, stops):
-        key = (int(whole[a, 0]), int(whole[a, 1]))
-        weights = moved.get(key)
-        if weights is None:
-            weights = moved[key] = np.concatenate(
-                [_moved_by_whole_pixels(masks, key[0] + oy, key[1] + ox)
-                 for oy, ox in ((0, 0), (0, 1), (1, 0), (1, 1))], axis=1)  # (h*w, 4n)
-        for i in range(a, b, piece):
-            j = min(i + piece, b)
-            m = j - i
-            np.copyto(buffer[:m], flat[i:j], casting="unsafe")
-            four = (buffer[:m].reshape(m, h * w) @ weights).reshape(m, 4, n)
-            out[i:j] = np.einsum("mcn,mc->mn", four, corner[i:j])
+    for i in range(0, by * bx, piece):
+        j = min(i + piece, by * bx)
+        np.copyto(buffer[:j - i], flat[i:j], casting="unsafe")
+        inside = edges[(edges > i) & (edges < j)]
+        for a, b in zip(np.concatenate([[i], inside]), np.concatenate([inside, [j]])):
+            key = (int(whole[a, 0]), int(whole[a, 1]))
+            weights = moved.get(key)
+            if weights is None:
+                weights = moved[key] = np.concatenate(
+                    [_moved_by_whole_pixels(masks, key[0] + oy, key[1] + ox)
+                     for oy, ox in ((0, 0), (0, 1), (1, 0), (1, 1))], axis=1)  # (h*w, 4n)
+            np.matmul(flat_buffer[a - i:b - i], weights, out=four[a:b])
+    out = (four.reshape(-1, 4, n) * corner[:, :, None]).sum(axis=1)
     return out.reshape(by, bx, n)
 
 
@@ -187,11 +194,8 @@ def iter_virtual_images(data, detectors, *, executor="inline", max_workers: int 
     ds = open_4dstem(data)
     masks = detector_masks([_from_roi(d, ds) for d in detectors], ds.detector_shape)
     sy, sx = ds.scan_shape
-    shifts, margin = None, 0
-    if descan is not None:
-        shifts = _descan_shifts(descan, descan_reference, (sy, sx))
-        margin = int(np.ceil(np.nanmax(np.abs(shifts)))) + 1 if np.isfinite(shifts).any() else 0
-    plan = _plan(masks, margin if shifts is not None else 0)
+    shifts = None if descan is None else _descan_shifts(descan, descan_reference, (sy, sx))
+    plan = _plan(masks, moving=shifts is not None)
     out = np.zeros((len(masks), sy, sx), dtype=np.float32)
     bands = bands_of(ds, rows_per_task)
 
