@@ -142,6 +142,19 @@ def test_fpd_style_16x16_scan_256x256_detector_is_not_swapped(tmp_path):
     assert image.shape == (16, 16) and np.unravel_index(np.argmax(image), image.shape) == (3, 7)
 
 
+def test_fpd_layout_without_emd_version_read_by_h5py_with_a_trailing_channel(tmp_path):
+    """The FPD layout in a file RosettaSciIO's EMD reader refuses: the dim1..dim5 names still decide."""
+    with h5py.File(tmp_path / "fpd.h5", "w") as f:
+        g = f.create_group("fpd_expt/fpd_data")
+        g.create_dataset("data", data=REF[..., None])
+        for i, name in enumerate((b"scanY", b"scanX", b"detY", b"detX", b"channel")):
+            g.create_dataset(f"dim{i + 1}", data=np.arange(REF[..., None].shape[i], dtype=float)).attrs["name"] = name
+        f.create_dataset("fpd_expt/fpd_sum_im/data", data=REF.sum(axis=(2, 3)))
+    ds = open_4dstem(tmp_path / "fpd.h5")
+    _check(ds, by="axis names")
+    assert ds.metadata["reader"].startswith("h5py")
+
+
 def test_emd_with_names_in_an_unusual_order(tmp_path):
     stored = REF.transpose(2, 1, 3, 0)  # (det_y, scan_x, det_x, scan_y)
     _write_emd(tmp_path / "odd.emd", stored, ("detY", "scanX", "detX", "scanY"), group="data/odd")

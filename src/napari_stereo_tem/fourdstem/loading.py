@@ -328,8 +328,27 @@ def _read_h5_generic(path: Path):
         if not axes[i]["name"] and isinstance(sibling, h5py.Dataset) and "name" in sibling.attrs:
             label = sibling.attrs["name"]
             axes[i]["name"] = label.decode(errors="replace") if isinstance(label, bytes) else str(label)
-    data = da.from_array(dset, chunks=_auto_chunks_nd(dset.shape, dset.dtype), name=False)
-    return {"data": data, "axes": axes, "_h5file": fh}, {"reader": f"h5py ({dset.name})"}
+    frames = H5Frames(path, dset.name, shape=dset.shape, dtype=dset.dtype)
+    fh.close()
+    data = da.from_array(frames, chunks=_auto_chunks_nd(frames.shape, frames.dtype), name=False)
+    return {"data": data, "axes": axes}, {"reader": f"h5py ({frames.name})"}
+
+
+class H5Frames:
+    """One dataset of an HDF5 file, opened for each read (so it pickles as a path and a name)."""
+
+    def __init__(self, path, name: str, *, shape, dtype):
+        self.path, self.name = str(path), str(name)
+        self.shape = tuple(int(v) for v in shape)
+        self.dtype = np.dtype(dtype)
+        self.ndim = len(self.shape)
+
+    def __getitem__(self, key):
+        import h5py
+
+        _hdf5_filters()
+        with h5py.File(self.path, "r") as fh:
+            return fh[self.name][key]
 
 
 def _auto_chunks_nd(shape, dtype) -> tuple:
@@ -358,7 +377,7 @@ def _apply_axes(data, axes: list[dict], *, what: str):
     length-1 axes beyond the fourth) come back as they are, with ``decision`` None.
     """
     shape = tuple(int(v) for v in data.shape)
-    if len(shape) < 4 or sum(v > 1 for v in shape[4:]) + 4 != len(shape) and len(shape) > 4:
+    if len(shape) < 4 or (len(shape) > 4 and sum(v > 1 for v in shape) > 4):
         return data, axes, None
     try:
         decision = decide_axes(shape, axes)
@@ -546,8 +565,6 @@ def _open_path(path: Path, *, lazy: bool, scan_shape):
     _note_decision(meta, decision, data)
     data = _fix_dims(data, scan_shape=scan_shape, from_file=True, what=what)
     _probe(data, path)
-    if "_h5file" in found:
-        meta["h5_file"] = found["_h5file"].filename
     return data, meta
 
 
