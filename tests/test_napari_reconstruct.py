@@ -11,8 +11,9 @@ def viewer_with_pair(make_napari_viewer):
     viewer = make_napari_viewer(show=True)
     viewer.open_sample("napari-stereo-tem", "stereo_pair")
     _, widget = viewer.window.add_plugin_dock_widget("napari-stereo-tem", "Reconstruct 3D dislocations")
-    widget.left.value = viewer.layers["left (synthetic)"]
-    widget.right.value = viewer.layers["right (synthetic)"]
+    # the views are chosen from the layers' stereo_role metadata
+    assert widget.left.value is viewer.layers["left (synthetic)"]
+    assert widget.right.value is viewer.layers["right (synthetic)"]
     widget.rectify.value = False  # the synthetic pair is already rectified
     return viewer, widget
 
@@ -37,18 +38,35 @@ def test_reconstruct_widget_produces_layers(viewer_with_pair, qtbot):
     assert type(labels).__name__ == "Labels" and labels.data.shape == (256, 256)
     assert labels.data.max() >= 1
     assert viewer.layers["rectified left"].data.shape == (256, 256)
-    assert "lines" in widget.report.value
+    assert "lines" in widget.report.value and "depth z from" in widget.report.value
+    assert widget.progress.text.startswith("done after")
 
-    # The lines are drawn: the 3D canvas changes where the paths are, in the depth colours.
+    # The depth view: each line cut into segments whose colour follows the depth along the line.
+    depth = viewer.layers["3D lines (depth)"]
+    assert type(depth).__name__ == "Vectors" and depth.visible and not lines.visible
+    ids, z = np.asarray(depth.features["line_id"]), np.asarray(depth.features["depth"])
+    longest = np.bincount(ids).argmax()
+    on_line = ids == longest
+    assert np.ptp(z[on_line]) > 0.5  # the sample's lines are inclined through the foil
+    colours = np.asarray(depth.edge_color)[on_line]
+    assert np.abs(colours[np.argmin(z[on_line])] - colours[np.argmax(z[on_line])]).max() > 0.1
+    bar = depth.metadata["depth_colour_bar"]
+    assert bar["unit"] == "px" and bar["low"] < bar["high"]
+    assert widget.colour_bar.isVisible() and "depth z (px)" in widget.colour_bar.label()
+
+    # The lines are drawn: the 3D canvas changes where the segments are; the first 3D view is oblique.
     viewer.dims.ndisplay = 3
+    assert viewer.camera.angles != (0.0, 0.0, 90.0)
     for layer in viewer.layers:
-        layer.visible = layer is lines
-    viewer.reset_view()
+        layer.visible = layer is depth
     with_lines = viewer.screenshot(canvas_only=True, flash=False)[..., :3].astype(int)
-    lines.visible = False
+    depth.visible = False
     without = viewer.screenshot(canvas_only=True, flash=False)[..., :3].astype(int)
     drawn = np.abs(with_lines - without).max(axis=-1) > 30
     assert drawn.sum() > 50, f"only {drawn.sum()} pixels show the lines"
+    # and an edit of the lines layer reaches the depth view
+    lines.data = lines.data[:1]
+    assert len(viewer.layers["3D lines (depth)"].data) == len(lines.data[0]) - 1
 
 
 def test_rectification_report_and_matches(viewer_with_pair, qtbot):
@@ -90,16 +108,75 @@ def test_one_layer_as_both_views_is_refused(viewer_with_pair, monkeypatch):
     assert messages and "chosen as both views" in messages[0]
 
 
-def test_identical_views_in_two_layers_fail_with_a_notification(viewer_with_pair, qtbot, monkeypatch):
+def test_identical_views_in_two_layers_are_refused(viewer_with_pair, monkeypatch):
     viewer, widget = viewer_with_pair
     messages = []
-    monkeypatch.setattr("napari_stereo_tem._napari.background.show_error", messages.append)
+    monkeypatch.setattr("napari.utils.notifications.show_error", messages.append)
     copy = viewer.add_image(np.array(widget.left.value.data), name="copy of left")
-    widget.reset_choices()
     widget.right.value = copy
-    task = _run(widget, qtbot)
-    assert task.error is not None and "views are identical" in messages[0]
+    assert widget.start() is None
+    assert "views are identical" in messages[0] and "views are identical" in widget.report.value
     assert "3D lines" not in viewer.layers
+
+
+def test_defaults_skip_truth_and_follow_stereo_role(make_napari_viewer):
+    from napari_stereo_tem._napari.reconstruct_widget import pick_stereo_pair
+
+    viewer = make_napari_viewer()
+    rng = np.random.default_rng(0)
+    viewer.add_image(rng.random((32, 32)), name="true disparity left", metadata={"truth": True})
+    first = viewer.add_image(rng.random((32, 32)), name="a")
+    second = viewer.add_image(rng.random((32, 32)), name="b")
+    viewer.add_image(rng.random((4, 4, 8, 8)), name="4D-STEM")
+    assert pick_stereo_pair(viewer.layers) == (first, second)  # distinct, no truth, no 4D
+    right = viewer.add_image(rng.random((32, 32)), name="view 2", metadata={"stereo_role": "right"})
+    left = viewer.add_image(rng.random((32, 32)), name="view 1", metadata={"stereo_role": "left"})
+    assert pick_stereo_pair(viewer.layers) == (left, right)
+    _, widget = viewer.window.add_plugin_dock_widget("napari-stereo-tem", "Reconstruct 3D dislocations")
+    assert (widget.left.value, widget.right.value) == (left, right)
+    # a choice of the user is kept when layers come and go
+    widget.right.value = second
+    viewer.add_image(rng.random((32, 32)), name="another")
+    assert (widget.left.value, widget.right.value) == (left, second)
+
+
+def test_a_4d_layer_points_to_the_virtual_detectors(viewer_with_pair, monkeypatch):
+    viewer, widget = viewer_with_pair
+    messages = []
+    monkeypatch.setattr("napari.utils.notifications.show_error", messages.append)
+    widget.left.value = viewer.add_image(np.zeros((4, 4, 8, 8), np.float32), name="scan")
+    assert widget.start() is None
+    assert "4D-STEM" in messages[0] and "Virtual detectors" in messages[0]
+
+
+def test_progress_names_the_stage_running_now():
+    from napari_stereo_tem._napari.progress_panel import running_stage
+    from napari_stereo_tem._napari.reconstruct_widget import STAGES
+    from napari_stereo_tem.progress import Progress
+    from napari_stereo_tem.stereo.pipeline import STAGES as CORE_STAGES
+
+    assert STAGES == CORE_STAGES
+    assert running_stage(Progress(1, 6, "load"), STAGES) == ("rectify", 2, 6)
+    assert running_stage(Progress(5, 6, "refine"), STAGES) == ("triangulate", 6, 6)
+    assert running_stage(Progress(6, 6, "triangulate"), STAGES)[0] == "showing the result"
+    assert running_stage(Progress(3, 10, "tiles")) == ("tiles", 3, 10)
+
+
+def test_progress_shown_in_the_dock_while_it_runs(viewer_with_pair, qtbot):
+    viewer, widget = viewer_with_pair
+    seen = []
+    task = widget.start()
+    qtbot.waitUntil(lambda: seen.append(widget.progress.text) or task.finished, timeout=600_000)
+    running = [text for text in seen if text.startswith("running:")]
+    assert running and any("(2 of 6)" in text or "(3 of 6)" in text for text in running), seen[:5]
+    assert widget.progress.text.startswith("done after")
+
+
+def test_long_results_wrap_inside_the_dock(viewer_with_pair):
+    viewer, widget = viewer_with_pair
+    dock_width = widget.native.sizeHint().width()
+    widget.report.value = "rectification " + "x" * 400 + " " + "word " * 200
+    assert widget.native.sizeHint().width() <= dock_width + 5
 
 
 def test_clicked_points_tilts_and_frame(viewer_with_pair, qtbot):

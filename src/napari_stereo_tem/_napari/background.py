@@ -31,7 +31,7 @@ class _Failure:
 _CANCELLED = object()
 
 
-def _forward(work, should_stop):
+def _forward(work, should_stop, prepare=None):
     # A generator of our own around the core one: the worker thread only talks
     # to this wrapper, and errors come back as a value that the UI thread turns
     # into a notification (napari's own relay would show a traceback). While it
@@ -42,7 +42,9 @@ def _forward(work, should_stop):
             try:
                 report = next(work)
             except StopIteration as stop:
-                return stop.value
+                # What turns the result into layers (meshes, colours) is done here too,
+                # so the UI thread only adds ready layers.
+                return stop.value if prepare is None else prepare(stop.value)
             except Cancelled:
                 return _CANCELLED
             except Exception as err:  # noqa: BLE001 - every failure must reach the user
@@ -65,12 +67,21 @@ class BackgroundTask:
         Also called in the UI thread with every ``Progress`` (e.g. a loss plot).
     on_finished : callable, optional
         Called in the UI thread whatever the outcome (done, cancelled, failed).
+    in_worker : callable, optional
+        Applied to the result in the worker thread; ``on_result`` gets what it returns.
+        Used to build layers (their meshes and colours) off the UI thread.
+    show_bar : bool
+        Also show napari's own progress bar (in its activity dock); a widget with its
+        own progress panel may leave it out.
     """
 
     def __init__(self, work, on_result: Callable, *, description: str = "",
                  on_progress: Callable[[Progress], None] | None = None,
-                 on_finished: Callable[[], None] | None = None):
+                 on_finished: Callable[[], None] | None = None,
+                 in_worker: Callable | None = None, show_bar: bool = True):
         self._work = work
+        self._in_worker = in_worker
+        self._show_bar = show_bar
         self._on_result = on_result
         self._on_progress = on_progress
         self._on_finished = on_finished
@@ -86,8 +97,9 @@ class BackgroundTask:
         if os.environ.get("NAPARI_STEREO_TEM_SYNC"):
             self._run_synchronously()
             return self
-        self._bar = napari_progress(total=0, desc=self._description)
-        worker = thread_worker(_forward, start_thread=False)(self._work, lambda: self.cancelled)
+        if self._show_bar:
+            self._bar = napari_progress(total=0, desc=self._description)
+        worker = thread_worker(_forward, start_thread=False)(self._work, lambda: self.cancelled, self._in_worker)
         worker.yielded.connect(self._show)
         worker.returned.connect(self._returned)
         worker.aborted.connect(self._aborted)
@@ -156,6 +168,8 @@ class BackgroundTask:
     def _run_synchronously(self) -> None:
         try:
             result = drive(self._work, on_progress=self._on_progress)
+            if self._in_worker is not None:
+                result = self._in_worker(result)
         except Exception as err:  # noqa: BLE001 - as in the threaded path
             self._errored(err)
         else:

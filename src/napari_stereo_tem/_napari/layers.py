@@ -9,7 +9,46 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["lines_to_paths", "paths_to_lines", "depth_colors", "lines_layer", "points_to_napari"]
+__all__ = ["lines_to_paths", "paths_to_lines", "depth_colors", "depth_range", "depth_rgba", "lines_layer",
+           "depth_segments", "depth_segments_layer", "points_to_napari", "is_truth_layer", "DEPTH_LAYER_SUFFIX"]
+
+#: The part of turbo used for depth: its darkest ends vanish on napari's black canvas.
+_DEPTH_SPAN = (0.12, 0.95)
+#: Name of the per-segment depth view of a lines layer: ``"<lines name> (depth)"``.
+DEPTH_LAYER_SUFFIX = " (depth)"
+
+
+def is_truth_layer(layer) -> bool:
+    """Whether a layer holds a sample's ground truth (never chosen as an input by default)."""
+    meta = getattr(layer, "metadata", None) or {}
+    return bool(meta.get("truth")) or str(getattr(layer, "name", "")).lower().startswith("true ")
+
+
+def depth_range(lines_xyz) -> tuple[float, float]:
+    """Smallest and largest depth ``z`` over every point of every line (``(0, 0)`` when there is none)."""
+    zs = [np.asarray(line, dtype=float)[:, 2] for line in lines_xyz if len(line)]
+    if not zs:
+        return 0.0, 0.0
+    z = np.concatenate(zs)
+    z = z[np.isfinite(z)]
+    return (float(z.min()), float(z.max())) if z.size else (0.0, 0.0)
+
+
+def depth_rgba(depths, low: float, high: float, *, colormap: str = "turbo") -> np.ndarray:
+    """RGBA ``(n, 4)`` for depths on a shared scale: ``low`` and ``high`` get the two ends of ``colormap``.
+
+    The same depth gets the same colour whatever line it is on; equal ``low`` and
+    ``high`` give the middle colour.
+    """
+    from napari.utils.colormaps import ensure_colormap
+
+    depths = np.asarray(depths, dtype=float)
+    if high > low:
+        values = np.clip((depths - low) / (high - low), 0.0, 1.0)
+    else:
+        values = np.full(depths.shape, 0.5)
+    values = _DEPTH_SPAN[0] + values * (_DEPTH_SPAN[1] - _DEPTH_SPAN[0])
+    return np.asarray(ensure_colormap(colormap).map(values.ravel()), dtype=float).reshape(*depths.shape, 4)
 
 
 def lines_to_paths(lines_xyz) -> list[np.ndarray]:
@@ -29,15 +68,61 @@ def paths_to_lines(paths) -> list[np.ndarray]:
 
 
 def depth_colors(lines_xyz, *, colormap: str = "turbo") -> np.ndarray:
-    """One RGBA colour per line from its mean depth (shallow to deep along ``colormap``)."""
-    from napari.utils.colormaps import ensure_colormap
+    """One RGBA colour per line from its mean depth, on the scale of all the lines' points.
 
-    depths = np.array([np.mean(np.asarray(line)[:, 2]) for line in lines_xyz]) if len(lines_xyz) else np.zeros(0)
-    if depths.size == 0:
+    Two lines at nearly the same depth get nearly the same colour (the scale is
+    the depth range of every point, not of the lines' means).
+    """
+    if not len(lines_xyz):
         return np.zeros((0, 4))
-    span = np.ptp(depths)
-    values = (depths - depths.min()) / span if span > 0 else np.full(depths.shape, 0.5)
-    return ensure_colormap(colormap).map(values)
+    low, high = depth_range(lines_xyz)
+    depths = np.array([np.nanmean(np.asarray(line, dtype=float)[:, 2]) for line in lines_xyz])
+    return depth_rgba(depths, low, high, colormap=colormap)
+
+
+def depth_segments(lines_xyz) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every line cut into its segments: napari vectors ``(n, 2, 3)``, their mid depths and line ids.
+
+    A vector is ``[start, step]`` in napari's ``(z, y, x)`` order, from one vertex
+    to the next, so colouring the vectors colours each line along its length.
+    """
+    vectors, depths, ids = [], [], []
+    for k, line in enumerate(lines_xyz):
+        zyx = np.asarray(line, dtype=float)[:, ::-1]
+        if len(zyx) < 2:
+            continue
+        vectors.append(np.stack([zyx[:-1], np.diff(zyx, axis=0)], axis=1))
+        depths.append(0.5 * (zyx[:-1, 0] + zyx[1:, 0]))
+        ids.append(np.full(len(zyx) - 1, k))
+    if not vectors:
+        return np.zeros((0, 2, 3)), np.zeros(0), np.zeros(0, int)
+    return np.concatenate(vectors), np.concatenate(depths), np.concatenate(ids)
+
+
+def depth_segments_layer(lines_xyz, *, name: str = "3D lines" + DEPTH_LAYER_SUFFIX, scale=None, unit: str = "px",
+                         width: float | None = None, metadata=None, **kwargs) -> tuple:
+    """A Vectors layer-data tuple showing each 3D line coloured by depth along its length.
+
+    ``metadata["depth_colour_bar"]`` holds the scale (low, high, unit) for a legend;
+    ``width`` defaults to a 100th of the lines' extent across the image, at least 2 px.
+    """
+    lines = [line for line in lines_xyz if len(line) >= 2]
+    vectors, depths, ids = depth_segments(lines)
+    low, high = depth_range(lines)
+    if width is None:
+        xy = np.concatenate([np.asarray(line, dtype=float)[:, :2] for line in lines]) if lines else np.zeros((1, 2))
+        width = max(2.0, float(np.ptp(xy, axis=0).max()) / 100.0)
+    factor = float(scale[0]) if scale is not None else 1.0
+    meta = {"kind": "stereo-tem depth view", "depth_colour_bar": {"low": low * factor, "high": high * factor,
+                                                                  "unit": unit}}
+    meta.update(metadata or {})
+    attrs = {"name": name, "edge_width": width, "length": 1.0, "vector_style": "line",
+             "edge_color": depth_rgba(depths, low, high) if len(depths) else "yellow",
+             "features": {"depth": depths, "line_id": ids}, "ndim": 3, "metadata": meta}
+    if scale is not None:
+        attrs["scale"] = scale
+    attrs.update(kwargs)
+    return (vectors, attrs, "vectors")
 
 
 def lines_layer(lines_xyz, *, name: str = "3D lines", scale=None, metadata=None, **kwargs) -> tuple:

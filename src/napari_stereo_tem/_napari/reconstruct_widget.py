@@ -10,6 +10,8 @@ layer of paths coloured by depth. A known tilt axis, shift or pair of tilts
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Optional
 
 import napari
@@ -17,17 +19,63 @@ import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, LineEdit, create_widget
 
 from ..checks import InputError, parse_numbers
-from ..stereo.pipeline import reconstruct_stereo
-from .layers import lines_layer
+from .layers import DEPTH_LAYER_SUFFIX, depth_range, depth_segments_layer, is_truth_layer, lines_layer, paths_to_lines
 from .task_widget import TaskWidget
 
-__all__ = ["ReconstructWidget", "reconstruction_layers", "format_report", "clicked_pairs", "parse_two"]
+__all__ = ["ReconstructWidget", "reconstruction_layers", "format_report", "clicked_pairs", "parse_two",
+           "pick_stereo_pair", "image_problem", "STAGES"]
+
+#: The stages of ``reconstruct_stereo`` in order (``stereo.pipeline.STAGES``; importing the
+#: pipeline imports torch, which the dock does not wait for).
+STAGES = ("load", "rectify", "detect", "match", "refine", "triangulate")
+LINES = "3D lines"
 
 
-def _devices() -> list[str]:
-    import torch
+def _devices(*_) -> list[str]:
+    # torch is imported by the warm-up thread; until it is, only the CPU is offered
+    torch = sys.modules.get("torch")
+    return ["cpu", "cuda"] if torch is not None and torch.cuda.is_available() else ["cpu"]
 
-    return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+
+def image_problem(layer) -> str | None:
+    """Why an image layer cannot be one view of a stereo pair, or ``None`` when it can."""
+    if layer is None:
+        return "choose a left and a right image layer"
+    meta = layer.metadata or {}
+    if layer.ndim == 4 or meta.get("fourdstem") is not None or meta.get("kind") == "4D-STEM":
+        return (f"'{layer.name}' is a 4D-STEM dataset; make a stereo pair from it first with "
+                "Plugins > Stereo TEM > Virtual detectors (place two discs, then 'use as stereo pair')")
+    if getattr(layer, "rgb", False):
+        return f"'{layer.name}' is an RGB image; open the views as greyscale images"
+    if layer.ndim != 2:
+        return f"'{layer.name}' has {layer.ndim} dimensions; choose one 2D image per view"
+    return None
+
+
+def pick_stereo_pair(layers) -> tuple:
+    """The default (left, right) among image layers: by ``stereo_role`` metadata, else by name, else in order.
+
+    A sample's ground-truth layers and layers that cannot be a view (4D, RGB) are
+    never chosen, and left and right are never the same layer; ``None`` where
+    there is no candidate.
+    """
+    candidates = [layer for layer in layers if isinstance(layer, napari.layers.Image)
+                  and not is_truth_layer(layer) and image_problem(layer) is None]
+
+    def by(test):
+        found = [layer for layer in candidates if test(layer)]
+        return found[-1] if found else None  # the latest added
+
+    left = by(lambda l: (l.metadata or {}).get("stereo_role") == "left") or \
+        by(lambda l: "left" in l.name.lower())
+    right = by(lambda l: (l.metadata or {}).get("stereo_role") == "right" and l is not left) or \
+        by(lambda l: "right" in l.name.lower() and l is not left)
+    rest = [layer for layer in candidates if layer is not left and layer is not right]
+    if left is None and rest:
+        left = rest.pop(0)
+    if right is None and rest:
+        right = rest.pop(0)
+    return left, right
 
 
 def parse_two(text: str, *, name: str):
@@ -50,29 +98,40 @@ def clicked_pairs(points_left, points_right):
     return left, right
 
 
-def format_report(result) -> str:
-    """A few lines for the user: rectification, lines, timings."""
-    lines = []
+def format_report(result, *, unit: str = "px", scale: float = 1.0) -> str:
+    """The result for the user, one fact a line: rectification, lines, depth range, timings."""
+    out = []
     rect = result.rectification
     if rect and rect.get("summary"):
-        lines.append(rect["summary"])
+        out.append(rect["summary"])
     elif rect:
         theta = rect.get("theta_deg")
         shift = rect.get("translation") or rect.get("translation_px") or (float("nan"), float("nan"))
-        lines.append(f"rectified: theta {theta:.2f} deg, shift ({shift[0]:.2f}, {shift[1]:.2f}) px, "
-                     f"{rect.get('n_inliers')} inliers, residual dy {rect.get('residual_vertical_px', float('nan')):.2f} px")
-    lengths = [float(((line[1:] - line[:-1]) ** 2).sum(axis=1).__pow__(0.5).sum()) for line in result.lines]
-    lines.append(f"{len(result.lines)} lines, total length {sum(lengths):.0f} px")
+        out.append(f"rectified: theta {theta:.2f} deg, shift ({shift[0]:.2f}, {shift[1]:.2f}) px, "
+                   f"{rect.get('n_inliers')} inliers, residual dy {rect.get('residual_vertical_px', float('nan')):.2f} px")
+    else:
+        out.append("not rectified (the views were taken as they are)")
+    lengths = [float(np.linalg.norm(np.diff(np.asarray(line), axis=0), axis=1).sum()) for line in result.lines]
+    out.append(f"{len(result.lines)} lines, total length {sum(lengths) * scale:.0f} {unit}")
+    if len(result.lines):
+        low, high = depth_range(result.lines)
+        out.append(f"depth z from {low * scale:.1f} to {high * scale:.1f} {unit}")
     if result.timings:
-        lines.append("time: " + ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items()))
-    return "\n".join(lines)
+        out.append("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items()))
+    return "\n".join(out)
 
 
 def reconstruction_layers(result, *, scale=None) -> list:
-    """Layer-data tuples for a :class:`~napari_stereo_tem.stereo.pipeline.StereoReconstruction`."""
+    """Layer-data tuples for a :class:`~napari_stereo_tem.stereo.pipeline.StereoReconstruction`.
+
+    The 3D lines come twice: ``"3D lines"``, the Shapes paths that are edited,
+    saved and given to the other widgets (hidden), and ``"3D lines (depth)"``, the
+    same lines cut into segments coloured by depth along their length (shown).
+    """
     meta = {"provenance": result.provenance, "rectification": result.rectification}
     common = {} if scale is None else {"scale": scale}
     scale3 = None if scale is None else (scale[0], *scale)
+    unit = "nm" if scale is not None else "px"
     layers = [
         (result.left, {"name": "rectified left", "colormap": "gray", "metadata": meta, **common}, "image"),
         (result.right, {"name": "rectified right", "colormap": "gray", "metadata": meta, "visible": False,
@@ -80,7 +139,9 @@ def reconstruction_layers(result, *, scale=None) -> list:
         (result.labels_left.astype("uint8"), {"name": "dislocations left", "opacity": 0.5, **common}, "labels"),
         (result.labels_right.astype("uint8"), {"name": "dislocations right", "opacity": 0.5, "visible": False,
                                                **common}, "labels"),
-        lines_layer(result.lines, name="3D lines", scale=scale3, metadata=meta),
+        lines_layer(result.lines, name=LINES, scale=scale3, metadata=meta, visible=False),
+        depth_segments_layer(result.lines, name=LINES + DEPTH_LAYER_SUFFIX, scale=scale3, unit=unit,
+                             metadata={"lines_layer": LINES}),
     ]
     if len(result.matches):
         # Each match as a segment from its left to its right keypoint, over the rectified
@@ -91,11 +152,26 @@ def reconstruction_layers(result, *, scale=None) -> list:
     return layers
 
 
+def _reconstruct_in_worker(left, right, **options):
+    # The pipeline (and torch) are imported here, in the worker thread.
+    from ..stereo.pipeline import reconstruct_stereo
+
+    return (yield from reconstruct_stereo(left, right, **options))
+
+
 class ReconstructWidget(TaskWidget):
-    """Reconstruct: stereo pair -> rectified views, labels and 3D lines."""
+    """Reconstruct: stereo pair -> rectified views, labels and 3D lines coloured by depth."""
+
+    stages = STAGES
 
     def __init__(self, viewer: napari.viewer.Viewer):
+        from .colorbar import DepthColorBar
+
         super().__init__(viewer, run_text="Reconstruct", description="reconstruct")
+        self._picking = False
+        self._chosen_by_user = False
+        self._scale = None
+        self._camera_set = True
         self.left = create_widget(annotation=napari.layers.Image, label="left view")
         self.right = create_widget(annotation=napari.layers.Image, label="right view")
         self.angle = FloatSpinBox(value=8.0, min=0.1, max=60.0, step=0.1, label="stereo angle (deg)")
@@ -115,12 +191,45 @@ class ReconstructWidget(TaskWidget):
                                       "at zero tilt (needs the tilts)")
         self.clicked_left = create_widget(annotation=Optional[napari.layers.Points], label="clicked points left")
         self.clicked_right = create_widget(annotation=Optional[napari.layers.Points], label="clicked points right")
-        self.device = ComboBox(choices=_devices(), value="cpu", label="device")
+        self.device = ComboBox(choices=_devices, label="device")
         self.extend([self.left, self.right, self.angle, self.tilts, self.frame, self.pixel_size, self.swap,
                      self.rectify, self.axis_known, self.tilt_axis, self.shift, self.clicked_left, self.clicked_right,
                      self.device, *self.controls()])
+        self.colour_bar = DepthColorBar()
+        self.native.layout().addWidget(self.colour_bar)
         self.left.changed.connect(self._angle_from_metadata)
-        self._angle_from_metadata()
+        self.left.changed.connect(self._user_choice)
+        self.right.changed.connect(self._user_choice)
+        viewer.dims.events.ndisplay.connect(self._first_3d_view)
+        self.reset_choices()
+
+    # -- choosing the pair -------------------------------------------------------
+    def reset_choices(self, *args) -> None:
+        super().reset_choices(*args)
+        if hasattr(self, "right"):
+            self._pick_pair()
+
+    def _user_choice(self, *_) -> None:
+        if not self._picking:
+            self._chosen_by_user = True
+
+    def _pick_pair(self) -> None:
+        """Default views from the layers' ``stereo_role``; a choice of the user is kept while it is valid."""
+        left, right = self.left.value, self.right.value
+        valid = left is not None and right is not None and left is not right
+        if valid and self._chosen_by_user:
+            return
+        new_left, new_right = pick_stereo_pair(self._viewer.layers)
+        if (new_left, new_right) == (left, right) or new_left is None:
+            return
+        self._picking = True
+        try:
+            self.left.value = new_left
+            if new_right is not None:
+                self.right.value = new_right
+        finally:
+            self._picking = False
+        self._chosen_by_user = False
 
     def _angle_from_metadata(self, *_):
         layer = self.left.value
@@ -136,26 +245,37 @@ class ReconstructWidget(TaskWidget):
             if "rotation_deg" in layer.metadata:
                 self.rectify.value = False
 
+    # -- the work ---------------------------------------------------------------
+    def _refuse(self, message: str) -> None:
+        napari.utils.notifications.show_error(message)
+        self.report.value = message
+
     def make_work(self):
-        """The reconstruction of the chosen pair (``None`` if no pair is chosen)."""
+        """The reconstruction of the chosen pair (``None``, with a message, if the pair cannot be used)."""
         left, right = self.left.value, self.right.value
-        if left is None or right is None:
-            napari.utils.notifications.show_error("choose a left and a right image layer")
-            return None
+        for layer in (left, right):
+            problem = image_problem(layer)
+            if problem is not None:
+                self._refuse(problem)
+                return None
         if left is right:
-            napari.utils.notifications.show_error(
-                f"'{left.name}' is chosen as both views; choose the left and the right view of the pair "
-                "(the depth would come out flat)")
+            self._refuse(f"'{left.name}' is chosen as both views; choose the left and the right view of the pair "
+                         "(the depth would come out flat)")
+            return None
+        if left.data.shape == right.data.shape and np.array_equal(np.asarray(left.data), np.asarray(right.data)):
+            self._refuse(f"'{left.name}' and '{right.name}' hold the same image: the views are identical; "
+                         "choose the two views of the pair")
             return None
         try:
             options = self.alignment_options()
         except InputError as err:
-            napari.utils.notifications.show_error(str(err))
-            self.report.value = f"failed: {err}"
+            self._refuse(str(err))
             return None
-        return reconstruct_stereo(
+        self._scale = (self.pixel_size.value,) * 2 if self.pixel_size.value else None
+        return _reconstruct_in_worker(
             left.data, right.data, pixel_size=self.pixel_size.value or None, swap=self.swap.value,
-            rectify=self.rectify.value, device=self.device.value, **options,
+            rectify=self.rectify.value, device=self.device.value, n_threads=max(1, (os.cpu_count() or 2) - 1),
+            **options,
         )
 
     def alignment_options(self) -> dict:
@@ -170,12 +290,56 @@ class ReconstructWidget(TaskWidget):
                 "frame": self.frame.value, "tilt_axis_deg": self.tilt_axis.value if self.axis_known.value else None,
                 "shift": parse_two(self.shift.value, name="shift dx, dy"), "manual_points": manual}
 
-    def show_result(self, result) -> None:
+    def prepare_result(self, result):
+        """In the worker thread: the result's layers, built (meshes, colours) before they reach the UI."""
+        from napari.layers import Layer
+
+        made = [Layer.create(data, attrs, kind) for data, attrs, kind in reconstruction_layers(result, scale=self._scale)]
+        return result, made
+
+    def show_result(self, prepared) -> None:
+        result, layers = prepared
+        for layer in layers:
+            if layer.name in self._viewer.layers:
+                self._viewer.layers.remove(layer.name)
+            self._viewer.layers.append(layer)
         size = self.pixel_size.value or None
-        scale = (size, size) if size else None
-        for data, attrs, kind in reconstruction_layers(result, scale=scale):
-            name = attrs["name"]
-            if name in self._viewer.layers:
-                self._viewer.layers.remove(name)
-            getattr(self._viewer, f"add_{kind}")(data, **attrs)
-        self.report.value = format_report(result)
+        unit = "nm" if size else "px"
+        self.report.value = format_report(result, unit=unit, scale=size or 1.0)
+        bar = self._viewer.layers[LINES + DEPTH_LAYER_SUFFIX].metadata["depth_colour_bar"]
+        self.colour_bar.set_range(bar["low"], bar["high"], bar["unit"])
+        self._link_depth_view()
+        self._camera_set = False
+        if self._viewer.dims.ndisplay == 3:
+            self._first_3d_view()
+
+    def _link_depth_view(self) -> None:
+        """Keep the depth view following the lines when they are edited (correction widget, by hand)."""
+        lines = self._viewer.layers[LINES]
+        scale3 = None if self._scale is None else (self._scale[0], *self._scale)
+
+        def follow(*_):
+            name = LINES + DEPTH_LAYER_SUFFIX
+            if name not in self._viewer.layers:
+                return
+            from napari.layers import Vectors
+
+            old = self._viewer.layers[name]
+            data, attrs, _ = depth_segments_layer(paths_to_lines(lines.data), scale=scale3, unit=self._unit(),
+                                                  metadata={"lines_layer": LINES}, visible=old.visible)
+            index = self._viewer.layers.index(old)
+            self._viewer.layers.remove(old)
+            self._viewer.layers.insert(index, Vectors(data, **attrs))
+
+        lines.events.data.connect(follow)
+
+    def _unit(self) -> str:
+        return "nm" if self._scale is not None else "px"
+
+    def _first_3d_view(self, *_) -> None:
+        """The first time the viewer shows 3D after a reconstruction: an oblique view of the whole model."""
+        if self._camera_set or self._viewer.dims.ndisplay != 3 or LINES + DEPTH_LAYER_SUFFIX not in self._viewer.layers:
+            return
+        self._camera_set = True
+        self._viewer.reset_view()
+        self._viewer.camera.angles = (-20.0, 30.0, 70.0)

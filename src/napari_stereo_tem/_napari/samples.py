@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..synth import TEST_SEEDS, make_stereo_pair
 from .layers import lines_layer
+from .warmup import start_warm_up
 
-__all__ = ["sample_stereo_pair", "sample_4dstem", "sample_particles"]
+__all__ = ["sample_stereo_pair", "sample_stereo_pair_lines", "sample_4dstem", "sample_particles"]
+
+#: Marks a layer as ground truth: no widget chooses it as an input by default.
+TRUTH = {"truth": True}
 
 #: Fixed held-out seeds, so every user sees the same samples.
 STEREO_SEED = TEST_SEEDS.start + 1
@@ -15,21 +21,40 @@ FOURDSTEM_SEED = TEST_SEEDS.start + 2
 PARTICLES_SEED = TEST_SEEDS.start + 3
 
 
+@functools.lru_cache(maxsize=1)
+def _stereo_sample():
+    return make_stereo_pair(STEREO_SEED, shape=(256, 256), stereo_angle_deg=8.0)
+
+
+def _stereo_meta(sample) -> dict:
+    return {"stereo_angle_deg": sample.stereo_angle_deg, "pixel_size_nm": None, "synthetic_seed": STEREO_SEED}
+
+
 def sample_stereo_pair() -> list:
-    """A 256x256 synthetic stereo pair at 8 degrees, its masks, disparity and the true 3D lines."""
-    sample = make_stereo_pair(STEREO_SEED, shape=(256, 256), stereo_angle_deg=8.0)
-    meta = {"stereo_angle_deg": sample.stereo_angle_deg, "pixel_size_nm": None, "synthetic_seed": STEREO_SEED}
+    """A 256x256 synthetic stereo pair at 8 degrees, its true masks and true disparity (all 2D).
+
+    The true 3D lines are a sample of their own (:func:`sample_stereo_pair_lines`):
+    a 3D layer would add a depth slider to the 2D view, where it does nothing useful.
+    """
+    start_warm_up()
+    sample = _stereo_sample()
+    meta = _stereo_meta(sample)
     return [
         (sample.left, {"name": "left (synthetic)", "colormap": "gray",
                        "metadata": {**meta, "stereo_role": "left"}}, "image"),
         (sample.right, {"name": "right (synthetic)", "colormap": "gray",
                         "metadata": {**meta, "stereo_role": "right"}}, "image"),
-        (sample.mask_left, {"name": "true mask left", "visible": False}, "labels"),
-        (sample.mask_right, {"name": "true mask right", "visible": False}, "labels"),
+        (sample.mask_left, {"name": "true mask left", "visible": False, "metadata": {**meta, **TRUTH}}, "labels"),
+        (sample.mask_right, {"name": "true mask right", "visible": False, "metadata": {**meta, **TRUTH}}, "labels"),
         (np.nan_to_num(sample.disparity_left, nan=0.0), {"name": "true disparity left", "visible": False,
-                                                         "colormap": "turbo"}, "image"),
-        lines_layer(sample.lines_3d, name="true 3D lines", visible=False, metadata=meta),
+                                                         "colormap": "turbo", "metadata": {**meta, **TRUTH}}, "image"),
     ]
+
+
+def sample_stereo_pair_lines() -> list:
+    """The true 3D lines of :func:`sample_stereo_pair` (a Shapes layer of 3D paths, ``(z, y, x)``)."""
+    sample = _stereo_sample()
+    return [lines_layer(sample.lines_3d, name="true 3D lines", metadata={**_stereo_meta(sample), **TRUTH})]
 
 
 def sample_4dstem() -> list:
@@ -41,6 +66,7 @@ def sample_4dstem() -> list:
     from ..fourdstem import mean_pattern, open_4dstem
     from ..synth.fourdstem import simulate_4dstem
 
+    start_warm_up()
     sample = simulate_4dstem(seed=FOURDSTEM_SEED, scan_shape=(48, 48), detector_shape=(32, 32),
                              disc_radius_px=8.0, convergence_mrad=20.0)
     dataset = open_4dstem(sample.data)
@@ -52,7 +78,7 @@ def sample_4dstem() -> list:
         (mean_pattern(dataset).astype(np.float32), {"name": "mean pattern (synthetic)", "colormap": "gray",
                                                     "visible": False}, "image"),
         lines_layer(sample.lines_3d, name="true 3D lines (4D-STEM)", visible=False,
-                    metadata={"synthetic_seed": FOURDSTEM_SEED}),
+                    metadata={"synthetic_seed": FOURDSTEM_SEED, **TRUTH}),
     ]
 
 
@@ -71,5 +97,5 @@ def sample_particles() -> list:
     layers.append((points_to_napari(sample.positions),
                    {"name": "true particles", "size": 2.0 * sample.radii, "face_color": "transparent",
                     "border_color": "cyan", "visible": False, "ndim": 3,
-                    "metadata": {**meta, "kind": "stereo-tem particles (truth)"}}, "points"))
+                    "metadata": {**meta, **TRUTH, "kind": "stereo-tem particles (truth)"}}, "points"))
     return layers

@@ -1,42 +1,70 @@
-"""A dock widget that runs one core progress generator at a time: Run, Cancel and a report line."""
+"""A dock widget that runs one core progress generator at a time: Run, Cancel, progress and a report."""
 
 from __future__ import annotations
 
-from magicgui.widgets import Container, Label, PushButton
+from magicgui.widgets import Label, PushButton, Container
 
 from .background import BackgroundTask
+from .progress_panel import ProgressPanel
+from .warmup import start_warm_up
 
-__all__ = ["TaskWidget"]
+__all__ = ["TaskWidget", "wrapping_label"]
+
+
+def wrapping_label(value: str = "") -> Label:
+    """A label whose text wraps at the dock's width and never widens the dock (long words are clipped)."""
+    from qtpy.QtCore import Qt
+    from qtpy.QtWidgets import QSizePolicy
+
+    label = Label(value=value)
+    native = label.native
+    native.setWordWrap(True)
+    native.setTextFormat(Qt.TextFormat.PlainText)
+    native.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Minimum)
+    native.setMinimumWidth(0)
+    return label
 
 
 class TaskWidget(Container):
-    """Base of the widgets whose work is long (reconstruct, particles).
+    """Base of the widgets whose work is long (reconstruct, detect, particles).
 
     Subclasses add their inputs followed by :meth:`controls`, and implement
     :meth:`make_work` (return the core generator, or ``None`` after telling the
     user what is missing) and :meth:`show_result` (turn the result into layers).
+    ``stages`` (the core's stage names in order) lets the progress line name the
+    stage running now; :meth:`prepare_result`, when a subclass defines it, runs in
+    the worker thread on the result (build layers there, add them in
+    :meth:`show_result`).
     """
+
+    stages: tuple[str, ...] | None = None
 
     def __init__(self, viewer, *, run_text: str, description: str):
         super().__init__(labels=True)
+        start_warm_up()  # imports and compiled functions, in the background, before the first click
         self._viewer = viewer
         self._description = description
         self._task: BackgroundTask | None = None
         self.run_button = PushButton(text=run_text)
         self.cancel_button = PushButton(text="Cancel", enabled=False)
-        self.report = Label(value="")
-        self.report.native.setWordWrap(True)
+        self.progress = ProgressPanel()
+        self.report = wrapping_label()
         self.run_button.changed.connect(self.start)
         self.cancel_button.changed.connect(self.cancel)
 
     def controls(self) -> list:
-        return [self.run_button, self.cancel_button, self.report]
+        buttons = Container(widgets=[self.run_button, self.cancel_button], layout="horizontal", labels=False)
+        buttons.margins = (0, 0, 0, 0)
+        return [buttons, *self.progress.widgets, self.report]
 
     def make_work(self):
         raise NotImplementedError
 
     def show_result(self, result) -> None:
         raise NotImplementedError
+
+    prepare_result = None
 
     def start(self, *_) -> BackgroundTask | None:
         """Start the work in a worker thread (returns the task, or ``None`` if inputs are missing)."""
@@ -46,9 +74,11 @@ class TaskWidget(Container):
         if work is None:
             return None
         self.run_button.enabled, self.cancel_button.enabled = False, True
-        self.report.value = "running..."
+        self.report.value = ""
+        self.progress.start(self.stages)
         self._task = BackgroundTask(work, self.show_result, description=self._description,
-                                    on_finished=self._finished)
+                                    on_progress=self.progress.update, on_finished=self._finished,
+                                    in_worker=self.prepare_result, show_bar=False)
         return self._task.start()
 
     def cancel(self, *_) -> None:
@@ -61,8 +91,12 @@ class TaskWidget(Container):
         # its Qt buttons) was closed and deleted, and then there is nothing to update.
         try:
             self.run_button.enabled, self.cancel_button.enabled = True, False
-            if self._task is not None and self._task.error is not None:
-                self.report.value = f"failed: {self._task.error}"
+            task = self._task
+            if task is not None and task.error is not None:
+                self.progress.finish("failed")
+                self.report.value = f"failed: {task.error}"
+            else:
+                self.progress.finish("cancelled" if task is not None and task.cancelled else "done")
         except RuntimeError as err:  # "wrapped C/C++ object ... has been deleted"
             if "deleted" not in str(err):
                 raise
