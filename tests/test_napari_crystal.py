@@ -77,3 +77,26 @@ def test_reprojection_aligns_a_raw_third_view(make_napari_viewer):
     widget()
     overlay = viewer.layers["re-projected at 4 deg"]
     assert "view aligned: tilt axis 25.0" in overlay.metadata["alignment"]
+
+
+def test_crystal_docks_never_default_to_the_truth_and_show_a_table(make_napari_viewer):
+    viewer = make_napari_viewer()
+    mine_data, mine_attrs, _ = lines_layer(_cubic_lines(), name="3D lines")
+    mine = viewer.add_shapes(mine_data, **mine_attrs)
+    truth_data, truth_attrs, _ = lines_layer(_cubic_lines(), name="true 3D lines", metadata={"truth": True})
+    viewer.add_shapes(truth_data, **truth_attrs)  # added last: a plain combo box would pick it
+    _, crystal = viewer.window.add_plugin_dock_widget("napari-stereo-tem", "Crystal frame")
+    _, rep = viewer.window.add_plugin_dock_widget("napari-stereo-tem", "Re-project into another view")
+    assert crystal.lines.value is mine and rep.lines.value is mine
+    crystal()
+    table = crystal.table
+    assert table.rowCount() == 2
+    assert table.item(0, 1).text() in ("[1 -1 0]", "[-1 1 0]")
+    assert table.item(1, 2).text() in ("(1 1 1)", "(-1 -1 -1)")
+    labels = viewer.layers["crystal axes labels"]
+    assert list(labels.features["axis"]) == ["a", "b", "c"] and labels.ndim == 3
+    assert len(labels.text.values) == 3
+    # a choice made by hand is kept when a layer is added
+    crystal.lines.value = viewer.layers["true 3D lines"]
+    viewer.add_image(np.zeros((8, 8)), name="another")
+    assert crystal.lines.value is viewer.layers["true 3D lines"]

@@ -19,7 +19,8 @@ from magicgui import magic_factory
 from ..checks import InputError
 from ..stereo.crystal_frame import CrystalFrame, parse_indices
 from ..stereo.reprojection import align_view, apply_affine, fit_depth_offset, reproject_lines, reprojection_error
-from .layers import paths_to_lines
+from .choosing import keep_default, prefer_lines
+from .layers import is_truth_layer, paths_to_lines
 from .notify import report_input_errors
 
 __all__ = ["crystal_frame", "reproject", "line_crystallography"]
@@ -43,7 +44,46 @@ def line_crystallography(frame: CrystalFrame, lines_xyz) -> tuple[list[str], lis
     return directions, planes
 
 
+def _results_table(widget):
+    """A table under the form: one row per line with its [uvw] and (hkl) (never wider than the dock)."""
+    from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QSizePolicy, QTableWidget
+
+    table = QTableWidget(0, 4)
+    table.setHorizontalHeaderLabels(["line", "direction [uvw]", "habit plane (hkl)", "length (px)"])
+    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+    table.verticalHeader().setVisible(False)
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Expanding)
+    table.setMinimumHeight(120)
+    widget.native.layout().addWidget(table)
+    return table
+
+
+def show_rows(table, rows) -> None:
+    """Fill the results table with ``line_crystallography`` rows (dicts)."""
+    from qtpy.QtWidgets import QTableWidgetItem
+
+    table.setRowCount(len(rows))
+    for i, row in enumerate(rows):
+        for j, key in enumerate(("line", "direction_uvw", "habit_plane_hkl", "length")):
+            value = row[key]
+            table.setItem(i, j, QTableWidgetItem(f"{value:.0f}" if key == "length" else str(value)))
+
+
+def _init_crystal(widget):
+    keep_default(widget, widget.lines, prefer_lines)
+    widget.table = _results_table(widget)
+    widget.called.connect(lambda rows: show_rows(widget.table, rows or []))
+
+
+def _init_reproject(widget):
+    keep_default(widget, widget.lines, prefer_lines)
+    keep_default(widget, widget.image, lambda layers: next(
+        (layer for layer in reversed(layers) if not is_truth_layer(layer) and layer.ndim == 2), None))
+
+
 @magic_factory(
+    widget_init=_init_crystal,
     call_button="Set crystal frame",
     zone_axis={"label": "zone axis [uvw]"},
     g={"label": "g (hkl)"},
@@ -62,13 +102,17 @@ def crystal_frame(
     alpha: float = 90.0, beta: float = 90.0, gamma: float = 90.0,
     zone_axis: str = "0,0,1", g: str = "2,0,0", g_angle_deg: float = 0.0, tilt_from_zone_deg: float = 0.0,
     pixel_size_nm: float = 1.0,
-) -> None:
-    """Set the crystal frame of a lines layer: draw a/b/c, label each line with [uvw] and (hkl)."""
-    _set_frame(lines, viewer, (a, b, c, alpha, beta, gamma), zone_axis, g, g_angle_deg, tilt_from_zone_deg,
-               pixel_size_nm)
+):
+    """Set the crystal frame of a lines layer: draw a/b/c, label each line with [uvw] and (hkl).
+
+    Returns one row per line (``line``, ``direction_uvw``, ``habit_plane_hkl``,
+    ``length``), shown in the dock's table; an empty list when the input is refused.
+    """
+    return _set_frame(lines, viewer, (a, b, c, alpha, beta, gamma), zone_axis, g, g_angle_deg,
+                      tilt_from_zone_deg, pixel_size_nm)
 
 
-@report_input_errors()
+@report_input_errors(default=list)
 def _set_frame(lines, viewer, lattice, zone_axis, g, g_angle_deg, tilt_from_zone_deg, pixel_size_nm):
     if lines is None or not len(lines.data):
         raise InputError("choose a Shapes layer holding 3D lines (e.g. '3D lines' from Reconstruct)")
@@ -92,11 +136,22 @@ def _set_frame(lines, viewer, lattice, zone_axis, g, g_angle_deg, tilt_from_zone
     if "crystal axes" in viewer.layers:
         viewer.layers.remove("crystal axes")
     viewer.add_shapes(axes, shape_type="line", edge_color=_AXIS_COLOURS, edge_width=3, ndim=3,
-                      name="crystal axes", features={"axis": ["a", "b", "c"]},
-                      text={"string": "{axis}", "color": "white", "size": 12})
+                      name="crystal axes", features={"axis": ["a", "b", "c"]})
+    # The labels on Points at the axes' tips: a Shapes layer's text is not drawn in 3D.
+    if "crystal axes labels" in viewer.layers:
+        viewer.layers.remove("crystal axes labels")
+    tips = np.array([axis[1] for axis in axes])
+    viewer.add_points(tips, name="crystal axes labels", size=length * 0.08, face_color=_AXIS_COLOURS,
+                      border_width=0, features={"axis": ["a", "b", "c"]}, ndim=3,
+                      text={"string": "{axis}", "color": "white", "size": 14, "anchor": "upper_left"},
+                      out_of_slice_display=True)
+    lengths = [float(np.linalg.norm(np.diff(line, axis=0), axis=1).sum()) for line in xyz]
+    return [{"line": k, "direction_uvw": d, "habit_plane_hkl": p, "length": n}
+            for k, (d, p, n) in enumerate(zip(directions, planes, lengths))]
 
 
 @magic_factory(
+    widget_init=_init_reproject,
     call_button="Re-project",
     tilt_deg={"label": "tilt of that view (deg)", "min": -89, "max": 89, "step": 0.1},
     axis_col={"label": "tilt-axis column (-1 = centre)", "min": -1, "max": 1e5},
