@@ -70,10 +70,13 @@ def iter_patterns(data, *, executor="threads", max_workers: int | None = None,
 def _band_sum_max(frames, y0: int, y1: int) -> tuple[np.ndarray, np.ndarray]:
     """Sum (float64) and max of the patterns of scan rows ``y0:y1``, a few patterns at a time."""
     total, peak = None, None
+    kind, size = np.dtype(frames.dtype).kind, np.dtype(frames.dtype).itemsize
+    # exact and ~5x faster than float64: 8/16-bit counts summed in 32-bit over one scan row (< 65536 patterns)
+    acc = {"u": np.uint32, "i": np.int32}.get(kind) if size <= 2 and frames.shape[1] < 65536 else None
     for y in range(y0, y1):
         row = frames[y:y + 1]
         flat = row.reshape(-1, *row.shape[2:])
-        s = flat.sum(axis=0, dtype=np.float64)
+        s = flat.sum(axis=0, dtype=acc or np.float64).astype(np.float64)
         m = flat.max(axis=0)
         total = s if total is None else total + s
         peak = m if peak is None else np.maximum(peak, m)
