@@ -133,7 +133,8 @@ def test_browser_fine_tune_and_version_selector(make_napari_viewer, models, tmp_
     assert load_detector().version == "detector_from_widget"
 
 
-def test_cancel_from_the_widget_stops_and_leaves_a_checkpoint(make_napari_viewer, models, tmp_path, wait_finished):
+def test_cancel_from_the_widget_stops_and_leaves_a_checkpoint(make_napari_viewer, models, tmp_path, wait_finished,
+                                                                qtbot):
     folder = tmp_path / "set"
     _fill_set(folder, 1)
     viewer = make_napari_viewer()
@@ -158,3 +159,21 @@ def test_cancel_from_the_widget_stops_and_leaves_a_checkpoint(make_napari_viewer
     assert checkpoint_path("detector_cut").is_file()
     assert "detector_cut" not in list_versions("detector")
     assert widget.start_button.enabled
+    # the cancelled run is offered for resuming, and the message says so and stays
+    assert widget.cancelled_runs.value == "detector_cut" and widget.resume.value
+    qtbot.wait(300)  # reports queued before the cancel arrive now
+    assert widget.status.value.startswith("cancelled at step") and "detector_cut" in widget.status.value
+    assert widget.progress.text.startswith("cancelled after")
+    # resuming keeps the plot of the steps already done, on an integer step axis
+    done = list(widget.loss_plot.losses)
+    widget.steps.value = len(done) + 2
+    widget.loss_plot.add = plot_add
+    task = widget.start()
+    assert widget.loss_plot.steps[: len(done)] == list(range(1, len(done) + 1))
+    wait_finished(task)
+    assert task.error is None, task.error
+    assert widget.loss_plot.steps == list(range(1, len(done) + 3))
+    assert widget.loss_plot.losses[: len(done)] == pytest.approx(done)
+    ticks = widget.loss_plot.axes.get_xticks()
+    assert np.allclose(ticks, np.round(ticks))
+    assert "detector_cut" in list_versions("detector") and "detector_cut" in widget.use_detector.choices
