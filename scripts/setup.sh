@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Set up napari-stereo-tem on a fresh Debian/Ubuntu machine, idempotently:
-#   - Debian libraries that headless napari needs (only with --gui, and only when missing; needs root or sudo),
+#   - the Debian libraries napari's Qt window needs (xcb, GL) and the virtual X server for headless tests,
+#     only when missing: with --gui always (needs root or sudo), without it only where root or
+#     password-less sudo can do it (otherwise the command to run is printed),
 #   - a virtual environment in .venv,
 #   - CPU PyTorch (torch==2.13.0 takes the CPU wheel; see DESIGN section 7),
-#   - the project itself (editable), with its test extra when --gui is given.
+#   - the project itself (editable) with napari's Qt binding (PyQt6), so that .venv/bin/napari starts
+#     with the plugin; the test extra too when --gui is given.
 # Prints how long each step took. Re-running skips what is already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +39,15 @@ debian_libs() {
   if [ ${#missing[@]} -eq 0 ]; then echo "all present"; return; fi
   local sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  if [ "$WITH_GUI" -eq 0 ] && [ -n "$sudo" ] && ! sudo -n true 2>/dev/null; then
+    echo "napari's window needs these Debian packages, not installed here (no root):"
+    echo "  sudo apt-get install ${missing[*]}"
+    return
+  fi
+  if ! command -v apt-get >/dev/null; then
+    echo "not a Debian/Ubuntu system: install the equivalents of ${missing[*]} for napari's window"
+    return
+  fi
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   echo "installed: ${missing[*]}"
@@ -56,12 +68,17 @@ install_torch() {
 }
 
 install_project() {
-  local extra=""
-  [ "$WITH_GUI" -eq 1 ] && extra="[testing]"
+  local extra="[qt]"
+  [ "$WITH_GUI" -eq 1 ] && extra="[qt,testing]"
   "$VENV/bin/python" -m pip install -q -e ".${extra}"
+  # napari with its Qt binding and this plugin: what .venv/bin/napari needs to start
+  "$VENV/bin/python" -c "import napari, qtpy, npe2; from qtpy import QtWidgets
+pm = npe2.PluginManager.instance(); pm.discover()
+pm.get_manifest('napari-stereo-tem')  # KeyError if the plugin is not registered
+print('napari', napari.__version__, 'with', qtpy.API_NAME, 'and the napari-stereo-tem plugin: start it with .venv/bin/napari')"
 }
 
-[ "$WITH_GUI" -eq 1 ] && step "Debian libraries for headless napari" debian_libs
+step "Debian libraries for napari's window$([ "$WITH_GUI" -eq 1 ] && echo ' and headless tests')" debian_libs
 step "virtual environment ($VENV)" make_venv
 step "CPU PyTorch" install_torch
-step "napari-stereo-tem$([ "$WITH_GUI" -eq 1 ] && echo ' with test extra')" install_project
+step "napari-stereo-tem with napari's Qt binding$([ "$WITH_GUI" -eq 1 ] && echo ' and the test extra')" install_project
