@@ -39,6 +39,17 @@ def test_run_gives_3d_points_counts_and_rdf_dock(setup, wait_finished):
     dist = np.linalg.norm(every.data[:, None, :] - truth[None, :, :], axis=2).min(axis=1)
     assert np.median(dist) < 2.0
     assert "matched in all views" in widget.report.value
+    # per-particle standard deviations as features; depth the least certain
+    std = every.features[["std_x", "std_y", "std_z"]].to_numpy()
+    assert np.all(np.isfinite(std)) and np.all(std[:, 2] > std[:, 0])
+    # the same particles in the 2D view: projected (y, x), coloured by depth; the status says where 3D is
+    flat = viewer.layers["particles (2D, colour = depth)"]
+    assert flat.ndim == 2 and len(flat.data) == len(every.data) + len(three.data)
+    np.testing.assert_allclose(np.sort(flat.features["z"]), np.sort(np.r_[every.data[:, 0], three.data[:, 0]]))
+    deep, shallow = np.argmax(flat.features["z"]), np.argmin(flat.features["z"])
+    assert not np.allclose(flat.border_color[deep], flat.border_color[shallow])
+    assert "3D" in widget.report.value and "depth std" in widget.report.value
+    assert "3D" in viewer.status
     assert "A:" in widget.report.value and "D:" in widget.report.value
     # the g(r) dock exists and holds a curve
     assert widget.rdf_plot is not None

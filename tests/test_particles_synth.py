@@ -62,3 +62,35 @@ def test_save_and_load_round_trip(tmp_path):
 def test_positions_only_for_large_sets():
     s = simulate_particle_views(3000, seed=9000006, shape=(1024, 1024), slab_thickness_px=100.0, render=False)
     assert s.positions.shape == (3000, 3) and s.views.size == 0
+
+
+def test_dense_sets_have_the_asked_share_of_touching_particles(tmp_path):
+    from napari_stereo_tem.synth.particles import (load_particle_sample, simulate_dense_particle_views,
+                                                   touching_fraction)
+
+    sample = simulate_dense_particle_views(150, seed=3, touching=(0.10, 0.20), radius_px=(3.0, 3.0), beta_deg=3.0,
+                                           slab_thickness_px=120.0, dose=600.0, contrast_spread=0.2)
+    share = touching_fraction(sample.positions, sample.radii, beta_deg=3.0)
+    assert 0.10 <= share <= 0.20 and share == sample.params["touching_fraction"]
+    assert sample.views.shape[1:] == (sample.params["dense"]["side_px"],) * 2
+    # cores never overlap in 3D (hard spheres), though they may overlap in projection
+    dist = np.linalg.norm(sample.positions[:, None] - sample.positions[None], axis=2) + np.eye(150) * 1e9
+    assert dist.min() >= 6.0
+    # the same positions, a sparser field: fewer touch
+    assert touching_fraction(sample.positions * [2, 2, 1], sample.radii, beta_deg=3.0) < share
+    sample.save(tmp_path)
+    back = load_particle_sample(tmp_path)
+    np.testing.assert_allclose(back.positions, sample.positions, atol=1e-4)
+    assert (tmp_path / "truth.csv").read_text().splitlines()[0] == "x,y,z,radius"
+
+
+def test_touching_fraction_of_a_hand_made_scene():
+    from napari_stereo_tem.synth.particles import touching_fraction
+
+    # two particles 5 px apart in x at the same height touch (r = 3); a third far away does not;
+    # a fourth touches the third only in view A (its height shifts it by 10 sin(beta) towards +x)
+    beta = 30.0
+    points = np.array([[0.0, 0.0, 0.0], [5.0, 0.0, 0.0], [50.0, 50.0, 0.0], [50.0 - 7.0, 50.0, 4.0]])
+    radii = np.full(4, 3.0)
+    assert touching_fraction(points[:3], radii[:3], beta_deg=beta) == pytest.approx(2 / 3)
+    assert touching_fraction(points, radii, beta_deg=beta) == pytest.approx(1.0)

@@ -3,8 +3,10 @@
 Layers in (four images A-D), one core call (the particle pipeline, run off the
 UI thread with a progress bar and a cancel button), layers out: a 3D Points
 layer of the particles every view saw (napari ``(z, y, x)``, ``size = 2 r``),
-another for those only three views saw, counts in a label, and g(r) plotted in
-its own dock widget.
+another for those only three views saw, the same particles projected on the
+image plane and coloured by depth (so they show in the 2D view), each with the
+standard deviations of ``x, y, z`` as features; counts, the depth precision and
+where the 3D view is in a label, and g(r) plotted in its own dock widget.
 """
 
 from __future__ import annotations
@@ -24,38 +26,79 @@ __all__ = ["ParticlesWidget", "RdfPlot", "particle_layers", "format_counts"]
 
 LETTERS = "ABCD"
 RDF_DOCK = "g(r)"
-
-
-def format_counts(result) -> str:
-    """One line per view and the matched totals."""
-    counts = result.reconstruction.counts
-    detected = ", ".join(f"{LETTERS[k] if k < 4 else k}: {n}" for k, n in enumerate(counts["detected_per_view"]))
-    return (f"detected {detected}\nmatched in all views: {counts['matched_all_views']}, "
-            f"in three views: {counts['matched_three_views']}")
+PROJECTED = "particles (2D, colour = depth)"
 
 
 def particle_layers(result, *, scale=None, metadata=None) -> list:
-    """Points layer-data tuples (``(z, y, x)``, ``size = 2 r``): all-view particles, then three-view ones.
+    """Points layer-data tuples: all-view particles and three-view ones in 3D, and all of them in 2D.
 
-    ``result`` is a :class:`~napari_stereo_tem.particles.ParticleResult`.
+    The 3D layers are napari ``(z, y, x)`` with ``size = 2 r``; the 2D layer holds the same
+    particles projected on the image plane ``(y, x)``, coloured by depth, so a run shows in
+    the 2D view too. Every layer carries the features ``radius``, ``z``, ``std_x``,
+    ``std_y``, ``std_z`` (standard deviations from the fit, pixels; NaN without it) and
+    ``residual``. ``result`` is a :class:`~napari_stereo_tem.particles.ParticleResult`.
     """
     rec = result.reconstruction
     points = np.asarray(rec.points, dtype=float).reshape(-1, 3)
     radii = np.nan_to_num(np.asarray(rec.radii, dtype=float), nan=1.0)
+    std = (np.asarray(rec.std, float).reshape(-1, 3) if rec.std is not None
+           else np.full((len(points), 3), np.nan))
+    features = {"radius": radii, "z": points[:, 2], "std_x": std[:, 0], "std_y": std[:, 1], "std_z": std[:, 2],
+                "residual": np.asarray(rec.residuals, float), "n_views": np.asarray(rec.n_views, int)}
     every = np.asarray(rec.all_views, dtype=bool)
     meta = {"kind": "stereo-tem particles", "provenance": result.params, "counts": rec.counts,
             "units": "pixels", **(metadata or {})}
-    common = {"ndim": 3, "face_color": "transparent"}
+    common = {"face_color": "transparent"}
     if scale is not None:
         common["scale"] = scale
     layers = []
     for name, keep, colour, views in (("particles (all views)", every, "lime", "all"),
                                       ("particles (three views)", ~every, "orange", "three")):
         layers.append((points_to_napari(points[keep]),
-                       {"name": name, "size": 2.0 * radii[keep], "border_color": colour,
-                        "features": {"radius": radii[keep], "residual": np.asarray(rec.residuals, float)[keep]},
+                       {"name": name, "ndim": 3, "size": 2.0 * radii[keep], "border_color": colour,
+                        "features": {key: value[keep] for key, value in features.items()},
                         "metadata": {**meta, "views": views}, **common}, "points"))
+    # rings coloured by depth, so the particle under each stays visible
+    flat = {"name": PROJECTED, "ndim": 2, "size": 2.0 * radii + 2.0, "features": features,
+            "face_color": "transparent", "border_color": "z", "border_colormap": "turbo", "border_width": 0.12,
+            "border_width_is_relative": True, "metadata": {**meta, "views": "projected"}}
+    if len(points) and np.ptp(points[:, 2]) > 0:
+        flat["border_contrast_limits"] = (float(points[:, 2].min()), float(points[:, 2].max()))
+    if scale is not None:
+        flat["scale"] = scale[1:]
+    layers.append((points[:, [1, 0]].copy(), flat, "points"))
     return layers
+
+
+def format_counts(result) -> str:
+    """One line per view, the matched totals, the depth precision and where the 3D view is."""
+    rec = result.reconstruction
+    counts = rec.counts
+    detected = ", ".join(f"{LETTERS[k] if k < 4 else k}: {n}" for k, n in enumerate(counts["detected_per_view"]))
+    lines = [f"detected {detected}",
+             f"matched in all views: {counts['matched_all_views']}, in three views: {counts['matched_three_views']}"]
+    floor = rec.params.get("refinement", {}).get("localisation_floor_px")
+    if rec.std is not None and np.isfinite(rec.std).all(axis=1).any():
+        median = np.nanmedian(rec.std, axis=0)
+        text = f"depth std: median {median[2]:.2g} px"
+        if floor:
+            text += f" (floor {floor['z']:.2g} px at this dose and beta)"
+        lines.append(text)
+    lines.append(f"2D: '{PROJECTED}', coloured by depth. 3D: switch the viewer to 3D (the 2D/3D button "
+                 "at the bottom left, or Ctrl+Y) to see 'particles (all views)'")
+    return "\n".join(lines)
+
+
+def _importing_plot_modules(work):
+    """``work``, after importing matplotlib's figure modules in the worker thread.
+
+    The first g(r) plot otherwise imports them on the UI thread after the run (about 2 s);
+    importing defines classes only, no Qt widget is made off the UI thread.
+    """
+    import matplotlib.backends.backend_qtagg  # noqa: F401
+    import matplotlib.figure  # noqa: F401
+
+    return (yield from work)
 
 
 class RdfPlot(FigureWidget):
@@ -153,7 +196,7 @@ class ParticlesWidget(TaskWidget):
             show_error(str(err))
             return None
         self._names = [layer.name for layer in layers]
-        return work
+        return work if self.rdf_plot is not None else _importing_plot_modules(work)
 
     def show_result(self, result) -> None:
         size = self.pixel_size.value or None
@@ -164,6 +207,8 @@ class ParticlesWidget(TaskWidget):
                 self._viewer.layers.remove(attrs["name"])
             getattr(self._viewer, f"add_{kind}")(data, **attrs)
         self.report.value = format_counts(result)
+        self._viewer.status = (f"{len(result.reconstruction.points)} particles; " +
+                               self.report.value.splitlines()[-1])
         if len(result.rdf_r):
             self.show_rdf(result.rdf_r, result.rdf_g, unit=result.units)
 

@@ -20,7 +20,7 @@ STD_COLUMNS = ("std_x", "std_y", "std_z")
 
 
 def write_points_csv(path, points, radii, *, std=None) -> Path:
-    """Write particles as ``x,y,z,radius[,std_x,std_y,std_z]`` (8 significant digits; NaN as ``nan``).
+    """Write particles as ``x,y,z,radius[,std_x,std_y,std_z]`` (9 significant digits: 1e-5 px up to 9999 px; NaN as ``nan``).
 
     Parameters
     ----------
@@ -36,7 +36,7 @@ def write_points_csv(path, points, radii, *, std=None) -> Path:
         columns.append(np.asarray(std, float).reshape(-1, 3))
         header += STD_COLUMNS
     table = np.hstack(columns)
-    lines = [",".join(header)] + [",".join(f"{v:.8g}" for v in row) for row in table]
+    lines = [",".join(header)] + [",".join(f"{v:.9g}" for v in row) for row in table]
     path = Path(path)
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -26,7 +26,7 @@ from ..particles.geometry import check_view_geometry, project_particles
 from ..particles.points_csv import read_points_csv, write_points_csv
 
 __all__ = ["ParticleSample", "hard_sphere_positions", "render_particle_views", "simulate_particle_views",
-           "load_particle_sample"]
+           "load_particle_sample", "touching_fraction", "simulate_dense_particle_views"]
 
 VIEW_LETTERS = "ABCDEFGH"
 
@@ -134,8 +134,11 @@ def hard_sphere_positions(n: int, *, box, contact: float, seed: int, max_attempt
     return placed
 
 
-def _thickness_map(xy, radii, shape, *, supersample: int = 4) -> np.ndarray:
-    """Projected thickness ``2 sqrt(r^2 - rho^2)`` of spheres at ``xy``, averaged over each pixel."""
+def _thickness_map(xy, radii, shape, *, supersample: int = 4, weights=None) -> np.ndarray:
+    """Projected thickness ``2 sqrt(r^2 - rho^2)`` of spheres at ``xy``, averaged over each pixel.
+
+    With ``weights`` (one per sphere) each sphere's thickness is multiplied by its weight.
+    """
     rows, cols = shape
     out = np.zeros(rows * cols)
     if len(xy) == 0:
@@ -152,6 +155,8 @@ def _thickness_map(xy, radii, shape, *, supersample: int = 4) -> np.ndarray:
         rho2 = dy[:, :, None, :, None] ** 2 + dx[:, None, :, None, :] ** 2  # (m, Py, Px, S, S)
         t = 2.0 * np.sqrt(np.clip(r[:, None, None, None, None] ** 2 - rho2, 0.0, None))
         t = t.mean(axis=(3, 4))
+        if weights is not None:
+            t = t * np.asarray(weights, float)[start:start + 2048, None, None]
         iy = np.broadcast_to(py[:, :, None], t.shape)
         ix = np.broadcast_to(px[:, None, :], t.shape)
         inside = (iy >= 0) & (iy < rows) & (ix >= 0) & (ix < cols) & (t > 0)
@@ -159,14 +164,15 @@ def _thickness_map(xy, radii, shape, *, supersample: int = 4) -> np.ndarray:
     return out.reshape(shape)
 
 
-def render_particle_views(positions, radii, *, beta_deg: float, azimuths_deg, shape, contrast: float = 0.08,
+def render_particle_views(positions, radii, *, beta_deg: float, azimuths_deg, shape, contrast=0.08,
                           psf_sigma: float = 0.6, background_amplitude: float = 0.03, dose: float | None = None,
                           seed: int = 0) -> np.ndarray:
     """Render the views of particles at ``positions`` (``(n, 3)``, pixels) with core ``radii``.
 
     Intensity is ``B(y, x) exp(-contrast * thickness)`` (bright field: particles dark, background
     near 1), blurred by a Gaussian probe of ``psf_sigma`` pixels; with ``dose`` (electrons per pixel)
-    each pixel is ``Poisson(dose * I) / dose``. Returns ``(n_views, rows, cols)`` float32.
+    each pixel is ``Poisson(dose * I) / dose``. ``contrast`` is one number or one per particle.
+    Returns ``(n_views, rows, cols)`` float32.
     """
     rng = np.random.default_rng(seed)
     rows, cols = shape
@@ -177,7 +183,8 @@ def render_particle_views(positions, radii, *, beta_deg: float, azimuths_deg, sh
     xy = project_particles(positions, beta_deg=beta_deg, azimuths_deg=azimuths_deg)
     views = np.empty((len(xy), rows, cols), dtype=np.float32)
     for k in range(len(xy)):
-        image = background * np.exp(-contrast * _thickness_map(xy[k], np.asarray(radii, float), shape))
+        image = background * np.exp(-_thickness_map(xy[k], np.asarray(radii, float), shape,
+                                                    weights=np.broadcast_to(contrast, (xy.shape[1],))))
         if psf_sigma > 0:
             image = ndimage.gaussian_filter(image, psf_sigma, mode="nearest")
         if dose is not None:
@@ -190,7 +197,8 @@ def simulate_particle_views(n_particles: int, *, seed: int, beta_deg: float = 2.
                             azimuths_deg=(0, 90, 180, 270), shape=(512, 512), radius_px=(3.0, 6.0),
                             slab_thickness_px: float = 60.0, contact_px: float | None = None,
                             contrast: float = 0.08, psf_sigma: float = 0.6, background_amplitude: float = 0.03,
-                            dose: float | None = None, render: bool = True) -> ParticleSample:
+                            dose: float | None = None, render: bool = True,
+                            contrast_spread: float = 0.0) -> ParticleSample:
     """Simulate a four-view nanoparticle set with its ground truth.
 
     Parameters
@@ -219,6 +227,8 @@ def simulate_particle_views(n_particles: int, *, seed: int, beta_deg: float = 2.
         Electrons per pixel of the background; Poisson shot noise when given.
     render : bool
         ``False`` skips the images (``views`` is then empty): positions only, for large sets.
+    contrast_spread : float
+        Relative standard deviation of the contrast from particle to particle (0: one material).
 
     Returns
     -------
@@ -240,19 +250,88 @@ def simulate_particle_views(n_particles: int, *, seed: int, beta_deg: float = 2.
                                       contact=contact, seed=seed)
     rng = np.random.default_rng([seed, 1])
     radii = rng.uniform(r_lo, r_hi, len(positions))
+    per_particle = float(contrast) * np.clip(1.0 + float(contrast_spread) * rng.standard_normal(len(positions)),
+                                             0.3, None)
     params = {
         "kind": "particles", "seed": int(seed), "n_particles": int(n_particles), "beta_deg": beta,
         "azimuths_deg": [float(a) for a in psi], "shape": [rows, cols], "radius_px": [r_lo, r_hi],
         "slab_thickness_px": float(slab_thickness_px), "contact_px": contact, "contrast": float(contrast),
         "psf_sigma": float(psf_sigma), "background_amplitude": float(background_amplitude),
-        "dose": None if dose is None else float(dose), "units": "pixels",
+        "dose": None if dose is None else float(dose), "units": "pixels", "contrast_spread": float(contrast_spread),
+        "touching_fraction": touching_fraction(positions, radii, beta_deg=beta, azimuths_deg=psi),
         "geometry": "view k shows (x, y) + z sin(beta) (cos psi_k, sin psi_k)",
     }
     if render:
         views = render_particle_views(positions, radii, beta_deg=beta, azimuths_deg=psi, shape=(rows, cols),
-                                      contrast=contrast, psf_sigma=psf_sigma,
+                                      contrast=per_particle, psf_sigma=psf_sigma,
                                       background_amplitude=background_amplitude, dose=dose, seed=seed + 7)
     else:
         views = np.zeros((len(psi), 0, 0), dtype=np.float32)
     return ParticleSample(views=views, positions=positions, radii=radii, beta_deg=beta,
                           azimuths_deg=tuple(float(a) for a in psi), params=params)
+
+
+def touching_fraction(positions, radii, *, beta_deg: float, azimuths_deg=(0, 90, 180, 270), gap: float = 0.0,
+                      shape=None, margin: float = 0.0) -> float:
+    """Share of particles whose projection touches or overlaps another's in at least one view.
+
+    Two discs touch when their centres are closer than ``r_i + r_j + gap`` pixels. With
+    ``shape``, only particles whose every view lies ``margin`` pixels inside the image count.
+    """
+    pts = np.asarray(positions, float).reshape(-1, 3)
+    radii = np.asarray(radii, float)
+    if len(pts) < 2:
+        return 0.0
+    xy = project_particles(pts, beta_deg=beta_deg, azimuths_deg=azimuths_deg)
+    touching = np.zeros(len(pts), dtype=bool)
+    for view in xy:
+        pairs = cKDTree(view).query_pairs(2 * float(radii.max()) + gap, output_type="ndarray")
+        if len(pairs):
+            close = np.linalg.norm(view[pairs[:, 0]] - view[pairs[:, 1]], axis=1) < radii[pairs].sum(axis=1) + gap
+            touching[pairs[close].ravel()] = True
+    counted = np.ones(len(pts), dtype=bool)
+    if shape is not None:
+        rows, cols = shape
+        counted = ((xy[..., 0] >= margin) & (xy[..., 0] <= cols - 1 - margin) & (xy[..., 1] >= margin)
+                   & (xy[..., 1] <= rows - 1 - margin)).all(axis=0)
+    return float(touching[counted].mean()) if counted.any() else 0.0
+
+
+def simulate_dense_particle_views(n_particles: int, *, seed: int, touching=(0.10, 0.20), beta_deg: float = 3.0,
+                                  radius_px=(3.0, 3.0), slab_thickness_px: float = 120.0, gap_px: float = 0.5,
+                                  **options) -> ParticleSample:
+    """A set where a chosen share of the particles touch or overlap another in projection.
+
+    The image side is chosen (bisection on positions alone) so that the share of particles
+    touching another in at least one view falls in ``touching`` (aimed at its middle); cores
+    may come within ``gap_px`` of each other in 3D. Other ``options`` go to
+    :func:`simulate_particle_views` (dose, contrast, contrast_spread, background_amplitude, ...).
+    The chosen side and the measured share are in ``params``.
+    """
+    lo_t, hi_t = (float(v) for v in touching)
+    if not 0 <= lo_t <= hi_t < 1:
+        raise InputError(f"touching must be (min, max) fractions with 0 <= min <= max < 1, got {touching}")
+    r_hi = float(radius_px[1])
+    contact = 2 * r_hi + float(gap_px)
+    aim = 0.5 * (lo_t + hi_t)
+    # The share grows with the projected density n / side^2: bracket the side and bisect.
+    small = max(32.0, np.sqrt(n_particles * np.pi * contact ** 2 / 4 / 0.6))
+    large = small * 8
+    side = small
+    for _ in range(12):
+        side = 0.5 * (small + large)
+        sample = simulate_particle_views(n_particles, seed=seed, beta_deg=beta_deg, shape=(int(side), int(side)),
+                                         radius_px=radius_px, slab_thickness_px=slab_thickness_px,
+                                         contact_px=contact, render=False)
+        share = sample.params["touching_fraction"]
+        if lo_t <= share <= hi_t and abs(share - aim) < 0.02:
+            break
+        if share > aim:
+            small = side
+        else:
+            large = side
+    sample = simulate_particle_views(n_particles, seed=seed, beta_deg=beta_deg, shape=(int(side), int(side)),
+                                     radius_px=radius_px, slab_thickness_px=slab_thickness_px, contact_px=contact,
+                                     **options)
+    sample.params["dense"] = {"touching_target": [lo_t, hi_t], "side_px": int(side)}
+    return sample
