@@ -152,3 +152,22 @@ def test_localisation_floor_falls_with_dose_and_beta():
     assert low[2] > 10 * low[0]  # depth is the least certain at small beta
     wide = floor(0.1, 6.0)
     assert wide[2] == pytest.approx(low[2] * np.sin(np.deg2rad(3.0)) / np.sin(np.deg2rad(6.0)), rel=0.02)
+
+
+def test_single_fits_do_not_depend_on_the_chunk_size():
+    from napari_stereo_tem.particles.geometry import view_directions
+    from napari_stereo_tem.particles.refine import fit_signal, fit_single
+
+    truth = np.array([[30.0, 30.0, 10.0], [60.0, 32.0, -12.0], [45.0, 70.0, 0.0], [75.0, 70.0, 20.0],
+                      [20.0, 75.0, -5.0]])
+    radii = np.array([4.0, 5.0, 4.5, 3.5, 5.0])
+    views = _views(truth, radii)
+    signals = [fit_signal(v) for v in views]
+    shift = np.sin(np.deg2rad(BETA)) * view_directions((0, 90, 180, 270))
+    whole = fit_single(signals, truth + 0.3, radii, shift, blur=0.7)
+    pieces = fit_single(signals, truth + 0.3, radii, shift, blur=0.7, chunk=2)
+    for key in whole:
+        np.testing.assert_allclose(pieces[key], whole[key], rtol=1e-8, atol=1e-10)
+    assert whole["ok"].all()
+    np.testing.assert_allclose(whole["points"], truth, atol=1.0)  # z to a pixel at beta = 2 degrees
+    np.testing.assert_allclose(whole["radii"], radii, atol=0.5)

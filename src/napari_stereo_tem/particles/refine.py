@@ -41,8 +41,8 @@ from .detection import _background, _detect_log, estimate_noise, resolve_polarit
 from .fit import blurred_sphere_profile, fit_particles, reach, render_particles
 from .geometry import project_particles, view_directions
 
-__all__ = ["blurred_sphere_profile", "fit_signal", "estimate_blur", "localisation_floor", "refine_in_views",
-           "refine_in_views_iter"]
+__all__ = ["blurred_sphere_profile", "fit_signal", "estimate_blur", "localisation_floor", "fit_single",
+           "refine_in_views", "refine_in_views_iter"]
 
 #: Blurs tried by :func:`estimate_blur`, pixels.
 BLUR_GRID = (0.4, 0.7, 1.2, 2.1)
@@ -121,6 +121,33 @@ def localisation_floor(noise, shift, *, radius: float, amplitude: float, blur: f
     fit = fit_particles(list(model), noise, centre, np.array([radius]), np.array([amplitude]), shift, blur=blur,
                         iterations=0, radius_range=(0.5 * radius, 2.0 * radius))
     return fit["std"][0]
+
+
+def fit_single(signals, points, radii, shift, *, blur: float = 1.0, iterations: int = 12, chunk: int = 256) -> dict:
+    """Fit every particle on its own to all views (each its own problem), ``chunk`` particles at a time.
+
+    Returns ``points (n, 3)``, ``radii``, ``amplitude``, ``std (n, 3)``, ``chi2`` (reduced
+    chi-square of each fit) and ``ok`` (a finite fit with positive contrast). The
+    refinement fits touching particles together instead (:func:`refine_in_views_iter`);
+    this is the per-particle view of the same model.
+    """
+    points = np.asarray(points, float).reshape(-1, 3)
+    radii = np.asarray(radii, float)
+    noise = np.array([estimate_noise(s) for s in signals])
+    parts = []
+    for a in range(0, len(points), chunk):
+        check_cancelled()  # per block, and per iteration inside the fit
+        idx = np.arange(a, min(a + chunk, len(points)))
+        fit = fit_particles(signals, noise, points[idx], radii[idx], _start_amplitudes(signals, points[idx],
+                                                                                        radii[idx], shift),
+                            shift, blur=blur, problem=np.arange(len(idx)), iterations=iterations)
+        parts.append({"points": fit["points"], "radii": fit["radii"], "amplitude": fit["amplitudes"],
+                      "std": fit["std"], "chi2": fit["chi2_red"][fit["group"]],
+                      "ok": np.all(np.isfinite(fit["points"]), axis=1) & (fit["amplitudes"] > 0)})
+    if not parts:
+        return {"points": np.zeros((0, 3)), "radii": np.zeros(0), "amplitude": np.zeros(0),
+                "std": np.zeros((0, 3)), "chi2": np.zeros(0), "ok": np.zeros(0, dtype=bool)}
+    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
 
 
 def refine_in_views(views, reconstruction, **options):
