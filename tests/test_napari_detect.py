@@ -7,7 +7,7 @@ def test_detect_widget_adds_labels_and_paths(make_napari_viewer, wait_finished):
     viewer = make_napari_viewer()
     viewer.open_sample("napari-stereo-tem", "stereo_pair")
     _, widget = viewer.window.add_plugin_dock_widget("napari-stereo-tem", "Detect dislocations")
-    widget.image.value = viewer.layers["left (synthetic)"]
+    assert widget.image.value is viewer.layers["left (synthetic)"]  # the first view, not a truth layer
     task = widget.start()
     assert task is not None
     wait_finished(task)
@@ -17,7 +17,7 @@ def test_detect_widget_adds_labels_and_paths(make_napari_viewer, wait_finished):
     assert type(labels).__name__ == "Labels" and labels.data.shape == viewer.layers["left (synthetic)"].data.shape
     assert set(np.unique(labels.data)) <= {0, 1, 2} and (labels.data == 1).sum() > 100
     assert type(lines).__name__ == "Shapes" and len(lines.data) >= 1 and set(lines.shape_type) == {"path"}
-    assert "line branches" in widget.report.value
+    assert "line branches" in widget.report.value and widget.progress.text.startswith("done after")
     assert labels.metadata["settings"]["contrast"] in ("bright_field", "dark_field")
 
 
@@ -26,3 +26,15 @@ def test_detect_widget_without_an_image_tells_the_user(make_napari_viewer):
     _, widget = viewer.window.add_plugin_dock_widget("napari-stereo-tem", "Detect dislocations")
     assert widget.start() is None
     assert len(viewer.layers) == 0
+
+
+def test_detect_widget_points_a_4d_layer_to_the_virtual_detectors(make_napari_viewer, monkeypatch):
+    toasts = []
+    monkeypatch.setattr("napari_stereo_tem._napari.notify.show_error", toasts.append)
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((4, 4, 8, 8), np.float32), name="scan")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-stereo-tem", "Detect dislocations")
+    widget.image.value = viewer.layers["scan"]
+    assert widget.start() is None
+    assert "Virtual detectors" in widget.report.value  # the whole message in the dock
+    assert toasts and len(toasts[0]) <= 90 and "4D-STEM" in toasts[0]

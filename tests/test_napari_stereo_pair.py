@@ -38,4 +38,16 @@ def test_open_stereo_pair_bad_input_notifies(make_napari_viewer, tmp_path, monke
     widget()
 
     assert len(viewer.layers) == 0
-    assert messages and "differ in shape" in messages[0]
+    assert messages and len(messages[0]) <= 90  # a toast shows one line
+    assert "differ in shape" in widget.message.value  # the whole message stays in the dock
+
+
+def test_open_stereo_pair_without_files_says_which(make_napari_viewer, monkeypatch):
+    messages = []
+    monkeypatch.setattr("napari_stereo_tem._napari.notify.show_error", messages.append)
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-stereo-tem", "Open stereo pair")
+    widget()
+    assert len(viewer.layers) == 0
+    assert messages == ["choose the left view's image file (the '...' button beside 'left view')"]
+    assert widget.message.value == messages[0]

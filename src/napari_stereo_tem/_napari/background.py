@@ -19,6 +19,7 @@ from napari.utils.notifications import show_error, show_info
 
 from ..checks import InputError
 from ..progress import Cancelled, Progress, cancel_check, drive
+from .notify import show_error_in
 
 __all__ = ["BackgroundTask"]
 
@@ -73,15 +74,19 @@ class BackgroundTask:
     show_bar : bool
         Also show napari's own progress bar (in its activity dock); a widget with its
         own progress panel may leave it out.
+    error_panel : optional
+        Where a failure's whole message is shown (anything with a ``value``, e.g. the
+        dock's report); the toast is then short. Without it the toast has it all.
     """
 
     def __init__(self, work, on_result: Callable, *, description: str = "",
                  on_progress: Callable[[Progress], None] | None = None,
                  on_finished: Callable[[], None] | None = None,
-                 in_worker: Callable | None = None, show_bar: bool = True):
+                 in_worker: Callable | None = None, show_bar: bool = True, error_panel=None):
         self._work = work
         self._in_worker = in_worker
         self._show_bar = show_bar
+        self._error_panel = error_panel
         self._on_result = on_result
         self._on_progress = on_progress
         self._on_finished = on_finished
@@ -146,9 +151,13 @@ class BackgroundTask:
     def _errored(self, err: Exception) -> None:
         self.error = err
         if isinstance(err, InputError):
-            show_error(str(err))
+            message = str(err)
         else:
-            show_error(f"{self._description or 'the task'} failed: {type(err).__name__}: {err}")
+            message = f"{self._description or 'the task'} failed: {type(err).__name__}: {err}"
+        if self._error_panel is None:
+            show_error(message)
+        else:
+            show_error_in(message, self._error_panel)
 
     def _aborted(self) -> None:
         self._work.close()  # runs the core generator's clean-up

@@ -21,7 +21,7 @@ from ..stereo.crystal_frame import CrystalFrame, parse_indices
 from ..stereo.reprojection import align_view, apply_affine, fit_depth_offset, reproject_lines, reprojection_error
 from .choosing import keep_default, prefer_lines
 from .layers import is_truth_layer, paths_to_lines
-from .notify import report_input_errors
+from .notify import dock_message_label, report_input_errors
 
 __all__ = ["crystal_frame", "reproject", "line_crystallography"]
 
@@ -72,11 +72,13 @@ def show_rows(table, rows) -> None:
 
 def _init_crystal(widget):
     keep_default(widget, widget.lines, prefer_lines)
+    dock_message_label(widget)
     widget.table = _results_table(widget)
     widget.called.connect(lambda rows: show_rows(widget.table, rows or []))
 
 
 def _init_reproject(widget):
+    dock_message_label(widget)
     keep_default(widget, widget.lines, prefer_lines)
     keep_default(widget, widget.image, lambda layers: next(
         (layer for layer in reversed(layers) if not is_truth_layer(layer) and layer.ndim == 2), None))
@@ -112,7 +114,7 @@ def crystal_frame(
                       tilt_from_zone_deg, pixel_size_nm)
 
 
-@report_input_errors(default=list)
+@report_input_errors(default=list, to_dock=True)
 def _set_frame(lines, viewer, lattice, zone_axis, g, g_angle_deg, tilt_from_zone_deg, pixel_size_nm):
     if lines is None or not len(lines.data):
         raise InputError("choose a Shapes layer holding 3D lines (e.g. '3D lines' from Reconstruct)")
@@ -207,7 +209,7 @@ def _mask_distances(points, mask) -> dict:
             "n_points": int(len(dist)), "n_outside": int((~inside).sum())}
 
 
-@report_input_errors()
+@report_input_errors(to_dock=True)
 def _reproject(lines, image, reference, viewer, tilt_deg, axis_col, align_to=None):
     if lines is None or image is None:
         raise InputError("choose a 3D lines layer and the image of the other view")

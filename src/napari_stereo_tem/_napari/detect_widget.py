@@ -11,10 +11,11 @@ from __future__ import annotations
 import napari
 import numpy as np
 from magicgui.widgets import ComboBox, FloatSpinBox, create_widget
-from napari.utils.notifications import show_error
 
-from ..checks import InputError
-from ..stereo.detect import iter_detect_lines
+from .choosing import keep_default
+from .layers import is_truth_layer
+from .notify import show_error_in
+from .reconstruct_widget import image_problem
 from .task_widget import TaskWidget
 
 __all__ = ["DetectWidget", "detection_layers"]
@@ -32,6 +33,13 @@ def detection_layers(result, *, name: str, metadata=None) -> list:
     return layers
 
 
+def _detect_in_worker(image, **options):
+    # the detector (and torch) are imported here, in the worker thread
+    from ..stereo.detect import iter_detect_lines
+
+    return (yield from iter_detect_lines(image, **options))
+
+
 class DetectWidget(TaskWidget):
     """Detect dislocations in the chosen image."""
 
@@ -45,31 +53,36 @@ class DetectWidget(TaskWidget):
         self.threshold = FloatSpinBox(value=0.0, min=0.0, max=1.0, step=0.05, label="threshold",
                                       tooltip="0 = the model's recommended probability threshold")
         self.extend([self.image, self.contrast, self.scale, self.threshold, *self.controls()])
+        keep_default(self, self.image, lambda layers: next(
+            (layer for layer in layers if not is_truth_layer(layer) and image_problem(layer) is None), None))
 
     def make_work(self):
         layer = self.image.value
         if layer is None:
-            show_error("choose an image layer to detect dislocations in")
+            show_error_in("choose an image layer to detect dislocations in", self.report)
             return None
-        data = np.asarray(layer.data)
-        if data.ndim != 2:
-            show_error(f"{layer.name} has {data.ndim} dimensions; choose a single 2D image")
-            return None
-        try:
-            work = iter_detect_lines(data, contrast=CONTRASTS[self.contrast.value], scale=self.scale.value or "auto",
-                                     threshold=self.threshold.value or None)
-        except InputError as err:
-            show_error(str(err))
+        problem = image_problem(layer)
+        if problem is not None:
+            show_error_in(problem.replace("one 2D image per view", "a single 2D image"), self.report)
             return None
         self._name = layer.name
         self._layer_scale = tuple(layer.scale)
-        return work
+        return _detect_in_worker(np.asarray(layer.data), contrast=CONTRASTS[self.contrast.value],
+                                 scale=self.scale.value or "auto", threshold=self.threshold.value or None)
 
-    def show_result(self, result) -> None:
-        for data, attrs, kind in detection_layers(result, name=self._name, metadata={"image": self._name}):
-            if attrs["name"] in self._viewer.layers:
-                self._viewer.layers.remove(attrs["name"])
-            getattr(self._viewer, f"add_{kind}")(data, scale=self._layer_scale, **attrs)
+    def prepare_result(self, result):
+        """In the worker thread: the Labels and Shapes layers, meshes included."""
+        from napari.layers import Layer
+
+        tuples = detection_layers(result, name=self._name, metadata={"image": self._name})
+        return result, [Layer.create(data, {**attrs, "scale": self._layer_scale}, kind) for data, attrs, kind in tuples]
+
+    def show_result(self, prepared) -> None:
+        result, layers = prepared
+        for layer in layers:
+            if layer.name in self._viewer.layers:
+                self._viewer.layers.remove(layer.name)
+            self._viewer.layers.append(layer)
         s = result.settings
         self.report.value = (f"{len(result.lines)} line branches; {s['contrast'].replace('_', ' ')}, "
                              f"resized x{s['scale']:g} for detection; {result.seconds:.1f} s")

@@ -247,8 +247,10 @@ class ReconstructWidget(TaskWidget):
 
     # -- the work ---------------------------------------------------------------
     def _refuse(self, message: str) -> None:
-        napari.utils.notifications.show_error(message)
-        self.report.value = message
+        from .notify import toast_text
+
+        napari.utils.notifications.show_error(toast_text(message))
+        self.report.value = message  # in full, where the toast points
 
     def make_work(self):
         """The reconstruction of the chosen pair (``None``, with a message, if the pair cannot be used)."""

@@ -5,8 +5,9 @@ from pathlib import Path
 import napari
 from magicgui import magic_factory
 
+from ..checks import InputError
 from ..images import read_stereo_pair
-from .notify import report_input_errors
+from .notify import dock_message_label, report_input_errors
 
 __all__ = ["open_stereo_pair", "stereo_pair_layers"]
 
@@ -27,6 +28,7 @@ def stereo_pair_layers(pair) -> list:
 
 
 @magic_factory(
+    widget_init=dock_message_label,
     call_button="Open pair",
     left={"label": "left view", "mode": "r"},
     right={"label": "right view", "mode": "r"},
@@ -47,8 +49,16 @@ def open_stereo_pair(
     return _open(left, right, stereo_angle_deg, pixel_size_nm, swap)
 
 
-@report_input_errors(default=list)
+def _check_file(path, role: str) -> None:
+    path = Path(path)
+    if str(path) in ("", ".") or path.is_dir():
+        raise InputError(f"choose the {role} view's image file (the '...' button beside '{role} view')")
+
+
+@report_input_errors(default=list, to_dock=True)
 def _open(left, right, stereo_angle_deg, pixel_size_nm, swap):
+    _check_file(left, "left")
+    _check_file(right, "right")
     pair = read_stereo_pair(left, right, stereo_angle_deg=stereo_angle_deg or None,
                             pixel_size_nm=pixel_size_nm or None, swap=swap)
     return stereo_pair_layers(pair)

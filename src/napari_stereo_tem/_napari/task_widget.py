@@ -78,7 +78,7 @@ class TaskWidget(Container):
         self.progress.start(self.stages)
         self._task = BackgroundTask(work, self.show_result, description=self._description,
                                     on_progress=self.progress.update, on_finished=self._finished,
-                                    in_worker=self.prepare_result, show_bar=False)
+                                    in_worker=self.prepare_result, show_bar=False, error_panel=self.report)
         return self._task.start()
 
     def cancel(self, *_) -> None:
@@ -94,7 +94,7 @@ class TaskWidget(Container):
             task = self._task
             if task is not None and task.error is not None:
                 self.progress.finish("failed")
-                self.report.value = f"failed: {task.error}"
+                self.report.value = f"failed: {task.error}"  # the whole message, where the toast points
             else:
                 self.progress.finish("cancelled" if task is not None and task.cancelled else "done")
         except RuntimeError as err:  # "wrapped C/C++ object ... has been deleted"
