@@ -20,6 +20,10 @@ process so that its memory is its own:
 4. **memory**: the process's peak resident memory (VmHWM, the kernel's mark
    reset just before the work; target <= 1 GiB) and the resident memory after.
 
+The file's pages are evicted from the page cache first (``posix_fadvise
+DONTNEED`` on this file only), so the run starts cold, as after opening a file
+that was just copied from the microscope; ``--warm`` skips that.
+
 Run:  python benchmarks/bench_fourdstem_outofcore.py [--path FILE.npy] [--delete] [--dir DIR]
 """
 
@@ -124,6 +128,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=8, help="scan rows per band of the exact pass")
     parser.add_argument("--cancel-after", type=float, default=2.0)
     parser.add_argument("--json", default=None, help="write the figures to this file")
+    parser.add_argument("--warm", action="store_true", help="keep the file's pages in the page cache")
     args = parser.parse_args()
     path = Path(args.path) if args.path else Path(args.dir) / "fourdstem_32gib.npy"
     try:
@@ -133,6 +138,12 @@ def main() -> None:
         else:
             geometry = _make(path)
         disc_r = 0.5 * geometry["radius"]
+        if not args.warm:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
         res = subprocess.run([sys.executable, "-c", _CHILD, str(path), json.dumps(geometry["centre"]), str(disc_r),
                               str(args.moves), str(args.rows), str(args.cancel_after)],
                              capture_output=True, text=True)
@@ -141,7 +152,8 @@ def main() -> None:
             raise SystemExit(res.returncode)
         r = json.loads(res.stdout.strip().splitlines()[-1])
         gib = r["file_bytes"] / 2**30
-        print(f"file {path.name}: {gib:.1f} GiB; disc radius {disc_r:.1f} px near the direct beam; cpu cores {os.cpu_count()}")
+        print(f"file {path.name}: {gib:.1f} GiB ({'warm' if args.warm else 'evicted from the page cache first'}); "
+              f"disc radius {disc_r:.1f} px near the direct beam; cpu cores {os.cpu_count()}")
         print(f"drag preview ({args.moves} moves, {r['preview_shape'][0]}x{r['preview_shape'][1]} image from a "
               f"strided subset): first (cold pages) {r['preview_first_s'] * 1e3:.0f} ms, then median "
               f"{r['preview_median_s'] * 1e3:.1f} ms, p95 {r['preview_p95_s'] * 1e3:.1f} ms, "

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 import mmap
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,9 +78,12 @@ class FourDStem:
 class NpyFrames:
     """A read-only ``.npy`` file that dask can slice without copying it whole.
 
-    Only ``shape``, ``dtype``, ``ndim`` and ``__getitem__`` are exposed; each read
-    maps the file, copies the requested block and unmaps it. Pickles as its path,
-    so dask.distributed workers on the same file system read it themselves.
+    Only ``shape``, ``dtype``, ``ndim`` and ``__getitem__`` are exposed. A block of
+    a C-ordered 4D file is read with one ``pread`` per pattern (its detector rows
+    only), so the file is never mapped and its pages never count in the process's
+    resident memory; other keys map the file, copy the block and unmap it.
+    Pickles as its path, so dask.distributed workers on the same file system read
+    it themselves.
     """
 
     def __init__(self, path, *, shape, dtype, offset: int, fortran_order: bool = False):
@@ -100,14 +104,110 @@ class NpyFrames:
             del mm
 
     def __getitem__(self, key):
-        mm = np.memmap(self.path, dtype=self.dtype, mode="r", offset=self.offset,
-                       shape=self.shape, order=self.order)
-        out = np.array(mm[key])
-        del mm  # the last reference: the file is unmapped and its pages leave this process
+        boxes = self._boxes(key)
+        if boxes is not None and boxes[1].step == 1:  # bands of whole scan rows: pread
+            return self._pread(*boxes)
+        # strided or other keys: map the file without read-ahead (each page read is one the key needs)
+        with open(self.path, "rb") as fh:
+            mapping = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        try:
+            if hasattr(mapping, "madvise"):
+                mapping.madvise(mmap.MADV_RANDOM)
+            view = np.ndarray(self.shape, dtype=self.dtype, buffer=mapping, offset=self.offset, order=self.order)
+            out = np.array(view[key])
+            del view
+        finally:
+            mapping.close()  # unmapped: its pages leave this process's resident memory
+        return out
+
+    def prefetch(self, key) -> None:
+        """Ask the kernel to read the patterns' detector rows of ``key`` in the background (no memory here).
+
+        The live preview calls it with the rows around the disc, so that the next
+        moves of a drag find their pages in the page cache.
+        """
+        boxes = self._boxes(key)
+        if boxes is None or not hasattr(os, "posix_fadvise"):
+            return
+        ys, xs, rows, _, _ = boxes
+        dy, dx = self.shape[2:]
+        item = self.dtype.itemsize
+        length = len(rows) * dx * item
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            for y in ys:
+                for x in xs:
+                    offset = self.offset + (((y * self.shape[1] + x) * dy) + rows.start) * dx * item
+                    os.posix_fadvise(fd, offset, length, os.POSIX_FADV_WILLNEED)
+        finally:
+            os.close(fd)
+
+    def _boxes(self, key):
+        """``(scan_y, scan_x, rows, cols, squeeze)`` for a C-ordered 4D file sliced by ints and slices, else None."""
+        if self.order != "C" or self.ndim != 4:
+            return None
+        key = key if isinstance(key, tuple) else (key,)
+        if any(k is Ellipsis or k is None for k in key) or len(key) > 4:
+            return None
+        key = key + (slice(None),) * (4 - len(key))
+        ranges, squeeze = [], []
+        for axis, k in enumerate(key):
+            if isinstance(k, (int, np.integer)):
+                i = int(k) + (self.shape[axis] if k < 0 else 0)
+                if not 0 <= i < self.shape[axis]:
+                    raise IndexError(f"index {k} is out of bounds for axis {axis} of size {self.shape[axis]}")
+                ranges.append(range(i, i + 1))
+                squeeze.append(axis)
+            elif isinstance(k, slice):
+                ranges.append(range(*k.indices(self.shape[axis])))
+            else:
+                return None
+        if ranges[2].step != 1 and len(ranges[2]) > 1:
+            return None
+        return ranges[0], ranges[1], ranges[2], ranges[3], tuple(squeeze)
+
+    def _pread(self, ys, xs, rows, cols, squeeze):
+        """Read the detector rows ``rows`` of each selected pattern with one ``pread`` each.
+
+        Nothing is mapped, so the file's pages never count in this process's
+        resident memory, and the kernel reads ahead only where reads are sequential.
+        """
+        dy, dx = self.shape[2:]
+        item = self.dtype.itemsize
+        out = np.empty((len(ys), len(xs), len(rows), dx), dtype=self.dtype)
+        if len(rows) and len(ys) and len(xs):
+            r0 = rows.start
+            length = len(rows) * dx * item
+            fd = os.open(self.path, os.O_RDONLY)
+            try:
+                for j, y in enumerate(ys):
+                    base = self.offset + ((y * self.shape[1]) * dy + r0) * dx * item
+                    if xs.step == 1 and len(rows) == dy:  # whole patterns of a scan row: one read
+                        _read_exact(fd, out[j], base + xs.start * dy * dx * item)
+                        continue
+                    for i, x in enumerate(xs):
+                        _read_exact(fd, out[j, i], base + x * dy * dx * item, length)
+            finally:
+                os.close(fd)
+        if cols != range(dx):
+            out = out[..., cols.start:cols.stop:cols.step] if len(cols) else out[..., :0]
+        if squeeze:
+            out = out.reshape([n for a, n in enumerate(out.shape) if a not in squeeze])
         return out
 
     def __repr__(self) -> str:
         return f"NpyFrames({self.path!r}, shape={self.shape}, dtype={self.dtype})"
+
+
+def _read_exact(fd: int, target: np.ndarray, offset: int, length: int | None = None) -> None:
+    view = memoryview(target).cast("B")
+    length = view.nbytes if length is None else length
+    done = 0
+    while done < length:
+        n = os.preadv(fd, [view[done:length]], offset + done)
+        if n <= 0:
+            raise OSError(f"the file ends before byte {offset + length} (truncated?)")
+        done += n
 
 
 class ArrayFrames:

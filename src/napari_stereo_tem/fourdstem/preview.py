@@ -27,7 +27,8 @@ def preview_stride(scan_shape: tuple[int, int], max_pixels: int) -> int:
     return stride
 
 
-def preview_virtual_image(data, disc, *, max_pixels: int = 64 * 64, full: bool = False) -> np.ndarray:
+def preview_virtual_image(data, disc, *, max_pixels: int = 64 * 64, full: bool = False,
+                          prefetch_rows: int = 16) -> np.ndarray:
     """Approximate virtual image ``(scan_y, scan_x)`` float32 of one disc, for live preview.
 
     Parameters
@@ -38,6 +39,10 @@ def preview_virtual_image(data, disc, *, max_pixels: int = 64 * 64, full: bool =
         At most this many scan positions are read (a scan stride is chosen for it).
     full : bool
         ``True`` computes the exact image (call it when the drag ends).
+    prefetch_rows : int
+        For a ``.npy`` on disk, the kernel is asked to read this many detector rows
+        above and below the disc's box of the same strided patterns in the
+        background, so that the next moves of a drag find them in the page cache.
 
     Returns
     -------
@@ -58,6 +63,10 @@ def preview_virtual_image(data, disc, *, max_pixels: int = 64 * 64, full: bool =
         block = ds.frames.array[key]
     elif isinstance(ds.frames, NpyFrames):  # on disk: only the strided box is read
         block = ds.frames[key]
+        if prefetch_rows:  # the rows a drag reaches next, read ahead by the kernel
+            ny = ds.detector_shape[0]
+            around = slice(max(rows.start - prefetch_rows, 0), min(rows.stop + prefetch_rows, ny))
+            ds.frames.prefetch((key[0], key[1], around, slice(None)))
     else:
         block = np.asarray(ds.data[key].compute(scheduler="threads"))
     limiter = one_blas_thread()
