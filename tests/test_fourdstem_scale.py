@@ -202,3 +202,19 @@ def test_fourdstem_modules_import_no_circle():
 
 def test_disc_mask_helper_used_here_is_the_package_convention():
     assert disc_mask((5, 5), 2, 2, 1).sum() == 5
+
+
+def test_npy_frames_reads_equal_numpy_for_every_kind_of_key(tmp_path):
+    from napari_stereo_tem.fourdstem.loading import NpyFrames
+
+    a = np.random.default_rng(0).integers(0, 1000, (5, 6, 7, 8)).astype(np.uint16)
+    np.save(tmp_path / "t.npy", a)
+    frames = NpyFrames.open(tmp_path / "t.npy")
+    keys = [(slice(None),), (1,), (slice(1, 4), slice(None), slice(2, 5), slice(1, 7)),
+            (slice(None, None, 2), slice(1, None, 3), slice(2, 5), slice(1, 7, 2)), (2, 3), (-1, -1),
+            (slice(None), 3, slice(0, 7), slice(None)), (slice(0, 2), slice(0, 6), slice(0, 7), slice(3, 4)),
+            (slice(0, 2), slice(None), slice(None, None, 2))]
+    for key in keys:
+        got = frames[key]
+        assert got.shape == a[key].shape and np.array_equal(got, a[key]), key
+    frames.prefetch((slice(None, None, 2), slice(None, None, 2), slice(0, 3), slice(None)))  # no error, no result
