@@ -18,9 +18,12 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "particles",
         help="3D nanoparticle positions and g(r) from four detector views",
-        description="Detect particles in each view, match them along the detector directions, triangulate, "
-                    "and write DIR/points.csv (x,y,z,radius, pixels), DIR/rdf.csv (r,g), "
-                    "DIR/points_three_view.csv, DIR/particles.json and DIR/rdf.png.",
+        description="Detect particles in each view, match them along the detector directions, fit them to all "
+                    "views at once (touching particles together; particles merged with a neighbour in one view "
+                    "found in the residuals; pairs merged in every view split), and write DIR/points.csv "
+                    "(x,y,z,radius,std_x,std_y,std_z, pixels; std = standard deviation from the fit), DIR/rdf.csv "
+                    "(r,g), DIR/points_three_view.csv, DIR/particles.json (counts, the expected localisation floor "
+                    "for the noise and beta of these views) and DIR/rdf.png.",
     )
     p.add_argument("views", nargs="+", metavar="VIEW", help="the views A B C D (TIFF, PNG, .npy, microscope files)")
     p.add_argument("--beta", type=float, required=True, metavar="DEG",
@@ -41,8 +44,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--max-shift", type=float, default=8.0,
                    help="largest shift of a particle between views and its mean position, pixels (default 8)")
     p.add_argument("--no-refine", dest="refine", action="store_false",
-                   help="keep the matched positions (default: fit touching particles to all views at once and "
-                        "split points that are two particles merged in every view)")
+                   help="keep the matched positions, without standard deviations (default: fit the particles to "
+                        "all views at once, search the residuals for missed ones, split points that are two "
+                        "particles merged in every view)")
     p.add_argument("--r-max", type=float, default=None, help="g(r) range in pixels (default 8 median radii)")
     p.add_argument("--bins", type=int, default=None, help="g(r) bins (default one per pixel)")
     p.add_argument("-o", "--output", required=True, metavar="DIR",
@@ -54,6 +58,8 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     from pathlib import Path
+
+    import numpy as np
 
     from ..checks import InputError
     from ..atomic import check_output_folder
@@ -82,4 +88,10 @@ def run(args) -> int:
     counts = result.reconstruction.counts
     print(f"detected per view {counts['detected_per_view']}, matched in all views {counts['matched_all_views']}, "
           f"in three views {counts['matched_three_views']}; wrote {paths['points'].parent}")
+    floor = result.reconstruction.params.get("refinement", {}).get("localisation_floor_px")
+    std = result.reconstruction.std
+    if floor and std is not None and len(std):
+        median = np.nanmedian(std, axis=0)
+        print(f"precision: median std x {median[0]:.2g}, y {median[1]:.2g}, z {median[2]:.2g} px; an isolated "
+              f"particle at this noise and beta: x {floor['x']:.2g}, y {floor['y']:.2g}, z {floor['z']:.2g} px")
     return 0

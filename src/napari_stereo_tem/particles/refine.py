@@ -37,7 +37,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from ..progress import Progress, check_cancelled, drive
-from .detection import _background, _detect_log, estimate_noise, resolve_polarity, touching_groups
+from .detection import _background, _detect_log, _median, estimate_noise, resolve_polarity, touching_groups
 from .fit import blurred_sphere_profile, fit_particles, reach, render_particles
 from .geometry import project_particles, view_directions
 
@@ -56,12 +56,12 @@ def fit_signal(view, *, polarity: str = "dark", radius_max: float = 10.0) -> np.
     """
     img = np.asarray(view, dtype=float)
     polarity = resolve_polarity(img, polarity)
-    if polarity == "dark" and np.median(img) > 0 and np.percentile(img, 1) > 0:
-        floor = 1e-3 * float(np.median(img))
-        signal = -np.log(np.clip(img, floor, None))
+    level = _median(img)
+    if polarity == "dark" and level > 0 and np.percentile(img.ravel()[::max(1, img.size // (1 << 20))], 1) > 0:
+        signal = -np.log(np.clip(img, 1e-3 * level, None))
     else:
         signal = -img if polarity == "dark" else img.copy()
-    signal -= np.median(signal)
+    signal -= _median(signal)
     return signal - _background(signal, radius_max)
 
 
