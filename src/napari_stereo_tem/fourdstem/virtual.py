@@ -25,7 +25,7 @@ from ..checks import InputError
 from ..progress import Progress, ProgressGenerator, drive
 from .executors import band_source, bands_of, check_executor, iter_bands
 from .loading import open_4dstem
-from .masks import Disc, detector_masks, disc_mask, group_detectors
+from .masks import Disc, detector_masks, disc_mask, group_detectors, masks_bbox
 from .rois import from_circle_roi, roi_mask
 
 __all__ = ["Disc", "disc_mask", "virtual_images", "iter_virtual_images", "reduce_block", "reduce_block_shifted",
@@ -114,11 +114,12 @@ def reduce_block_shifted(block: np.ndarray, masks: np.ndarray, shifts: np.ndarra
     The sum over ``mask(k - s)`` of ``pattern(k)`` equals the sum over ``mask(k)``
     of the pattern shifted back by ``s`` with bilinear interpolation, so this
     is the virtual image of descan-corrected patterns, read once and never
-    shifted. Runs of consecutive positions whose shifts share a whole-pixel part
-    ``floor(s)`` (descan drifts smoothly, so runs are long) are reduced
-    together against the masks moved by that part and by one more pixel in y,
-    in x and in both (four columns per detector); the bilinear weights of the
-    fractional part then combine the four sums.
+    shifted. Each pattern is converted from a window moved by the whole-pixel
+    part of its shift (runs of positions share it: descan drifts smoothly), so
+    that in the windows the detectors stand still and one product serves every
+    position; the masks moved by one more pixel in y, in x and in both differ
+    only on the discs' edges, so those three sums are corrections read from the
+    edge pixels alone, combined with the bilinear weights of the fractional part.
 
     Parameters
     ----------
@@ -143,30 +144,58 @@ def reduce_block_shifted(block: np.ndarray, masks: np.ndarray, shifts: np.ndarra
     s = np.nan_to_num(np.asarray(shifts, dtype=np.float64).reshape(-1, 2))
     whole = np.floor(s).astype(np.int64)
     frac = (s - whole).astype(np.float32)
-    corner = np.stack([(1 - frac[:, 0]) * (1 - frac[:, 1]), (1 - frac[:, 0]) * frac[:, 1],
-                       frac[:, 0] * (1 - frac[:, 1]), frac[:, 0] * frac[:, 1]], axis=1)  # (m, 4)
-    # runs of consecutive positions sharing a whole-pixel shift (read in pieces, never gathered)
+    corner = np.stack([(1 - frac[:, 0]) * frac[:, 1], frac[:, 0] * (1 - frac[:, 1]),
+                       frac[:, 0] * frac[:, 1]], axis=1)  # weights of the corners (0,1), (1,0), (1,1)
+    # Each pattern is copied from a window that follows its whole-pixel shift, so that in the
+    # window the detectors sit still: one set of masks for every position.
+    rows, cols = masks_bbox(masks)
+    wh, ww = rows.stop - rows.start + 1, cols.stop - cols.start + 1
+    window = np.zeros((n, wh, ww), dtype=np.float32)
+    window[:, :wh - 1, :ww - 1] = masks[:, rows, cols]
+    base, edge, steps = _bilinear_masks(window, 0, 0)
     change = np.flatnonzero(np.any(whole[1:] != whole[:-1], axis=1)) + 1
     edges = np.concatenate([[0], change, [by * bx]])
-    piece = max(1, _PIECE_BYTES // max(h * w * 4, 1))
-    buffer = np.empty((min(piece, by * bx), h, w), dtype=np.float32)
-    flat_buffer = buffer.reshape(len(buffer), h * w)
-    four = np.empty((by * bx, 4 * n), dtype=np.float32)
-    moved = {}
+    piece = max(1, _PIECE_BYTES // max(wh * ww * 4, 1))
+    buffer = np.empty((min(piece, by * bx), wh, ww), dtype=np.float32)
+    flat_buffer = buffer.reshape(len(buffer), wh * ww)
+    out = np.empty((by * bx, n), dtype=np.float32)
     for i in range(0, by * bx, piece):
         j = min(i + piece, by * bx)
-        np.copyto(buffer[:j - i], flat[i:j], casting="unsafe")
         inside = edges[(edges > i) & (edges < j)]
         for a, b in zip(np.concatenate([[i], inside]), np.concatenate([inside, [j]])):
-            key = (int(whole[a, 0]), int(whole[a, 1]))
-            weights = moved.get(key)
-            if weights is None:
-                weights = moved[key] = np.concatenate(
-                    [_moved_by_whole_pixels(masks, key[0] + oy, key[1] + ox)
-                     for oy, ox in ((0, 0), (0, 1), (1, 0), (1, 1))], axis=1)  # (h*w, 4n)
-            np.matmul(flat_buffer[a - i:b - i], weights, out=four[a:b])
-    out = (four.reshape(-1, 4, n) * corner[:, :, None]).sum(axis=1)
+            _copy_window(buffer[a - i:b - i], flat[a:b], rows.start + whole[a, 0], cols.start + whole[a, 1])
+        part = flat_buffer[:j - i]
+        # base . p, plus the three other corners as corrections read on the discs' edges alone
+        out[i:j] = part @ base
+        if edge.size:
+            d = (part[:, edge] @ steps).reshape(j - i, 3, n)
+            out[i:j] += np.einsum("mcn,mc->mn", d, corner[i:j])
     return out.reshape(by, bx, n)
+
+
+def _copy_window(target: np.ndarray, source: np.ndarray, r0: int, c0: int) -> None:
+    """``target[:] = source[:, r0:r0+h, c0:c0+w]`` as float32, zeros where the window leaves ``source``."""
+    h, w = target.shape[1:]
+    sh, sw = source.shape[1:]
+    ra, rb, ca, cb = max(r0, 0), min(r0 + h, sh), max(c0, 0), min(c0 + w, sw)
+    if ra != r0 or ca != c0 or rb != r0 + h or cb != c0 + w:
+        target[...] = 0
+    if rb > ra and cb > ca:
+        np.copyto(target[:, ra - r0:rb - r0, ca - c0:cb - c0], source[:, ra:rb, ca:cb], casting="unsafe")
+
+
+def _bilinear_masks(masks: np.ndarray, dy: int, dx: int):
+    """The masks moved by ``(dy, dx)``, and the pixels and values where the other three corners differ.
+
+    Returns ``(base (h*w, n), edge (k,), steps (k, 3n))``: the corner ``(dy, dx)``
+    flattened, the indices of the pixels where the corners ``(dy, dx+1)``,
+    ``(dy+1, dx)``, ``(dy+1, dx+1)`` differ from it, and those differences.
+    """
+    base = _moved_by_whole_pixels(masks, dy, dx)
+    others = np.concatenate([_moved_by_whole_pixels(masks, dy + oy, dx + ox) - base
+                             for oy, ox in ((0, 1), (1, 0), (1, 1))], axis=1)
+    edge = np.flatnonzero(np.any(others != 0, axis=1))
+    return np.ascontiguousarray(base), edge, np.ascontiguousarray(others[edge])
 
 
 def _moved_by_whole_pixels(masks: np.ndarray, dy: int, dx: int) -> np.ndarray:
