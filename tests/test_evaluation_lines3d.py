@@ -71,3 +71,16 @@ def test_empty_prediction_and_bad_input():
         line_set_distance([_line()], [])
     with pytest.raises(InputError, match=r"\(n, 3\)"):
         line_set_distance([np.zeros((4, 2))], [_line()])
+
+
+def test_coverage_precision_and_depth_rmse_by_hand():
+    # truth y in [0, 100]; prediction: y in [0, 50] at dz = 2 (within 3 px) plus a stray line 20 px away
+    truth = [_line(101)]
+    pred = [_line(51) + [0.0, 0.0, 2.0], _line(51) + [20.0, 0.0, 0.0]]
+    m = line_set_distance(pred, truth, spacing=1.0)
+    # true y = 0..50 lie 2 px from the prediction, y = 51 and 52 within 3 px of its end (sqrt(1+4), sqrt(4+4))
+    assert m["coverage"] == pytest.approx(53 / 101)
+    assert m["precision"] == pytest.approx(0.5)
+    assert m["depth_rmse"] == pytest.approx(2.0)
+    tight = line_set_distance(pred, truth, spacing=1.0, tolerance=1.5)
+    assert tight["coverage"] == 0.0 and tight["precision"] == 0.0

@@ -9,7 +9,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from napari_stereo_tem.checks import InputError
-from napari_stereo_tem.stereo.lines_io import LINES_HEADER, read_lines_csv, write_lines_csv
+from napari_stereo_tem.stereo.lines_io import LINES_HEADER, read_lines_csv, read_lines_table, write_lines_csv
 from napari_stereo_tem.nets.matcher import StereoNet
 from napari_stereo_tem.stereo.pipeline import STAGES, lines_from_disparity, load_reconstruction, reconstruct
 
@@ -52,7 +52,11 @@ def test_reconstruct_writes_contract_files(pair, matcher, tmp_path):
     for line in result.lines:
         assert line.ndim == 2 and line.shape[1] == 3 and np.isfinite(line).all()
     folder = result.save(tmp_path / "out")
-    assert (folder / "lines.csv").read_text().splitlines()[0] == "line_id,x,y,z"
+    # the contract's four columns first, then each point's depth standard deviation
+    assert (folder / "lines.csv").read_text().splitlines()[0] == "line_id,x,y,z,depth_std"
+    lines, extra = read_lines_table(folder / "lines.csv")
+    assert len(extra["depth_std"]) == len(lines) == len(result.lines)
+    assert all(len(s) == len(line) and np.all(s > 0) for s, line in zip(extra["depth_std"], lines))
     assert (folder / "preview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     record = json.loads((folder / "result.json").read_text())
     assert set(STAGES) <= set(record["timings_s"])

@@ -60,6 +60,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--disparity-range", default=None, metavar="MIN,MAX",
                         help="signed disparity range in pixels, written --disparity-range=-24,24 (default: the matcher's)")
     parser.add_argument("--no-refine", action="store_true", help="keep the raw matcher disparities")
+    parser.add_argument("--line-model", choices=("fit", "legacy"), default="fit",
+                        help="fit (default): disparity measured in the images along each line, one robust smooth "
+                             "curve per line, a depth standard deviation per point (column depth_std of lines.csv); "
+                             "legacy: the refined disparities smoothed, no uncertainty")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("-o", "--output", required=True,
                         help="output folder (created if needed; written as a whole, an existing result is refused)")
@@ -137,7 +141,8 @@ def _work(args, left, right, *, detector, matcher):
                               shift=_parse_pair(args.shift, "--shift", "-14,9"),
                               manual_points=_read_points(args.points),
                               strict_rectify=not args.rectify_anyway, contrast=CONTRASTS[args.contrast],
-                              detect_scale=parse_scale(args.detect_scale, "--detect-scale"))
+                              detect_scale=parse_scale(args.detect_scale, "--detect-scale"),
+                              line_model=args.line_model)
 
 
 def _pairs(args) -> list:

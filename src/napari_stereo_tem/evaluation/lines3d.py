@@ -84,7 +84,7 @@ def _depth_pairs(pred: np.ndarray, true_tree_xy: cKDTree, true: np.ndarray):
 
 
 def line_set_distance(pred_lines, true_lines, *, spacing: float = 0.5, remove_depth_offset: bool = False,
-                      xy_tolerance: float = 3.0) -> dict:
+                      xy_tolerance: float = 3.0, tolerance: float = 3.0) -> dict:
     """Symmetric distance between two 3D line sets, with the depth error apart.
 
     Parameters
@@ -100,6 +100,8 @@ def line_set_distance(pred_lines, true_lines, *, spacing: float = 0.5, remove_de
     xy_tolerance : float
         For the offset estimate and the depth error's ``within`` figures: ``(x, y)``
         pairs farther apart than this are ignored (the line was not found there).
+    tolerance : float
+        3D distance for ``coverage`` and ``precision``.
 
     Returns
     -------
@@ -109,8 +111,12 @@ def line_set_distance(pred_lines, true_lines, *, spacing: float = 0.5, remove_de
         points whose ``(x, y)`` distance to the truth is at most ``xy_tolerance``),
         ``depth_offset`` (added to the prediction's ``z``; 0 without removal),
         ``n_pred``, ``n_true`` (densified points) and ``xy_coverage`` (share of predicted
-        points within ``xy_tolerance`` of the truth in ``(x, y)``). All distances in the
-        unit of the input. Empty prediction: distances are ``inf``/NaN and counts 0.
+        points within ``xy_tolerance`` of the truth in ``(x, y)``); ``coverage`` (share of
+        true points with a predicted point within ``tolerance`` in 3D), ``precision``
+        (share of predicted points with a true point within ``tolerance``) and
+        ``depth_rmse`` (root mean square ``dz`` over the same points as ``depth_mean``).
+        All distances in the unit of the input. Empty prediction: distances are
+        ``inf``/NaN and counts 0.
     """
     true = densify_lines(true_lines, spacing=spacing)
     if len(true) == 0:
@@ -119,7 +125,8 @@ def line_set_distance(pred_lines, true_lines, *, spacing: float = 0.5, remove_de
     if len(pred) == 0:
         return {"mean": float("inf"), "median": float("inf"), "mean_pred_to_true": float("nan"),
                 "mean_true_to_pred": float("inf"), "depth_mean": float("nan"), "depth_median": float("nan"),
-                "depth_offset": 0.0, "n_pred": 0, "n_true": int(len(true)), "xy_coverage": 0.0}
+                "depth_offset": 0.0, "n_pred": 0, "n_true": int(len(true)), "xy_coverage": 0.0,
+                "coverage": 0.0, "precision": float("nan"), "depth_rmse": float("nan")}
     tree_xy = cKDTree(true[:, :2])
     offset = 0.0
     if remove_depth_offset:
@@ -140,4 +147,6 @@ def line_set_distance(pred_lines, true_lines, *, spacing: float = 0.5, remove_de
             "depth_mean": float(adz.mean()) if len(adz) else float("nan"),
             "depth_median": float(np.median(adz)) if len(adz) else float("nan"),
             "depth_offset": offset, "n_pred": int(len(pred)), "n_true": int(len(true)),
-            "xy_coverage": float(near.mean())}
+            "xy_coverage": float(near.mean()), "coverage": float((d_tp <= tolerance).mean()),
+            "precision": float((d_pt <= tolerance).mean()),
+            "depth_rmse": float(np.sqrt(np.mean(adz ** 2))) if len(adz) else float("nan")}

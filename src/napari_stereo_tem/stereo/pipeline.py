@@ -23,10 +23,13 @@ from ..checks import InputError
 from ..progress import Progress, ProgressGenerator, cancel_between_layers, drive
 
 __all__ = ["StereoReconstruction", "reconstruct_stereo", "reconstruct", "load_reconstruction", "lines_from_disparity",
-           "STAGES", "RESULT_FILES"]
+           "STAGES", "RESULT_FILES", "LINE_MODELS"]
 
 #: The stages reported by :func:`reconstruct_stereo`, in order.
 STAGES = ("load", "rectify", "detect", "match", "refine", "triangulate")
+
+#: The line models of :func:`reconstruct_stereo`.
+LINE_MODELS = ("fit", "legacy")
 
 #: The files :meth:`StereoReconstruction.save` writes.
 RESULT_FILES = ("lines.csv", "result.json", "preview.png")
@@ -50,6 +53,9 @@ class StereoReconstruction:
         Raw matcher disparity ``x_right - x_left`` and its softmax spread.
     disparity_refined : ndarray, float32, shape (rows, cols)
         Refined disparity at kept left dislocation pixels, NaN elsewhere.
+    line_depth_std : list of ndarray, shape (n,)
+        Standard deviation of each point's ``z`` (pixels), one array per line
+        (empty when the line model gives none).
     rectification : dict or None
         Figures of the rectification (``None`` when it was skipped).
     matches : ndarray, shape (n, 4)
@@ -71,6 +77,7 @@ class StereoReconstruction:
     disparity: np.ndarray
     disparity_std: np.ndarray
     disparity_refined: np.ndarray
+    line_depth_std: list = field(default_factory=list)
     rectification: dict | None = None
     matches: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
     timings: dict = field(default_factory=dict)
@@ -91,7 +98,22 @@ class StereoReconstruction:
                             "dislocation_pixels_left": n_left, "refined_pixels_kept": int(kept.sum()),
                             "units": "pixels (multiply by provenance.pixel_size_nm for nm)",
                             "frame": _frame_text(self.provenance.get("frame", "mean"),
-                                                 self.provenance.get("tilts_deg"))}}
+                                                 self.provenance.get("tilts_deg"))},
+                "lines": self.line_summaries()}
+
+    def line_summaries(self) -> list[dict]:
+        """Per line: points, median and largest depth standard deviation, and its plane (``None`` if straight)."""
+        from .line_fit import line_planes
+
+        planes = line_planes(self.lines)
+        out = []
+        for k, line in enumerate(self.lines):
+            std = self.line_depth_std[k] if k < len(self.line_depth_std) else None
+            out.append({"line_id": k, "n_points": int(len(line)),
+                        "depth_std_median": None if std is None else float(np.nanmedian(std)),
+                        "depth_std_max": None if std is None else float(np.nanmax(std)),
+                        "plane": planes[k]})
+        return out
 
     def save(self, directory, *, overwrite: bool = False, extra: dict | None = None) -> Path:
         """Write ``lines.csv``, ``result.json`` and ``preview.png`` into ``directory``, as a whole.
@@ -108,7 +130,8 @@ class StereoReconstruction:
 
         with result_folder(directory, overwrite=overwrite, option="directory",
                            produces=RESULT_FILES + tuple(extra or ())) as folder:
-            write_lines_csv(folder / "lines.csv", self.lines)
+            columns = {"depth_std": self.line_depth_std} if len(self.line_depth_std) == len(self.lines) else None
+            write_lines_csv(folder / "lines.csv", self.lines, columns=columns)
             write_json(folder / "result.json", self.record())
             self.save_preview(folder / "preview.png")
             for name, write in (extra or {}).items():
@@ -279,7 +302,7 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
                        contrast: str = "auto", detect_scale="auto", n_threads: int | None = None,
                        smooth_sigma: float = 3.0, min_line_points: int = 10, tilts_deg=None, frame: str = "mean",
                        tilt_axis_deg: float | None = None, shift=None, manual_points=None,
-                       strict_rectify: bool = True) -> ProgressGenerator[StereoReconstruction]:
+                       strict_rectify: bool = True, line_model: str = "fit") -> ProgressGenerator[StereoReconstruction]:
     """Reconstruct the 3D dislocation lines of a stereo pair; a progress generator.
 
     Parameters
@@ -319,7 +342,7 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
     n_threads : int, optional
         Torch CPU threads during the call.
     smooth_sigma : float
-        Smoothing of the disparity along each line (points).
+        Smoothing of the disparity along each line (points; ``line_model="legacy"`` only).
     min_line_points : int
         Lines (and skeleton spurs) shorter than this many points are dropped
         (isolated detections are mostly noise).
@@ -338,6 +361,12 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
         At least 3 clicked ``(x, y)`` point pairs ``(left, right)`` the rectification fits instead of finding its own.
     strict_rectify : bool
         Refuse when the rectification cannot be trusted (default); False goes on with warnings.
+    line_model : {"fit", "legacy"}
+        ``"fit"``: disparity measured in the images along each line and one robust
+        smooth curve per line, with a depth standard deviation per point
+        (:func:`~napari_stereo_tem.stereo.line_fit.fit_lines`); ``"legacy"``: the
+        refined disparities with a running median and Gaussian smoothing
+        (:func:`lines_from_disparity`), no uncertainty.
 
     Yields
     ------
@@ -359,8 +388,11 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
     from ..images import read_stereo_pair
     from ..models.store import load_detector
     from .detection import choose_settings, normalise_image, predict_probability, probability_to_labels
+    from .line_fit import fit_lines
     from .matching import load_matcher, predict_disparity, refine_disparity
 
+    if line_model not in LINE_MODELS:
+        raise InputError(f"line_model must be one of {LINE_MODELS}, got {line_model!r}")
     if frame not in ("mean", "specimen"):
         raise InputError(f"frame must be 'mean' or 'specimen', got {frame!r}")
     if tilts_deg is not None:
@@ -448,9 +480,16 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
         yield Progress(5, total, "refine")
 
         t0 = time.perf_counter()
-        lines = lines_from_disparity(mask_left, refined, pair.stereo_angle_deg, smooth_sigma=smooth_sigma,
-                                     positions=positions, tilts_deg=tilts_deg if frame == "specimen" else None,
-                                     min_points=min_line_points, min_branch_length=float(min_line_points))
+        frame_tilts = tilts_deg if frame == "specimen" else None
+        line_std = []
+        if line_model == "fit":
+            lines, line_std = fit_lines(mask_left, prob_left, prob_right, disparity, pair.stereo_angle_deg,
+                                        refined=refined, positions=positions, tilts_deg=frame_tilts,
+                                        min_points=min_line_points, min_branch_length=float(min_line_points))
+        else:
+            lines = lines_from_disparity(mask_left, refined, pair.stereo_angle_deg, smooth_sigma=smooth_sigma,
+                                         positions=positions, tilts_deg=frame_tilts, min_points=min_line_points,
+                                         min_branch_length=float(min_line_points))
         timings["triangulate"] = time.perf_counter() - t0
         timings["total"] = float(sum(timings.values()))
         yield Progress(6, total, "triangulate")
@@ -472,7 +511,7 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
                        "refine": bool(refine), "refine_mode": refine_mode, "max_snap_px": max_snap_px,
                        "threshold": threshold, "contrast": contrast, "smooth_sigma": smooth_sigma,
                        "detection": settings.as_dict(),
-                       "min_line_points": min_line_points,
+                       "min_line_points": min_line_points, "line_model": line_model,
                        "axis_col": (pair.left.shape[1] - 1) / 2.0, "torch_threads": torch.get_num_threads()},
         "package": f"napari-stereo-tem {__version__}",
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -480,7 +519,7 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
     return StereoReconstruction(
         lines=lines, left=norm_left, right=norm_right, prob_left=prob_left, prob_right=prob_right,
         labels_left=labels_left, labels_right=labels_right, disparity=disparity, disparity_std=std,
-        disparity_refined=refined, rectification=rect_report, matches=matches, timings=timings,
+        disparity_refined=refined, line_depth_std=line_std, rectification=rect_report, matches=matches, timings=timings,
         provenance=provenance)
 
 

@@ -1,0 +1,82 @@
+"""One smooth curve per line: sub-pixel disparity from the images, the robust spline, the uncertainty."""
+
+import numpy as np
+import pytest
+
+from napari_stereo_tem.stereo.line_fit import (
+    fit_disparity_curve, fit_lines, image_disparity, line_angle_sine, line_planes,
+)
+from napari_stereo_tem.stereo.projection import depth_from_disparity
+
+
+def _line_image(shape, x_of_row, sigma=1.5):
+    """A bright ridge (like a probability map) at column x_of_row(row) on every row."""
+    rows, cols = shape
+    yy, xx = np.mgrid[:rows, :cols].astype(float)
+    return np.exp(-0.5 * ((xx - x_of_row(yy)) / sigma) ** 2).astype(np.float32)
+
+
+def test_image_disparity_finds_a_sub_pixel_shift_from_a_rough_start():
+    shape = (80, 120)
+    left = _line_image(shape, lambda y: 40 + 0.3 * y)
+    right = _line_image(shape, lambda y: 40 + 0.3 * y + 3.37)
+    y = np.arange(10, 70, dtype=float)
+    x = 40 + 0.3 * y
+    d, std, peak = image_disparity(left, right, x, y, np.full(len(y), 4.0))
+    assert np.all(np.isfinite(d)) and np.all(peak > 0.95)
+    assert np.abs(d - 3.37).max() < 0.08
+    assert np.all(std > 0)
+    # too far from the start: the peak lies outside the search, no answer rather than a wrong one
+    far, _, _ = image_disparity(left, right, x, y, np.full(len(y), -6.0))
+    assert np.isnan(far).all()
+
+
+def test_curve_fit_ignores_outliers_and_fills_a_gap_with_larger_uncertainty():
+    rng = np.random.default_rng(0)
+    s = np.arange(120, dtype=float)
+    truth = 2.0 + 1.5 * np.sin(s / 25.0)
+    d = truth + rng.normal(0, 0.2, len(s))
+    d[::10] += 6.0  # one point in ten is a mismatch
+    d[50:65] = np.nan  # nothing measured there
+    fit, std, inliers = fit_disparity_curve(s, d, np.full(len(s), 0.2))
+    assert np.abs(fit - truth).max() < 0.35
+    assert not inliers[::10].any() and inliers[1:50].mean() > 0.9
+    assert std[57] > 1.2 * np.median(std[:40])
+    within = np.abs(fit - truth)[:40] <= std[:40]
+    assert 0.4 < within.mean() <= 1.0
+
+
+def test_row_parallel_stretch_gets_little_weight():
+    t = np.linspace(0, 1, 50)
+    vertical = np.column_stack([np.full(50, 5.0), 50 * t])
+    horizontal = np.column_stack([50 * t, np.full(50, 5.0)])
+    assert line_angle_sine(vertical).min() > 0.99
+    assert line_angle_sine(horizontal).max() < 0.01
+
+
+def test_fit_lines_on_a_two_view_ridge_pair_gives_the_true_depth_and_drops_one_sided_lines():
+    shape = (100, 140)
+    angle = 8.0
+    d_true = lambda y: 2.0 + 0.03 * y  # noqa: E731 - disparity changing along the line
+    left = _line_image(shape, lambda y: 40 + 0.2 * y) + _line_image(shape, lambda y: 100 + 0 * y)
+    right = _line_image(shape, lambda y: 40 + 0.2 * y + d_true(y))  # the second line is not in the right view
+    mask = left > 0.5
+    start = np.full(shape, 2.0, dtype=np.float32)
+    lines, stds = fit_lines(mask, left, right, start, angle)
+    assert len(lines) == 1 and len(stds[0]) == len(lines[0])
+    line = lines[0]
+    assert np.abs(line[:, 0] - (40 + 0.2 * line[:, 1]) - d_true(line[:, 1]) / 2).max() < 0.3  # x at the mean tilt
+    z_true = depth_from_disparity(d_true(line[:, 1]), angle)
+    assert np.abs(line[:, 2] - z_true).max() < 1.0
+    assert np.all(stds[0] > 0) and np.median(stds[0]) < 1.0
+
+
+def test_planes_of_lines():
+    t = np.linspace(0, 1, 40)
+    in_plane = np.column_stack([30 * np.cos(3 * t), 30 * np.sin(3 * t), 0.5 * 30 * np.cos(3 * t)])  # z = x / 2
+    straight = np.column_stack([t, 2 * t, 3 * t]) * 20
+    planes = line_planes([in_plane, straight])
+    normal = np.array(planes[0]["normal"])
+    assert np.allclose(np.abs(normal), np.abs([-0.5, 0, 1]) / np.sqrt(1.25), atol=1e-6)
+    assert planes[0]["rms"] == pytest.approx(0.0, abs=1e-9) and normal[2] >= 0
+    assert planes[1] is None
