@@ -368,7 +368,8 @@ def _merge_duplicates(found, *, min_gap: float):
 
 
 def detect_particles(view, *, method: str = "auto", sigma: float | None = None, threshold: float | None = None,
-                     radius_range=(2.0, 10.0), polarity: str = "dark", refine: bool = True, split: bool = True) -> np.ndarray:
+                     radius_range=(2.0, 10.0), polarity: str = "dark", refine: bool = True,
+                     split: bool = True) -> np.ndarray:
     """Detect particles in one view.
 
     Parameters

@@ -159,7 +159,8 @@ def reconstruct_particles_iter(views_or_paths, *, beta_deg: float, azimuths_deg=
         if pixel_size is not None:
             rdf_r = rdf_r * pixel_size
     params = {
-        "inputs": names, "beta_deg": beta, "dose_estimate": estimate_dose(views, polarity=polarity), "azimuths_deg": [float(p) for p in psi], "pixel_size_nm": pixel_size,
+        "inputs": names, "beta_deg": beta, "azimuths_deg": [float(p) for p in psi], "pixel_size_nm": pixel_size,
+        "dose_estimate": estimate_dose(views, polarity=polarity),
         "detection": {"method": method, "sigma": sigma, "threshold": threshold,
                       "radius_range": [float(v) for v in radius_range], "polarity": polarity},
         "matching": recon.params,

@@ -20,7 +20,7 @@ STD_COLUMNS = ("std_x", "std_y", "std_z")
 
 
 def write_points_csv(path, points, radii, *, std=None) -> Path:
-    """Write particles as ``x,y,z,radius[,std_x,std_y,std_z]`` (9 significant digits: 1e-5 px up to 9999 px; NaN as ``nan``).
+    """Write particles as ``x,y,z,radius[,std_x,std_y,std_z]`` (9 significant digits; NaN as ``nan``).
 
     Parameters
     ----------

@@ -39,7 +39,7 @@ from scipy.spatial import cKDTree
 from ..progress import Progress, check_cancelled, drive
 from .detection import _background, _detect_log, _median, estimate_noise, resolve_polarity, touching_groups
 from .fit import blurred_sphere_profile, fit_particles, reach, render_particles
-from .geometry import project_particles, view_directions
+from .geometry import view_directions
 
 __all__ = ["blurred_sphere_profile", "fit_signal", "estimate_blur", "localisation_floor", "fit_single",
            "refine_in_views", "refine_in_views_iter"]
@@ -415,17 +415,17 @@ def refine_in_views_iter(views, reconstruction, *, polarity: str = "dark", radiu
         if len(idx):
             _refit(signals, noise, state, idx, shift, blur=blur, radius_range=fit_range)
     yield Progress(total - 1, total, "fit to the views", {"particles": len(state.points)})
-    amp_med = float(np.median(state.amplitudes)) if len(state.amplitudes) else 0.0
-    floor = localisation_floor(noise, shift, radius=float(np.median(state.radii)) if len(state.radii) else r_lo,
-                               amplitude=amp_med, blur=blur)
+    floor = (localisation_floor(noise, shift, radius=float(np.median(state.radii)),
+                                amplitude=float(np.median(state.amplitudes)), blur=blur)
+             if len(state.points) else np.full(3, np.nan))
     seen = np.sum(state.support > 0.5, axis=1)
     n_seen = np.maximum(np.where(state.keys.max(axis=1) >= 0, (state.keys >= 0).sum(axis=1), 0), seen)
     order = np.argsort(-np.minimum(n_seen, n_views), kind="stable")  # particles every view holds first
     params = dict(rec.params)
     params["refinement"] = {"fitted_in_views": int(len(state.points)), **counts, "blur_px": blur,
                             "noise_per_view": [float(v) for v in noise],
-                            "localisation_floor_px": {"x": float(floor[0]), "y": float(floor[1]),
-                                                      "z": float(floor[2])}}
+                            "localisation_floor_px": ({"x": float(floor[0]), "y": float(floor[1]),
+                                                       "z": float(floor[2])} if len(state.points) else None)}
     return replace(rec, points=state.points[order], radii=state.radii[order], residuals=state.resid[order],
                    n_views=np.minimum(n_seen, n_views)[order], detection_index=state.keys[order],
                    std=state.std[order], params=params)
