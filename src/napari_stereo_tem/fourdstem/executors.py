@@ -24,6 +24,7 @@ import numpy as np
 
 from ..checks import InputError
 from ..progress import Progress, check_cancelled
+from .frames import NpyFrames
 
 __all__ = ["DaskFrames", "band_source", "bands_of", "check_executor", "iter_bands", "one_blas_thread"]
 
@@ -68,8 +69,6 @@ def band_source(ds, executor):
     An in-memory array is sliced directly by local executors and sent through
     dask to a cluster.
     """
-    from .loading import NpyFrames
-
     frames = ds.frames
     if isinstance(frames, NpyFrames) or (frames is not None and is_local(executor)):
         return frames
