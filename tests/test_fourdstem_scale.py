@@ -218,3 +218,10 @@ def test_npy_frames_reads_equal_numpy_for_every_kind_of_key(tmp_path):
         got = frames[key]
         assert got.shape == a[key].shape and np.array_equal(got, a[key]), key
     frames.prefetch((slice(None, None, 2), slice(None, None, 2), slice(0, 3), slice(None)))  # no error, no result
+    strided = (slice(None, None, 2), slice(None, None, 3), slice(1, 4), slice(2, 6))
+    assert np.array_equal(frames.read_strided(strided), a[strided])
+    import pickle
+
+    again = pickle.loads(pickle.dumps(frames))  # the preview mapping is not pickled
+    assert np.array_equal(again[strided], a[strided]) and not hasattr(again, "_preview_view")
+    frames.close_preview()

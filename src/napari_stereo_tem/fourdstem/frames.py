@@ -65,6 +65,35 @@ class NpyFrames:
             mapping.close()  # unmapped: its pages leave this process's resident memory
         return out
 
+    def read_strided(self, key) -> np.ndarray:
+        """Read a strided subset (a live preview) through a mapping kept open between calls.
+
+        Pages read once stay mapped, so the next move of a drag costs a copy, not
+        page faults; the mapping holds at most the pages of the strided patterns
+        a drag has reached (their resident memory is the price of the speed).
+        Not pickled; :meth:`close_preview` drops it.
+        """
+        view = getattr(self, "_preview_view", None)
+        if view is None:
+            with open(self.path, "rb") as fh:
+                mapping = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+            if hasattr(mapping, "madvise"):
+                mapping.madvise(mmap.MADV_RANDOM)
+            view = np.ndarray(self.shape, dtype=self.dtype, buffer=mapping, offset=self.offset, order=self.order)
+            self._preview_view = view
+        return np.array(view[key])
+
+    def close_preview(self) -> None:
+        """Unmap what :meth:`read_strided` mapped (its pages leave this process's resident memory)."""
+        view = self.__dict__.pop("_preview_view", None)
+        if view is not None:
+            mapping = view.base
+            del view
+            mapping.close()
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_preview_view"}
+
     def prefetch(self, key) -> None:
         """Ask the kernel to read the patterns' detector rows of ``key`` in the background (no memory here).
 

@@ -62,7 +62,7 @@ def preview_virtual_image(data, disc, *, max_pixels: int = 64 * 64, full: bool =
     if isinstance(ds.frames, ArrayFrames):  # in memory: a strided view, nothing copied
         block = ds.frames.array[key]
     elif isinstance(ds.frames, NpyFrames):  # on disk: only the strided box is read
-        block = ds.frames[key]
+        block = ds.frames.read_strided(key)
         if prefetch_rows:  # the rows a drag reaches next, read ahead by the kernel
             ny = ds.detector_shape[0]
             around = slice(max(rows.start - prefetch_rows, 0), min(rows.stop + prefetch_rows, ny))
