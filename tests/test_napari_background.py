@@ -90,3 +90,39 @@ def test_cancel_stops_inside_a_long_step(task_cls, qtbot, wait_finished, monkeyp
     assert results == [] and errors == [] and cleanup == ["closed"]
     assert len(done) < n_at_cancel + 100  # stopped within the step (1 s of units at most), not after 2000
     assert infos == ["long cancelled"]
+
+
+def test_a_result_shown_step_by_step_ends_the_task_after_its_last_step(task_cls, qtbot, wait_finished):
+    shown = []
+
+    def show(result):
+        for k in range(3):
+            shown.append((k, task.finished))  # the task is not finished while the result is shown
+            yield
+
+    finished_calls = []
+    task = task_cls(_counting(2), show, description="steps", on_finished=lambda: finished_calls.append(list(shown)))
+    wait_finished(task.start())
+    assert shown == [(0, False), (1, False), (2, False)]
+    assert finished_calls == [shown]  # on_finished came after every step
+
+
+def test_in_worker_prepares_the_result_off_the_ui_thread(task_cls, wait_finished):
+    import threading
+
+    ui = threading.get_ident()
+    results = []
+    task = task_cls(_counting(2), results.append, in_worker=lambda value: (value, threading.get_ident()))
+    wait_finished(task.start())
+    assert results[0][0] == 20 and results[0][1] != ui
+
+
+def test_warm_up_imports_and_freezes_what_lives_long():
+    import gc
+    import sys
+
+    from napari_stereo_tem._napari import warmup
+
+    warmup.warm_up()
+    assert warmup.done.is_set() and "torch" in sys.modules
+    assert gc.get_freeze_count() > 0

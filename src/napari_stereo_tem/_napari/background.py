@@ -10,10 +10,12 @@ work in the calling thread instead (for debugging).
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable
 
 from napari.qt.threading import thread_worker
+from qtpy.QtCore import QTimer
 from napari.utils import progress as napari_progress
 from napari.utils.notifications import show_error, show_info
 
@@ -61,7 +63,10 @@ class BackgroundTask:
     work : generator
         Yields ``Progress`` and returns the result.
     on_result : callable
-        Called in the UI thread with the result when the work ends normally.
+        Called in the UI thread with the result when the work ends normally. If it
+        returns a generator, each of its steps runs in its own turn of the event
+        loop (say, one layer added per turn, so the window answers between them);
+        the task is finished after the last.
     description : str
         Shown beside the progress bar.
     on_progress : callable, optional
@@ -96,6 +101,8 @@ class BackgroundTask:
         self.cancelled = False
         self.finished = False  # set in the UI thread once the work has ended, whatever the outcome
         self.error: Exception | None = None
+        self._ui_steps = None
+        self._worker_done = False
 
     # -- public ---------------------------------------------------------------
     def start(self) -> BackgroundTask:
@@ -146,7 +153,24 @@ class BackgroundTask:
         if isinstance(result, _Failure):
             self._errored(result.error)
         elif not self.cancelled:
-            self._on_result(result)
+            steps = self._on_result(result)
+            if inspect.isgenerator(steps):
+                self._ui_steps = steps
+                QTimer.singleShot(0, self._next_ui_step)
+
+    def _next_ui_step(self) -> None:
+        try:
+            next(self._ui_steps)
+        except StopIteration:
+            self._ui_steps = None
+        except Exception as err:  # noqa: BLE001 - every failure must reach the user
+            self._ui_steps = None
+            self._errored(err)
+        else:
+            QTimer.singleShot(0, self._next_ui_step)
+            return
+        if self._worker_done:
+            self._finished()
 
     def _errored(self, err: Exception) -> None:
         self.error = err
@@ -165,6 +189,9 @@ class BackgroundTask:
     def _finished(self) -> None:
         # Cancelled between two steps (napari aborts the worker) or inside one
         # (check_cancelled ended the work): either way the user hears it once.
+        self._worker_done = True
+        if self._ui_steps is not None:
+            return  # the result is still being shown, a step per turn of the event loop
         if self.cancelled:
             show_info(f"{self._description or 'task'} cancelled")
         self.finished = True
@@ -182,7 +209,10 @@ class BackgroundTask:
         except Exception as err:  # noqa: BLE001 - as in the threaded path
             self._errored(err)
         else:
-            self._on_result(result)
+            steps = self._on_result(result)
+            if inspect.isgenerator(steps):
+                for _ in steps:
+                    pass
         finally:
             self.finished = True
             if self._on_finished is not None:

@@ -15,7 +15,7 @@ from magicgui.widgets import ComboBox, FloatSpinBox, create_widget
 from .choosing import keep_default
 from .layers import is_truth_layer
 from .notify import show_error_in
-from .reconstruct_widget import image_problem
+from .reconstruct_widget import image_problem, place_layers
 from .task_widget import TaskWidget
 
 __all__ = ["DetectWidget", "detection_layers"]
@@ -77,12 +77,9 @@ class DetectWidget(TaskWidget):
         tuples = detection_layers(result, name=self._name, metadata={"image": self._name})
         return result, [Layer.create(data, {**attrs, "scale": self._layer_scale}, kind) for data, attrs, kind in tuples]
 
-    def show_result(self, prepared) -> None:
+    def show_result(self, prepared):
         result, layers = prepared
-        for layer in layers:
-            if layer.name in self._viewer.layers:
-                self._viewer.layers.remove(layer.name)
-            self._viewer.layers.append(layer)
+        yield from place_layers(self._viewer, layers)
         s = result.settings
         self.report.value = (f"{len(result.lines)} line branches; {s['contrast'].replace('_', ' ')}, "
                              f"resized x{s['scale']:g} for detection; {result.seconds:.1f} s")

@@ -23,7 +23,7 @@ from .layers import DEPTH_LAYER_SUFFIX, depth_range, depth_segments_layer, is_tr
 from .task_widget import TaskWidget
 
 __all__ = ["ReconstructWidget", "reconstruction_layers", "format_report", "clicked_pairs", "parse_two",
-           "pick_stereo_pair", "image_problem", "STAGES"]
+           "pick_stereo_pair", "image_problem", "place_layers", "STAGES"]
 
 #: The stages of ``reconstruct_stereo`` in order (``stereo.pipeline.STAGES``; importing the
 #: pipeline imports torch, which the dock does not wait for).
@@ -150,6 +150,33 @@ def reconstruction_layers(result, *, scale=None) -> list:
         layers.append((segments, {"name": "rectification matches", "shape_type": "line", "edge_color": "lime",
                                   "edge_width": 1, "visible": False, "metadata": meta, **common}, "shapes"))
     return layers
+
+
+def place_layers(viewer, layers):
+    """Put ready-made layers into the viewer, replacing those of the same name; a generator, one layer a step.
+
+    An image or labels layer of the same name and kind is updated in place (its
+    data, metadata and contrast), which keeps the user's display settings and
+    spares napari's removal of a layer (a full garbage collection each);
+    other layers are replaced at the same place in the list.
+    """
+    from napari.layers import Image, Labels
+
+    for layer in layers:
+        old = viewer.layers[layer.name] if layer.name in viewer.layers else None
+        if old is None:
+            viewer.layers.append(layer)
+        elif old.__class__ is layer.__class__ and isinstance(layer, (Image, Labels)) and old.ndim == layer.ndim:
+            old.metadata = layer.metadata
+            old.data = layer.data
+            if isinstance(layer, Image):
+                old.contrast_limits_range = layer.contrast_limits_range
+                old.contrast_limits = layer.contrast_limits
+        else:
+            index = viewer.layers.index(old)
+            viewer.layers.remove(old)
+            viewer.layers.insert(index, layer)
+        yield layer.name
 
 
 def _reconstruct_in_worker(left, right, **options):
@@ -299,12 +326,10 @@ class ReconstructWidget(TaskWidget):
         made = [Layer.create(data, attrs, kind) for data, attrs, kind in reconstruction_layers(result, scale=self._scale)]
         return result, made
 
-    def show_result(self, prepared) -> None:
+    def show_result(self, prepared):
+        """A generator: one layer per turn of the event loop, then the report (see ``BackgroundTask``)."""
         result, layers = prepared
-        for layer in layers:
-            if layer.name in self._viewer.layers:
-                self._viewer.layers.remove(layer.name)
-            self._viewer.layers.append(layer)
+        yield from place_layers(self._viewer, layers)
         size = self.pixel_size.value or None
         unit = "nm" if size else "px"
         self.report.value = format_report(result, unit=unit, scale=size or 1.0)

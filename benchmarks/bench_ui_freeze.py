@@ -1,0 +1,209 @@
+"""How long the napari window stops answering during each action of the stereo widgets, first use included.
+
+Run under a display, in a fresh process (first use is what is measured)::
+
+    xvfb-run -a .venv/bin/python benchmarks/bench_ui_freeze.py [--only NAME ...]
+
+A Qt timer ticks every 5 ms on the UI thread; while an action runs (the click's
+own call, then the event loop until its background work ends), the longest gap
+between two ticks is the longest time the window could not repaint or take a
+click. Prints, per action, its wall time and that longest gap; the goal is no
+gap above 0.2 s. The actions, in the order a first-time user meets them:
+opening the plugin's docks, the stereo sample, Reconstruct (the first run, then
+a second), switching to 3D, Crystal frame, Re-project, Detect, "Polylines from
+labels", and a fine-tune started then cancelled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+GOAL_S = 0.2
+
+
+class StackSampler:
+    """While the UI thread has not ticked for ``after`` s, note the stacks of every thread (where the time goes)."""
+
+    def __init__(self, meter, after=0.15):
+        import threading
+        import traceback
+
+        self.meter, self.after, self.samples = meter, after, {}
+        self._traceback = traceback
+        self._ui = threading.get_ident()
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def _watch(self):
+        while True:
+            time.sleep(0.05)
+            last = self.meter.last
+            if last is None or not self.meter.timer_active or time.perf_counter() - last < self.after:
+                continue
+            for ident, frame in sys._current_frames().items():
+                stack = self._traceback.extract_stack(frame)[-12:]
+                key = ("UI " if ident == self._ui else "worker ") + " <- ".join(
+                    f"{os.path.basename(f.filename)}:{f.lineno}:{f.name}" for f in reversed(stack))
+                self.samples[key] = self.samples.get(key, 0) + 1
+
+    def report(self, top=12):
+        for key, n in sorted(self.samples.items(), key=lambda kv: -kv[1])[:top]:
+            print(f"  {n * 0.05:5.2f} s  {key[:600]}")
+        self.samples.clear()
+
+
+class GapMeter:
+    """Longest interval between two runs of a 5 ms timer on the UI thread."""
+
+    def __init__(self, app):
+        from qtpy.QtCore import QTimer
+
+        self.app = app
+        self.timer = QTimer()
+        self.timer.setInterval(5)
+        self.timer.timeout.connect(self._tick)
+        self.last = None
+        self.longest = 0.0
+        self.timer_active = False
+
+    def _tick(self):
+        now = time.perf_counter()
+        if self.last is not None:
+            self.longest = max(self.longest, now - self.last)
+        self.last = now
+
+    def measure(self, action, done=lambda: True, timeout=900.0):
+        """Run ``action()`` on the UI thread, then the event loop until ``done()``; return (wall, longest gap)."""
+        self.last, self.longest = time.perf_counter(), 0.0
+        self.timer.start()
+        self.timer_active = True
+        t0 = time.perf_counter()
+        action()
+        self._tick()  # the action's own call counts as a gap
+        while not done():
+            self.app.processEvents()
+            time.sleep(0.001)
+            if time.perf_counter() - t0 > timeout:
+                raise TimeoutError("the action did not end")
+        # a few more turns of the loop: what the result's arrival queued (new layers drawn)
+        end = time.perf_counter() + 0.3
+        while time.perf_counter() < end:
+            self.app.processEvents()
+            time.sleep(0.001)
+        self.timer.stop()
+        self.timer_active = False
+        return time.perf_counter() - t0, self.longest
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stacks", action="store_true",
+                        help="after each action, where the UI thread and the workers were during gaps above 0.15 s")
+    parser.add_argument("--only", nargs="*", default=None, help="names of the actions to run (default: all)")
+    args = parser.parse_args(argv)
+    os.environ.pop("NAPARI_STEREO_TEM_SYNC", None)
+    os.environ.setdefault("NAPARI_STEREO_TEM_MODELS", tempfile.mkdtemp(prefix="bench-ui-models-"))
+    import napari
+
+    t_import = time.perf_counter()
+    viewer = napari.Viewer(show=True)
+    app = napari.qt.get_qapp()
+    meter = GapMeter(app)
+    sampler = StackSampler(meter) if args.stacks else None
+    rows = []
+    state = {}
+
+    def run(name, action, done=lambda: True):
+        if args.only is not None and name not in args.only and not name.startswith("open"):
+            return
+        wall, gap = meter.measure(action, done)
+        rows.append((name, wall, gap))
+        print(f"{name:<34s} wall {wall:7.2f} s   longest gap {gap:6.3f} s  {'ok' if gap <= GOAL_S else 'FREEZE'}",
+              flush=True)
+        if sampler is not None:
+            sampler.report()
+
+    def dock(display_name):
+        return viewer.window.add_plugin_dock_widget("napari-stereo-tem", display_name)[1]
+
+    run("open sample stereo pair", lambda: viewer.open_sample("napari-stereo-tem", "stereo_pair"))
+    run("open dock Reconstruct", lambda: state.setdefault("rec", dock("Reconstruct 3D dislocations")))
+    rec = state["rec"]
+    if rec.left.value is rec.right.value:
+        print("  (the dock chose one layer as both views: set by hand)")
+        rec.left.value, rec.right.value = viewer.layers["left (synthetic)"], viewer.layers["right (synthetic)"]
+    rec.rectify.value = False
+
+    def reconstruct():
+        state["task"] = rec.start()
+
+    run("Reconstruct (first)", reconstruct, lambda: state["task"].finished)
+    print("  report:", rec.report.value.replace("\n", " | ")[:300])
+    run("Reconstruct (second)", reconstruct, lambda: state["task"].finished)
+    run("switch to 3D", lambda: setattr(viewer.dims, "ndisplay", 3))
+    run("switch to 2D", lambda: setattr(viewer.dims, "ndisplay", 2))
+
+    run("open dock Crystal frame", lambda: state.setdefault("crystal", dock("Crystal frame")))
+    if "crystal" in state:
+        crystal = state["crystal"]
+        crystal.lines.value = viewer.layers["3D lines"]
+        run("Crystal frame", lambda: crystal())
+    run("open dock Re-project", lambda: state.setdefault("reproject", dock("Re-project into another view")))
+    if "reproject" in state:
+        rep = state["reproject"]
+        rep.lines.value = viewer.layers["3D lines"]
+        rep.image.value = viewer.layers["right (synthetic)"]
+        run("Re-project", lambda: rep())
+
+    run("open dock Detect", lambda: state.setdefault("detect", dock("Detect dislocations")))
+    if "detect" in state:
+        det = state["detect"]
+        det.image.value = viewer.layers["left (synthetic)"]
+
+        def detect():
+            state["task"] = det.start()
+
+        run("Detect", detect, lambda: state["task"] is None or state["task"].finished)
+
+    run("open dock Correct", lambda: state.setdefault("correct", dock("Correct and add to training set")))
+    if "correct" in state:
+        cor = state["correct"]
+        run("Polylines from labels", lambda: cor.polylines_from_labels())
+        cor.set_dir.value = tempfile.mkdtemp(prefix="bench-ui-set-")
+        run("Add to training set", lambda: cor.add_to_training_set())
+
+    run("open dock Fine-tune", lambda: state.setdefault("tune", dock("Fine-tune and model versions")))
+    if "tune" in state:
+        tune = state["tune"]
+        if "correct" in state:
+            tune.set_dir.value = state["correct"].set_dir.value
+        tune.steps.value = 1000
+
+        def finetune():
+            state["task"] = tune.start()
+
+        def cancel_soon():
+            if state["task"] is None:
+                return True
+            state.setdefault("cancel_at", time.perf_counter() + 5.0)
+            if time.perf_counter() > state["cancel_at"] and not state["task"].cancelled:
+                tune.cancel()
+            return state["task"].finished
+
+        run("Fine-tune, cancel after 5 s", finetune, cancel_soon)
+
+    worst = max(rows, key=lambda r: r[2])
+    print(f"\nlongest gap: {worst[2]:.3f} s ({worst[0]}); goal {GOAL_S} s; "
+          f"{sum(r[2] > GOAL_S for r in rows)} of {len(rows)} actions above it; "
+          f"total {time.perf_counter() - t_import:.0f} s")
+    viewer.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
