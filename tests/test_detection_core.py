@@ -249,3 +249,18 @@ def test_prediction_follows_weight_changes():
         model.head.bias += 3.0  # in-place change, as an optimiser step makes
     after = predict_probability(image, model, contrast="bright_field")
     assert after.mean() > before.mean() + 0.1
+
+
+@pytest.mark.parametrize("flips", [2, 4])
+def test_mirror_averaging_is_mirror_symmetric(flips):
+    torch.manual_seed(3)
+    model = DislocationUNet(base_channels=4, depth=3, n_classes=1).eval()
+    rng = np.random.default_rng(0)
+    image = rng.random((48, 64)).astype(np.float32)
+    plain = predict_probability(image, model, contrast="bright_field", scale=None)
+    averaged = predict_probability(image, model, contrast="bright_field", scale=None, flips=flips)
+    mirrored = predict_probability(image[:, ::-1], model, contrast="bright_field", scale=None, flips=flips)
+    np.testing.assert_allclose(mirrored[:, ::-1], averaged, atol=1e-5)  # left-right mirroring commutes
+    assert not np.allclose(plain, averaged, atol=1e-4)  # a random network is not symmetric by itself
+    with pytest.raises(InputError, match="flips"):
+        predict_probability(image, model, flips=3)

@@ -33,6 +33,8 @@ def add_parser(subparsers) -> None:
                              "(lines twice as wide as the detector expects)")
     parser.add_argument("--threshold", type=float, default=None,
                         help="probability threshold (default: the model's recommended one)")
+    parser.add_argument("--flips", type=int, choices=(1, 2, 4), default=4,
+                        help="average the detector over this many mirrored copies (default 4; 1 is faster)")
     parser.add_argument("--detector", default=None, help="detector version or weights path (default: selected)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("-o", "--output", required=True, help="output folder (written as a whole)")
@@ -103,7 +105,7 @@ def run(args) -> int:
             if len(stems) > 1:
                 print(f"[{k + 1}/{len(stems)}] {path}", file=sys.stderr)
             image = read_image(path)
-            result = drive(iter_detect_lines(image.data, model, contrast=contrast, scale=scale,
+            result = drive(iter_detect_lines(image.data, model, contrast=contrast, scale=scale, flips=args.flips,
                                              threshold=args.threshold), text_progress())
             end_progress_line()
             tifffile.imwrite(tmp / f"{stem}_probability.tif", result.probability.astype(np.float32))

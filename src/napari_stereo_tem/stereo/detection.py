@@ -334,6 +334,7 @@ def iter_predict_probability(
     contrast: str = "auto",
     scale="auto",
     all_classes: bool = False,
+    flips: int = 1,
 ) -> ProgressGenerator[np.ndarray]:
     """Generator form of :func:`predict_probability`: yields a :class:`Progress` per tile."""
     import cv2
@@ -344,20 +345,25 @@ def iter_predict_probability(
         model = load_detector(device=device)
     if tile < 32 or overlap < 0 or overlap >= tile // 2:
         raise InputError(f"need tile >= 32 and 0 <= overlap < tile/2, got tile={tile}, overlap={overlap}")
+    if flips not in (1, 2, 4):
+        raise InputError(f"flips must be 1 (none), 2 (left-right) or 4 (and up-down), got {flips!r}")
     settings = choose_settings(image, model, contrast=contrast, scale=scale)
     norm = normalise_image(image, contrast=settings.contrast)
     full_rows, full_cols = norm.shape
     if settings.scale != 1.0:
         size = (max(8, round(full_cols * settings.scale)), max(8, round(full_rows * settings.scale)))
         norm = cv2.resize(norm, size, interpolation=cv2.INTER_AREA)
-    out = yield from _iter_tiles(norm, model, tile=tile, overlap=overlap)
+    out = yield from _iter_tiles(norm, model, tile=tile, overlap=overlap, flips=flips)
     if settings.scale != 1.0:
         out = np.stack([cv2.resize(channel, (full_cols, full_rows), interpolation=cv2.INTER_LINEAR) for channel in out])
     return out.astype(np.float32) if all_classes else np.ascontiguousarray(out[0], dtype=np.float32)
 
 
-def _iter_tiles(norm: np.ndarray, model, *, tile: int, overlap: int) -> ProgressGenerator[np.ndarray]:
-    """Per-class probabilities ``(n_classes, rows, cols)`` of a normalised image, tile by tile."""
+def _iter_tiles(norm: np.ndarray, model, *, tile: int, overlap: int, flips: int = 1) -> ProgressGenerator[np.ndarray]:
+    """Per-class probabilities ``(n_classes, rows, cols)`` of a normalised image, tile by tile.
+
+    ``flips`` > 1 averages the tile's probabilities over mirrored copies (run as one batch).
+    """
     rows, cols = norm.shape
     multiple = model.size_multiple
     tile = max(multiple, tile // multiple * multiple)
@@ -378,8 +384,17 @@ def _iter_tiles(norm: np.ndarray, model, *, tile: int, overlap: int) -> Progress
     for i, (r, c) in enumerate(starts):
         patch = torch.from_numpy(np.ascontiguousarray(padded[r:r + th, c:c + tw]))
         with torch.inference_mode():
-            logits = net(patch[None, None].to(device=param.device, dtype=param.dtype))
-            prob = torch.sigmoid(logits)[0].float().cpu().numpy()
+            batch = patch[None, None]
+            if flips > 1:
+                mirrored = [batch.flip(-1)] + ([batch.flip(-2), batch.flip(-1, -2)] if flips == 4 else [])
+                batch = torch.cat([batch, *mirrored])
+            probs = torch.sigmoid(net(batch.to(device=param.device, dtype=param.dtype))).float().cpu()
+            undo = [probs[0]]
+            if flips > 1:
+                undo.append(probs[1].flip(-1))
+            if flips == 4:
+                undo += [probs[2].flip(-2), probs[3].flip(-1, -2)]
+            prob = torch.stack(undo).mean(0).numpy()
         acc[:, r:r + th, c:c + tw] += prob * weight
         wsum[r:r + th, c:c + tw] += weight
         yield Progress(i + 1, len(starts), "detect")
@@ -397,6 +412,7 @@ def predict_probability(
     contrast: str = "auto",
     scale="auto",
     all_classes: bool = False,
+    flips: int = 1,
 ) -> np.ndarray:
     """Dislocation probability for every pixel of an image.
 
@@ -423,6 +439,9 @@ def predict_probability(
     all_classes : bool
         Return every output class ``(n_classes, rows, cols)`` (class 0 is
         dislocation, class 1 distractor when the model has it).
+    flips : {1, 2, 4}
+        Average over mirrored copies of each tile (2: left-right, 4: and up-down);
+        as many times the work, a little steadier on real images.
 
     Returns
     -------
@@ -434,7 +453,7 @@ def predict_probability(
         torch.set_num_threads(int(n_threads))
     try:
         return drive(iter_predict_probability(image, model, device=device, tile=tile, overlap=overlap,
-                                              contrast=contrast, scale=scale, all_classes=all_classes))
+                                              contrast=contrast, scale=scale, all_classes=all_classes, flips=flips))
     finally:
         if n_threads:
             torch.set_num_threads(previous)
