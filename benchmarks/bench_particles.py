@@ -56,8 +56,9 @@ def run_pipeline(views, beta, **options):
             stages[last[1]] = stages.get(last[1], 0.0) + now - last[0]
         last[0], last[1] = now, report.stage
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     result = drive(reconstruct_particles_iter(list(views), beta_deg=beta, **options), note)
+    stages["cpu (all threads)"] = time.process_time() - c0
     return result, time.perf_counter() - t0, stages
 
 
@@ -244,6 +245,16 @@ def speed_section(quick: bool) -> bool:
     load = os.getloadavg()[0]
     print(f"\n== speed (core pipeline, this process; load average {load:.1f} on {os.cpu_count()} cores when it "
           "started: other work shares these cores) ==")
+    # A load gauge: this g(r) timing took 0.031 s on a quiet machine (docs/benchmarks.md, 2026-11-30).
+    pts = hard_sphere_positions(15_000, box=(2048, 2048, 200), contact=14.0, seed=9_000_300)
+    bounds = np.array([[0, 2048], [0, 2048], [-100, 100]], float)
+    gauge = []
+    for _ in range(3):
+        t = time.perf_counter()
+        radial_distribution(pts, r_max=60.0, n_bins=60, box=bounds)
+        gauge.append(time.perf_counter() - t)
+    print(f"load gauge: g(r) of 15,000 particles {min(gauge):.3f} s now, 0.031 s on a quiet machine "
+          f"(x{min(gauge) / 0.031:.1f})")
     cases = [("bundled napari sample: 40 particles, 192^2, beta 5", 40, 192, 5.0, 40.0, (3.0, 5.0), 9000003, 5.0)]
     if not quick:
         cases.append(("1000 particles, 2048^2, beta 2", 1000, 2048, 2.0, 60.0, (3.0, 6.0), 9_181_000, 10.0))
@@ -255,8 +266,9 @@ def speed_section(quick: bool) -> bool:
         score = score_particles(result.reconstruction.points, sample.positions, shape=(size, size), beta_deg=beta,
                                 margin=6.0)
         ok &= wall <= target
-        print(f"{label}: {wall:.2f} s (target {target:.0f} s: {'met' if wall <= target else 'MISSED'}); "
-              f"recall {score['recall']:.3f}, precision {score['precision']:.3f}")
+        print(f"{label}: {wall:.2f} s wall, {stages['cpu (all threads)']:.2f} s CPU (target {target:.0f} s: "
+              f"{'met' if wall <= target else 'MISSED'}); recall {score['recall']:.3f}, "
+              f"precision {score['precision']:.3f}")
         print("   " + ", ".join(f"{k} {v:.2f} s" for k, v in stages.items()))
     return ok
 

@@ -269,7 +269,7 @@ def fit_particles(signals, noise, points, radii, amplitudes, shift, *, blur, pro
         t_res, t_contrib = evaluate(trial, trial_levels, ent, False)
         t_cost = 0.5 * np.bincount(lay.row_group, t_res ** 2, minlength=lay.n_groups)
         better = (t_cost < cost) & active
-        cost_drop = np.where(better, cost - t_cost, 0.0)  # in noise variances: 1e-2 changes nothing
+        cost_drop = np.where(better, cost - t_cost, 0.0)  # half a chi-square: 0.05 moves nothing that matters
         params[better[lay.group]] = trial[better[lay.group]]
         levels[np.repeat(better, n_views)] = trial_levels[np.repeat(better, n_views)]
         rows_better = better[lay.row_group]
@@ -277,7 +277,7 @@ def fit_particles(signals, noise, points, radii, amplitudes, shift, *, blur, pro
         contrib[ent] = np.where(better[e_group[ent]], t_contrib, contrib[ent])
         cost = np.where(better, t_cost, cost)
         lam = np.where(better, lam / 3.0, lam * 5.0)
-        active &= ~((better & (cost_drop < 1e-2)) | (lam > 1e6))
+        active &= ~((better & (cost_drop < 5e-2)) | (lam > 1e6))
         if not active.any():
             break
     n_rows_g = np.bincount(lay.row_group, minlength=lay.n_groups)

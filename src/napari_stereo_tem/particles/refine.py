@@ -383,7 +383,7 @@ def refine_in_views_iter(views, reconstruction, *, polarity: str = "dark", radiu
             alone = np.ones(len(state.points), dtype=bool)
             alone[len(chi_alone):] = False
             chi = np.concatenate([chi_alone, np.ones(len(state.points) - len(chi_alone))])
-            cand = _split_candidates(state, chi, limit=max(5, len(state.points) // 10))
+            cand = _split_candidates(state, chi, limit=max(5, len(state.points) // 20))
             tried = np.concatenate([tried, np.ones(len(state.points) - len(tried), dtype=bool)])
             cand = cand[alone[cand] & (state.origin[cand] != 2) & ~tried[cand]]
             tried[cand] = True
