@@ -57,8 +57,10 @@ def stereo() -> None:
     widget.start()
     for name in ("left", "right", "rectified right", "dislocations right"):
         viewer.layers[name].visible = False
+    viewer.layers.selection.active = viewer.layers["dislocations left"]
     _save(viewer, "reconstruct_2d.png")
     viewer.layers["dislocations left"].visible = False
+    viewer.layers.selection.active = viewer.layers["3D lines (depth)"]
     viewer.dims.ndisplay = 3
     viewer.reset_view()
     viewer.camera.angles = (-25, 35, 60)

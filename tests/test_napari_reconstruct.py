@@ -39,6 +39,9 @@ def test_reconstruct_widget_produces_layers(viewer_with_pair, qtbot):
     assert labels.data.max() >= 1
     assert viewer.layers["rectified left"].data.shape == (256, 256)
     assert "lines" in widget.report.value and "depth z from" in widget.report.value
+    # the results do not become the inputs of the next run
+    assert widget.left.value is viewer.layers["left (synthetic)"]
+    assert widget.right.value is viewer.layers["right (synthetic)"]
     assert widget.progress.text.startswith("done after")
 
     # The depth view: each line cut into segments whose colour follows the depth along the line.
@@ -128,7 +131,8 @@ def test_defaults_skip_truth_and_follow_stereo_role(make_napari_viewer):
     first = viewer.add_image(rng.random((32, 32)), name="a")
     second = viewer.add_image(rng.random((32, 32)), name="b")
     viewer.add_image(rng.random((4, 4, 8, 8)), name="4D-STEM")
-    assert pick_stereo_pair(viewer.layers) == (first, second)  # distinct, no truth, no 4D
+    viewer.add_image(rng.random((32, 32)), name="rectified left", metadata={"provenance": {}})
+    assert pick_stereo_pair(viewer.layers) == (first, second)  # distinct, no truth, no 4D, no result
     right = viewer.add_image(rng.random((32, 32)), name="view 2", metadata={"stereo_role": "right"})
     left = viewer.add_image(rng.random((32, 32)), name="view 1", metadata={"stereo_role": "left"})
     assert pick_stereo_pair(viewer.layers) == (left, right)

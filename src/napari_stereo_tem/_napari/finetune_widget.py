@@ -31,7 +31,7 @@ from ..models.store import list_versions, select_version, selected_version, user
 from .background import BackgroundTask
 from .plot import FigureWidget
 from .progress_panel import ProgressPanel
-from .task_widget import wrapping_label
+from .task_widget import report_box
 
 __all__ = ["FinetuneWidget", "LossPlot", "SHIPPED"]
 
@@ -118,7 +118,7 @@ class FinetuneWidget(Container):
         self.start_button = PushButton(text="Fine-tune")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress = ProgressPanel()
-        self.status = wrapping_label()
+        self.status = report_box(max_lines=6)
         self.use_detector = ComboBox(choices=self._detector_choices, label="detector in use")
         self.use_matcher = ComboBox(choices=self._matcher_choices, label="matcher in use")
         self.use_button = PushButton(text="Use these versions")

@@ -82,9 +82,9 @@ def report_input_errors(default=None, *, to_dock: bool = False):
 
 def dock_message_label(widget):
     """Add a wrapping message label under a FunctionGui that shows what its call reported (errors in full)."""
-    from .task_widget import wrapping_label
+    from .task_widget import report_box
 
-    label = wrapping_label()
+    label = report_box()
     widget.append(label)
 
     def after_call(*_):

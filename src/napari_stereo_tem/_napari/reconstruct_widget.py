@@ -52,23 +52,27 @@ def image_problem(layer) -> str | None:
     return None
 
 
+def _role(layer):
+    return (layer.metadata or {}).get("stereo_role")
+
+
 def pick_stereo_pair(layers) -> tuple:
     """The default (left, right) among image layers: by ``stereo_role`` metadata, else by name, else in order.
 
-    A sample's ground-truth layers and layers that cannot be a view (4D, RGB) are
-    never chosen, and left and right are never the same layer; ``None`` where
-    there is no candidate.
+    A sample's ground-truth layers, layers that cannot be a view (4D, RGB) and
+    results of a reconstruction (the rectified views) are never chosen, and left
+    and right are never the same layer; ``None`` where there is no candidate.
     """
     candidates = [layer for layer in layers if isinstance(layer, napari.layers.Image)
-                  and not is_truth_layer(layer) and image_problem(layer) is None]
+                  and not is_truth_layer(layer) and image_problem(layer) is None
+                  and "provenance" not in (layer.metadata or {})]
 
     def by(test):
         found = [layer for layer in candidates if test(layer)]
         return found[-1] if found else None  # the latest added
 
-    left = by(lambda l: (l.metadata or {}).get("stereo_role") == "left") or \
-        by(lambda l: "left" in l.name.lower())
-    right = by(lambda l: (l.metadata or {}).get("stereo_role") == "right" and l is not left) or \
+    left = by(lambda l: _role(l) == "left") or by(lambda l: "left" in l.name.lower())
+    right = by(lambda l: _role(l) == "right" and l is not left) or \
         by(lambda l: "right" in l.name.lower() and l is not left)
     rest = [layer for layer in candidates if layer is not left and layer is not right]
     if left is None and rest:
@@ -241,12 +245,19 @@ class ReconstructWidget(TaskWidget):
             self._chosen_by_user = True
 
     def _pick_pair(self) -> None:
-        """Default views from the layers' ``stereo_role``; a choice of the user is kept while it is valid."""
+        """Default views from the layers' ``stereo_role``; a valid choice is kept.
+
+        The views are chosen again only when the current choice is not a pair (a view
+        missing, one layer twice) or, unless the user chose them, when a pair tagged
+        with ``stereo_role`` appears and the current views are not tagged.
+        """
         left, right = self.left.value, self.right.value
         valid = left is not None and right is not None and left is not right
-        if valid and self._chosen_by_user:
+        if valid and (self._chosen_by_user or (_role(left) == "left" and _role(right) == "right")):
             return
         new_left, new_right = pick_stereo_pair(self._viewer.layers)
+        if valid and not (_role(new_left) == "left" and _role(new_right) == "right"):
+            return
         if (new_left, new_right) == (left, right) or new_left is None:
             return
         self._picking = True

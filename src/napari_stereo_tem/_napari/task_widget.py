@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from magicgui.widgets import Label, PushButton, Container
+from magicgui.widgets import Container, Label, PushButton, TextEdit
 
 from .background import BackgroundTask
 from .progress_panel import ProgressPanel
 from .warmup import start_warm_up
 
-__all__ = ["TaskWidget", "wrapping_label"]
+__all__ = ["TaskWidget", "wrapping_label", "report_box"]
 
 
 def wrapping_label(value: str = "") -> Label:
@@ -24,6 +24,43 @@ def wrapping_label(value: str = "") -> Label:
     native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Minimum)
     native.setMinimumWidth(0)
     return label
+
+
+def report_box(value: str = "", *, max_lines: int = 14) -> TextEdit:
+    """A read-only text box for results and messages: wraps at the dock's width, never widens it.
+
+    It is as tall as its text up to ``max_lines`` lines (then it scrolls), and
+    hidden while empty. ``value`` is the plain text.
+    """
+    from qtpy.QtWidgets import QFrame, QSizePolicy
+
+    box = TextEdit(value=value)
+    box.read_only = True
+    native = box.native
+    native.setFrameShape(QFrame.Shape.NoFrame)
+    native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+    native.setMinimumWidth(0)
+    line = native.fontMetrics().lineSpacing()
+
+    def fit(*_):
+        document = native.document()
+        document.setTextWidth(native.viewport().width())
+        height = int(document.size().height()) + 6
+        native.setFixedHeight(max(line + 6, min(height, max_lines * line + 6)))
+        box.visible = bool(box.value)
+
+    native.document().contentsChanged.connect(fit)
+    native.resizeEvent = _after(native.resizeEvent, fit)
+    box.visible = bool(value)
+    return box
+
+
+def _after(method, then):
+    def run(event):
+        method(event)
+        then()
+
+    return run
 
 
 class TaskWidget(Container):
@@ -49,7 +86,7 @@ class TaskWidget(Container):
         self.run_button = PushButton(text=run_text)
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress = ProgressPanel()
-        self.report = wrapping_label()
+        self.report = report_box()
         self.run_button.changed.connect(self.start)
         self.cancel_button.changed.connect(self.cancel)
 
