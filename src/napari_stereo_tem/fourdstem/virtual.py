@@ -159,17 +159,25 @@ def reduce_block_shifted(block: np.ndarray, masks: np.ndarray, shifts: np.ndarra
     buffer = np.empty((min(piece, by * bx), wh, ww), dtype=np.float32)
     flat_buffer = buffer.reshape(len(buffer), wh * ww)
     out = np.empty((by * bx, n), dtype=np.float32)
+    starts_r = (rows.start + whole[:, 0]).tolist()
+    starts_c = (cols.start + whole[:, 1]).tolist()
+    inside_box = ((rows.start + whole[:, 0] >= 0) & (rows.start + whole[:, 0] + wh <= h)
+                  & (cols.start + whole[:, 1] >= 0) & (cols.start + whole[:, 1] + ww <= w)).tolist()
     for i in range(0, by * bx, piece):
         j = min(i + piece, by * bx)
-        inside = edges[(edges > i) & (edges < j)]
-        for a, b in zip(np.concatenate([[i], inside]), np.concatenate([inside, [j]])):
-            _copy_window(buffer[a - i:b - i], flat[a:b], rows.start + whole[a, 0], cols.start + whole[a, 1])
+        cuts = [i, *edges[(edges > i) & (edges < j)].tolist(), j]
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            r0, c0 = starts_r[a], starts_c[a]
+            if inside_box[a]:
+                np.copyto(buffer[a - i:b - i], flat[a:b, r0:r0 + wh, c0:c0 + ww], casting="unsafe")
+            else:
+                _copy_window(buffer[a - i:b - i], flat[a:b], r0, c0)
         part = flat_buffer[:j - i]
         # base . p, plus the three other corners as corrections read on the discs' edges alone
         out[i:j] = part @ base
         if edge.size:
             d = (part[:, edge] @ steps).reshape(j - i, 3, n)
-            out[i:j] += np.einsum("mcn,mc->mn", d, corner[i:j])
+            out[i:j] += (d * corner[i:j, :, None]).sum(axis=1)
     return out.reshape(by, bx, n)
 
 
