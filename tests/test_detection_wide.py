@@ -124,6 +124,10 @@ def test_wide_lines_are_shrunk_for_the_detector(detector):
     assert np.mean(distance[centre] <= 2.0) > 0.8
 
 
+def record_lines(out):
+    return json.loads((out / "detect.json").read_text())["images"][0]["n_lines"]
+
+
 def test_detect_cli_writes_a_folder(tmp_path, sample_dir, capsys):
     from napari_stereo_tem.cli import main
 
@@ -139,6 +143,9 @@ def test_detect_cli_writes_a_folder(tmp_path, sample_dir, capsys):
     assert found.sum() > 0.5 * (labels == 1).sum()            # most detections lie on the true lines
     header = (out / "left_lines.csv").read_text().splitlines()[0]
     assert header == "line_id,x,y"
+    geometry = (out / "left_geometry.csv").read_text().splitlines()
+    assert geometry[0] == "line_id,n_points,length,chord,mean_curvature,max_curvature,neighbour_spacing"
+    assert len(geometry) - 1 == record_lines(out) and all(float(row.split(",")[2]) > 0 for row in geometry[1:])
     record = json.loads((out / "detect.json").read_text())
     assert record["images"][0]["settings"]["scale"] == 1.0 and record["images"][0]["n_lines"] >= 1
     # an existing result is not replaced silently, and bad options name themselves

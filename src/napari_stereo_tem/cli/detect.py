@@ -16,7 +16,7 @@ __all__ = ["add_parser", "run", "parse_scale", "CONTRASTS"]
 CONTRASTS = {"auto": "auto", "bright": "bright_field", "dark": "dark_field"}
 
 #: What the command writes (an existing folder holding only these may be replaced with --overwrite).
-PRODUCES = ("*_probability.tif", "*_labels.tif", "*_lines.csv", "detect.json")
+PRODUCES = ("*_probability.tif", "*_labels.tif", "*_lines.csv", "*_geometry.csv", "detect.json")
 
 
 def add_parser(subparsers) -> None:
@@ -84,7 +84,9 @@ def run(args) -> int:
     from ..images import read_image
     from ..models.store import load_detector
     from ..progress import drive, end_progress_line, text_progress
+    from ..evaluation.table import csv_text
     from ..stereo.detect import iter_detect_lines
+    from ..stereo.line_geometry import GEOMETRY_COLUMNS, line_geometry
     from ..stereo.lines_io import write_json, write_lines_csv
 
     scale = parse_scale(args.scale)
@@ -110,7 +112,9 @@ def run(args) -> int:
             end_progress_line()
             tifffile.imwrite(tmp / f"{stem}_probability.tif", result.probability.astype(np.float32))
             tifffile.imwrite(tmp / f"{stem}_labels.tif", result.labels.astype(np.uint8))
-            write_lines_csv(tmp / f"{stem}_lines.csv", [np.asarray(line).reshape(-1, 2) for line in result.lines])
+            flat = [np.asarray(line).reshape(-1, 2) for line in result.lines]
+            write_lines_csv(tmp / f"{stem}_lines.csv", flat)
+            (tmp / f"{stem}_geometry.csv").write_text(csv_text(line_geometry(flat), cols=list(GEOMETRY_COLUMNS)))
             record["images"].append({"image": str(path), "stem": stem, "shape": list(result.labels.shape),
                                      "settings": result.settings, "seconds": round(result.seconds, 3),
                                      "n_lines": len(result.lines),

@@ -102,14 +102,17 @@ class StereoReconstruction:
                 "lines": self.line_summaries()}
 
     def line_summaries(self) -> list[dict]:
-        """Per line: points, median and largest depth standard deviation, and its plane (``None`` if straight)."""
+        """Per line: geometry (length, curvature, neighbour spacing; see :func:`.line_geometry.line_geometry`),
+        median and largest depth standard deviation, and its plane (``None`` if straight)."""
         from .line_fit import line_planes
+        from .line_geometry import line_geometry
 
         planes = line_planes(self.lines)
+        geometry = line_geometry(self.lines)
         out = []
         for k, line in enumerate(self.lines):
             std = self.line_depth_std[k] if k < len(self.line_depth_std) else None
-            out.append({"line_id": k, "n_points": int(len(line)),
+            out.append({**geometry[k],
                         "depth_std_median": None if std is None else float(np.nanmedian(std)),
                         "depth_std_max": None if std is None else float(np.nanmax(std)),
                         "plane": planes[k]})
