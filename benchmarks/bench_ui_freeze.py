@@ -110,7 +110,11 @@ def main(argv=None) -> int:
     os.environ.setdefault("NAPARI_STEREO_TEM_MODELS", tempfile.mkdtemp(prefix="bench-ui-models-"))
     import napari
 
+    import napari_stereo_tem
+
     t_import = time.perf_counter()
+    print(f"napari-stereo-tem from {os.path.dirname(napari_stereo_tem.__file__)}; {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.1f} (other processes make the gaps longer)", flush=True)
     viewer = napari.Viewer(show=True)
     app = napari.qt.get_qapp()
     meter = GapMeter(app)
@@ -200,7 +204,7 @@ def main(argv=None) -> int:
     worst = max(rows, key=lambda r: r[2])
     print(f"\nlongest gap: {worst[2]:.3f} s ({worst[0]}); goal {GOAL_S} s; "
           f"{sum(r[2] > GOAL_S for r in rows)} of {len(rows)} actions above it; "
-          f"total {time.perf_counter() - t_import:.0f} s")
+          f"total {time.perf_counter() - t_import:.0f} s; load average {os.getloadavg()[0]:.1f}")
     viewer.close()
     return 0
 

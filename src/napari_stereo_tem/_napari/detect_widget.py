@@ -16,7 +16,7 @@ from .choosing import keep_default
 from .layers import is_truth_layer
 from .notify import show_error_in
 from .reconstruct_widget import image_problem, place_layers
-from .task_widget import TaskWidget
+from .task_widget import TaskWidget, worker_threads
 
 __all__ = ["DetectWidget", "detection_layers"]
 
@@ -34,10 +34,17 @@ def detection_layers(result, *, name: str, metadata=None) -> list:
 
 
 def _detect_in_worker(image, **options):
-    # the detector (and torch) are imported here, in the worker thread
+    # the detector (and torch) are imported here, in the worker thread; one core stays with the window
+    import torch
+
     from ..stereo.detect import iter_detect_lines
 
-    return (yield from iter_detect_lines(image, **options))
+    previous = torch.get_num_threads()
+    torch.set_num_threads(worker_threads())
+    try:
+        return (yield from iter_detect_lines(image, **options))
+    finally:
+        torch.set_num_threads(previous)
 
 
 class DetectWidget(TaskWidget):

@@ -31,7 +31,7 @@ from ..models.store import list_versions, select_version, selected_version, user
 from .background import BackgroundTask
 from .plot import FigureWidget
 from .progress_panel import ProgressPanel
-from .task_widget import report_box
+from .task_widget import report_box, worker_threads
 
 __all__ = ["FinetuneWidget", "LossPlot", "SHIPPED"]
 
@@ -203,7 +203,7 @@ class FinetuneWidget(Container):
             return self._task
         train = finetune_detector if self.target.value == "detector" else finetune_matcher
         work = train(self.set_dir.value, name=self.name.value, init=self.init.value, steps=self.steps.value,
-                     synth_fraction=self.synth_fraction.value, resume=self.resume.value)
+                     synth_fraction=self.synth_fraction.value, resume=self.resume.value, n_threads=worker_threads())
         self._version = self._version_name()
         earlier = []
         if self.resume.value and self._version is not None:

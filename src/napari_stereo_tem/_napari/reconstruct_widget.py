@@ -10,7 +10,6 @@ layer of paths coloured by depth. A known tilt axis, shift or pair of tilts
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Optional
 
@@ -20,7 +19,7 @@ from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, LineEdit, create_
 
 from ..checks import InputError, parse_numbers
 from .layers import DEPTH_LAYER_SUFFIX, depth_range, depth_segments_layer, is_truth_layer, lines_layer, paths_to_lines
-from .task_widget import TaskWidget
+from .task_widget import TaskWidget, worker_threads
 
 __all__ = ["ReconstructWidget", "reconstruction_layers", "format_report", "clicked_pairs", "parse_two",
            "pick_stereo_pair", "image_problem", "place_layers", "STAGES"]
@@ -314,7 +313,7 @@ class ReconstructWidget(TaskWidget):
         self._scale = (self.pixel_size.value,) * 2 if self.pixel_size.value else None
         return _reconstruct_in_worker(
             left.data, right.data, pixel_size=self.pixel_size.value or None, swap=self.swap.value,
-            rectify=self.rectify.value, device=self.device.value, n_threads=max(1, (os.cpu_count() or 2) - 1),
+            rectify=self.rectify.value, device=self.device.value, n_threads=worker_threads(),
             **options,
         )
 

@@ -8,7 +8,7 @@ from .background import BackgroundTask
 from .progress_panel import ProgressPanel
 from .warmup import start_warm_up
 
-__all__ = ["TaskWidget", "wrapping_label", "report_box"]
+__all__ = ["TaskWidget", "wrapping_label", "report_box", "worker_threads"]
 
 
 def wrapping_label(value: str = "") -> Label:
@@ -24,6 +24,13 @@ def wrapping_label(value: str = "") -> Label:
     native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Minimum)
     native.setMinimumWidth(0)
     return label
+
+
+def worker_threads() -> int:
+    """Torch threads for work started from a dock: every core but one, which stays with the window."""
+    import os
+
+    return max(1, (os.cpu_count() or 2) - 1)
 
 
 def report_box(value: str = "", *, max_lines: int = 14) -> TextEdit:
