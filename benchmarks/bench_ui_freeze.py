@@ -177,7 +177,10 @@ def main(argv=None) -> int:
     run("open dock Correct", lambda: state.setdefault("correct", dock("Correct and add to training set")))
     if "correct" in state:
         cor = state["correct"]
-        run("Polylines from labels", lambda: cor.polylines_from_labels())
+        def polylines():
+            state["task"] = cor.polylines_from_labels()
+
+        run("Polylines from labels", polylines, lambda: state["task"] is None or state["task"].finished)
         cor.set_dir.value = tempfile.mkdtemp(prefix="bench-ui-set-")
         run("Add to training set", lambda: cor.add_to_training_set())
 

@@ -38,14 +38,17 @@ def scene(make_napari_viewer, models):
     return viewer, sample
 
 
-def test_correct_link_shift_and_add_to_training_set(scene, tmp_path):
+def test_correct_link_shift_and_add_to_training_set(scene, tmp_path, wait_finished):
     viewer, sample = scene
     _, widget = viewer.window.add_plugin_dock_widget("napari-stereo-tem", "Correct and add to training set")
     assert widget.left_image.value.name == "rectified left" and widget.right_labels.value.name == "dislocations right"
     assert widget.angle.value == pytest.approx(ANGLE)
     # the user repaints the labels (napari's own tools) ...
     viewer.layers["dislocations left"].data = (sample.mask_left == 1).astype(np.uint8)
-    made = widget.polylines_from_labels()
+    wait_finished(widget.polylines_from_labels())  # skeletons made in a worker thread
+    made = [viewer.layers["polylines left"], viewer.layers["polylines right"]]
+    assert widget.left_lines.value is made[0] and widget.right_lines.value is made[1]
+    assert "polylines left:" in widget.report.value
     assert [layer.name for layer in made] == ["polylines left", "polylines right"] and len(made[0].data) >= 1
     # ... then links a left path to its right partner: here a line of known depth drawn in both views
     truth = np.column_stack([np.linspace(40, 60, 30), np.linspace(10, 80, 30), np.linspace(-20, 25, 30)])

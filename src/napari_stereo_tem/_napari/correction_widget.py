@@ -22,14 +22,17 @@ from pathlib import Path
 
 import napari
 import numpy as np
-from magicgui.widgets import Container, FileEdit, FloatSpinBox, Label, PushButton, SpinBox, create_widget
+from magicgui.widgets import Container, FileEdit, FloatSpinBox, PushButton, SpinBox, create_widget
 from napari.utils.notifications import show_error, show_info
 
 from ..checks import InputError
 from ..stereo.corrections import disparity_labels, link_lines, replace_or_add_line, shift_line_depth
 from ..stereo.skeleton_graph import skeleton_branches
 from ..models.training_set import add_entry
+from ..progress import Progress
+from .background import BackgroundTask
 from .layers import lines_layer, lines_to_paths, paths_to_lines
+from .task_widget import report_box
 
 __all__ = ["CorrectionWidget", "layer_source", "layer_model_version"]
 
@@ -59,6 +62,24 @@ def layer_model_version(layers) -> str | None:
     return None
 
 
+def _polylines_work(sides):
+    """Skeleton branches of each side's mask: a progress generator returning ``[(side, paths)]``."""
+    done = []
+    for k, (side, mask) in enumerate(sides):
+        lines = skeleton_branches(mask)
+        done.append((side, [line[:, ::-1] for line in lines]))  # (x, y) -> (row, col)
+        yield Progress(k + 1, len(sides), f"skeleton {side}")
+    return done
+
+
+def _polyline_layers(done) -> list:
+    """In the worker thread: the 'polylines left/right' Shapes layers, meshes made."""
+    from napari.layers import Shapes
+
+    return [Shapes(paths, shape_type="path", edge_width=1, edge_color="cyan" if side == "left" else "magenta",
+                   ndim=2, name=f"polylines {side}") for side, paths in done]
+
+
 def _nullable(annotation, label):
     return create_widget(annotation=annotation, label=label, options={"nullable": True})
 
@@ -86,7 +107,8 @@ class CorrectionWidget(Container):
         self.shift_button = PushButton(text="Shift selected 3D lines in depth")
         self.set_dir = FileEdit(mode="d", label="training set", value=str(Path.home() / "stereo-tem-training-set"))
         self.add_button = PushButton(text="Add to training set")
-        self.report = Label(value="")
+        self.report = report_box()
+        self._task = None
         self.extend([self.left_image, self.right_image, self.left_labels, self.right_labels, self.angle,
                      self.polylines_button, self.left_lines, self.right_lines, self.left_id, self.right_id,
                      self.link_button, self.dz, self.shift_button, self.set_dir, self.add_button, self.report])
@@ -144,22 +166,36 @@ class CorrectionWidget(Container):
         return vertices[:, ::-1]  # (x, y)
 
     # -- actions ----------------------------------------------------------------
-    def polylines_from_labels(self, *_) -> list:
-        """Make the 'polylines left/right' Shapes layers from the Labels (dislocation = label 1)."""
-        made = []
-        for side, labels in (("left", self.left_labels.value), ("right", self.right_labels.value)):
-            if labels is None:
-                continue
-            lines = skeleton_branches(np.asarray(labels.data) == 1)
-            paths = [line[:, ::-1] for line in lines]  # (x, y) -> (row, col)
-            layer = self._set_layer(paths, {"name": f"polylines {side}", "shape_type": "path", "edge_width": 1,
-                                            "edge_color": "cyan" if side == "left" else "magenta",
-                                            "ndim": 2}, "shapes")
-            (self.left_lines if side == "left" else self.right_lines).reset_choices()
-            (self.left_lines if side == "left" else self.right_lines).value = layer
-            made.append(layer)
-        self.report.value = ", ".join(f"{layer.name}: {len(layer.data)} paths" for layer in made)
-        return made
+    def polylines_from_labels(self, *_) -> BackgroundTask | None:
+        """Make the 'polylines left/right' Shapes layers from the Labels (dislocation = label 1).
+
+        The skeletons and the paths' meshes are made in a worker thread; the
+        layers are added when it ends. Returns the task (``None`` without labels).
+        """
+        sides = [(side, np.asarray(labels.data) == 1)
+                 for side, labels in (("left", self.left_labels.value), ("right", self.right_labels.value))
+                 if labels is not None]
+        if not sides:
+            show_error("choose the left (and right) labels to make polylines from")
+            return None
+        self.polylines_button.enabled = False
+        self.report.value = "making polylines..."
+        self._task = BackgroundTask(_polylines_work(sides), self._show_polylines, description="polylines",
+                                    in_worker=_polyline_layers, show_bar=False, error_panel=self.report,
+                                    on_finished=lambda: setattr(self.polylines_button, "enabled", True))
+        return self._task.start()
+
+    def _show_polylines(self, layers):
+        for layer in layers:
+            side = "left" if layer.name.endswith("left") else "right"
+            if layer.name in self._viewer.layers:
+                self._viewer.layers.remove(layer.name)
+            self._viewer.layers.append(layer)
+            combo = self.left_lines if side == "left" else self.right_lines
+            combo.reset_choices()
+            combo.value = self._viewer.layers[layer.name]
+            yield layer.name
+        self.report.value = ", ".join(f"{layer.name}: {len(layer.data)} paths" for layer in layers)
 
     def link(self, *_) -> np.ndarray | None:
         """Link the chosen left path to the chosen right path; returns the new 3D line (x, y, z)."""
