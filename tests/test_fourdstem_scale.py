@@ -69,20 +69,21 @@ def test_mean_max_centres_and_images_agree_across_executors(tmp_path):
 
 def test_partial_images_arrive_band_by_band():
     data = _beam_data()
-    gen = iter_virtual_images(data, [(19, 20, 4)], rows_per_task=2)
-    seen = []
+    images = np.zeros((1, 6, 7), np.float32)
+    gen = iter_virtual_images(data, [(19, 20, 4)], rows_per_task=2, out=images)
+    filled = []
     try:
         while True:
             report = next(gen)
-            images = report.info["images"]
-            y0, y1 = report.info["band"]
-            seen.append((y0, y1))
-            assert np.all(images[0, y0:y1] > 0)
-            assert np.all(images[0, y1:] == 0)  # inline: later bands not yet computed
+            done = int(np.sum(np.all(images[0] > 0, axis=1)))
+            filled.append(done)
+            assert np.all(images[0, done:] == 0)  # inline: later bands not yet computed
     except StopIteration as stop:
         final = stop.value
-    assert seen == [(0, 2), (2, 4), (4, 6)]
+    assert filled == [2, 4, 6] and final is images
     np.testing.assert_allclose(final, virtual_images(data, [(19, 20, 4)]))
+    with pytest.raises(InputError, match="out must be"):
+        drive(iter_virtual_images(data, [(19, 20, 4)], out=np.zeros((2, 6, 7), np.float32)))
 
 
 def test_cancel_on_threads_stops_the_pass():

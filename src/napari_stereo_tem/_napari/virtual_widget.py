@@ -308,14 +308,16 @@ class VirtualDetectorWidget(Container):
         if not self._discs or self.dataset.value is None:
             return None
         discs = list(self._discs)
-        work = iter_virtual_images(self._dataset(), discs, executor=self._executor())
-        return self._start(work, lambda images: self._show_full(discs, images), "virtual images",
-                           on_progress=lambda report: self._show_partial(discs, report))
+        dataset = self._dataset()
+        images = np.zeros((len(discs), *dataset.scan_shape), dtype=np.float32)  # filled band by band
+        rows = max(1, dataset.scan_shape[0] // 16)  # at least 16 bands: partial images worth showing
+        work = iter_virtual_images(dataset, discs, executor=self._executor(), out=images, rows_per_task=rows)
+        return self._start(work, lambda result: self._show_full(discs, result), "virtual images",
+                           on_progress=lambda report: self._show_partial(discs, images, report))
 
-    def _show_partial(self, discs, report) -> None:
+    def _show_partial(self, discs, images, report) -> None:
         """Bands of the exact images as they complete (rows not yet done are 0)."""
-        images = (report.info or {}).get("images")
-        if images is None or discs != self._discs or report.done >= report.total:
+        if discs != self._discs or report.done >= report.total:
             return
         for k in range(min(len(discs), images.shape[0])):
             name = f"virtual {k}"

@@ -217,15 +217,15 @@ def _moved_by_whole_pixels(masks: np.ndarray, dy: int, dx: int) -> np.ndarray:
 
 
 def iter_virtual_images(data, detectors, *, executor="inline", max_workers: int | None = None,
-                        rows_per_task: int | None = None, descan=None,
-                        descan_reference=None) -> ProgressGenerator[np.ndarray]:
+                        rows_per_task: int | None = None, descan=None, descan_reference=None,
+                        out: np.ndarray | None = None) -> ProgressGenerator[np.ndarray]:
     """Progress generator computing virtual images; returns ``(n, scan_y, scan_x)`` float32.
 
-    Parameters are those of :func:`virtual_images`. Yields one :class:`Progress`
-    per band of scan rows, whose ``info`` holds ``"images"`` (the array being
-    filled, rows not yet computed are 0) and ``"band"`` ``(y0, y1)``, so a
-    front end can show partial images; closing the generator cancels the
-    pending bands.
+    Parameters are those of :func:`virtual_images`, and ``out``: a float32 array
+    ``(n, scan_y, scan_x)`` to fill (default: a new one, zeros). Each band of scan
+    rows is written into it as it completes, and one :class:`Progress` is yielded
+    per band, so a front end that passed ``out`` can show partial images; closing
+    the generator cancels the pending bands.
     """
     check_executor(executor)
     ds = open_4dstem(data)
@@ -233,23 +233,18 @@ def iter_virtual_images(data, detectors, *, executor="inline", max_workers: int 
     sy, sx = ds.scan_shape
     shifts = None if descan is None else _descan_shifts(descan, descan_reference, (sy, sx))
     plan = _plan(masks, moving=shifts is not None)
-    out = np.zeros((len(masks), sy, sx), dtype=np.float32)
+    if out is None:
+        out = np.zeros((len(masks), sy, sx), dtype=np.float32)
+    elif out.shape != (len(masks), sy, sx) or out.dtype != np.float32:
+        raise InputError(f"out must be float32 of shape {(len(masks), sy, sx)}, got {out.dtype} {out.shape}")
     bands = bands_of(ds, rows_per_task)
 
     def put(band, values):
         out[:, band[0]:band[1]] = np.moveaxis(np.asarray(values), 2, 0)
 
     args = (plan,) if shifts is None else (plan, shifts)
-    last = [None]
-
-    def remember(band, values):
-        put(band, values)
-        last[0] = band
-
-    work = iter_bands(_band_from_frames, band_source(ds, executor), bands, *args, executor=executor,
-                      max_workers=max_workers, stage="virtual images", on_result=remember)
-    for report in work:
-        yield Progress(report.done, report.total, report.stage, {"images": out, "band": last[0]})
+    yield from iter_bands(_band_from_frames, band_source(ds, executor), bands, *args, executor=executor,
+                          max_workers=max_workers, stage="virtual images", on_result=put)
     return out
 
 
