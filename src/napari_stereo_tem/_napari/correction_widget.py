@@ -227,7 +227,8 @@ class CorrectionWidget(Container):
     def shift_depth(self, *_) -> list:
         """Shift the selected paths of the 3D lines layer by the depth shift (left view kept)."""
         if LINES_3D not in self._viewer.layers or not self._viewer.layers[LINES_3D].selected_data:
-            show_error(f"select one or more paths in the '{LINES_3D}' layer first")
+            show_error(f"select one or more paths in the '{LINES_3D}' layer first (it is hidden after a "
+                       "reconstruction: tick its eye, then select paths with the layer's select tool)")
             return []
         layer = self._viewer.layers[LINES_3D]
         chosen = sorted(layer.selected_data)
