@@ -79,6 +79,21 @@ def _libertem_runs(data, masks):
     return [("libertem_dense", lambda: run(False)), ("libertem_sparse", lambda: run(True))]
 
 
+def bench_descan(ds, scan: int, repeats: int) -> dict:
+    """Sub-pixel descan inside the pass against the uncorrected pass (interleaved, best of 7 at least)."""
+    from napari_stereo_tem.fourdstem import virtual_images
+
+    yy, xx = np.mgrid[:scan, :scan]
+    centres = np.stack([128 + 1.7 * np.sin(yy / 17.0) + 0.013 * xx, 128 - 1.3 * np.cos(xx / 23.0)], axis=-1)
+    plain_s = fixed_s = np.inf
+    for _ in range(max(repeats, 7)):  # the ratio of two short runs is noisy
+        plain_s = min(plain_s, _best(lambda: virtual_images(ds, DISCS), 1)[0])
+        fixed_s = min(fixed_s, _best(lambda: virtual_images(ds, DISCS, descan=centres), 1)[0])
+    print(f"sub-pixel descan in the pass: {fixed_s * 1e3:.0f} ms vs {plain_s * 1e3:.0f} ms uncorrected = "
+          f"{fixed_s / plain_s:.2f}x  (target <= 1.5)")
+    return {"descan_s": fixed_s, "plain_s": plain_s, "descan_ratio": fixed_s / plain_s}
+
+
 def bench_ram(repeats: int, small: bool) -> dict:
     from napari_stereo_tem.fourdstem import disc_mask, open_4dstem, preview_virtual_image, virtual_images
     from napari_stereo_tem.fourdstem.masks import detector_masks, masks_bbox
@@ -156,16 +171,7 @@ def bench_ram(repeats: int, small: bool) -> dict:
           f"= {100 * ours_rate / bandwidth:.0f} % of it")
     results.update(bandwidth_gbs=bandwidth / 1e9, ours_gbs=ours_rate / 1e9, ours_fraction=ours_rate / bandwidth)
 
-    # sub-pixel descan inside the pass, against the uncorrected pass
-    yy, xx = np.mgrid[:scan, :scan]
-    centres = np.stack([128 + 1.7 * np.sin(yy / 17.0) + 0.013 * xx, 128 - 1.3 * np.cos(xx / 23.0)], axis=-1)
-    plain_s = fixed_s = np.inf
-    for _ in range(max(repeats, 7)):  # interleaved, best of 7 at least: the ratio of two short runs is noisy
-        plain_s = min(plain_s, _best(lambda: virtual_images(ds, DISCS), 1)[0])
-        fixed_s = min(fixed_s, _best(lambda: virtual_images(ds, DISCS, descan=centres), 1)[0])
-    print(f"sub-pixel descan in the pass: {fixed_s * 1e3:.0f} ms vs {plain_s * 1e3:.0f} ms uncorrected = "
-          f"{fixed_s / plain_s:.2f}x  (target <= 1.5)")
-    results.update(descan_s=fixed_s, plain_s=plain_s, descan_ratio=fixed_s / plain_s)
+    results.update(bench_descan(ds, scan, repeats))
 
     # scaling with the number of discs: discs of radius 20 on a ring of radius 40
     line = []
@@ -261,9 +267,18 @@ def main() -> None:
     parser.add_argument("--skip-disk", action="store_true", help="skip the 8 GiB memmap part")
     parser.add_argument("--skip-ram", action="store_true", help="skip the 2 GiB in-RAM part")
     parser.add_argument("--small", action="store_true", help="64x64 scan for a quick look")
+    parser.add_argument("--only-descan", action="store_true", help="only the descan cost (RAM data, no disk part)")
     parser.add_argument("--dir", default=None, help="folder for the 8 GiB file (default: a temporary folder)")
     args = parser.parse_args()
     print(f"cpu cores: {os.cpu_count()}")
+    if args.only_descan:
+        from napari_stereo_tem.fourdstem import open_4dstem
+
+        scan = 64 if args.small else 128
+        data = _make_data(scan, 256)
+        print(f"data {data.shape} {data.dtype} {data.nbytes / 2**30:.2f} GiB in RAM")
+        bench_descan(open_4dstem(data), scan, args.repeats)
+        return
     if not args.skip_ram:
         bench_ram(args.repeats, args.small)
     if not args.skip_disk:
