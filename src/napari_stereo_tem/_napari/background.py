@@ -39,8 +39,13 @@ def _forward(work, should_stop, prepare=None):
     # to this wrapper, and errors come back as a value that the UI thread turns
     # into a notification (napari's own relay would show a traceback). While it
     # runs, the core's check_cancelled() sees the task's cancel flag, so a long
-    # step stops inside itself instead of at its end.
+    # step stops inside itself instead of at its end. A cancel seen between two
+    # steps closes the core generator here, so its clean-up (a checkpoint
+    # written, say) runs in the worker thread, not in the UI thread.
     while True:
+        if should_stop():
+            work.close()
+            return _CANCELLED
         with cancel_check(should_stop):  # only while a step runs: the pooled thread is left clean
             try:
                 report = next(work)
@@ -121,10 +126,12 @@ class BackgroundTask:
         return self
 
     def cancel(self) -> None:
-        """Ask the work to stop before its next step."""
+        """Ask the work to stop: inside its current step where it checks, else before its next one.
+
+        The worker itself closes the work (see ``_forward``); napari's ``quit()``
+        would leave the closing, and the work's clean-up, to the UI thread.
+        """
         self.cancelled = True
-        if self.worker is not None:
-            self.worker.quit()
 
     @property
     def running(self) -> bool:
