@@ -64,7 +64,8 @@ def line_angle_sine(points, *, window: int = 3) -> np.ndarray:
     return np.where(norm > 0, np.abs(t[:, 1]) / np.maximum(norm, 1e-12), 1.0)
 
 
-def image_disparity(left, right, x, y, d0, *, half_height: int = 3, half_width: int = 8, search: int = 2):
+def image_disparity(left, right, x, y, d0, *, half_height: int = 3, half_width: int = 8, search: int = 2,
+                    window_px: float | None = 3.0):
     """Sub-pixel disparity of points from the images: correlation of short patches along the rows.
 
     Parameters
@@ -82,6 +83,9 @@ def image_disparity(left, right, x, y, d0, *, half_height: int = 3, half_width: 
         The patch is ``2 * half_height + 1`` rows by ``2 * half_width + 1`` columns.
     search : int
         Whole-pixel shifts tried on either side of ``d0``.
+    window_px : float or None
+        Gaussian weight across the patch (standard deviation, pixels): the line in the
+        middle counts, a neighbour a few pixels away (a pile-up) hardly does.
 
     Returns
     -------
@@ -119,6 +123,10 @@ def image_disparity(left, right, x, y, d0, *, half_height: int = 3, half_width: 
     cols_r = cols[:, None] + (di[:, None] + shifts[None, :])[:, :, None, None]
     patch_r = map_coordinates(right, [rows_r.ravel(), cols_r.ravel()], order=1,
                               mode="nearest").reshape(cols_r.shape)
+    if window_px:
+        weight = np.exp(-0.5 * (dx / float(window_px)) ** 2)[None, None, :]
+        patch_l = patch_l * weight
+        patch_r = patch_r * weight[None]
     a = patch_l - patch_l.mean(axis=(1, 2), keepdims=True)
     b = patch_r - patch_r.mean(axis=(2, 3), keepdims=True)
     na = np.sqrt((a ** 2).sum(axis=(1, 2)))
@@ -140,13 +148,19 @@ def image_disparity(left, right, x, y, d0, *, half_height: int = 3, half_width: 
 
 
 def _bspline_basis(s: np.ndarray, spacing: float) -> np.ndarray:
+    """Cubic B-splines on uniform knots that run past both ends of ``s``.
+
+    Uniform (not clamped) knots make a straight line in the coefficients a straight
+    line in ``s`` everywhere, ends included, so the second-difference penalty leaves
+    a uniformly inclined line alone instead of bending its ends.
+    """
     from scipy.interpolate import BSpline
 
     lo, hi = float(s.min()), float(s.max())
     n_int = max(1, int(np.ceil((hi - lo) / spacing)))
-    inner = np.linspace(lo, hi, n_int + 1)
-    knots = np.concatenate([[lo] * 3, inner, [hi] * 3])
-    basis = BSpline.design_matrix(np.clip(s, lo, hi), knots, 3)
+    step = max((hi - lo) / n_int, 1e-9)
+    knots = lo + step * np.arange(-3, n_int + 4)
+    basis = BSpline.design_matrix(np.clip(s, lo, lo + step * n_int), knots, 3)
     return basis.toarray()
 
 
