@@ -38,3 +38,13 @@ def test_detect_widget_points_a_4d_layer_to_the_virtual_detectors(make_napari_vi
     assert widget.start() is None
     assert "Virtual detectors" in widget.report.value  # the whole message in the dock
     assert toasts and len(toasts[0]) <= 90 and "4D-STEM" in toasts[0]
+
+
+def test_detect_progress_names_what_runs_now():
+    from napari_stereo_tem._napari.detect_widget import detect_stage
+    from napari_stereo_tem.progress import Progress
+
+    assert detect_stage(Progress(0, 1, "decide contrast and scale")) == ("detector, tile 1", 2, 3)
+    assert detect_stage(Progress(2, 5, "detect")) == ("detector, tile 3 of 5", 2, 3)
+    assert detect_stage(Progress(5, 5, "detect")) == ("skeleton", 3, 3)
+    assert detect_stage(Progress(1, 1, "skeleton"))[0] == "showing the result"

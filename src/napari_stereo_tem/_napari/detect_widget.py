@@ -18,7 +18,7 @@ from .notify import show_error_in
 from .reconstruct_widget import image_problem, place_layers
 from .task_widget import TaskWidget, worker_threads
 
-__all__ = ["DetectWidget", "detection_layers"]
+__all__ = ["DetectWidget", "detection_layers", "detect_stage"]
 
 CONTRASTS = {"auto": "auto", "bright field (dark lines)": "bright_field", "dark field (bright lines)": "dark_field"}
 
@@ -47,8 +47,22 @@ def _detect_in_worker(image, **options):
         torch.set_num_threads(previous)
 
 
+def detect_stage(report) -> tuple[str, int, int]:
+    """What runs after a report of ``iter_detect_lines``: its three stages, the detector tile by tile."""
+    if report.stage == "decide contrast and scale":
+        return "detector, tile 1", 2, 3
+    if report.stage == "detect" and report.done < report.total:
+        return f"detector, tile {report.done + 1} of {report.total}", 2, 3
+    if report.stage == "detect":
+        return "skeleton", 3, 3
+    return "showing the result", 3, 3
+
+
 class DetectWidget(TaskWidget):
     """Detect dislocations in the chosen image."""
+
+    stages = ("decide contrast and scale", "detector", "skeleton")
+    describe_progress = staticmethod(detect_stage)
 
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__(viewer, run_text="Detect dislocations", description="detect")

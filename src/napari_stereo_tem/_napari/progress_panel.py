@@ -48,6 +48,7 @@ class ProgressPanel:
         self._timer.timeout.connect(self._refresh)
         self._t0 = None
         self._stages = None
+        self._describe = None
         self._now = ("", 0, 0)
 
     @property
@@ -58,8 +59,10 @@ class ProgressPanel:
     def text(self) -> str:
         return self.label.value
 
-    def start(self, stages=None, first: str = "starting") -> None:
+    def start(self, stages=None, first: str = "starting", describe=None) -> None:
+        """Start the clock; ``describe(report) -> (stage, n, N)`` replaces :func:`running_stage` when given."""
         self._t0 = time.perf_counter()
+        self._describe = describe
         self._stages = list(stages) if stages else None
         self._now = (self._stages[0], 1, len(self._stages)) if self._stages else (first, 0, 0)
         self.bar.max, self.bar.value = max(1, self._now[2]), 0
@@ -70,7 +73,7 @@ class ProgressPanel:
     def update(self, report) -> None:
         if self._t0 is None:
             return
-        self._now = running_stage(report, self._stages)
+        self._now = self._describe(report) if self._describe else running_stage(report, self._stages)
         stage, n, total = self._now
         if total:
             self.bar.max = total

@@ -83,6 +83,8 @@ class TaskWidget(Container):
     """
 
     stages: tuple[str, ...] | None = None
+    #: ``(report) -> (stage running now, n, N)``, for work whose reports need more than ``stages``.
+    describe_progress = None
 
     def __init__(self, viewer, *, run_text: str, description: str):
         super().__init__(labels=True)
@@ -119,7 +121,7 @@ class TaskWidget(Container):
             return None
         self.run_button.enabled, self.cancel_button.enabled = False, True
         self.report.value = ""
-        self.progress.start(self.stages)
+        self.progress.start(self.stages, describe=self.describe_progress)
         self._task = BackgroundTask(work, self.show_result, description=self._description,
                                     on_progress=self.progress.update, on_finished=self._finished,
                                     in_worker=self.prepare_result, show_bar=False, error_panel=self.report)
