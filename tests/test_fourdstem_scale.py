@@ -60,7 +60,8 @@ def test_mean_max_centres_and_images_agree_across_executors(tmp_path):
             mean = mean_pattern(ds, executor=executor)
             centres = beam_centres(ds, direct=(19.3, 20.6, 7.0), executor=executor)
             images = virtual_images(ds, discs, executor=executor, rows_per_task=2)
-            results[name] = (mean, centres, images)
+            moved = virtual_images(ds, discs, executor=executor, rows_per_task=2, descan=centres)
+            results[name] = (mean, centres, images, moved)
     np.testing.assert_allclose(results["inline"][0], data.mean(axis=(0, 1)), rtol=1e-6)
     for name in ("threads", "cluster", "address"):
         for a, b in zip(results[name], results["inline"]):

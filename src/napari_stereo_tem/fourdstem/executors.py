@@ -155,6 +155,9 @@ def iter_bands(task, source, bands, *args, executor="inline", max_workers: int |
     try:
         from distributed import as_completed
 
+        # arrays and plans go to the workers once, not with every band
+        args = [client.scatter([arg], broadcast=True)[0] if isinstance(arg, (np.ndarray, list, tuple)) else arg
+                for arg in args]
         futures = [client.submit(_blas1, task, source, a, b, *args, pure=False) for a, b in bands]
         where = {f.key: band for f, band in zip(futures, bands)}
         try:
