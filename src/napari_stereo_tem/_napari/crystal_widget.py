@@ -49,7 +49,10 @@ def _results_table(widget):
     from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QSizePolicy, QTableWidget
 
     table = QTableWidget(0, 4)
-    table.setHorizontalHeaderLabels(["line", "direction [uvw]", "habit plane (hkl)", "length (px)"])
+    table.setHorizontalHeaderLabels(["line", "[uvw]", "(hkl)", "length"])
+    for column, tip in enumerate(["line number in the lines layer", "line direction [uvw]",
+                                  "best-fit habit plane (hkl); empty for a straight line", "length in pixels"]):
+        table.horizontalHeaderItem(column).setToolTip(tip)
     table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
     table.verticalHeader().setVisible(False)
     table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
