@@ -29,9 +29,10 @@ step() {  # step NAME COMMAND...: run and time one step
 }
 
 debian_libs() {
-  local pkgs=(xvfb xauth libgl1 libegl1 libglib2.0-0 libdbus-1-3 libfontconfig1 libxkbcommon-x11-0
+  local pkgs=(libgl1 libegl1 libglib2.0-0 libdbus-1-3 libfontconfig1 libxkbcommon-x11-0
               libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-render-util0 libxcb-render0
               libxcb-shape0 libxcb-xinerama0 libxcb-xkb1)
+  [ "$WITH_GUI" -eq 1 ] && pkgs+=(xvfb xauth)  # the virtual X server of the headless tests
   local missing=()
   for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
