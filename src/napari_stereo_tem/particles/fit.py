@@ -200,6 +200,7 @@ def fit_particles(signals, noise, points, radii, amplitudes, shift, *, blur, pro
     params = np.column_stack([points, np.clip(radii, r_lo, r_hi), np.clip(amplitudes, 1e-9, None)])
     lay = _Layout(signals[0].shape, n_views, points, shift,
                   reach(np.maximum(params[:, 3], 1.0) + 0.5, blur if reach_blur is None else reach_blur), problem)
+    check_cancelled()
     winv = 1.0 / np.maximum(np.asarray(noise, float), 1e-12)
     data = np.stack([np.asarray(s, float) for s in signals])[lay.row_view, lay.row_y, lay.row_x]
     if fixed is not None and len(fixed["points"]):
@@ -251,8 +252,10 @@ def fit_particles(signals, noise, points, radii, amplitudes, shift, *, blur, pro
         check_cancelled()
         ent = active[e_group]
         _, _, jac = evaluate(params, levels, ent, True)
+        check_cancelled()  # and between the steps of an iteration: one takes a while with many particles
         jtj = (jac.T @ jac).tocsc()
         grad = jac.T @ (res * active[lay.row_group])
+        check_cancelled()
         diag = jtj.diagonal()
         # a column no pixel constrains (the height with one view) stays where it is
         damp = np.where(active[col_group], lam[col_group], 1e12) * (diag + 1e-9) + (diag <= 0)
@@ -266,6 +269,7 @@ def fit_particles(signals, noise, points, radii, amplitudes, shift, *, blur, pro
         trial[:, 3] = np.clip(trial[:, 3], r_lo, r_hi)
         trial[:, 4] = np.maximum(trial[:, 4], 1e-3 * params[:, 4])
         trial_levels = levels + step[5 * n:]
+        check_cancelled()
         t_res, t_contrib = evaluate(trial, trial_levels, ent, False)
         t_cost = 0.5 * np.bincount(lay.row_group, t_res ** 2, minlength=lay.n_groups)
         better = (t_cost < cost) & active
@@ -293,8 +297,10 @@ def fit_particles(signals, noise, points, radii, amplitudes, shift, *, blur, pro
            "blur": blur, "group": lay.group, "cost": cost, "chi2_red": chi2_red, "support": support,
            "std": np.full((n, 3), np.nan), "std_amplitude": np.full(n, np.nan)}
     if covariance and n:
+        check_cancelled()
         active[:] = True
         _, _, jac = evaluate(params, levels, everything, True)
+        check_cancelled()
         out["std"], out["std_amplitude"] = _standard_deviations(jac, lay, n, n_views, np.maximum(chi2_red, 1.0))
     return out
 
@@ -311,6 +317,7 @@ def _standard_deviations(jac, lay, n, n_views, scale):
         same = np.flatnonzero(sizes == size)
         chunk = max(1, 400 // (5 * size + n_views))
         for start in range(0, len(same), chunk):
+            check_cancelled()
             groups = same[start:start + chunk]
             idx = members[bounds[groups][:, None] + np.arange(size)[None, :]]  # (m, size)
             var = _block_variances(jtj, idx, groups, n, n_views)
@@ -349,6 +356,7 @@ def render_particles(shape, points, radii, amplitudes, shift, *, blur) -> np.nda
     blur = np.broadcast_to(np.asarray(blur, float), (len(points),))
     radii = np.asarray(radii, float)
     lay = _Layout(shape, n_views, points, shift, reach(radii, blur), np.zeros(len(points), np.int64))
+    check_cancelled()
     b = blur[lay.particle]
     p = np.column_stack([points, radii, amplitudes])[lay.particle]
     rho = np.hypot(lay.gx - (p[:, 0] + p[:, 2] * shift[lay.view, 0]), lay.gy - (p[:, 1] + p[:, 2] * shift[lay.view, 1]))

@@ -230,6 +230,7 @@ def _search_residuals(signals, noise, state, shift, *, blur, beta, psi, depth_ra
     for k, signal in enumerate(signals):
         check_cancelled()
         dets.append(_detect_log(signal - model[k], noise[k], sigma=1.0, threshold=threshold, radius_range=scales))
+    check_cancelled()
     found = match_particles(dets, beta_deg=beta, azimuths_deg=psi, tolerance=2.0, depth_range=depth_range)
     if len(found.points) == 0:
         return np.zeros((0, 3)), np.zeros(0)
@@ -262,6 +263,7 @@ def _try_splits(signals, noise, state, cand, shift, *, blur, beta, radius_range,
     pts, rad, amp, prob, fixed_pts, fixed_r, fixed_a, fixed_p = [], [], [], [], [], [], [], []
     amp_ref = float(np.median(state.amplitudes))
     for c, i in enumerate(cand):
+        check_cancelled()
         p, r = state.points[i], state.radii[i]
         others = np.setdiff1d(_neighbours(state.points, state.radii, shift, np.array([i]), blur), [i])
         for t in range(n_trials):
