@@ -1,11 +1,16 @@
 """Dock widget: reconstruct the 3D dislocation lines of a stereo pair.
 
-Layers in (two images, optionally two Points layers of clicked correspondences),
-one core call (:func:`napari_stereo_tem.stereo.pipeline.reconstruct_stereo`, run off
-the UI thread with a progress bar and a cancel button), layers out: the
-rectified views, an editable Labels layer per view, and the 3D lines as a Shapes
-layer of paths coloured by depth. A known tilt axis, shift or pair of tilts
-(asymmetric pairs, specimen frame) are passed on as they are.
+Layers in (two images, by default the layers whose ``stereo_role`` is left and
+right; optionally two Points layers of clicked correspondences), one core call
+(:func:`napari_stereo_tem.stereo.pipeline.reconstruct_stereo`, imported and run in
+a worker thread, with the stage running now, n of N and the time so far in the
+dock, and Cancel), layers out (built in the worker, added one per turn of the
+event loop): the rectified views, an editable Labels layer per view, the 3D
+lines as a Shapes layer of paths (hidden: the layer that is edited, saved and
+used by the other docks) and the same lines cut into segments coloured by depth
+along their length (a Vectors layer, with a colour bar in the dock). A known
+tilt axis, shift or pair of tilts (asymmetric pairs, specimen frame) are passed
+on as they are.
 """
 
 from __future__ import annotations
