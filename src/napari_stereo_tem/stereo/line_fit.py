@@ -256,10 +256,8 @@ def _pieces(keep: np.ndarray, min_points: int):
 
 def fit_lines(mask_left, left, right, disparity, stereo_angle_deg: float, *, refined=None, positions=None,
               min_points: int = 10, min_branch_length: float = 10.0, max_gap: float = 12.0,
-              min_peak: float = 0.5, min_inlier_share: float = 0.5, max_disparity_std: float = 100.0,
-              max_line_std: float = 100.0,
-              std_calibration: float = STD_CALIBRATION, min_sine: float = MIN_SINE, spacing: float = 8.0,
-              smoothness: float = 2.0, tilts_deg=None):
+              min_peak: float = 0.5, min_inlier_share: float = 0.5, std_calibration: float = STD_CALIBRATION,
+              min_sine: float = MIN_SINE, spacing: float = 8.0, smoothness: float = 2.0, tilts_deg=None):
     """3D lines with a depth standard deviation per point, one smooth disparity curve per branch.
 
     Parameters
@@ -288,12 +286,6 @@ def fit_lines(mask_left, left, right, disparity, stereo_angle_deg: float, *, ref
         (matched on one side only) is dropped.
     min_inlier_share : float
         Share of a branch's points the robust fit must keep.
-    max_disparity_std : float
-        Points whose fitted disparity is less certain than this (pixels) are not
-        triangulated: row-parallel stretches far from any bend or end.
-    max_line_std : float
-        A branch whose median fitted disparity standard deviation exceeds this
-        (pixels) is dropped: it runs along the rows, and the pair cannot tell its depth.
     std_calibration : float
         Factor on the fitted standard deviations (:data:`STD_CALIBRATION`).
     min_sine, spacing, smoothness : float
@@ -334,14 +326,12 @@ def fit_lines(mask_left, left, right, disparity, stereo_angle_deg: float, *, ref
         s = arc_length(branch)
         fit, fit_sd, inliers = fit_disparity_curve(s, d_img, sd, spacing=spacing, smoothness=smoothness)
         fit_sd = fit_sd * std_calibration
-        if not np.nanmedian(fit_sd) <= max_line_std:
-            continue
         if inliers.sum() < max(min_points, min_inlier_share * len(branch)):
             continue
         kept = s[inliers]  # distance along the line to the nearest kept measurement (s increases)
         j = np.clip(np.searchsorted(kept, s), 1, len(kept) - 1)
         near = np.minimum(np.abs(s - kept[j - 1]), np.abs(s - kept[j]))
-        for a, b in _pieces((near <= max_gap) & np.isfinite(fit) & (fit_sd <= max_disparity_std), min_points):
+        for a, b in _pieces((near <= max_gap) & np.isfinite(fit) & np.isfinite(fit_sd), min_points):
             if tilts_deg is None:
                 pts, z_sd = triangulate(x[a:b], y[a:b], x[a:b] + fit[a:b], stereo_angle_deg, axis_col=axis_col,
                                         disparity_std=fit_sd[a:b])
