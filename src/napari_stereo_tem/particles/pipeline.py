@@ -134,11 +134,8 @@ def reconstruct_particles_iter(views_or_paths, *, beta_deg: float, azimuths_deg=
         raise InputError(f"pixel size must be a positive number of nm, got {pixel_size}")
     pixel_size = float(pixel_size) if pixel_size is not None else file_pixel_size
     total = len(views) + 2 + bool(refine)
-    detections = []
-    for k, view in enumerate(views):
-        yield Progress(k, total, "detect", {"view": names[k]})
-        detections.append(detect_particles(view, method=method, sigma=sigma, threshold=threshold,
-                                           radius_range=radius_range, polarity=polarity))
+    detections = yield from _detect_views(views, names, total, method=method, sigma=sigma, threshold=threshold,
+                                          radius_range=radius_range, polarity=polarity)
     yield Progress(len(views), total, "match", {"detected": sum(len(d) for d in detections)})
     recon = match_particles(detections, beta_deg=beta, azimuths_deg=psi, tolerance=tolerance,
                             depth_range=depth_range, max_shift_px=max_shift_px)
@@ -168,6 +165,43 @@ def reconstruct_particles_iter(views_or_paths, *, beta_deg: float, azimuths_deg=
     yield Progress(total, total, "done", recon.counts)
     return ParticleResult(reconstruction=recon, detections=detections, rdf_r=rdf_r, rdf_g=rdf_g,
                           pixel_size=pixel_size, params=params)
+
+
+def _detect_views(views, names, total, **options):
+    """:func:`.detection.detect_particles` of every view, two views at a time (a progress generator).
+
+    The filters and the centroid arithmetic release the GIL, so two threads use two cores. A
+    cancel reaches the threads (they check a shared flag) and the generator's caller within
+    one poll (50 ms) plus one step of a detection.
+    """
+    import threading
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    from ..progress import cancel_check, check_cancelled
+
+    stop = threading.Event()
+
+    def one(view):
+        with cancel_check(stop.is_set):
+            return detect_particles(view, **options)
+
+    workers = max(1, min(2, len(views), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                         else (os.cpu_count() or 1)))
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        futures = [pool.submit(one, view) for view in views]
+        pending, done = set(futures), 0
+        yield Progress(0, total, "detect", {"view": names[0]})
+        while pending:
+            finished, pending = wait(pending, timeout=0.05, return_when=FIRST_COMPLETED)
+            check_cancelled()
+            if finished:
+                done += len(finished)
+                yield Progress(done, total, "detect", {"views done": done})
+        return [future.result() for future in futures]
+    finally:  # also on cancel or close: the threads stop at their next check
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def estimate_dose(views, *, polarity: str = "dark") -> dict | None:
