@@ -180,7 +180,8 @@ def main(argv=None) -> int:
         def polylines():
             state["task"] = cor.polylines_from_labels()
 
-        run("Polylines from labels", polylines, lambda: state["task"] is None or state["task"].finished)
+        run("Polylines from labels", polylines,  # a task (added in a worker) or, in older versions, the layers
+            lambda: not hasattr(state["task"], "finished") or state["task"].finished)
         cor.set_dir.value = tempfile.mkdtemp(prefix="bench-ui-set-")
         run("Add to training set", lambda: cor.add_to_training_set())
 

@@ -79,7 +79,7 @@ def test_reprojection_aligns_a_raw_third_view(make_napari_viewer):
     assert "view aligned: tilt axis 25.0" in overlay.metadata["alignment"]
 
 
-def test_crystal_docks_never_default_to_the_truth_and_show_a_table(make_napari_viewer):
+def test_crystal_docks_never_default_to_the_truth_and_show_a_table(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
     mine_data, mine_attrs, _ = lines_layer(_cubic_lines(), name="3D lines")
     mine = viewer.add_shapes(mine_data, **mine_attrs)
@@ -93,6 +93,7 @@ def test_crystal_docks_never_default_to_the_truth_and_show_a_table(make_napari_v
     assert table.rowCount() == 2
     assert table.item(0, 1).text() in ("[1 -1 0]", "[-1 1 0]")
     assert table.item(1, 2).text() in ("(1 1 1)", "(-1 -1 -1)")
+    qtbot.waitUntil(lambda: "crystal axes labels" in viewer.layers)  # added in the next turn of the event loop
     labels = viewer.layers["crystal axes labels"]
     assert list(labels.features["axis"]) == ["a", "b", "c"] and labels.ndim == 3
     assert len(labels.text.values) == 3

@@ -15,6 +15,7 @@ from __future__ import annotations
 import napari
 import numpy as np
 from magicgui import magic_factory
+from qtpy.QtCore import QTimer
 
 from ..checks import InputError
 from ..stereo.crystal_frame import CrystalFrame, parse_indices
@@ -142,17 +143,22 @@ def _set_frame(lines, viewer, lattice, zone_axis, g, g_angle_deg, tilt_from_zone
         viewer.layers.remove("crystal axes")
     viewer.add_shapes(axes, shape_type="line", edge_color=_AXIS_COLOURS, edge_width=3, ndim=3,
                       name="crystal axes", features={"axis": ["a", "b", "c"]})
-    # The labels on Points at the axes' tips: a Shapes layer's text is not drawn in 3D.
+    # The labels on Points at the axes' tips (a Shapes layer's text is not drawn in 3D),
+    # added in the next turn of the event loop: two new layers in one turn stop the window longer.
+    tips = np.array([axis[1] for axis in axes])
+    QTimer.singleShot(0, lambda: _add_axis_labels(viewer, tips, length))
+    lengths = [float(np.linalg.norm(np.diff(line, axis=0), axis=1).sum()) for line in xyz]
+    return [{"line": k, "direction_uvw": d, "habit_plane_hkl": p, "length": n}
+            for k, (d, p, n) in enumerate(zip(directions, planes, lengths))]
+
+
+def _add_axis_labels(viewer, tips, length: float) -> None:
     if "crystal axes labels" in viewer.layers:
         viewer.layers.remove("crystal axes labels")
-    tips = np.array([axis[1] for axis in axes])
     viewer.add_points(tips, name="crystal axes labels", size=length * 0.08, face_color=_AXIS_COLOURS,
                       border_width=0, features={"axis": ["a", "b", "c"]}, ndim=3,
                       text={"string": "{axis}", "color": "white", "size": 14, "anchor": "upper_left"},
                       out_of_slice_display=True)
-    lengths = [float(np.linalg.norm(np.diff(line, axis=0), axis=1).sum()) for line in xyz]
-    return [{"line": k, "direction_uvw": d, "habit_plane_hkl": p, "length": n}
-            for k, (d, p, n) in enumerate(zip(directions, planes, lengths))]
 
 
 @magic_factory(
