@@ -171,3 +171,22 @@ def test_single_fits_do_not_depend_on_the_chunk_size():
     assert whole["ok"].all()
     np.testing.assert_allclose(whole["points"], truth, atol=1.0)  # z to a pixel at beta = 2 degrees
     np.testing.assert_allclose(whole["radii"], radii, atol=0.5)
+
+
+def test_blur_estimate_follows_the_probe():
+    from napari_stereo_tem.particles.detection import estimate_noise
+    from napari_stereo_tem.particles.geometry import view_directions
+    from napari_stereo_tem.particles.refine import estimate_blur, fit_signal
+
+    grid = np.array([[x, y, z] for x, y, z in zip((20, 50, 80, 20, 50, 80), (20, 20, 20, 70, 70, 70),
+                                                  (5, -10, 15, 0, 8, -6))], float)
+    shift = np.sin(np.deg2rad(BETA)) * view_directions((0, 90, 180, 270))
+    blurs = []
+    for psf in (0.4, 1.2, 2.0):
+        views = render_particle_views(grid, np.full(6, 4.0), beta_deg=BETA, azimuths_deg=(0, 90, 180, 270),
+                                      shape=(96, 100), dose=20000.0, seed=1, background_amplitude=0.0, psf_sigma=psf)
+        signals = [fit_signal(v, radius_max=6.0) for v in views]
+        blurs.append(estimate_blur(signals, [estimate_noise(s) for s in signals], grid, np.full(6, 4.0), shift))
+    assert blurs[0] < blurs[1] < blurs[2], blurs
+    # the pixel adds its own width (1/sqrt(12) px) to the probe's
+    assert abs(blurs[2] - np.hypot(2.0, 0.29)) < 0.4, blurs
