@@ -59,7 +59,10 @@ def test_particle_case(tmp_path):
     folder = sample.save(tmp_path / "p0")
     (folder / "pred").mkdir()
     pts = np.column_stack([sample.positions + [0.0, 0.0, 2.0], sample.radii])[5:]  # 5 missed, depth moved
-    np.savetxt(folder / "pred" / "points.csv", pts, delimiter=",", header="x,y,z,radius", comments="")
+    # as stereo-tem particles writes it: the standard deviations after x,y,z,radius
+    std = np.full((len(pts), 3), 0.3)
+    np.savetxt(folder / "pred" / "points.csv", np.column_stack([pts, std]), delimiter=",",
+               header="x,y,z,radius,std_x,std_y,std_z", comments="")
     rows = evaluate_directory(tmp_path, kind="particles")
     r = rows[0]
     assert r["precision"] == pytest.approx(1.0)

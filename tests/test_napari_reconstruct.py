@@ -53,6 +53,10 @@ def test_reconstruct_widget_produces_layers(viewer_with_pair, qtbot):
     assert np.ptp(z[on_line]) > 0.5  # the sample's lines are inclined through the foil
     colours = np.asarray(depth.edge_color)[on_line]
     assert np.abs(colours[np.argmin(z[on_line])] - colours[np.argmax(z[on_line])]).max() > 0.1
+    # each segment carries the depth uncertainty of its points, each path its median
+    std = np.asarray(depth.features["depth_std"])
+    assert len(std) == len(z) and np.all(std > 0)
+    assert np.all(np.asarray(lines.properties["depth_std_median"]) > 0)
     bar = depth.metadata["depth_colour_bar"]
     assert bar["unit"] == "px" and bar["low"] < bar["high"]
     assert widget.colour_bar.isVisible() and "depth z (px)" in widget.colour_bar.label()

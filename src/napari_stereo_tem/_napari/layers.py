@@ -100,13 +100,16 @@ def depth_segments(lines_xyz) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def depth_segments_layer(lines_xyz, *, name: str = "3D lines" + DEPTH_LAYER_SUFFIX, scale=None, unit: str = "px",
-                         width: float | None = None, metadata=None, **kwargs) -> tuple:
+                         width: float | None = None, metadata=None, depth_std=None, **kwargs) -> tuple:
     """A Vectors layer-data tuple showing each 3D line coloured by depth along its length.
 
     ``metadata["depth_colour_bar"]`` holds the scale (low, high, unit) for a legend;
     ``width`` defaults to a 100th of the lines' extent across the image, at least 2 px.
+    ``depth_std`` (one array per line, the standard deviation of each point's depth)
+    becomes the segments' ``depth_std`` feature: which parts of a line to trust.
     """
-    lines = [line for line in lines_xyz if len(line) >= 2]
+    keep = [k for k, line in enumerate(lines_xyz) if len(line) >= 2]
+    lines = [lines_xyz[k] for k in keep]
     vectors, depths, ids = depth_segments(lines)
     low, high = depth_range(lines)
     if width is None:
@@ -119,21 +122,31 @@ def depth_segments_layer(lines_xyz, *, name: str = "3D lines" + DEPTH_LAYER_SUFF
     attrs = {"name": name, "edge_width": width, "length": 1.0, "vector_style": "line",
              "edge_color": depth_rgba(depths, low, high) if len(depths) else "yellow",
              "features": {"depth": depths, "line_id": ids}, "ndim": 3, "metadata": meta}
+    if depth_std is not None and len(depth_std) == len(lines_xyz):
+        per_segment = [0.5 * (np.asarray(depth_std[k])[:-1] + np.asarray(depth_std[k])[1:]) for k in keep]
+        attrs["features"]["depth_std"] = np.concatenate(per_segment) if per_segment else np.zeros(0)
     if scale is not None:
         attrs["scale"] = scale
     attrs.update(kwargs)
     return (vectors, attrs, "vectors")
 
 
-def lines_layer(lines_xyz, *, name: str = "3D lines", scale=None, metadata=None, **kwargs) -> tuple:
-    """A Shapes layer-data tuple of 3D ``path``s coloured by depth."""
-    lines = [line for line in lines_xyz if len(line) >= 2]
+def lines_layer(lines_xyz, *, name: str = "3D lines", scale=None, metadata=None, depth_std=None,
+                **kwargs) -> tuple:
+    """A Shapes layer-data tuple of 3D ``path``s coloured by depth.
+
+    ``depth_std`` (one array per line) adds the ``depth_std_median`` property per path.
+    """
+    keep = [k for k, line in enumerate(lines_xyz) if len(line) >= 2]
+    lines = [lines_xyz[k] for k in keep]
     paths = lines_to_paths(lines)
     properties = {
         "line_id": np.arange(len(lines)),
         "mean_depth": np.array([np.mean(np.asarray(line)[:, 2]) for line in lines]),
         "length": np.array([np.linalg.norm(np.diff(np.asarray(line), axis=0), axis=1).sum() for line in lines]),
     }
+    if depth_std is not None and len(depth_std) == len(lines_xyz):
+        properties["depth_std_median"] = np.array([float(np.median(depth_std[k])) for k in keep])
     meta = {"kind": "stereo-tem lines"}
     meta.update(metadata or {})
     attrs = {

@@ -147,9 +147,10 @@ def reconstruction_layers(result, *, scale=None) -> list:
         (result.labels_left.astype("uint8"), {"name": "dislocations left", "opacity": 0.5, **common}, "labels"),
         (result.labels_right.astype("uint8"), {"name": "dislocations right", "opacity": 0.5, "visible": False,
                                                **common}, "labels"),
-        lines_layer(result.lines, name=LINES, scale=scale3, metadata=meta, visible=False),
+        lines_layer(result.lines, name=LINES, scale=scale3, metadata=meta, visible=False,
+                    depth_std=result.line_depth_std),
         depth_segments_layer(result.lines, name=LINES + DEPTH_LAYER_SUFFIX, scale=scale3, unit=unit,
-                             metadata={"lines_layer": LINES}),
+                             metadata={"lines_layer": LINES}, depth_std=result.line_depth_std),
     ]
     if len(result.matches):
         # Each match as a segment from its left to its right keypoint, over the rectified

@@ -13,14 +13,14 @@ from pathlib import Path
 import numpy as np
 
 from ..checks import InputError
-from ..atomic import atomic_write_bytes
+from ..particles.points_csv import POINT_COLUMNS, STD_COLUMNS, write_points_csv
 from ..stereo.lines_io import write_json, write_lines_csv
 from .layers import paths_to_lines
 
 __all__ = ["write_lines", "write_points", "POINTS_HEADER", "jsonable"]
 
-#: The header line of ``points.csv``.
-POINTS_HEADER = "x,y,z,radius"
+#: The header line of ``points.csv`` (its first columns).
+POINTS_HEADER = ",".join(POINT_COLUMNS)
 
 
 def jsonable(value):
@@ -94,6 +94,9 @@ def write_lines(path: str, data, attributes: dict) -> list[str]:
 def write_points(path: str, data, attributes: dict) -> list[str]:
     """Write a Points layer as ``x,y,z,radius`` (radius = size / 2) and a JSON sidecar.
 
+    The particle table's one writer (:func:`~napari_stereo_tem.particles.write_points_csv`);
+    a layer with ``std_x``, ``std_y``, ``std_z`` features keeps them as columns.
+
     Parameters
     ----------
     path : str
@@ -111,7 +114,9 @@ def write_points(path: str, data, attributes: dict) -> list[str]:
     if size.ndim == 2:  # older napari: one size per dimension
         size = size.mean(axis=1)
     radius = np.broadcast_to(size, len(points)) / 2.0
-    rows = [POINTS_HEADER + "\n"]
-    rows.extend(f"{x:.4f},{y:.4f},{z:.4f},{r:.4f}\n" for (z, y, x), r in zip(points, radius))
-    csv_path = atomic_write_bytes(_csv_path(path), "".join(rows).encode())
+    features = attributes.get("features")
+    std = None
+    if features is not None and all(c in features for c in STD_COLUMNS):
+        std = np.column_stack([np.asarray(features[c], dtype=float) for c in STD_COLUMNS])
+    csv_path = write_points_csv(_csv_path(path), points[:, ::-1], radius, std=std)
     return [str(csv_path), str(_sidecar(csv_path, "stereo-tem points", attributes))]

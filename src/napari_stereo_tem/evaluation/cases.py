@@ -236,6 +236,7 @@ def score_particle_case(folder, pred_dir, *, tolerance: float = 3.0, margin: flo
         8 median true radii), ``g_peak_true_px``, ``g_peak_pred_px``.
     """
     from ..particles.evaluation import score_particles
+    from ..particles.points_csv import POINT_COLUMNS, read_points_csv
     from ..particles.rdf import first_peak, radial_distribution
 
     folder, pred_dir = Path(folder), Path(pred_dir)
@@ -243,8 +244,9 @@ def score_particle_case(folder, pred_dir, *, tolerance: float = 3.0, margin: flo
         raise InputError(f"no predictions for {folder.name}: {pred_dir / 'points.csv'} is missing; run "
                          f"`stereo-tem particles ... -o {pred_dir}` or evaluate with --run")
     params = _params(folder)
-    truth = np.loadtxt(folder / "truth.csv", delimiter=",", skiprows=1, ndmin=2).reshape(-1, 4)
-    pred = np.loadtxt(pred_dir / "points.csv", delimiter=",", skiprows=1, ndmin=2).reshape(-1, 4)
+    # the first four columns (x, y, z, radius) of each table, whatever columns follow
+    truth, pred = (np.column_stack([table[c] for c in POINT_COLUMNS])
+                   for table in (read_points_csv(folder / "truth.csv"), read_points_csv(pred_dir / "points.csv")))
     shape = _tif(folder / "view_A.tif").shape
     s = score_particles(pred[:, :3], truth[:, :3], tolerance=tolerance, shape=shape,
                         beta_deg=params.get("beta_deg"), azimuths_deg=tuple(params.get("azimuths_deg", (0, 90, 180, 270))),
