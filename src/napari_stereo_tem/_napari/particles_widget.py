@@ -16,7 +16,7 @@ import numpy as np
 from magicgui.widgets import CheckBox, FloatSpinBox, LineEdit, create_widget
 from napari.utils.notifications import show_error
 
-from ..checks import InputError
+from ..checks import InputError, parse_numbers
 from ..particles import reconstruct_particles_iter
 from .layers import points_to_napari
 from .plot import FigureWidget
@@ -173,11 +173,8 @@ class ParticlesWidget(TaskWidget):
             self.pixel_size.value = float(layer.metadata["pixel_size_nm"])
 
     def _azimuths(self) -> list[float]:
-        try:
-            return [float(v) for v in self.azimuths.value.replace(";", ",").split(",") if v.strip()]
-        except ValueError:
-            raise InputError(f"azimuths must be four angles in degrees separated by commas, "
-                             f"got {self.azimuths.value!r}") from None
+        return list(parse_numbers(self.azimuths.value, name="azimuths (degrees)", count=4,
+                                  example="0, 90, 180, 270") or ())
 
     def make_work(self):
         """The particle pipeline on the four chosen views (``None`` if they are not set)."""

@@ -29,7 +29,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label,
 from napari.utils.notifications import show_info, show_warning
 from qtpy.QtCore import QTimer
 
-from ..checks import InputError
+from ..checks import InputError, parse_numbers
 from ..fourdstem import (
     Disc,
     calibrate,
@@ -378,10 +378,7 @@ class VirtualDetectorWidget(Container):
         self.set_discs([*discs, mirror_disc(source, self._direct, axis)])
 
     def _radii(self) -> list[float]:
-        try:
-            radii = [float(v) for v in self.radii.value.replace(";", ",").split(",") if v.strip()]
-        except ValueError:
-            raise InputError(f"sweep radii must be numbers separated by commas, got {self.radii.value!r}") from None
+        radii = parse_numbers(self.radii.value, name="sweep radii", example="4, 6, 8")
         if not radii or min(radii) <= 0:
             raise InputError(f"sweep radii must be positive numbers of pixels, got {self.radii.value!r}")
         return radii

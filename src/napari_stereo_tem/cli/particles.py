@@ -8,10 +8,12 @@ __all__ = ["add_parser", "run"]
 
 
 def _floats(text: str) -> list[float]:
+    from ..checks import InputError, parse_numbers
+
     try:
-        return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+        return list(parse_numbers(text, name="the value") or ())
+    except InputError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def add_parser(subparsers) -> None:

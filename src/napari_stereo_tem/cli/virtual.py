@@ -55,16 +55,10 @@ def add_parser(subparsers) -> None:
 
 
 def _numbers(text: str, what: str, counts=(3, 4)) -> list[float]:
-    from ..checks import InputError
+    from ..checks import parse_numbers
 
-    try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError:
-        values = []
-    if len(values) not in counts:
-        raise InputError(f"{what} must be {'CY,CX,R' if 3 in counts else 'SY,SX'} numbers separated by "
-                         f"commas, got {text!r}")
-    return values
+    form = "CY,CX,R[,R_INNER]" if 3 in counts else ("I,J" if what == "--pair" else "SY,SX")
+    return list(parse_numbers(text, name=what, form=form, count=counts) or ())
 
 
 def run(args) -> int:

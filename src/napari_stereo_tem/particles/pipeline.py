@@ -296,10 +296,7 @@ def _write_particle_files(result: ParticleResult, out: Path, *, plot: bool) -> d
 
 
 def plot_rdf(result: ParticleResult, path) -> None:
-    """Save a PNG of g(r) (matplotlib, Agg backend)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
+    """Save a PNG of g(r) (a matplotlib Figure drawn by its own canvas: no backend is chosen for the process)."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(5, 3.5), dpi=100)
