@@ -17,7 +17,7 @@ import numpy as np
 
 from ..checks import InputError, check_stereo_angle
 
-__all__ = [
+__all__ = ["rotation_matrix", 
     "project_points",
     "triangulate",
     "triangulate_asymmetric",
@@ -25,6 +25,17 @@ __all__ = [
     "disparity_from_depth",
 ]
 
+
+
+def rotation_matrix(angle_deg: float) -> np.ndarray:
+    """The 2x2 matrix turning image vectors ``(x, y)`` by ``angle_deg`` from ``+x`` towards ``+y``.
+
+    The one rotation of the tilt geometry: a misaligned pair's tilt axis at ``theta``
+    (:mod:`napari_stereo_tem.synth.misalign`) and its undoing by rectification,
+    ``rotation_matrix(-theta)``.
+    """
+    a = np.deg2rad(float(angle_deg))
+    return np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
 
 def _as_points(points) -> np.ndarray:
     pts = np.asarray(points, dtype=float)

@@ -39,6 +39,7 @@ import cv2
 import numpy as np
 
 from ..checks import InputError, check_pair
+from .projection import rotation_matrix
 
 __all__ = ["Rectification", "rectify_pair", "rectify_tiltless", "rectifying_affines"]
 
@@ -186,8 +187,7 @@ def rectifying_affines(shape, theta_deg: float, translation=(0.0, 0.0)) -> tuple
     """
     rows, cols = shape[:2]
     centre = np.array([(cols - 1) / 2.0, (rows - 1) / 2.0])
-    th = np.deg2rad(theta_deg)
-    rot = np.array([[np.cos(th), np.sin(th)], [-np.sin(th), np.cos(th)]])  # R(-theta)
+    rot = rotation_matrix(-theta_deg)
     half = np.asarray(translation, dtype=float) / 2.0
     affines = []
     for shift in (-half, half):

@@ -31,13 +31,9 @@ import numpy as np
 from scipy import ndimage
 
 from ..checks import InputError, check_pair
+from ..stereo.projection import rotation_matrix
 
 __all__ = ["MisalignTruth", "misalign_pair", "textured_pair", "foil_pair", "vary_contrast", "burn_overlay"]
-
-
-def _rotation(theta_deg: float) -> np.ndarray:
-    th = np.deg2rad(theta_deg)
-    return np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
 
 
 @dataclass(frozen=True)
@@ -85,7 +81,7 @@ class MisalignTruth:
         rows, cols = self.shape
         centre = np.array([(cols - 1) / 2.0, (rows - 1) / 2.0])
         pts = np.asarray(points_xy, dtype=float).reshape(-1, 2)
-        raw = (pts - centre) @ _rotation(self.theta_deg).T + centre - np.asarray(self.origin, dtype=float)
+        raw = (pts - centre) @ rotation_matrix(self.theta_deg).T + centre - np.asarray(self.origin, dtype=float)
         return raw - self.translation if view == "right" else raw
 
     def correspondences(self, disparity, *, step: int = 4, margin: int = 0):
@@ -122,7 +118,7 @@ class MisalignTruth:
 def _ideal_from_raw(points: np.ndarray, truth: MisalignTruth) -> np.ndarray:
     rows, cols = truth.shape
     centre = np.array([(cols - 1) / 2.0, (rows - 1) / 2.0])
-    return (points - centre) @ _rotation(-truth.theta_deg).T + centre
+    return (points - centre) @ rotation_matrix(-truth.theta_deg).T + centre
 
 
 def misalign_pair(left, right, *, theta_deg: float | None = None, translation=None, seed=None,
