@@ -17,7 +17,8 @@ import numpy as np
 
 from ..checks import InputError, check_stereo_angle
 
-__all__ = ["rotation_matrix", 
+__all__ = [
+    "rotation_matrix",
     "project_points",
     "triangulate",
     "triangulate_asymmetric",
