@@ -133,7 +133,7 @@ def test_preview_is_strided_exact_image(tmp_path):
 
 
 def test_radius_sweep_writes_a_labelled_set(tmp_path):
-    from napari_stereo_tem.training_set import list_entries, load_entry
+    from napari_stereo_tem.models.training_set import list_entries, load_entry
 
     data = _data(5, (12, 10, 40, 48))
     label = np.zeros((12, 10), np.uint8)

@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage
 
 from napari_stereo_tem.checks import InputError
-from napari_stereo_tem.projection import project_points
+from napari_stereo_tem.stereo.projection import project_points
 from napari_stereo_tem.synth.fourdstem import simulate_4dstem, stereo_angle_deg
 
 SCAN, DET, R, CONV = (48, 48), (24, 24), 8.0, 30.0

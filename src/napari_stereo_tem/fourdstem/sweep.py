@@ -3,7 +3,7 @@
 Images of the same scene from the same direction with different numbers of
 detector pixels have different noise levels but the same dislocations, so one
 label serves all of them: a cheap way to grow a training set. The set is the
-project's own (:mod:`napari_stereo_tem.training_set`): one append-only entry
+project's own (:mod:`napari_stereo_tem.models.training_set`): one append-only entry
 per radius, all with the same mask, tied together by a sweep id.
 """
 
@@ -68,7 +68,7 @@ def write_sweep(directory, images, discs, *, label, source: str = "") -> list[Pa
     the sweep's radii and a ``sweep_id`` shared by the entries of one sweep.
     Returns the entry folders, in the order of ``images``.
     """
-    from ..training_set import add_entry
+    from ..models.training_set import add_entry
 
     images = np.asarray(images, dtype=np.float32)
     if len(images) != len(discs):

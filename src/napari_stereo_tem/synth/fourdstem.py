@@ -29,7 +29,7 @@ import numpy as np
 
 from ..checks import InputError
 from ..progress import Progress, ProgressGenerator, drive
-from ..projection import project_points
+from ..stereo.projection import project_points
 from .background import perlin_noise
 from .raster import densify_polylines, nearest_sample_map
 from .scene import DislocationScene, make_scene
@@ -81,7 +81,7 @@ def project_from_direction(points_xyz, k_offset, mrad_per_px: float, *, centre_x
     """Project 3D points as seen by the detector pixel at offset ``k_offset = (ky, kx)``.
 
     The tilt about the in-plane axis perpendicular to ``k`` is done with
-    :func:`~napari_stereo_tem.projection.project_points` in a frame rotated so
+    :func:`~napari_stereo_tem.stereo.projection.project_points` in a frame rotated so
     that ``k`` points along ``+x``. Returns ``(n, 2)`` scan coordinates ``(x, y)``.
     """
     pts = np.asarray(points_xyz, dtype=np.float64)
