@@ -86,3 +86,29 @@ def test_cli_entry_point_runs():
     assert "stereo-tem" in result.stdout
     for name in SUBCOMMANDS:
         assert name in result.stdout
+
+
+OLD_PATHS = {"alignment": "stereo.alignment", "rectification": "stereo.rectification", "detection": "stereo.detection",
+             "detect": "stereo.detect", "matching": "stereo.matching", "projection": "stereo.projection",
+             "reconstruct": "stereo.pipeline", "corrections": "stereo.corrections",
+             "reprojection": "stereo.reprojection", "crystal": "stereo.crystal_frame", "lines_io": "stereo.lines_io",
+             "pair_list": "stereo.pair_list", "skeleton_graph": "stereo.skeleton_graph", "weights": "models.store",
+             "training_set": "models.training_set", "metrics": "evaluation.metrics"}
+
+
+@pytest.mark.parametrize("old, new", sorted(OLD_PATHS.items()))
+def test_old_module_paths_still_import_as_the_new_modules(old, new):
+    assert importlib.import_module(f"napari_stereo_tem.{old}") is importlib.import_module(f"napari_stereo_tem.{new}")
+
+
+def test_no_module_of_the_project_uses_an_old_path():
+    modules = [m for m in _core_modules() if m.split(".", 1)[1] not in OLD_PATHS]
+    code = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        f"print(','.join(sorted(o for o in {sorted(OLD_PATHS)!r} if 'napari_stereo_tem.' + o in sys.modules)))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "", f"modules imported through old paths: {result.stdout.strip()}"
