@@ -151,3 +151,24 @@ def test_a_reconstruction_stops_inside_detection():
         drive(reconstruct_stereo(sample.left, sample.right, stereo_angle_deg=8.0, rectify=False), on_progress,
               should_stop)
     assert stages == ["load", "rectify"] and state["checks"] == 3
+
+
+def test_a_reconstruction_stops_between_loading_the_models(monkeypatch):
+    """A cancel during the load stage acts before the next model is loaded, not after the whole stage."""
+    import napari_stereo_tem.stereo.pipeline as pipeline
+    from napari_stereo_tem.models import store
+    from napari_stereo_tem.synth import make_stereo_pair
+
+    sample = make_stereo_pair(9_000_601, shape=(64, 64))
+    loaded = []
+    monkeypatch.setattr(store, "load_detector", lambda *a, **k: loaded.append("detector"))
+    checks = {"n": 0}
+
+    def should_stop():
+        checks["n"] += 1
+        return checks["n"] >= 2  # the first check passes, the second (after the detector) stops
+
+    with pytest.raises(Cancelled):
+        drive(pipeline.reconstruct_stereo(sample.left, sample.right, stereo_angle_deg=8.0, rectify=False),
+              should_stop=should_stop)
+    assert loaded == ["detector"]

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..checks import InputError
-from ..progress import Progress, ProgressGenerator, cancel_between_layers, drive
+from ..progress import Progress, ProgressGenerator, cancel_between_layers, check_cancelled, drive
 
 __all__ = ["StereoReconstruction", "reconstruct_stereo", "reconstruct", "load_reconstruction", "lines_from_disparity",
            "STAGES", "RESULT_FILES", "LINE_MODELS"]
@@ -254,7 +254,6 @@ def lines_from_disparity(mask_left, disparity, stereo_angle_deg: float, *, min_p
     """
     from scipy.ndimage import median_filter
 
-    from ..progress import check_cancelled
     from .projection import triangulate, triangulate_asymmetric
     from .skeleton_graph import skeleton_branches
 
@@ -422,8 +421,10 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
     try:
         t0 = time.perf_counter()
         pair = read_stereo_pair(left, right, stereo_angle_deg=stereo_angle_deg, pixel_size_nm=pixel_size, swap=swap)
+        check_cancelled()  # between the reads and the model loads: a cancel does not wait for the whole stage
         if detector is None or isinstance(detector, (str, Path)):
             detector = load_detector("default" if detector is None else str(detector), device=device)
+        check_cancelled()
         if matcher is None or isinstance(matcher, (str, Path)):
             matcher = load_matcher("default" if matcher is None else str(matcher), device=device)
         timings["load"] = time.perf_counter() - t0
