@@ -47,6 +47,7 @@ REPORT = {
     "particles": [],
     "tomography": ["--seeds", "5"],
     "tables": ["--table1", "--n", "6", "--size", "256", "{table2}"],
+    "lines3d": ["--n", "5", "--size", "384"],
 }
 QUICK = {
     "synth": ["--repeat", "1"],
@@ -59,6 +60,7 @@ QUICK = {
     "particles": ["--quick"],
     "tomography": ["--quick"],
     "tables": ["--quick", "--table1", "{table2}"],
+    "lines3d": ["--n", "1", "--size", "256"],
 }
 #: What each section shows (the page's headings).
 TITLES = {
@@ -72,6 +74,7 @@ TITLES = {
     "particles": "Nanoparticles: recall, precision, 3D error, g(r)",
     "tomography": "Stereo from 2 views against tomography (WBP, SART) from n views (thesis Fig. 3.8)",
     "tables": "The paper's Table 1 (depth error vs stereo angle) and Table 2 (loss ablation)",
+    "lines3d": "3D lines: coverage, precision, depth error and calibrated uncertainty",
 }
 
 
