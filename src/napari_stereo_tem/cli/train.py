@@ -96,9 +96,19 @@ def _run_detector(args) -> int:
                                   base_channels=args.base_channels, time_limit=args.time_limit,
                                   checkpoint_path=args.checkpoint, command=_detector_command(args, out)), show)
     sys.stderr.write("\n")
-    print(f"best validation centreline F1 {result['best_val_f1']:.4f}; weights {result['out_path']}; "
+    print(f"best validation centreline F1 {result['best_val_f1']:.4f}; {_weights_text(result['out_path'])}; "
           f"checkpoint {result['checkpoint']}; {result['wall_s']:.0f} s")
     return 0
+
+
+def _weights_text(path) -> str:
+    """Where the best weights are; a resumed run that never beat the checkpoint's best wrote none."""
+    from pathlib import Path
+
+    if Path(path).is_file():
+        return f"weights {path}"
+    return ("no weights written: this run did not beat the best of the run it resumed, whose weights stay "
+            "where that run wrote them")
 
 
 def _add_matcher_arguments(parser: argparse.ArgumentParser) -> None:
@@ -149,7 +159,7 @@ def _run_matcher(args) -> int:
                                  time_limit_s=args.time_limit, resume=args.resume, checkpoint_path=args.checkpoint,
                                  n_threads=args.threads, command=command), text_progress())
     sys.stderr.write("\n")
-    print(f"best validation EPE {result['best_epe']:.3f} px; weights {result['out_path']}; "
+    print(f"best validation EPE {result['best_epe']:.3f} px; {_weights_text(result['out_path'])}; "
           f"checkpoint {result['checkpoint']}; {result['wall_s']:.0f} s")
     return 0
 
