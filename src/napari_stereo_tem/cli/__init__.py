@@ -19,7 +19,8 @@ from ..checks import InputError
 __all__ = ["main", "build_parser", "SUBCOMMANDS"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
-SUBCOMMANDS: tuple[str, ...] = ("train", "reconstruct", "detect", "virtual", "synth", "particles", "evaluate")
+SUBCOMMANDS: tuple[str, ...] = ("train", "reconstruct", "detect", "virtual", "synth", "particles", "evaluate",
+                                 "track")
 
 
 def build_parser() -> argparse.ArgumentParser:

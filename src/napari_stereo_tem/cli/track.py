@@ -1,0 +1,95 @@
+"""``stereo-tem track STACK -o DIR``: dislocations tracked through an in-situ time series.
+
+``STACK`` is a multi-page TIFF, a video imageio reads, a ``.npy`` of
+``(n_frames, rows, cols)`` or a folder of images (in the order of their names).
+The folder gets ``tracks.csv`` (``track_id,frame,x,y,length,velocity_x,velocity_y``:
+centroid in the first frame's coordinates, drift removed, spline length, px and
+px/frame), ``drift.csv`` (``frame,dx,dy``: where a specimen point of frame 0 lies in
+frame ``k``, minus where it lies in frame 0) and ``track.json`` (settings, counts,
+per-track summary, timings). The folder is written as a whole.
+"""
+
+from __future__ import annotations
+
+__all__ = ["add_parser", "run"]
+
+#: What the command writes (an existing folder holding only these may be replaced with --overwrite).
+PRODUCES = ("tracks.csv", "drift.csv", "track.json")
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "track", help="track dislocations through an in-situ time series",
+        description="Drift correction, dislocation detection in every frame, and tracks of the line "
+                    "branches (position, velocity and length over time).")
+    parser.add_argument("stack", metavar="STACK", help="TIFF stack, video, .npy or folder of images")
+    parser.add_argument("--max-distance", type=float, default=10.0, metavar="PX",
+                        help="largest move of a line between two linked frames, drift removed (default 10 px)")
+    parser.add_argument("--gap-frames", type=int, default=1, metavar="N",
+                        help="frames a line may be missed and still be linked (default 1; 0: none)")
+    parser.add_argument("--min-length", type=float, default=8.0, metavar="PX",
+                        help="shorter line branches are not tracked (default 8 px)")
+    parser.add_argument("--contrast", choices=("auto", "bright", "dark"), default="auto",
+                        help="bright field (dark lines), dark field (bright lines) or auto (default; "
+                             "decided on the first frame)")
+    parser.add_argument("--scale", default="auto", metavar="auto|none|F",
+                        help="resize factor before detection (default auto, decided on the first frame)")
+    parser.add_argument("--flips", type=int, choices=(1, 2, 4), default=1,
+                        help="average the detector over this many mirrored copies (default 1, the fastest)")
+    parser.add_argument("--detector", default=None, help="detector version or weights path (default: selected)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("-o", "--output", required=True, help="output folder (written as a whole)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing result folder (only one holding this command's files)")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import time
+
+    from ..atomic import atomic_write_text, check_output_folder, result_folder
+    from ..checks import InputError
+    from ..evaluation.table import csv_text
+    from ..models.store import load_detector
+    from ..progress import drive, end_progress_line, text_progress
+    from ..stereo.lines_io import write_json
+    from ..stereo.tracking import TRACK_COLUMNS, iter_track_lines, read_stack, track_rows, track_summary
+    from .detect import CONTRASTS, parse_scale
+
+    if args.max_distance <= 0:
+        raise InputError(f"--max-distance must be a positive number of pixels, got {args.max_distance}")
+    if args.gap_frames < 0:
+        raise InputError(f"--gap-frames must be 0 or more, got {args.gap_frames}")
+    scale = parse_scale(args.scale)
+    check_output_folder(args.output, overwrite=args.overwrite, produces=PRODUCES)
+    frames = read_stack(args.stack, name="STACK")
+    model = load_detector(args.detector or "default", device=args.device)
+    t0 = time.perf_counter()
+    result = drive(iter_track_lines(frames, model, max_distance=args.max_distance, gap_frames=args.gap_frames,
+                                    min_length=args.min_length, contrast=CONTRASTS[args.contrast], scale=scale,
+                                    flips=args.flips, device=args.device), text_progress())
+    end_progress_line()
+    rows = track_rows(result)
+    summary = track_summary(result)
+    drift_rows = [{"frame": k, "dx": float(d[0]), "dy": float(d[1])} for k, d in enumerate(result.drift)]
+    long_tracks = [t for t in summary if t["n_frames"] >= 3]
+    record = {"stack": str(args.stack), "n_frames": result.n_frames, "shape": list(result.shape),
+              "n_instances": len(result.instances), "n_tracks": result.n_tracks,
+              "n_tracks_3_frames_or_more": len(long_tracks), "settings": result.settings,
+              "detector": {"version": getattr(model, "version", None)},
+              "seconds": {**result.seconds, "total": round(time.perf_counter() - t0, 3)},
+              "tracks": summary,
+              "columns": {"x, y": "centroid in the first frame's coordinates, drift removed (px)",
+                          "length": "spline length (px)", "velocity_x, velocity_y": "px/frame, drift removed",
+                          "dx, dy": "drift of frame k relative to frame 0 (px)"},
+              "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    with result_folder(args.output, overwrite=args.overwrite, produces=PRODUCES) as tmp:
+        atomic_write_text(tmp / "tracks.csv", csv_text(rows, cols=list(TRACK_COLUMNS)))
+        atomic_write_text(tmp / "drift.csv", csv_text(drift_rows, cols=["frame", "dx", "dy"]))
+        write_json(tmp / "track.json", record)
+    speeds = [t["speed"] for t in long_tracks]
+    total_drift = float(((result.drift[-1] ** 2).sum()) ** 0.5)
+    median = f"{sorted(speeds)[len(speeds) // 2]:.2f} px/frame" if speeds else "n/a"
+    print(f"{args.stack}: {result.n_frames} frames, {result.n_tracks} tracks ({len(long_tracks)} over >= 3 frames), "
+          f"median speed {median}, drift {total_drift:.1f} px in all -> {args.output}")
+    return 0

@@ -1,0 +1,504 @@
+"""Dislocations tracked through an in-situ time series (DESIGN 3.13, the ``track`` command).
+
+A stack of frames (a TIFF stack, a folder of images, a video that imageio reads,
+a ``.npy`` or an array ``(n_frames, rows, cols)``) goes through
+
+1. **detection** in every frame (:func:`~napari_stereo_tem.stereo.detect.iter_detect_lines`;
+   contrast and resize factor decided on the first frame and kept);
+2. **drift correction**: the shift between consecutive frames by masked
+   normalised cross-correlation (:func:`skimage.registration.phase_cross_correlation`
+   with masks, refined to sub-pixel by a parabola), the detected dislocations
+   masked out (they glide on their own; the texture, dots, slip traces and
+   boundaries do not), accumulated into the drift of every frame relative to frame 0;
+3. **instances**: every skeleton branch of at least ``min_length`` px, with its
+   centroid in the specimen's frame (drift removed) and its geometry
+   (:func:`~napari_stereo_tem.stereo.line_geometry.line_geometry`);
+4. **tracking** of the centroids by linear assignment with gap closing
+   (`laptrack <https://github.com/yfukai/laptrack>`_);
+5. per track: frames, position, velocity (px/frame, drift removed) and length.
+
+Typical use::
+
+    result = track_lines("in_situ.tif", max_distance=10)
+    result.drift                 # (n_frames, 2): (dx, dy) of each frame relative to frame 0
+    track_rows(result)           # rows of tracks.csv
+
+Coordinates: ``x`` = column, ``y`` = row (pixels). A position "in the specimen's
+frame" is the image position of frame 0: the image position in frame ``k``
+minus ``drift[k]``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..checks import InputError, check_finite
+from ..progress import Progress, ProgressGenerator, drive
+
+__all__ = ["read_stack", "estimate_drift", "line_instances", "link_instances", "TrackingResult",
+           "iter_track_lines", "track_lines", "track_rows", "track_summary", "TRACK_COLUMNS", "VIDEO_SUFFIXES"]
+
+#: Columns of :func:`track_rows` (the header of ``tracks.csv``).
+TRACK_COLUMNS = ("track_id", "frame", "x", "y", "length", "velocity_x", "velocity_y")
+#: Suffixes read as videos (through imageio).
+VIDEO_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv", ".wmv", ".mpg", ".mpeg", ".gif", ".webm")
+_IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".dm3", ".dm4", ".emd", ".npy")
+
+
+def _grey(frames: np.ndarray) -> np.ndarray:
+    if frames.ndim == 4 and frames.shape[-1] in (3, 4):
+        frames = frames[..., :3].mean(axis=-1)
+    return frames
+
+
+def read_stack(source, *, name: str = "stack") -> np.ndarray:
+    """Frames of a time series as one ``(n_frames, rows, cols)`` float32 array.
+
+    Parameters
+    ----------
+    source : str, Path or array_like
+        A multi-page TIFF, a ``.npy``, a video imageio reads (``.avi``, ``.mp4``,
+        ``.gif``, ...), a folder of single images (read in the order of their
+        names), or an array ``(n_frames, rows, cols)``. Colour frames become grey.
+
+    Raises
+    ------
+    InputError
+        Unreadable file, fewer than two frames, frames of different shapes,
+        frames too small, NaN/inf.
+    """
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.exists():
+            raise InputError(f"{name} {path} does not exist; give a TIFF stack, a video or a folder of images")
+        if path.is_dir():
+            frames = _read_folder(path)
+        else:
+            frames = _read_file(path)
+        label = path.name
+    else:
+        frames = np.asarray(source)
+        if not (np.issubdtype(frames.dtype, np.number) or frames.dtype == bool):
+            raise InputError(f"{name} must hold numbers, got dtype {frames.dtype}")
+        label = name
+    frames = _grey(frames)
+    if frames.ndim == 2:
+        raise InputError(f"{label} is a single image {frames.shape}; a time series needs at least two frames "
+                         "(a TIFF stack, a video or a folder of images)")
+    if frames.ndim != 3:
+        raise InputError(f"{label} must be a stack of shape (n_frames, rows, cols), got shape {frames.shape}")
+    if frames.shape[0] < 2:
+        raise InputError(f"{label} holds {frames.shape[0]} frame; a time series needs at least two")
+    if min(frames.shape[1:]) < 16:
+        raise InputError(f"{label}: frames of {frames.shape[1:]} are too small; at least 16 pixels per side")
+    frames = frames.astype(np.float32)
+    check_finite(frames, name=label)
+    return frames
+
+
+def _read_file(path: Path) -> np.ndarray:
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".tif", ".tiff"):
+            import tifffile
+
+            frames = tifffile.imread(path)
+        elif suffix == ".npy":
+            frames = np.load(path, allow_pickle=False)
+        else:
+            import imageio.v3 as iio
+
+            frames = iio.imread(path, index=None) if suffix in VIDEO_SUFFIXES else iio.imread(path)
+    except Exception as err:
+        raise InputError(f"could not read {path.name} as a stack of frames: {err}") from err
+    frames = np.asarray(frames)
+    if frames.size == 0:
+        raise InputError(f"{path.name} holds no image data (truncated, or not an image file?)")
+    return frames
+
+
+def _read_folder(folder: Path) -> np.ndarray:
+    from ..images import read_image
+
+    paths = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES)
+    if not paths:
+        raise InputError(f"folder {folder} holds no images ({', '.join(_IMAGE_SUFFIXES)})")
+    frames = [np.asarray(read_image(p).data) for p in paths]
+    frames = [f[..., :3].mean(axis=-1) if f.ndim == 3 and f.shape[-1] in (3, 4) else f for f in frames]
+    shapes = {f.shape for f in frames}
+    if len(shapes) > 1:
+        first = frames[0].shape
+        odd = next(p for p, f in zip(paths, frames) if f.shape != first)
+        raise InputError(f"the frames in {folder} differ in shape: {paths[0].name} {first} vs {odd.name} "
+                         f"{np.asarray(read_image(odd).data).shape}; crop or bin them to one size")
+    return np.stack(frames)
+
+
+def _high_pass(frame: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """The frame less its local mean over ``keep`` pixels (illumination gradients do not move)."""
+    from scipy import ndimage
+
+    f = frame.astype(np.float64)
+    sigma = 0.1 * min(f.shape)
+    weight = keep.astype(np.float64)
+    local = ndimage.gaussian_filter(f * weight, sigma) / np.maximum(ndimage.gaussian_filter(weight, sigma), 1e-3)
+    return f - local
+
+
+def _overlap_correlation(reference, moving, keep_ref, keep_mov, dx: int, dy: int) -> float:
+    """Pearson correlation of ``reference[y, x]`` and ``moving[y + dy, x + dx]`` over pixels kept in both."""
+    rows, cols = reference.shape
+    ys, yd = slice(max(0, -dy), min(rows, rows - dy)), slice(max(0, dy), min(rows, rows + dy))
+    xs, xd = slice(max(0, -dx), min(cols, cols - dx)), slice(max(0, dx), min(cols, cols + dx))
+    both = keep_ref[ys, xs] & keep_mov[yd, xd]
+    if both.sum() < 16:
+        return -1.0
+    a, b = reference[ys, xs][both], moving[yd, xd][both]
+    a, b = a - a.mean(), b - b.mean()
+    return float(np.sum(a * b) / max(np.sqrt(np.sum(a * a) * np.sum(b * b)), 1e-12))
+
+
+def _frame_step(reference, moving, keep_ref, keep_mov) -> np.ndarray:
+    """How far the content of ``moving`` moved relative to ``reference``, ``(dx, dy)`` (sub-pixel).
+
+    Masked normalised cross-correlation (ignored pixels take no part, so features
+    that move on their own do not pull the result), then a parabola through the
+    correlation at the best whole-pixel shift and its neighbours.
+    """
+    from skimage.registration import phase_cross_correlation
+
+    shift = phase_cross_correlation(reference, moving, reference_mask=keep_ref, moving_mask=keep_mov,
+                                    overlap_ratio=0.5)
+    shift = shift[0] if isinstance(shift, tuple) else shift
+    dy, dx = (-np.round(np.asarray(shift, float))).astype(int)
+    centre = _overlap_correlation(reference, moving, keep_ref, keep_mov, dx, dy)
+    step = np.array([float(dx), float(dy)])
+    for axis, (ox, oy) in enumerate(((1, 0), (0, 1))):
+        before = _overlap_correlation(reference, moving, keep_ref, keep_mov, dx - ox, dy - oy)
+        after = _overlap_correlation(reference, moving, keep_ref, keep_mov, dx + ox, dy + oy)
+        curvature = before - 2 * centre + after
+        if curvature < 0:
+            step[axis] += float(np.clip(0.5 * (before - after) / curvature, -0.5, 0.5))
+    return step
+
+
+def _drift_steps(frames: np.ndarray, ignore=None):
+    """Per frame, how far its content moved since the previous frame, ``(dx, dy)`` (the first: zero)."""
+    from scipy import ndimage
+
+    def prepared(k):
+        keep = np.ones(frames.shape[1:], bool)
+        if ignore is not None:
+            keep = ~ndimage.binary_dilation(np.asarray(ignore[k], bool), iterations=2)
+        return _high_pass(frames[k], keep), keep
+
+    previous, keep_previous = prepared(0)
+    yield np.zeros(2)
+    for k in range(1, len(frames)):
+        current, keep_current = prepared(k)
+        yield _frame_step(previous, current, keep_previous, keep_current)
+        previous, keep_previous = current, keep_current
+
+
+def estimate_drift(frames, *, ignore=None) -> np.ndarray:
+    """Drift of every frame relative to the first, by masked cross-correlation of consecutive frames.
+
+    Parameters
+    ----------
+    frames : array_like, shape (n_frames, rows, cols)
+    ignore : array_like of bool, shape (n_frames, rows, cols), optional
+        Pixels of features that move on their own (the dislocations): left out
+        of the correlation, so that the static specimen (texture, dots, slip
+        traces, boundaries) decides the drift.
+
+    Returns
+    -------
+    ndarray, shape (n_frames, 2)
+        ``(dx, dy)``: a specimen point at ``p`` in frame 0 lies at ``p + drift[k]`` in frame ``k``.
+    """
+    frames = read_stack(frames, name="frames")
+    if ignore is not None and np.shape(ignore) != frames.shape:
+        raise InputError(f"ignore must have the shape of the frames {frames.shape}, got {np.shape(ignore)}")
+    return np.cumsum(np.array(list(_drift_steps(frames, ignore))), axis=0)
+
+
+def line_instances(lines, *, min_length: float = 8.0) -> list[dict]:
+    """Branches long enough to be a line, with their centroid and geometry.
+
+    Parameters
+    ----------
+    lines : sequence of ndarray, shape (n, 2)
+        Polylines of ``(x, y)`` (one frame).
+    min_length : float
+        Shorter branches (skeleton spurs, fragments) are dropped (px).
+
+    Returns
+    -------
+    list of dict
+        ``x``, ``y`` (centroid of the branch, weighted by arc length), ``length``
+        (spline length), ``mean_curvature``, ``points`` (the polyline), ``branch``
+        (its index in ``lines``).
+    """
+    from ..synth.curves import resample
+    from .line_geometry import line_geometry
+
+    polylines = [np.asarray(line, float).reshape(-1, 2) for line in lines]
+    geometry = line_geometry(polylines)
+    out = []
+    for k, (line, geom) in enumerate(zip(polylines, geometry)):
+        if geom["length"] < min_length or len(line) < 2:
+            continue
+        centroid = resample(line, 0.5).mean(axis=0)
+        out.append({"x": float(centroid[0]), "y": float(centroid[1]), "length": float(geom["length"]),
+                    "mean_curvature": float(geom["mean_curvature"]), "points": line, "branch": k})
+    return out
+
+
+def link_instances(frame, x, y, *, lines=None, max_distance: float = 10.0, gap_frames: int = 1) -> np.ndarray:
+    """Track ids for instances seen in ``frame`` (laptrack's linear-assignment tracker).
+
+    Parameters
+    ----------
+    frame, x, y : array_like, shape (n,)
+        Frame index and centroid (in the specimen's frame) of every instance.
+    lines : sequence of ndarray (n, 2), optional
+        The instances' polylines in the specimen's frame. When given, the cost of a
+        link is the distance between the two lines
+        (:func:`~napari_stereo_tem.stereo.line_motion.curve_distance`), which does
+        not jitter with the ends of a branch as its centroid does; otherwise the
+        distance between centroids.
+    max_distance : float
+        Largest move between two linked frames (px).
+    gap_frames : int
+        A line missed in up to this many frames is still linked across the gap
+        (0: no gap closing); across a gap it may move ``max_distance`` per frame.
+
+    Returns
+    -------
+    ndarray of int, shape (n,)
+        Track id of every instance, ``0, 1, ...`` in order of first appearance.
+    """
+    import pandas as pd
+    from laptrack import LapTrack
+
+    from .line_motion import curve_distance
+
+    frame = np.asarray(frame, int)
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if not np.isfinite(max_distance) or max_distance <= 0:
+        raise InputError(f"the largest move between frames must be a positive number of pixels, got {max_distance}")
+    if gap_frames < 0:
+        raise InputError(f"gap_frames must be 0 or more, got {gap_frames}")
+    if len(frame) == 0:
+        return np.zeros(0, int)
+    table = pd.DataFrame({"frame": frame - frame.min(), "y": y, "x": x, "row": np.arange(len(frame), dtype=float)})
+    if lines is None:
+        metric, columns = "sqeuclidean", ["y", "x"]
+    else:
+        if len(lines) != len(frame):
+            raise InputError(f"{len(lines)} lines for {len(frame)} instances")
+
+        def metric(first, second):
+            return curve_distance(lines[int(first[0])], lines[int(second[0])]) ** 2
+
+        columns = ["row"]
+    reach = float(max_distance) * (gap_frames + 1)
+    tracker = LapTrack(metric=metric, cutoff=float(max_distance) ** 2, gap_closing_metric=metric,
+                       gap_closing_cutoff=reach ** 2 if gap_frames > 0 else False,
+                       gap_closing_max_frame_count=int(gap_frames) + 1,
+                       splitting_cutoff=False, merging_cutoff=False)
+    tracks, _, _ = tracker.predict_dataframe(table, columns, only_coordinate_cols=False)
+    tracks = tracks.reset_index(drop=True)
+    ids = np.full(len(frame), -1, int)
+    ids[tracks["row"].to_numpy(float).astype(int)] = tracks["track_id"].to_numpy(int)
+    # renumber in order of first appearance (frame, then position in the input)
+    order = {}
+    for row in np.lexsort((np.arange(len(frame)), frame)):
+        order.setdefault(ids[row], len(order))
+    return np.array([order[i] for i in ids], int)
+
+
+@dataclass
+class TrackingResult:
+    """What :func:`track_lines` found.
+
+    Attributes
+    ----------
+    drift : ndarray, (n_frames, 2)
+        ``(dx, dy)`` of each frame relative to frame 0 (px).
+    instances : list of dict
+        One per line branch and frame: ``frame``, ``track_id``, ``x``, ``y`` (centroid in
+        the specimen's frame), ``x_image``, ``y_image`` (in the frame's image),
+        ``length``, ``mean_curvature``, ``points`` (the polyline in the frame's image),
+        ``specimen_points`` (the same, drift removed).
+    n_frames : int
+    shape : (rows, cols)
+    settings : dict
+        Detection (as decided on frame 0) and tracking settings.
+    seconds : dict
+        Timings per stage.
+    """
+
+    drift: np.ndarray
+    instances: list
+    n_frames: int
+    shape: tuple
+    settings: dict = field(default_factory=dict)
+    seconds: dict = field(default_factory=dict)
+
+    @property
+    def n_tracks(self) -> int:
+        return len({inst["track_id"] for inst in self.instances})
+
+
+def iter_track_lines(stack, model=None, *, max_distance: float = 10.0, gap_frames: int = 1,
+                     min_length: float = 8.0, contrast: str = "auto", scale="auto", flips: int = 1,
+                     device="cpu") -> ProgressGenerator[TrackingResult]:
+    """Generator form of :func:`track_lines` (progress per frame; cancel between frames)."""
+    from .detect import iter_detect_lines
+
+    frames = read_stack(stack)
+    if model is None:
+        from ..models.store import load_detector
+
+        model = load_detector(device=device)
+    n = len(frames)
+    seconds = {}
+    t0 = time.perf_counter()
+    found, moving, settings = [], np.zeros(frames.shape, bool), {}
+    for k in range(n):
+        detection = yield from iter_detect_lines(frames[k], model, contrast=contrast, scale=scale, flips=flips,
+                                                 device=device)
+        if k == 0:      # the first frame decides; later frames keep it (no flicker between frames)
+            settings = dict(detection.settings)
+            contrast, scale = settings["contrast"], settings["scale"]
+        moving[k] = detection.labels == 1
+        found.append(line_instances(detection.lines, min_length=min_length))
+        yield Progress(k + 1, n, "detect frames")
+    seconds["detect"] = time.perf_counter() - t0
+
+    # the dislocations glide on their own: the drift comes from everything else
+    t0 = time.perf_counter()
+    steps = []
+    for k, step in enumerate(_drift_steps(frames, moving)):
+        steps.append(step)
+        yield Progress(k + 1, n, "drift")
+    drift = np.cumsum(np.array(steps), axis=0)
+    seconds["drift"] = time.perf_counter() - t0
+    instances = [{"frame": k, "track_id": -1, "x": inst["x"] - drift[k, 0], "y": inst["y"] - drift[k, 1],
+                  "x_image": inst["x"], "y_image": inst["y"], "length": inst["length"],
+                  "mean_curvature": inst["mean_curvature"], "points": inst["points"],
+                  "specimen_points": inst["points"] - drift[k]}
+                 for k, frame_instances in enumerate(found) for inst in frame_instances]
+
+    t0 = time.perf_counter()
+    ids = link_instances([i["frame"] for i in instances], [i["x"] for i in instances],
+                         [i["y"] for i in instances], lines=[i["specimen_points"] for i in instances],
+                         max_distance=max_distance, gap_frames=gap_frames)
+    for inst, track_id in zip(instances, ids):
+        inst["track_id"] = int(track_id)
+    seconds["link"] = time.perf_counter() - t0
+    yield Progress(1, 1, "link")
+    settings.update(max_distance=float(max_distance), gap_frames=int(gap_frames), min_length=float(min_length),
+                    tracker="laptrack")
+    return TrackingResult(drift=drift, instances=instances, n_frames=n, shape=tuple(frames.shape[1:]),
+                          settings=settings, seconds={k: round(v, 3) for k, v in seconds.items()})
+
+
+def track_lines(stack, model=None, *, max_distance: float = 10.0, gap_frames: int = 1, min_length: float = 8.0,
+                contrast: str = "auto", scale="auto", flips: int = 1, device="cpu", on_progress=None, should_stop=None) -> TrackingResult:
+    """Track the dislocations of a time series: drift, detection, instances, tracks.
+
+    Parameters
+    ----------
+    stack : str, Path or array_like, shape (n_frames, rows, cols)
+        See :func:`read_stack`.
+    model : DislocationUNet, optional
+        Default: the selected detector version.
+    max_distance : float
+        Largest move of a line's centroid between two linked frames (px, drift removed).
+    gap_frames : int
+        Frames a line may be missed and still be linked (0: none).
+    min_length : float
+        Shorter branches are not instances (px).
+    contrast, scale :
+        As for :func:`~napari_stereo_tem.stereo.detect.detect_lines`; decided on the first frame.
+    flips : {1, 2, 4}
+        Mirrored copies averaged by the detector (1 is fastest).
+    device : str
+    on_progress, should_stop : callable, optional
+        Progress callback and cancel check (:func:`~napari_stereo_tem.progress.drive`).
+
+    Returns
+    -------
+    TrackingResult
+    """
+    return drive(iter_track_lines(stack, model, max_distance=max_distance, gap_frames=gap_frames,
+                                  min_length=min_length, contrast=contrast, scale=scale, flips=flips,
+                                  device=device),
+                 on_progress, should_stop=should_stop)
+
+
+def _track_motion(mine: list) -> tuple[np.ndarray, np.ndarray]:
+    """Frames of a track and its position along them, integrated from line-to-line steps.
+
+    The first position is the first centroid; each later one adds the step
+    between the two lines (:func:`~napari_stereo_tem.stereo.line_motion.curve_displacement`),
+    so the jitter of a branch's ends along the line does not count as motion.
+    """
+    from .line_motion import curve_displacement
+
+    frames = np.array([i["frame"] for i in mine], float)
+    position = [np.array([mine[0]["x"], mine[0]["y"]])]
+    for before, after in zip(mine[:-1], mine[1:]):
+        if "specimen_points" in before and "specimen_points" in after:
+            step = curve_displacement(before["specimen_points"], after["specimen_points"])
+        else:
+            step = np.array([after["x"] - before["x"], after["y"] - before["y"]])
+        position.append(position[-1] + step)
+    return frames, np.array(position)
+
+
+def _by_track(result: TrackingResult):
+    for track_id in sorted({inst["track_id"] for inst in result.instances}):
+        yield track_id, sorted((i for i in result.instances if i["track_id"] == track_id), key=lambda i: i["frame"])
+
+
+def track_rows(result: TrackingResult) -> list[dict]:
+    """One row per track and frame, with the keys of :data:`TRACK_COLUMNS`.
+
+    ``x``, ``y``: centroid in the specimen's frame (px); ``length``: spline length
+    (px); ``velocity_x``, ``velocity_y``: px/frame, drift removed, from the steps
+    between the track's lines (central differences over its frames; NaN for a
+    track seen once).
+    """
+    rows = []
+    for track_id, mine in _by_track(result):
+        frames, position = _track_motion(mine)
+        if len(mine) >= 2:
+            velocity = np.column_stack([np.gradient(position[:, 0], frames), np.gradient(position[:, 1], frames)])
+        else:
+            velocity = np.full((1, 2), np.nan)
+        for inst, (vx, vy) in zip(mine, velocity):
+            rows.append({"track_id": track_id, "frame": inst["frame"], "x": inst["x"], "y": inst["y"],
+                         "length": inst["length"], "velocity_x": float(vx), "velocity_y": float(vy)})
+    return rows
+
+
+def track_summary(result: TrackingResult) -> list[dict]:
+    """Per track: first and last frame, frames seen, mean velocity (least squares over its frames), mean length."""
+    out = []
+    for track_id, mine in _by_track(result):
+        frames, position = _track_motion(mine)
+        if len(mine) >= 2 and np.ptp(frames) > 0:
+            velocity = np.polyfit(frames, position, 1)[0]
+        else:
+            velocity = np.full(2, np.nan)
+        out.append({"track_id": track_id, "first_frame": int(frames[0]), "last_frame": int(frames[-1]),
+                    "n_frames": len(mine), "velocity_x": float(velocity[0]), "velocity_y": float(velocity[1]),
+                    "speed": float(np.hypot(*velocity)), "mean_length": float(np.mean([i["length"] for i in mine]))})
+    return out

@@ -1,0 +1,222 @@
+"""In-situ time series: drift, instances, tracks, the synthetic series and the ``track`` command."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from napari_stereo_tem.checks import InputError
+from napari_stereo_tem.evaluation.tracks import score_tracks
+from napari_stereo_tem.progress import Cancelled
+from napari_stereo_tem.stereo.tracking import (
+    TRACK_COLUMNS,
+    estimate_drift,
+    line_instances,
+    link_instances,
+    read_stack,
+    track_lines,
+    track_rows,
+    track_summary,
+)
+from napari_stereo_tem.synth.timeseries import make_time_series
+
+
+@pytest.fixture(scope="module")
+def series():
+    return make_time_series(3, shape=(128, 128), n_frames=7)
+
+
+@pytest.fixture(scope="module")
+def tracked(series):
+    return track_lines(series.frames, max_distance=10.0)
+
+
+def test_drift_recovered_on_a_shifted_stack():
+    rng = np.random.default_rng(0)
+    specimen = ndimage.gaussian_filter(rng.normal(size=(200, 200)), 2.0)
+    truth = np.array([[0.0, 0.0], [1.5, -0.5], [3.2, -1.4], [4.0, -2.7], [2.5, -4.1]])
+    frames = np.stack([ndimage.shift(specimen, (dy, dx), order=3)[40:168, 40:168] for dx, dy in truth])
+    drift = estimate_drift(frames)
+    assert drift.shape == (5, 2)
+    np.testing.assert_allclose(drift, truth, atol=0.15)
+
+
+def test_drift_ignores_the_gliding_lines(series):
+    moving = series.masks == 1
+    with_mask = estimate_drift(series.frames, ignore=moving)
+    assert np.abs(with_mask - series.drift).max() < 1.0
+    # the gliding pile-up is the strongest feature: without the mask it drags the estimate along
+    without = estimate_drift(series.frames)
+    assert np.abs(without - series.drift).max() > 2 * np.abs(with_mask - series.drift).max()
+
+
+def test_synthetic_series_truth(series):
+    n = series.frames.shape[0]
+    assert series.frames.shape == (n, 128, 128) and series.masks.shape == series.frames.shape
+    assert np.allclose(series.drift[0], 0) and np.abs(np.diff(series.drift, axis=0)).max() > 0.3
+    frames_of = [line["frames"] for line in series.lines]
+    assert any(f[0] > 0 for f in frames_of), "one line appears part-way through"
+    assert any(f[-1] < n - 1 for f in frames_of), "one line leaves before the end"
+    for line in series.lines:
+        centroids = np.asarray(line["centroids"])
+        expected = centroids[0] + np.outer(np.asarray(line["frames"]) - line["frames"][0], line["velocity"])
+        np.testing.assert_allclose(centroids, expected, atol=1e-6)
+        for frame, curve in zip(line["frames"], line["curves"]):
+            on_curve = np.round(curve).astype(int)
+            inside = (on_curve[:, 0] >= 0) & (on_curve[:, 0] < 128) & (on_curve[:, 1] >= 0) & (on_curve[:, 1] < 128)
+            assert (series.masks[frame][on_curve[inside, 1], on_curve[inside, 0]] == 1).mean() > 0.9
+    again = make_time_series(3, shape=(128, 128), n_frames=7)
+    np.testing.assert_array_equal(again.frames, series.frames)
+
+
+def test_link_instances_follows_nearby_points():
+    # two lines 12 px apart moving 3 px/frame; the second is missed in frame 2 (gap closing)
+    frame = [0, 0, 1, 1, 2, 3, 3]
+    x = [10, 22, 13, 25, 16, 19, 31]
+    y = [5, 5, 5, 5, 5, 5, 5]
+    ids = link_instances(frame, x, y, max_distance=5.0, gap_frames=1)
+    assert list(ids) == [0, 1, 0, 1, 0, 0, 1]
+    no_gap = link_instances(frame, x, y, max_distance=5.0, gap_frames=0)
+    assert no_gap[-1] != no_gap[1]
+
+
+def test_line_instances_drop_short_branches():
+    lines = [np.column_stack([np.arange(30.0), np.full(30, 4.0)]), np.array([[0.0, 0.0], [3.0, 0.0]])]
+    found = line_instances(lines, min_length=8.0)
+    assert len(found) == 1
+    assert found[0]["x"] == pytest.approx(14.5, abs=0.3) and found[0]["y"] == pytest.approx(4.0)
+    assert found[0]["length"] == pytest.approx(29.0, rel=0.05)
+
+
+def test_tracks_link_the_right_lines(series, tracked):
+    score = score_tracks(tracked, series)
+    assert score["detected"] >= 0.8
+    assert score["link_accuracy"] >= 0.85
+    assert score["frames_in_main_track"] >= 0.85
+    assert score["drift_error"] < 1.5
+    assert score["velocity_error"] < 0.8          # px/frame; the lines glide at about 2 px/frame
+    assert score["speed_error_rel"] < 0.4
+    assert tracked.n_tracks <= 2 * len(series.lines)
+
+
+def test_line_displacement_is_the_motion_across_the_line():
+    from napari_stereo_tem.stereo.line_motion import curve_displacement, curve_distance
+
+    y = np.arange(0.0, 40.0)
+    line = np.column_stack([10 + 0.004 * (y - 20) ** 2, y])      # a gently bowed line
+    moved = line + [3.0, 0.0]
+    shorter = moved[8:30]          # a branch that lost its ends: the centroid moves along the line, the line does not
+    np.testing.assert_allclose(curve_displacement(line, shorter), [3.0, 0.0], atol=0.35)
+    np.testing.assert_allclose(curve_displacement(shorter, line), [-3.0, 0.0], atol=0.35)
+    assert curve_distance(line, shorter) == pytest.approx(3.0, abs=0.35)
+    assert curve_distance(line, line) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_track_rows_and_summary(tracked):
+    rows = track_rows(tracked)
+    assert rows and set(rows[0]) == set(TRACK_COLUMNS)
+    summary = track_summary(tracked)
+    assert sum(t["n_frames"] for t in summary) == len(rows) == len(tracked.instances)
+    for track in summary:
+        mine = [r for r in rows if r["track_id"] == track["track_id"]]
+        assert [r["frame"] for r in mine] == sorted(r["frame"] for r in mine)
+        assert (track["n_frames"] == 1) == np.isnan(mine[0]["velocity_x"])
+    longest = max(summary, key=lambda r: r["n_frames"])
+    mine = [r for r in rows if r["track_id"] == longest["track_id"]]
+    # per-frame velocities average to about the track's fitted velocity
+    assert np.mean([r["velocity_x"] for r in mine]) == pytest.approx(longest["velocity_x"], abs=0.5)
+    assert tracked.drift.shape == (tracked.n_frames, 2)
+
+
+def test_tracking_can_be_cancelled(series):
+    reports = []
+
+    def stop():
+        return len(reports) >= 2
+
+    with pytest.raises(Cancelled):
+        track_lines(series.frames[:3], on_progress=reports.append, should_stop=stop)
+    assert len(reports) == 2
+
+
+def test_bad_stacks_are_refused(tmp_path):
+    import tifffile
+
+    with pytest.raises(InputError, match="single image"):
+        read_stack(np.random.default_rng(0).random((64, 64)))
+    single = tmp_path / "one.tif"
+    tifffile.imwrite(single, np.random.default_rng(0).random((64, 64)).astype(np.float32))
+    with pytest.raises(InputError, match="single image"):
+        read_stack(single)
+    broken = tmp_path / "broken.tif"
+    broken.write_bytes(b"II*\x00 not really a tiff")
+    with pytest.raises(InputError, match="could not read|no image data"):
+        read_stack(broken)
+    with pytest.raises(InputError, match="does not exist"):
+        read_stack(tmp_path / "missing.tif")
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    tifffile.imwrite(folder / "f0.tif", np.random.default_rng(1).random((64, 64)).astype(np.float32))
+    tifffile.imwrite(folder / "f1.tif", np.random.default_rng(2).random((64, 80)).astype(np.float32))
+    with pytest.raises(InputError, match="differ in shape"):
+        read_stack(folder)
+    with pytest.raises(InputError, match="NaN"):
+        read_stack(np.full((3, 32, 32), np.nan))
+
+
+def test_stack_readers_agree(tmp_path, series):
+    import imageio.v3 as iio
+    import tifffile
+
+    frames8 = np.round(series.frames[:3] * 255).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "stack.tif", frames8)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for k, frame in enumerate(frames8):
+        iio.imwrite(folder / f"frame_{k:03d}.png", frame)
+    iio.imwrite(tmp_path / "stack.gif", frames8, loop=0)
+    for source in (tmp_path / "stack.tif", folder, tmp_path / "stack.gif", frames8):
+        stack = read_stack(source)
+        assert stack.shape == (3, 128, 128) and stack.dtype == np.float32
+        np.testing.assert_allclose(stack, frames8, atol=1)
+
+
+def test_cli_writes_its_files(tmp_path, series):
+    import tifffile
+
+    from napari_stereo_tem.cli import main
+
+    stack = tmp_path / "series.tif"
+    tifffile.imwrite(stack, series.frames[:4])
+    out = tmp_path / "out"
+    assert main(["track", str(stack), "-o", str(out), "--max-distance", "9", "--contrast", "bright"]) == 0
+    with open(out / "tracks.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows and tuple(rows[0]) == TRACK_COLUMNS
+    assert {int(r["frame"]) for r in rows} == {0, 1, 2, 3}
+    with open(out / "drift.csv") as handle:
+        drift = list(csv.DictReader(handle))
+    assert [int(r["frame"]) for r in drift] == [0, 1, 2, 3]
+    measured = np.array([[float(r["dx"]), float(r["dy"])] for r in drift])
+    assert np.abs(measured - series.drift[:4]).max() < 1.0
+    record = json.loads((out / "track.json").read_text())
+    assert record["settings"]["max_distance"] == 9.0
+    assert record["settings"]["contrast"] == "bright_field"
+    assert record["n_frames"] == 4 and record["n_tracks"] == len({r["track_id"] for r in rows})
+    # an existing result is refused, the folder left as it was
+    assert main(["track", str(stack), "-o", str(out)]) == 1
+    assert (out / "tracks.csv").exists()
+
+
+def test_cli_refuses_a_single_image(tmp_path, capsys):
+    import tifffile
+
+    from napari_stereo_tem.cli import main
+
+    single = tmp_path / "one.tif"
+    tifffile.imwrite(single, np.random.default_rng(0).random((64, 64)).astype(np.float32))
+    assert main(["track", str(single), "-o", str(tmp_path / "out")]) == 1
+    assert "single image" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
