@@ -111,3 +111,22 @@ def test_stereo_angle_from_found_disc_matches_generator():
         truth = fourdstem.stereo_angle_deg(np.subtract(k1, sample.centre), np.subtract(k2, sample.centre),
                                            sample.mrad_per_px)
         assert ours == pytest.approx(truth, rel=0.01)
+
+
+def test_scan_rotation_is_refused_when_the_half_images_disagree():
+    from napari_stereo_tem.checks import InputError
+    from napari_stereo_tem.fourdstem import estimate_scan_rotation
+
+    rng = np.random.default_rng(3)
+    base = ndi.gaussian_filter(rng.normal(size=(96, 96)), 2.0)
+    k1, k2 = (50, 50, 5), (44, 58, 5)
+    # one shift everywhere: the halves agree, the spread is small
+    e = np.deg2rad(epipolar_direction_deg(k1, k2, scan_rotation_deg=25.0))
+    moved = ndi.shift(base, (2.5 * np.sin(e), 2.5 * np.cos(e)), order=3, mode="wrap")
+    rotation, spread = estimate_scan_rotation(base, moved, k1, k2)
+    assert rotation == pytest.approx(25.0, abs=1.0) and spread < 1.0
+    # the top half shifted one way, the bottom half another: no single direction, refused
+    other = ndi.shift(base, (2.5 * np.cos(e), -2.5 * np.sin(e)), order=3, mode="wrap")
+    mixed = np.vstack([moved[:48], other[48:]])
+    with pytest.raises(InputError, match="not determined"):
+        estimate_scan_rotation(base, mixed, k1, k2)

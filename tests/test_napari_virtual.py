@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from napari_stereo_tem.fourdstem import Disc, stereo_angle_deg, virtual_images
+from napari_stereo_tem.fourdstem import Disc, mirror_disc, stereo_angle_deg, virtual_images
 
 
 @pytest.fixture
@@ -38,6 +38,11 @@ def test_mean_pattern_discs_and_full_images(setup, qtbot):
     truth = viewer.layers["4D-STEM (synthetic)"].metadata["synthetic_params"]
     assert np.hypot(direct.cy - truth["centre"][0], direct.cx - truth["centre"][1]) < 0.5
     assert abs(direct.radius - 8.0) < 0.5
+    # the direct beam is drawn where it is, at its size
+    beam = viewer.layers["direct beam"].data[0]
+    assert beam[:, 0].min() == pytest.approx(direct.cy - direct.radius)
+    assert beam[:, 0].max() == pytest.approx(direct.cy + direct.radius)
+    assert beam[:, 1].mean() == pytest.approx(direct.cx)
     discs = viewer.layers["detector discs"]
     assert type(discs).__name__ == "Points" and discs.data.shape == (2, 2)
     _wait_exact(qtbot, viewer, 2)
@@ -74,25 +79,36 @@ def test_dragging_a_disc_previews_then_computes_exact(setup, qtbot):
     np.testing.assert_allclose(image.data, virtual_images(dataset, [moved])[0], rtol=1e-5)
 
 
-def test_resize_mirror_sweep_and_stereo_pair(setup, qtbot):
+def test_resize_mirror_sweep_and_stereo_pair(setup, qtbot, monkeypatch):
     viewer, widget = setup
     layer = viewer.layers["detector discs"]
     direct = widget._direct
     # resize disc 0
     layer.size = np.array([4.0, layer.size[1]])
     assert widget._discs[0].radius == pytest.approx(2.0)
-    # mirror disc 0 across the vertical line through the direct beam -> a third disc
+    # the default discs are symmetric about the beam: disc 0 mirrored through the centre falls on disc 1,
+    # which is refused instead of stacking a disc on another
+    messages = []
+    monkeypatch.setattr("napari_stereo_tem._napari.notify.show_error", messages.append)
+    layer.selected_data = {1}
+    widget.mirror_point.value = True
+    widget.mirror()
+    assert len(layer.data) == 2 and messages and "falls on disc 0" in " ".join(messages)
+    widget.mirror_point.value = False
+    # mirror disc 0 across the line at 45 degrees through the direct beam -> a third disc
+    # (across the vertical line it would fall on disc 1, which is refused as above)
     layer.selected_data = {0}
-    widget.mirror_axis.value = 90.0
+    widget.mirror_axis.value = 45.0
     widget.mirror()
     assert len(layer.data) == 3 and "virtual 2" in viewer.layers
-    d0, d2 = widget._discs[0], widget._discs[2]
-    assert d2.cy == pytest.approx(d0.cy) and d2.cx == pytest.approx(2 * direct.cx - d0.cx)
+    expected = mirror_disc(widget._discs[0], direct, 45.0)
+    assert (widget._discs[2].cy, widget._discs[2].cx) == pytest.approx((expected.cy, expected.cx))
     # radius sweep around disc 0
     widget.radii.value = "1, 2, 3"
     widget.radius_sweep()
     sweep = viewer.layers["radius sweep"]
     assert sweep.data.shape == (3, 48, 48) and sweep.metadata["radii"] == [1.0, 2.0, 3.0]
+    assert viewer.dims.current_step[viewer.dims.ndim - 3] == 0  # its first radius is on screen
     assert sweep.data[0].mean() < sweep.data[2].mean()
     # the first two discs as a stereo pair for the Reconstruct widget
     widget.use_as_stereo_pair()

@@ -33,7 +33,7 @@ from ..checks import InputError, parse_numbers
 from ..fourdstem import (
     Disc,
     calibrate,
-    estimate_scan_rotation_deg,
+    estimate_scan_rotation,
     iter_patterns,
     iter_virtual_images,
     iter_virtual_stereo_pair,
@@ -195,7 +195,9 @@ class VirtualDetectorWidget(Container):
             return
         self._direct = calibration.direct
         d = self._direct
-        ellipse = np.array([[d.cy - d.radius, d.cx - d.radius], [d.cy + d.radius, d.cx + d.radius]])
+        # the four corners of the disc's bounding box (two points would be read as centre and radii)
+        ellipse = np.array([[d.cy - d.radius, d.cx - d.radius], [d.cy - d.radius, d.cx + d.radius],
+                            [d.cy + d.radius, d.cx + d.radius], [d.cy + d.radius, d.cx - d.radius]])
         if DIRECT in self._viewer.layers:
             self._viewer.layers.remove(DIRECT)
         self._viewer.add_shapes([ellipse], shape_type="ellipse", name=DIRECT, edge_color="cyan",
@@ -375,7 +377,13 @@ class VirtualDetectorWidget(Container):
         selected = sorted(layer.selected_data)
         source = discs[selected[0]] if selected else discs[0]
         axis = None if self.mirror_point.value else self.mirror_axis.value
-        self.set_discs([*discs, mirror_disc(source, self._direct, axis)])
+        new = mirror_disc(source, self._direct, axis)
+        for k, disc in enumerate(discs):
+            if np.hypot(disc.cy - new.cy, disc.cx - new.cx) < max(0.5, 0.25 * disc.radius):
+                raise InputError(f"the mirror image of the disc falls on disc {k} (mirror axis "
+                                 f"{'through the centre' if axis is None else f'{axis:g} deg'}): choose another axis "
+                                 "or select another disc")
+        self.set_discs([*discs, new])
 
     def _radii(self) -> list[float]:
         radii = parse_numbers(self.radii.value, name="sweep radii", example="4, 6, 8")
@@ -397,7 +405,11 @@ class VirtualDetectorWidget(Container):
         def show(images):
             if "radius sweep" in self._viewer.layers:
                 self._viewer.layers.remove("radius sweep")
-            self._viewer.add_image(images, name="radius sweep", colormap="gray", metadata=meta)
+            layer = self._viewer.add_image(images, name="radius sweep", colormap="gray", metadata=meta)
+            # the stack shares the viewer's sliders with the 4D dataset: show its first radius, not a
+            # slider position beyond its range (where it would be invisible)
+            axis = self._viewer.dims.ndim - layer.ndim
+            self._viewer.dims.set_current_step(axis, 0)
 
         return self._start(iter_virtual_images(self._dataset(), discs, executor=self._executor()), show,
                            "radius sweep")
@@ -408,8 +420,10 @@ class VirtualDetectorWidget(Container):
         if len(self._discs) < 2:
             raise InputError("place two discs to estimate the scan rotation")
         images = [self._viewer.layers[f"virtual {k}"].data for k in (0, 1)]
-        self.scan_rotation.value = estimate_scan_rotation_deg(*images, self._discs[0], self._discs[1])
-        show_info(f"scan rotation estimated: {self.scan_rotation.value:.1f} deg")
+        # refused (an InputError shown in the dock) when the half-images disagree: nothing is applied then
+        rotation, spread = estimate_scan_rotation(*images, self._discs[0], self._discs[1])
+        self.scan_rotation.value = rotation
+        show_info(f"scan rotation estimated: {rotation:.1f} deg (half-images agree within {spread:.1f} deg)")
 
     @report_input_errors()
     def use_as_stereo_pair(self, *_):

@@ -30,6 +30,7 @@ from .preview import preview_virtual_image
 from .rois import from_circle_roi, roi_mask
 from .stereo import (
     epipolar_direction_deg,
+    estimate_scan_rotation,
     estimate_scan_rotation_deg,
     mirror_disc,
     pair_stereo_angles,
@@ -49,7 +50,7 @@ __all__ = [
     "virtual_images", "iter_virtual_images", "preview_virtual_image",
     "from_circle_roi", "roi_mask", "virtual_images_from_rois",
     "stereo_angle_deg", "pair_stereo_angles", "epipolar_direction_deg", "rotation_to_horizontal_deg",
-    "rotate_image", "estimate_scan_rotation_deg", "mirror_disc",
+    "rotate_image", "estimate_scan_rotation", "estimate_scan_rotation_deg", "mirror_disc",
     "radius_sweep", "write_sweep",
     "Calibration", "calibrate", "pair_geometry", "VirtualStereoPair", "compose_stereo_pair",
     "iter_virtual_stereo_pair", "virtual_stereo_pair",

@@ -28,6 +28,7 @@ __all__ = [
     "rotation_to_horizontal_deg",
     "rotate_image",
     "estimate_scan_rotation_deg",
+    "estimate_scan_rotation",
     "mirror_disc",
 ]
 
@@ -102,37 +103,74 @@ def rotate_image(image, angle_deg: float, *, order: int = 1) -> np.ndarray:
     return ndi.rotate(img, -float(angle_deg), reshape=False, order=order, mode="constant", cval=float(img.mean()))
 
 
-def estimate_scan_rotation_deg(image1, image2, disc1, disc2, *, upsample: int = 20) -> float:
-    """Estimate the scan-to-diffraction rotation from two virtual images of the same area.
-
-    The images of two discs are shifted against each other along the epipolar
-    direction (in proportion to the defocus / depth of the features); the angle
-    between that measured shift and ``k2 - k1`` on the detector is the rotation.
-    The sign of the shift is unknown, so the result is in ``(-90, 90]``.
-
-    Parameters
-    ----------
-    image1, image2 : arrays ``(scan_y, scan_x)``
-        Virtual images of ``disc1`` and ``disc2``.
-    """
+def _rotation_from_shift(a: np.ndarray, b: np.ndarray, detector_deg: float, upsample: int) -> float | None:
+    """The rotation one windowed cross-correlation gives, or ``None`` when the images are not shifted."""
     from skimage.registration import phase_cross_correlation
 
-    a = np.asarray(image1, dtype=float)
-    b = np.asarray(image2, dtype=float)
-    if a.shape != b.shape or a.ndim != 2:
-        raise InputError(f"the two virtual images must be 2D and of one shape, got {a.shape} and {b.shape}")
     window = np.outer(np.hanning(a.shape[0]), np.hanning(a.shape[1]))
     # plain (not phase-normalised) cross-correlation of windowed images: robust for smooth images
     shift, _, _ = phase_cross_correlation((b - b.mean()) * window, (a - a.mean()) * window,
                                           upsample_factor=upsample, normalization=None)
     dy, dx = float(shift[0]), float(shift[1])
     if np.hypot(dy, dx) < 0.05:
+        return None
+    measured = np.rad2deg(np.arctan2(dy, dx))
+    rotation = (measured - detector_deg + 90.0) % 180.0 - 90.0
+    return float(90.0 if rotation == -90.0 else rotation)
+
+
+def estimate_scan_rotation(image1, image2, disc1, disc2, *, upsample: int = 20,
+                           max_std_deg: float = 5.0) -> tuple[float, float]:
+    """Estimate the scan-to-diffraction rotation from two virtual images of the same area, with its spread.
+
+    The images of two discs are shifted against each other along the epipolar
+    direction (in proportion to the defocus / depth of the features); the angle
+    between that measured shift and ``k2 - k1`` on the detector is the rotation.
+    The sign of the shift is unknown, so the result is in ``(-90, 90]``. The same
+    estimate on the four half-images (top, bottom, left, right) gives its spread:
+    where features at several depths shift by different amounts, or the shift is
+    small against the noise, the halves disagree and the estimate is refused
+    rather than applied.
+
+    Parameters
+    ----------
+    image1, image2 : arrays ``(scan_y, scan_x)``
+        Virtual images of ``disc1`` and ``disc2``.
+    max_std_deg : float
+        Largest spread (degrees) of an estimate that is returned.
+
+    Returns
+    -------
+    rotation_deg, std_deg : float
+    """
+    a = np.asarray(image1, dtype=float)
+    b = np.asarray(image2, dtype=float)
+    if a.shape != b.shape or a.ndim != 2:
+        raise InputError(f"the two virtual images must be 2D and of one shape, got {a.shape} and {b.shape}")
+    detector = epipolar_direction_deg(disc1, disc2)
+    whole = _rotation_from_shift(a, b, detector, upsample)
+    if whole is None:
         raise InputError("the two virtual images are not shifted against each other (< 0.05 px): "
                          "the rotation cannot be estimated; use a defocused probe or discs further apart")
-    measured = np.rad2deg(np.arctan2(dy, dx))
-    detector = epipolar_direction_deg(disc1, disc2)
-    rotation = (measured - detector + 90.0) % 180.0 - 90.0
-    return float(90.0 if rotation == -90.0 else rotation)
+    rows, cols = a.shape
+    halves = [(slice(0, rows // 2), slice(None)), (slice(rows // 2, None), slice(None)),
+              (slice(None), slice(0, cols // 2)), (slice(None), slice(cols // 2, None))]
+    parts = [_rotation_from_shift(a[h], b[h], detector, upsample) for h in halves]
+    if any(p is None for p in parts):
+        std = 90.0
+    else:  # angles of a line: compare them doubled, on the circle
+        doubled = np.deg2rad(2.0 * (np.array(parts) - whole))
+        std = float(np.rad2deg(np.sqrt(np.mean(np.angle(np.exp(1j * doubled)) ** 2))) / 2.0)
+    if std > max_std_deg:
+        raise InputError(f"the scan rotation is not determined by these images: {whole:.1f} deg from the whole "
+                         f"images, but the half-images disagree by {std:.1f} deg; enter it from the microscope's "
+                         "calibration, or use a defocused probe or discs further apart")
+    return whole, std
+
+
+def estimate_scan_rotation_deg(image1, image2, disc1, disc2, *, upsample: int = 20) -> float:
+    """The rotation of :func:`estimate_scan_rotation` (refused the same way when it is not determined)."""
+    return estimate_scan_rotation(image1, image2, disc1, disc2, upsample=upsample)[0]
 
 
 def mirror_disc(disc, centre, axis_deg: float | None) -> Disc:
