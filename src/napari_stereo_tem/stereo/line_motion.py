@@ -4,9 +4,10 @@ A gliding dislocation moves across its own direction; where its detected
 branch begins and ends changes from frame to frame (a junction with a slip
 trace, a faint stretch), so its centroid jitters along the line by several
 pixels. Comparing the curves themselves avoids that: the distance between two
-lines is measured from the points of the shorter one to the longer one, and the
-step between two frames is the median of those nearest-point vectors (the
-motion across the line, which is what a line's position can tell).
+lines is a median over their points (robust to a stretch gained or lost at an
+end), and the step between two frames is the median of the nearest-point
+vectors from the shorter line to the longer one (the motion across the line,
+which is what a line's position can tell).
 """
 
 from __future__ import annotations
@@ -34,17 +35,23 @@ def _nearest_vectors(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def curve_distance(a, b) -> float:
-    """Median distance from the points of the shorter line to the longer one (px).
+    """Symmetric median distance between two lines (px).
+
+    The mean of the median distance from the points of ``a`` to ``b`` and from
+    those of ``b`` to ``a``: a few pixels for one line in two frames even where
+    its branch gained or lost a stretch at an end (the median ignores it), but
+    large between a line and a short fragment lying along it (most of the line
+    is far from the fragment).
 
     Parameters
     ----------
     a, b : array_like, shape (n, 2)
         Polylines of ``(x, y)``.
     """
+    from scipy.spatial import cKDTree
+
     a, b = _dense(a), _dense(b)
-    if len(a) > len(b):
-        a, b = b, a
-    return float(np.median(np.linalg.norm(_nearest_vectors(a, b), axis=1)))
+    return 0.5 * float(np.median(cKDTree(b).query(a)[0]) + np.median(cKDTree(a).query(b)[0]))
 
 
 def curve_displacement(a, b) -> np.ndarray:
