@@ -38,6 +38,9 @@ def test_mean_pattern_discs_and_full_images(setup, qtbot):
     truth = viewer.layers["4D-STEM (synthetic)"].metadata["synthetic_params"]
     assert np.hypot(direct.cy - truth["centre"][0], direct.cx - truth["centre"][1]) < 0.5
     assert abs(direct.radius - 8.0) < 0.5
+    # long messages (the axes decision, the calibration) wrap instead of widening the dock
+    assert all(label.native.wordWrap() for label in (widget.status, widget.calibration, widget.angle))
+    assert widget.native.sizeHint().width() < 700, widget.native.sizeHint().width()
     # the direct beam is drawn where it is, at its size
     beam = viewer.layers["direct beam"].data[0]
     assert beam[:, 0].min() == pytest.approx(direct.cy - direct.radius)

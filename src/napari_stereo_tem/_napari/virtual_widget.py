@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import napari
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, LineEdit, PushButton
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, LineEdit, PushButton
 from napari.utils.notifications import show_info, show_warning
 from qtpy.QtCore import QTimer
 
@@ -45,6 +45,7 @@ from ..fourdstem import (
 )
 from .background import BackgroundTask
 from .notify import report_input_errors
+from .task_widget import wrapping_label
 
 __all__ = ["VirtualDetectorWidget", "fourdstem_of", "discs_from_points"]
 
@@ -92,8 +93,8 @@ class VirtualDetectorWidget(Container):
         self.mean_button = PushButton(text="Mean pattern")
         self.convergence = FloatSpinBox(value=20.0, min=0.01, max=500.0, step=0.1,
                                         label="convergence (mrad)", tooltip="probe convergence semi-angle")
-        self.calibration = Label(value="calibration: compute the mean pattern")
-        self.angle = Label(value="stereo angle: place two discs")
+        self.calibration = wrapping_label("calibration: compute the mean pattern")
+        self.angle = wrapping_label("stereo angle: place two discs")
         self.mirror_axis = FloatSpinBox(value=0.0, min=-180.0, max=180.0, step=1.0, label="mirror axis (deg)",
                                         tooltip="direction of the mirror line through the direct beam, "
                                                 "from +x towards +y (along the excited g)")
@@ -107,7 +108,7 @@ class VirtualDetectorWidget(Container):
         self.executor = LineEdit(value="threads", label="executor",
                                  tooltip="where passes over the data run: inline, threads, or a dask scheduler "
                                          "address (tcp://host:8786)")
-        self.status = Label(value="")
+        self.status = wrapping_label("")
         self.extend([self.dataset, self.executor, self.mean_button, self.convergence, self.calibration, self.angle,
                      self.mirror_axis, self.mirror_point, self.mirror_button, self.radii, self.sweep_button,
                      self.scan_rotation, self.estimate_button, self.pair_button, self.status])
