@@ -93,6 +93,8 @@ def particles() -> None:
         box.value = viewer.layers[f"view {letter}"]
     widget.beta.value = 3.0
     widget.start()
+    viewer.reset_view()
+    _save(viewer, "particles_2d.png")
     viewer.dims.ndisplay = 3
     viewer.reset_view()
     viewer.camera.angles = (-15, 30, 60)
