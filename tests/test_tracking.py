@@ -220,3 +220,22 @@ def test_cli_refuses_a_single_image(tmp_path, capsys):
     assert main(["track", str(single), "-o", str(tmp_path / "out")]) == 1
     assert "single image" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_tracks_csv_opens_as_a_tracks_layer(make_napari_viewer, tmp_path):
+    from napari_stereo_tem._napari.readers import get_tracks_reader
+
+    folder = tmp_path / "result"
+    folder.mkdir()
+    header = ",".join(TRACK_COLUMNS)
+    (folder / "tracks.csv").write_text(header + "\n0,0,10,20,50,1.5,0\n0,1,11.5,20,51,1.5,0\n1,1,40,30,45,,\n")
+    (folder / "drift.csv").write_text("frame,dx,dy\n0,0,0\n1,2,-1\n")
+    (folder / "lines.csv").write_text("line_id,x,y\n0,1,2\n")
+    assert get_tracks_reader(str(folder / "lines.csv")) is None
+    viewer = make_napari_viewer()
+    layer = viewer.open(str(folder / "tracks.csv"), plugin="napari-stereo-tem")[0]
+    assert type(layer).__name__ == "Tracks"
+    data = np.asarray(layer.data)
+    # (track_id, frame, y, x) with the drift of frame 1 put back: x 11.5 + 2, y 20 - 1
+    np.testing.assert_allclose(data[1], [0, 1, 19.0, 13.5])
+    assert layer.features["speed"].iloc[0] == pytest.approx(1.5)

@@ -7,6 +7,11 @@ it, and the layer's metadata (and a notification) say which stored axes were
 taken for the scan and which for the detector, and why (``axes_decision``). A
 file holding one 2D image (a .dm3/.dm4/.emd/.hspy micrograph, one
 diffraction frame) becomes a 2D image layer with its pixel size as scale.
+
+A ``tracks.csv`` of ``stereo-tem track`` becomes a Tracks layer (one track per
+dislocation, with its length and velocity as features); when the ``drift.csv``
+written beside it is there, the tracks are put back into each frame's image
+coordinates so that they lie on the frames of the stack.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from pathlib import Path
 
 from ..checks import InputError
 
-__all__ = ["get_reader", "read_microscope_file"]
+__all__ = ["get_reader", "read_microscope_file", "get_tracks_reader", "read_tracks"]
 
 _FOURD_ONLY = (".mib", ".blo", ".zspy", ".zarr", ".tvips", ".nxs", ".app5")
 _EITHER = (".hspy", ".emd", ".h5", ".hdf5", ".dm3", ".dm4")
@@ -70,3 +75,46 @@ def read_microscope_file(path) -> list:
         if attrs.get("contrast_limits", 0) is None:
             attrs.pop("contrast_limits")
     return layers
+
+
+def get_tracks_reader(path):
+    """Return :func:`read_tracks` for a ``tracks.csv`` of ``stereo-tem track`` (judged by its header), else ``None``."""
+    from ..stereo.tracking import TRACK_COLUMNS
+
+    if isinstance(path, list) or Path(path).suffix.lower() != ".csv" or not Path(path).is_file():
+        return None
+    with open(path, encoding="utf-8") as handle:
+        header = handle.readline().strip().split(",")
+    return read_tracks if tuple(header) == TRACK_COLUMNS else None
+
+
+def read_tracks(path) -> list:
+    """A ``tracks.csv`` as one Tracks layer (``track_id, frame, y, x``; length and velocity as features)."""
+    import csv
+
+    import numpy as np
+
+    path = Path(path)
+    with open(path, encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        raise InputError(f"{path.name} holds no tracks")
+    table = {key: np.array([float(r[key]) if r[key] != "" else np.nan for r in rows]) for key in rows[0]}
+    frames = table["frame"].astype(int)
+    x, y = table["x"].copy(), table["y"].copy()
+    drift_file = path.with_name("drift.csv")
+    frame_of_reference = "first frame (drift removed)"
+    if drift_file.is_file():
+        with open(drift_file, encoding="utf-8") as handle:
+            drift = {int(r["frame"]): (float(r["dx"]), float(r["dy"])) for r in csv.DictReader(handle)}
+        if all(f in drift for f in frames):
+            x += np.array([drift[f][0] for f in frames])
+            y += np.array([drift[f][1] for f in frames])
+            frame_of_reference = "each frame's image (drift put back)"
+    data = np.column_stack([table["track_id"], frames, y, x])
+    features = {"length": table["length"], "velocity_x": table["velocity_x"], "velocity_y": table["velocity_y"],
+                "speed": np.hypot(table["velocity_x"], table["velocity_y"])}
+    attrs = {"name": path.parent.name or path.stem, "features": features, "tail_length": 30,
+             "metadata": {"source": str(path), "coordinates": frame_of_reference,
+                          "velocity": "px/frame, drift removed"}}
+    return [(data, attrs, "tracks")]
