@@ -23,6 +23,9 @@ Typical use::
     result.drift                 # (n_frames, 2): (dx, dy) of each frame relative to frame 0
     track_rows(result)           # rows of tracks.csv
 
+Reading lives in :mod:`.frame_stack`, the drift in :mod:`.drift`, the distance
+and step between two lines in :mod:`.line_motion`.
+
 Coordinates: ``x`` = column, ``y`` = row (pixels). A position "in the specimen's
 frame" is the image position of frame 0: the image position in frame ``k``
 minus ``drift[k]``.
@@ -32,198 +35,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from ..checks import InputError, check_finite
+from ..checks import InputError
 from ..progress import Progress, ProgressGenerator, drive
+from .drift import estimate_drift, iter_drift_steps
+from .frame_stack import VIDEO_SUFFIXES, read_stack
 
 __all__ = ["read_stack", "estimate_drift", "line_instances", "link_instances", "TrackingResult",
            "iter_track_lines", "track_lines", "track_rows", "track_summary", "TRACK_COLUMNS", "VIDEO_SUFFIXES"]
 
 #: Columns of :func:`track_rows` (the header of ``tracks.csv``).
 TRACK_COLUMNS = ("track_id", "frame", "x", "y", "length", "velocity_x", "velocity_y")
-#: Suffixes read as videos (through imageio).
-VIDEO_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv", ".wmv", ".mpg", ".mpeg", ".gif", ".webm")
-_IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".dm3", ".dm4", ".emd", ".npy")
-
-
-def _grey(frames: np.ndarray) -> np.ndarray:
-    if frames.ndim == 4 and frames.shape[-1] in (3, 4):
-        frames = frames[..., :3].mean(axis=-1)
-    return frames
-
-
-def read_stack(source, *, name: str = "stack") -> np.ndarray:
-    """Frames of a time series as one ``(n_frames, rows, cols)`` float32 array.
-
-    Parameters
-    ----------
-    source : str, Path or array_like
-        A multi-page TIFF, a ``.npy``, a video imageio reads (``.avi``, ``.mp4``,
-        ``.gif``, ...), a folder of single images (read in the order of their
-        names), or an array ``(n_frames, rows, cols)``. Colour frames become grey.
-
-    Raises
-    ------
-    InputError
-        Unreadable file, fewer than two frames, frames of different shapes,
-        frames too small, NaN/inf.
-    """
-    if isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.exists():
-            raise InputError(f"{name} {path} does not exist; give a TIFF stack, a video or a folder of images")
-        if path.is_dir():
-            frames = _read_folder(path)
-        else:
-            frames = _read_file(path)
-        label = path.name
-    else:
-        frames = np.asarray(source)
-        if not (np.issubdtype(frames.dtype, np.number) or frames.dtype == bool):
-            raise InputError(f"{name} must hold numbers, got dtype {frames.dtype}")
-        label = name
-    frames = _grey(frames)
-    if frames.ndim == 2:
-        raise InputError(f"{label} is a single image {frames.shape}; a time series needs at least two frames "
-                         "(a TIFF stack, a video or a folder of images)")
-    if frames.ndim != 3:
-        raise InputError(f"{label} must be a stack of shape (n_frames, rows, cols), got shape {frames.shape}")
-    if frames.shape[0] < 2:
-        raise InputError(f"{label} holds {frames.shape[0]} frame; a time series needs at least two")
-    if min(frames.shape[1:]) < 16:
-        raise InputError(f"{label}: frames of {frames.shape[1:]} are too small; at least 16 pixels per side")
-    frames = frames.astype(np.float32)
-    check_finite(frames, name=label)
-    return frames
-
-
-def _read_file(path: Path) -> np.ndarray:
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".tif", ".tiff"):
-            import tifffile
-
-            frames = tifffile.imread(path)
-        elif suffix == ".npy":
-            frames = np.load(path, allow_pickle=False)
-        else:
-            import imageio.v3 as iio
-
-            frames = iio.imread(path, index=None) if suffix in VIDEO_SUFFIXES else iio.imread(path)
-    except Exception as err:
-        raise InputError(f"could not read {path.name} as a stack of frames: {err}") from err
-    frames = np.asarray(frames)
-    if frames.size == 0:
-        raise InputError(f"{path.name} holds no image data (truncated, or not an image file?)")
-    return frames
-
-
-def _read_folder(folder: Path) -> np.ndarray:
-    from ..images import read_image
-
-    paths = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES)
-    if not paths:
-        raise InputError(f"folder {folder} holds no images ({', '.join(_IMAGE_SUFFIXES)})")
-    frames = [np.asarray(read_image(p).data) for p in paths]
-    frames = [f[..., :3].mean(axis=-1) if f.ndim == 3 and f.shape[-1] in (3, 4) else f for f in frames]
-    shapes = {f.shape for f in frames}
-    if len(shapes) > 1:
-        first = frames[0].shape
-        odd = next(p for p, f in zip(paths, frames) if f.shape != first)
-        raise InputError(f"the frames in {folder} differ in shape: {paths[0].name} {first} vs {odd.name} "
-                         f"{np.asarray(read_image(odd).data).shape}; crop or bin them to one size")
-    return np.stack(frames)
-
-
-def _high_pass(frame: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """The frame less its local mean over ``keep`` pixels (illumination gradients do not move)."""
-    from scipy import ndimage
-
-    f = frame.astype(np.float64)
-    sigma = 0.1 * min(f.shape)
-    weight = keep.astype(np.float64)
-    local = ndimage.gaussian_filter(f * weight, sigma) / np.maximum(ndimage.gaussian_filter(weight, sigma), 1e-3)
-    return f - local
-
-
-def _overlap_correlation(reference, moving, keep_ref, keep_mov, dx: int, dy: int) -> float:
-    """Pearson correlation of ``reference[y, x]`` and ``moving[y + dy, x + dx]`` over pixels kept in both."""
-    rows, cols = reference.shape
-    ys, yd = slice(max(0, -dy), min(rows, rows - dy)), slice(max(0, dy), min(rows, rows + dy))
-    xs, xd = slice(max(0, -dx), min(cols, cols - dx)), slice(max(0, dx), min(cols, cols + dx))
-    both = keep_ref[ys, xs] & keep_mov[yd, xd]
-    if both.sum() < 16:
-        return -1.0
-    a, b = reference[ys, xs][both], moving[yd, xd][both]
-    a, b = a - a.mean(), b - b.mean()
-    return float(np.sum(a * b) / max(np.sqrt(np.sum(a * a) * np.sum(b * b)), 1e-12))
-
-
-def _frame_step(reference, moving, keep_ref, keep_mov) -> np.ndarray:
-    """How far the content of ``moving`` moved relative to ``reference``, ``(dx, dy)`` (sub-pixel).
-
-    Masked normalised cross-correlation (ignored pixels take no part, so features
-    that move on their own do not pull the result), then a parabola through the
-    correlation at the best whole-pixel shift and its neighbours.
-    """
-    from skimage.registration import phase_cross_correlation
-
-    shift = phase_cross_correlation(reference, moving, reference_mask=keep_ref, moving_mask=keep_mov,
-                                    overlap_ratio=0.5)
-    shift = shift[0] if isinstance(shift, tuple) else shift
-    dy, dx = (-np.round(np.asarray(shift, float))).astype(int)
-    centre = _overlap_correlation(reference, moving, keep_ref, keep_mov, dx, dy)
-    step = np.array([float(dx), float(dy)])
-    for axis, (ox, oy) in enumerate(((1, 0), (0, 1))):
-        before = _overlap_correlation(reference, moving, keep_ref, keep_mov, dx - ox, dy - oy)
-        after = _overlap_correlation(reference, moving, keep_ref, keep_mov, dx + ox, dy + oy)
-        curvature = before - 2 * centre + after
-        if curvature < 0:
-            step[axis] += float(np.clip(0.5 * (before - after) / curvature, -0.5, 0.5))
-    return step
-
-
-def _drift_steps(frames: np.ndarray, ignore=None):
-    """Per frame, how far its content moved since the previous frame, ``(dx, dy)`` (the first: zero)."""
-    from scipy import ndimage
-
-    def prepared(k):
-        keep = np.ones(frames.shape[1:], bool)
-        if ignore is not None:
-            keep = ~ndimage.binary_dilation(np.asarray(ignore[k], bool), iterations=2)
-        return _high_pass(frames[k], keep), keep
-
-    previous, keep_previous = prepared(0)
-    yield np.zeros(2)
-    for k in range(1, len(frames)):
-        current, keep_current = prepared(k)
-        yield _frame_step(previous, current, keep_previous, keep_current)
-        previous, keep_previous = current, keep_current
-
-
-def estimate_drift(frames, *, ignore=None) -> np.ndarray:
-    """Drift of every frame relative to the first, by masked cross-correlation of consecutive frames.
-
-    Parameters
-    ----------
-    frames : array_like, shape (n_frames, rows, cols)
-    ignore : array_like of bool, shape (n_frames, rows, cols), optional
-        Pixels of features that move on their own (the dislocations): left out
-        of the correlation, so that the static specimen (texture, dots, slip
-        traces, boundaries) decides the drift.
-
-    Returns
-    -------
-    ndarray, shape (n_frames, 2)
-        ``(dx, dy)``: a specimen point at ``p`` in frame 0 lies at ``p + drift[k]`` in frame ``k``.
-    """
-    frames = read_stack(frames, name="frames")
-    if ignore is not None and np.shape(ignore) != frames.shape:
-        raise InputError(f"ignore must have the shape of the frames {frames.shape}, got {np.shape(ignore)}")
-    return np.cumsum(np.array(list(_drift_steps(frames, ignore))), axis=0)
 
 
 def line_instances(lines, *, min_length: float = 8.0) -> list[dict]:
@@ -384,7 +208,7 @@ def iter_track_lines(stack, model=None, *, max_distance: float = 10.0, gap_frame
     # the dislocations glide on their own: the drift comes from everything else
     t0 = time.perf_counter()
     steps = []
-    for k, step in enumerate(_drift_steps(frames, moving)):
+    for k, step in enumerate(iter_drift_steps(frames, moving)):
         steps.append(step)
         yield Progress(k + 1, n, "drift")
     drift = np.cumsum(np.array(steps), axis=0)
