@@ -183,6 +183,21 @@ def test_stack_readers_agree(tmp_path, series):
         np.testing.assert_allclose(stack, frames8, atol=1)
 
 
+def test_video_file_is_read(tmp_path, series):
+    import cv2
+
+    frames8 = np.round(series.frames[:4] * 255).astype(np.uint8)
+    path = tmp_path / "in_situ.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 5, (128, 128), False)
+    for frame in frames8:
+        writer.write(frame)
+    writer.release()
+    stack = read_stack(path)
+    assert stack.shape == (4, 128, 128)
+    assert np.mean(np.abs(stack - frames8)) < 12          # lossy (JPEG) frames, same content
+    assert np.corrcoef(stack[2].ravel(), frames8[2].ravel())[0, 1] > 0.9
+
+
 def test_cli_writes_its_files(tmp_path, series):
     import tifffile
 

@@ -32,8 +32,8 @@ def read_stack(source, *, name: str = "stack") -> np.ndarray:
     Parameters
     ----------
     source : str, Path or array_like
-        A multi-page TIFF, a ``.npy``, a video imageio reads (``.avi``, ``.mp4``,
-        ``.gif``, ...), a folder of single images (read in the order of their
+        A multi-page TIFF, a ``.npy``, a video (``.avi``, ``.mp4``, ``.gif``, ...:
+        through imageio, or OpenCV where imageio has no video backend), a folder of single images (read in the order of their
         names), or an array ``(n_frames, rows, cols)``. Colour frames become grey.
 
     Raises
@@ -83,13 +83,38 @@ def _read_file(path: Path) -> np.ndarray:
         else:
             import imageio.v3 as iio
 
-            frames = iio.imread(path, index=None) if suffix in VIDEO_SUFFIXES else iio.imread(path)
+            if suffix in VIDEO_SUFFIXES:
+                try:
+                    frames = iio.imread(path, index=None)
+                except Exception:
+                    frames = _read_with_opencv(path)   # no ffmpeg/pyav backend for imageio: OpenCV's own
+            else:
+                frames = iio.imread(path)
     except Exception as err:
         raise InputError(f"could not read {path.name} as a stack of frames: {err}") from err
     frames = np.asarray(frames)
     if frames.size == 0:
         raise InputError(f"{path.name} holds no image data (truncated, or not an image file?)")
     return frames
+
+
+def _read_with_opencv(path: Path) -> np.ndarray:
+    """Every frame of a video, through OpenCV's video reader (grey levels)."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    try:
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame)
+    finally:
+        capture.release()
+    if not frames:
+        raise ValueError("no frame could be decoded (not a video, or a codec this installation lacks)")
+    return np.stack(frames)
 
 
 def _read_folder(folder: Path) -> np.ndarray:
