@@ -38,6 +38,9 @@ def test_mean_pattern_discs_and_full_images(setup, qtbot):
     truth = viewer.layers["4D-STEM (synthetic)"].metadata["synthetic_params"]
     assert np.hypot(direct.cy - truth["centre"][0], direct.cx - truth["centre"][1]) < 0.5
     assert abs(direct.radius - 8.0) < 0.5
+    # the pass ran with its progress in the dock, and there is nothing left to cancel
+    assert widget.progress.text.startswith("mean pattern: done after")
+    assert not widget.cancel_button.enabled
     # long messages (the axes decision, the calibration) wrap instead of widening the dock
     assert all(label.native.wordWrap() for label in (widget.status, widget.calibration, widget.angle))
     assert widget.native.sizeHint().width() < 700, widget.native.sizeHint().width()
@@ -182,3 +185,29 @@ def test_exact_images_show_band_by_band(setup, qtbot):
     assert len(partial) >= 2  # several bands shown before the end
     rows = [s[2] for s in partial]
     assert rows == sorted(rows) and rows[0] < 48  # the filled rows grow band by band
+
+
+def test_cancel_button_stops_a_pass_and_says_so(make_napari_viewer, qtbot):
+    import time
+
+    from napari_stereo_tem.progress import Progress
+
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-stereo-tem", "Virtual detectors")
+
+    def endless():
+        k = 0
+        while True:  # a pass over a very large dataset, band after band
+            k += 1
+            time.sleep(0.01)
+            yield Progress(k, 10 ** 6, "band")
+
+    results = []
+    task = widget._start(endless(), results.append, "mean pattern")
+    qtbot.waitUntil(lambda: widget.progress.text.startswith("running"), timeout=10_000)
+    assert widget.cancel_button.enabled
+    widget.cancel()  # what the Cancel button calls
+    qtbot.waitUntil(lambda: not task.running, timeout=10_000)
+    qtbot.waitUntil(lambda: "after" in widget.progress.text, timeout=10_000)
+    assert widget.progress.text.startswith("mean pattern: cancelled"), widget.progress.text
+    assert not widget.cancel_button.enabled and results == []

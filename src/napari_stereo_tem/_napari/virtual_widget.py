@@ -45,6 +45,7 @@ from ..fourdstem import (
 )
 from .background import BackgroundTask
 from .notify import report_input_errors
+from .progress_panel import ProgressPanel
 from .task_widget import wrapping_label
 
 __all__ = ["VirtualDetectorWidget", "fourdstem_of", "discs_from_points"]
@@ -109,9 +110,13 @@ class VirtualDetectorWidget(Container):
                                  tooltip="where passes over the data run: inline, threads, or a dask scheduler "
                                          "address (tcp://host:8786)")
         self.status = wrapping_label("")
+        self.progress = ProgressPanel()  # the pass running now, n of N, elapsed: in the dock
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.extend([self.dataset, self.executor, self.mean_button, self.convergence, self.calibration, self.angle,
                      self.mirror_axis, self.mirror_point, self.mirror_button, self.radii, self.sweep_button,
-                     self.scan_rotation, self.estimate_button, self.pair_button, self.status])
+                     self.scan_rotation, self.estimate_button, self.pair_button, *self.progress.widgets,
+                     self.cancel_button, self.status])
+        self.cancel_button.changed.connect(self.cancel)
         self.mean_button.changed.connect(self.compute_mean_pattern)
         self.dataset.changed.connect(self._dataset_changed)
         self.convergence.changed.connect(self._show_geometry)
@@ -167,8 +172,36 @@ class VirtualDetectorWidget(Container):
     def _start(self, work, on_result, description, on_progress=None):
         if self._task is not None and self._task.running:
             self._task.cancel()
-        self._task = BackgroundTask(work, on_result, description=description, on_progress=on_progress)
-        return self._task.start()
+        self.progress.start(first=description)
+        self.cancel_button.enabled = True
+
+        def progress(report):
+            self.progress.update(report)
+            if on_progress is not None:
+                on_progress(report)
+
+        task = BackgroundTask(work, on_result, description=description, on_progress=progress,
+                              on_finished=lambda: self._finished(task, description), show_bar=False,
+                              error_panel=self.status)
+        self._task = task
+        return task.start()
+
+    def _finished(self, task, description: str) -> None:
+        # queued from the worker: the dock may be closed, or a newer pass may have taken over
+        try:
+            if task is not self._task:
+                return
+            self.cancel_button.enabled = False
+            outcome = "failed" if task.error is not None else ("cancelled" if task.cancelled else "done")
+            self.progress.finish(f"{description}: {outcome}")
+        except RuntimeError as err:  # "wrapped C/C++ object ... has been deleted"
+            if "deleted" not in str(err):
+                raise
+
+    def cancel(self, *_) -> None:
+        """Stop the pass running now (it stops between two bands of the data)."""
+        if self._task is not None and self._task.running:
+            self._task.cancel()
 
     def _executor(self) -> str:
         return self.executor.value.strip() or "threads"
