@@ -256,6 +256,7 @@ def _pieces(keep: np.ndarray, min_points: int):
 
 def fit_lines(mask_left, left, right, disparity, stereo_angle_deg: float, *, refined=None, positions=None,
               min_points: int = 10, min_branch_length: float = 10.0, max_gap: float = 12.0,
+              max_overhang: float = 1.0,
               min_peak: float = 0.5, min_inlier_share: float = 0.5, std_calibration: float = STD_CALIBRATION,
               min_sine: float = MIN_SINE, spacing: float = 8.0, smoothness: float = 2.0, tilts_deg=None):
     """3D lines with a depth standard deviation per point, one smooth disparity curve per branch.
@@ -281,6 +282,9 @@ def fit_lines(mask_left, left, right, disparity, stereo_angle_deg: float, *, ref
     max_gap : float
         Points farther than this (along the line, pixels) from every reliable
         measurement are not triangulated (the line is split there).
+    max_overhang : float
+        Beyond the first and the last reliable measurement the curve would be
+        extrapolated: only this far (pixels) is kept.
     min_peak : float
         Median correlation peak a branch needs: a line the right view does not show
         (matched on one side only) is dropped.
@@ -331,6 +335,7 @@ def fit_lines(mask_left, left, right, disparity, stereo_angle_deg: float, *, ref
         kept = s[inliers]  # distance along the line to the nearest kept measurement (s increases)
         j = np.clip(np.searchsorted(kept, s), 1, len(kept) - 1)
         near = np.minimum(np.abs(s - kept[j - 1]), np.abs(s - kept[j]))
+        near = np.where((s < kept[0] - max_overhang) | (s > kept[-1] + max_overhang), np.inf, near)
         for a, b in _pieces((near <= max_gap) & np.isfinite(fit) & np.isfinite(fit_sd), min_points):
             if tilts_deg is None:
                 pts, z_sd = triangulate(x[a:b], y[a:b], x[a:b] + fit[a:b], stereo_angle_deg, axis_col=axis_col,
