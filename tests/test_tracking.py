@@ -216,6 +216,7 @@ def test_cli_writes_its_files(tmp_path, series):
     assert [int(r["frame"]) for r in drift] == [0, 1, 2, 3]
     measured = np.array([[float(r["dx"]), float(r["dy"])] for r in drift])
     assert np.abs(measured - series.drift[:4]).max() < 1.0
+    assert (out / "tracks.png").stat().st_size > 1000
     record = json.loads((out / "track.json").read_text())
     assert record["settings"]["max_distance"] == 9.0
     assert record["settings"]["contrast"] == "bright_field"

@@ -1,12 +1,13 @@
 """``stereo-tem track STACK -o DIR``: dislocations tracked through an in-situ time series.
 
-``STACK`` is a multi-page TIFF, a video imageio reads, a ``.npy`` of
+``STACK`` is a multi-page TIFF, a video (imageio, or OpenCV), a ``.npy`` of
 ``(n_frames, rows, cols)`` or a folder of images (in the order of their names).
 The folder gets ``tracks.csv`` (``track_id,frame,x,y,length,velocity_x,velocity_y``:
 centroid in the first frame's coordinates, drift removed, spline length, px and
 px/frame), ``drift.csv`` (``frame,dx,dy``: where a specimen point of frame 0 lies in
-frame ``k``, minus where it lies in frame 0) and ``track.json`` (settings, counts,
-per-track summary, timings). The folder is written as a whole.
+frame ``k``, minus where it lies in frame 0), ``track.json`` (settings, counts,
+per-track summary, timings) and ``tracks.png`` (speed and length over time of
+every track seen in three frames or more). The folder is written as a whole.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 __all__ = ["add_parser", "run"]
 
 #: What the command writes (an existing folder holding only these may be replaced with --overwrite).
-PRODUCES = ("tracks.csv", "drift.csv", "track.json")
+PRODUCES = ("tracks.csv", "drift.csv", "track.json", "tracks.png")
 
 
 def add_parser(subparsers) -> None:
@@ -42,6 +43,31 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing result folder (only one holding this command's files)")
     parser.set_defaults(func=run)
+
+
+def _plot(rows: list[dict], path, *, min_frames: int = 3) -> None:
+    """Speed and length over time, one curve per track seen in ``min_frames`` frames or more."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    figure, (speed_axis, length_axis) = plt.subplots(1, 2, figsize=(9, 3.5), constrained_layout=True)
+    for track_id in sorted({r["track_id"] for r in rows}):
+        mine = [r for r in rows if r["track_id"] == track_id]
+        if len(mine) < min_frames:
+            continue
+        frames = [r["frame"] for r in mine]
+        speed = [float(np.hypot(r["velocity_x"], r["velocity_y"])) for r in mine]
+        line, = speed_axis.plot(frames, speed, marker="o", ms=3, label=str(track_id))
+        length_axis.plot(frames, [r["length"] for r in mine], marker="o", ms=3, color=line.get_color())
+    speed_axis.set(xlabel="frame", ylabel="speed (px/frame, drift removed)")
+    length_axis.set(xlabel="frame", ylabel="length (px)")
+    if speed_axis.lines:
+        speed_axis.legend(title="track", fontsize="small", ncol=2)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
 
 
 def run(args) -> int:
@@ -87,6 +113,7 @@ def run(args) -> int:
         atomic_write_text(tmp / "tracks.csv", csv_text(rows, cols=list(TRACK_COLUMNS)))
         atomic_write_text(tmp / "drift.csv", csv_text(drift_rows, cols=["frame", "dx", "dy"]))
         write_json(tmp / "track.json", record)
+        _plot(rows, tmp / "tracks.png")
     speeds = [t["speed"] for t in long_tracks]
     total_drift = float(((result.drift[-1] ** 2).sum()) ** 0.5)
     median = f"{sorted(speeds)[len(speeds) // 2]:.2f} px/frame" if speeds else "n/a"
