@@ -146,8 +146,9 @@ class StereoReconstruction:
 
         Drawn with OpenCV, which the pipeline has loaded anyway (matplotlib would add
         most of a second to every command-line start): the view scaled to 640 px wide,
-        the lines in viridis from the smallest to the largest ``z``, a colour bar
-        with both ends labelled, and a title with the line count and the stereo angle.
+        the lines in viridis from the 1st to the 99th percentile of ``z`` (beyond: the end
+        colours), a colour bar with both ends labelled, and a title with the line count and
+        the stereo angle.
         """
         import cv2
 
@@ -161,7 +162,8 @@ class StereoReconstruction:
         canvas[top:, :width] = cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
         lines = [np.asarray(line, dtype=float) for line in self.lines if len(line) >= 2]
         z = np.concatenate([line[:, 2] for line in lines]) if lines else np.zeros(0)
-        z_lo, z_hi = (float(z.min()), float(z.max())) if len(z) else (0.0, 1.0)
+        # the colour scale spans the 1st to 99th percentile: one stray point does not squash every colour
+        z_lo, z_hi = (float(np.percentile(z, 1)), float(np.percentile(z, 99))) if len(z) else (0.0, 1.0)
         span = max(z_hi - z_lo, 1e-9)
         lut = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_VIRIDIS)[:, 0]
         for line in lines:
