@@ -47,13 +47,11 @@ def add_parser(subparsers) -> None:
 
 def _plot(rows: list[dict], path, *, min_frames: int = 3) -> None:
     """Speed and length over time, one curve per track seen in ``min_frames`` frames or more."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.figure import Figure  # drawn by its own canvas: no backend chosen for the process
 
-    figure, (speed_axis, length_axis) = plt.subplots(1, 2, figsize=(9, 3.5), constrained_layout=True)
+    figure = Figure(figsize=(9, 3.5), layout="constrained")
+    speed_axis, length_axis = figure.subplots(1, 2)
     for track_id in sorted({r["track_id"] for r in rows}):
         mine = [r for r in rows if r["track_id"] == track_id]
         if len(mine) < min_frames:
@@ -67,7 +65,6 @@ def _plot(rows: list[dict], path, *, min_frames: int = 3) -> None:
     if speed_axis.lines:
         speed_axis.legend(title="track", fontsize="small", ncol=2)
     figure.savefig(path, dpi=100)
-    plt.close(figure)
 
 
 def run(args) -> int:
