@@ -246,3 +246,22 @@ def test_tilt_series_shares_one_axis():
     assert all(p.theta_deg == series.theta_deg for p in series.pairs)
     with pytest.raises(InputError, match="at least two"):
         align_series(images[:1])
+
+
+def test_refinement_recovers_a_subpixel_shift_and_drops_wrong_pairs():
+    from napari_stereo_tem.stereo.alignment import bandpass
+    from napari_stereo_tem.stereo.alignment.refine import refine_correspondences
+    from scipy import ndimage
+
+    rng = np.random.default_rng(4)
+    base = ndimage.gaussian_filter(rng.normal(size=(160, 160)), 2.0)
+    moved = ndimage.shift(base, (-0.3, 0.7), order=3, mode="reflect")  # content moves by (dx, dy) = (0.7, -0.3)
+    a = bandpass(base)
+    b = bandpass(1.8 * moved + 0.5 + rng.normal(0, 0.02, base.shape))  # another gain, offset and noise
+    left = np.array([[40.0, 50.0], [80.0, 80.0], [110.0, 60.0], [60.0, 110.0]])
+    start = left + np.round([0.7, -0.3])
+    start[3] += (9.0, 0.0)  # a wrong partner
+    right, keep, correlation, std = refine_correspondences(a, b, left, start)
+    np.testing.assert_allclose(right[:3] - left[:3], [[0.7, -0.3]] * 3, atol=0.05)
+    assert keep[:3].all() and not keep[3] and correlation[3] < 0.5
+    assert np.all(std[:3] < 0.05)

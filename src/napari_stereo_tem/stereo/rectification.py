@@ -256,7 +256,7 @@ def _check_shift(value, shape) -> np.ndarray:
     return arr
 
 
-def _auto_correspondences(left, right, mask_l, mask_r, *, methods, guides, working_size: int):
+def _auto_correspondences(left, right, mask_l, mask_r, *, methods, guides, working_size: int, refine: bool = True):
     """Correspondences at a working scale of at most ``working_size`` px, in full-resolution ``(x, y)``."""
     from .alignment import Correspondences, bandpass, find_correspondences
     from .alignment.matches import dense_matches
@@ -281,9 +281,14 @@ def _auto_correspondences(left, right, mask_l, mask_r, *, methods, guides, worki
         pl, pr, _ = dense_matches(ga, gb, ~ml, ~mr, shifts, patch=patch, step=patch // 2,
                                   search=max(12, size // 24))
         corr = corr.concat(Correspondences(pl, pr, np.full(len(pl), 2)))
+    if refine:
+        from .alignment.refine import refine_all
+
+        corr = refine_all(a, b, corr, ~ml, ~mr)
     if factor > 1:
         corr.left = corr.left * factor + (factor - 1) / 2.0
         corr.right = corr.right * factor + (factor - 1) / 2.0
+        corr.sigma = corr.sigma * factor
     return corr, factor
 
 
@@ -406,7 +411,8 @@ def rectify_pair(left, right, *, theta_deg: float | None = None, shift=None, poi
     fit = fit_epipolar(corr.left, corr.right, theta_deg=theta_in, shift=t_known,
                        threshold_px=ransac_threshold_px * factor, robust=not manual,
                        usable_area=float((~use_l).sum()), min_inliers=3 if manual else min_matches,
-                       max_theta_std_deg=5.0 if manual else max_theta_std_deg, groups=corr.source, seed=seed)
+                       max_theta_std_deg=5.0 if manual else max_theta_std_deg, groups=corr.source,
+                       point_sigma=None if manual else corr.sigma, seed=seed)
     warnings = list(fit.warnings)
     problems = [] if (theta_given and shift_in is not None) else list(fit.problems)
     if not manual and not problems:

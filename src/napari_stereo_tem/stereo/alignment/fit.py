@@ -118,6 +118,28 @@ def _group_sigma(resid: np.ndarray, groups: np.ndarray) -> np.ndarray:
     return sigma
 
 
+def _point_sigma(resid: np.ndarray, groups: np.ndarray, point_sigma) -> np.ndarray:
+    """Expected scatter of each point across the line.
+
+    Without ``point_sigma`` the robust scatter of each source; with it, the given
+    per-point standard errors scaled by one robust factor (their normalised
+    residuals' MAD), so that their ratios weight the points and the factor keeps
+    the standard error of the fit honest.
+    """
+    by_group = _group_sigma(resid, groups)
+    if point_sigma is None:
+        return by_group
+    ps = np.asarray(point_sigma, float)
+    known = np.isfinite(ps) & (ps > 0)
+    if known.sum() < 5:
+        return by_group
+    z = resid[known] / ps[known]
+    scale = 1.4826 * float(np.median(np.abs(z - np.median(z))))
+    out = by_group.copy()  # points without an error of their own keep their source's scatter
+    out[known] = np.maximum(ps[known] * max(scale, 0.5), 0.01)
+    return out
+
+
 def _combine_sources(points, sigma, groups, theta_deg: float, *, through_origin: bool, min_points: int = 15):
     """The direction from each source on its own, combined with a random-effects weighting.
 
@@ -188,8 +210,9 @@ def _best_line(disp: np.ndarray, threshold: float, rng: np.random.Generator, n_i
     length = np.hypot(vec[:, 0], vec[:, 1])
     ok = length > 3.0 * threshold  # two nearly equal displacements give no direction
     base, vec, length = base[ok], vec[ok], length[ok]
-    if len(vec) == 0:
-        return np.zeros(n, dtype=bool)
+    if len(vec) == 0:  # all displacements alike (no depth): those near their median, the direction undetermined
+        centre = np.median(disp, axis=0)
+        return np.hypot(*(disp - centre).T) < threshold
     normals = np.column_stack([-vec[:, 1], vec[:, 0]]) / length[:, None]
     costs = np.empty(len(vec))
     for s in range(0, len(vec), 256):
@@ -235,7 +258,7 @@ def fit_epipolar(left_pts, right_pts, *, theta_deg: float | None = None, shift=N
                  max_theta_std_deg: float | None = None, max_row_error_px: float = 0.25,
                  disparity_reach_px: float = 32.0, warn_theta_std_deg: float = 0.05, min_coverage: float = 0.04,
                  warn_coverage: float = 0.15, max_ambiguity: float = 0.6, n_iter: int = 3000, groups=None,
-                 seed: int = 0) -> EpipolarFit:
+                 point_sigma=None, seed: int = 0) -> EpipolarFit:
     """Fit ``right - left = d u - t`` to correspondences; say when the fit cannot be trusted.
 
     Parameters
@@ -274,6 +297,10 @@ def fit_epipolar(left_pts, right_pts, *, theta_deg: float | None = None, shift=N
     groups : array_like of int, shape (n,), optional
         Source of each correspondence; each source gets its own scatter
         (weights ``1 / sigma^2``), so precise dense matches count more than keypoints.
+    point_sigma : array_like, shape (n,), optional
+        Standard error of each correspondence's displacement (px, e.g. from
+        :func:`~.refine.refine_correspondences`); weights the points instead of
+        the per-source scatter (one robust factor scales them).
     seed : int
 
     Returns
@@ -285,6 +312,7 @@ def fit_epipolar(left_pts, right_pts, *, theta_deg: float | None = None, shift=N
     disp = pr - pl
     n = len(disp)
     groups = np.zeros(n, dtype=int) if groups is None else np.asarray(groups).reshape(n)
+    psig = None if point_sigma is None else np.asarray(point_sigma, float).reshape(n)
     rng = np.random.default_rng(seed)
     problems, warnings = [], []
     t_known = None if shift is None else np.asarray(shift, dtype=float).reshape(2)
@@ -322,14 +350,15 @@ def fit_epipolar(left_pts, right_pts, *, theta_deg: float | None = None, shift=N
                 break
             resid_all = (disp - origin) @ nrm
             inliers = np.abs(resid_all) < threshold_px
-            sigma_pts = _group_sigma(resid_all[inliers], groups[inliers])
+            sigma_pts = _point_sigma(resid_all[inliers], groups[inliers], None if psig is None else psig[inliers])
         u, nrm = _unit(theta)
         if theta_deg is None and inliers.sum() >= (5 if robust else 3):
             pts = disp[inliers] if anchor is None else disp[inliers] - anchor
             origin = np.zeros(2) if anchor is None else anchor
             across_in = (disp[inliers] - origin) @ nrm
             if robust:
-                sig = _group_sigma(across_in - np.median(across_in), groups[inliers])
+                sig = _point_sigma(across_in - np.median(across_in), groups[inliers],
+                                   None if psig is None else psig[inliers])
             else:  # a few clicked points: their RMS scatter, and no better than a tenth of a pixel
                 dof = max(len(across_in) - (1 if anchor is not None else 2), 1)
                 rms = float(np.sqrt(np.sum((across_in - across_in.mean()) ** 2) / dof))

@@ -44,11 +44,19 @@ class Correspondences:
         ``(x, y)`` pixels.
     source : ndarray of int, shape (n,)
         Index into :data:`SOURCES`.
+    sigma : ndarray, shape (n,)
+        Standard error (px) of each displacement after refinement
+        (:func:`~.refine.refine_correspondences`); NaN where not known.
     """
 
     left: np.ndarray
     right: np.ndarray
     source: np.ndarray
+    sigma: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.sigma is None:
+            self.sigma = np.full(len(self.left), np.nan)
 
     @classmethod
     def empty(cls) -> "Correspondences":
@@ -59,7 +67,11 @@ class Correspondences:
 
     def concat(self, other: "Correspondences") -> "Correspondences":
         return Correspondences(np.vstack([self.left, other.left]), np.vstack([self.right, other.right]),
-                               np.concatenate([self.source, other.source]))
+                               np.concatenate([self.source, other.source]), np.concatenate([self.sigma, other.sigma]))
+
+    def subset(self, keep) -> "Correspondences":
+        """The correspondences selected by a boolean mask or index array."""
+        return Correspondences(self.left[keep], self.right[keep], self.source[keep], self.sigma[keep])
 
     def counts(self) -> dict:
         """Number of correspondences per source."""
@@ -232,6 +244,35 @@ def _hough_line(vectors: np.ndarray, *, step_deg: float = 0.5, bin_px: float = 0
     return float(np.degrees(angles[k])), lo + j * bin_px, int(votes[k, j])
 
 
+def _true_share(candidates: np.ndarray, theta_rad: float, t_perp: float, chosen: np.ndarray, band_px: float, *,
+                bin_px: float = 4.0) -> np.ndarray:
+    """Share of true pairs among the candidates on the line near each chosen pair's disparity.
+
+    Blob pairs paired by chance scatter evenly over the search disc, so some fall
+    on the line too, at any disparity within the search radius, where they weigh
+    most on the direction. Their density is measured in bands parallel to the line
+    but off it (only chance pairs there); along the line, disparities where the
+    pairs on the line are not at least twice as dense as chance are not trusted.
+    """
+    u = np.array([np.cos(theta_rad), np.sin(theta_rad)])
+    nrm = np.array([-u[1], u[0]])
+    across = candidates @ nrm + t_perp
+    along = candidates @ u
+    on = np.abs(across) < band_px
+    off_lo, off_hi = 3.0 * band_px, 3.0 * band_px + 8.0
+    off = (np.abs(across) > off_lo) & (np.abs(across) < off_hi)
+    lo, hi = float(along.min()) - bin_px, float(along.max()) + bin_px
+    edges = np.arange(lo, hi + bin_px, bin_px)
+    h_on = np.histogram(along[on], edges)[0].astype(float)
+    h_off = np.histogram(along[off], edges)[0].astype(float)
+    smooth = np.array([0.25, 0.5, 0.25])
+    h_on = np.convolve(h_on, smooth, mode="same")
+    chance = np.convolve(h_off, smooth, mode="same") * (2.0 * band_px) / (2.0 * (off_hi - off_lo))
+    share = np.clip(1.0 - chance / np.maximum(h_on, 1e-9), 0.0, 1.0)
+    idx = np.clip(np.searchsorted(edges, chosen @ u) - 1, 0, len(share) - 1)
+    return share[idx]
+
+
 def blob_matches(a: np.ndarray, b: np.ndarray, valid_a: np.ndarray, valid_b: np.ndarray, shifts, *,
                  radius: float, max_points: int = 800, threshold_px: float = 0.8,
                  seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -260,6 +301,7 @@ def blob_matches(a: np.ndarray, b: np.ndarray, valid_a: np.ndarray, valid_b: np.
         if len(ia) < 10:
             continue
         disp = pb[ib] - pa[ia]
+        all_disp = disp
         angle, offset, votes = _hough_line(disp - np.asarray(shift, float))
         # chance: pairs fall on a 1 px wide strip across the search disc with probability 2 / (pi radius)
         chance = 2.0 * len(ia) / (np.pi * radius)
@@ -287,6 +329,10 @@ def blob_matches(a: np.ndarray, b: np.ndarray, valid_a: np.ndarray, valid_b: np.
             used_b.add(ib[k])
             chosen.append(k)
         chosen = np.asarray(chosen, dtype=int)
+        true_share = _true_share(all_disp, th, fit.t_perp, disp[chosen], threshold_px)
+        chosen = chosen[true_share >= 0.5]
+        if len(chosen) < 10:
+            continue
         best, best_votes = (pa[ia[chosen]], pb[ib[chosen]]), votes
     return best
 
