@@ -75,9 +75,15 @@ class ProgressPanel:
             return
         self._now = self._describe(report) if self._describe else running_stage(report, self._stages)
         stage, n, total = self._now
-        if total:
-            self.bar.max = total
-            self.bar.value = max(0, min(total, n - 1 if self._stages else n))
+        try:
+            if total:
+                self.bar.max = total
+                self.bar.value = max(0, min(total, n - 1 if self._stages else n))
+        except RuntimeError as err:  # a report queued before the dock was closed and its widgets deleted
+            self._timer.stop()
+            if "deleted" not in str(err):
+                raise
+            return
         self._refresh()
 
     def finish(self, outcome: str) -> None:

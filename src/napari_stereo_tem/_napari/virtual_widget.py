@@ -200,7 +200,7 @@ class VirtualDetectorWidget(Container):
 
     def cancel(self, *_) -> None:
         """Stop the pass running now (it stops between two bands of the data)."""
-        if self._task is not None and self._task.running:
+        if self._task is not None:  # also a pass whose worker thread has not started yet
             self._task.cancel()
 
     def _executor(self) -> str:
