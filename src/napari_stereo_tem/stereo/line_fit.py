@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["fit_lines", "image_disparity", "fit_disparity_curve", "line_angle_sine", "arc_length",
-           "line_planes"]
+           "line_planes", "true_runs"]
 
 #: The smallest ``|sin|`` of the angle between a line and the rows used in the weights.
 MIN_SINE = 0.35
@@ -228,9 +228,7 @@ def fit_disparity_curve(s, d, std, *, spacing: float = 8.0, smoothness: float = 
     inliers = measured & (robust > 0)
     if inliers.sum() < 4:
         return nan, nan, inliers
-    w = w0 * robust
-    lhs = basis.T @ (w[:, None] * basis) + lam * penalty + 1e-9 * np.eye(m)
-    cov = np.linalg.inv(lhs)
+    cov = np.linalg.inv(lhs)  # the last pass's system: its weights are the final robust ones
     fit_var = np.einsum("ij,jk,ik->i", basis, cov, basis) * scale ** 2
     return fit, np.sqrt(np.maximum(fit_var, 0.0)), inliers
 
@@ -247,10 +245,11 @@ def _row_centroid(image, x, rows, half: int = 3) -> np.ndarray:
     return np.where(total > 0, centre, x)
 
 
-def _pieces(keep: np.ndarray, min_points: int):
+def true_runs(keep: np.ndarray, min_length: int):
+    """``(start, stop)`` (stop exclusive) of every run of True in ``keep`` at least ``min_length`` long."""
     edges = np.diff(np.concatenate([[0], keep.astype(np.int8), [0]]))
     for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
-        if b - a >= min_points:
+        if b - a >= min_length:
             yield a, b
 
 
@@ -336,7 +335,7 @@ def fit_lines(mask_left, left, right, disparity, stereo_angle_deg: float, *, ref
         j = np.clip(np.searchsorted(kept, s), 1, len(kept) - 1)
         near = np.minimum(np.abs(s - kept[j - 1]), np.abs(s - kept[j]))
         near = np.where((s < kept[0] - max_overhang) | (s > kept[-1] + max_overhang), np.inf, near)
-        for a, b in _pieces((near <= max_gap) & np.isfinite(fit) & np.isfinite(fit_sd), min_points):
+        for a, b in true_runs((near <= max_gap) & np.isfinite(fit) & np.isfinite(fit_sd), min_points):
             if tilts_deg is None:
                 pts, z_sd = triangulate(x[a:b], y[a:b], x[a:b] + fit[a:b], stereo_angle_deg, axis_col=axis_col,
                                         disparity_std=fit_sd[a:b])

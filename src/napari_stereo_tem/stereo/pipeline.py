@@ -256,6 +256,7 @@ def lines_from_disparity(mask_left, disparity, stereo_angle_deg: float, *, min_p
     """
     from scipy.ndimage import median_filter
 
+    from .line_fit import true_runs
     from .projection import triangulate, triangulate_asymmetric
     from .skeleton_graph import skeleton_branches
 
@@ -266,11 +267,7 @@ def lines_from_disparity(mask_left, disparity, stereo_angle_deg: float, *, min_p
         check_cancelled()  # per line: a cancel does not wait for the whole stage
         xy = np.round(branch).astype(int)
         d = disparity[xy[:, 1], xy[:, 0]]
-        ok = np.isfinite(d)
-        edges = np.diff(np.concatenate([[0], ok.astype(np.int8), [0]]))
-        for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
-            if b - a < min_points:
-                continue
+        for a, b in true_runs(np.isfinite(d), min_points):
             piece = d[a:b]
             if median_points > 1 and len(piece) >= median_points:
                 piece = median_filter(piece, size=int(median_points), mode="nearest")

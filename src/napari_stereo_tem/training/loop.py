@@ -36,12 +36,9 @@ import torch
 
 from ..checks import InputError
 from ..progress import Progress, ProgressGenerator
-from .schedule import optimise, read_checkpoint, warmup_cosine, write_checkpoint
+from .schedule import GRAD_CLIP_NORM, optimise, read_checkpoint, warmup_cosine, write_checkpoint
 
 __all__ = ["Trainer", "RECIPE", "GRAD_CLIP_NORM"]
-
-#: Largest gradient norm of a step (larger ones are scaled down).
-GRAD_CLIP_NORM = 5.0
 
 #: What every training run shares, recorded in the metadata of the weights it writes.
 RECIPE = {"loop": "training.loop.Trainer", "optimiser": "AdamW (weight decay 1e-4)",
@@ -171,7 +168,7 @@ class Trainer:
                 self.model.train()
                 out = batch_loss(step, np.random.default_rng([self.seed, step]))
                 loss, parts = out if isinstance(out, tuple) else (out, {})
-                value = optimise(loss, self.optimiser, self.schedule, self.params, max_norm=GRAD_CLIP_NORM)
+                value = optimise(loss, self.optimiser, self.schedule, self.params)
                 if not math.isfinite(value):
                     raise InputError(f"the training loss became {value} at step {step + 1}; lower the "
                                              "learning rate (the last checkpoint is kept)")

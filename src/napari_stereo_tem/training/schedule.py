@@ -9,7 +9,7 @@ import torch
 
 from ..checks import InputError
 
-__all__ = ["warmup_cosine", "optimise", "write_checkpoint", "read_checkpoint"]
+__all__ = ["warmup_cosine", "optimise", "write_checkpoint", "read_checkpoint", "GRAD_CLIP_NORM"]
 
 
 def warmup_cosine(optimiser, steps: int, *, max_warmup: int = 100, floor: float = 0.05):
@@ -23,7 +23,11 @@ def warmup_cosine(optimiser, steps: int, *, max_warmup: int = 100, floor: float 
     return torch.optim.lr_scheduler.LambdaLR(optimiser, factor)
 
 
-def optimise(loss, optimiser, schedule, params, *, max_norm: float = 5.0) -> float:
+#: Largest gradient norm of a step (larger ones are scaled down).
+GRAD_CLIP_NORM = 5.0
+
+
+def optimise(loss, optimiser, schedule, params, *, max_norm: float = GRAD_CLIP_NORM) -> float:
     """One step: back-propagate ``loss``, clip the gradient norm, step optimiser and schedule; returns the loss."""
     optimiser.zero_grad(set_to_none=True)
     loss.backward()
