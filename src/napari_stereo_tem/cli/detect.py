@@ -10,7 +10,7 @@ factor as decided, the model, timings). The folder is written as a whole.
 
 from __future__ import annotations
 
-__all__ = ["add_parser", "run", "parse_scale", "CONTRASTS"]
+__all__ = ["add_parser", "run", "parse_scale", "add_detector_options", "CONTRASTS"]
 
 #: ``--contrast`` choices -> the core's names (shared with ``reconstruct``).
 CONTRASTS = {"auto": "auto", "bright": "bright_field", "dark": "dark_field"}
@@ -26,21 +26,32 @@ def add_parser(subparsers) -> None:
                     "The contrast (bright/dark field) and the resize factor that makes the lines look as "
                     "wide as in training are decided per image unless given.")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
-    parser.add_argument("--contrast", choices=("auto", "bright", "dark"), default="auto",
-                        help="bright field (dark lines), dark field (bright lines) or auto (default)")
-    parser.add_argument("--scale", default="auto", metavar="auto|none|F",
-                        help="resize factor before detection: auto (default), none, or a number such as 0.5 "
-                             "(lines twice as wide as the detector expects)")
+    add_detector_options(parser, flips=4)
     parser.add_argument("--threshold", type=float, default=None,
                         help="probability threshold (default: the model's recommended one)")
-    parser.add_argument("--flips", type=int, choices=(1, 2, 4), default=4,
-                        help="average the detector over this many mirrored copies (default 4; 1 is faster)")
-    parser.add_argument("--detector", default=None, help="detector version or weights path (default: selected)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("-o", "--output", required=True, help="output folder (written as a whole)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing result folder (only one holding this command's files)")
     parser.set_defaults(func=run)
+
+
+def add_detector_options(parser, *, flips: int, when: str = "") -> None:
+    """The detector's options of every command that detects lines: contrast, scale, flips, weights, device.
+
+    ``flips`` is the default of ``--flips``; ``when`` says when the automatic choices
+    are made (e.g. "decided on the first frame").
+    """
+    decided = f"; {when}" if when else ""
+    parser.add_argument("--contrast", choices=("auto", "bright", "dark"), default="auto",
+                        help=f"bright field (dark lines), dark field (bright lines) or auto (default{decided})")
+    parser.add_argument("--scale", default="auto", metavar="auto|none|F",
+                        help=f"resize factor before detection: auto (default{decided}), none, or a number such as "
+                             "0.5 (lines twice as wide as the detector expects)")
+    parser.add_argument("--flips", type=int, choices=(1, 2, 4), default=flips,
+                        help=f"average the detector over this many mirrored copies (default {flips}; 1 is the "
+                             "fastest)")
+    parser.add_argument("--detector", default=None, help="detector version or weights path (default: selected)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
 
 
 def parse_scale(text: str, option: str = "--scale"):

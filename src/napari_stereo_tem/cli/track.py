@@ -19,6 +19,8 @@ PRODUCES = ("tracks.csv", "drift.csv", "track.json", "tracks.png")
 
 
 def add_parser(subparsers) -> None:
+    from .detect import add_detector_options
+
     parser = subparsers.add_parser(
         "track", help="track dislocations through an in-situ time series",
         description="Drift correction, dislocation detection in every frame, and tracks of the line "
@@ -30,15 +32,7 @@ def add_parser(subparsers) -> None:
                         help="frames a line may be missed and still be linked (default 1; 0: none)")
     parser.add_argument("--min-length", type=float, default=8.0, metavar="PX",
                         help="shorter line branches are not tracked (default 8 px)")
-    parser.add_argument("--contrast", choices=("auto", "bright", "dark"), default="auto",
-                        help="bright field (dark lines), dark field (bright lines) or auto (default; "
-                             "decided on the first frame)")
-    parser.add_argument("--scale", default="auto", metavar="auto|none|F",
-                        help="resize factor before detection (default auto, decided on the first frame)")
-    parser.add_argument("--flips", type=int, choices=(1, 2, 4), default=1,
-                        help="average the detector over this many mirrored copies (default 1, the fastest)")
-    parser.add_argument("--detector", default=None, help="detector version or weights path (default: selected)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    add_detector_options(parser, flips=1, when="decided on the first frame")
     parser.add_argument("-o", "--output", required=True, help="output folder (written as a whole)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing result folder (only one holding this command's files)")
