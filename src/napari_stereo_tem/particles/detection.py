@@ -208,57 +208,70 @@ def _refine(corrected, found, *, sigma, radius_range, iterations: int = 4, momen
     r_guess = np.clip(found[:, 2], r_lo, r_window)
     r_hi = min(r_hi, r_window)
     half = int(np.ceil(1.5 * r_window + 6))
-    pad = np.pad(corrected, half, mode="reflect")
-    offs = np.arange(-half, half + 1, dtype=float)
+    # float32 patches: the centroid sums are over a few hundred pixels, far within its precision
+    pad = np.pad(np.asarray(corrected, dtype=np.float32), half, mode="reflect")
+    steps = np.arange(-half, half + 1)
+    offs = steps.astype(np.float32)
     xy = found[:, :2].astype(float).copy()
     k = min(5, len(xy))
     for _ in range(iterations):
         check_cancelled()
         ix = np.clip(np.round(xy[:, 0]).astype(int), 0, corrected.shape[1] - 1)
         iy = np.clip(np.round(xy[:, 1]).astype(int), 0, corrected.shape[0] - 1)
-        rows = (iy[:, None] + half + offs.astype(int)[None, :])  # (n, P)
-        cols = (ix[:, None] + half + offs.astype(int)[None, :])
+        rows = iy[:, None] + half + steps[None, :]  # (n, P)
+        cols = ix[:, None] + half + steps[None, :]
         patch = pad[rows[:, :, None], cols[:, None, :]]  # (n, P, P)
-        gx = ix[:, None, None] + offs[None, None, :]
-        gy = iy[:, None, None] + offs[None, :, None]
-        dx = gx - xy[:, 0, None, None]
-        dy = gy - xy[:, 1, None, None]
-        rho = np.hypot(dx, dy)
-        win = np.clip(1.5 * r_guess[:, None, None] + 2.0 - rho + 0.5, 0.0, 1.0)
-        sw = 0.6 * r_guess[:, None, None] + 0.5
-        gwin = win * np.exp(-0.5 * rho ** 2 / sw ** 2)
+        # offsets of the pixels from the current centre: (n, 1, P) and (n, P, 1)
+        dx = (ix - xy[:, 0]).astype(np.float32)[:, None, None] + offs[None, None, :]
+        dy = (iy - xy[:, 1]).astype(np.float32)[:, None, None] + offs[None, :, None]
+        rho2 = dx ** 2 + dy ** 2
+        rho = np.sqrt(rho2)
+        rg = r_guess.astype(np.float32)[:, None, None]
+        win = np.clip(1.5 * rg + 2.5 - rho, 0.0, 1.0)
+        sw = 0.6 * rg + 0.5
+        gwin = win * np.exp(-0.5 * rho2 / sw ** 2)
         if k > 1:
-            # Pixels nearer to another detection belong to it (a Voronoi split of touching blobs).
+            # Pixels nearer to another detection belong to it (a Voronoi split of touching blobs):
+            # beyond the bisector, d . u > |u|^2 / 2 with u from this centre to the other one.
             _, nb = cKDTree(xy).query(xy, k=k)
-            d_self = dx ** 2 + dy ** 2
             nearer = np.zeros(win.shape, dtype=bool)
+            reach = 2.0 * (1.5 * r_guess + 2.5)
             for j in range(1, k):
-                other = xy[nb[:, j]]
-                nearer |= ((gx - other[:, 0, None, None]) ** 2 + (gy - other[:, 1, None, None]) ** 2) < d_self
+                u = (xy[nb[:, j]] - xy).astype(np.float32)
+                u2 = np.sum(u ** 2, axis=1)
+                close = u2 < reach ** 2  # farther neighbours cannot reach this window
+                if not close.any():
+                    continue
+                nearer[close] |= (dx[close] * u[close, 0, None, None] + dy[close] * u[close, 1, None, None]
+                                  > 0.5 * u2[close, None, None])
             win[nearer] = 0.0
             gwin[nearer] = 0.0
-        ring = (rho > 1.5 * r_guess[:, None, None] + 3) & (rho < 1.5 * r_guess[:, None, None] + 6)
-        level = _row_medians(np.where(ring, patch, np.nan).reshape(len(xy), -1))
-        patch = patch - np.nan_to_num(level)[:, None, None]
-        gmass = np.sum(gwin * patch, axis=(1, 2))
+        ring = (rho > 1.5 * rg + 3) & (rho < 1.5 * rg + 6)
+        level = _row_medians(np.where(ring, patch, np.float32(np.nan)).reshape(len(xy), -1))
+        patch = patch - np.nan_to_num(level).astype(np.float32)[:, None, None]
+        wpatch = gwin * patch
+        gmass = np.sum(wpatch, axis=(1, 2), dtype=np.float64)
         good = gmass > 1e-12
-        cx = np.sum(gwin * patch * gx, axis=(1, 2)) / np.where(good, gmass, 1.0)
-        cy = np.sum(gwin * patch * gy, axis=(1, 2)) / np.where(good, gmass, 1.0)
-        mass = np.sum(win * patch, axis=(1, 2))
+        cx = xy[:, 0] + np.sum(wpatch * dx, axis=(1, 2), dtype=np.float64) / np.where(good, gmass, 1.0)
+        cy = xy[:, 1] + np.sum(wpatch * dy, axis=(1, 2), dtype=np.float64) / np.where(good, gmass, 1.0)
+        mpatch = win * patch
+        mass = np.sum(mpatch, axis=(1, 2), dtype=np.float64)
         step = np.hypot(cx - xy[:, 0], cy - xy[:, 1])
         move = good & (step < r_hi)
+        m2 = np.sum(mpatch * rho2, axis=(1, 2), dtype=np.float64) / np.where(mass > 1e-12, mass, 1.0)
         xy[move, 0] = cx[move]
         xy[move, 1] = cy[move]
-        m2 = np.sum(win * patch * rho ** 2, axis=(1, 2)) / np.where(mass > 1e-12, mass, 1.0)
         radius = np.sqrt(np.clip(2.5 * (m2 - 2 * sigma ** 2), 0.0, None))
         r_guess = np.where(good & np.isfinite(radius), np.clip(radius, r_lo, r_hi), r_guess)
     result = np.column_stack([xy, r_guess])
     if not moments:
         return result
-    norm = np.where(mass > 1e-12, mass, 1.0)[:, None, None]
-    wp = (win * patch)[:, None, None]
-    dd = np.stack(np.broadcast_arrays(dx, dy), axis=1)  # (n, 2, P, P)
-    cov = np.sum(wp[:, 0, 0][:, None, None] * dd[:, :, None] * dd[:, None, :], axis=(3, 4)) / norm
+    norm = np.where(mass > 1e-12, mass, 1.0)
+    # moments about the centre of the last pass's window
+    cov = np.empty((len(xy), 2, 2))
+    cov[:, 0, 0] = np.sum(mpatch * dx * dx, axis=(1, 2), dtype=np.float64) / norm
+    cov[:, 1, 1] = np.sum(mpatch * dy * dy, axis=(1, 2), dtype=np.float64) / norm
+    cov[:, 0, 1] = cov[:, 1, 0] = np.sum(mpatch * dx * dy, axis=(1, 2), dtype=np.float64) / norm
     return result, cov
 
 
