@@ -1,4 +1,9 @@
-"""``stereo-tem particles A B C D --beta DEG [--azimuths 0,90,180,270] [--pixel-size NM] -o DIR``."""
+"""``stereo-tem particles A B C D --beta DEG [--azimuths 0,90,180,270] [--pixel-size NM] -o DIR``.
+
+Or from one 4D-STEM scan: ``stereo-tem particles --4dstem DATASET --quadrants OFFSET[,R]
+--convergence-mrad A -o DIR`` (four virtual discs around the direct beam; beta and the
+azimuths come from their positions, :mod:`napari_stereo_tem.fourdstem.quadrants`).
+"""
 
 from __future__ import annotations
 
@@ -27,9 +32,26 @@ def add_parser(subparsers) -> None:
                     "(r,g), DIR/points_three_view.csv, DIR/particles.json (counts, the expected localisation floor "
                     "for the noise and beta of these views) and DIR/rdf.png.",
     )
-    p.add_argument("views", nargs="+", metavar="VIEW", help="the views A B C D (TIFF, PNG, .npy, microscope files)")
-    p.add_argument("--beta", type=float, required=True, metavar="DEG",
-                   help="view angle: a particle at height Z shifts by Z sin(beta) in each view")
+    p.add_argument("views", nargs="*", metavar="VIEW", help="the views A B C D (TIFF, PNG, .npy, microscope files)")
+    p.add_argument("--beta", type=float, default=None, metavar="DEG",
+                   help="view angle: a particle at height Z shifts by Z sin(beta) in each view (needed with views)")
+    scan = p.add_argument_group("from one 4D-STEM scan (instead of the views, --beta and --azimuths)")
+    scan.add_argument("--4dstem", dest="fourdstem", default=None, metavar="DATASET",
+                      help="a 4D-STEM dataset (.npy, .mib, .hspy, ...): four virtual discs make the four views")
+    scan.add_argument("--quadrants", default=None, metavar="OFFSET[,R]",
+                      help="four discs at OFFSET detector pixels around the direct beam, of radius R (default "
+                           "OFFSET / 2); beta = OFFSET * mrad/px")
+    scan.add_argument("--disc", action="append", default=None, metavar="CY,CX,R",
+                      help="a disc instead of --quadrants (repeat: three or more, all at one distance from the beam)")
+    scan.add_argument("--quadrant-azimuth", type=float, default=0.0, metavar="DEG",
+                      help="direction of the first quadrant disc on the detector, from +kx towards +ky (default 0)")
+    scan.add_argument("--convergence-mrad", type=float, default=None,
+                      help="convergence semi-angle in mrad (calibrates mrad/px with the direct disc; required)")
+    scan.add_argument("--direct-disc", default=None, metavar="CY,CX,R",
+                      help="the direct-beam disc (default: found on the mean pattern)")
+    scan.add_argument("--scan-rotation", type=float, default=0.0, metavar="DEG",
+                      help="scan-to-diffraction rotation in degrees (turns the disc directions into the image)")
+    scan.add_argument("--executor", default="inline", help="inline, threads, or a dask scheduler address")
     p.add_argument("--azimuths", type=_floats, default=[0.0, 90.0, 180.0, 270.0], metavar="LIST",
                    help="shift direction of each view in degrees from +x towards +y (default 0,90,180,270)")
     p.add_argument("--pixel-size", type=float, default=None, metavar="NM", help="nm per pixel (g(r) in nm)")
@@ -59,33 +81,22 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from pathlib import Path
-
     import numpy as np
 
     from ..checks import InputError
     from ..atomic import check_output_folder
-    from ..particles.pipeline import RESULT_FILES, reconstruct_particles_iter, write_particle_result
-    from ..progress import drive, end_progress_line, text_progress
+    from ..particles.pipeline import RESULT_FILES, write_particle_result
 
     if len(args.radius_range) != 2:
         raise InputError(f"--radius-range needs MIN,MAX, got {args.radius_range}")
     check_output_folder(args.output, overwrite=args.overwrite, produces=RESULT_FILES)
-    seen = {}
-    for view in args.views:
-        key = Path(view).resolve() if Path(view).exists() else view
-        if key in seen:
-            raise InputError(f"{seen[key]} and {view} are the same file; give the four different views A B C D "
-                             "(the heights would come out flat)")
-        seen[key] = view
-    work = reconstruct_particles_iter(
-        args.views, beta_deg=args.beta, azimuths_deg=args.azimuths, pixel_size=args.pixel_size,
-        method=args.method, sigma=args.sigma, threshold=args.threshold, radius_range=tuple(args.radius_range),
-        polarity=args.polarity, tolerance=args.tolerance, max_shift_px=args.max_shift, refine=args.refine,
-        r_max=args.r_max,
-        n_bins=args.bins)
-    result = drive(work, text_progress())
-    end_progress_line()
+    options = dict(pixel_size=args.pixel_size, method=args.method, sigma=args.sigma, threshold=args.threshold,
+                   radius_range=tuple(args.radius_range), polarity=args.polarity, tolerance=args.tolerance,
+                   max_shift_px=args.max_shift, refine=args.refine, r_max=args.r_max, n_bins=args.bins)
+    if args.fourdstem is not None:
+        result = _from_scan(args, options)
+    else:
+        result = _from_views(args, options)
     paths = write_particle_result(result, args.output, overwrite=args.overwrite)
     counts = result.reconstruction.counts
     print(f"detected per view {counts['detected_per_view']}, matched in all views {counts['matched_all_views']}, "
@@ -97,3 +108,75 @@ def run(args) -> int:
         print(f"precision: median std x {median[0]:.2g}, y {median[1]:.2g}, z {median[2]:.2g} px; an isolated "
               f"particle at this noise and beta: x {floor['x']:.2g}, y {floor['y']:.2g}, z {floor['z']:.2g} px")
     return 0
+
+
+def _from_views(args, options):
+    from pathlib import Path
+
+    from ..checks import InputError
+    from ..particles.pipeline import reconstruct_particles_iter
+    from ..progress import drive, end_progress_line, text_progress
+
+    if not args.views:
+        raise InputError("give the four views A B C D, or a 4D-STEM scan with --4dstem DATASET --quadrants OFFSET")
+    if args.beta is None:
+        raise InputError("--beta DEG is needed with views (the view angle of the detector segments)")
+    if args.quadrants or args.disc or args.direct_disc or args.convergence_mrad is not None:
+        raise InputError("--quadrants, --disc, --direct-disc and --convergence-mrad belong with --4dstem DATASET")
+    seen = {}
+    for view in args.views:
+        key = Path(view).resolve() if Path(view).exists() else view
+        if key in seen:
+            raise InputError(f"{seen[key]} and {view} are the same file; give the four different views A B C D "
+                             "(the heights would come out flat)")
+        seen[key] = view
+    result = drive(reconstruct_particles_iter(args.views, beta_deg=args.beta, azimuths_deg=args.azimuths, **options),
+                   text_progress())
+    end_progress_line()
+    return result
+
+
+def _from_scan(args, options):
+    import sys
+
+    from ..checks import InputError, parse_numbers
+    from ..fourdstem import calibrate, iter_patterns, open_4dstem
+    from ..fourdstem.quadrants import iter_particles_from_4dstem, quadrant_discs
+    from ..progress import drive, end_progress_line, text_progress
+
+    if args.views:
+        raise InputError(f"give either the views ({' '.join(args.views)}) or --4dstem DATASET, not both")
+    if args.beta is not None:
+        raise InputError("--beta is computed from the disc positions with --4dstem; leave it out")
+    if bool(args.quadrants) == bool(args.disc):
+        raise InputError("with --4dstem give the discs: --quadrants OFFSET[,R] (four around the direct beam) or "
+                         "three or more --disc CY,CX,R")
+    if args.convergence_mrad is None:
+        raise InputError("--convergence-mrad A is needed: the view angle beta comes from the disc positions in mrad")
+    ds = open_4dstem(args.fourdstem)
+    if args.direct_disc:
+        calibration = calibrate(direct=parse_numbers(args.direct_disc, name="--direct-disc", count=3,
+                                                     form="CY,CX,R"), convergence_mrad=args.convergence_mrad)
+    else:
+        mean, _ = drive(iter_patterns(ds, executor=args.executor), text_progress())
+        end_progress_line()
+        calibration = calibrate(mean, convergence_mrad=args.convergence_mrad)
+        if calibration.refused:
+            raise InputError(f"{calibration.refused}; give --direct-disc CY,CX,R")
+    direct = calibration.direct
+    if args.quadrants:
+        values = parse_numbers(args.quadrants, name="--quadrants", count=(1, 2), form="OFFSET[,R]")
+        offset = values[0]
+        radius = values[1] if len(values) > 1 else offset / 2.0
+        discs = quadrant_discs(direct, offset, radius, first_azimuth_deg=args.quadrant_azimuth)
+    else:
+        discs = [parse_numbers(text, name="--disc", count=3, form="CY,CX,R") for text in args.disc]
+    work = iter_particles_from_4dstem(ds, discs, direct, mrad_per_px=calibration.mrad_per_px,
+                                      scan_rotation_deg=args.scan_rotation, executor=args.executor, **options)
+    scan = drive(work, text_progress())
+    end_progress_line()
+    scan.result.params["calibration"] = calibration.to_dict()
+    print(f"direct beam ({direct.cy:.2f}, {direct.cx:.2f}) r {direct.radius:.2f} px, "
+          f"{calibration.mrad_per_px:.4g} mrad/px; {len(discs)} discs: beta {scan.beta_deg:.3f} deg, azimuths "
+          + ", ".join(f"{a:.1f}" for a in scan.azimuths_deg) + " deg", file=sys.stderr)
+    return scan.result
