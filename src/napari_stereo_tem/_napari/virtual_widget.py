@@ -124,6 +124,11 @@ class VirtualDetectorWidget(Container):
         self.sweep_button.changed.connect(self.radius_sweep)
         self.estimate_button.changed.connect(self.estimate_rotation)
         self.pair_button.changed.connect(self.use_as_stereo_pair)
+        from .quadrants_panel import add_quadrants_panel  # four quadrants -> particles
+        from .ranking_panel import add_ranking_panel  # rank detectors by a topological score
+
+        self.quadrants = add_quadrants_panel(self)
+        self.ranking = add_ranking_panel(self)
         self._calibration_from_metadata()
 
     # -- helpers ---------------------------------------------------------------

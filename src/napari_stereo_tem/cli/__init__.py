@@ -20,7 +20,7 @@ __all__ = ["main", "build_parser", "SUBCOMMANDS"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
 SUBCOMMANDS: tuple[str, ...] = ("train", "reconstruct", "detect", "virtual", "synth", "particles", "evaluate",
-                                 "track")
+                                 "track", "rank")
 
 
 def build_parser() -> argparse.ArgumentParser:
