@@ -88,7 +88,9 @@ def test_ranking_table(dock, qtbot):
     ranking = widget.ranking.result.ranking
     assert table["data"] and len(table["data"]) == 3
     assert [row[0] for row in table["data"]] == [1, 2, 3]
-    distances = [row[2] for row in table["data"]]
+    assert [row[1] for row in table["data"]] == [row["name"] for row in ranking]
+    assert set(row[1] for row in table["data"]) == {"r 1 px", "r 2 px", "r 3 px"}
+    distances = [float(row[2]) for row in table["data"]]
     assert distances == sorted(distances)
     assert widget.ranking.advice.value.startswith(f"use: {ranking[0]['name']}")
     assert widget.native.sizeHint().width() < 700, widget.native.sizeHint().width()

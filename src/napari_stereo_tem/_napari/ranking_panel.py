@@ -37,7 +37,12 @@ class RankingPanel:
                                           "candidates' segmentations")
         self.rank_button = PushButton(text="Rank detectors")
         self.table = Table(value={"rank": [], "detector": [], "distance": []})
-        self.table.min_height = 140
+        self.table.min_height = 190
+        from qtpy.QtWidgets import QHeaderView, QStyledItemDelegate
+
+        self.table.native.setItemDelegate(QStyledItemDelegate(self.table.native))  # our text, as formatted
+        self.table.native.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.native.verticalHeader().setVisible(False)
         self.advice = wrapping_label("")
         self.widgets = [self.candidates, self.reference, self.rank_button, self.table, self.advice]
         self.rank_button.changed.connect(self.rank)
@@ -48,17 +53,20 @@ class RankingPanel:
                   if isinstance(layer, napari.layers.Labels) and layer.ndim == 2]
         return [(CONSENSUS, None), *labels]
 
-    def _discs(self) -> list:
+    def _candidates(self) -> tuple[list, list]:
+        """The candidate discs and their names (short: they fill a column of the table)."""
         host = self.host
         if not host._discs:
             raise InputError("place a disc first (or press 'Mean pattern'): the candidates are its sweep radii, "
                              "or all the discs")
         if self.candidates.value == ALL_DISCS:
-            return list(host._discs)
+            discs = list(host._discs)
+            return discs, [f"disc {k} (r {d.radius:g})" for k, d in enumerate(discs)]
         layer = host.discs_layer
         selected = sorted(layer.selected_data) if layer is not None else []
         centre = host._discs[selected[0] if selected else 0]
-        return sweep_discs(centre.centre, host._radii())
+        discs = sweep_discs(centre.centre, host._radii())
+        return discs, [f"r {d.radius:g} px" for d in discs]
 
     @report_input_errors()
     def rank(self, *_):
@@ -66,7 +74,8 @@ class RankingPanel:
         self.reference.reset_choices()
         layer = self.reference.value
         reference = None if layer is None else np.asarray(layer.data) > 0
-        work = iter_rank_detectors(self.host._dataset(), self._discs(), reference=reference,
+        discs, names = self._candidates()
+        work = iter_rank_detectors(self.host._dataset(), discs, reference=reference, names=names,
                                    executor=self.host._executor())
         return self.host._start(work, self.show, "rank detectors")
 
@@ -74,7 +83,7 @@ class RankingPanel:
         self.result = ranking
         self.table.value = {"rank": [row["rank"] for row in ranking.ranking],
                             "detector": [row["name"] for row in ranking.ranking],
-                            "distance": [round(row["distance"], 3) for row in ranking.ranking]}
+                            "distance": [f"{row['distance']:.3f}" for row in ranking.ranking]}
         best = ranking.ranking[0]
         self.advice.value = (f"use: {best['name']} (topological distance {best['distance']:.3f} from the "
                              f"{ranking.reference_kind}; 0 = same topology, lower is better)")
