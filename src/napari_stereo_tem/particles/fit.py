@@ -281,7 +281,11 @@ def fit_particles(signals, noise, points, radii, amplitudes, shift, *, blur, pro
         contrib[ent] = np.where(better[e_group[ent]], t_contrib, contrib[ent])
         cost = np.where(better, t_cost, cost)
         lam = np.where(better, lam / 3.0, lam * 5.0)
-        active &= ~((better & (cost_drop < 5e-2)) | (lam > 1e6))
+        # converged: a step that gains almost nothing, or a failed one too small to matter
+        # (a hundredth of a pixel in every view), rather than raising the damping until it gives up
+        moved = np.zeros(lay.n_groups)
+        np.maximum.at(moved, lay.group, np.max(np.abs(dp[:, :3] * [1.0, 1.0, 1.0 / z_step]), axis=1))
+        active &= ~((better & (cost_drop < 5e-2)) | (~better & (moved < 1e-2)) | (lam > 1e6))
         if not active.any():
             break
     n_rows_g = np.bincount(lay.row_group, minlength=lay.n_groups)
