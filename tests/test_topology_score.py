@@ -54,18 +54,22 @@ def test_score_orders_damage():
     broken[10:14, 20:24] = False  # one gap
     noisy = truth.copy()
     noisy[np.random.default_rng(0).random(truth.shape) < 0.02] = True
-    same = topological_score(truth, truth)
+    same = topological_score(truth, truth, weights="equal")
     assert same.distance == 0.0 and all(v == 0 for v in same.terms.values())
-    d_broken = topological_score(broken, truth).distance
-    d_noisy = topological_score(noisy, truth).distance
-    d_empty = topological_score(np.zeros_like(truth), truth).distance
-    assert 0 < d_broken < d_noisy <= 1.0
-    assert 0 < d_broken < d_empty <= 1.0
+    for weights in (None, "equal"):
+        d_broken = topological_score(broken, truth, weights=weights).distance
+        d_noisy = topological_score(noisy, truth, weights=weights).distance
+        d_empty = topological_score(np.zeros_like(truth), truth, weights=weights).distance
+        assert 0 < d_broken < d_noisy <= 1.0
+        assert 0 < d_broken < d_empty <= 1.0
+    # the default weighs the dilation filtration only; every term is still reported
+    default = topological_score(broken, truth)
+    assert default.distance == pytest.approx(np.mean([default.terms["dilation H0"], default.terms["dilation H1"]]))
+    assert len(default.terms) == 30
     assert {"dilation H0", "density H1", "height_3 H0", "radial_8 H1"} <= set(same.terms)
     # weights per family
-    only_dilation = topological_score(broken, truth, weights={"density": 0, "height": 0, "radial": 0})
-    assert only_dilation.distance == pytest.approx(np.mean([only_dilation.terms["dilation H0"],
-                                                            only_dilation.terms["dilation H1"]]))
+    radial = topological_score(broken, truth, weights={"dilation": 0, "density": 0, "height": 0, "radial": 2})
+    assert radial.distance == pytest.approx(np.mean([v for k, v in radial.terms.items() if k.startswith("radial")]))
 
 
 def test_consensus_and_ranking():
@@ -107,6 +111,10 @@ def test_bad_input(bad, message):
         topological_score(_lines(), _lines((70, 70)))
     with pytest.raises(InputError, match="unknown filtration"):
         filtration_images(_lines(), filtrations=("erosion",))
+    with pytest.raises(InputError, match="no filtration to score"):
+        topological_score(_lines(), _lines(), weights=dict.fromkeys(("dilation", "density", "height", "radial"), 0))
+    with pytest.raises(InputError, match="not negative"):
+        topological_score(_lines(), _lines(), weights={"dilation": -1})
 
 
 @pytest.fixture(scope="module")
@@ -153,6 +161,9 @@ def test_cli_rank_detectors(line_scan, tmp_path, capsys):
     assert distances == sorted(distances)
     record = json.loads((out / "ranking.json").read_text())
     assert record["reference"] == "consensus" and len(record["ranking"]) == 3
+    assert main(["rank-detectors", str(path), "--sweep", "3,3", "--weights", "erosion=1", "-o",
+                 str(tmp_path / "x")]) == 1
+    assert "--weights" in capsys.readouterr().err
     assert main(["rank-detectors", str(path), "-o", str(tmp_path / "x")]) == 1
     assert "give the candidates" in capsys.readouterr().err
     assert main(["rank-detectors", str(path), "--disc", "3,3,2", "-o", str(tmp_path / "x")]) == 1

@@ -35,6 +35,10 @@ def add_parser(subparsers) -> None:
                    help="line contrast for the detector (default: decided on the strongest image)")
     p.add_argument("--flips", type=int, choices=[1, 2, 4], default=1,
                    help="mirrored copies averaged by the detector (default 1)")
+    p.add_argument("--weights", default="default", metavar="default|equal|FAMILY=W,...",
+                   help="weight of each filtration family (dilation, density, height, radial) in the distance: "
+                        "default (dilation only, chosen on synthetic sweeps), equal (all 30 terms alike), or e.g. "
+                        "dilation=1,radial=0.5 (families not named weigh 1)")
     p.add_argument("--executor", default="inline", help="inline, threads, or a dask scheduler address")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("-o", "--output", required=True, metavar="DIR",
@@ -62,6 +66,7 @@ def run(args) -> int:
         discs = sweep_discs(centre, parse_numbers(args.radii, name="--radii", example="2,3,4,6"))
     else:
         discs = [as_disc(parse_numbers(text, name="--disc", count=3, form="CY,CX,R")) for text in args.disc]
+    weights = _weights(args.weights)
     check_output_folder(args.output, overwrite=args.overwrite, produces=PRODUCES)
     reference = None
     if args.label:
@@ -70,7 +75,7 @@ def run(args) -> int:
         reference = np.asarray(as_image(args.label, name=args.label).data) > 0
     dataset = open_4dstem(args.dataset)
     work = iter_rank_detectors(dataset, discs, reference=reference, contrast=args.contrast, flips=args.flips,
-                               executor=args.executor, device=args.device)
+                               executor=args.executor, device=args.device, weights=weights)
     ranking = drive(work, text_progress())
     end_progress_line()
     rows = ["rank,name,cy,cx,radius,distance"]
@@ -80,8 +85,9 @@ def run(args) -> int:
                     f"{row['distance']:.6f}")
     record = {"dataset": str(dataset.metadata.get("source", args.dataset)), "reference": ranking.reference_kind,
               "ranking": ranking.ranking, "params": ranking.params,
-              "score": "mean over filtrations (dilation, density, 4 heights, 9 radial centres) and H0/H1 of "
-                       "W1(A, R) / (W1(A, empty) + W1(R, empty)); 0 = the reference's topology, lower is better"}
+              "score": "weighted mean over filtrations (dilation, density, 4 heights, 9 radial centres) and H0/H1 of "
+                       "W1(A, R) / (W1(A, empty) + W1(R, empty)); 0 = the reference's topology, lower is better",
+              "weights": args.weights}
     with result_folder(args.output, overwrite=args.overwrite, produces=PRODUCES) as tmp:
         (tmp / "ranking.csv").write_text("\n".join(rows) + "\n")
         (tmp / "ranking.json").write_text(json.dumps(record, indent=2, default=str))
@@ -89,3 +95,25 @@ def run(args) -> int:
         tifffile.imwrite(tmp / "labels.tif", ranking.labels)
     print(ranking.summary())
     return 0
+
+
+def _weights(text: str):
+    """``default`` -> None, ``equal`` -> "equal", ``dilation=1,radial=0.5`` -> a mapping."""
+    from ..checks import InputError
+    from ..evaluation.topology import FILTRATIONS
+
+    text = text.strip()
+    if text in ("default", "equal"):
+        return None if text == "default" else "equal"
+    weights = {}
+    for part in text.split(","):
+        name, _, value = part.partition("=")
+        name = name.strip()
+        if name not in FILTRATIONS or not value.strip():
+            raise InputError(f"--weights {text!r}: give default, equal, or FAMILY=W pairs with FAMILY one of "
+                             f"{', '.join(FILTRATIONS)} (e.g. dilation=1,radial=0.5)")
+        try:
+            weights[name] = float(value)
+        except ValueError:
+            raise InputError(f"--weights {text!r}: {value!r} is not a number") from None
+    return weights
