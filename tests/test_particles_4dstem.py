@@ -141,3 +141,22 @@ def test_simulator_is_reproducible_and_validates():
         simulate_4dstem_particles(seed=1, scan_shape=(8, 8))
     with pytest.raises(InputError, match=".npy"):
         simulate_4dstem_particles(seed=1, path="scan.zarr")
+
+
+def test_cli_synth_then_particles(tmp_path, capsys):
+    scan_dir = tmp_path / "scan"
+    assert main(["synth", "4dstem-particles", "--seed", "9310001", "--n-particles", "20", "--scan", "64,64",
+                 "-o", str(scan_dir)]) == 0
+    assert {p.name for p in scan_dir.iterdir()} == {"data.npy", "params.json", "truth.csv"}
+    params = json.loads((scan_dir / "params.json").read_text())
+    truth = read_points_csv(scan_dir / "truth.csv")
+    assert params["n_particles"] == 20 and len(truth["x"]) == 20
+    out = tmp_path / "result"
+    assert main(["particles", "--4dstem", str(scan_dir / "data.npy"), "--quadrants", "7,4", "--convergence-mrad",
+                 str(params["convergence_mrad"]), "--radius-range", "2,7", "-o", str(out)]) == 0
+    found = read_points_csv(out / "points.csv")
+    points = np.column_stack([found["x"], found["y"], found["z"]])
+    record = json.loads((out / "particles.json").read_text())["params"]
+    score = score_particles(points, np.column_stack([truth["x"], truth["y"], truth["z"]]), shape=(64, 64),
+                            beta_deg=record["beta_deg"], azimuths_deg=record["azimuths_deg"], margin=6)
+    assert score["recall"] >= 0.75 and score["precision"] >= 0.75, score

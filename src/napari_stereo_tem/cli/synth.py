@@ -1,10 +1,13 @@
-"""``stereo-tem synth stereo|4dstem|particles|dataset --seed N [...] -o DIR``: synthetic data with its truth.
+"""``stereo-tem synth stereo|4dstem|4dstem-particles|particles|dataset --seed N [...] -o DIR``: synthetic data.
 
 - ``stereo``: ``DIR/left.tif``, ``right.tif``, ``mask_left.tif``, ``mask_right.tif``,
   ``disparity_left.tif``, ``disparity_right.tif``, ``lines_3d.csv``, ``params.json``.
 - ``4dstem``: ``DIR/data.npy`` (or ``data.zarr``, ``data.zspy``), shape ``(scan_y, scan_x, det_y, det_x)``,
   ``DIR/params.json`` (disc centre, radius, mrad per pixel, every parameter),
   ``DIR/lines_3d.csv`` (``line_id,x,y,z`` in scan pixels).
+- ``4dstem-particles``: ``DIR/data.npy``, a 4D-STEM scan of hard-sphere particles
+  (:mod:`napari_stereo_tem.synth.fourdstem_particles`), ``DIR/params.json`` and
+  ``DIR/truth.csv`` (``x,y,z,radius`` in scan pixels).
 - ``particles``: the four views and their truth, as written by
   ``napari_stereo_tem.synth.particles``.
 - ``dataset``: a training set of ``-n`` stereo scenes with train/val/test splits
@@ -27,7 +30,7 @@ def add_parser(subparsers) -> None:
         "synth", help="synthetic stereo pairs, 4D-STEM datasets, particle sets, training sets (with truth)",
         description="Write synthetic data and all of its ground truth (DESIGN 3.8). The same seed gives the "
                     "same bytes.")
-    parser.add_argument("kind", choices=["stereo", "4dstem", "particles", "dataset"])
+    parser.add_argument("kind", choices=["stereo", "4dstem", "4dstem-particles", "particles", "dataset"])
     parser.add_argument("--seed", type=int, default=0, help="seed (see napari_stereo_tem.synth.seeds for splits)")
     parser.add_argument("-o", "--output", required=True, help="output folder (created if needed)")
     parser.add_argument("--shape", default="512,512", metavar="ROWS,COLS", help="image shape (stereo, particles)")
@@ -46,11 +49,13 @@ def add_parser(subparsers) -> None:
     stereo.add_argument("--thickness", type=float, default=None, help="foil thickness in pixels")
     stereo.add_argument("-n", "--n-scenes", type=int, default=100, help="dataset: number of scenes")
     stereo.add_argument("--splits", default="0.8,0.1,0.1", help="dataset: train,val,test fractions")
-    four = parser.add_argument_group("4dstem")
-    four.add_argument("--scan", default="32,32", metavar="SY,SX", help="scan shape")
+    four = parser.add_argument_group("4dstem, 4dstem-particles")
+    four.add_argument("--scan", default=None, metavar="SY,SX", help="scan shape (default 32,32; particles 96,96)")
     four.add_argument("--detector", default="32,32", metavar="DY,DX", help="detector shape")
-    four.add_argument("--radius", type=float, default=8.0, help="direct-disc radius, detector pixels")
-    four.add_argument("--convergence-mrad", type=float, default=20.0, help="convergence semi-angle, mrad")
+    four.add_argument("--radius", type=float, default=None,
+                      help="direct-disc radius, detector pixels (default 8; particles 12)")
+    four.add_argument("--convergence-mrad", type=float, default=None,
+                      help="convergence semi-angle, mrad (default 20; particles 70)")
     four.add_argument("--scan-rotation", type=float, default=0.0, help="detector-to-scan rotation, degrees")
     four.add_argument("--format", choices=["npy", "zarr", "zspy"], default="npy", help="4D array format")
     parts = parser.add_argument_group("particles")
@@ -92,6 +97,7 @@ def run(args) -> int:
     from pathlib import Path
 
     from ..checks import parse_numbers
+    from ..progress import end_progress_line, text_progress
     from ..stereo.lines_io import write_lines_csv
 
     out = Path(args.output)
@@ -109,8 +115,9 @@ def run(args) -> int:
         show = text_progress()
         out.mkdir(parents=True, exist_ok=True)
         sample = simulate_4dstem(
-            seed=args.seed, scan_shape=_pair(args.scan, "--scan"), detector_shape=_pair(args.detector, "--detector"),
-            disc_radius_px=args.radius, convergence_mrad=args.convergence_mrad,
+            seed=args.seed, scan_shape=_pair(args.scan or "32,32", "--scan"),
+            detector_shape=_pair(args.detector, "--detector"), disc_radius_px=args.radius or 8.0,
+            convergence_mrad=args.convergence_mrad or 20.0,
             dose=200.0 if args.dose is None else (None if args.dose <= 0 else args.dose),
             scan_rotation_deg=args.scan_rotation, path=out / f"data.{args.format}",
             foil_thickness=args.thickness, n_groups=args.groups, loops=args.loops,
@@ -121,6 +128,23 @@ def run(args) -> int:
         print(f"wrote a {tuple(sample.data.shape)} 4D-STEM dataset to {out / f'data.{args.format}'} "
               f"(disc at {sample.centre[0]:.2f},{sample.centre[1]:.2f} r={sample.radius:g}, "
               f"{sample.mrad_per_px:.3g} mrad/px)")
+    elif args.kind == "4dstem-particles":
+        from ..synth.fourdstem_particles import simulate_4dstem_particles
+
+        out.mkdir(parents=True, exist_ok=True)
+        sample = simulate_4dstem_particles(
+            seed=args.seed, n_particles=args.n_particles, scan_shape=_pair(args.scan or "96,96", "--scan"),
+            detector_shape=_pair(args.detector, "--detector"), disc_radius_px=args.radius or 12.0,
+            convergence_mrad=args.convergence_mrad or 70.0,
+            dose=20.0 if args.dose is None else (None if args.dose <= 0 else args.dose),
+            scan_rotation_deg=args.scan_rotation, slab_thickness_px=args.thickness or 60.0,
+            path=out / "data.npy", progress=text_progress())
+        end_progress_line()
+        (out / "data.npy.json").replace(out / "params.json")
+        (out / "data.npy.truth.csv").replace(out / "truth.csv")
+        print(f"wrote a {tuple(sample.data.shape)} 4D-STEM scan of {len(sample.positions)} particles to "
+              f"{out / 'data.npy'} (disc at {sample.centre[0]:.2f},{sample.centre[1]:.2f} r={sample.radius:g}, "
+              f"{sample.mrad_per_px:.3g} mrad/px; truth in truth.csv)")
     elif args.kind == "particles":
         from ..synth.particles import simulate_particle_views
 
