@@ -80,6 +80,9 @@ class QuadrantsPanel:
         host = self.host
         direct = self._direct()
         scale = host._mrad_per_px()
+        if scale is None:
+            raise InputError("no calibration: the view angle needs the direct disc and the convergence semi-angle; "
+                             "press 'Mean pattern' on a dataset with a clear direct beam")
         radii = parse_numbers(self.particle_radii.value, name="particle radii", count=2, form="MIN,MAX")
         discs = list(host._discs)
         # refuses (in the dock) discs at different distances from the beam before reading anything
