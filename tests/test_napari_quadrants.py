@@ -94,3 +94,9 @@ def test_ranking_table(dock, qtbot):
     assert distances == sorted(distances)
     assert widget.ranking.advice.value.startswith(f"use: {ranking[0]['name']}")
     assert widget.native.sizeHint().width() < 700, widget.native.sizeHint().width()
+    # the swept disc takes the best radius
+    centre = widget._discs[0].centre
+    widget.ranking.use_best()
+    assert widget._discs[0].radius == widget.ranking.result.best.radius
+    assert widget._discs[0].centre == centre
+    qtbot.waitUntil(lambda: viewer.layers["virtual 0"].metadata.get("preview") is False, timeout=WAIT_CEILING_MS)

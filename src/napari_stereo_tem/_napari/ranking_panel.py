@@ -44,9 +44,13 @@ class RankingPanel:
         self.table.native.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.table.native.verticalHeader().setVisible(False)
         self.advice = wrapping_label("")
-        self.widgets = [self.candidates, self.reference, self.rank_button, self.table, self.advice]
+        self.use_button = PushButton(text="Use the best", enabled=False,
+                                     tooltip="sweep: give the disc the best radius; all discs: select the best disc")
+        self.widgets = [self.candidates, self.reference, self.rank_button, self.table, self.advice, self.use_button]
         self.rank_button.changed.connect(self.rank)
+        self.use_button.changed.connect(self.use_best)
         self.result = None
+        self._swept: int | None = None  # the disc whose radius the last sweep varied
 
     def _references(self, *_) -> list:
         labels = [(layer.name, layer) for layer in self.host._viewer.layers
@@ -64,7 +68,8 @@ class RankingPanel:
             return discs, [f"disc {k} (r {d.radius:g})" for k, d in enumerate(discs)]
         layer = host.discs_layer
         selected = sorted(layer.selected_data) if layer is not None else []
-        centre = host._discs[selected[0] if selected else 0]
+        self._swept = selected[0] if selected else 0
+        centre = host._discs[self._swept]
         discs = sweep_discs(centre.centre, host._radii())
         return discs, [f"r {d.radius:g} px" for d in discs]
 
@@ -74,6 +79,8 @@ class RankingPanel:
         self.reference.reset_choices()
         layer = self.reference.value
         reference = None if layer is None else np.asarray(layer.data) > 0
+        self.use_button.enabled = False
+        self._swept = None
         discs, names = self._candidates()
         work = iter_rank_detectors(self.host._dataset(), discs, reference=reference, names=names,
                                    executor=self.host._executor())
@@ -88,6 +95,27 @@ class RankingPanel:
         self.advice.value = (f"use: {best['name']} (topological distance {best['distance']:.3f} from the "
                              f"{ranking.reference_kind}; 0 = same topology, lower is better)")
         self.host.status.value = f"ranked {len(ranking.ranking)} detectors"
+        self.use_button.enabled = True
+
+    @report_input_errors()
+    def use_best(self, *_) -> None:
+        """Apply the ranking: the swept disc takes the best radius, or the best of the discs is selected."""
+        host, ranking = self.host, self.result
+        if ranking is None:
+            raise InputError("rank the detectors first")
+        best = ranking.best
+        discs = list(host._discs)
+        if self._swept is not None:
+            if self._swept >= len(discs):
+                raise InputError("the swept disc was removed since the ranking; rank again")
+            discs[self._swept] = best
+            host.set_discs(discs)
+            return
+        layer = host.discs_layer
+        index = ranking.ranking[0]["index"]
+        if layer is None or index >= len(discs) or discs[index] != best:
+            raise InputError("the discs changed since the ranking; rank again")
+        layer.selected_data = {index}
 
 
 def add_ranking_panel(host) -> RankingPanel:
