@@ -138,6 +138,8 @@ def test_rank_detectors_prefers_signal_over_noise(line_scan):
     assert ranking.ranking[-1]["disc"]["radius"] == 0.6
     assert ranking.best.radius > 0.6
     assert "use: r" in ranking.summary()
+    with pytest.raises(InputError, match="reference label has shape"):
+        rank_detectors(sample.data, sweep_discs((cy, cx), [2, 3]), reference=np.ones((10, 10)))
     # cancel: stops after the first report
     from napari_stereo_tem.fourdstem.ranking import iter_rank_detectors
 

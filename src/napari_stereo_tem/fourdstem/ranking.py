@@ -17,6 +17,7 @@ import numpy as np
 
 from ..checks import InputError
 from ..progress import Progress, ProgressGenerator, drive
+from .loading import open_4dstem
 from .masks import Disc, as_disc
 from .virtual import iter_virtual_images
 
@@ -123,10 +124,11 @@ def iter_rank_detectors(data, discs, *, reference=None, names=None, model=None, 
     names = [str(n) for n in names]
     if len(names) != len(discs):
         raise InputError(f"{len(names)} names for {len(discs)} discs")
-    images = yield from iter_virtual_images(data, discs, executor=executor)
-    if reference is not None and np.shape(reference) != images.shape[1:]:
+    dataset = open_4dstem(data)
+    if reference is not None and np.shape(reference) != tuple(dataset.scan_shape):  # refused before reading
         raise InputError(f"the reference label has shape {np.shape(reference)}, the virtual images "
-                         f"{images.shape[1:]}; draw the label on one of these virtual images")
+                         f"{tuple(dataset.scan_shape)}; draw the label on one of these virtual images")
+    images = yield from iter_virtual_images(dataset, discs, executor=executor)
     if model is None:
         from ..models.store import load_detector
 
