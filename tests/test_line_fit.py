@@ -71,6 +71,29 @@ def test_fit_lines_on_a_two_view_ridge_pair_gives_the_true_depth_and_drops_one_s
     assert np.all(stds[0] > 0) and np.median(stds[0]) < 1.0
 
 
+def test_points_the_right_view_does_not_confirm_are_left_out():
+    shape = (100, 140)
+    angle = 8.0
+    left = _line_image(shape, lambda y: 40 + 0.2 * y)
+    right = _line_image(shape, lambda y: 40 + 0.2 * y + 2.0)
+    mask = left > 0.5
+    start = np.full(shape, 2.0, dtype=np.float32)
+    confirmed = np.full(shape, 2.0, dtype=np.float32)
+    plain, _ = fit_lines(mask, left, right, start, angle, disparity_right=confirmed)
+    z_true = depth_from_disparity(2.0, angle)
+    assert len(plain) == 1 and np.abs(plain[0][:, 2] - z_true).max() < 1.0
+    # the right view gives another disparity back on most of the line: the line is not trusted
+    disputed = confirmed.copy()
+    disputed[:70] = 8.0
+    assert fit_lines(mask, left, right, start, angle, disparity_right=disputed)[0] == []
+    # on a short stretch only: those points are filled in by the curve, the line keeps its depth
+    disputed = confirmed.copy()
+    disputed[40:50] = 8.0
+    lines, _ = fit_lines(mask, left, right, start, angle, disparity_right=disputed)
+    assert len(lines) == 1 and np.abs(lines[0][:, 2] - z_true).max() < 1.0
+    assert fit_lines(mask, left, right, start, angle, disparity_right=disputed, max_lr_difference=10.0)[0]
+
+
 def test_planes_of_lines():
     t = np.linspace(0, 1, 40)
     in_plane = np.column_stack([30 * np.cos(3 * t), 30 * np.sin(3 * t), 0.5 * 30 * np.cos(3 * t)])  # z = x / 2

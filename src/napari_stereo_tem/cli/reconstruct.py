@@ -64,6 +64,9 @@ def add_parser(subparsers) -> None:
                         help="fit (default): disparity measured in the images along each line, one robust smooth "
                              "curve per line, a depth standard deviation per point (column depth_std of lines.csv); "
                              "legacy: the refined disparities smoothed, no uncertainty")
+    parser.add_argument("--no-lr-check", action="store_true",
+                        help="keep points whose disparity the matcher run from the right view does not confirm "
+                             "(by default they are left out and the line's curve fills them in)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("-o", "--output", required=True,
                         help="output folder (created if needed; written as a whole, an existing result is refused)")
@@ -142,7 +145,7 @@ def _work(args, left, right, *, detector, matcher):
                               manual_points=_read_points(args.points),
                               strict_rectify=not args.rectify_anyway, contrast=CONTRASTS[args.contrast],
                               detect_scale=parse_scale(args.detect_scale, "--detect-scale"),
-                              line_model=args.line_model)
+                              line_model=args.line_model, lr_check=not args.no_lr_check)
 
 
 def _pairs(args) -> list:

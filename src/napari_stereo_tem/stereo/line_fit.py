@@ -25,6 +25,7 @@ A branch with too few reliable points is dropped: it is not triangulated.
 from __future__ import annotations
 
 import numpy as np
+from scipy.ndimage import map_coordinates
 
 __all__ = ["fit_lines", "image_disparity", "fit_disparity_curve", "line_angle_sine", "arc_length",
            "line_planes", "true_runs"]
@@ -257,7 +258,8 @@ def fit_lines(mask_left, left, right, disparity, stereo_angle_deg: float, *, ref
               min_points: int = 10, min_branch_length: float = 10.0, max_gap: float = 12.0,
               max_overhang: float = 1.0,
               min_peak: float = 0.5, min_inlier_share: float = 0.5, std_calibration: float = STD_CALIBRATION,
-              min_sine: float = MIN_SINE, spacing: float = 8.0, smoothness: float = 2.0, tilts_deg=None):
+              min_sine: float = MIN_SINE, spacing: float = 8.0, smoothness: float = 2.0, tilts_deg=None,
+              disparity_right=None, max_lr_difference: float = 1.5):
     """3D lines with a depth standard deviation per point, one smooth disparity curve per branch.
 
     Parameters
@@ -296,6 +298,11 @@ def fit_lines(mask_left, left, right, disparity, stereo_angle_deg: float, *, ref
         smoothness of :func:`fit_disparity_curve`.
     tilts_deg : (float, float), optional
         The views' tilts for the specimen frame (see :func:`~.projection.triangulate_asymmetric`).
+    disparity_right : ndarray, shape (rows, cols), optional
+        The matcher's disparity seen from the right view (``x_right - x_left`` at each right
+        pixel: the matcher run on the mirrored, swapped pair). A left point whose disparity
+        ``d`` the right view does not give back at ``x + d`` (within ``max_lr_difference``
+        pixels) is not measured: the curve fills it in from its neighbours.
 
     Returns
     -------
@@ -322,6 +329,9 @@ def fit_lines(mask_left, left, right, disparity, stereo_angle_deg: float, *, ref
             x = np.where(np.isfinite(centre), centre, x)
         y = branch[:, 1].astype(float)
         d_img, sd_img, peak = image_disparity(left, right, x, y, start[ij[:, 1], ij[:, 0]])
+        if disparity_right is not None:
+            back = map_coordinates(disparity_right, [y, np.nan_to_num(x + d_img, nan=-1.0)], order=1, mode="nearest")
+            d_img = np.where(np.abs(back - d_img) <= max_lr_difference, d_img, np.nan)
         if not np.isfinite(peak).any() or np.nanmedian(peak) < min_peak:
             continue
         sine = np.maximum(line_angle_sine(branch), min_sine)

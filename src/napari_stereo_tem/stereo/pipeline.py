@@ -303,7 +303,8 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
                        contrast: str = "auto", detect_scale="auto", n_threads: int | None = None,
                        smooth_sigma: float = 3.0, min_line_points: int = 10, tilts_deg=None, frame: str = "mean",
                        tilt_axis_deg: float | None = None, shift=None, manual_points=None,
-                       strict_rectify: bool = True, line_model: str = "fit") -> ProgressGenerator[StereoReconstruction]:
+                       strict_rectify: bool = True, line_model: str = "fit",
+                       lr_check: bool = True) -> ProgressGenerator[StereoReconstruction]:
     """Reconstruct the 3D dislocation lines of a stereo pair; a progress generator.
 
     Parameters
@@ -368,6 +369,10 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
         (:func:`~napari_stereo_tem.stereo.line_fit.fit_lines`); ``"legacy"``: the
         refined disparities with a running median and Gaussian smoothing
         (:func:`lines_from_disparity`), no uncertainty.
+    lr_check : bool
+        With the ``"fit"`` line model, run the matcher from the right view's side too and
+        leave out the points whose disparity the two sides do not agree on within 1.5 px
+        (the curve fills them in from their neighbours).
 
     Yields
     ------
@@ -467,6 +472,12 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
 
         t0 = time.perf_counter()
         disparity, std = predict_disparity(norm_left, norm_right, matcher, disparity_range=disparity_range)
+        disparity_right = None
+        if line_model == "fit" and lr_check:
+            # the same matcher from the right view's side (mirrored, swapped pair: same disparity sign)
+            mirrored, _ = predict_disparity(norm_right[:, ::-1].copy(), norm_left[:, ::-1].copy(), matcher,
+                                            disparity_range=disparity_range)
+            disparity_right = mirrored[:, ::-1]
         timings["match"] = time.perf_counter() - t0
         yield Progress(4, total, "match")
 
@@ -488,7 +499,8 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
         if line_model == "fit":
             lines, line_std = fit_lines(mask_left, prob_left, prob_right, disparity, pair.stereo_angle_deg,
                                         refined=refined, positions=positions, tilts_deg=frame_tilts,
-                                        min_points=min_line_points, min_branch_length=float(min_line_points))
+                                        min_points=min_line_points, min_branch_length=float(min_line_points),
+                                        disparity_right=disparity_right)
         else:
             lines = lines_from_disparity(mask_left, refined, pair.stereo_angle_deg, smooth_sigma=smooth_sigma,
                                          positions=positions, tilts_deg=frame_tilts, min_points=min_line_points,
@@ -514,7 +526,7 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
                        "refine": bool(refine), "refine_mode": refine_mode, "max_snap_px": max_snap_px,
                        "threshold": threshold, "contrast": contrast, "smooth_sigma": smooth_sigma,
                        "detection": settings.as_dict(),
-                       "min_line_points": min_line_points, "line_model": line_model,
+                       "min_line_points": min_line_points, "line_model": line_model, "lr_check": bool(lr_check),
                        "axis_col": (pair.left.shape[1] - 1) / 2.0, "torch_threads": torch.get_num_threads()},
         "package": f"napari-stereo-tem {__version__}",
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
