@@ -124,6 +124,9 @@ class VirtualDetectorWidget(Container):
         self.sweep_button.changed.connect(self.radius_sweep)
         self.estimate_button.changed.connect(self.estimate_rotation)
         self.pair_button.changed.connect(self.use_as_stereo_pair)
+        from .views_panel import ViewsPanel  # ring of N discs -> fused 3D lines
+
+        self.views = ViewsPanel(self)
         from .quadrants_panel import add_quadrants_panel  # four quadrants -> particles
         from .ranking_panel import add_ranking_panel  # rank detectors by a topological score
 

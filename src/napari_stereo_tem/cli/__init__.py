@@ -19,8 +19,8 @@ from ..checks import InputError
 __all__ = ["main", "build_parser", "SUBCOMMANDS"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
-SUBCOMMANDS: tuple[str, ...] = ("train", "reconstruct", "detect", "virtual", "synth", "particles", "evaluate",
-                                 "track", "rank")
+SUBCOMMANDS: tuple[str, ...] = ("train", "reconstruct", "detect", "virtual", "views", "synth", "particles",
+                                 "evaluate", "track", "rank")
 
 
 def build_parser() -> argparse.ArgumentParser:

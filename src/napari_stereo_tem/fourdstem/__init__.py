@@ -1,4 +1,4 @@
-"""4D-STEM: lazy loading, calibration, one-pass virtual detectors, stereo geometry of two discs.
+"""4D-STEM: lazy loading, calibration, one-pass virtual detectors, stereo of two discs, 3D lines from N discs.
 
 GUI-free; the napari face and the ``stereo-tem virtual`` command call these.
 """
@@ -17,6 +17,7 @@ from .calibration import (
 from .descan import beam_centres, correct_descan, iter_beam_centres
 from .loading import FourDStem, open_4dstem
 from .masks import Disc, as_disc, detector_masks, disc_mask
+from .multiview import MultiViewReconstruction, iter_reconstruct_views, reconstruct_views
 from .pair import (
     Calibration,
     VirtualStereoPair,
@@ -39,6 +40,7 @@ from .stereo import (
     stereo_angle_deg,
 )
 from .sweep import radius_sweep, write_sweep
+from .views_geometry import ring_of_discs
 from .virtual import iter_virtual_images, virtual_images, virtual_images_from_rois
 
 __all__ = [
@@ -54,4 +56,5 @@ __all__ = [
     "radius_sweep", "write_sweep",
     "Calibration", "calibrate", "pair_geometry", "VirtualStereoPair", "compose_stereo_pair",
     "iter_virtual_stereo_pair", "virtual_stereo_pair",
+    "ring_of_discs", "MultiViewReconstruction", "iter_reconstruct_views", "reconstruct_views",
 ]

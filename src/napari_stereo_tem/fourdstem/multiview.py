@@ -1,0 +1,511 @@
+"""3D dislocation lines from three or more virtual detectors on one 4D-STEM dataset (DESIGN 3.12).
+
+Stages (:data:`STAGES`), one progress generator (:func:`iter_reconstruct_views`):
+
+1. ``virtual images``: the N discs' images in one pass over the data;
+2. ``detect``: the shipped detector on every view (contrast and resize factor
+   decided once, on view 0; class 1, dislocations, only);
+3. ``match``: the **reference view** (the one with the most line length, unless
+   given) gives the lines: the skeleton branches of its dislocation mask, without
+   their ends at junctions (where two lines at two depths share the patch). For every
+   useful pair that holds the reference, both views are rotated so that the pair's
+   disparities run along ``+x``; the learned matcher and the snap refinement give a
+   starting disparity, and the correlation of short patches along the row
+   (:func:`~napari_stereo_tem.stereo.line_fit.image_disparity`, on the normalised
+   views: their intensity follows a line's sub-pixel position, the detector's
+   probabilities hardly do) measures it per line point with a standard deviation,
+   twice (the second view moved by half a pixel, against the pull of the peak
+   towards whole pixels). Patches that reach the scan's edge are not used. A first
+   fused depth then places every point in every other view, and the remaining
+   useful pairs measure it there;
+4. ``fuse``: per point, the depth by weighted least squares over all pairs
+   (:func:`~.views_geometry.fuse_depths`, outlier pairs rejected), where a pair's
+   weight falls with ``sin**2`` of the line's angle to its epipolar direction (a
+   segment along one pair's direction is measured by the others); along each line
+   a robust smooth curve (:func:`~napari_stereo_tem.stereo.line_fit.fit_disparity_curve`)
+   gives the depth and its standard deviation.
+
+Frame of the points: the scan frame (``x`` = scan column, ``y`` = scan row) at
+zero tilt, ``z`` along the beam with ``z = 0`` where every view agrees (the
+probe's focal plane); pixels of the scan. A point is at ``(x, y) = p_ref - z s_ref``
+with ``p_ref`` its place in the reference view.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..checks import InputError
+from ..progress import Progress, ProgressGenerator, check_cancelled, drive
+from .masks import as_disc
+from .views_geometry import check_view_discs, fuse_depths, rotate_points, view_pairs, view_shifts
+
+__all__ = ["MultiViewReconstruction", "DetectedViews", "iter_reconstruct_views", "reconstruct_views",
+           "iter_detect_views", "iter_fuse_views", "STAGES", "RESULT_FILES", "STD_CALIBRATION"]
+
+#: Stages of :func:`iter_reconstruct_views`, in order.
+STAGES = ("virtual images", "detect", "match", "fuse")
+
+#: What :meth:`MultiViewReconstruction.save` writes.
+RESULT_FILES = ("lines.csv", "result.json")
+
+#: Factor on the depth standard deviations of the robust curve along each line: its residual
+#: scale is never taken below 1 (:func:`~napari_stereo_tem.stereo.line_fit.fit_disparity_curve`),
+#: several times too large for the fused measurements. Set on validation seeds
+#: (``python benchmarks/bench_multiview.py --datasets 4 --first-seed 5000100``: the 68th percentile
+#: of ``|dz| / depth_std`` was 0.205 with a factor 1.5) so that about 68 % of depth errors lie
+#: within one reported standard deviation.
+STD_CALIBRATION = 0.3
+
+#: What the correlation along each pair's rows compares: the normalised views (``"images"``,
+#: linear in the lines' sub-pixel positions) or the detector's probabilities.
+MEASURE_ON = ("images", "probability")
+
+
+@dataclass
+class DetectedViews:
+    """The N virtual images and what the detector found in each: ``(n_views, rows, cols)`` arrays."""
+
+    images: np.ndarray
+    normalised: np.ndarray
+    probability: np.ndarray
+    labels: np.ndarray
+    settings: dict = field(default_factory=dict)
+
+
+@dataclass
+class MultiViewReconstruction:
+    """Fused 3D lines of N views and everything needed to check them.
+
+    Attributes
+    ----------
+    lines : list of ndarray, shape (n, 3)
+        ``(x, y, z)`` of each line in order (scan pixels, frame of the module docstring).
+    depth_std : list of ndarray, shape (n,)
+        Standard deviation of each point's ``z``.
+    n_pairs : list of ndarray of int, shape (n,)
+        How many pairs measured each point (after outlier rejection; 0: filled in
+        along the line from measured neighbours).
+    views : DetectedViews
+    discs : list of Disc
+    shifts : ndarray, shape (n_views, 2)
+        View shift ``s_k`` (:func:`~.views_geometry.view_shifts`).
+    pairs : list of dict
+        Geometry of each pair used, with the number of measurements it gave and kept.
+    reference : int
+    timings, provenance : dict
+    """
+
+    lines: list
+    depth_std: list
+    n_pairs: list
+    views: DetectedViews
+    discs: list
+    shifts: np.ndarray
+    pairs: list
+    reference: int
+    timings: dict = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)
+
+    def line_summaries(self) -> list[dict]:
+        out = []
+        for line, std, used in zip(self.lines, self.depth_std, self.n_pairs):
+            line = np.asarray(line, dtype=float)
+            out.append({"n_points": int(len(line)),
+                        "length_px": float(np.linalg.norm(np.diff(line[:, :2], axis=0), axis=1).sum()),
+                        "z_min": float(line[:, 2].min()), "z_max": float(line[:, 2].max()),
+                        "depth_std_median": float(np.median(std)), "depth_std_max": float(np.max(std)),
+                        "pairs_per_point_median": float(np.median(used))})
+        return out
+
+    def record(self) -> dict:
+        """The JSON record written as ``result.json``."""
+        return {"provenance": self.provenance, "timings_s": self.timings,
+                "discs": [{**d.to_dict(), "view_shift": s.tolist()} for d, s in zip(self.discs, self.shifts)],
+                "reference_view": self.reference, "pairs": self.pairs,
+                "detection": self.views.settings,
+                "summary": {"n_lines": len(self.lines), "n_points": int(sum(len(v) for v in self.lines)),
+                            "units": "scan pixels",
+                            "frame": "scan frame at zero tilt: x = scan column, y = scan row, z along the beam, "
+                                     "z = 0 where all views agree"},
+                "lines": self.line_summaries()}
+
+    def save(self, directory, *, overwrite: bool = False) -> Path:
+        """Write ``lines.csv`` (``line_id,x,y,z,depth_std``) and ``result.json`` into ``directory``, as a whole."""
+        from ..atomic import result_folder
+        from ..stereo.lines_io import write_json, write_lines_csv
+
+        with result_folder(directory, overwrite=overwrite, option="directory", produces=RESULT_FILES) as folder:
+            write_lines_csv(folder / "lines.csv", self.lines, columns={"depth_std": self.depth_std})
+            write_json(folder / "result.json", self.record())
+        return Path(directory)
+
+
+def iter_detect_views(images, detector, *, contrast: str = "auto", detect_scale="auto", threshold=None,
+                      flips: int = 4) -> ProgressGenerator[DetectedViews]:
+    """The detector on every view: contrast and resize factor decided on view 0, then kept for all."""
+    from ..stereo.detect import iter_detect_lines
+    from ..stereo.detection import choose_settings, normalise_image
+
+    images = np.asarray(images, dtype=np.float32)
+    settings = choose_settings(images[0], detector, contrast=contrast, scale=detect_scale)
+    probs, labels, norms, record = [], [], [], None
+    for k, image in enumerate(images):
+        found = yield from iter_detect_lines(image, detector, contrast=settings.contrast, scale=settings.scale,
+                                             threshold=threshold, flips=flips)
+        probs.append(found.probability[0])
+        labels.append(found.labels)
+        norms.append(normalise_image(image, contrast=settings.contrast))
+        record = record or {**found.settings, "density": settings.as_dict()["density"]}
+        yield Progress(k + 1, len(images), "detect")
+    return DetectedViews(images, np.asarray(norms, np.float32), np.asarray(probs, np.float32),
+                         np.asarray(labels, np.uint8), record or {})
+
+
+def _normal_centres(prob: np.ndarray, branch: np.ndarray, half: int = 3) -> np.ndarray:
+    """Sub-pixel places of the skeleton points: probability-weighted centre across the line."""
+    from scipy.ndimage import map_coordinates
+
+    n = len(branch)
+    idx = np.arange(n)
+    t = branch[np.clip(idx + 2, 0, n - 1)] - branch[np.clip(idx - 2, 0, n - 1)]
+    t = t / np.maximum(np.hypot(t[:, 0], t[:, 1]), 1e-9)[:, None]
+    normal = np.column_stack([-t[:, 1], t[:, 0]])
+    steps = np.arange(-half, half + 1, dtype=float)
+    pts = branch[:, None, :] + steps[None, :, None] * normal[:, None, :]
+    values = map_coordinates(prob, [pts[..., 1].ravel(), pts[..., 0].ravel()], order=1, mode="nearest")
+    values = values.reshape(n, len(steps))
+    values = np.maximum(values - values.min(axis=1, keepdims=True), 0.0)
+    total = values.sum(axis=1)
+    offset = np.where(total > 0, (values * steps).sum(axis=1) / np.maximum(total, 1e-12), 0.0)
+    return branch + np.clip(offset, -1.5, 1.5)[:, None] * normal
+
+
+class _PairMeasure:
+    """One ordered pair ``(i, j)`` of views, rotated so that its disparities run along ``+x``."""
+
+    def __init__(self, views: DetectedViews, shifts, i: int, j: int, *, measure_on: str = "images"):
+        from scipy import ndimage as ndi
+
+        from .stereo import rotate_image
+
+        delta = shifts[j] - shifts[i]
+        self.i, self.j = i, j
+        self.baseline = float(np.hypot(*delta))
+        self.rotation = -float(np.rad2deg(np.arctan2(delta[1], delta[0])))
+        self.shape = views.probability.shape[1:]
+        source = views.normalised if measure_on == "images" else views.probability
+        self.prob = [rotate_image(source[k], self.rotation) for k in (i, j)]
+        # the second view moved by half a pixel along the rows: see :meth:`measure`
+        self.half = ndi.shift(self.prob[1], (0.0, -0.5), order=3, mode="nearest")
+        self._views = views
+
+    def starting_disparity(self, matcher):
+        """The matcher's disparity, snapped to the other view's lines where it can be (rotated frame)."""
+        from ..stereo.matching import predict_disparity, refine_disparity
+        from .stereo import rotate_image
+
+        norm = [rotate_image(self._views.normalised[k], self.rotation) for k in (self.i, self.j)]
+        masks = [rotate_image((self._views.labels[k] == 1).astype(np.float32), self.rotation) > 0.5
+                 for k in (self.i, self.j)]
+        disparity, _ = predict_disparity(norm[0], norm[1], matcher)
+        refined = refine_disparity(disparity, masks[0], masks[1], weights_left=self.prob[0],
+                                   weights_right=self.prob[1])
+        return np.where(np.isfinite(refined), refined, disparity)
+
+    def patch_inside(self, xy, *, half_width: int = 11, half_height: int = 3) -> np.ndarray:
+        """Whether the correlation patches around points ``xy`` (scan frame) lie inside the scan.
+
+        A line cut by the scan's edge ends there in every view, whatever its depth: a
+        patch that reaches the edge would measure that end, not the line. The patch runs
+        ``half_width`` px (its half width and the search) along the pair's epipolar
+        direction and ``half_height`` px across it.
+        """
+        a = -np.deg2rad(self.rotation)
+        e, n = np.array([np.cos(a), np.sin(a)]), np.array([-np.sin(a), np.cos(a)])
+        rows, cols = self.shape
+        xy = np.asarray(xy, dtype=float)
+        ok = np.ones(len(xy), dtype=bool)
+        for u in (-half_width, half_width):
+            for v in (-half_height, half_height):
+                corner = xy + u * e + v * n
+                ok &= (corner[:, 0] >= 0) & (corner[:, 0] <= cols - 1)
+                ok &= (corner[:, 1] >= 0) & (corner[:, 1] <= rows - 1)
+        return ok
+
+    def measure(self, xy_i, d0, *, min_sine: float, min_peak: float):
+        """Disparity ``x_j - x_i`` at points ``xy_i`` (scan frame, in view i), its std scaled by the line angle."""
+        from ..stereo.line_fit import image_disparity, line_angle_sine
+
+        q = rotate_points(xy_i, self.rotation, self.shape)
+        inside = self.patch_inside(xy_i)
+        start = np.where(inside, d0, np.nan)
+        d, sd, peak = image_disparity(self.prob[0], self.prob[1], q[:, 0], q[:, 1], start)
+        # The sub-pixel peak of a correlation sampled at whole shifts leans towards whole
+        # disparities (an error periodic in d, here up to a few hundredths of a pixel: a
+        # pixel of depth at 3 degrees). Measured again with the second view half a pixel
+        # further, the error has the opposite sign; the mean of the two cancels it.
+        d_half, sd_half, _ = image_disparity(self.prob[0], self.half, q[:, 0], q[:, 1], start - 0.5)
+        both = np.isfinite(d) & np.isfinite(d_half)
+        d = np.where(both, 0.5 * (d + d_half + 0.5), d)
+        sd = np.where(both, 0.5 * (sd + sd_half), sd)
+        sine = np.maximum(line_angle_sine(q), min_sine)
+        bad = ~inside | ~(peak >= min_peak)
+        return np.where(bad, np.nan, d), np.where(bad, np.nan, sd / sine)
+
+
+def _line_depth(s, z, z_std, *, spacing, smoothness, max_gap, min_points):
+    """Robust smooth depth along one line and its std; runs of points near kept measurements."""
+    from ..stereo.line_fit import fit_disparity_curve, true_runs
+
+    fit, fit_sd, inliers = fit_disparity_curve(s, z, z_std, spacing=spacing, smoothness=smoothness)
+    if inliers.sum() < min_points:
+        return []
+    kept = s[inliers]
+    j = np.clip(np.searchsorted(kept, s), 1, max(len(kept) - 1, 1))
+    near = np.minimum(np.abs(s - kept[j - 1]), np.abs(s - kept[np.minimum(j, len(kept) - 1)]))
+    near = np.where((s < kept[0] - 1.0) | (s > kept[-1] + 1.0), np.inf, near)
+    ok = (near <= max_gap) & np.isfinite(fit) & np.isfinite(fit_sd)
+    return [(a, b, fit, fit_sd) for a, b in true_runs(ok, min_points)]
+
+
+def iter_fuse_views(views: DetectedViews, shifts, *, matcher, pairs=None, reference: int | None = None,
+                    min_baseline_fraction: float = 0.3, min_line_points: int = 10, min_sine: float = 0.1,
+                    min_peak: float = 0.5, max_gap: float = 6.0, spacing: float = 8.0, smoothness: float = 2.0,
+                    junction_trim: float = 5.0, measure_on: str = "images",
+                    std_calibration: float = STD_CALIBRATION) -> ProgressGenerator[tuple]:
+    """Match the useful pairs of detected views and fuse them into 3D lines (stages ``match`` and ``fuse``).
+
+    ``pairs`` (``[(i, j), ...]``) restricts the pairs used (default: every useful
+    pair of :func:`~.views_geometry.view_pairs`); ``reference`` is the view whose
+    lines are reconstructed (default: the one with the most line length among the
+    views of those pairs). Returns ``(lines, depth_std, n_pairs, pair_records, reference)``.
+    """
+    from ..stereo.line_fit import arc_length
+    from ..stereo.skeleton_graph import skeleton_branches
+
+    if measure_on not in MEASURE_ON:
+        raise InputError(f"measure_on must be one of {MEASURE_ON}, got {measure_on!r}")
+    shifts = np.asarray(shifts, dtype=float)
+    n_views = len(views.images)
+    geometry = {tuple(p["pair"]): p for p in view_pairs(shifts, min_baseline_fraction=0.0)}
+    if pairs is None:
+        chosen = [tuple(p["pair"]) for p in view_pairs(shifts, min_baseline_fraction=min_baseline_fraction)]
+    else:
+        chosen = [tuple(sorted(int(v) for v in p)) for p in pairs]
+        if not chosen or any(p not in geometry for p in chosen):
+            raise InputError(f"pairs must be pairs of different views among 0..{n_views - 1}, got {pairs!r}")
+    used_views = sorted({v for p in chosen for v in p})
+    branches = {k: skeleton_branches(views.labels[k] == 1, min_branch_length=float(min_line_points))
+                for k in used_views}
+    if reference is None:
+        lengths = {k: sum(float(arc_length(b)[-1]) for b in branches[k] if len(b) > 1) for k in used_views}
+        reference = max(used_views, key=lambda k: lengths[k])
+    reference = int(reference)
+    if reference not in used_views:
+        raise InputError(f"the reference view {reference} is in none of the pairs {chosen}")
+    star = [p for p in chosen if reference in p]
+    others = [p for p in chosen if reference not in p]
+    lines_xy = [_normal_centres(views.probability[reference], b.astype(float))
+                for b in _trim_junctions(branches[reference], junction_trim) if len(b) >= min_line_points]
+    counts = np.cumsum([0] + [len(b) for b in lines_xy])
+    all_xy = np.concatenate(lines_xy) if lines_xy else np.zeros((0, 2))
+    total = len(star) + len(others) + 1
+    order = star + others
+    d_all = np.full((len(order), len(all_xy)), np.nan)
+    sd_all = np.full_like(d_all, np.nan)
+    b_all = np.zeros(len(order))
+    for p, (a, b) in enumerate(star):  # pairs with the reference: from the matcher
+        check_cancelled()
+        other = b if a == reference else a
+        m = _PairMeasure(views, shifts, reference, other, measure_on=measure_on)
+        start = m.starting_disparity(matcher)
+        q = np.round(rotate_points(all_xy, m.rotation, m.shape)).astype(int)
+        rows, cols = m.shape
+        inside = (q[:, 0] >= 0) & (q[:, 0] < cols) & (q[:, 1] >= 0) & (q[:, 1] < rows)
+        d0 = np.full(len(all_xy), np.nan)
+        d0[inside] = start[q[inside, 1], q[inside, 0]]
+        d_all[p], sd_all[p] = _measure_by_line(m, all_xy, d0, counts, min_sine, min_peak)
+        b_all[p] = m.baseline
+        yield Progress(p + 1, total, "match")
+    z0, _, _ = fuse_depths(d_all[:len(star)], sd_all[:len(star)], b_all[:len(star)])
+    z0 = _fill_along_lines(z0, counts)
+    for p, (a, b) in enumerate(others, start=len(star)):  # the remaining pairs, where the first depth puts the point
+        check_cancelled()
+        m = _PairMeasure(views, shifts, a, b, measure_on=measure_on)
+        xy_a = all_xy + z0[:, None] * (shifts[a] - shifts[reference])[None, :]
+        d_all[p], sd_all[p] = _measure_by_line(m, xy_a, z0 * m.baseline, counts, min_sine, min_peak)
+        b_all[p] = m.baseline
+        yield Progress(p + 1, total, "match")
+
+    z, z_sd, used = fuse_depths(d_all, sd_all, b_all)
+    lines, stds, n_used = [], [], []
+    for k in range(len(lines_xy)):
+        check_cancelled()
+        sl = slice(counts[k], counts[k + 1])
+        xy = all_xy[sl]
+        s = arc_length(xy)
+        for a, b, fit, fit_sd in _line_depth(s, z[sl], z_sd[sl], spacing=spacing, smoothness=smoothness,
+                                             max_gap=max_gap, min_points=min_line_points):
+            depth = fit[a:b]
+            lines.append(np.column_stack([xy[a:b] - depth[:, None] * shifts[reference][None, :], depth]))
+            stds.append(fit_sd[a:b] * std_calibration)
+            n_used.append(used[:, sl][:, a:b].sum(axis=0).astype(int))
+    records = []
+    for p, (i, j) in enumerate(order):
+        g = geometry[tuple(sorted((i, j)))]
+        measured = np.isfinite(d_all[p])
+        records.append({**g, "role": "with reference" if p < len(star) else "placed by first depth",
+                        "measured_points": int(measured.sum()), "kept_points": int(used[p].sum())})
+    yield Progress(total, total, "fuse")
+    return lines, stds, n_used, records, reference
+
+
+def _trim_junctions(branches, trim: float) -> list:
+    """Branches without their points within ``trim`` px of a junction (an end shared with another branch).
+
+    Where lines cross or meet in a view, the patch around the junction holds two lines
+    at two depths and no pair can say which is which.
+    """
+    if trim <= 0 or not branches:
+        return list(branches)
+    ends = np.array([p for b in branches if len(b) for p in (b[0], b[-1])], dtype=float)
+    _, index, counts = np.unique(np.round(ends).astype(int), axis=0, return_inverse=True, return_counts=True)
+    junctions = ends[counts[index.ravel()] > 1]
+    if not len(junctions):
+        return list(branches)
+    out = []
+    for b in branches:
+        dist = np.min(np.hypot(*(b[:, None, :] - junctions[None, :, :]).transpose(2, 0, 1)), axis=1)
+        out.append(b[dist > trim])
+    return out
+
+
+def _measure_by_line(m: _PairMeasure, xy, d0, counts, min_sine, min_peak):
+    """:meth:`_PairMeasure.measure` line by line (the line angle is a per-line quantity)."""
+    d = np.full(len(xy), np.nan)
+    sd = np.full(len(xy), np.nan)
+    for k in range(len(counts) - 1):
+        sl = slice(counts[k], counts[k + 1])
+        d[sl], sd[sl] = m.measure(xy[sl], d0[sl], min_sine=min_sine, min_peak=min_peak)
+    return d, sd
+
+
+def _fill_along_lines(z, counts):
+    """Points without a first depth take the nearest measured one on their line (0 on an unmeasured line)."""
+    out = np.array(z, dtype=float)
+    for k in range(len(counts) - 1):
+        part = out[counts[k]:counts[k + 1]]
+        ok = np.isfinite(part)
+        if not ok.any():
+            part[:] = 0.0
+        elif not ok.all():
+            idx = np.arange(len(part))
+            part[~ok] = np.interp(idx[~ok], idx[ok], part[ok])
+    return out
+
+
+def iter_reconstruct_views(data, discs, *, direct, mrad_per_px: float | None, scan_rotation_deg: float = 0.0,
+                           reference: int | None = None, detector=None, matcher=None, device="cpu",
+                           contrast: str = "auto", detect_scale="auto", threshold: float | None = None,
+                           flips: int = 4, min_baseline_fraction: float = 0.3, min_line_points: int = 10,
+                           executor="inline", descan=None,
+                           provenance: dict | None = None) -> ProgressGenerator[MultiViewReconstruction]:
+    """Reconstruct 3D dislocation lines from N >= 3 discs on one 4D-STEM dataset; a progress generator.
+
+    Parameters
+    ----------
+    data : path, FourDStem, numpy/dask array ``(scan_y, scan_x, det_y, det_x)`` or HyperSpy signal
+    discs : sequence of Disc or (cy, cx, r)
+        At least three, inside the detector, not all on one line
+        (:func:`~.views_geometry.check_view_discs`); see
+        :func:`~.views_geometry.ring_of_discs` for a ring.
+    direct : Disc or (cy, cx, r)
+        The direct-beam disc (e.g. ``calibrate(...).direct``).
+    mrad_per_px : float
+        Detector calibration (``convergence_mrad / direct radius``); None is refused.
+    scan_rotation_deg : float
+        Detector-to-scan rotation.
+    reference : int, optional
+        View whose lines are reconstructed (default: the one with the most line length).
+    detector, matcher : model or version name, optional
+        Default: the selected (shipped) versions.
+    device : str
+    contrast, detect_scale, threshold, flips
+        Detector options (see :func:`~napari_stereo_tem.stereo.detect.detect_lines`).
+    min_baseline_fraction : float
+        Pairs with a baseline below this share of the largest are not matched.
+    min_line_points : int
+        Shorter lines (and skeleton spurs) are dropped.
+    executor, descan
+        Where the pass over the data runs, and a descan correction
+        (see :func:`~napari_stereo_tem.fourdstem.virtual.iter_virtual_images`).
+    provenance : dict, optional
+        Added to the record (input names, say).
+
+    Yields
+    ------
+    Progress
+        Bands of the pass (``virtual images``), then views (``detect``), pairs
+        (``match``) and ``fuse``.
+
+    Returns
+    -------
+    MultiViewReconstruction
+    """
+    from .. import __version__
+    from ..models.store import load_detector
+    from ..stereo.matching import load_matcher
+    from .loading import open_4dstem
+    from .virtual import iter_virtual_images
+
+    if mrad_per_px is None:
+        raise InputError("no calibration: the views' directions need the direct disc and the convergence "
+                         "semi-angle (mrad/px); give --convergence-mrad (and --direct-disc if it is not found)")
+    ds = open_4dstem(data)
+    discs = check_view_discs(discs, ds.detector_shape)
+    direct = as_disc(direct)
+    shifts = view_shifts(discs, direct=direct, mrad_per_px=mrad_per_px, scan_rotation_deg=scan_rotation_deg,
+                         detector_shape=ds.detector_shape)
+    if reference is not None and not 0 <= int(reference) < len(discs):
+        raise InputError(f"reference view {reference} does not exist: give a disc number 0..{len(discs) - 1}")
+    timings = {}
+    t0 = time.perf_counter()
+    if detector is None or isinstance(detector, (str, Path)):
+        detector = load_detector("default" if detector is None else str(detector), device=device)
+    if matcher is None or isinstance(matcher, (str, Path)):
+        matcher = load_matcher("default" if matcher is None else str(matcher), device=device)
+    timings["load"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    images = yield from iter_virtual_images(ds, discs, executor=executor, descan=descan)
+    timings["virtual images"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    views = yield from iter_detect_views(images, detector, contrast=contrast, detect_scale=detect_scale,
+                                         threshold=threshold, flips=flips)
+    timings["detect"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    lines, stds, n_used, pairs, ref = yield from iter_fuse_views(
+        views, shifts, matcher=matcher, reference=reference, min_baseline_fraction=min_baseline_fraction,
+        min_line_points=min_line_points)
+    timings["match and fuse"] = time.perf_counter() - t0
+    meta = getattr(detector, "metadata", {}) or {}
+    record = {"source": str(ds.metadata.get("source", "")), "scan_shape": list(ds.scan_shape),
+              "detector_shape": list(ds.detector_shape), "direct_beam": direct.to_dict(),
+              "mrad_per_px": float(mrad_per_px), "scan_rotation_deg": float(scan_rotation_deg),
+              "detector": {"version": getattr(detector, "version", None), "command": meta.get("command")},
+              "matcher": {"version": getattr(matcher, "version", None)},
+              "parameters": {"min_baseline_fraction": min_baseline_fraction, "min_line_points": min_line_points,
+                             "flips": flips, "threshold": threshold, "contrast": contrast,
+                             "std_calibration": STD_CALIBRATION},
+              "package": f"napari-stereo-tem {__version__}",
+              "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **(provenance or {})}
+    return MultiViewReconstruction(lines, stds, n_used, views, list(discs), shifts, pairs, ref, timings, record)
+
+
+def reconstruct_views(data, discs, *, on_progress=None, should_stop=None, **options) -> MultiViewReconstruction:
+    """Run :func:`iter_reconstruct_views` to the end (same arguments) and return its result."""
+    return drive(iter_reconstruct_views(data, discs, **options), on_progress, should_stop)
