@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from napari_stereo_tem.progress import Cancelled, Progress, cancel_check, check_cancelled, drive
+from napari_stereo_tem.progress import Cancelled, Progress, cancel_check, check_cancelled, drive, map_threads
 from napari_stereo_tem.stereo.pipeline import lines_from_disparity
 
 
@@ -57,6 +57,21 @@ def test_the_scope_is_restored():
         with cancel_check(None):
             check_cancelled()
     check_cancelled()
+
+
+def test_map_threads_keeps_the_order_and_passes_a_cancel_to_its_workers():
+    assert map_threads(lambda v: v * v, range(7)) == [v * v for v in range(7)]
+    done = []
+
+    def work(k):
+        for i in range(10_000):
+            check_cancelled()
+            done.append((k, i))
+
+    with pytest.raises(Cancelled):
+        with cancel_check(lambda: len(done) >= 20):
+            map_threads(work, range(4))
+    assert len(done) < 200  # every worker stopped at its next check, none ran to its end
 
 
 def test_triangulation_stops_per_line():

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 __all__ = ["Progress", "Cancelled", "ProgressGenerator", "drive", "text_progress", "end_progress_line",
-           "check_cancelled", "cancel_check", "cancel_between_layers"]
+           "check_cancelled", "cancel_check", "cancel_between_layers", "map_threads"]
 
 T = TypeVar("T")
 
@@ -86,6 +86,30 @@ def cancel_between_layers(model) -> Iterator[None]:
     finally:
         for hook in hooks:
             hook.remove()
+
+
+def map_threads(fn: Callable[[Any], T], items, *, workers: int = 2) -> list[T]:
+    """``[fn(item) for item in items]`` in up to ``workers`` threads (numpy, SciPy and OpenCV release the GIL).
+
+    A cancel asked of the calling thread (:func:`cancel_check`) reaches the workers: each
+    stops at its next :func:`check_cancelled` and :class:`Cancelled` is raised here.
+    """
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    items = list(items)
+    should_stop = getattr(_current, "should_stop", None)
+
+    def one(item):
+        with cancel_check(should_stop):
+            return fn(item)
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    n = max(1, min(int(workers), len(items), cores))
+    if n == 1:
+        return [one(item) for item in items]
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        return list(pool.map(one, items))
 
 
 def check_cancelled() -> None:

@@ -36,7 +36,7 @@ from dataclasses import replace
 import numpy as np
 from scipy.spatial import cKDTree
 
-from ..progress import Progress, check_cancelled, drive
+from ..progress import Progress, check_cancelled, drive, map_threads
 from .detection import _background, _detect_log, _median, estimate_noise, resolve_polarity, touching_groups
 from .fit import blurred_sphere_profile, fit_particles, reach, render_particles
 from .geometry import view_directions
@@ -226,10 +226,8 @@ def _search_residuals(signals, noise, state, shift, *, blur, beta, psi, depth_ra
     # The particles sought are like the ones found: search the scales around their radii only.
     lo, hi = np.percentile(state.radii, [10, 90])
     scales = (max(radius_range[0], 0.8 * lo), min(radius_range[1], max(1.2 * hi, 0.8 * lo)))
-    dets = []
-    for k, signal in enumerate(signals):
-        check_cancelled()
-        dets.append(_detect_log(signal - model[k], noise[k], sigma=1.0, threshold=threshold, radius_range=scales))
+    dets = map_threads(lambda k: _detect_log(signals[k] - model[k], noise[k], sigma=1.0, threshold=threshold,
+                                             radius_range=scales), range(len(signals)))
     check_cancelled()
     found = match_particles(dets, beta_deg=beta, azimuths_deg=psi, tolerance=2.0, depth_range=depth_range)
     if len(found.points) == 0:
@@ -352,8 +350,8 @@ def refine_in_views_iter(views, reconstruction, *, polarity: str = "dark", radiu
     r_lo, r_hi = (float(v) for v in radius_range)
     n_views = rec.detection_index.shape[1]
     if signals is None:
-        signals = [fit_signal(v, polarity=polarity, radius_max=r_hi) for v in views]
-    noise = np.array([estimate_noise(s) for s in signals])
+        signals = map_threads(lambda v: fit_signal(v, polarity=polarity, radius_max=r_hi), views)
+    noise = np.array(map_threads(estimate_noise, signals))
     shift = np.sin(np.deg2rad(beta)) * view_directions(psi)
     state = _State(rec, np.clip(np.where(np.isfinite(rec.radii), rec.radii, r_lo), r_lo, r_hi))
     counts = {"found_in_residuals": 0, "split_in_two": 0, "dropped": 0}
