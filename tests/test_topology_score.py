@@ -163,6 +163,19 @@ def test_cli_rank_detectors(line_scan, tmp_path, capsys):
     assert distances == sorted(distances)
     record = json.loads((out / "ranking.json").read_text())
     assert record["reference"] == "consensus" and len(record["ranking"]) == 3
+    # a label of the scan as the reference (here the detector's own labels of the largest disc)
+    import tifffile
+
+    label = tmp_path / "label.tif"
+    tifffile.imwrite(label, (tifffile.imread(out / "labels.tif")[2] == 1).astype(np.uint8))
+    out2 = tmp_path / "rank_label"
+    assert main(["rank-detectors", str(path), "--sweep", f"{cy},{cx + 3}", "--radii", "1,2,4", "--label", str(label),
+                 "--weights", "dilation=1,radial=0.5", "-o", str(out2)]) == 0
+    record = json.loads((out2 / "ranking.json").read_text())
+    assert record["reference"] == "label" and record["weights"] == "dilation=1,radial=0.5"
+    assert record["ranking"][0]["name"] == "r 4 at ({:.1f}, {:.1f})".format(cy, cx + 3)  # equal to the label
+    assert record["ranking"][0]["distance"] == 0.0
+    capsys.readouterr()
     assert main(["rank-detectors", str(path), "--sweep", "3,3", "--weights", "erosion=1", "-o",
                  str(tmp_path / "x")]) == 1
     assert "--weights" in capsys.readouterr().err
