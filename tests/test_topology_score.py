@@ -137,7 +137,9 @@ def test_rank_detectors_prefers_signal_over_noise(line_scan):
     # a one-pixel disc at 3 e/px is mostly noise: it ranks last
     assert ranking.ranking[-1]["disc"]["radius"] == 0.6
     assert ranking.best.radius > 0.6
-    assert "use: r" in ranking.summary()
+    assert "use: r" in ranking.summary() and "note:" not in ranking.summary()  # one centre: no parallax note
+    spread = rank_detectors(sample.data, [(cy, cx + 3.0, 2.0), (cy, cx - 3.0, 2.0)])
+    assert "parallax" in spread.summary()
     with pytest.raises(InputError, match="reference label has shape"):
         rank_detectors(sample.data, sweep_discs((cy, cx), [2, 3]), reference=np.ones((10, 10)))
     # cancel: stops after the first report

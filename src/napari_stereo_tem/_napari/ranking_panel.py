@@ -93,7 +93,8 @@ class RankingPanel:
                             "distance": [f"{row['distance']:.3f}" for row in ranking.ranking]}
         best = ranking.ranking[0]
         self.advice.value = (f"use: {best['name']} (topological distance {best['distance']:.3f} from the "
-                             f"{ranking.reference_kind}; 0 = same topology, lower is better)")
+                             f"{ranking.reference_kind}; 0 = same topology, lower is better)"
+                             + (f"\nnote: {ranking.params['note']}" if ranking.params.get("note") else ""))
         self.host.status.value = f"ranked {len(ranking.ranking)} detectors"
         self.use_button.enabled = True
 

@@ -63,6 +63,8 @@ class DetectorRanking:
             lines.append(f"{row['rank']:>2}. {row['name']:<28} distance {row['distance']:.3f}  "
                          f"disc ({d['cy']:.1f}, {d['cx']:.1f}, r {d['radius']:.1f})")
         lines.append(f"use: {self.ranking[0]['name']}")
+        if self.params.get("note"):
+            lines.append(f"note: {self.params['note']}")
         return "\n".join(lines)
 
 
@@ -147,7 +149,12 @@ def iter_rank_detectors(data, discs, *, reference=None, names=None, model=None, 
     ranking = yield from iter_rank_by_topology(masks, ref, names=names, weights=weights, **topology_options)
     for row in ranking:
         row["disc"] = discs[row["index"]].to_dict()
-    params = {"contrast": contrast, "reference": reference_kind, "flips": int(flips),
+    note = ""
+    centres = {(round(d.cy, 3), round(d.cx, 3)) for d in discs}
+    if reference is None and len(centres) > 1:
+        note = ("the candidates sit at different places on the detector, so they see the specimen from different "
+                "directions and their consensus is blurred by parallax: a label of the scan gives a firmer ranking")
+    params = {"contrast": contrast, "reference": reference_kind, "flips": int(flips), "note": note,
               "detector": getattr(model, "version", None), "topology_options": topology_options,
               "weights": weights}
     return DetectorRanking(ranking=ranking, discs=discs, images=np.asarray(images), labels=labels, reference=ref,
