@@ -53,7 +53,7 @@ def test_four_quadrants_then_particles(dock, qtbot):
     assert "beta" in widget.quadrants.report.value and "matched in all views" in widget.quadrants.report.value
 
 
-def test_particles_refuse_uneven_discs(dock, qtbot, monkeypatch):
+def test_particles_take_uneven_discs_and_refuse_two_at_one_place(dock, qtbot, monkeypatch):
     from napari_stereo_tem.fourdstem import Disc
 
     viewer, widget = dock
@@ -64,10 +64,17 @@ def test_particles_refuse_uneven_discs(dock, qtbot, monkeypatch):
     widget.compute_mean_pattern()
     _wait_idle(qtbot, widget)
     d = widget._direct
+    # discs at different distances: one beta per view, shown in the dock
     widget.set_discs([Disc(d.cy, d.cx + 3, 1.5), Disc(d.cy + 3, d.cx, 1.5), Disc(d.cy, d.cx - 3, 1.5),
                       Disc(d.cy - 5, d.cx, 1.5)])
+    widget.quadrants._show_geometry()
+    report = widget.quadrants.report.value
+    assert report.startswith("4 views: beta ") and report.split(" deg")[0].count(",") == 3, report
+    # two discs at one place are one view: refused before any work
+    widget.set_discs([Disc(d.cy, d.cx + 3, 1.5), Disc(d.cy + 3, d.cx, 1.5), Disc(d.cy, d.cx - 3, 1.5),
+                      Disc(d.cy, d.cx + 3.2, 1.5)])
     assert widget.quadrants.particles() is None
-    assert messages and "different distances" in messages[-1]
+    assert messages and "same place" in messages[-1]
     assert "particles (all views)" not in viewer.layers
     # let the discs' exact images finish before the dock closes
     qtbot.waitUntil(lambda: all(viewer.layers[f"virtual {k}"].metadata.get("preview") is False for k in range(4)),

@@ -45,12 +45,19 @@ def test_view_geometry_from_disc_positions():
     assert beta == pytest.approx(np.rad2deg(5.0 * 6.0e-3))
     np.testing.assert_allclose(azimuths, [30.0, 120.0, -150.0, -60.0], atol=1e-9)
     np.testing.assert_allclose(info["beta_per_view_deg"], beta)
-    # discs at different distances: one beta cannot describe them, refused with the numbers
+    # discs at different distances: one beta per view, in the order of the discs
     uneven = [*discs[:3], Disc(10.0, 10.0 - 3.0, 2.0)]
-    with pytest.raises(InputError, match="different distances"):
-        view_geometry(uneven, direct, mrad_per_px=6.0)
+    betas, azimuths, info = view_geometry(uneven, direct, mrad_per_px=6.0)
+    np.testing.assert_allclose(betas, np.rad2deg(np.array([5.0, 5.0, 5.0, 3.0]) * 6.0e-3))
+    assert betas == info["beta_per_view_deg"]
+    np.testing.assert_allclose(azimuths, [0.0, 90.0, -180.0, -180.0], atol=1e-9)
+    # one disc on the beam centre looks straight down (beta 0); two there are one view, refused
+    betas, _, _ = view_geometry([*discs[:3], Disc(10.0, 10.0, 2.0)], direct, mrad_per_px=6.0)
+    assert betas[3] == 0.0 and betas[0] > 0
     with pytest.raises(InputError, match="on the direct-beam centre"):
-        view_geometry([*discs[:3], Disc(10.0, 10.0, 2.0)], direct, mrad_per_px=6.0)
+        view_geometry([*discs[:2], Disc(10.0, 10.0, 2.0), Disc(10.2, 10.0, 2.0)], direct, mrad_per_px=6.0)
+    with pytest.raises(InputError, match="same place"):
+        view_geometry([*discs[:3], Disc(discs[0].cy + 0.1, discs[0].cx, 2.0)], direct, mrad_per_px=6.0)
     with pytest.raises(InputError, match="at least 3 views"):
         view_geometry(discs[:2], direct, mrad_per_px=6.0)
     with pytest.raises(InputError, match="mrad_per_px"):
@@ -80,6 +87,24 @@ def test_particles_from_one_scan_match_the_truth(scan):
     assert flipped["recall"] < 0.5 * score["recall"] or flipped["rmse_z"] > 3 * score["rmse_z"], flipped
 
 
+def _uneven_discs(direct, fractions=(0.6, 0.75, 0.9, 1.0), offset=7.0, radius=3.0):
+    """Four discs in quadrants at ``fractions`` of ``offset`` from the beam centre."""
+    return [Disc(direct.cy + offset * f * np.sin(np.pi / 2 * i), direct.cx + offset * f * np.cos(np.pi / 2 * i),
+                 radius) for i, f in enumerate(fractions)]
+
+
+def test_particles_from_discs_at_different_distances(scan):
+    direct = Disc(*scan.centre, scan.radius)
+    out = particles_from_4dstem(scan.data, _uneven_discs(direct), direct, mrad_per_px=scan.mrad_per_px,
+                                scan_rotation_deg=ROTATION, radius_range=(2.0, 7.0))
+    expected = np.rad2deg(7.0 * np.array([0.6, 0.75, 0.9, 1.0]) * scan.mrad_per_px * 1e-3)
+    np.testing.assert_allclose(out.beta_deg, expected)
+    assert out.result.params["beta_deg"] == out.beta_deg
+    score = _score(out.result, scan, out.beta_deg, out.azimuths_deg)
+    assert score["recall"] >= 0.8 and score["precision"] >= 0.8, score
+    assert score["rmse_z"] < 1.5, score
+
+
 def test_cancel_stops_between_steps(scan):
     direct = Disc(*scan.centre, scan.radius)
     work = iter_particles_from_4dstem(scan.data, quadrant_discs(direct, 7.0, 4.0), direct,
@@ -107,6 +132,31 @@ def test_cli_particles_from_a_scan(scan, tmp_path, capsys):
     score = score_particles(points, scan.positions, shape=(80, 80), beta_deg=record["params"]["beta_deg"],
                             azimuths_deg=record["params"]["azimuths_deg"], margin=6)
     assert score["recall"] >= 0.8 and score["precision"] >= 0.8
+
+
+def test_cli_particles_from_discs_at_different_distances(scan, tmp_path, capsys):
+    path = tmp_path / "scan.npy"
+    np.save(path, np.asarray(scan.data))
+    direct = Disc(*scan.centre, scan.radius)
+    discs = []
+    for d in _uneven_discs(direct):
+        discs += ["--disc", f"{d.cy},{d.cx},{d.radius}"]
+    out = tmp_path / "result"
+    code = main(["particles", "--4dstem", str(path), *discs, "--convergence-mrad", "70",
+                 "--direct-disc", f"{scan.centre[0]},{scan.centre[1]},{scan.radius}",
+                 "--scan-rotation", str(ROTATION), "--radius-range", "2,7", "-o", str(out)])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    record = json.loads((out / "particles.json").read_text())
+    betas = record["params"]["beta_deg"]
+    np.testing.assert_allclose(betas, np.rad2deg(7.0 * np.array([0.6, 0.75, 0.9, 1.0]) * scan.mrad_per_px * 1e-3))
+    assert record["precision"]["beta_deg"] == betas
+    assert "beta " + ", ".join(f"{b:.3f}" for b in betas) + " deg" in err
+    table = read_points_csv(out / "points.csv")
+    points = np.column_stack([table["x"], table["y"], table["z"]])
+    score = score_particles(points, scan.positions, shape=(80, 80), beta_deg=betas,
+                            azimuths_deg=record["params"]["azimuths_deg"], margin=6)
+    assert score["recall"] >= 0.8 and score["precision"] >= 0.8, score
 
 
 @pytest.mark.parametrize("extra, message", [

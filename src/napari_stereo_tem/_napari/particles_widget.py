@@ -165,8 +165,9 @@ class ParticlesWidget(TaskWidget):
         layer = self.views[0].value
         if layer is None:
             return
-        if layer.metadata.get("beta_deg"):
-            self.beta.value = float(layer.metadata["beta_deg"])
+        beta = layer.metadata.get("beta_deg")
+        if beta and np.ndim(beta) == 0:  # one beta per view (virtual discs) has no single value to show here
+            self.beta.value = float(beta)
         if layer.metadata.get("azimuths_deg"):
             self.azimuths.value = ", ".join(f"{a:g}" for a in layer.metadata["azimuths_deg"])
         if layer.metadata.get("pixel_size_nm"):

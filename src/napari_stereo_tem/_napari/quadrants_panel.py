@@ -18,6 +18,7 @@ from magicgui.widgets import FloatSpinBox, LineEdit, PushButton
 
 from ..checks import InputError, parse_numbers
 from ..fourdstem.quadrants import iter_particles_from_4dstem, quadrant_discs, view_geometry
+from ..particles.geometry import format_beta
 from .notify import report_input_errors
 from .particles_widget import format_counts, particle_layers
 from .task_widget import wrapping_label
@@ -71,7 +72,7 @@ class QuadrantsPanel:
         except InputError as err:
             self.report.value = str(err)
             return
-        self.report.value = (f"{len(azimuths)} views: beta {beta:.3f} deg, azimuths "
+        self.report.value = (f"{len(azimuths)} views: {format_beta(beta)}, azimuths "
                              + ", ".join(f"{a:.0f}" for a in azimuths) + " deg")
 
     @report_input_errors()
@@ -85,7 +86,7 @@ class QuadrantsPanel:
                              "press 'Mean pattern' on a dataset with a clear direct beam")
         radii = parse_numbers(self.particle_radii.value, name="particle radii", count=2, form="MIN,MAX")
         discs = list(host._discs)
-        # refuses (in the dock) discs at different distances from the beam before reading anything
+        # refuses (in the dock) layouts that give no depth (two discs at one place) before reading anything
         beta, azimuths, _ = view_geometry(discs, direct, mrad_per_px=scale,
                                           scan_rotation_deg=host.scan_rotation.value)
         work = iter_particles_from_4dstem(host._dataset(), discs, direct, mrad_per_px=scale,
@@ -109,7 +110,7 @@ class QuadrantsPanel:
             if attrs["name"] in viewer.layers:
                 viewer.layers.remove(attrs["name"])
             getattr(viewer, f"add_{kind}")(data, **attrs)
-        self.report.value = (f"beta {scan.beta_deg:.3f} deg, azimuths "
+        self.report.value = (f"{format_beta(scan.beta_deg)}, azimuths "
                              + ", ".join(f"{a:.0f}" for a in scan.azimuths_deg) + " deg\n"
                              + format_counts(scan.result))
         self.host.status.value = f"{len(scan.result.reconstruction.points)} particles from {len(scan.discs)} discs"

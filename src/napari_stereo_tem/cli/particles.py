@@ -1,4 +1,4 @@
-"""``stereo-tem particles A B C D --beta DEG [--azimuths 0,90,180,270] [--pixel-size NM] -o DIR``.
+"""``stereo-tem particles A B C D --beta DEG[,DEG...] [--azimuths 0,90,180,270] [--pixel-size NM] -o DIR``.
 
 Or from one 4D-STEM scan: ``stereo-tem particles --4dstem DATASET --quadrants OFFSET[,R]
 --convergence-mrad A -o DIR`` (four virtual discs around the direct beam; beta and the
@@ -33,8 +33,9 @@ def add_parser(subparsers) -> None:
                     "for the noise and beta of these views) and DIR/rdf.png.",
     )
     p.add_argument("views", nargs="*", metavar="VIEW", help="the views A B C D (TIFF, PNG, .npy, microscope files)")
-    p.add_argument("--beta", type=float, default=None, metavar="DEG",
-                   help="view angle: a particle at height Z shifts by Z sin(beta) in each view (needed with views)")
+    p.add_argument("--beta", type=_floats, default=None, metavar="DEG[,DEG...]",
+                   help="view angle: a particle at height Z shifts by Z sin(beta) in each view (needed with views); "
+                        "one for all views, or one per view in the order of the views")
     scan = p.add_argument_group("from one 4D-STEM scan (instead of the views, --beta and --azimuths)")
     scan.add_argument("--4dstem", dest="fourdstem", default=None, metavar="DATASET",
                       help="a 4D-STEM dataset (.npy, .mib, .hspy, ...): four virtual discs make the four views")
@@ -42,7 +43,8 @@ def add_parser(subparsers) -> None:
                       help="four discs at OFFSET detector pixels around the direct beam, of radius R (default "
                            "OFFSET / 2); beta = OFFSET * mrad/px")
     scan.add_argument("--disc", action="append", default=None, metavar="CY,CX,R",
-                      help="a disc instead of --quadrants (repeat: three or more, all at one distance from the beam)")
+                      help="a disc instead of --quadrants (repeat: three or more; discs at different distances from "
+                           "the beam give every view its own beta)")
     scan.add_argument("--quadrant-azimuth", type=float, default=0.0, metavar="DEG",
                       help="direction of the first quadrant disc on the detector, from +kx towards +ky (default 0)")
     scan.add_argument("--convergence-mrad", type=float, default=None,
@@ -130,7 +132,8 @@ def _from_views(args, options):
             raise InputError(f"{seen[key]} and {view} are the same file; give the four different views A B C D "
                              "(the heights would come out flat)")
         seen[key] = view
-    result = drive(reconstruct_particles_iter(args.views, beta_deg=args.beta, azimuths_deg=args.azimuths, **options),
+    beta = args.beta[0] if len(args.beta) == 1 else args.beta
+    result = drive(reconstruct_particles_iter(args.views, beta_deg=beta, azimuths_deg=args.azimuths, **options),
                    text_progress())
     end_progress_line()
     return result
@@ -142,6 +145,7 @@ def _from_scan(args, options):
     from ..checks import InputError, parse_numbers
     from ..fourdstem import calibrate, iter_patterns, open_4dstem
     from ..fourdstem.quadrants import iter_particles_from_4dstem, quadrant_discs
+    from ..particles.geometry import format_beta
     from ..progress import drive, end_progress_line, text_progress
 
     if args.views:
@@ -177,6 +181,6 @@ def _from_scan(args, options):
     end_progress_line()
     scan.result.params["calibration"] = calibration.to_dict()
     print(f"direct beam ({direct.cy:.2f}, {direct.cx:.2f}) r {direct.radius:.2f} px, "
-          f"{calibration.mrad_per_px:.4g} mrad/px; {len(discs)} discs: beta {scan.beta_deg:.3f} deg, azimuths "
+          f"{calibration.mrad_per_px:.4g} mrad/px; {len(discs)} discs: {format_beta(scan.beta_deg)}, azimuths "
           + ", ".join(f"{a:.1f}" for a in scan.azimuths_deg) + " deg", file=sys.stderr)
     return scan.result

@@ -219,7 +219,7 @@ def _run_particles(folder: Path, out: Path, params: dict, *, overwrite: bool = F
     from ..particles.pipeline import reconstruct_particles, write_particle_result
 
     views = sorted(folder.glob("view_*.tif"))
-    result = reconstruct_particles([str(p) for p in views], beta_deg=float(params["beta_deg"]),
+    result = reconstruct_particles([str(p) for p in views], beta_deg=params["beta_deg"],
                                    azimuths_deg=tuple(params["azimuths_deg"]))
     write_particle_result(result, out, plot=False, overwrite=overwrite)
 

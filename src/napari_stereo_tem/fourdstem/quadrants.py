@@ -6,12 +6,14 @@ particle at height ``Z`` appears in its virtual image shifted by ``Z sin(beta)``
 along the direction of ``k`` turned into the scan frame by the scan rotation
 (:mod:`.stereo`, :mod:`napari_stereo_tem.synth.fourdstem`). That is the
 four-view model of :mod:`napari_stereo_tem.particles.geometry` with azimuth
-``psi_k = atan2(ky, kx) + scan_rotation``, so four discs at one distance from the
-direct beam feed the existing particle workflow unchanged:
+``psi_k = atan2(ky, kx) + scan_rotation`` and ``beta_k = |k_k| * mrad_per_px``: four
+discs at one distance from the direct beam share one ``beta``, discs at different
+distances give the particle workflow one ``beta`` per view:
 
 - :func:`quadrant_discs` places four discs at a chosen distance around the direct beam;
-- :func:`view_geometry` turns any three or more discs into ``beta`` and the azimuths
-  (refusing discs at different distances: the particle model has one ``beta``);
+- :func:`view_geometry` turns any three or more discs into ``beta`` (one number when they
+  lie at one distance, else one per disc) and the azimuths, refusing only layouts that
+  give no depth (two discs at one place, two at the beam centre);
 - :func:`iter_particles_from_4dstem` makes the virtual images in one pass and runs
   :func:`~napari_stereo_tem.particles.pipeline.reconstruct_particles_iter` on them.
 
@@ -35,8 +37,10 @@ from .virtual import iter_virtual_images
 __all__ = ["quadrant_discs", "view_geometry", "ParticlesFromScan", "iter_particles_from_4dstem",
            "particles_from_4dstem", "BETA_TOLERANCE"]
 
-#: Largest relative spread of the discs' distances from the direct beam that is averaged into one beta.
-BETA_TOLERANCE = 0.05
+#: Discs whose distances from the direct beam agree within this fraction of their mean share one beta
+#: (their mean: the quadrant layout's discs, whose distances differ by rounding only); otherwise every
+#: view keeps its own.
+BETA_TOLERANCE = 1e-6
 
 
 def _centre_of(direct) -> tuple[float, float]:
@@ -94,8 +98,8 @@ def quadrant_discs(direct, offset_px: float, disc_radius_px: float, *, first_azi
 
 
 def view_geometry(discs, direct, *, mrad_per_px: float, scan_rotation_deg: float = 0.0,
-                  tolerance: float = BETA_TOLERANCE) -> tuple[float, list[float], dict]:
-    """The view angle ``beta`` and the azimuths ``psi_k`` of the particle model, from disc positions.
+                  tolerance: float = BETA_TOLERANCE) -> tuple[float | list[float], list[float], dict]:
+    """The view angles ``beta_k`` and the azimuths ``psi_k`` of the particle model, from disc positions.
 
     Parameters
     ----------
@@ -108,13 +112,14 @@ def view_geometry(discs, direct, *, mrad_per_px: float, scan_rotation_deg: float
     scan_rotation_deg : float
         Rotation turning a detector direction into the scan image's.
     tolerance : float
-        Discs whose distances from the centre differ by more than this fraction of
-        their mean are refused: the particle model has one ``beta`` for all views.
+        Discs whose distances from the centre agree within this fraction of their mean
+        share one ``beta`` (their mean); otherwise each view has its own.
 
     Returns
     -------
-    beta_deg : float
-        ``mean |k| * mrad_per_px``, in degrees.
+    beta_deg : float or list of float
+        ``mean |k| * mrad_per_px`` in degrees when the distances agree, else ``|k| * mrad_per_px``
+        per disc (one disc at the beam centre has 0: it looks straight down).
     azimuths_deg : list of float
         ``atan2(ky, kx) + scan_rotation`` per disc.
     info : dict
@@ -130,21 +135,26 @@ def view_geometry(discs, direct, *, mrad_per_px: float, scan_rotation_deg: float
     cy, cx = _centre_of(direct)
     k = np.array([[d.cy - cy, d.cx - cx] for d in discs])
     offsets = np.hypot(k[:, 0], k[:, 1])
-    if offsets.min() < 0.5:
-        i = int(np.argmin(offsets))
-        raise InputError(f"disc {i} sits on the direct-beam centre: it sees the specimen straight down and "
-                         "gives no depth; move it off the centre (the four-quadrant layout does)")
+    # A view's shift with height is sin(beta_k) along k_k, which is proportional to k_k itself: two
+    # discs at one place see one view, and discs at the centre see straight down (no shift at all).
+    centred = np.flatnonzero(offsets < 0.5)
+    if len(centred) > 1:
+        raise InputError(f"discs {', '.join(str(i) for i in centred)} sit on the direct-beam centre: each sees "
+                         "the specimen straight down, so they are one view and give no depth between them; "
+                         "keep at most one there and move the others off the centre")
+    apart = np.hypot(k[:, None, 0] - k[None, :, 0], k[:, None, 1] - k[None, :, 1]) + np.eye(len(k)) * 1e9
+    if apart.min() < 0.5:
+        i, j = np.unravel_index(np.argmin(apart), apart.shape)
+        raise InputError(f"discs {i} and {j} sit at the same place on the detector ({discs[i].cy:.2f}, "
+                         f"{discs[i].cx:.2f}): they see the same view; give every disc its own position")
     spread = float((offsets.max() - offsets.min()) / offsets.mean())
     beta_each = np.rad2deg(offsets * scale * 1e-3)
-    if spread > tolerance:
-        listing = ", ".join(f"{o:.2f}" for o in offsets)
-        raise InputError(f"the discs lie at different distances from the direct beam ({listing} px, "
-                         f"{100 * spread:.0f} % apart; beta {', '.join(f'{b:.2f}' for b in beta_each)} deg): the "
-                         f"particle model has one view angle for all views, so they must agree within "
-                         f"{100 * tolerance:.0f} %; place them with the four-quadrant layout")
     azimuths = np.rad2deg(np.arctan2(k[:, 0], k[:, 1])) + float(scan_rotation_deg)
     azimuths = [float((a + 180.0) % 360.0 - 180.0) for a in azimuths]
-    beta = float(np.rad2deg(offsets.mean() * scale * 1e-3))
+    if spread <= tolerance:
+        beta = float(np.rad2deg(offsets.mean() * scale * 1e-3))
+    else:  # one view angle per disc
+        beta = [float(b) for b in beta_each]
     info = {"beta_per_view_deg": [float(b) for b in beta_each], "offsets_px": [float(o) for o in offsets],
             "spread": spread, "mrad_per_px": scale, "scan_rotation_deg": float(scan_rotation_deg),
             "direct_centre": [cy, cx], "discs": [d.to_dict() for d in discs]}
@@ -153,12 +163,16 @@ def view_geometry(discs, direct, *, mrad_per_px: float, scan_rotation_deg: float
 
 @dataclass
 class ParticlesFromScan:
-    """Particles of one 4D-STEM scan: the particle result, the four virtual images and their geometry."""
+    """Particles of one 4D-STEM scan: the particle result, the four virtual images and their geometry.
+
+    ``beta_deg`` is one float when the discs lie at one distance from the direct beam, else a
+    list with one view angle per disc.
+    """
 
     result: object  # particles.pipeline.ParticleResult
     views: np.ndarray
     discs: list
-    beta_deg: float
+    beta_deg: float | list
     azimuths_deg: list
     geometry: dict = field(default_factory=dict)
 

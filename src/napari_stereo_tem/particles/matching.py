@@ -1,7 +1,8 @@
 """Matching particles across four views along the detector-defined directions.
 
 A particle at ``(X, Y, Z)`` appears in view ``k`` at ``(X, Y) + Z D_k`` with
-``D_k = sin(beta) (cos psi_k, sin psi_k)`` (:mod:`.geometry`). Seen from a
+``D_k = sin(beta_k) (cos psi_k, sin psi_k)`` (:mod:`.geometry`; one ``beta`` for all views
+or one per view). Seen from a
 detection ``a`` in the reference view ``r``, its partner in view ``k`` lies on
 the segment ``a + Z (D_k - D_r)``, ``Z`` in the depth range. Every detection on
 one of those segments proposes a depth; a depth is kept only when every other
@@ -21,7 +22,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from ..checks import InputError
-from .geometry import check_view_geometry, solve_positions, view_directions
+from .geometry import beta_record, check_view_geometry, solve_positions, view_shifts
 
 __all__ = ["ParticleReconstruction", "match_particles"]
 
@@ -139,7 +140,7 @@ def _score(dets, keys, *, beta, psi, tol, need):
         used = keys[:, k] >= 0
         xy[k, used] = dets[k][keys[used, k], :2]
     points, resid = solve_positions(xy, beta_deg=beta, azimuths_deg=psi)
-    shift = np.sin(np.deg2rad(beta)) * view_directions(psi)
+    shift = view_shifts(beta, psi)
     pred = points[None, :, :2] + points[None, :, 2:3] * shift[:, None, :]
     dist = np.linalg.norm(pred - xy, axis=2)  # NaN where unseen
     worst = np.nanmax(dist, axis=0)
@@ -159,7 +160,7 @@ def _assign(keys, points, resid, free):
     return np.asarray(chosen, dtype=int)
 
 
-def match_particles(detections, *, beta_deg: float, azimuths_deg=(0, 90, 180, 270), tolerance: float = 1.5,
+def match_particles(detections, *, beta_deg, azimuths_deg=(0, 90, 180, 270), tolerance: float = 1.5,
                     depth_range=None, max_shift_px: float = 8.0, reference: int = 0,
                     three_view: bool = True) -> ParticleReconstruction:
     """Match detections of the views into 3D particles.
@@ -168,17 +169,17 @@ def match_particles(detections, *, beta_deg: float, azimuths_deg=(0, 90, 180, 27
     ----------
     detections : sequence of ndarray, each shape (n_k, >=2)
         ``[x, y, (radius)]`` per view, in the order of ``azimuths_deg``.
-    beta_deg : float
-        View angle ``beta``.
+    beta_deg : float or sequence of float
+        View angle ``beta``: one for all views, or one per view (in the order of the views).
     azimuths_deg : sequence of float
         ``psi_k`` per view.
     tolerance : float
         Largest distance (pixels) between a detection and the re-projected 3D point.
     depth_range : (z_min, z_max), optional
-        Heights to search, pixels; default ``+-max_shift_px / sin(beta)``.
+        Heights to search, pixels; default ``+-max_shift_px / max_k |sin(beta_k)|``.
     max_shift_px : float
-        Largest shift of a particle between a view and the mean position (used when
-        ``depth_range`` is not given).
+        Largest shift of a particle between a view and its position at ``z = 0``, in the
+        view that shifts most (used when ``depth_range`` is not given).
     reference : int
         View whose detections seed the search of the all-view pass.
     three_view : bool
@@ -201,7 +202,7 @@ def match_particles(detections, *, beta_deg: float, azimuths_deg=(0, 90, 180, 27
         dets.append(arr[:, :3])
     if not float(tolerance) > 0:
         raise InputError(f"tolerance must be a positive number of pixels, got {tolerance}")
-    s = np.sin(np.deg2rad(abs(beta)))
+    s = np.max(np.sin(np.deg2rad(np.abs(beta))))
     if depth_range is None:
         z_lo, z_hi = -max_shift_px / s, max_shift_px / s
     else:
@@ -209,7 +210,7 @@ def match_particles(detections, *, beta_deg: float, azimuths_deg=(0, 90, 180, 27
     n_total = len(dets)
     if not 0 <= reference < n_total:
         raise InputError(f"reference view {reference} does not exist; there are {n_total} views")
-    shift = np.sin(np.deg2rad(beta)) * view_directions(psi)
+    shift = view_shifts(beta, psi)
     trees = [cKDTree(d[:, :2]) if len(d) else cKDTree(np.zeros((0, 2))) for d in dets]
     free = [np.ones(len(d), dtype=bool) for d in dets]
     kw = dict(shift=shift, z_lo=z_lo, z_hi=z_hi, tol=float(tolerance))
@@ -239,7 +240,7 @@ def match_particles(detections, *, beta_deg: float, azimuths_deg=(0, 90, 180, 27
     seen = np.isfinite(radii)
     radius = np.where(seen, radii, 0.0).sum(axis=0) / np.maximum(seen.sum(axis=0), 1)
     radius[seen.sum(axis=0) == 0] = np.nan
-    params = {"beta_deg": beta, "azimuths_deg": [float(p) for p in psi], "tolerance_px": float(tolerance),
+    params = {"beta_deg": beta_record(beta), "azimuths_deg": [float(p) for p in psi], "tolerance_px": float(tolerance),
               "depth_range_px": [float(z_lo), float(z_hi)], "reference_view": int(reference),
               "three_view": bool(three_view)}
     return ParticleReconstruction(points=points, radii=radius, residuals=resid,

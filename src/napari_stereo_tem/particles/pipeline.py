@@ -19,7 +19,7 @@ import numpy as np
 from ..checks import InputError, check_image
 from ..progress import Progress, ProgressGenerator, drive
 from .detection import detect_particles
-from .geometry import check_view_geometry
+from .geometry import beta_record, check_view_geometry
 from .matching import ParticleReconstruction, match_particles
 from .points_csv import write_points_csv
 from .rdf import radial_distribution
@@ -89,7 +89,7 @@ def load_views(views_or_paths) -> tuple[list[np.ndarray], list[str], float | Non
     return views, names, (known[0] if known else None)
 
 
-def reconstruct_particles_iter(views_or_paths, *, beta_deg: float, azimuths_deg=(0, 90, 180, 270),
+def reconstruct_particles_iter(views_or_paths, *, beta_deg, azimuths_deg=(0, 90, 180, 270),
                                pixel_size: float | None = None, method: str = "auto", sigma: float | None = None,
                                threshold: float | None = None, radius_range=(2.0, 10.0), polarity: str = "dark",
                                tolerance: float = 1.5, max_shift_px: float = 8.0, depth_range=None,
@@ -102,8 +102,10 @@ def reconstruct_particles_iter(views_or_paths, *, beta_deg: float, azimuths_deg=
     views_or_paths : sequence
         The views ``A, B, C, D`` as 2D arrays, HyperSpy signals or image paths (TIFF, PNG,
         .npy, microscope formats), or one ``(n_views, rows, cols)`` array.
-    beta_deg : float
+    beta_deg : float or sequence of float
         View angle: a particle at height ``Z`` shifts by ``Z sin(beta)`` along each view's azimuth.
+        One number for all views (a segmented detector), or one per view in the order of the
+        views (virtual discs at different distances from the direct beam).
     azimuths_deg : sequence of float
         ``psi_k`` per view, from ``+x`` towards ``+y``.
     pixel_size : float, optional
@@ -156,7 +158,8 @@ def reconstruct_particles_iter(views_or_paths, *, beta_deg: float, azimuths_deg=
         if pixel_size is not None:
             rdf_r = rdf_r * pixel_size
     params = {
-        "inputs": names, "beta_deg": beta, "azimuths_deg": [float(p) for p in psi], "pixel_size_nm": pixel_size,
+        "inputs": names, "beta_deg": beta_record(beta), "azimuths_deg": [float(p) for p in psi],
+        "pixel_size_nm": pixel_size,
         "dose_estimate": estimate_dose(views, polarity=polarity),
         "detection": {"method": method, "sigma": sigma, "threshold": threshold,
                       "radius_range": [float(v) for v in radius_range], "polarity": polarity},
@@ -223,7 +226,7 @@ def estimate_dose(views, *, polarity: str = "dark") -> dict | None:
             "assumes": "the noise is shot noise of the background intensity (no gain, no read noise)"}
 
 
-def reconstruct_particles(views_or_paths, *, beta_deg: float, azimuths_deg=(0, 90, 180, 270),
+def reconstruct_particles(views_or_paths, *, beta_deg, azimuths_deg=(0, 90, 180, 270),
                           pixel_size: float | None = None, **options) -> ParticleResult:
     """Run :func:`reconstruct_particles_iter` to the end and return its :class:`ParticleResult`."""
     return drive(reconstruct_particles_iter(views_or_paths, beta_deg=beta_deg, azimuths_deg=azimuths_deg,

@@ -39,7 +39,7 @@ from scipy.spatial import cKDTree
 from ..progress import Progress, check_cancelled, drive, map_threads
 from .detection import _background, _detect_log, _median, estimate_noise, resolve_polarity, touching_groups
 from .fit import blurred_sphere_profile, fit_particles, reach, render_particles
-from .geometry import view_directions
+from .geometry import view_shifts
 
 __all__ = ["blurred_sphere_profile", "fit_signal", "estimate_blur", "localisation_floor", "fit_single",
            "refine_in_views", "refine_in_views_iter"]
@@ -253,7 +253,7 @@ def _split_candidates(state, fit_groups_alone, *, amplitude_ratio=1.3, misfit_ra
 def _try_splits(signals, noise, state, cand, shift, *, blur, beta, radius_range, min_gain=25.0):
     """Fit every candidate as one and as two spheres (several starts) at once; the splits worth keeping."""
     n = len(state.points)
-    step_z = 1.0 / max(np.sin(np.deg2rad(abs(beta))), 1e-6)
+    step_z = 1.0 / max(float(np.max(np.sin(np.deg2rad(np.abs(beta))))), 1e-6)  # one pixel where it shifts most
     # One above the other (apart in every view along its own direction), or side by side at two heights.
     starts = [(0.0, 0.0, 1.5 * step_z), (0.0, 0.0, 3.0 * step_z)]
     starts += [(0.5, a, dz) for a in np.deg2rad([0.0, 90.0]) for dz in (step_z, -step_z)]
@@ -352,7 +352,7 @@ def refine_in_views_iter(views, reconstruction, *, polarity: str = "dark", radiu
     if signals is None:
         signals = map_threads(lambda v: fit_signal(v, polarity=polarity, radius_max=r_hi), views)
     noise = np.array(map_threads(estimate_noise, signals))
-    shift = np.sin(np.deg2rad(beta)) * view_directions(psi)
+    shift = view_shifts(beta, psi)
     state = _State(rec, np.clip(np.where(np.isfinite(rec.radii), rec.radii, r_lo), r_lo, r_hi))
     counts = {"found_in_residuals": 0, "split_in_two": 0, "dropped": 0}
     total = 2 + 2 * rounds

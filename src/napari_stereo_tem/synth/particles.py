@@ -22,7 +22,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from ..checks import InputError
-from ..particles.geometry import check_view_geometry, project_particles
+from ..particles.geometry import beta_record, check_view_geometry, project_particles
 from ..particles.points_csv import read_points_csv, write_points_csv
 
 __all__ = ["ParticleSample", "hard_sphere_positions", "render_particle_views", "simulate_particle_views",
@@ -42,7 +42,7 @@ class ParticleSample:
         ``(x, y, z)`` in pixels; ``z = 0`` is where the views coincide.
     radii : ndarray, shape (n,)
         Core radii in pixels.
-    beta_deg, azimuths_deg : view geometry.
+    beta_deg, azimuths_deg : view geometry (``beta_deg`` a float, or a list with one angle per view).
     params : dict
         Every parameter, including the seed (JSON-able).
     """
@@ -50,7 +50,7 @@ class ParticleSample:
     views: np.ndarray
     positions: np.ndarray
     radii: np.ndarray
-    beta_deg: float
+    beta_deg: float | list
     azimuths_deg: tuple
     params: dict = field(default_factory=dict)
 
@@ -80,7 +80,7 @@ def load_particle_sample(directory) -> ParticleSample:
     table = read_points_csv(src / "truth.csv")
     positions = np.column_stack([table["x"], table["y"], table["z"]])
     return ParticleSample(views=views.astype(np.float32), positions=positions, radii=table["radius"],
-                          beta_deg=float(params["beta_deg"]), azimuths_deg=tuple(params["azimuths_deg"]),
+                          beta_deg=beta_record(params["beta_deg"]), azimuths_deg=tuple(params["azimuths_deg"]),
                           params=params)
 
 
@@ -164,7 +164,7 @@ def _thickness_map(xy, radii, shape, *, supersample: int = 4, weights=None) -> n
     return out.reshape(shape)
 
 
-def render_particle_views(positions, radii, *, beta_deg: float, azimuths_deg, shape, contrast=0.08,
+def render_particle_views(positions, radii, *, beta_deg, azimuths_deg, shape, contrast=0.08,
                           psf_sigma: float = 0.6, background_amplitude: float = 0.03, dose: float | None = None,
                           seed: int = 0) -> np.ndarray:
     """Render the views of particles at ``positions`` (``(n, 3)``, pixels) with core ``radii``.
@@ -193,7 +193,7 @@ def render_particle_views(positions, radii, *, beta_deg: float, azimuths_deg, sh
     return views
 
 
-def simulate_particle_views(n_particles: int, *, seed: int, beta_deg: float = 2.0,
+def simulate_particle_views(n_particles: int, *, seed: int, beta_deg=2.0,
                             azimuths_deg=(0, 90, 180, 270), shape=(512, 512), radius_px=(3.0, 6.0),
                             slab_thickness_px: float = 60.0, contact_px: float | None = None,
                             contrast: float = 0.08, psf_sigma: float = 0.6, background_amplitude: float = 0.03,
@@ -206,8 +206,9 @@ def simulate_particle_views(n_particles: int, *, seed: int, beta_deg: float = 2.
     n_particles : int
     seed : int
         Determines everything (positions, radii, background, noise).
-    beta_deg : float
-        View angle; a particle at height ``z`` shifts by ``z sin(beta)`` along each view's azimuth.
+    beta_deg : float or sequence of float
+        View angle; a particle at height ``z`` shifts by ``z sin(beta)`` along each view's azimuth
+        (one for all views, or one per view).
     azimuths_deg : sequence of float
         ``psi_k`` per view (from ``+x`` towards ``+y``).
     shape : (rows, cols)
@@ -253,7 +254,7 @@ def simulate_particle_views(n_particles: int, *, seed: int, beta_deg: float = 2.
     per_particle = float(contrast) * np.clip(1.0 + float(contrast_spread) * rng.standard_normal(len(positions)),
                                              0.3, None)
     params = {
-        "kind": "particles", "seed": int(seed), "n_particles": int(n_particles), "beta_deg": beta,
+        "kind": "particles", "seed": int(seed), "n_particles": int(n_particles), "beta_deg": beta_record(beta),
         "azimuths_deg": [float(a) for a in psi], "shape": [rows, cols], "radius_px": [r_lo, r_hi],
         "slab_thickness_px": float(slab_thickness_px), "contact_px": contact, "contrast": float(contrast),
         "psf_sigma": float(psf_sigma), "background_amplitude": float(background_amplitude),
@@ -267,11 +268,11 @@ def simulate_particle_views(n_particles: int, *, seed: int, beta_deg: float = 2.
                                       background_amplitude=background_amplitude, dose=dose, seed=seed + 7)
     else:
         views = np.zeros((len(psi), 0, 0), dtype=np.float32)
-    return ParticleSample(views=views, positions=positions, radii=radii, beta_deg=beta,
+    return ParticleSample(views=views, positions=positions, radii=radii, beta_deg=beta_record(beta),
                           azimuths_deg=tuple(float(a) for a in psi), params=params)
 
 
-def touching_fraction(positions, radii, *, beta_deg: float, azimuths_deg=(0, 90, 180, 270), gap: float = 0.0,
+def touching_fraction(positions, radii, *, beta_deg, azimuths_deg=(0, 90, 180, 270), gap: float = 0.0,
                       shape=None, margin: float = 0.0) -> float:
     """Share of particles whose projection touches or overlaps another's in at least one view.
 
