@@ -371,6 +371,8 @@ def _trim_junctions(branches, trim: float) -> list:
     Where lines cross or meet in a view, the patch around the junction holds two lines
     at two depths and no pair can say which is which.
     """
+    from ..stereo.line_fit import true_runs
+
     if trim <= 0 or not branches:
         return list(branches)
     ends = np.array([p for b in branches if len(b) for p in (b[0], b[-1])], dtype=float)
@@ -381,7 +383,8 @@ def _trim_junctions(branches, trim: float) -> list:
     out = []
     for b in branches:
         dist = np.min(np.hypot(*(b[:, None, :] - junctions[None, :, :]).transpose(2, 0, 1)), axis=1)
-        out.append(b[dist > trim])
+        # a branch passing near another one's junction loses points in its middle: split it there
+        out.extend(b[start:stop] for start, stop in true_runs(dist > trim, 1))
     return out
 
 
