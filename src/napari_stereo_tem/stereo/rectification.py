@@ -312,6 +312,42 @@ def _sources_disagree(corr, inliers, *, min_count: int = 20, min_fraction: float
     return []
 
 
+def _rests_on_few_blobs(corr, fit, *, min_blobs: int = 60, warn_row_error_px: float = 0.25,
+                        reach_px: float = 32.0) -> list:
+    """A problem when a poorly determined axis rests mostly on a few blob pairs.
+
+    Blob pairs are chosen by the line they vote for, so they confirm their own
+    geometry; a few dozen of them can line up by chance in displacement space. An
+    axis that other correspondences do not pin down is not accepted on them alone.
+    """
+    from .alignment.matches import SOURCES
+
+    if fit.theta_given or not np.isfinite(fit.theta_std_deg) or fit.n_inliers == 0:
+        return []
+    blobs = int(np.sum(fit.inliers & (corr.source == SOURCES.index("blob"))))
+    poorly = fit.theta_std_deg > np.degrees(np.arctan(warn_row_error_px / reach_px))
+    if poorly and blobs > fit.n_inliers / 2 and blobs < min_blobs:
+        return [f"the tilt axis rests mostly on {blobs} blob pairs (of {fit.n_inliers} consistent correspondences), "
+                "which can line up by chance, and it is poorly determined "
+                f"({fit.theta_deg:.2f} +- {fit.theta_std_deg:.2f} degrees)"]
+    return []
+
+
+def _span_too_large(fit, shape, *, max_fraction: float = 1.0 / 3.0) -> list:
+    """A problem when the consistent correspondences' disparities span more than a third of the field.
+
+    A foil seen at the usual tilt steps moves its features by a small part of the
+    field relative to each other; a wider span comes from matches between repeated
+    features (parallel lines, stripes of a boundary) that line up along one direction.
+    """
+    limit = max_fraction * min(shape)
+    if fit.theta_given or not np.isfinite(fit.disparity_span_px) or fit.disparity_span_px <= limit:
+        return []
+    return [f"the consistent correspondences' disparities span {fit.disparity_span_px:.0f} px, "
+            f"{100 * fit.disparity_span_px / min(shape):.0f} % of the field: more depth than a tilt pair of a foil "
+            "shows; they are likely matches between repeated features (parallel lines, stripes)"]
+
+
 def rectify_pair(left, right, *, theta_deg: float | None = None, shift=None, points_left=None, points_right=None,
                  pin_disparity: float | None = None, guides=None, masks=None, auto_mask: bool = True,
                  methods=("dense", "blob", "sift"), min_matches: int = 20, ransac_threshold_px: float = 1.0,
@@ -351,12 +387,12 @@ def rectify_pair(left, right, *, theta_deg: float | None = None, shift=None, poi
         Largest distance (px at the working scale) of an inlier's displacement from the model line.
     strict : bool
         Refuse (raise) when the fit cannot be trusted; False goes on with loud
-        warnings (and a vertical axis when the angle is not determined).
+        warnings (keeping a fitted angle whose error is below 10 degrees, else a vertical axis).
     max_theta_std_deg : float, optional
         Largest standard error of the fitted angle accepted; default the angle that
-        would move rows by 0.25 px at a disparity of 32 px (0.45 degrees; see
+        would move rows by 1 px at a disparity of 32 px (1.8 degrees; see
         :func:`~napari_stereo_tem.stereo.alignment.fit_epipolar`); clicked points: 5 degrees.
-        A warning comes from 0.05 degrees.
+        A warning comes from 0.05 degrees, a loud one (POORLY DETERMINED) from 0.45 degrees.
     working_size : int
         Views larger than this are binned for matching (the fit is in full-resolution pixels).
     seed : int
@@ -416,7 +452,8 @@ def rectify_pair(left, right, *, theta_deg: float | None = None, shift=None, poi
     warnings = list(fit.warnings)
     problems = [] if (theta_given and shift_in is not None) else list(fit.problems)
     if not manual and not problems:
-        problems += _sources_disagree(corr, fit.inliers)
+        problems += (_sources_disagree(corr, fit.inliers) + _rests_on_few_blobs(corr, fit)
+                     + _span_too_large(fit, left.shape))
     if problems:
         fix = ("give the tilt axis (--tilt-axis DEG / theta_deg) and/or the shift (--shift DX,DY / shift) if the "
                "microscope's calibration knows them, click at least 3 corresponding points in both views, or crop "
@@ -426,7 +463,11 @@ def rectify_pair(left, right, *, theta_deg: float | None = None, shift=None, poi
             raise InputError(f"rectification refused ({found} correspondences, {fit.n_inliers} consistent): "
                              + "; ".join(problems) + ". Fix: " + fix)
         warnings += [f"NOT TRUSTED: {p}" for p in problems]
-        if not theta_given and any("not determined" in p for p in problems):
+        usable = np.isfinite(fit.theta_std_deg) and fit.theta_std_deg <= 10.0 and fit.n_inliers >= 3
+        if not theta_given and usable and any("not determined" in p for p in problems):
+            warnings.append(f"the FITTED tilt axis was kept although it is not determined "
+                            f"({fit.theta_deg:.2f} +- {fit.theta_std_deg:.2f} degrees); pass theta_deg if it is known")
+        elif not theta_given and any("not determined" in p for p in problems):
             warnings.append("the tilt axis was ASSUMED vertical (0 degrees); pass theta_deg if it is known")
             fit = fit_epipolar(corr.left, corr.right, theta_deg=0.0, shift=t_known,
                                threshold_px=ransac_threshold_px * factor, robust=not manual,

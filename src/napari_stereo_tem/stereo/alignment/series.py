@@ -44,6 +44,19 @@ class SeriesAlignment:
     pairs: list
     warnings: list = field(default_factory=list)
 
+    def summary(self) -> str:
+        """The common axis and each adjacent pair's own figures, for the console (warnings last, in capitals)."""
+        lines = [f"tilt series: {len(self.pairs) + 1} views, common tilt axis {self.theta_deg:.3f} +- "
+                 f"{self.theta_std_deg:.3f} deg from vertical (chi2 {self.chi2:.1f} for {len(self.pairs)} pairs)"]
+        for k, (own, own_std, rect) in enumerate(zip(self.pair_theta_deg, self.pair_theta_std_deg, self.pairs)):
+            alone = "refused alone" if not np.isfinite(own) else f"alone {own:.3f} +- {own_std:.3f} deg"
+            dx, dy = rect.shift
+            lines.append(f"  views {k}-{k + 1}: {alone}; shift ({dx:.2f}, {dy:.2f}) px, {rect.n_inliers} inliers "
+                         f"of {rect.n_matches}, residual across the epipolar direction "
+                         f"{rect.residual_vertical_px:.3f} px")
+        lines += [f"WARNING (tilt series): {w}" for w in self.warnings]
+        return "\n".join(lines)
+
 
 def align_series(images, *, max_chi2_per_pair: float = 4.0, **options) -> SeriesAlignment:
     """Align the adjacent pairs of a tilt series to one tilt axis.
@@ -56,6 +69,8 @@ def align_series(images, *, max_chi2_per_pair: float = 4.0, **options) -> Series
         Warn when the pairs' axes scatter more than their errors allow by this factor.
     **options
         Passed to :func:`~napari_stereo_tem.stereo.rectification.rectify_pair` (not ``theta_deg``).
+        Each pair's angle counts by its standard error however large; ``max_theta_std_deg``
+        (default :func:`~napari_stereo_tem.stereo.rectification.rectify_pair`'s) applies to the common axis.
 
     Returns
     -------
@@ -64,7 +79,8 @@ def align_series(images, *, max_chi2_per_pair: float = 4.0, **options) -> Series
     Raises
     ------
     InputError
-        Fewer than two images, or no pair whose axis could be found.
+        Fewer than two images, no pair whose axis could be found, a common axis
+        that is not determined, or a pair that does not align with it.
     """
     from ..rectification import rectify_pair
     from .fit import normalise_theta
@@ -73,10 +89,12 @@ def align_series(images, *, max_chi2_per_pair: float = 4.0, **options) -> Series
         raise InputError(f"a tilt series needs at least two images, got {len(images)}")
     if "theta_deg" in options:
         raise InputError("align_series finds the common axis itself; to impose one, call rectify_pair per pair")
+    limit = options.pop("max_theta_std_deg", None)
+    limit = float(np.degrees(np.arctan(1.0 / 32.0))) if limit is None else float(limit)  # rectify_pair's default
     thetas, stds, refusals = [], [], []
     for k in range(len(images) - 1):
-        try:
-            rect = rectify_pair(images[k], images[k + 1], **options)
+        try:  # an imprecise pair still counts, by its error: the series may fix what one pair cannot
+            rect = rectify_pair(images[k], images[k + 1], max_theta_std_deg=90.0, **options)
             thetas.append(rect.theta_deg)
             stds.append(max(rect.theta_std_deg, 1e-3))
         except InputError as err:
@@ -97,6 +115,20 @@ def align_series(images, *, max_chi2_per_pair: float = 4.0, **options) -> Series
     if len(t) > 1 and chi2 > max_chi2_per_pair * (len(t) - 1):
         warnings.append(f"the pairs' tilt axes disagree more than their errors allow (chi2 {chi2:.1f} for "
                         f"{len(t)} pairs): {', '.join(f'{v:.2f}' for v in t)} degrees")
+    if std > limit:
+        raise InputError(f"the tilt series' common axis is not determined ({normalise_theta(common):.2f} +- "
+                         f"{std:.2f} degrees from {len(t)} pairs); give the tilt axis if the microscope's "
+                         "calibration knows it" + ("; " + " | ".join(refusals) if refusals else ""))
+    poorly = float(np.degrees(np.arctan(0.25 / 32.0)))  # rows off by 0.25 px at 32 px, as for one pair
+    if std > poorly:
+        warnings.append(f"the common tilt axis is POORLY DETERMINED ({normalise_theta(common):.2f} +- {std:.2f} "
+                        "degrees); give the tilt axis if the microscope's calibration knows it")
     common = normalise_theta(common)
-    pairs = [rectify_pair(images[k], images[k + 1], theta_deg=common, **options) for k in range(len(images) - 1)]
+    pairs = []
+    for k in range(len(images) - 1):
+        try:
+            pairs.append(rectify_pair(images[k], images[k + 1], theta_deg=common, **options))
+        except InputError as err:
+            raise InputError(f"views {k}-{k + 1} of the series do not align even with the common axis "
+                             f"{common:.2f} degrees: {err}") from None
     return SeriesAlignment(common, std, list(map(float, thetas)), list(map(float, stds)), chi2, pairs, warnings)
