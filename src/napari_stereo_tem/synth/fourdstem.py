@@ -149,6 +149,20 @@ def _zarr_to_zspy(array, path: Path):
     return hs.load(str(path), lazy=True).data
 
 
+def check_scan_geometry(scan_shape, detector_shape, disc_radius_px, convergence_mrad):
+    """``(sy, sx, dy, dx, radius)`` of a simulated scan, or an :class:`InputError` naming what is wrong."""
+    sy, sx = (int(v) for v in scan_shape)
+    dy, dx = (int(v) for v in detector_shape)
+    radius = float(disc_radius_px)
+    if min(sy, sx) < 16:
+        raise InputError(f"scan_shape {scan_shape} is too small; use at least 16 x 16")
+    if min(dy, dx) < 4 or not (0 < radius < min(dy, dx) / 2):
+        raise InputError(f"disc radius {radius} must be positive and fit the detector {detector_shape}")
+    if not convergence_mrad > 0:
+        raise InputError(f"convergence_mrad must be positive, got {convergence_mrad}")
+    return sy, sx, dy, dx, radius
+
+
 def simulate_4dstem(*, seed: int, scan_shape=(32, 32), detector_shape=(32, 32), disc_radius_px: float = 8.0,
                     convergence_mrad: float = 20.0, dose: float | None = 200.0, scan_rotation_deg: float = 0.0,
                     path=None, foil_thickness: float | None = None, n_groups: int | None = None,
@@ -212,15 +226,7 @@ def iter_simulate_4dstem(*, seed: int, scan_shape=(32, 32), detector_shape=(32, 
     FourDStemSample
     """
     seed = check_seed(seed)
-    sy, sx = (int(v) for v in scan_shape)
-    dy, dx = (int(v) for v in detector_shape)
-    radius = float(disc_radius_px)
-    if min(sy, sx) < 16:
-        raise InputError(f"scan_shape {scan_shape} is too small; use at least 16 x 16")
-    if min(dy, dx) < 4 or not (0 < radius < min(dy, dx) / 2):
-        raise InputError(f"disc radius {radius} must be positive and fit the detector {detector_shape}")
-    if not convergence_mrad > 0:
-        raise InputError(f"convergence_mrad must be positive, got {convergence_mrad}")
+    sy, sx, dy, dx, radius = check_scan_geometry(scan_shape, detector_shape, disc_radius_px, convergence_mrad)
     rng = np.random.default_rng([int(seed), 5])
     t = float(rng.uniform(0.4, 0.8) * min(sy, sx) if foil_thickness is None else foil_thickness)
     scene = make_scene(seed, shape=(sy, sx), foil_thickness=t, n_groups=n_groups, loops=loops,

@@ -23,7 +23,7 @@ from scipy import ndimage
 
 from ..checks import InputError
 from ..progress import Progress, ProgressGenerator, drive
-from .fourdstem import _NpyRowWriter, project_from_direction
+from .fourdstem import _NpyRowWriter, check_scan_geometry, project_from_direction
 from .particles import _thickness_map, hard_sphere_positions
 from .seeds import check_seed
 
@@ -112,15 +112,7 @@ def iter_simulate_4dstem_particles(*, seed: int, n_particles: int = 60, scan_sha
     FourDStemParticleSample
     """
     seed = check_seed(seed)
-    sy, sx = (int(v) for v in scan_shape)
-    dy, dx = (int(v) for v in detector_shape)
-    radius = float(disc_radius_px)
-    if min(sy, sx) < 16:
-        raise InputError(f"scan_shape {scan_shape} is too small; use at least 16 x 16")
-    if min(dy, dx) < 4 or not (0 < radius < min(dy, dx) / 2):
-        raise InputError(f"disc radius {radius} must be positive and fit the detector {detector_shape}")
-    if not convergence_mrad > 0:
-        raise InputError(f"convergence_mrad must be positive, got {convergence_mrad}")
+    sy, sx, dy, dx, radius = check_scan_geometry(scan_shape, detector_shape, disc_radius_px, convergence_mrad)
     if int(n_particles) < 1:
         raise InputError(f"n_particles must be at least 1, got {n_particles}")
     if dose is not None and not float(dose) > 0:
