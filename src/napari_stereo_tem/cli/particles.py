@@ -143,10 +143,11 @@ def _from_scan(args, options):
     import sys
 
     from ..checks import InputError, parse_numbers
-    from ..fourdstem import calibrate, iter_patterns, open_4dstem
+    from ..fourdstem import open_4dstem
     from ..fourdstem.quadrants import iter_particles_from_4dstem, quadrant_discs
     from ..particles.geometry import format_beta
     from ..progress import drive, end_progress_line, text_progress
+    from .calibration_options import calibration_from_args
 
     if args.views:
         raise InputError(f"give either the views ({' '.join(args.views)}) or --4dstem DATASET, not both")
@@ -158,15 +159,9 @@ def _from_scan(args, options):
     if args.convergence_mrad is None:
         raise InputError("--convergence-mrad A is needed: the view angle beta comes from the disc positions in mrad")
     ds = open_4dstem(args.fourdstem)
-    if args.direct_disc:
-        calibration = calibrate(direct=parse_numbers(args.direct_disc, name="--direct-disc", count=3,
-                                                     form="CY,CX,R"), convergence_mrad=args.convergence_mrad)
-    else:
-        mean, _ = drive(iter_patterns(ds, executor=args.executor), text_progress())
-        end_progress_line()
-        calibration = calibrate(mean, convergence_mrad=args.convergence_mrad)
-        if calibration.refused:
-            raise InputError(f"{calibration.refused}; give --direct-disc CY,CX,R")
+    calibration = calibration_from_args(args, ds)
+    if calibration.refused:
+        raise InputError(f"{calibration.refused}; give --direct-disc CY,CX,R")
     direct = calibration.direct
     if args.quadrants:
         values = parse_numbers(args.quadrants, name="--quadrants", count=(1, 2), form="OFFSET[,R]")

@@ -80,10 +80,11 @@ def run(args) -> int:
 
     from ..atomic import check_output_folder
     from ..checks import InputError, parse_numbers
-    from ..fourdstem import calibrate, iter_patterns, open_4dstem, open_pattern
+    from ..fourdstem import open_4dstem
     from ..fourdstem.multiview import reconstruct_views
     from ..fourdstem.views_geometry import check_view_discs
-    from ..progress import drive, end_progress_line, text_progress
+    from ..progress import end_progress_line, text_progress
+    from .calibration_options import calibration_from_args
     from .detect import CONTRASTS, parse_scale
 
     if args.convergence_mrad is None:
@@ -98,16 +99,7 @@ def run(args) -> int:
         scan_shape = tuple(int(v) for v in parse_numbers(args.scan_shape, name="--scan-shape", form="SY,SX",
                                                          count=(2,)))
     ds = open_4dstem(args.dataset, scan_shape=scan_shape)
-    if args.direct_disc:
-        calibration = calibrate(direct=parse_numbers(args.direct_disc, name="--direct-disc", form="CY,CX,R",
-                                                     count=(3,)), convergence_mrad=args.convergence_mrad)
-    elif args.vacuum:
-        calibration = calibrate(open_pattern(args.vacuum, executor=args.executor),
-                                convergence_mrad=args.convergence_mrad, found_on=f"vacuum {args.vacuum}")
-    else:
-        mean, _ = drive(iter_patterns(ds, executor=args.executor), text_progress())
-        end_progress_line()
-        calibration = calibrate(mean, convergence_mrad=args.convergence_mrad)
+    calibration = calibration_from_args(args, ds)
     if calibration.refused:
         raise InputError(calibration.refused)
     discs = check_view_discs(_discs(args, calibration.direct), ds.detector_shape)

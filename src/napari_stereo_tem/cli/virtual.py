@@ -72,18 +72,9 @@ def run(args) -> int:
 
     from ..atomic import check_output_folder, result_folder
     from ..checks import InputError
-    from ..fourdstem import (
-        as_disc,
-        calibrate,
-        compose_stereo_pair,
-        iter_beam_centres,
-        iter_patterns,
-        iter_virtual_images,
-        open_4dstem,
-        open_pattern,
-        pair_geometry,
-    )
+    from ..fourdstem import as_disc, compose_stereo_pair, iter_beam_centres, iter_virtual_images, open_4dstem, pair_geometry
     from ..progress import drive, end_progress_line, text_progress
+    from .calibration_options import calibration_from_args
 
     discs = [as_disc(_numbers(text, "--disc")) for text in args.disc]
     pair = None
@@ -102,16 +93,7 @@ def run(args) -> int:
 
     calibration = None
     if args.convergence_mrad is not None or args.direct_disc or args.vacuum or args.descan:
-        if args.direct_disc:
-            calibration = calibrate(direct=_numbers(args.direct_disc, "--direct-disc"),
-                                    convergence_mrad=args.convergence_mrad)
-        elif args.vacuum:
-            calibration = calibrate(open_pattern(args.vacuum, executor=args.executor),
-                                    convergence_mrad=args.convergence_mrad, found_on=f"vacuum {args.vacuum}")
-        else:
-            mean, _ = drive(iter_patterns(ds, executor=args.executor), text_progress())
-            end_progress_line()
-            calibration = calibrate(mean, convergence_mrad=args.convergence_mrad)
+        calibration = calibration_from_args(args, ds)
         if calibration.refused:
             print(f"WARNING: {calibration.refused}. No stereo angle is computed.", file=sys.stderr)
     scale = calibration.mrad_per_px if calibration else None
