@@ -98,8 +98,9 @@ def refine_correspondences(a: np.ndarray, b: np.ndarray, left, right, *, sigma: 
         resid = wb - gain[active, None] * wa - offset[active, None]
         jac = np.stack([bx, by, -wa, -np.ones_like(wa)], axis=2)  # (m, k, 4)
         jw = jac * weight[None, :, None]
-        normal = np.einsum("nki,nkj->nij", jw, jac)
-        rhs = -np.einsum("nki,nk->ni", jw, resid)
+        jw_t = jw.transpose(0, 2, 1)
+        normal = jw_t @ jac  # (m, 4, 4): batched matrix products, faster than einsum here
+        rhs = -(jw_t @ resid[..., None])[..., 0]
         good = np.abs(np.linalg.det(normal)) > 1e-18
         step = np.zeros((len(active), 4))
         step[good] = np.linalg.solve(normal[good], rhs[good][..., None])[..., 0]
@@ -121,7 +122,7 @@ def refine_correspondences(a: np.ndarray, b: np.ndarray, left, right, *, sigma: 
     n_eff = 1.0 / float((weight ** 2).sum())
     s2 = (resid ** 2) @ weight * n_eff / max(n_eff - 4.0, 1.0)
     jac = np.stack([bx, by, -win_a, -np.ones_like(win_a)], axis=2)
-    normal = np.einsum("nki,nkj->nij", jac * weight[None, :, None], jac) * n_eff
+    normal = ((jac * weight[None, :, None]).transpose(0, 2, 1) @ jac) * n_eff
     std = np.full(n, np.inf)
     invertible = np.abs(np.linalg.det(normal)) > 1e-18
     if invertible.any():
