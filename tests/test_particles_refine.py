@@ -190,3 +190,23 @@ def test_blur_estimate_follows_the_probe():
     assert blurs[0] < blurs[1] < blurs[2], blurs
     # the pixel adds its own width (1/sqrt(12) px) to the probe's
     assert abs(blurs[2] - np.hypot(2.0, 0.29)) < 0.4, blurs
+
+
+def test_fitting_independent_sets_apart_gives_the_joint_fit():
+    from napari_stereo_tem.particles.fit import fit_particles
+    from napari_stereo_tem.particles.geometry import view_directions
+    from napari_stereo_tem.particles.refine import _independent_parts
+
+    rng = np.random.default_rng(4)
+    shift = np.sin(np.deg2rad(3.0)) * view_directions([0, 90, 180, 270])
+    points = np.column_stack([rng.uniform(20, 236, 260), rng.uniform(20, 236, 260), rng.uniform(-20, 20, 260)])
+    radii = np.full(len(points), 2.5)
+    parts = _independent_parts((256, 256), points, radii, shift, 1.0, min_size=10)
+    assert len(parts) == 2 and sorted(np.concatenate(parts)) == list(range(len(points)))
+    signals = [rng.normal(0, 0.01, (256, 256)) for _ in range(4)]
+    joint = fit_particles(signals, np.full(4, 0.01), points, radii, np.ones(len(points)), shift, blur=1.0,
+                          iterations=3)
+    for part in parts:
+        alone = fit_particles(signals, np.full(4, 0.01), points[part], radii[part], np.ones(len(part)), shift,
+                              blur=1.0, iterations=3)
+        np.testing.assert_allclose(alone["points"], joint["points"][part], atol=1e-9)

@@ -207,13 +207,53 @@ def _neighbours(points, radii, shift, idx, blur):
     return np.flatnonzero(hit)
 
 
+def _independent_parts(shape, points, radii, shift, blur, *, n_parts: int = 2, min_size: int = 200) -> list:
+    """Indices of ``points`` in up to ``n_parts`` sets that share no pixel (whole fit groups, balanced).
+
+    The groups are those :func:`.fit.fit_particles` itself forms (particles whose pixels overlap
+    in any view), so fitting the sets apart gives what fitting them together gives.
+    """
+    n = len(points)
+    if n < min_size or n_parts < 2:
+        return [np.arange(n)]
+    from .fit import _Layout
+
+    lay = _Layout(shape, len(shift), points, shift, reach(np.maximum(radii, 1.0) + 0.5, blur), np.zeros(n, np.int64))
+    sizes = np.bincount(lay.group, minlength=lay.n_groups)
+    owner = np.zeros(lay.n_groups, dtype=int)
+    load = np.zeros(n_parts)
+    for g in np.argsort(-sizes, kind="stable"):  # largest groups first, each to the lightest part
+        owner[g] = int(np.argmin(load))
+        load[owner[g]] += sizes[g]
+    parts = [np.flatnonzero(owner[lay.group] == k) for k in range(n_parts)]
+    return [p for p in parts if len(p)]
+
+
 def _refit(signals, noise, state, idx, shift, *, blur, radius_range, iterations=20):
-    """Fit the particles ``idx`` with every other particle held fixed."""
+    """Fit the particles ``idx`` with every other particle held fixed (independent sets in two threads)."""
+    idx = np.asarray(idx)
     others = np.setdiff1d(np.arange(len(state.points)), idx)
     fixed = {"points": state.points[others], "radii": state.radii[others], "amplitudes": state.amplitudes[others],
              "blur": blur, "problem": np.zeros(len(others), np.int64)}
-    fit = fit_particles(signals, noise, state.points[idx], state.radii[idx], state.amplitudes[idx], shift, blur=blur,
-                        fixed=fixed, iterations=iterations, radius_range=radius_range)
+    parts = _independent_parts(signals[0].shape, state.points[idx], state.radii[idx], shift, blur)
+
+    def fit_part(part):
+        sel = idx[part]
+        return fit_particles(signals, noise, state.points[sel], state.radii[sel], state.amplitudes[sel], shift,
+                             blur=blur, fixed=fixed, iterations=iterations, radius_range=radius_range)
+
+    fits = map_threads(fit_part, parts)
+    if len(fits) == 1:
+        fit = fits[0]
+    else:  # one result in the order of idx, the groups numbered across the parts
+        order = np.argsort(np.concatenate(parts))
+        offsets = np.cumsum([0] + [len(f["cost"]) for f in fits[:-1]])
+        fit = {key: np.concatenate([f[key] for f in fits])[order]
+               for key in ("points", "radii", "amplitudes", "std", "std_amplitude", "support")}
+        fit["group"] = np.concatenate([f["group"] + o for f, o in zip(fits, offsets)])[order]
+        fit["cost"] = np.concatenate([f["cost"] for f in fits])
+        fit["chi2_red"] = np.concatenate([f["chi2_red"] for f in fits])
+        fit["blur"] = blur
     state.take(fit, idx)
     return fit
 
