@@ -47,6 +47,21 @@ def sample_dir() -> Path:
 
 
 @pytest.fixture
+def fourdstem_dock(make_napari_viewer, monkeypatch):
+    """``(viewer, dock)``: the virtual-detector dock on the 4D-STEM sample, mean pattern computed.
+
+    Background work runs inline (``NAPARI_STEREO_TEM_SYNC``), so the tests are deterministic.
+    """
+    monkeypatch.setenv("NAPARI_STEREO_TEM_SYNC", "1")
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-stereo-tem", "fourdstem")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-stereo-tem", "Virtual detectors")
+    widget.reset_choices()
+    widget.compute_mean_pattern()
+    return viewer, widget
+
+
+@pytest.fixture
 def wait_finished(qtbot):
     """``wait_finished(task, timeout_ms)`` waits for a ``BackgroundTask`` to end.
 

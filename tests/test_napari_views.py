@@ -1,18 +1,6 @@
 """Virtual-detector dock, multi-view part: a ring of N discs and the fused 3D lines of all of them."""
 
 import numpy as np
-import pytest
-
-
-@pytest.fixture
-def setup(make_napari_viewer, monkeypatch):
-    monkeypatch.setenv("NAPARI_STEREO_TEM_SYNC", "1")  # background work runs inline: deterministic
-    viewer = make_napari_viewer()
-    viewer.open_sample("napari-stereo-tem", "fourdstem")
-    _, widget = viewer.window.add_plugin_dock_widget("napari-stereo-tem", "Virtual detectors")
-    widget.reset_choices()
-    widget.compute_mean_pattern()
-    return viewer, widget
 
 
 def test_ring_of_n_then_reconstruct_from_all_discs(make_napari_viewer, monkeypatch, qtbot, wait_finished):
@@ -61,8 +49,8 @@ def test_ring_of_n_then_reconstruct_from_all_discs(make_napari_viewer, monkeypat
     assert "fused 3D lines from 5 views" in widget.status.value
 
 
-def test_reconstruct_refuses_two_discs(setup, qtbot, monkeypatch):
-    viewer, widget = setup
+def test_reconstruct_refuses_two_discs(fourdstem_dock, qtbot, monkeypatch):
+    viewer, widget = fourdstem_dock
     # the dock computes the default pair's images shortly after the mean pattern: let it finish
     qtbot.waitUntil(lambda: all(viewer.layers[f"virtual {k}"].metadata.get("preview") is False for k in (0, 1)),
                     timeout=60_000)

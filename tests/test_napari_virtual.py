@@ -6,17 +6,6 @@ import pytest
 from napari_stereo_tem.fourdstem import Disc, mirror_disc, stereo_angle_deg, virtual_images
 
 
-@pytest.fixture
-def setup(make_napari_viewer, monkeypatch):
-    monkeypatch.setenv("NAPARI_STEREO_TEM_SYNC", "1")  # background work runs inline: deterministic
-    viewer = make_napari_viewer()
-    viewer.open_sample("napari-stereo-tem", "fourdstem")
-    _, widget = viewer.window.add_plugin_dock_widget("napari-stereo-tem", "Virtual detectors")
-    widget.reset_choices()
-    widget.compute_mean_pattern()
-    return viewer, widget
-
-
 def _wait_exact(qtbot, viewer, n):
     def done():
         return all(viewer.layers[f"virtual {k}"].metadata.get("preview") is False for k in range(n))
@@ -24,8 +13,8 @@ def _wait_exact(qtbot, viewer, n):
     qtbot.waitUntil(done, timeout=300_000)
 
 
-def test_mean_pattern_discs_and_full_images(setup, qtbot):
-    viewer, widget = setup
+def test_mean_pattern_discs_and_full_images(fourdstem_dock, qtbot):
+    viewer, widget = fourdstem_dock
     from napari_stereo_tem.fourdstem import FourDStem
 
     fourd = viewer.layers["4D-STEM (synthetic)"]
@@ -62,10 +51,10 @@ def test_mean_pattern_discs_and_full_images(setup, qtbot):
     assert f"{angle:.3f} deg" in widget.angle.value
 
 
-def test_dragging_a_disc_previews_then_computes_exact(setup, qtbot):
+def test_dragging_a_disc_previews_then_computes_exact(fourdstem_dock, qtbot):
     from napari.layers.base._base_constants import ActionType
 
-    viewer, widget = setup
+    viewer, widget = fourdstem_dock
     _wait_exact(qtbot, viewer, 2)
     layer = viewer.layers["detector discs"]
     before = viewer.layers["virtual 0"].data.copy()
@@ -85,8 +74,8 @@ def test_dragging_a_disc_previews_then_computes_exact(setup, qtbot):
     np.testing.assert_allclose(image.data, virtual_images(dataset, [moved])[0], rtol=1e-5)
 
 
-def test_resize_mirror_sweep_and_stereo_pair(setup, qtbot, monkeypatch):
-    viewer, widget = setup
+def test_resize_mirror_sweep_and_stereo_pair(fourdstem_dock, qtbot, monkeypatch):
+    viewer, widget = fourdstem_dock
     layer = viewer.layers["detector discs"]
     direct = widget._direct
     # resize disc 0
@@ -151,8 +140,8 @@ def test_threaded_flow_from_sample_to_exact_images(make_napari_viewer, qtbot):
     assert viewer.layers["virtual 1"].data.std() > 0
 
 
-def test_switching_dataset_keeps_discs_and_remakes_images(setup, qtbot):
-    viewer, widget = setup
+def test_switching_dataset_keeps_discs_and_remakes_images(fourdstem_dock, qtbot):
+    viewer, widget = fourdstem_dock
     _wait_exact(qtbot, viewer, 2)
     second = viewer.add_image(np.ones((20, 24, 32, 32), np.float32), name="second 4D")
     widget.reset_choices()
@@ -165,8 +154,8 @@ def test_switching_dataset_keeps_discs_and_remakes_images(setup, qtbot):
     assert len(viewer.layers["detector discs"].data) == 2
 
 
-def test_exact_images_show_band_by_band(setup, qtbot):
-    viewer, widget = setup
+def test_exact_images_show_band_by_band(fourdstem_dock, qtbot):
+    viewer, widget = fourdstem_dock
     _wait_exact(qtbot, viewer, 2)
     seen = []
     original = widget._show_partial
