@@ -1,9 +1,18 @@
 """Regenerate the README screenshots in docs/images/ (run under a display, e.g. `xvfb-run -a`).
 
-    xvfb-run -a .venv/bin/python scripts/screenshots.py
+    xvfb-run -a .venv/bin/python scripts/screenshots.py [stereo virtual particles views quadrants ranking]
 
 Each picture is the napari window after the real widgets ran on the bundled
-sample data (work runs synchronously here so the pictures are deterministic).
+sample data or on synthetic scans (work runs synchronously here so the pictures
+are deterministic). Without names, all of them:
+
+- ``stereo``, ``virtual``, ``particles``: the bundled samples in the three main docks;
+- ``views``: ``virtual_views_fused.png`` (a ring of six discs, the six virtual images, the
+  fused lines over the reference view coloured by depth, the dock's report) and
+  ``virtual_views_fused_3d.png`` (the fused 3D paths with the true lines in white);
+- ``quadrants``: ``virtual_quadrants_particles.png`` (four discs around the direct beam, the
+  four virtual images, the particles found over virtual 0 coloured by depth);
+- ``ranking``: ``virtual_ranking.png`` (a radius sweep ranked by the topological score).
 """
 
 from __future__ import annotations
@@ -21,20 +30,41 @@ import tifffile  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "docs" / "images"
 SIZE = (1400, 900)
+#: Window of the 4D-STEM multi-detector pictures (their dock holds more controls).
+WIDE = (1800, 1000)
 
 
-def _viewer() -> napari.Viewer:
+def _viewer(size=SIZE) -> napari.Viewer:
     viewer = napari.Viewer(show=True)
-    viewer.window._qt_window.resize(*SIZE)
+    viewer.window._qt_window.resize(*size)
     return viewer
 
 
-def _dock(viewer, display_name: str):
+def _dock(viewer, display_name: str, width: int = 380):
     from qtpy.QtCore import Qt
 
     dock, widget = viewer.window.add_plugin_dock_widget("napari-stereo-tem", display_name)
-    viewer.window._qt_window.resizeDocks([dock], [380], Qt.Orientation.Horizontal)
+    viewer.window._qt_window.resizeDocks([dock], [width], Qt.Orientation.Horizontal)
     return widget
+
+
+def _scroll_to(widget, target) -> None:
+    """Scroll the dock so that ``target`` (a magicgui widget) is in sight."""
+    from qtpy.QtWidgets import QScrollArea
+
+    parent = widget.native.parent()
+    while parent is not None and not isinstance(parent, QScrollArea):
+        parent = parent.parent()
+    if parent is not None:
+        parent.ensureWidgetVisible(target.native, 50, 200)
+
+
+def _frame(viewer, width: float, height: float) -> None:
+    """Show the 2D plane from column 0 to ``width`` and row 0 to ``height`` (the 4D dataset's sliders stay)."""
+    napari.qt.get_qapp().processEvents()
+    rows, cols = viewer.window._qt_viewer.canvas.size  # (height, width)
+    viewer.scene.camera.center = (height / 2, width / 2)
+    viewer.scene.camera.zoom = 0.95 * min(cols / width, rows / height)
 
 
 def _save(viewer, name: str) -> Path:
@@ -102,9 +132,102 @@ def particles() -> None:
     viewer.close()
 
 
+def views() -> None:
+    from napari_stereo_tem._napari.layers import lines_layer
+    from napari_stereo_tem.synth import simulate_4dstem
+
+    sample = simulate_4dstem(seed=9_000_101, scan_shape=(128, 128), detector_shape=(32, 32), disc_radius_px=12.0,
+                             convergence_mrad=60.0)
+    viewer = _viewer(WIDE)
+    widget = _dock(viewer, "Virtual detectors", 420)
+    viewer.add_image(np.asarray(sample.data), name="4D-STEM lines (synthetic)", metadata={"convergence_mrad": 60.0})
+    widget.reset_choices()
+    widget.dataset.value = viewer.layers["4D-STEM lines (synthetic)"]
+    widget.compute_mean_pattern()
+    widget.views.ring_n.value = 6
+    widget.views.ring_radius.value = 8.0
+    widget.views.disc_radius.value = 3.0
+    widget.views.place_ring()
+    widget.update_full()
+    widget.views.reconstruct()
+    viewer.layers["4D-STEM lines (synthetic)"].visible = False
+    # for the picture: the six views in a 2 x 3 grid beside the pattern (the dock puts them in a row)
+    for k in range(6):
+        viewer.layers[f"virtual {k}"].translate = (132 * (k // 3), 34 + 132 * (k % 3))
+    reference = viewer.layers["fused 3D lines"].metadata["reference_view"]
+    where = viewer.layers[f"virtual {reference}"].translate
+    viewer.layers["fused 3D lines (depth)"].translate = where
+    viewer.layers["fused 3D lines"].translate = (0, *where)
+    viewer.layers.selection.active = viewer.layers["fused 3D lines (depth)"]
+    _frame(viewer, 34 + 3 * 132, 262)
+    _scroll_to(widget, widget.status)
+    _save(viewer, "virtual_views_fused.png")
+
+    # 3D: the fused lines (coloured by depth) and the truth (white, thin) in the scan frame
+    for layer in list(viewer.layers):
+        layer.visible = layer.name == "fused 3D lines"
+    viewer.layers["fused 3D lines"].translate = (0, 0, 0)
+    viewer.layers.selection.active = viewer.layers["fused 3D lines"]
+    viewer.layers["fused 3D lines"].edge_width = 1.5
+    data, attrs, _ = lines_layer(list(sample.lines_3d), name="true lines", edge_color="white", edge_width=0.5)
+    viewer.add_shapes(data, **{**attrs, "opacity": 0.6})
+    viewer.dims.ndisplay = 3
+    napari.qt.get_qapp().processEvents()
+    rows, cols = viewer.window._qt_viewer.canvas.size
+    viewer.camera.center = (0.0, 64.0, 64.0)  # (z, y, x) of the scan's middle
+    viewer.camera.zoom = 0.8 * min(rows, cols) / 180.0
+    viewer.camera.angles = (-20.0, 35.0, 65.0)
+    _save(viewer, "virtual_views_fused_3d.png")
+    viewer.close()
+
+
+def quadrants() -> None:
+    from napari_stereo_tem.synth.fourdstem_particles import simulate_4dstem_particles
+
+    scan = simulate_4dstem_particles(seed=9_350_000, n_particles=60, scan_shape=(128, 128), scan_rotation_deg=0.0)
+    viewer = _viewer(WIDE)
+    widget = _dock(viewer, "Virtual detectors", 420)
+    viewer.add_image(np.asarray(scan.data), name="4D-STEM particles (synthetic)", metadata={"convergence_mrad": 70.0})
+    widget.reset_choices()
+    widget.dataset.value = viewer.layers["4D-STEM particles (synthetic)"]
+    widget.compute_mean_pattern()
+    widget.quadrants.four_quadrants()
+    widget.quadrants.particle_radii.value = "2, 7"
+    widget.quadrants.particles()
+    viewer.layers["4D-STEM particles (synthetic)"].visible = False
+    _frame(viewer, 34 + 2 * 130, 128)
+    _scroll_to(widget, widget.quadrants.report)
+    _save(viewer, "virtual_quadrants_particles.png")
+    viewer.close()
+
+
+def ranking() -> None:
+    from napari_stereo_tem.fourdstem import Disc
+    from napari_stereo_tem.synth import simulate_4dstem
+
+    sample = simulate_4dstem(seed=9_300_000, scan_shape=(128, 128), detector_shape=(32, 32), disc_radius_px=10.0,
+                             convergence_mrad=60.0, dose=3.0)
+    viewer = _viewer(WIDE)
+    widget = _dock(viewer, "Virtual detectors", 420)
+    viewer.add_image(np.asarray(sample.data), name="4D-STEM lines (synthetic)", metadata={"convergence_mrad": 60.0})
+    widget.reset_choices()
+    widget.dataset.value = viewer.layers["4D-STEM lines (synthetic)"]
+    widget.compute_mean_pattern()
+    d = widget._direct
+    widget.set_discs([Disc(d.cy, d.cx + 4.0, 3.0)])
+    widget.update_full()
+    widget.radii.value = "1, 2, 3, 4, 5, 6"
+    widget.ranking.rank()
+    viewer.layers["4D-STEM lines (synthetic)"].visible = False
+    _frame(viewer, 34 + 130, 128)
+    _scroll_to(widget, widget.ranking.advice)
+    _save(viewer, "virtual_ranking.png")
+    viewer.close()
+
+
 def main(argv: list[str]) -> int:
     OUT.mkdir(parents=True, exist_ok=True)
-    chosen = argv or ["stereo", "virtual", "particles"]
+    chosen = argv or ["stereo", "virtual", "particles", "views", "quadrants", "ranking"]
     for name in chosen:
         globals()[name]()
     return 0
