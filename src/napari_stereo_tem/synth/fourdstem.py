@@ -149,6 +149,34 @@ def _zarr_to_zspy(array, path: Path):
     return hs.load(str(path), lazy=True).data
 
 
+def iter_write_patterns(data, trans, *, weight, halo, dose, out_dtype, block: int, noise_key):
+    """Write the diffraction patterns of a simulated scan into ``data``, a block of scan rows at a time.
+
+    A detector pixel inside the bright-field disc (``weight > 0``, a soft edge) records the
+    transmission image of its own direction (``trans``, one ``(sy, sx)`` image per disc pixel, in
+    the order of ``np.nonzero(weight > 0)``) blended with the diffuse ``halo``; outside, the halo
+    alone. With a ``dose`` (electrons per pixel) the counts are Poisson, seeded by ``noise_key`` and
+    the block. Yields ``Progress(rows done, rows, "4dstem write")``.
+    """
+    sy, sx = trans.shape[1:]
+    dy, dx = weight.shape
+    disc_y, disc_x = np.nonzero(weight > 0)
+    scale = 1.0 if dose is None else float(dose)
+    limit = np.iinfo(out_dtype).max if np.issubdtype(out_dtype, np.integer) else None
+    halo_scaled = (halo * scale).astype(np.float32)
+    w_disc = weight[disc_y, disc_x].astype(np.float32)
+    for b, r0 in enumerate(range(0, sy, block)):
+        r1 = min(sy, r0 + block)
+        expected = np.broadcast_to(halo_scaled, (r1 - r0, sx, dy, dx)).copy()
+        disc_part = trans[:, r0:r1, :].transpose(1, 2, 0) * (scale * w_disc)
+        expected[:, :, disc_y, disc_x] = disc_part + halo_scaled[disc_y, disc_x] * (1 - w_disc)
+        if dose is not None:
+            counts = np.random.default_rng([*noise_key, b]).poisson(expected)
+            expected = np.minimum(counts, limit) if limit is not None else counts
+        data[r0:r1] = expected.astype(out_dtype, copy=False)
+        yield Progress(r1, sy, "4dstem write")
+
+
 def check_scan_geometry(scan_shape, detector_shape, disc_radius_px, convergence_mrad):
     """``(sy, sx, dy, dx, radius)`` of a simulated scan, or an :class:`InputError` naming what is wrong."""
     sy, sx = (int(v) for v in scan_shape)
@@ -266,20 +294,8 @@ def iter_simulate_4dstem(*, seed: int, scan_shape=(32, 32), detector_shape=(32, 
     out_dtype = np.dtype(np.float32 if dose is None else dtype)
     block = max(1, int(16_000_000 // (sx * dy * dx)))
     data = _open_output(path, (sy, sx, dy, dx), out_dtype, (block, sx, dy, dx))
-    scale = 1.0 if dose is None else float(dose)
-    limit = np.iinfo(out_dtype).max if np.issubdtype(out_dtype, np.integer) else None
-    halo_scaled = (halo * scale).astype(np.float32)
-    w_disc = weight[disc_y, disc_x].astype(np.float32)
-    for b, r0 in enumerate(range(0, sy, block)):
-        r1 = min(sy, r0 + block)
-        expected = np.broadcast_to(halo_scaled, (r1 - r0, sx, dy, dx)).copy()
-        disc_part = trans[:, r0:r1, :].transpose(1, 2, 0) * (scale * w_disc)
-        expected[:, :, disc_y, disc_x] = disc_part + halo_scaled[disc_y, disc_x] * (1 - w_disc)
-        if dose is not None:
-            counts = np.random.default_rng([int(seed), 6, b]).poisson(expected)
-            expected = np.minimum(counts, limit) if limit is not None else counts
-        data[r0:r1] = expected.astype(out_dtype, copy=False)
-        yield Progress(r1, sy, "4dstem write")
+    yield from iter_write_patterns(data, trans, weight=weight, halo=halo, dose=dose, out_dtype=out_dtype, block=block,
+                                   noise_key=(int(seed), 6))
     if isinstance(data, _NpyRowWriter):
         data = data.close()
     elif path is not None and Path(path).suffix == ".zspy":

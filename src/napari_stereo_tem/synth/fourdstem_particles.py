@@ -23,7 +23,7 @@ from scipy import ndimage
 
 from ..checks import InputError
 from ..progress import Progress, ProgressGenerator, drive
-from .fourdstem import _NpyRowWriter, check_scan_geometry, project_from_direction
+from .fourdstem import _NpyRowWriter, check_scan_geometry, iter_write_patterns, project_from_direction
 from .particles import _thickness_map, hard_sphere_positions
 from .seeds import check_seed
 
@@ -156,21 +156,8 @@ def iter_simulate_4dstem_particles(*, seed: int, n_particles: int = 60, scan_sha
         data = _NpyRowWriter(Path(path), (sy, sx, dy, dx), out_dtype)
     else:
         data = np.empty((sy, sx, dy, dx), out_dtype)
-    scale = 1.0 if dose is None else float(dose)
-    limit = np.iinfo(out_dtype).max if np.issubdtype(out_dtype, np.integer) else None
-    halo_scaled = (halo * scale).astype(np.float32)
-    w_disc = weight[disc_y, disc_x].astype(np.float32)
-    block = max(1, int(16_000_000 // (sx * dy * dx)))
-    for b, r0 in enumerate(range(0, sy, block)):
-        r1 = min(sy, r0 + block)
-        expected = np.broadcast_to(halo_scaled, (r1 - r0, sx, dy, dx)).copy()
-        expected[:, :, disc_y, disc_x] = (trans[:, r0:r1, :].transpose(1, 2, 0) * (scale * w_disc)
-                                          + halo_scaled[disc_y, disc_x] * (1 - w_disc))
-        if dose is not None:
-            counts = np.random.default_rng([int(seed), 16, b]).poisson(expected)
-            expected = np.minimum(counts, limit) if limit is not None else counts
-        data[r0:r1] = expected.astype(out_dtype, copy=False)
-        yield Progress(r1, sy, "4dstem write")
+    yield from iter_write_patterns(data, trans, weight=weight, halo=halo, dose=dose, out_dtype=out_dtype,
+                                   block=max(1, int(16_000_000 // (sx * dy * dx))), noise_key=(int(seed), 16))
     if isinstance(data, _NpyRowWriter):
         data = data.close()
 
