@@ -1,14 +1,30 @@
 """The detector calibration of the 4D-STEM commands (``virtual``, ``reconstruct-views``, ``particles --4dstem``).
 
 Not a subcommand of its own: each of those commands declares ``--convergence-mrad``,
-``--direct-disc`` (and ``virtual`` and ``reconstruct-views`` ``--vacuum``) and
-calls :func:`calibration_from_args`, so that the three find the direct disc the
-same way: given, on a vacuum reference, or on the dataset's mean pattern.
+``--direct-disc`` (and ``virtual`` and ``reconstruct-views`` ``--vacuum``) with
+:func:`add_calibration_options` and calls :func:`calibration_from_args`, so that
+the three find the direct disc the same way: given, on a vacuum reference, or on
+the dataset's mean pattern.
 """
 
 from __future__ import annotations
 
-__all__ = ["calibration_from_args"]
+__all__ = ["add_calibration_options", "calibration_from_args"]
+
+
+def add_calibration_options(parser, *, convergence_help: str, vacuum: bool = True) -> None:
+    """Declare ``--convergence-mrad``, ``--direct-disc`` and (with ``vacuum``) ``--vacuum`` on ``parser``.
+
+    ``parser`` may be an argument group; ``convergence_help`` says what the command needs the
+    convergence semi-angle for.
+    """
+    parser.add_argument("--convergence-mrad", type=float, default=None, help=convergence_help)
+    parser.add_argument("--direct-disc", default=None, metavar="CY,CX,R",
+                        help="the direct-beam disc (default: found on the mean pattern"
+                             + (", or on --vacuum)" if vacuum else ")"))
+    if vacuum:
+        parser.add_argument("--vacuum", default=None,
+                            help="vacuum reference (dataset or one pattern) to find the direct disc on")
 
 
 def calibration_from_args(args, dataset):

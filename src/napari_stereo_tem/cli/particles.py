@@ -22,6 +22,8 @@ def _floats(text: str) -> list[float]:
 
 
 def add_parser(subparsers) -> None:
+    from .calibration_options import add_calibration_options
+
     p = subparsers.add_parser(
         "particles",
         help="3D nanoparticle positions and g(r) from four detector views",
@@ -47,10 +49,8 @@ def add_parser(subparsers) -> None:
                            "the beam give every view its own beta)")
     scan.add_argument("--quadrant-azimuth", type=float, default=0.0, metavar="DEG",
                       help="direction of the first quadrant disc on the detector, from +kx towards +ky (default 0)")
-    scan.add_argument("--convergence-mrad", type=float, default=None,
-                      help="convergence semi-angle in mrad (calibrates mrad/px with the direct disc; required)")
-    scan.add_argument("--direct-disc", default=None, metavar="CY,CX,R",
-                      help="the direct-beam disc (default: found on the mean pattern)")
+    add_calibration_options(scan, convergence_help="convergence semi-angle in mrad (calibrates mrad/px with the "
+                                                   "direct disc; required)", vacuum=False)
     scan.add_argument("--scan-rotation", type=float, default=0.0, metavar="DEG",
                       help="scan-to-diffraction rotation in degrees (turns the disc directions into the image)")
     scan.add_argument("--executor", default="inline", help="inline, threads, or a dask scheduler address")

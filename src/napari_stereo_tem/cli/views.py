@@ -17,6 +17,7 @@ PRODUCES = ("lines.csv", "result.json")
 
 
 def add_parser(subparsers) -> None:
+    from .calibration_options import add_calibration_options
     from .detect import add_detector_options
 
     parser = subparsers.add_parser(
@@ -35,11 +36,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--disc-radius", type=float, default=None, metavar="PX", help="radius of the ring's discs")
     parser.add_argument("--ring-start", type=float, default=0.0, metavar="DEG",
                         help="direction of the ring's first disc from the centre (degrees from +x towards +y)")
-    parser.add_argument("--convergence-mrad", type=float, default=None,
-                        help="convergence semi-angle in mrad (needed: calibrates each view's direction)")
-    parser.add_argument("--direct-disc", default=None, metavar="CY,CX,R",
-                        help="the direct-beam disc (default: found on the mean pattern, or on --vacuum)")
-    parser.add_argument("--vacuum", default=None, help="vacuum reference to find the direct disc on")
+    add_calibration_options(parser, convergence_help="convergence semi-angle in mrad (needed: calibrates each "
+                                                     "view's direction)")
     parser.add_argument("--scan-rotation", type=float, default=0.0,
                         help="scan-to-diffraction rotation in degrees")
     parser.add_argument("--scan-shape", default=None, metavar="SY,SX", help="reshape a stack of frames to this scan")

@@ -19,6 +19,8 @@ PRODUCES = ("virtual_*.tif", "detectors.json", "left.tif", "right.tif")
 
 
 def add_parser(subparsers) -> None:
+    from .calibration_options import add_calibration_options
+
     parser = subparsers.add_parser(
         "virtual", help="virtual images of discs on a 4D-STEM dataset",
         description="Virtual images of several detector discs, computed in one pass over a 4D-STEM dataset, "
@@ -28,12 +30,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--disc", action="append", required=True, metavar="CY,CX,R",
                         help="a disc in detector pixels (pixel centres at integers); CY,CX,R,R_INNER for an "
                              "annulus; repeat for more discs")
-    parser.add_argument("--convergence-mrad", type=float, default=None,
-                        help="convergence semi-angle in mrad: calibrates mrad/px with the direct disc")
-    parser.add_argument("--direct-disc", default=None, metavar="CY,CX,R",
-                        help="the direct-beam disc (default: found on the mean pattern, or on --vacuum)")
-    parser.add_argument("--vacuum", default=None, help="vacuum reference (dataset or one pattern) to find "
-                                                       "the direct disc on")
+    add_calibration_options(parser, convergence_help="convergence semi-angle in mrad: calibrates mrad/px with "
+                                                     "the direct disc")
     parser.add_argument("--scan-rotation", type=float, default=0.0,
                         help="scan-to-diffraction rotation in degrees (for the epipolar directions)")
     parser.add_argument("--scan-shape", default=None, metavar="SY,SX",
