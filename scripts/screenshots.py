@@ -132,18 +132,24 @@ def particles() -> None:
     viewer.close()
 
 
+def _virtual_dock_on(data, name: str, convergence_mrad: float):
+    """A wide window with the virtual-detector dock on a synthetic 4D-STEM scan, mean pattern computed."""
+    viewer = _viewer(WIDE)
+    widget = _dock(viewer, "Virtual detectors", 420)
+    viewer.add_image(np.asarray(data), name=name, metadata={"convergence_mrad": convergence_mrad})
+    widget.reset_choices()
+    widget.dataset.value = viewer.layers[name]
+    widget.compute_mean_pattern()
+    return viewer, widget
+
+
 def views() -> None:
     from napari_stereo_tem._napari.layers import lines_layer
     from napari_stereo_tem.synth import simulate_4dstem
 
     sample = simulate_4dstem(seed=9_000_101, scan_shape=(128, 128), detector_shape=(32, 32), disc_radius_px=12.0,
                              convergence_mrad=60.0)
-    viewer = _viewer(WIDE)
-    widget = _dock(viewer, "Virtual detectors", 420)
-    viewer.add_image(np.asarray(sample.data), name="4D-STEM lines (synthetic)", metadata={"convergence_mrad": 60.0})
-    widget.reset_choices()
-    widget.dataset.value = viewer.layers["4D-STEM lines (synthetic)"]
-    widget.compute_mean_pattern()
+    viewer, widget = _virtual_dock_on(sample.data, "4D-STEM lines (synthetic)", 60.0)
     widget.views.ring_n.value = 6
     widget.views.ring_radius.value = 8.0
     widget.views.disc_radius.value = 3.0
@@ -185,12 +191,7 @@ def quadrants() -> None:
     from napari_stereo_tem.synth.fourdstem_particles import simulate_4dstem_particles
 
     scan = simulate_4dstem_particles(seed=9_350_000, n_particles=60, scan_shape=(128, 128), scan_rotation_deg=0.0)
-    viewer = _viewer(WIDE)
-    widget = _dock(viewer, "Virtual detectors", 420)
-    viewer.add_image(np.asarray(scan.data), name="4D-STEM particles (synthetic)", metadata={"convergence_mrad": 70.0})
-    widget.reset_choices()
-    widget.dataset.value = viewer.layers["4D-STEM particles (synthetic)"]
-    widget.compute_mean_pattern()
+    viewer, widget = _virtual_dock_on(scan.data, "4D-STEM particles (synthetic)", 70.0)
     widget.quadrants.four_quadrants()
     widget.quadrants.particle_radii.value = "2, 7"
     widget.quadrants.particles()
@@ -207,12 +208,7 @@ def ranking() -> None:
 
     sample = simulate_4dstem(seed=9_300_000, scan_shape=(128, 128), detector_shape=(32, 32), disc_radius_px=10.0,
                              convergence_mrad=60.0, dose=3.0)
-    viewer = _viewer(WIDE)
-    widget = _dock(viewer, "Virtual detectors", 420)
-    viewer.add_image(np.asarray(sample.data), name="4D-STEM lines (synthetic)", metadata={"convergence_mrad": 60.0})
-    widget.reset_choices()
-    widget.dataset.value = viewer.layers["4D-STEM lines (synthetic)"]
-    widget.compute_mean_pattern()
+    viewer, widget = _virtual_dock_on(sample.data, "4D-STEM lines (synthetic)", 60.0)
     d = widget._direct
     widget.set_discs([Disc(d.cy, d.cx + 4.0, 3.0)])
     widget.update_full()
