@@ -391,7 +391,7 @@ def refine_in_views_iter(views, reconstruction, *, polarity: str = "dark", radiu
     n_views = rec.detection_index.shape[1]
     if signals is None:
         signals = map_threads(lambda v: fit_signal(v, polarity=polarity, radius_max=r_hi), views)
-    noise = np.array(map_threads(estimate_noise, signals))
+    noise = np.array([estimate_noise(s) for s in signals])
     shift = view_shifts(beta, psi)
     state = _State(rec, np.clip(np.where(np.isfinite(rec.radii), rec.radii, r_lo), r_lo, r_hi))
     counts = {"found_in_residuals": 0, "split_in_two": 0, "dropped": 0}

@@ -99,8 +99,6 @@ def image_disparity(left, right, x, y, d0, *, half_height: int = 3, half_width: 
     peak : ndarray, shape (n,)
         The normalised cross-correlation at the peak (1 = identical patches).
     """
-    from scipy.ndimage import map_coordinates
-
     left = np.asarray(left, dtype=np.float32)
     right = np.asarray(right, dtype=np.float32)
     x = np.asarray(x, dtype=float)
