@@ -24,6 +24,7 @@ from napari_stereo_tem.fourdstem import (
     virtual_images,
 )
 from napari_stereo_tem.fourdstem.masks import disc_mask
+from napari_stereo_tem.fourdstem.virtual import reduce_block_shifted
 from napari_stereo_tem.progress import Cancelled, drive
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "napari_stereo_tem" / "fourdstem"
@@ -126,6 +127,22 @@ def test_descan_with_whole_pixel_shifts_is_exact():
     discs = [(19.0, 18.0, 4.0)]
     fixed = virtual_images(data, discs, descan=np.array([19.3, 20.6]) + shifts, descan_reference=(19.3, 20.6))
     np.testing.assert_allclose(fixed, virtual_images(still, discs), rtol=2e-3)
+
+
+def test_descan_in_bands_equals_the_whole_block_near_the_detector_edge():
+    """Bands read cut-outs of the patterns; the detectors may leave the detector: same sums as one whole block."""
+    sy, sx = 6, 7
+    yy, xx = np.mgrid[:sy, :sx]
+    shifts = np.stack([0.8 * yy - 2.1, -0.6 * xx + 1.7], axis=-1)  # whole-pixel steps inside every band
+    data = _beam_data(shifts)
+    discs = [(3.0, 20.0, 4.0), (19.3, 36.5, 4.0), (19.3, 20.6, 5.0)]  # two discs cross the detector's edge
+    masks = np.stack([disc_mask(data.shape[2:], *d).astype(np.float32) for d in discs])
+    whole = reduce_block_shifted(data, masks, shifts)
+    for executor, rows in (("inline", 1), ("threads", 2), ("inline", None)):
+        bands = virtual_images(data, discs, descan=np.array([19.3, 20.6]) + shifts, descan_reference=(19.3, 20.6),
+                               executor=executor, rows_per_task=rows)
+        np.testing.assert_allclose(np.moveaxis(bands, 0, 2), whole, rtol=1e-5, atol=1e-3)
+    assert not np.allclose(whole, reduce_block_shifted(data, masks, np.zeros_like(shifts)))
 
 
 def test_descan_bad_shape_is_refused():

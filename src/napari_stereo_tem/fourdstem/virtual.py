@@ -68,17 +68,17 @@ def reduce_block(block: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return out
 
 
-def _plan(masks: np.ndarray, *, moving: bool = False) -> list[tuple[slice, slice, np.ndarray, np.ndarray]]:
+def _plan(masks: np.ndarray, *, moving: bool = False) -> list[tuple]:
     """``(rows, cols, indices, weights)`` per group of detectors (:func:`group_detectors`).
 
     ``weights`` are the group's masks cut to its box, flattened to columns; with
-    ``moving`` (descan), the group's whole masks ``(n, det_y, det_x)`` instead, cut
-    per band to the box its beam shifts need.
+    ``moving`` (descan), the group's :class:`_ShiftedKernel` instead, made once
+    for every band.
     """
     plan = []
     for rows, cols, idx in group_detectors(masks):
         if moving:
-            plan.append((rows, cols, idx, np.ascontiguousarray(masks[idx])))
+            plan.append((rows, cols, idx, _ShiftedKernel(masks[idx])))
         else:
             weights = np.ascontiguousarray(masks[idx][:, rows, cols].reshape(len(idx), -1).T)
             plan.append((rows, cols, idx, weights))
@@ -97,15 +97,81 @@ def _band_from_frames(frames, y0: int, y1: int, plan, shifts=None) -> np.ndarray
         band_shifts = shifts[y0:y1]
         lo = np.floor(band_shifts.reshape(-1, 2).min(axis=0)).astype(int)
         hi = np.floor(band_shifts.reshape(-1, 2).max(axis=0)).astype(int) + 1
+    ny, nx = frames.shape[2:]
     for rows, cols, idx, weights in plan:
         if shifts is None:
             out[..., idx] = reduce_block(frames[y0:y1, :, rows, cols], weights)
             continue
-        ny, nx = weights.shape[1:]
         rows = slice(max(rows.start + lo[0], 0), min(rows.stop + hi[0], ny))
         cols = slice(max(cols.start + lo[1], 0), min(cols.stop + hi[1], nx))
-        out[..., idx] = reduce_block_shifted(frames[y0:y1, :, rows, cols], weights[:, rows, cols], band_shifts)
+        out[..., idx] = weights.reduce(frames[y0:y1, :, rows, cols], band_shifts, origin=(rows.start, cols.start))
     return out
+
+
+class _ShiftedKernel:
+    """Detectors that move with the beam: the masks cut to a window one pixel larger than their box.
+
+    ``base (wh*ww, n)`` is the window's masks flattened; ``edge`` the window pixels
+    where the masks moved by one pixel in x, in y and in both differ from them,
+    and ``steps (len(edge), 3n)`` those differences (:func:`_bilinear_masks`).
+    Made once per group of detectors; :meth:`reduce` is
+    :func:`reduce_block_shifted` with it.
+    """
+
+    def __init__(self, masks: np.ndarray):
+        masks = np.asarray(masks, dtype=np.float32)
+        self.n = masks.shape[0]
+        self.rows, self.cols = masks_bbox(masks)
+        self.wh = self.rows.stop - self.rows.start + 1
+        self.ww = self.cols.stop - self.cols.start + 1
+        window = np.zeros((self.n, self.wh, self.ww), dtype=np.float32)
+        window[:, :self.wh - 1, :self.ww - 1] = masks[:, self.rows, self.cols]
+        self.base, self.edge, self.steps = _bilinear_masks(window, 0, 0)
+
+    def reduce(self, block: np.ndarray, shifts: np.ndarray, origin=(0, 0)) -> np.ndarray:
+        """Sums ``(by, bx, n)`` of ``block (by, bx, h, w)`` with the detectors moved by ``shifts``.
+
+        ``origin`` is the detector pixel of ``block``'s first row and column
+        (the block may be a cut-out of the patterns).
+        """
+        by, bx, h, w = block.shape
+        n, wh, ww = self.n, self.wh, self.ww
+        try:
+            flat = block.view()
+            flat.shape = (by * bx, h, w)  # refuses (AttributeError) rather than copying
+        except AttributeError:
+            flat = block.reshape(by * bx, h, w)
+        s = np.nan_to_num(np.asarray(shifts, dtype=np.float64).reshape(-1, 2))
+        whole = np.floor(s).astype(np.int64)
+        frac = (s - whole).astype(np.float32)
+        corner = np.stack([(1 - frac[:, 0]) * frac[:, 1], frac[:, 0] * (1 - frac[:, 1]),
+                           frac[:, 0] * frac[:, 1]], axis=1)  # weights of the corners (0,1), (1,0), (1,1)
+        change = np.flatnonzero(np.any(whole[1:] != whole[:-1], axis=1)) + 1
+        edges = np.concatenate([[0], change, [by * bx]])
+        piece = max(1, _PIECE_BYTES // max(wh * ww * 4, 1))
+        buffer = np.empty((min(piece, by * bx), wh, ww), dtype=np.float32)
+        flat_buffer = buffer.reshape(len(buffer), wh * ww)
+        out = np.empty((by * bx, n), dtype=np.float32)
+        starts_r = self.rows.start - origin[0] + whole[:, 0]
+        starts_c = self.cols.start - origin[1] + whole[:, 1]
+        inside_box = ((starts_r >= 0) & (starts_r + wh <= h) & (starts_c >= 0) & (starts_c + ww <= w)).tolist()
+        starts_r, starts_c = starts_r.tolist(), starts_c.tolist()
+        for i in range(0, by * bx, piece):
+            j = min(i + piece, by * bx)
+            cuts = [i, *edges[(edges > i) & (edges < j)].tolist(), j]
+            for a, b in zip(cuts[:-1], cuts[1:]):
+                r0, c0 = starts_r[a], starts_c[a]
+                if inside_box[a]:
+                    np.copyto(buffer[a - i:b - i], flat[a:b, r0:r0 + wh, c0:c0 + ww], casting="unsafe")
+                else:
+                    _copy_window(buffer[a - i:b - i], flat[a:b], r0, c0)
+            part = flat_buffer[:j - i]
+            # base . p, plus the three other corners as corrections read on the discs' edges alone
+            np.matmul(part, self.base, out=out[i:j])
+            if self.edge.size:
+                d = (part[:, self.edge] @ self.steps).reshape(j - i, 3, n)
+                out[i:j] += np.einsum("pkn,pk->pn", d, corner[i:j])
+        return out.reshape(by, bx, n)
 
 
 def reduce_block_shifted(block: np.ndarray, masks: np.ndarray, shifts: np.ndarray) -> np.ndarray:
@@ -134,51 +200,7 @@ def reduce_block_shifted(block: np.ndarray, masks: np.ndarray, shifts: np.ndarra
     -------
     float32 array ``(by, bx, n)``
     """
-    by, bx, h, w = block.shape
-    n = masks.shape[0]
-    try:
-        flat = block.view()
-        flat.shape = (by * bx, h, w)  # refuses (AttributeError) rather than copying
-    except AttributeError:
-        flat = block.reshape(by * bx, h, w)
-    s = np.nan_to_num(np.asarray(shifts, dtype=np.float64).reshape(-1, 2))
-    whole = np.floor(s).astype(np.int64)
-    frac = (s - whole).astype(np.float32)
-    corner = np.stack([(1 - frac[:, 0]) * frac[:, 1], frac[:, 0] * (1 - frac[:, 1]),
-                       frac[:, 0] * frac[:, 1]], axis=1)  # weights of the corners (0,1), (1,0), (1,1)
-    # Each pattern is copied from a window that follows its whole-pixel shift, so that in the
-    # window the detectors sit still: one set of masks for every position.
-    rows, cols = masks_bbox(masks)
-    wh, ww = rows.stop - rows.start + 1, cols.stop - cols.start + 1
-    window = np.zeros((n, wh, ww), dtype=np.float32)
-    window[:, :wh - 1, :ww - 1] = masks[:, rows, cols]
-    base, edge, steps = _bilinear_masks(window, 0, 0)
-    change = np.flatnonzero(np.any(whole[1:] != whole[:-1], axis=1)) + 1
-    edges = np.concatenate([[0], change, [by * bx]])
-    piece = max(1, _PIECE_BYTES // max(wh * ww * 4, 1))
-    buffer = np.empty((min(piece, by * bx), wh, ww), dtype=np.float32)
-    flat_buffer = buffer.reshape(len(buffer), wh * ww)
-    out = np.empty((by * bx, n), dtype=np.float32)
-    starts_r = (rows.start + whole[:, 0]).tolist()
-    starts_c = (cols.start + whole[:, 1]).tolist()
-    inside_box = ((rows.start + whole[:, 0] >= 0) & (rows.start + whole[:, 0] + wh <= h)
-                  & (cols.start + whole[:, 1] >= 0) & (cols.start + whole[:, 1] + ww <= w)).tolist()
-    for i in range(0, by * bx, piece):
-        j = min(i + piece, by * bx)
-        cuts = [i, *edges[(edges > i) & (edges < j)].tolist(), j]
-        for a, b in zip(cuts[:-1], cuts[1:]):
-            r0, c0 = starts_r[a], starts_c[a]
-            if inside_box[a]:
-                np.copyto(buffer[a - i:b - i], flat[a:b, r0:r0 + wh, c0:c0 + ww], casting="unsafe")
-            else:
-                _copy_window(buffer[a - i:b - i], flat[a:b], r0, c0)
-        part = flat_buffer[:j - i]
-        # base . p, plus the three other corners as corrections read on the discs' edges alone
-        out[i:j] = part @ base
-        if edge.size:
-            d = (part[:, edge] @ steps).reshape(j - i, 3, n)
-            out[i:j] += (d * corner[i:j, :, None]).sum(axis=1)
-    return out.reshape(by, bx, n)
+    return _ShiftedKernel(masks).reduce(block, shifts)
 
 
 def _copy_window(target: np.ndarray, source: np.ndarray, r0: int, c0: int) -> None:
