@@ -51,6 +51,15 @@ def layer_source(layer) -> str | None:
     return meta.get("source") or meta.get("path") or inputs.get("left")
 
 
+def instance_layer_for(layers, image_name: str):
+    """The instance Labels layer the Detect dock made for the image ``image_name`` (one id per dislocation), or None."""
+    for layer in layers:
+        meta = getattr(layer, "metadata", None) or {}
+        if meta.get("kind") == "stereo-tem instances" and meta.get("image") == image_name:
+            return layer
+    return None
+
+
 def layer_model_version(layers) -> str | None:
     """The detector/matcher versions recorded in the provenance of a reconstruction's layers."""
     for layer in layers:
@@ -251,17 +260,23 @@ class CorrectionWidget(Container):
             return None
         right, right_labels = self.right_image.value, self.right_labels.value
         left_data = np.asarray(left.data)
+        mask = np.asarray(labels.data)
+        if (labels.metadata or {}).get("kind") == "stereo-tem instances":   # the instances chosen as labels
+            instances, mask = mask, (mask > 0).astype(np.uint8)
+        else:
+            found = instance_layer_for(self._viewer.layers, left.name)
+            instances = None if found is None else np.asarray(found.data)
         disparity = None
         if right is not None and self.known_lines:
             disparity = disparity_labels(left_data.shape, self.known_lines, self.angle.value,
-                                         axis_col=self._axis_col(), mask=np.asarray(labels.data))
+                                         axis_col=self._axis_col(), mask=mask)
         pixel = (left.metadata or {}).get("pixel_size_nm") or \
             ((left.metadata or {}).get("provenance") or {}).get("pixel_size_nm")
         sources = {"left": layer_source(left)}
         if right is not None:
             sources["right"] = layer_source(right)
         try:
-            path = add_entry(self.set_dir.value, left_data, np.asarray(labels.data),
+            path = add_entry(self.set_dir.value, left_data, mask, instances_left=instances,
                              right=None if right is None else np.asarray(right.data),
                              mask_right=None if right is None or right_labels is None else np.asarray(right_labels.data),
                              disparity_left=disparity, source=sources, stereo_angle_deg=self.angle.value,

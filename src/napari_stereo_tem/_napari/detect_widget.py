@@ -2,8 +2,10 @@
 
 Layer in (an image), one core call (:func:`napari_stereo_tem.stereo.detect.iter_detect_lines`,
 off the UI thread with progress and Cancel), layers out: an editable Labels
-layer (1 dislocation, 2 distractor) and a Shapes layer of the centrelines
-(one path per skeleton branch).
+layer (1 dislocation, 2 distractor), an editable Labels layer of instances (one
+id per dislocation, lines of a pile-up kept apart:
+:func:`napari_stereo_tem.stereo.instances.line_instances`) and a Shapes layer of
+the centrelines (one path per skeleton branch).
 """
 
 from __future__ import annotations
@@ -23,11 +25,20 @@ __all__ = ["DetectWidget", "detection_layers", "detect_stage"]
 CONTRASTS = {"auto": "auto", "bright field (dark lines)": "bright_field", "dark field (bright lines)": "dark_field"}
 
 
-def detection_layers(result, *, name: str, metadata=None) -> list:
-    """Layer-data tuples of a :class:`~napari_stereo_tem.stereo.detect.LineDetection`: Labels, then Shapes paths."""
+def detection_layers(result, *, name: str, metadata=None, instances=None) -> list:
+    """Layer-data tuples of a :class:`~napari_stereo_tem.stereo.detect.LineDetection`: Labels, then Shapes paths.
+
+    With ``instances`` (a :class:`~napari_stereo_tem.stereo.instances.LineInstances`),
+    a second Labels layer ``"<name> instances"`` (one id per dislocation) comes after the labels.
+    """
     meta = {"kind": "stereo-tem detection", "settings": result.settings, **(metadata or {})}
     paths = [np.ascontiguousarray(line[:, ::-1]) for line in result.lines if len(line) >= 2]
     layers = [(result.labels, {"name": f"{name} labels", "metadata": meta}, "labels")]
+    if instances is not None:
+        layers.append((instances.labels, {"name": f"{name} instances",
+                                          "metadata": {**meta, "kind": "stereo-tem instances",
+                                                       "instances": instances.settings,
+                                                       "n_instances": instances.n_instances}}, "labels"))
     layers.append((paths, {"name": f"{name} lines", "shape_type": "path", "edge_color": "red", "edge_width": 1.5,
                            "metadata": meta}, "shapes"))
     return layers
@@ -95,12 +106,17 @@ class DetectWidget(TaskWidget):
         """In the worker thread: the Labels and Shapes layers, meshes included."""
         from napari.layers import Layer
 
-        tuples = detection_layers(result, name=self._name, metadata={"image": self._name})
-        return result, [Layer.create(data, {**attrs, "scale": self._layer_scale}, kind) for data, attrs, kind in tuples]
+        from ..stereo.instances import line_instances
+
+        found = line_instances(result.probability[0], threshold=result.settings["threshold"])
+        tuples = detection_layers(result, name=self._name, metadata={"image": self._name}, instances=found)
+        return result, found, [Layer.create(data, {**attrs, "scale": self._layer_scale}, kind)
+                               for data, attrs, kind in tuples]
 
     def show_result(self, prepared):
-        result, layers = prepared
+        result, found, layers = prepared
         yield from place_layers(self._viewer, layers)
         s = result.settings
-        self.report.value = (f"{len(result.lines)} line branches; {s['contrast'].replace('_', ' ')}, "
+        self.report.value = (f"{len(result.lines)} line branches, {found.n_instances} dislocation instances; "
+                             f"{s['contrast'].replace('_', ' ')}, "
                              f"resized x{s['scale']:g} for detection; {result.seconds:.1f} s")

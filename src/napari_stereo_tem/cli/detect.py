@@ -3,7 +3,10 @@
 Per image ``STEM`` (the file name without its suffix) the folder gets
 ``STEM_probability.tif`` (float32, one page per class: dislocation, then
 distractor), ``STEM_labels.tif`` (uint8: 1 dislocation, 2 distractor),
-``STEM_lines.csv`` (``line_id,x,y``, pixels, points of a branch in order) and
+``STEM_lines.csv`` (``line_id,x,y``, pixels, points of a branch in order),
+``STEM_instances.tif`` (int32: one id per dislocation, 0 elsewhere; lines of a
+pile-up kept apart, :func:`~napari_stereo_tem.stereo.instances.line_instances`),
+``STEM_instances.csv`` (``line_id,x,y``: the centreline of instance ``line_id + 1``) and
 one ``detect.json`` with the settings of every image (contrast and resize
 factor as decided, the model, timings). The folder is written as a whole.
 """
@@ -16,7 +19,8 @@ __all__ = ["add_parser", "run", "parse_scale", "add_detector_options", "CONTRAST
 CONTRASTS = {"auto": "auto", "bright": "bright_field", "dark": "dark_field"}
 
 #: What the command writes (an existing folder holding only these may be replaced with --overwrite).
-PRODUCES = ("*_probability.tif", "*_labels.tif", "*_lines.csv", "*_geometry.csv", "detect.json")
+PRODUCES = ("*_probability.tif", "*_labels.tif", "*_lines.csv", "*_geometry.csv", "*_instances.tif",
+            "*_instances.csv", "detect.json")
 
 
 def add_parser(subparsers) -> None:
@@ -97,6 +101,7 @@ def run(args) -> int:
     from ..progress import drive, end_progress_line, text_progress
     from ..evaluation.table import csv_text
     from ..stereo.detect import iter_detect_lines
+    from ..stereo.instances import line_instances
     from ..stereo.line_geometry import GEOMETRY_COLUMNS, line_geometry
     from ..stereo.lines_io import write_json, write_lines_csv
 
@@ -126,9 +131,12 @@ def run(args) -> int:
             flat = [np.asarray(line).reshape(-1, 2) for line in result.lines]
             write_lines_csv(tmp / f"{stem}_lines.csv", flat)
             (tmp / f"{stem}_geometry.csv").write_text(csv_text(line_geometry(flat), cols=list(GEOMETRY_COLUMNS)))
+            found = line_instances(result.probability[0], threshold=result.settings["threshold"])
+            tifffile.imwrite(tmp / f"{stem}_instances.tif", found.labels.astype(np.int32))
+            write_lines_csv(tmp / f"{stem}_instances.csv", found.lines)
             record["images"].append({"image": str(path), "stem": stem, "shape": list(result.labels.shape),
                                      "settings": result.settings, "seconds": round(result.seconds, 3),
-                                     "n_lines": len(result.lines),
+                                     "n_lines": len(result.lines), "n_instances": found.n_instances,
                                      "dislocation_px": int((result.labels == 1).sum()),
                                      "distractor_px": int((result.labels == 2).sum())})
             s = result.settings

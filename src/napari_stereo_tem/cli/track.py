@@ -32,6 +32,9 @@ def add_parser(subparsers) -> None:
                         help="frames a line may be missed and still be linked (default 1; 0: none)")
     parser.add_argument("--min-length", type=float, default=8.0, metavar="PX",
                         help="shorter line branches are not tracked (default 8 px)")
+    parser.add_argument("--instances", choices=("ridges", "skeleton"), default="ridges",
+                        help="how a frame's dislocations become lines: ridges of the probability map, one per "
+                             "dislocation even inside pile-ups (default), or skeleton branches")
     add_detector_options(parser, flips=1, when="decided on the first frame")
     parser.add_argument("-o", "--output", required=True, help="output folder (written as a whole)")
     parser.add_argument("--overwrite", action="store_true",
@@ -84,7 +87,8 @@ def run(args) -> int:
     t0 = time.perf_counter()
     result = drive(iter_track_lines(frames, model, max_distance=args.max_distance, gap_frames=args.gap_frames,
                                     min_length=args.min_length, contrast=CONTRASTS[args.contrast], scale=scale,
-                                    flips=args.flips, device=args.device), text_progress())
+                                    flips=args.flips, device=args.device, instances=args.instances),
+                   text_progress())
     end_progress_line()
     rows = track_rows(result)
     summary = track_summary(result)

@@ -8,6 +8,9 @@ A training set is a folder; each entry is a sub-folder ``entry-000001``,
   1 dislocation, 2 distractor (napari's Labels as corrected by the user);
 - ``disparity_left.tif`` where disparities are known: float32, ``x_right - x_left``
   on the left view's pixels, NaN where unknown;
+- ``instances_left.tif`` (and ``instances_right.tif``) where instances are
+  given: int32, 0 background, one id per dislocation (the instance Labels layer
+  as corrected by the user; kept beside the mask, which it does not replace);
 - ``entry.json``: provenance (source file and its sha256, stereo angle, pixel
   size, model version, time) and the sha256 of every file above.
 
@@ -45,7 +48,7 @@ ENTRY_FILE = "entry.json"
 TRASH = ".trash"
 _PATTERN = re.compile(r"\Aentry-(\d{6,})\Z")
 _TMP_PREFIX = ".tmp-entry-"
-_ARRAYS = ("left", "right", "mask_left", "mask_right", "disparity_left")
+_ARRAYS = ("left", "right", "mask_left", "mask_right", "disparity_left", "instances_left", "instances_right")
 
 
 @dataclass
@@ -71,6 +74,10 @@ class TrainingEntry:
     @property
     def has_disparity(self) -> bool:
         return "disparity_left" in self.record.get("files", {})
+
+    @property
+    def has_instances(self) -> bool:
+        return "instances_left" in self.record.get("files", {})
 
     def describe(self) -> str:
         """A one-line summary for a browser."""
@@ -131,6 +138,19 @@ def _check_mask(mask, shape, name) -> np.ndarray:
     return np.minimum(mask, 255).astype(np.uint8)
 
 
+def _check_instances(instances, shape, name) -> np.ndarray:
+    instances = np.asarray(instances)
+    if instances.shape != tuple(shape):
+        raise InputError(f"{name} has shape {instances.shape} but its view has shape {tuple(shape)}; "
+                         "give the instance Labels layer drawn on that view")
+    if not (np.issubdtype(instances.dtype, np.integer) or instances.dtype == bool):
+        raise InputError(f"{name} must hold integer instance ids, got dtype {instances.dtype}")
+    if instances.size and (instances.min() < 0 or instances.max() > np.iinfo(np.int32).max):
+        raise InputError(f"{name} holds ids outside 0..2^31-1; use 0 for background and one positive id "
+                         "per dislocation")
+    return instances.astype(np.int32)
+
+
 def _write_fsync(path: Path, data: bytes) -> None:
     with open(path, "wb") as handle:
         handle.write(data)
@@ -149,7 +169,7 @@ def _tiff_bytes(array: np.ndarray) -> bytes:
 
 
 def add_entry(set_dir, left, mask_left, *, right=None, mask_right=None, disparity_left=None,
-              source=None, stereo_angle_deg: float | None = None, pixel_size_nm: float | None = None,
+              instances_left=None, instances_right=None, source=None, stereo_angle_deg: float | None = None, pixel_size_nm: float | None = None,
               model_version: str | None = None, extra: dict | None = None,
               on_file_written: Callable[[Path], None] | None = None) -> Path:
     """Append one entry to a training set; atomic, never overwriting.
@@ -166,6 +186,9 @@ def add_entry(set_dir, left, mask_left, *, right=None, mask_right=None, disparit
         The right view and its labels.
     disparity_left : array_like of float, shape (rows, cols), optional
         Known disparities ``x_right - x_left`` on left pixels, NaN elsewhere.
+    instances_left, instances_right : array_like of int, shape (rows, cols), optional
+        The corrected instances: 0 background, one id per dislocation (stored
+        beside the mask as int32).
     source : str, Path or dict, optional
         Where the views came from: a file path (hashed with sha256), or a dict
         ``{"left": path, "right": path}``. Without a file, the arrays are hashed.
@@ -193,6 +216,12 @@ def add_entry(set_dir, left, mask_left, *, right=None, mask_right=None, disparit
             arrays["mask_right"] = _check_mask(mask_right, left.shape, "mask_right")
     elif mask_right is not None:
         raise InputError("mask_right given without the right view; pass right= as well")
+    if instances_left is not None:
+        arrays["instances_left"] = _check_instances(instances_left, left.shape, "instances_left")
+    if instances_right is not None:
+        if right is None:
+            raise InputError("instances_right given without the right view; pass right= as well")
+        arrays["instances_right"] = _check_instances(instances_right, left.shape, "instances_right")
     if disparity_left is not None:
         disp = np.asarray(disparity_left, dtype=np.float32)
         if disp.shape != left.shape:
@@ -327,7 +356,7 @@ def load_entry(entry, *, verify: bool = True) -> dict:
     -------
     dict
         ``left``, ``mask_left`` and, when present, ``right``, ``mask_right``,
-        ``disparity_left`` (ndarrays, shape (rows, cols)); ``record`` (the JSON).
+        ``disparity_left``, ``instances_left``, ``instances_right`` (ndarrays, shape (rows, cols)); ``record`` (the JSON).
     """
     import tifffile
 

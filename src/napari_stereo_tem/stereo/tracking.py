@@ -10,7 +10,10 @@ a ``.npy`` or an array ``(n_frames, rows, cols)``) goes through
    with masks, refined to sub-pixel by a parabola), the detected dislocations
    masked out (they glide on their own; the texture, dots, slip traces and
    boundaries do not), accumulated into the drift of every frame relative to frame 0;
-3. **instances**: every skeleton branch of at least ``min_length`` px, with its
+3. **instances**: every line of at least ``min_length`` px, one per dislocation
+   (:func:`~napari_stereo_tem.stereo.instances.line_instances`: sub-pixel ridges
+   of the probability map, so the lines of a pile-up stay apart; or, with
+   ``instances="skeleton"``, the skeleton branches of the thresholded map), with its
    centroid in the specimen's frame (drift removed) and its geometry
    (:func:`~napari_stereo_tem.stereo.line_geometry.line_geometry`);
 4. **tracking** of the centroids by linear assignment with gap closing
@@ -43,7 +46,8 @@ from ..progress import Progress, ProgressGenerator, drive
 from .drift import estimate_drift, iter_drift_steps
 from .frame_stack import VIDEO_SUFFIXES, read_stack
 
-__all__ = ["read_stack", "estimate_drift", "line_instances", "link_instances", "TrackingResult",
+__all__ = ["read_stack", "estimate_drift", "line_instances", "frame_lines", "INSTANCE_METHODS", "link_instances",
+           "TrackingResult",
            "iter_track_lines", "track_lines", "track_rows", "track_summary", "TRACK_COLUMNS", "VIDEO_SUFFIXES"]
 
 #: Columns of :func:`track_rows` (the header of ``tracks.csv``).
@@ -179,11 +183,35 @@ class TrackingResult:
         return len({inst["track_id"] for inst in self.instances})
 
 
+#: How a frame's detection becomes line instances (see :func:`frame_lines`).
+INSTANCE_METHODS = ("ridges", "skeleton")
+
+
+def frame_lines(detection, *, instances: str = "ridges", min_length: float = 8.0) -> list:
+    """Polylines of one frame's dislocations, one per instance.
+
+    ``"ridges"``: :func:`~napari_stereo_tem.stereo.instances.line_instances` on the
+    probability map (lines of a pile-up kept apart where they nearly touch);
+    ``"skeleton"``: the skeleton branches of the thresholded map (close lines merge).
+    """
+    if instances == "skeleton":
+        return detection.lines
+    if instances != "ridges":
+        raise InputError(f"instances must be one of {INSTANCE_METHODS}, got {instances!r}")
+    from .instances import line_instances as ridge_instances
+
+    return ridge_instances(detection.probability[0], threshold=detection.settings.get("threshold", 0.5),
+                           min_length=min_length).lines
+
+
 def iter_track_lines(stack, model=None, *, max_distance: float = 10.0, gap_frames: int = 1,
                      min_length: float = 8.0, contrast: str = "auto", scale="auto", flips: int = 1,
-                     device="cpu") -> ProgressGenerator[TrackingResult]:
+                     device="cpu", instances: str = "ridges") -> ProgressGenerator[TrackingResult]:
     """Generator form of :func:`track_lines` (progress per frame; cancel between frames)."""
     from .detect import iter_detect_lines
+
+    if instances not in INSTANCE_METHODS:
+        raise InputError(f"instances must be one of {INSTANCE_METHODS}, got {instances!r}")
 
     frames = read_stack(stack)
     if model is None:
@@ -201,7 +229,8 @@ def iter_track_lines(stack, model=None, *, max_distance: float = 10.0, gap_frame
             settings = dict(detection.settings)
             contrast, scale = settings["contrast"], settings["scale"]
         moving[k] = detection.labels == 1
-        found.append(line_instances(detection.lines, min_length=min_length))
+        found.append(line_instances(frame_lines(detection, instances=instances, min_length=min_length),
+                                    min_length=min_length))
         yield Progress(k + 1, n, "detect frames")
     seconds["detect"] = time.perf_counter() - t0
 
@@ -228,13 +257,14 @@ def iter_track_lines(stack, model=None, *, max_distance: float = 10.0, gap_frame
     seconds["link"] = time.perf_counter() - t0
     yield Progress(1, 1, "link")
     settings.update(max_distance=float(max_distance), gap_frames=int(gap_frames), min_length=float(min_length),
-                    tracker="laptrack")
+                    tracker="laptrack", instances=instances)
     return TrackingResult(drift=drift, instances=instances, n_frames=n, shape=tuple(frames.shape[1:]),
                           settings=settings, seconds={k: round(v, 3) for k, v in seconds.items()})
 
 
 def track_lines(stack, model=None, *, max_distance: float = 10.0, gap_frames: int = 1, min_length: float = 8.0,
-                contrast: str = "auto", scale="auto", flips: int = 1, device="cpu", on_progress=None, should_stop=None) -> TrackingResult:
+                contrast: str = "auto", scale="auto", flips: int = 1, device="cpu", instances: str = "ridges",
+                on_progress=None, should_stop=None) -> TrackingResult:
     """Track the dislocations of a time series: drift, detection, instances, tracks.
 
     Parameters
@@ -254,6 +284,8 @@ def track_lines(stack, model=None, *, max_distance: float = 10.0, gap_frames: in
     flips : {1, 2, 4}
         Mirrored copies averaged by the detector (1 is fastest).
     device : str
+    instances : {"ridges", "skeleton"}
+        How a frame's dislocations become instances (:func:`frame_lines`).
     on_progress, should_stop : callable, optional
         Progress callback and cancel check (:func:`~napari_stereo_tem.progress.drive`).
 
@@ -263,7 +295,7 @@ def track_lines(stack, model=None, *, max_distance: float = 10.0, gap_frames: in
     """
     return drive(iter_track_lines(stack, model, max_distance=max_distance, gap_frames=gap_frames,
                                   min_length=min_length, contrast=contrast, scale=scale, flips=flips,
-                                  device=device),
+                                  device=device, instances=instances),
                  on_progress, should_stop=should_stop)
 
 
