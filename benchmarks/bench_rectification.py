@@ -103,12 +103,19 @@ def _score(source: str, seed: int, size: int, rng: np.random.Generator, overlay:
             "theta_std": rect.theta_std_deg}
 
 
-def run(source: str, n: int, size: int, overlay: bool, contrast: bool = True) -> dict:
+def run(source: str, n: int, size: int, overlay: bool, contrast: bool = True, per_pair: bool = False) -> dict:
     rng = np.random.default_rng(2024)
     rows = []
     for i, s in enumerate(range(10_000, 10_000 + n)):
         rows.append(_score(source, s, size, rng, overlay, contrast))
-        print(f"  pair {i + 1}/{n}", end="\r", flush=True, file=sys.stderr)
+        if per_pair:
+            r = rows[-1]
+            print(f"  {source} seed {s}: theta {r['theta']:.2f}: " + (f"refused ({r['failed'][:80]})" if "failed" in r
+                  else f"theta err {r['theta_err']:.4f} deg (+- {r['theta_std']:.3f}), shift err {r['shift_err']:.3f} px, "
+                       f"dy {r['dy']:.3f} px, {r['n_inliers']} inliers, {'warned, ' if r['warned'] else ''}"
+                       f"{r['seconds']:.2f} s"), flush=True)
+        else:
+            print(f"  pair {i + 1}/{n}", end="\r", flush=True, file=sys.stderr)
     ok = [r for r in rows if "failed" not in r]
     within = [r for r in ok if r["theta_err"] < THETA_TOL_DEG and r["shift_err"] < SHIFT_TOL_PX]
     wrong_unwarned = [r for r in ok if r not in within and not r["warned"]]
@@ -201,13 +208,14 @@ def main() -> None:
     parser.add_argument("--series", type=int, default=0,
                         help="also align this many tilt series of dislocation scenes (--series-views views each)")
     parser.add_argument("--series-views", type=int, default=4)
+    parser.add_argument("--per-pair", action="store_true", help="print each pair's figures (to compare two versions)")
     args = parser.parse_args()
     cv2.setNumThreads(1)
     if args.series:
         run_series(args.series, args.series_views, args.size)
     counts = {source: args.n_dislocations if source == "dislocations" and args.n_dislocations else args.n
               for source in args.source.split(",") if source}
-    results = [run(source, n, args.size, args.overlay, not args.same_contrast) for source, n in counts.items() if n > 0]
+    results = [run(source, n, args.size, args.overlay, not args.same_contrast, args.per_pair) for source, n in counts.items() if n > 0]
     if any(r["within"] < TARGET_SHARE * r["n"] for r in results):
         print(f"SOME TARGETS MISSED (share within {THETA_TOL_DEG} deg and {SHIFT_TOL_PX} px below "
               f"{100 * TARGET_SHARE:.0f} %)")

@@ -39,6 +39,7 @@ import cv2
 import numpy as np
 
 from ..checks import InputError, check_pair
+from ..progress import check_cancelled
 from .projection import rotation_matrix
 
 __all__ = ["Rectification", "rectify_pair", "rectify_tiltless", "rectifying_affines"]
@@ -266,6 +267,7 @@ def _auto_correspondences(left, right, mask_l, mask_r, *, methods, guides, worki
     ml, mr = _bin(mask_l, factor, reduce=np.max), _bin(mask_r, factor, reduce=np.max)
     a, b = bandpass(lb, ml), bandpass(rb, mr)
     corr, shifts = find_correspondences(a, b, ~ml, ~mr, methods=[m for m in methods if m != "guide"])
+    check_cancelled()
     if "sift" in methods:  # clean views keep their fine detail best unfiltered
         from .alignment.masks import fill_masked
         from .alignment.matches import sift_matches
@@ -273,6 +275,7 @@ def _auto_correspondences(left, right, mask_l, mask_r, *, methods, guides, worki
         pl, pr = sift_matches(fill_masked(lb, ml).astype(np.float32), fill_masked(rb, mr).astype(np.float32),
                               ~ml, ~mr)
         corr = corr.concat(Correspondences(pl, pr, np.full(len(pl), 5)))
+    check_cancelled()
     if guides is not None:
         ga, gb = (_bin(np.asarray(g, dtype=np.float64), factor) for g in guides)
         ga, gb = (np.where(m, 0.0, g - np.median(g)).astype(np.float32) for g, m in ((ga, ml), (gb, mr)))
@@ -281,6 +284,7 @@ def _auto_correspondences(left, right, mask_l, mask_r, *, methods, guides, worki
         pl, pr, _ = dense_matches(ga, gb, ~ml, ~mr, shifts, patch=patch, step=patch // 2,
                                   search=max(12, size // 24))
         corr = corr.concat(Correspondences(pl, pr, np.full(len(pl), 2)))
+    check_cancelled()
     if refine:
         from .alignment.refine import refine_all
 
@@ -418,6 +422,7 @@ def rectify_pair(left, right, *, theta_deg: float | None = None, shift=None, poi
     shift_in = None if shift is None else _check_shift(shift, left.shape)
     manual = points_left is not None or points_right is not None
     overlay_l = overlay_mask(left, other=right, border_px=0) if auto_mask else np.zeros(left.shape, bool)
+    check_cancelled()
     overlay_r = overlay_mask(right, other=left, border_px=0) if auto_mask else np.zeros(left.shape, bool)
     if masks is not None:
         extra_l, extra_r = (np.asarray(m, dtype=bool) for m in masks)
@@ -432,6 +437,7 @@ def rectify_pair(left, right, *, theta_deg: float | None = None, shift=None, poi
         raise InputError(f"{100 * max(use_l.mean(), use_r.mean()):.0f} % of a view is frame, border or overlay; "
                          "crop the views to the specimen (or pass auto_mask=False)")
     factor = 1
+    check_cancelled()
     if manual:
         pl, pr = _as_pair_of_points(points_left, points_right, left.shape)
         corr = Correspondences(pl, pr, np.full(len(pl), 3))
@@ -443,6 +449,7 @@ def rectify_pair(left, right, *, theta_deg: float | None = None, shift=None, poi
             if not (theta_given and shift_in is not None):
                 raise
             corr = Correspondences.empty()
+    check_cancelled()
     t_known = None if shift_in is None else -shift_in
     fit = fit_epipolar(corr.left, corr.right, theta_deg=theta_in, shift=t_known,
                        threshold_px=ransac_threshold_px * factor, robust=not manual,
@@ -484,6 +491,7 @@ def rectify_pair(left, right, *, theta_deg: float | None = None, shift=None, poi
         target = 0.0 if pin_disparity is None else float(pin_disparity)
         t_along = target - float(np.median(disp @ u)) if len(disp) else 0.0
         correction = fit.t_perp * normal + t_along * u  # its part along u is the depth origin
+    check_cancelled()
     aff_l, aff_r = rectifying_affines(left.shape, theta, correction)
     keep_l, keep_r = corr.left[inliers], corr.right[inliers]
     inlier_sources = Correspondences(keep_l, keep_r, corr.source[inliers]).counts()

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ...progress import check_cancelled
+
 __all__ = ["EpipolarFit", "fit_epipolar", "normalise_theta"]
 
 
@@ -188,6 +190,7 @@ def _bootstrap_theta_std(points: np.ndarray, sigma: np.ndarray, through_origin: 
     """Standard deviation (degrees, about the axis' 180-degree period) of the direction over bootstrap resamples."""
     angles = []
     for _ in range(n):
+        check_cancelled()
         pick = rng.integers(0, len(points), len(points))
         _, d = _robust_line(points[pick], through_origin=through_origin, n_iter=3, sigma=sigma[pick])
         angles.append(np.degrees(np.arctan2(d[1], d[0])))
@@ -297,6 +300,7 @@ def _best_line(disp: np.ndarray, threshold: float, rng: np.random.Generator, n_i
     normals = np.column_stack([-vec[:, 1], vec[:, 0]]) / length[:, None]
     costs = np.empty(len(vec))
     for s in range(0, len(vec), 256):
+        check_cancelled()
         dist = np.abs((disp[None, :, 0] - base[s:s + 256, None, 0]) * normals[s:s + 256, None, 0]
                       + (disp[None, :, 1] - base[s:s + 256, None, 1]) * normals[s:s + 256, None, 1])
         costs[s:s + 256] = np.minimum(dist, threshold).sum(axis=1)

@@ -28,6 +28,8 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from ...progress import check_cancelled
+
 __all__ = ["Correspondences", "find_correspondences", "candidate_shifts"]
 
 #: Codes of :attr:`Correspondences.source`.
@@ -115,13 +117,16 @@ def _subpixel(res: np.ndarray, py: int, px: int) -> tuple[float, float, float]:
     dxx = res[py, px + 1] - 2 * c + res[py, px - 1]
     dyy = res[py + 1, px] - 2 * c + res[py - 1, px]
     dxy = (res[py + 1, px + 1] - res[py + 1, px - 1] - res[py - 1, px + 1] + res[py - 1, px - 1]) / 4.0
-    hessian = np.array([[dxx, dxy], [dxy, dyy]])
-    eig = np.linalg.eigvalsh(hessian)
-    if eig[1] >= 0:  # not a maximum in every direction: a ridge or a saddle
+    dxx, dyy, dxy = float(dxx), float(dyy), float(dxy)
+    mid, spread = 0.5 * (dxx + dyy), float(np.hypot(0.5 * (dxx - dyy), dxy))
+    low, high = mid - spread, mid + spread  # the Hessian's eigenvalues (2x2, in closed form)
+    if high >= 0:  # not a maximum in every direction: a ridge or a saddle
         return 0.0, 0.0, np.inf
-    gradient = 0.5 * np.array([res[py, px + 1] - res[py, px - 1], res[py + 1, px] - res[py - 1, px]])
-    ox, oy = -np.linalg.solve(hessian, gradient)  # the full 2D quadratic: a tilted ridge needs the cross term
-    return float(np.clip(ox, -1, 1)), float(np.clip(oy, -1, 1)), float(eig[0] / eig[1])
+    gx, gy = 0.5 * float(res[py, px + 1] - res[py, px - 1]), 0.5 * float(res[py + 1, px] - res[py - 1, px])
+    det = dxx * dyy - dxy * dxy  # > 0: both eigenvalues negative
+    ox = -(dyy * gx - dxy * gy) / det  # the full 2D quadratic: a tilted ridge needs the cross term
+    oy = -(dxx * gy - dxy * gx) / det
+    return float(np.clip(ox, -1, 1)), float(np.clip(oy, -1, 1)), float(low / high)
 
 
 _ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 40, 1e-4)
@@ -150,19 +155,27 @@ def _match_patch(tpl: np.ndarray, b: np.ndarray, cover_b: np.ndarray, cx: int, c
     if aniso > max_anisotropy:
         return None
     mx, my = x0 + px + ox, y0 + py + oy
-    if refine:  # ECC (translation) on the patch itself: unbiased to a fraction of a pixel
-        r0, c0 = max(int(round(my)) - 4, 0), max(int(round(mx)) - 4, 0)
-        region = b[r0:min(r0 + patch + 8, rows), c0:min(c0 + patch + 8, cols)]
-        if region.shape[0] >= patch and region.shape[1] >= patch:
-            warp = np.array([[1, 0, mx - c0], [0, 1, my - r0]], dtype=np.float32)
-            try:
-                cc, warp = cv2.findTransformECC(tpl, region, warp, cv2.MOTION_TRANSLATION, _ECC_CRITERIA, None, 1)
-                ex, ey = float(warp[0, 2]) + c0, float(warp[1, 2]) + r0
-                if cc > min_score and abs(ex - mx) < 1.5 and abs(ey - my) < 1.5:
-                    mx, my = ex, ey
-            except cv2.error:
-                pass
+    if refine:
+        mx, my = _refine_ecc(tpl, b, mx, my, min_score)
     return mx, my, score
+
+
+def _refine_ecc(tpl: np.ndarray, b: np.ndarray, mx: float, my: float, min_score: float) -> tuple[float, float]:
+    """ECC (translation) of the patch itself from top-left ``(mx, my)`` in ``b``: unbiased to a fraction of a pixel."""
+    rows, cols = b.shape
+    patch = tpl.shape[0]
+    r0, c0 = max(int(round(my)) - 4, 0), max(int(round(mx)) - 4, 0)
+    region = b[r0:min(r0 + patch + 8, rows), c0:min(c0 + patch + 8, cols)]
+    if region.shape[0] >= patch and region.shape[1] >= patch:
+        warp = np.array([[1, 0, mx - c0], [0, 1, my - r0]], dtype=np.float32)
+        try:
+            cc, warp = cv2.findTransformECC(tpl, region, warp, cv2.MOTION_TRANSLATION, _ECC_CRITERIA, None, 1)
+            ex, ey = float(warp[0, 2]) + c0, float(warp[1, 2]) + r0
+            if cc > min_score and abs(ex - mx) < 1.5 and abs(ey - my) < 1.5:
+                return ex, ey
+        except cv2.error:
+            pass
+    return mx, my
 
 
 def dense_matches(a: np.ndarray, b: np.ndarray, valid_a: np.ndarray, valid_b: np.ndarray, shifts, *,
@@ -179,6 +192,7 @@ def dense_matches(a: np.ndarray, b: np.ndarray, valid_a: np.ndarray, valid_b: np
     cover_b = ndimage.uniform_filter(valid_b.astype(np.float32), patch)
     out_l, out_r, out_s = [], [], []
     for cy in range(half, rows - half + 1, step):
+        check_cancelled()  # per row of patches: a cancel does not wait for the whole grid
         for cx in range(half, cols - half + 1, step):
             if cover_a[min(cy, rows - 1), min(cx, cols - 1)] < 0.97:
                 continue
@@ -188,11 +202,13 @@ def dense_matches(a: np.ndarray, b: np.ndarray, valid_a: np.ndarray, valid_b: np
             best = None
             for shift in shifts:
                 found = _match_patch(tpl, b, cover_b, cx, cy, shift, search=search, min_score=min_score,
-                                     max_anisotropy=max_anisotropy, refine=refine)
+                                     max_anisotropy=max_anisotropy, refine=False)
                 if found is not None and (best is None or found[2] > best[2]):
                     best = found
             if best is None:
                 continue
+            if refine:  # the best peak only: the others are dropped anyway
+                best = (*_refine_ecc(tpl, b, best[0], best[1], min_score), best[2])
             # patch pixels [c - half, c + half) have their centre at c - 0.5
             out_l.append((cx - 0.5, cy - 0.5))
             out_r.append((best[0] + half - 0.5, best[1] + half - 0.5))
@@ -293,6 +309,7 @@ def blob_matches(a: np.ndarray, b: np.ndarray, valid_a: np.ndarray, valid_b: np.
     tree = cKDTree(pb)
     best, best_votes = (np.zeros((0, 2)), np.zeros((0, 2))), 0
     for shift in shifts:
+        check_cancelled()
         lists = tree.query_ball_point(pa + np.asarray(shift, float), r=radius)
         ia = np.repeat(np.arange(len(pa)), [len(x) for x in lists])
         ib = np.fromiter((j for x in lists for j in x), dtype=int, count=len(ia))
@@ -354,17 +371,42 @@ def sift_matches(a: np.ndarray, b: np.ndarray, valid_a: np.ndarray, valid_b: np.
     away_a = ndimage.binary_erosion(valid_a, np.ones((3, 3)), iterations=8)
     away_b = ndimage.binary_erosion(valid_b, np.ones((3, 3)), iterations=8)
     kp_a, des_a = sift.detectAndCompute(_to_uint8(a, valid_a), away_a.astype(np.uint8) * 255)
+    check_cancelled()
     kp_b, des_b = sift.detectAndCompute(_to_uint8(b, valid_b), away_b.astype(np.uint8) * 255)
     if des_a is None or des_b is None or len(kp_a) < 2 or len(kp_b) < 2:
         return np.zeros((0, 2)), np.zeros((0, 2))
-    matcher = cv2.BFMatcher(cv2.NORM_L2)
-    forward = matcher.knnMatch(des_a, des_b, k=2)
-    backward = {m[0].queryIdx: m[0].trainIdx for m in matcher.knnMatch(des_b, des_a, k=1) if m}
-    good = [p[0] for p in forward if len(p) == 2 and p[0].distance < ratio * p[1].distance
-            and backward.get(p[0].trainIdx) == p[0].queryIdx]
-    pts_a = np.array([kp_a[m.queryIdx].pt for m in good], dtype=float).reshape(-1, 2)
-    pts_b = np.array([kp_b[m.trainIdx].pt for m in good], dtype=float).reshape(-1, 2)
+    ia, ib = _ratio_cross_matches(des_a, des_b, ratio)
+    pts_a = np.array([kp_a[i].pt for i in ia], dtype=float).reshape(-1, 2)
+    pts_b = np.array([kp_b[j].pt for j in ib], dtype=float).reshape(-1, 2)
     return pts_a, pts_b
+
+
+def _ratio_cross_matches(des_a: np.ndarray, des_b: np.ndarray, ratio: float) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the descriptor pairs that pass Lowe's ratio test (a to b) and are mutual nearest neighbours.
+
+    All squared distances at once, ``|a|^2 + |b|^2 - 2 a.b`` (one matrix product, much faster than a
+    brute-force matcher); the two nearest of each ``a`` are then measured again exactly for the ratio test.
+    """
+    a, b = np.asarray(des_a, np.float32), np.asarray(des_b, np.float32)
+    if len(b) < 2:
+        return np.zeros(0, int), np.zeros(0, int)
+    d2 = a @ b.T
+    d2 *= -2.0
+    d2 += (a * a).sum(axis=1)[:, None]
+    d2 += (b * b).sum(axis=1)[None, :]
+    ia = np.arange(len(a))
+    first = np.argmin(d2, axis=1)
+    closest = d2[ia, first]
+    column_min = d2.min(axis=0)
+    mutual = closest <= column_min[first]  # each a's nearest b has no nearer a
+    d2[ia, first] = np.inf
+    two = np.column_stack([first, np.argmin(d2, axis=1)])
+    exact = np.sqrt(((a[:, None, :].astype(np.float64) - b[two].astype(np.float64)) ** 2).sum(axis=2))
+    order = np.argsort(exact, axis=1, kind="stable")
+    nearest = np.take_along_axis(two, order, axis=1)
+    dist = np.take_along_axis(exact, order, axis=1)
+    good = (dist[:, 0] < ratio * dist[:, 1]) & mutual & (nearest[:, 0] == first)
+    return ia[good], nearest[good, 0]
 
 
 def find_correspondences(a: np.ndarray, b: np.ndarray, valid_a: np.ndarray, valid_b: np.ndarray, *,
@@ -399,12 +441,15 @@ def find_correspondences(a: np.ndarray, b: np.ndarray, valid_a: np.ndarray, vali
         if all(np.hypot(shift[0] - s[0], shift[1] - s[1]) > 4 for s in shifts):
             shifts.append(shift)
     found = Correspondences.empty()
+    check_cancelled()
     if "dense" in methods:
         left, right, _ = dense_matches(a, b, valid_a, valid_b, shifts, patch=patch, step=patch // 3, search=search)
         found = found.concat(Correspondences(left, right, np.zeros(len(left), dtype=int)))
+    check_cancelled()
     if "blob" in methods:
         left, right = blob_matches(a, b, valid_a, valid_b, shifts, radius=1.5 * search)
         found = found.concat(Correspondences(left, right, np.full(len(left), 4)))
+    check_cancelled()
     if "sift" in methods:
         left, right = sift_matches(a, b, valid_a, valid_b)
         found = found.concat(Correspondences(left, right, np.ones(len(left), dtype=int)))

@@ -22,18 +22,107 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from ...progress import check_cancelled
+
 __all__ = ["refine_correspondences", "refine_all"]
 
 
-def _sample(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Cubic-spline values of a pre-filtered image at ``(x, y)`` (arrays of one shape)."""
-    return ndimage.map_coordinates(image, [y.ravel(), x.ravel()], order=3, prefilter=False,
-                                   mode="nearest").reshape(x.shape)
+def _bspline_weights(frac: np.ndarray) -> np.ndarray:
+    """The four cubic B-spline weights of the coefficients at ``floor - 1 .. floor + 2``, shape ``(n, 4)``."""
+    t = frac[:, None]
+    return np.hstack([(1.0 - t) ** 3, 4.0 - 6.0 * t ** 2 + 3.0 * t ** 3,
+                      1.0 + 3.0 * t + 3.0 * t ** 2 - 3.0 * t ** 3, t ** 3]) / 6.0
+
+
+def _band(weights: np.ndarray, side: int) -> np.ndarray:
+    """``(n, side + 3, side)`` matrices applying each row's four taps ``weights`` ``(n, 4)`` along a window."""
+    band = np.zeros((len(weights), side + 3, side), dtype=weights.dtype)
+    j = np.arange(side)
+    for k in range(4):
+        band[:, j + k, j] = weights[:, k:k + 1]
+    return band
+
+
+def _sample_windows(coefs: np.ndarray, pad: int, centres: np.ndarray, radius: int) -> np.ndarray:
+    """Cubic-spline values of ``(2 radius + 1)^2`` windows centred on sub-pixel ``centres`` ``(n, 2)`` ``(x, y)``.
+
+    ``coefs``: the image's spline coefficients (:func:`scipy.ndimage.spline_filter`), padded by ``pad`` px
+    with their edge values. A window is a whole-pixel grid, so every sample of it shares one sub-pixel
+    fraction: the spline is then a separable four-tap filter of the block of coefficients around the window,
+    two batched matrix products (the values of :func:`scipy.ndimage.map_coordinates` with ``order=3,
+    prefilter=False, mode="nearest"``, at a small fraction of its cost). Returns ``(n, 2 radius + 1,
+    2 radius + 1)``, rows first.
+    """
+    side = 2 * radius + 1
+    base = np.floor(centres)
+    wx, wy = (_bspline_weights(centres[:, k] - base[:, k]).astype(coefs.dtype) for k in (0, 1))
+    blocks = np.lib.stride_tricks.sliding_window_view(coefs, (side + 3, side + 3))
+    x0 = np.clip(base[:, 0].astype(np.intp) - radius - 1 + pad, 0, blocks.shape[1] - 1)
+    y0 = np.clip(base[:, 1].astype(np.intp) - radius - 1 + pad, 0, blocks.shape[0] - 1)
+    patch = blocks[y0, x0]  # (n, side + 3, side + 3)
+    return _band(wy, side).transpose(0, 2, 1) @ (patch @ _band(wx, side))
+
+
+def _window_and_gradients(coef_b: np.ndarray, pad: int, centres: np.ndarray, radius: int) -> np.ndarray:
+    """Windows of the view and of its two gradients (central differences), shape ``(n, 3, k)``.
+
+    The spline of ``np.gradient(b)`` is the central difference of the spline of ``b`` (both are linear and
+    shift-invariant), so one window a pixel wider gives all three.
+    """
+    big = _sample_windows(coef_b, pad, centres, radius + 1)
+    side = 2 * radius + 1
+    out = np.empty((len(centres), 3, side, side), dtype=big.dtype)
+    out[:, 0] = big[:, 1:-1, 1:-1]
+    np.subtract(big[:, 1:-1, 2:], big[:, 1:-1, :-2], out=out[:, 1])
+    np.subtract(big[:, 2:, 1:-1], big[:, :-2, 1:-1], out=out[:, 2])
+    out[:, 1:] *= 0.5
+    return out.reshape(len(centres), 3, side * side)
+
+
+def _coefficients(a: np.ndarray, b: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Cubic-spline coefficients of ``a`` and ``b``, padded with their edge values for windows up to ``radius``.
+
+    Single precision: the windows are sampled to 1e-7 of their values, far below the noise the refinement sees.
+    Returns ``(coef_a, coef_b, pad)``.
+    """
+    pad = int(radius) + 4
+    coefs = [np.pad(ndimage.spline_filter(np.asarray(image, dtype=np.float64), order=3).astype(np.float32), pad,
+                    mode="edge") for image in (a, b)]
+    return coefs[0], coefs[1], pad
+
+
+def _normal_equations(sampled: np.ndarray, wa: np.ndarray, wa_w: np.ndarray, wa_wa: np.ndarray,
+                      weight: np.ndarray, resid: np.ndarray):
+    """Weighted normal matrix ``(m, 4, 4)`` and ``J^T W r`` ``(m, 4)`` of translation, gain and offset (float64).
+
+    The Jacobian's columns are the view's two gradients (``sampled[:, 1:3]``), ``-wa`` and ``-1``; ``wa_w`` is
+    ``wa * weight`` and ``wa_wa`` the weighted ``sum(wa^2)``, which do not change between iterations.
+    """
+    m = len(wa)
+    grads = sampled[:, 1:3]  # (m, 2, k)
+    gw = grads * weight
+    products = gw @ np.concatenate([grads, wa[:, None], resid[:, None]], axis=1).transpose(0, 2, 1)  # (m, 2, 4)
+    products = products.astype(np.float64)
+    normal = np.empty((m, 4, 4))
+    normal[:, :2, :2] = products[:, :, :2]
+    normal[:, :2, 2] = -products[:, :, 2]
+    normal[:, :2, 3] = -gw.sum(axis=2, dtype=np.float64)
+    normal[:, 2, 2] = wa_wa
+    normal[:, 2, 3] = -(-wa_w.sum(axis=1, dtype=np.float64))
+    normal[:, 3, 3] = float(weight.sum(dtype=np.float64))
+    normal[:, 2:, :2] = normal[:, :2, 2:].transpose(0, 2, 1)
+    normal[:, 3, 2] = normal[:, 2, 3]
+    rhs = np.empty((m, 4))
+    rhs[:, :2] = products[:, :, 3]
+    rhs[:, 2] = -np.einsum("mk,mk->m", wa_w, resid, dtype=np.float64)
+    rhs[:, 3] = -(resid @ weight)
+    return normal, rhs
 
 
 def refine_correspondences(a: np.ndarray, b: np.ndarray, left, right, *, sigma: float = 4.0,
                            n_iter: int = 12, max_move: float = 1.5, min_correlation: float = 0.5,
-                           valid_a: np.ndarray | None = None, valid_b: np.ndarray | None = None):
+                           valid_a: np.ndarray | None = None, valid_b: np.ndarray | None = None,
+                           coefficients=None):
     """Refine ``right`` to a fraction of a pixel and verify each pair.
 
     Parameters
@@ -52,6 +141,8 @@ def refine_correspondences(a: np.ndarray, b: np.ndarray, left, right, *, sigma: 
         Pairs whose weighted window correlation after refinement is lower are dropped.
     valid_a, valid_b : ndarray of bool, optional
         Usable pixels; windows that reach masked pixels are dropped.
+    coefficients : tuple, optional
+        ``_coefficients(a, b, radius)`` when already computed (several calls on one pair).
 
     Returns
     -------
@@ -70,20 +161,20 @@ def refine_correspondences(a: np.ndarray, b: np.ndarray, left, right, *, sigma: 
     if n == 0:
         return start.copy(), np.zeros(0, bool), np.zeros(0), np.zeros(0)
     radius = int(np.ceil(2.5 * sigma))
+    if coefficients is None or coefficients[2] < radius + 4:
+        coefficients = _coefficients(a, b, radius)
+    coef_a, coef_b, pad = coefficients
     oy, ox = np.mgrid[-radius:radius + 1, -radius:radius + 1].astype(float)
     weight = np.exp(-(ox ** 2 + oy ** 2) / (2.0 * sigma ** 2)).ravel()
     weight /= weight.sum()
-    ox, oy = ox.ravel(), oy.ravel()
     rows, cols = a.shape
     inside = ((pl[:, 0] - radius >= 0) & (pl[:, 0] + radius <= cols - 1) & (pl[:, 1] - radius >= 0)
               & (pl[:, 1] + radius <= rows - 1))
-    coef_a = ndimage.spline_filter(np.asarray(a, dtype=np.float64), order=3)
-    coef_b = ndimage.spline_filter(np.asarray(b, dtype=np.float64), order=3)
-    gy, gx = np.gradient(np.asarray(b, dtype=np.float64))
-    coef_gx, coef_gy = ndimage.spline_filter(gx, order=3), ndimage.spline_filter(gy, order=3)
-    win_a = _sample(coef_a, pl[:, :1] + ox, pl[:, 1:] + oy)  # (n, k)
-    mean_a = win_a @ weight
-    win_a = win_a - mean_a[:, None]
+    weight32 = weight.astype(np.float32)
+    win_a = _sample_windows(coef_a, pad, pl, radius).reshape(n, -1)  # (n, k)
+    win_a -= (win_a @ weight32)[:, None]
+    wa_w = win_a * weight32
+    wa_wa = np.einsum("nk,nk->n", wa_w, win_a, dtype=np.float64)
     pos = start.copy()
     gain = np.ones(n)
     offset = np.zeros(n)
@@ -92,37 +183,31 @@ def refine_correspondences(a: np.ndarray, b: np.ndarray, left, right, *, sigma: 
     for _ in range(n_iter):
         if len(active) == 0:
             break
-        xs, ys = pos[active, :1] + ox, pos[active, 1:] + oy
-        wb, bx, by = _sample(coef_b, xs, ys), _sample(coef_gx, xs, ys), _sample(coef_gy, xs, ys)
+        check_cancelled()
+        sampled = _window_and_gradients(coef_b, pad, pos[active], radius)
         wa = win_a[active]
-        resid = wb - gain[active, None] * wa - offset[active, None]
-        jac = np.stack([bx, by, -wa, -np.ones_like(wa)], axis=2)  # (m, k, 4)
-        jw = jac * weight[None, :, None]
-        jw_t = jw.transpose(0, 2, 1)
-        normal = jw_t @ jac  # (m, 4, 4): batched matrix products, faster than einsum here
-        rhs = -(jw_t @ resid[..., None])[..., 0]
+        resid = sampled[:, 0] - gain[active, None].astype(np.float32) * wa - offset[active, None].astype(np.float32)
+        normal, rhs = _normal_equations(sampled, wa, wa_w[active], wa_wa[active], weight32, resid)
         good = np.abs(np.linalg.det(normal)) > 1e-18
         step = np.zeros((len(active), 4))
-        step[good] = np.linalg.solve(normal[good], rhs[good][..., None])[..., 0]
+        step[good] = np.linalg.solve(normal[good], -rhs[good][..., None])[..., 0]
         step[:, :2] = np.clip(step[:, :2], -0.5, 0.5)
         ok[active[~good]] = False
         pos[active] += step[:, :2]
         gain[active] += step[:, 2]
         offset[active] += step[:, 3]
         active = active[good & (np.abs(step[:, :2]).max(axis=1) > 1e-3)]
-    xs, ys = pos[:, :1] + ox, pos[:, 1:] + oy
-    wb = _sample(coef_b, xs, ys)
-    wb_c = wb - (wb @ weight)[:, None]
-    cov = (win_a * wb_c) @ weight
-    var_a, var_b = (win_a ** 2) @ weight, (wb_c ** 2) @ weight
-    correlation = cov / np.sqrt(np.maximum(var_a * var_b, 1e-24))
+    sampled = _window_and_gradients(coef_b, pad, pos, radius)
+    wb = sampled[:, 0]
+    wb_c = wb - (wb @ weight32)[:, None]
+    cov = np.einsum("nk,nk->n", wa_w, wb_c, dtype=np.float64)
+    var_b = np.einsum("nk,nk,k->n", wb_c, wb_c, weight32, dtype=np.float64)
+    correlation = cov / np.sqrt(np.maximum(wa_wa * var_b, 1e-24))
     # the standard error of the position: residual variance times the inverse of the weighted normal matrix
-    bx, by = _sample(coef_gx, xs, ys), _sample(coef_gy, xs, ys)
-    resid = wb - gain[:, None] * win_a - offset[:, None]
+    resid = wb - gain[:, None].astype(np.float32) * win_a - offset[:, None].astype(np.float32)
     n_eff = 1.0 / float((weight ** 2).sum())
-    s2 = (resid ** 2) @ weight * n_eff / max(n_eff - 4.0, 1.0)
-    jac = np.stack([bx, by, -win_a, -np.ones_like(win_a)], axis=2)
-    normal = ((jac * weight[None, :, None]).transpose(0, 2, 1) @ jac) * n_eff
+    s2 = np.einsum("nk,nk,k->n", resid, resid, weight32, dtype=np.float64) * n_eff / max(n_eff - 4.0, 1.0)
+    normal = _normal_equations(sampled, win_a, wa_w, wa_wa, weight32, resid)[0] * n_eff
     std = np.full(n, np.inf)
     invertible = np.abs(np.linalg.det(normal)) > 1e-18
     if invertible.any():
@@ -155,13 +240,14 @@ def refine_all(a: np.ndarray, b: np.ndarray, corr, valid_a: np.ndarray, valid_b:
 
     corr = corr.subset(np.arange(len(corr)))
     keep = np.ones(len(corr), bool)
+    coefficients = _coefficients(a, b, int(np.ceil(2.5 * max(sigma, patch_sigma))))
     for name, window in (("dense", patch_sigma), ("blob", sigma), ("sift", sigma), ("sift-plain", sigma)):
         sel = np.flatnonzero(corr.source == SOURCES.index(name))
         if len(sel) == 0:
             continue
         right, ok, corr_coef, std = refine_correspondences(a, b, corr.left[sel], corr.right[sel], sigma=window,
                                                            min_correlation=min_correlation, valid_a=valid_a,
-                                                           valid_b=valid_b)
+                                                           valid_b=valid_b, coefficients=coefficients)
         corr.right[sel] = right
         corr.sigma[sel] = std
         keep[sel] = ok
