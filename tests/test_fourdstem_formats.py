@@ -14,7 +14,10 @@ import pytest
 
 from napari_stereo_tem.checks import InputError
 from napari_stereo_tem.fourdstem import open_4dstem, virtual_images
-from napari_stereo_tem.fourdstem.axes import axis_role, decide_axes
+from napari_stereo_tem.fourdstem.axes import axis_role, decide_axes, unit_role
+
+from format_writers import (disc_centre, disc_patterns, write_app5, write_de_movie, write_dm4, write_mrc,
+                            write_ser, write_usid, write_velox)
 
 SCAN, DET = (3, 5), (12, 10)
 REF = (np.arange(np.prod(SCAN + DET), dtype=np.uint16) % 997).reshape(SCAN + DET)
@@ -70,6 +73,22 @@ def test_names_contradicting_flags_win_and_are_reported():
     axes = [{"name": n, "navigate": f} for n, f in (("detY", True), ("detX", True), ("scanY", False), ("scanX", False))]
     d = decide_axes((12, 10, 3, 5), axes)
     assert d.order == (2, 3, 0, 1) and "say otherwise" in d.describe()
+
+
+@pytest.mark.parametrize("units, role", [
+    ("nm", "scan"), ("µm", "scan"), ("Å", "scan"), ("1/nm", "detector"), ("1 / nm", "detector"),
+    ("nm^-1", "detector"), ("Å⁻¹", "detector"), ("mrad", "detector"), ("mrads", "detector"),
+    ("", None), ("<undefined>", None), ("s", None), ("eV", None),
+])
+def test_unit_roles(units, role):
+    assert unit_role(units) == role
+
+
+def test_units_beat_flags_that_are_guesses_and_say_so():
+    axes = [{"units": u, "navigate": f} for u, f in (("1/nm", True), ("1/nm", True), ("nm", False), ("nm", False))]
+    d = decide_axes((12, 10, 3, 5), axes)
+    assert d.order == (2, 3, 0, 1) and d.by == "axis units" and "say otherwise" in d.describe()
+    assert decide_axes((3, 5, 12, 10), axes[2:] + axes[:2]).by == "axis units"
 
 
 def test_no_metadata_is_by_position_and_says_so():
@@ -194,22 +213,26 @@ def test_arina_master_file_compressed(tmp_path):
     assert ds.metadata["reader"] == "rsciio.Arina"
 
 
-def test_arina_without_hdf5plugin_names_the_package(tmp_path, monkeypatch):
+def _without_package(monkeypatch, package: str, reader: str) -> None:
+    """Make ``package`` look uninstalled (whether it is or not) to RosettaSciIO's ``reader`` module."""
     import builtins
     import sys
 
-    _write_arina(tmp_path, REF.reshape(-1, *DET))
-    for name in [m for m in sys.modules if m == "hdf5plugin" or m.startswith("hdf5plugin.")
-                 or m.startswith("rsciio.arina")]:
+    for name in [m for m in sys.modules if m == package or m.startswith(package + ".") or m.startswith(reader)]:
         monkeypatch.delitem(sys.modules, name)
     real_import = builtins.__import__
 
-    def no_hdf5plugin(name, *args, **kwargs):
-        if name == "hdf5plugin" or name.startswith("hdf5plugin."):
-            raise ModuleNotFoundError("No module named 'hdf5plugin'", name="hdf5plugin")
+    def hidden(name, *args, **kwargs):
+        if name == package or name.startswith(package + "."):
+            raise ModuleNotFoundError(f"No module named '{package}'", name=package)
         return real_import(name, *args, **kwargs)
 
-    monkeypatch.setattr(builtins, "__import__", no_hdf5plugin)
+    monkeypatch.setattr(builtins, "__import__", hidden)
+
+
+def test_arina_without_hdf5plugin_names_the_package(tmp_path, monkeypatch):
+    _write_arina(tmp_path, REF.reshape(-1, *DET))
+    _without_package(monkeypatch, "hdf5plugin", "rsciio.arina")
     with pytest.raises(InputError, match="hdf5plugin") as err:
         open_4dstem(tmp_path / "scan_master.h5", scan_shape=SCAN)
     assert "pip install hdf5plugin" in str(err.value)
@@ -251,3 +274,99 @@ def test_empad(tmp_path):
 def test_reader_metadata_is_json(tmp_path):
     _write_emd(tmp_path / "fpd.hdf5", REF, ("scanY", "scanX", "detY", "detX"))
     json.dumps(open_4dstem(tmp_path / "fpd.hdf5").metadata["axes_decision"])
+
+
+# -- vendors' formats, written here by tests/format_writers.py: a disc whose place encodes the scan position ---
+PATTERNS = disc_patterns()  # scan 4 x 5, detector 16 x 18
+
+
+def _check_discs(ds, by=None, ref=PATTERNS):
+    """The whole dataset, and the disc of a few scan positions where it belongs (a swap or transpose moves it)."""
+    assert ds.shape == ref.shape, ds.metadata.get("axes_decision")
+    data = np.asarray(ds.data.compute())
+    np.testing.assert_array_equal(data, ref)
+    sy, sx = ref.shape[:2]
+    for iy, ix in ((0, 0), (0, sx - 1), (sy - 1, 0), (sy - 1, sx - 1), (1, 2)):
+        rows, cols = np.nonzero(data[iy, ix] >= 1000)
+        assert (rows.mean(), cols.mean()) == disc_centre(iy, ix), (iy, ix)
+    decision = ds.metadata["axes_decision"]
+    if by is not None:
+        assert decision["by"] == by, decision["text"]
+    return decision
+
+
+def test_direct_electron_mrc_movie_takes_its_scan_from_the_info_file(tmp_path):
+    movie = write_de_movie(tmp_path, PATTERNS)
+    ds = open_4dstem(movie)
+    decision = _check_discs(ds, by="axis names and navigation flags")
+    assert decision["names"] == ["y", "x", "ky", "kx"] and ds.metadata["reader"] == "rsciio.MRC"
+    with pytest.raises(InputError, match="scan shape"):
+        open_4dstem(movie, scan_shape=(5, 4))
+
+
+def test_mrc_stack_needs_and_follows_the_scan_shape(tmp_path):
+    write_mrc(tmp_path / "stack.mrc", PATTERNS.reshape(-1, *PATTERNS.shape[2:]))
+    with pytest.raises(InputError, match="scan_shape"):
+        open_4dstem(tmp_path / "stack.mrc")
+    decision = _check_discs(open_4dstem(tmp_path / "stack.mrc", scan_shape=(4, 5)), by="the scan_shape given")
+    assert "20 frames" in decision["text"]
+
+
+def test_tia_ser(tmp_path):
+    write_ser(tmp_path / "scan_1.ser", PATTERNS)
+    ds = open_4dstem(tmp_path / "scan_1.ser")
+    _check_discs(ds, by="navigation flags")
+    assert ds.metadata["reader"] == "rsciio.TIA"
+    assert ds.metadata["axes"][0]["scale"] == pytest.approx(1.0) and ds.metadata["axes"][0]["units"] == "nm"
+
+
+def test_velox_emd_camera_series_with_scan_shape(tmp_path):
+    write_velox(tmp_path / "series.emd", PATTERNS.reshape(-1, *PATTERNS.shape[2:]))
+    ds = open_4dstem(tmp_path / "series.emd", scan_shape=(4, 5))
+    _check_discs(ds, by="the scan_shape given")
+    assert ds.metadata["reader"] == "rsciio.EMD"
+
+
+def test_topspin_app5(tmp_path):
+    write_app5(tmp_path / "scan.app5", PATTERNS)
+    ds = open_4dstem(tmp_path / "scan.app5")
+    _check_discs(ds, by="axis names and navigation flags")
+    assert ds.metadata["reader"] == "rsciio.Topspin" and "read into memory" in ds.metadata["note"]
+    assert [a["units"] for a in ds.metadata["axes"]] == ["nm", "nm", "mrad", "mrad"]
+
+
+@pytest.mark.parametrize("layout", ["patterns contiguous", "scan fastest"])
+def test_digitalmicrograph_dm4_4d_either_layout_decided_by_units(tmp_path, layout):
+    """DM keeps only each dimension's units: Gatan writes 4D-STEM with the detector or the scan as DM's x, y."""
+    sy, sx, ny, nx = PATTERNS.shape
+    scan, det = [(sx, 2.0, "nm"), (sy, 2.0, "nm")], [(nx, 0.05, "1/nm"), (ny, 0.05, "1/nm")]
+    if layout == "patterns contiguous":
+        write_dm4(tmp_path / "a.dm4", PATTERNS, det + scan)
+    else:
+        write_dm4(tmp_path / "a.dm4", np.ascontiguousarray(PATTERNS.transpose(2, 3, 0, 1)), scan + det)
+    for lazy in (True, False):
+        ds = open_4dstem(tmp_path / "a.dm4", lazy=lazy)
+        decision = _check_discs(ds, by="axis units")
+        assert decision["order"] == ([0, 1, 2, 3] if layout == "patterns contiguous" else [2, 3, 0, 1])
+        assert [a["units"] for a in ds.metadata["axes"]] == ["nm", "nm", "1/nm", "1/nm"]
+
+
+def test_digitalmicrograph_dm4_without_units_is_by_position_and_says_so(tmp_path):
+    sy, sx, ny, nx = PATTERNS.shape
+    write_dm4(tmp_path / "a.dm4", PATTERNS, [(nx, 1.0, ""), (ny, 1.0, ""), (sx, 1.0, ""), (sy, 1.0, "")])
+    decision = _check_discs(open_4dstem(tmp_path / "a.dm4"), by="position")
+    assert "names no axis roles" in decision["text"]
+
+
+def test_usid_without_pyusid_names_the_package(tmp_path, monkeypatch):
+    write_usid(tmp_path / "scan.h5", PATTERNS)
+    _without_package(monkeypatch, "pyUSID", "rsciio.usid")
+    with pytest.raises(InputError, match="pip install pyUSID"):
+        open_4dstem(tmp_path / "scan.h5")
+
+
+def test_mrcz_without_mrcz_names_the_package(tmp_path, monkeypatch):
+    write_mrc(tmp_path / "stack.mrcz", PATTERNS.reshape(-1, *PATTERNS.shape[2:]))  # an uncompressed MRCZ file
+    _without_package(monkeypatch, "mrcz", "rsciio.mrcz")
+    with pytest.raises(InputError, match="pip install mrcz"):
+        open_4dstem(tmp_path / "stack.mrcz", scan_shape=(4, 5))

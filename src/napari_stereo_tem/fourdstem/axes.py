@@ -12,10 +12,16 @@ order of trust:
    follow opposite conventions in different programs (py4DSTEM's ``Rx`` is the
    first array axis, HyperSpy's ``x`` the column), so with them the rows are
    the reader's array order;
-2. **navigation/signal flags**, when exactly two axes are navigation axes;
-3. **position**: ``(scan_y, scan_x, det_y, det_x)`` as stored, said so.
+2. **units**, when they split the axes into two real-space lengths (``nm``,
+   ``Å``, ``m``: the scan) and two reciprocal or angular ones (``1/nm``,
+   ``nm^-1``, ``mrad``: the detector). A DigitalMicrograph file keeps nothing
+   else: the reader's names and flags for it are guesses by position, and
+   Gatan's 4D-STEM files are written in either order;
+3. **navigation/signal flags**, when exactly two axes are navigation axes;
+4. **position**: ``(scan_y, scan_x, det_y, det_x)`` as stored, said so.
 
-Where names and flags disagree, the names win and the description says so.
+Where names or units and flags disagree, the names (then the units) win and the
+description says so.
 Axes of length 1 beyond the fourth (a channel axis) are dropped.
 """
 
@@ -24,13 +30,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["AxesDecision", "decide_axes", "axis_role"]
+__all__ = ["AxesDecision", "decide_axes", "axis_role", "unit_role"]
 
 _DET = re.compile(r"^(det(ector)?|sig(nal)?|diff(raction)?|camera|cam|k|q|recip(rocal)?|theta)"
                   r"(x|y|row|rows|col|cols|column|width|height|u|v|\d*)$")
 _SCAN = re.compile(r"^(scan|nav(igation)?|probe|real|r|pos(ition)?|raster|stage|beam)?"
                    r"(x|y|row|rows|col|cols|column|\d*)$")
 _LONG_PREFIX = re.compile(r"^(det(ector)?|sig(nal)?|diff(raction)?|camera|scan|nav(igation)?|probe|raster|pos(ition)?)")
+_LENGTH_UNITS = {"m", "mm", "um", "µm", "μm", "nm", "pm", "a", "å", "angstrom", "angstroms", "meters", "metres"}
+_RECIPROCAL_UNITS = re.compile(r"^(1/.+|.+(\^-1|⁻¹|-1)|[mµμu]?rads?|°|deg(rees)?)$")
 
 
 def _norm(name) -> str:
@@ -63,13 +71,26 @@ def axis_role(name) -> tuple[str | None, str | None]:
     return kind, letter
 
 
+def unit_role(units) -> str | None:
+    """``"scan"`` for a real-space length unit, ``"detector"`` for a reciprocal or angular one, else ``None``."""
+    if isinstance(units, bytes):
+        units = units.decode(errors="replace")
+    u = re.sub(r"\s+", "", str(units or "")).lower()
+    if u in _LENGTH_UNITS:
+        return "scan"
+    if _RECIPROCAL_UNITS.match(u):
+        return "detector"
+    return None
+
+
 @dataclass(frozen=True)
 class AxesDecision:
     """How a stored array becomes ``(scan_y, scan_x, det_y, det_x)``.
 
     ``drop``: stored axes of length 1 removed first (indices in the stored array);
     ``order``: the transpose, in indices of the array after the drop;
-    ``by``: ``"axis names"``, ``"navigation flags"`` or ``"position"``;
+    ``by``: ``"axis names"``, ``"axis units"``, ``"navigation flags"`` or ``"position"``
+    (or two of them, when they agree);
     ``names``: the stored names of the four axes, in the final order.
     """
 
@@ -140,6 +161,7 @@ def decide_axes(shape, axes=None) -> AxesDecision:
     roles = [roles[i] for i in keep]
     flags = [axes[i].get("navigate") for i in keep]
     kinds = [r[0] for r in roles]
+    units = [unit_role(axes[i].get("units")) for i in keep]
     by_flags = sum(f is True for f in flags) == 2 and sum(f is False for f in flags) == 2
     note = ""
     if kinds.count("scan") == 2 and kinds.count("detector") == 2:
@@ -152,6 +174,16 @@ def decide_axes(shape, axes=None) -> AxesDecision:
         if by_flags and not note and (scan, det) == ([i for i in range(4) if flags[i]],
                                                       [i for i in range(4) if not flags[i]]):
             by = "axis names and navigation flags"
+    elif units.count("scan") == 2 and units.count("detector") == 2:
+        scan = [i for i in range(4) if units[i] == "scan"]
+        det = [i for i in range(4) if units[i] == "detector"]
+        by = "axis units"
+        if by_flags:
+            if [i for i in range(4) if flags[i]] == scan:
+                by = "axis units and navigation flags"
+            else:
+                note = "the file's navigation flags say otherwise; the units were followed"
+        scan, det = _rows_first(scan, roles), _rows_first(det, roles)
     elif by_flags:
         scan = [i for i in range(4) if flags[i]]
         det = [i for i in range(4) if not flags[i]]

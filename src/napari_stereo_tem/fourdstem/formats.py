@@ -80,6 +80,13 @@ def _rsciio_candidates(path: Path) -> list[dict]:
     return plugins
 
 
+# Readers whose axis names and navigation flags are not in the file but guessed from the position of the
+# axes (DigitalMicrograph files keep only each dimension's units and scale): the guesses are dropped, so the
+# units decide, or the position, said so.
+_GUESSED_ROLES = ("DigitalMicrograph",)
+# Readers that cannot read lazily (they ignore ``lazy``): the note says the dataset was read into memory.
+_NEVER_LAZY = ("Topspin",)
+
 _MISSING_PACKAGE = "reading {path} needs the Python package '{name}', which is not installed: pip install {name}"
 
 
@@ -107,7 +114,11 @@ def read_rsciio(path: Path, *, lazy: bool, scan_shape) -> tuple[object, dict]:
             kwargs["navigation_shape"] = tuple(int(s) for s in scan_shape)[::-1]
         if plugin["name"] == "Arina" and scan_shape is not None:
             kwargs["navigation_shape"] = tuple(int(s) for s in scan_shape)
+        if plugin["name"] == "Topspin":
+            kwargs["show_progressbar"] = False
         note = None
+        if lazy and plugin["name"] in _NEVER_LAZY:
+            note = f"the {plugin['name']} reader cannot read lazily: the dataset was read into memory"
         try:
             dicts = _call_reader(api, path, kwargs)
         except NotImplementedError as err:  # a reader that cannot read lazily (Arina): read it whole
@@ -135,6 +146,9 @@ def read_rsciio(path: Path, *, lazy: bool, scan_shape) -> tuple[object, dict]:
             continue
         best = max(dicts, key=lambda d: (_kept_ndim(d["data"].shape) == 4, _kept_ndim(d["data"].shape),
                                          int(np.prod(d["data"].shape))))
+        if plugin["name"] in _GUESSED_ROLES:
+            best = {**best, "axes": [{k: v for k, v in a.items() if k not in ("name", "navigate")}
+                                     for a in best.get("axes", [])]}
         extra = {"reader": f"rsciio.{plugin['name']}"}
         if note:
             extra["note"] = note

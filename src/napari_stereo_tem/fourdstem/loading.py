@@ -238,8 +238,14 @@ def _open_path(path: Path, *, lazy: bool, scan_shape):
     meta.update(extra)
     data, axes, decision = _apply_axes(found["data"], found.get("axes", []), what=what)
     meta["axes"] = axes_from_rsciio(axes)
-    _note_decision(meta, decision, data)
+    stack = decision is None and len(data.shape) == 3 and scan_shape is not None
     data = _fix_dims(data, scan_shape=scan_shape, from_file=True, what=what)
+    if stack:  # a stack of frames: the scan is the scan_shape given, the frames in raster order
+        frame_axes = [str(a.get("name") or "") for a in axes][-2:] if len(axes) == 3 else ["", ""]
+        decision = AxesDecision(order=(0, 1, 2, 3), by="the scan_shape given", names=("", "", *frame_axes),
+                                note=f"the file holds a stack of {int(np.prod(data.shape[:2]))} frames, "
+                                     "taken in raster order (along a row first)")
+    _note_decision(meta, decision, data)
     _probe(data, path)
     return data, meta
 
