@@ -360,3 +360,50 @@ def test_disparities_spanning_a_third_of_the_field_are_refused():
                                                   (512, 512))[0]
     assert _span_too_large(EpipolarFit(24.8, 0.09, 0.0, inliers, disparity_span_px=120.0), (512, 512)) == []
     assert _span_too_large(EpipolarFit(24.8, 0.09, 0.0, inliers, disparity_span_px=194.0), (1024, 1024)) == []
+
+
+def test_window_sampling_is_the_cubic_spline():
+    """The refinement's separable window sampling gives map_coordinates' cubic-spline values, edges included."""
+    from scipy import ndimage
+
+    from napari_stereo_tem.stereo.alignment.refine import _coefficients, _window_and_gradients
+
+    rng = np.random.default_rng(3)
+    image = ndimage.gaussian_filter(rng.normal(size=(96, 80)), 1.5)
+    radius = 6
+    coef_a, _, pad = _coefficients(image, image, radius)
+    centres = np.vstack([rng.uniform(radius + 12, [80 - radius - 13, 96 - radius - 13], (40, 2)),
+                         [[0.3, 0.2], [79.6, 95.4], [-1.5, 40.0]]])  # and some at and beyond the edges
+    sampled = _window_and_gradients(coef_a, pad, centres, radius)
+    oy, ox = np.mgrid[-radius:radius + 1, -radius:radius + 1].reshape(2, -1).astype(float)
+    spline = ndimage.spline_filter(image, order=3)
+    expected = ndimage.map_coordinates(spline, [(centres[:, 1:] + oy).ravel(), (centres[:, :1] + ox).ravel()],
+                                       order=3, prefilter=False, mode="nearest").reshape(len(centres), -1)
+    scale = np.abs(image).max()
+    assert np.abs(sampled[:, 0] - expected).max() < 1e-5 * scale
+    gy, gx = np.gradient(image)
+    inner = slice(0, 40)  # np.gradient's one-sided edges: the gradients are compared away from the image's edge
+    for k, grad in ((1, gx), (2, gy)):
+        want = ndimage.map_coordinates(ndimage.spline_filter(grad, order=3),
+                                       [(centres[inner, 1:] + oy).ravel(), (centres[inner, :1] + ox).ravel()],
+                                       order=3, prefilter=False, mode="nearest").reshape(40, -1)
+        assert np.abs(sampled[inner, k] - want).max() < 1e-4 * scale
+
+
+def test_keypoint_matching_is_the_ratio_test_with_a_cross_check():
+    """The matrix-product matcher keeps the pairs OpenCV's brute-force matcher keeps (ratio test, mutual)."""
+    import cv2
+
+    from napari_stereo_tem.stereo.alignment.matches import _ratio_cross_matches
+
+    rng = np.random.default_rng(4)
+    des_a = rng.integers(0, 120, (300, 128)).astype(np.float32)
+    des_b = np.vstack([des_a[:150] + rng.normal(0, 6, (150, 128)), rng.integers(0, 120, (200, 128))])
+    des_b = np.clip(des_b, 0, None).astype(np.float32)[rng.permutation(350)]
+    ia, ib = _ratio_cross_matches(des_a, des_b, 0.8)
+    matcher = cv2.BFMatcher(cv2.NORM_L2)
+    back = {m[0].queryIdx: m[0].trainIdx for m in matcher.knnMatch(des_b, des_a, k=1) if m}
+    want = {(p[0].queryIdx, p[0].trainIdx) for p in matcher.knnMatch(des_a, des_b, k=2)
+            if p[0].distance < 0.8 * p[1].distance and back.get(p[0].trainIdx) == p[0].queryIdx}
+    assert len(want) > 100
+    assert set(zip(ia.tolist(), ib.tolist())) == want

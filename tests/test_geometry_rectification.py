@@ -150,3 +150,77 @@ def test_flat_specimen_refuses_or_warns_loudly():
     np.testing.assert_allclose(rect.translation, [15.0, -9.0], atol=0.05)
     dy, dx, _ = _true_rows_and_disparities(rect, truth, disparity, size=192)
     assert np.median(np.abs(dy)) < 0.05 and np.median(np.abs(dx)) < 0.05
+
+
+def _count_checks(work):
+    """How often ``work()`` asks whether to stop, when nobody stops it."""
+    from napari_stereo_tem.progress import cancel_check
+
+    calls = []
+    with cancel_check(lambda: calls.append(1) and False):
+        work()
+    return len(calls)
+
+
+def test_rectification_stops_inside_itself(ideal):
+    """A cancel acts between the alignment's steps and inside them (patch rows, refinement iterations, the fit)."""
+    from napari_stereo_tem.progress import Cancelled, cancel_check
+
+    left, right, _ = ideal
+    raw_l, raw_r, _ = misalign_pair(left, right, theta_deg=2.0, translation=(30.0, -17.0), seed=1)
+    total = _count_checks(lambda: rectify_pair(raw_l, raw_r))
+    assert total >= 30  # many places to stop, not one at the end
+    for stop_at in (2, total // 2, total - 1):
+        calls = []
+
+        def should_stop():
+            calls.append(1)
+            return len(calls) >= stop_at
+
+        with cancel_check(should_stop), pytest.raises(Cancelled):
+            rectify_pair(raw_l, raw_r)
+        assert len(calls) == stop_at  # stopped at the check that asked, nothing ran to the end
+
+
+def test_refinement_stops_per_iteration():
+    from napari_stereo_tem.progress import Cancelled, cancel_check
+    from napari_stereo_tem.stereo.alignment.refine import refine_correspondences
+
+    rng = np.random.default_rng(1)
+    image = ndimage.gaussian_filter(rng.normal(size=(128, 128)), 2.0)
+    shifted = ndimage.shift(image, (0.3, -0.4), order=3)
+    points = rng.uniform(20, 108, (50, 2))
+    assert _count_checks(lambda: refine_correspondences(image, shifted, points, points)) >= 2
+    calls = []
+
+    def stop_at_the_second_iteration():
+        calls.append(1)
+        return len(calls) >= 2
+
+    with cancel_check(stop_at_the_second_iteration), pytest.raises(Cancelled):
+        refine_correspondences(image, shifted, points, points)
+    assert len(calls) == 2
+
+
+def test_a_reconstruction_stops_inside_rectification():
+    """The pipeline's rectify stage stops where the alignment is, not at the stage's end."""
+    from napari_stereo_tem.progress import Cancelled, drive
+    from napari_stereo_tem.stereo.pipeline import reconstruct_stereo
+    from napari_stereo_tem.synth import make_stereo_pair
+
+    sample = make_stereo_pair(9_000_601, shape=(128, 128))
+    stages, state = [], {"armed": False, "checks": 0}
+
+    def on_progress(report):
+        stages.append(report.stage)
+        state["armed"] = report.stage == "load"  # the rectify stage starts now
+
+    def should_stop():
+        if state["armed"]:
+            state["checks"] += 1
+        return state["checks"] >= 4
+
+    with pytest.raises(Cancelled):
+        drive(reconstruct_stereo(sample.left, sample.right, stereo_angle_deg=8.0, rectify=True), on_progress,
+              should_stop)
+    assert stages == ["load"] and state["checks"] == 4
