@@ -270,3 +270,19 @@ def write_usid(path: Path, data: np.ndarray) -> None:
                                            ("Spectroscopic", (nx, ny), ["U", "V"], ["1/nm", "1/nm"])):
             for what, dset in ancillary(g, kind, sizes, labels, units).items():
                 raw.attrs[f"{kind}_{what}"] = dset.ref
+
+
+def write_emi(path: Path, *, mode: str = "STEM nP SA Zoom Diffraction") -> None:
+    """The TIA ``.emi`` beside ``<name>_1.ser``: binary, with each series' ``<ObjectInfo>`` XML inside.
+
+    Its experimental description (the microscope mode) and acquisition info (a
+    camera) tell diffraction patterns, in reciprocal units, from images.
+    """
+    def data(label, value, unit=""):
+        return f"<Data><Label>{label}</Label><Value>{value}</Value><Unit>{unit}</Unit></Data>"
+
+    info = ("<ObjectInfo><DisplayName>CCD Acquire</DisplayName><AcquireDate>Thu Jan 01 10:00:00 2026</AcquireDate>"
+            "<AcquireInfo><CameraNamePath>BM-Ceta</CameraNamePath><DwellTimePath>0.01</DwellTimePath></AcquireInfo>"
+            "<ExperimentalDescription><Root>" + data("Mode", mode) + data("High tension", "300", "kV")
+            + "</Root></ExperimentalDescription></ObjectInfo>")
+    path.write_bytes(b"\x00" * 64 + info.encode() + b"\x00" * 64)

@@ -16,8 +16,8 @@ from napari_stereo_tem.checks import InputError
 from napari_stereo_tem.fourdstem import open_4dstem, virtual_images
 from napari_stereo_tem.fourdstem.axes import axis_role, decide_axes, unit_role
 
-from format_writers import (disc_centre, disc_patterns, write_app5, write_de_movie, write_dm4, write_mrc,
-                            write_ser, write_usid, write_velox)
+from format_writers import (disc_centre, disc_patterns, write_app5, write_de_movie, write_dm4, write_emi,
+                            write_mrc, write_ser, write_usid, write_velox)
 
 SCAN, DET = (3, 5), (12, 10)
 REF = (np.arange(np.prod(SCAN + DET), dtype=np.uint16) % 997).reshape(SCAN + DET)
@@ -318,6 +318,15 @@ def test_tia_ser(tmp_path):
     _check_discs(ds, by="navigation flags")
     assert ds.metadata["reader"] == "rsciio.TIA"
     assert ds.metadata["axes"][0]["scale"] == pytest.approx(1.0) and ds.metadata["axes"][0]["units"] == "nm"
+
+
+def test_tia_emi_with_its_ser_diffraction_units(tmp_path):
+    """Opened through its .emi, the series is known to be diffraction: the detector in 1/nm, and the units agree."""
+    write_ser(tmp_path / "scan_1.ser", PATTERNS)
+    write_emi(tmp_path / "scan.emi")
+    ds = open_4dstem(tmp_path / "scan.emi")
+    _check_discs(ds, by="axis units and navigation flags")
+    assert [a["units"] for a in ds.metadata["axes"]] == ["nm", "nm", "1 / nm", "1 / nm"]
 
 
 def test_velox_emd_camera_series_with_scan_shape(tmp_path):
