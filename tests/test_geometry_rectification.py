@@ -179,7 +179,8 @@ def test_rectification_stops_inside_itself(ideal):
 
         with cancel_check(should_stop), pytest.raises(Cancelled):
             rectify_pair(raw_l, raw_r)
-        assert len(calls) == stop_at  # stopped at the check that asked, nothing ran to the end
+        # stopped at the check that asked (the keypoints, found in a second thread, stop at their next check)
+        assert stop_at <= len(calls) <= stop_at + 1
 
 
 def test_refinement_stops_per_iteration():
@@ -223,4 +224,4 @@ def test_a_reconstruction_stops_inside_rectification():
     with pytest.raises(Cancelled):
         drive(reconstruct_stereo(sample.left, sample.right, stereo_angle_deg=8.0, rectify=True), on_progress,
               should_stop)
-    assert stages == ["load"] and state["checks"] == 4
+    assert stages == ["load"] and 4 <= state["checks"] <= 5  # the second thread stops at its next check

@@ -39,7 +39,7 @@ import cv2
 import numpy as np
 
 from ..checks import InputError, check_pair
-from ..progress import check_cancelled
+from ..progress import check_cancelled, map_threads
 from .projection import rotation_matrix
 
 __all__ = ["Rectification", "rectify_pair", "rectify_tiltless", "rectifying_affines"]
@@ -266,15 +266,27 @@ def _auto_correspondences(left, right, mask_l, mask_r, *, methods, guides, worki
     lb, rb = _bin(left.astype(np.float64), factor), _bin(right.astype(np.float64), factor)
     ml, mr = _bin(mask_l, factor, reduce=np.max), _bin(mask_r, factor, reduce=np.max)
     a, b = bandpass(lb, ml), bandpass(rb, mr)
-    corr, shifts = find_correspondences(a, b, ~ml, ~mr, methods=[m for m in methods if m != "guide"])
-    check_cancelled()
-    if "sift" in methods:  # clean views keep their fine detail best unfiltered
-        from .alignment.masks import fill_masked
-        from .alignment.matches import sift_matches
 
+    def keypoints():
+        """SIFT on the band-passed views, then on the plain ones (clean views keep their fine detail best)."""
+        from .alignment.masks import fill_masked
+        from .alignment.matches import SOURCES, sift_matches
+
+        if "sift" not in methods:
+            return Correspondences.empty()
+        pl, pr = sift_matches(a, b, ~ml, ~mr)
+        found = Correspondences(pl, pr, np.full(len(pl), SOURCES.index("sift")))
+        check_cancelled()
         pl, pr = sift_matches(fill_masked(lb, ml).astype(np.float32), fill_masked(rb, mr).astype(np.float32),
                               ~ml, ~mr)
-        corr = corr.concat(Correspondences(pl, pr, np.full(len(pl), 5)))
+        return found.concat(Correspondences(pl, pr, np.full(len(pl), SOURCES.index("sift-plain"))))
+
+    def patches_and_blobs():
+        return find_correspondences(a, b, ~ml, ~mr, methods=[m for m in methods if m not in ("guide", "sift")])
+
+    # OpenCV's SIFT releases the interpreter: the keypoints are found beside the patches and blobs
+    (corr, shifts), sift = map_threads(lambda job: job(), [patches_and_blobs, keypoints], workers=2)
+    corr = corr.concat(sift)
     check_cancelled()
     if guides is not None:
         ga, gb = (_bin(np.asarray(g, dtype=np.float64), factor) for g in guides)

@@ -17,12 +17,29 @@ The mask is grown by a few pixels so that anti-aliased edges go too.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from scipy import ndimage
 
 from ...checks import InputError
 
-__all__ = ["overlay_mask", "bandpass", "fill_masked"]
+__all__ = ["overlay_mask", "bandpass", "fill_masked", "gaussian"]
+
+
+def gaussian(image: np.ndarray, sigma: float) -> np.ndarray:
+    """:func:`scipy.ndimage.gaussian_filter` (mode "reflect", truncated at 4 sigma) by OpenCV's separable filter.
+
+    The same kernel and border, several times faster; float32 stays float32, anything else becomes float64.
+    """
+    img = np.asarray(image)
+    img = np.ascontiguousarray(img if img.dtype in (np.float32, np.float64) else img.astype(np.float64))
+    radius = int(4.0 * float(sigma) + 0.5)
+    if img.ndim != 2 or radius >= min(img.shape):  # a kernel wider than the image reflects more than once
+        return ndimage.gaussian_filter(img, sigma)
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    kernel = np.exp(-0.5 * (x / float(sigma)) ** 2)
+    kernel /= kernel.sum()
+    return cv2.sepFilter2D(img, -1, kernel, kernel, borderType=cv2.BORDER_REFLECT)
 
 
 def _robust_std(values: np.ndarray) -> float:
@@ -115,8 +132,8 @@ def fill_masked(image, mask, *, sigma: float = 6.0) -> np.ndarray:
     keep = (~np.asarray(mask, dtype=bool)).astype(np.float64)
     if keep.sum() == 0:
         raise InputError("the whole image is masked (frames or overlays everywhere); crop it to the specimen")
-    num = ndimage.gaussian_filter(img * keep, sigma)
-    den = ndimage.gaussian_filter(keep, sigma)
+    num = gaussian(img * keep, sigma)
+    den = gaussian(keep, sigma)
     fallback = float(np.median(img[keep > 0]))
     smooth = np.where(den > 1e-3, num / np.maximum(den, 1e-12), fallback)
     return np.where(keep > 0, img, smooth)
@@ -133,9 +150,9 @@ def bandpass(image, mask=None, *, low_sigma: float = 1.0, high_sigma: float = 4.
     img = np.asarray(image, dtype=np.float64)
     masked = np.zeros(img.shape, bool) if mask is None else np.asarray(mask, dtype=bool)
     filled = fill_masked(img, masked) if masked.any() else img
-    dog = ndimage.gaussian_filter(filled, low_sigma) - ndimage.gaussian_filter(filled, high_sigma)
+    dog = gaussian(filled, low_sigma) - gaussian(filled, high_sigma)
     dog[masked] = 0.0
-    rms = np.sqrt(ndimage.gaussian_filter(dog * dog, 2.0 * high_sigma))
+    rms = np.sqrt(gaussian(dog * dog, 2.0 * high_sigma))
     floor = 0.05 * float(np.median(rms[~masked])) if (~masked).any() else 0.0
     out = dog / np.maximum(rms, max(floor, 1e-12))
     out[masked] = 0.0

@@ -29,6 +29,7 @@ import numpy as np
 from scipy import ndimage
 
 from ...progress import check_cancelled
+from .masks import gaussian
 
 __all__ = ["Correspondences", "find_correspondences", "candidate_shifts"]
 
@@ -94,7 +95,7 @@ def candidate_shifts(a: np.ndarray, b: np.ndarray, *, n_peaks: int = 3, max_frac
     cross = fb * np.conj(fa)
     cross /= np.maximum(np.abs(cross), 1e-12)
     surface = np.fft.fftshift(np.fft.irfft2(cross, s=a.shape))
-    surface = ndimage.gaussian_filter(surface, 1.5)
+    surface = gaussian(surface, 1.5)
     cy, cx = rows // 2, cols // 2
     ys, xs = np.mgrid[0:rows, 0:cols]
     far = (np.abs(ys - cy) > max_fraction * rows) | (np.abs(xs - cx) > max_fraction * cols)
@@ -225,7 +226,7 @@ def _blobs(image: np.ndarray, valid: np.ndarray, max_points: int) -> tuple[np.nd
     from skimage.feature import peak_local_max
 
     away = ndimage.binary_erosion(valid, np.ones((3, 3)), iterations=4)
-    smooth = ndimage.gaussian_filter(image.astype(np.float64), 1.5)
+    smooth = gaussian(image.astype(np.float64), 1.5)
     strength = float(np.std(smooth[valid])) if valid.any() else 0.0
     points, signs = [], []
     for sign in (1.0, -1.0):
@@ -437,7 +438,7 @@ def find_correspondences(a: np.ndarray, b: np.ndarray, valid_a: np.ndarray, vali
     search = int(search or max(12, size // 24))
     shifts = candidate_shifts(a, b, n_peaks=n_shifts)
     # the fine band noise can hide the global peak: also correlate the views smoothed to a coarser band
-    for shift in candidate_shifts(ndimage.gaussian_filter(a, 3.0), ndimage.gaussian_filter(b, 3.0), n_peaks=2):
+    for shift in candidate_shifts(gaussian(a, 3.0), gaussian(b, 3.0), n_peaks=2):
         if all(np.hypot(shift[0] - s[0], shift[1] - s[1]) > 4 for s in shifts):
             shifts.append(shift)
     found = Correspondences.empty()
