@@ -149,3 +149,35 @@ def test_detect_dock_adds_an_instance_labels_layer(make_napari_viewer, wait_fini
     ids = set(np.unique(layer.data)) - {0}
     assert len(ids) == layer.metadata["n_instances"] >= 4
     assert "dislocation instances" in widget.report.value
+
+
+def test_stereo_fit_per_instance_gives_each_line_of_a_close_pair_its_own_depth():
+    from napari_stereo_tem.stereo.line_fit import fit_lines
+    from napari_stereo_tem.stereo.projection import depth_from_disparity
+
+    rows, cols, angle = 100, 100, 8.0
+    yy, xx = np.mgrid[:rows, :cols].astype(float)
+
+    def ridge(x0, d=0.0):
+        return np.exp(-0.5 * ((xx - (x0 + 0.1 * yy + d)) / 1.1) ** 2)
+
+    # two lines 4 px apart, at different depths (disparity 1.5 and 3 px)
+    left = np.maximum(ridge(40.0), ridge(44.0)).astype(np.float32)
+    right = np.maximum(ridge(40.0, 1.5), ridge(44.0, 3.0)).astype(np.float32)
+    mask = left >= 0.15                                 # one blob: the skeleton has one branch between them
+    start = np.full((rows, cols), 2.2, np.float32)
+    found = line_instances(left, threshold=0.15)
+    assert found.n_instances == 2
+    lines, _ = fit_lines(mask, left, right, start, angle, branches=found.lines)
+    assert len(lines) == 2
+    for line in lines:
+        x_left = line[:, 0]
+        # which of the two is it: its left column, at the mean tilt the point sits at x_left + d/2
+        truth_d = np.where(np.abs(x_left - (40 + 0.1 * line[:, 1] + 0.75)) < 1.0, 1.5, 3.0)
+        # within 0.15 px of disparity (the neighbour 4 px away biases the correlation a little)
+        assert np.median(np.abs(line[:, 2] - depth_from_disparity(truth_d, angle))) < depth_from_disparity(0.15, angle)
+    depths = sorted(float(np.median(line[:, 2])) for line in lines)
+    assert depths[1] - depths[0] > 0.8 * (depth_from_disparity(3.0, angle) - depth_from_disparity(1.5, angle))
+    # the skeleton of the merged blob gives one branch between them, at neither depth
+    merged, _ = fit_lines(mask, left, right, start, angle)
+    assert len(merged) <= 1

@@ -108,7 +108,8 @@ class DetectWidget(TaskWidget):
 
         from ..stereo.instances import line_instances
 
-        found = line_instances(result.probability[0], threshold=result.settings["threshold"])
+        found = line_instances(result.probability[0], threshold=result.settings["threshold"],
+                               scale=result.settings["scale"])
         tuples = detection_layers(result, name=self._name, metadata={"image": self._name}, instances=found)
         return result, found, [Layer.create(data, {**attrs, "scale": self._layer_scale}, kind)
                                for data, attrs, kind in tuples]

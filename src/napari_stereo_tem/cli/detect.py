@@ -131,7 +131,8 @@ def run(args) -> int:
             flat = [np.asarray(line).reshape(-1, 2) for line in result.lines]
             write_lines_csv(tmp / f"{stem}_lines.csv", flat)
             (tmp / f"{stem}_geometry.csv").write_text(csv_text(line_geometry(flat), cols=list(GEOMETRY_COLUMNS)))
-            found = line_instances(result.probability[0], threshold=result.settings["threshold"])
+            found = line_instances(result.probability[0], threshold=result.settings["threshold"],
+                                   scale=result.settings["scale"])
             tifffile.imwrite(tmp / f"{stem}_instances.tif", found.labels.astype(np.int32))
             write_lines_csv(tmp / f"{stem}_instances.csv", found.lines)
             record["images"].append({"image": str(path), "stem": stem, "shape": list(result.labels.shape),

@@ -282,7 +282,7 @@ def _close_gaps(lines: list, *, max_gap: float, max_turn_deg: float, max_offset:
     return out
 
 
-def _split_at_corners(line: np.ndarray, *, max_turn_deg: float, window: int = 3) -> list:
+def _split_at_corners(line: np.ndarray, *, max_turn_deg: float, window: int = 5) -> list:
     """Cut a chain where its direction over ``window`` points turns by more than ``max_turn_deg`` (a corner)."""
     if len(line) < 2 * window + 1:
         return [line]
@@ -346,7 +346,8 @@ def instances_from_lines(lines, support, *, label_radius: float = 3.0) -> np.nda
 def line_instances(probability, *, image=None, threshold: float = 0.5, sigma: float = 1.0,
                    orientation_sigma: float = 2.0, min_curvature: float = 0.02, max_offset: float = 1.0,
                    max_turn_deg: float = 30.0, max_corner_deg: float = 45.0, max_gap: float = 8.0,
-                   min_length: float = 8.0, label_radius: float = 3.0, image_weight: float = 0.0) -> LineInstances:
+                   min_length: float = 8.0, label_radius: float = 3.0, image_weight: float = 0.0,
+                   scale: float = 1.0) -> LineInstances:
     """One instance per dislocation, from a probability map (and optionally the image).
 
     Parameters
@@ -371,7 +372,7 @@ def line_instances(probability, *, image=None, threshold: float = 0.5, sigma: fl
     max_turn_deg : float
         Largest change of direction between linked pixels and across a closed gap.
     max_corner_deg : float
-        A chain is cut where its direction over 3 px turns by more than this
+        A chain is cut where its direction over 5 px turns by more than this
         (where a line meets a slip trace or another line at a corner).
     max_gap : float
         Longest gap closed between two chain ends (px).
@@ -383,6 +384,11 @@ def line_instances(probability, *, image=None, threshold: float = 0.5, sigma: fl
         Weight of the image's own line contrast (``1 - image``, scaled to
         [0, 1]) added to the probability before the ridges are found; 0 uses
         the probability alone.
+    scale : float
+        The resize factor the detector worked at
+        (``LineDetection.settings["scale"]``): the ridges are found on the map
+        resized by it, where lines are as wide as the detector draws them, and
+        brought back; ``min_length`` and ``label_radius`` stay in the image's pixels.
 
     Returns
     -------
@@ -405,12 +411,25 @@ def line_instances(probability, *, image=None, threshold: float = 0.5, sigma: fl
         dark = np.clip((hi - img) / max(hi - lo, 1e-9), 0, 1)
         surface = prob + float(image_weight) * dark
     support = prob >= threshold
-    yx, points, normals, _ = ridge_points(surface, sigma=sigma, orientation_sigma=orientation_sigma,
-                                          min_curvature=min_curvature, support=support)
-    chains = _link_chains(yx, points, normals, prob.shape, max_offset=max_offset, max_turn_deg=max_turn_deg)
+    scale = float(scale)
+    if not np.isfinite(scale) or not 0 < scale <= 4:
+        raise InputError(f"scale must be the detector's resize factor in (0, 4], got {scale}")
+    work = surface
+    if scale != 1.0:
+        import cv2
+
+        rows, cols = prob.shape
+        size = (max(8, round(cols * scale)), max(8, round(rows * scale)))
+        work = cv2.resize(surface.astype(np.float32), size, interpolation=cv2.INTER_AREA).astype(np.float64)
+    yx, points, normals, _ = ridge_points(work, sigma=sigma, orientation_sigma=orientation_sigma,
+                                          min_curvature=min_curvature, support=work >= threshold)
+    chains = _link_chains(yx, points, normals, work.shape, max_offset=max_offset, max_turn_deg=max_turn_deg)
     lines = [points[c] for c in chains if len(c) >= 2]
     lines = [piece for line in lines for piece in _split_at_corners(line, max_turn_deg=max_corner_deg)]
     lines = _close_gaps(lines, max_gap=max_gap, max_turn_deg=max_turn_deg, max_offset=max_offset)
+    if work is not surface:   # pixel centres of the resized map back to the image's
+        factor = np.array([prob.shape[1] / work.shape[1], prob.shape[0] / work.shape[0]])
+        lines = [(line + 0.5) * factor - 0.5 for line in lines]
     lines = [line for line in lines if _polyline_length(line) >= min_length]
     lines.sort(key=lambda line: (float(np.min(line[:, 1])), float(np.min(line[:, 0]))))
     labels = instances_from_lines(lines, support, label_radius=label_radius)
@@ -419,7 +438,7 @@ def line_instances(probability, *, image=None, threshold: float = 0.5, sigma: fl
                 "max_offset": float(max_offset), "max_turn_deg": float(max_turn_deg),
                 "max_corner_deg": float(max_corner_deg), "max_gap": float(max_gap),
                 "min_length": float(min_length), "label_radius": float(label_radius),
-                "image_weight": float(image_weight)}
+                "image_weight": float(image_weight), "scale": scale}
     return LineInstances(labels=labels, lines=lines, settings=settings)
 
 

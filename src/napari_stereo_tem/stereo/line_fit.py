@@ -257,7 +257,7 @@ def fit_lines(mask_left, left, right, disparity, stereo_angle_deg: float, *, ref
               max_overhang: float = 1.0,
               min_peak: float = 0.5, min_inlier_share: float = 0.5, std_calibration: float = STD_CALIBRATION,
               min_sine: float = MIN_SINE, spacing: float = 8.0, smoothness: float = 2.0, tilts_deg=None,
-              disparity_right=None, max_lr_difference: float = 1.5):
+              disparity_right=None, max_lr_difference: float = 1.5, branches=None):
     """3D lines with a depth standard deviation per point, one smooth disparity curve per branch.
 
     Parameters
@@ -301,6 +301,14 @@ def fit_lines(mask_left, left, right, disparity, stereo_angle_deg: float, *, ref
         pixel: the matcher run on the mirrored, swapped pair). A left point whose disparity
         ``d`` the right view does not give back at ``x + d`` (within ``max_lr_difference``
         pixels) is not measured: the curve fills it in from its neighbours.
+    branches : sequence of ndarray (n, 2), optional
+        The left lines to fit, as ordered ``(x, y)`` centrelines, one per
+        dislocation: e.g. the instances of
+        :func:`~napari_stereo_tem.stereo.instances.line_instances`, so each
+        dislocation of a pile-up is matched as a whole, with one disparity curve,
+        even where its neighbours touch it. Their sub-pixel columns are used as
+        they are (no re-centring on ``left``, which could pull a point towards a
+        neighbour). Default: the skeleton branches of ``mask_left``.
 
     Returns
     -------
@@ -316,15 +324,28 @@ def fit_lines(mask_left, left, right, disparity, stereo_angle_deg: float, *, ref
     start = disparity if refined is None else np.where(np.isfinite(refined), refined, disparity)
     axis_col = (disparity.shape[1] - 1) / 2.0
     lines, stds = [], []
-    for branch in skeleton_branches(mask_left, min_branch_length=min_branch_length):
+    given = branches is not None
+    if given:
+        from ..synth.curves import resample
+
+        rows, cols = disparity.shape
+        branches = [resample(np.asarray(b, dtype=float).reshape(-1, 2), 1.0) for b in branches]
+        branches = [b[(b[:, 0] >= 0) & (b[:, 0] <= cols - 1) & (b[:, 1] >= 0) & (b[:, 1] <= rows - 1)]
+                    for b in branches]
+    else:
+        branches = skeleton_branches(mask_left, min_branch_length=min_branch_length)
+    for branch in branches:
         check_cancelled()  # per line: a cancel does not wait for the whole stage
         if len(branch) < min_points:
             continue
         ij = np.round(branch).astype(int)
-        x = _row_centroid(left, branch[:, 0].astype(float), ij[:, 1])
-        if positions is not None:
-            centre = positions[ij[:, 1], ij[:, 0]]
-            x = np.where(np.isfinite(centre), centre, x)
+        if given:
+            x = branch[:, 0].astype(float)
+        else:
+            x = _row_centroid(left, branch[:, 0].astype(float), ij[:, 1])
+            if positions is not None:
+                centre = positions[ij[:, 1], ij[:, 0]]
+                x = np.where(np.isfinite(centre), centre, x)
         y = branch[:, 1].astype(float)
         d_img, sd_img, peak = image_disparity(left, right, x, y, start[ij[:, 1], ij[:, 0]])
         if disparity_right is not None:

@@ -304,7 +304,7 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
                        smooth_sigma: float = 3.0, min_line_points: int = 10, tilts_deg=None, frame: str = "mean",
                        tilt_axis_deg: float | None = None, shift=None, manual_points=None,
                        strict_rectify: bool = True, line_model: str = "fit",
-                       lr_check: bool = True) -> ProgressGenerator[StereoReconstruction]:
+                       lr_check: bool = True, line_instances: bool = False) -> ProgressGenerator[StereoReconstruction]:
     """Reconstruct the 3D dislocation lines of a stereo pair; a progress generator.
 
     Parameters
@@ -373,6 +373,11 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
         With the ``"fit"`` line model, run the matcher from the right view's side too and
         leave out the points whose disparity the two sides do not agree on within 1.5 px
         (the curve fills them in from their neighbours).
+    line_instances : bool
+        With ``line_model="fit"``: fit one disparity curve per dislocation instance of
+        the left view (:func:`~napari_stereo_tem.stereo.instances.line_instances`:
+        the lines of a pile-up kept apart, each matched as a whole) instead of per
+        skeleton branch.
 
     Yields
     ------
@@ -497,10 +502,15 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
         frame_tilts = tilts_deg if frame == "specimen" else None
         line_std = []
         if line_model == "fit":
+            branches = None
+            if line_instances:
+                from .instances import line_instances as find_instances
+
+                branches = find_instances(prob_left, threshold=threshold, scale=settings.scale).lines
             lines, line_std = fit_lines(mask_left, prob_left, prob_right, disparity, pair.stereo_angle_deg,
                                         refined=refined, positions=positions, tilts_deg=frame_tilts,
                                         min_points=min_line_points, min_branch_length=float(min_line_points),
-                                        disparity_right=disparity_right)
+                                        disparity_right=disparity_right, branches=branches)
         else:
             lines = lines_from_disparity(mask_left, refined, pair.stereo_angle_deg, smooth_sigma=smooth_sigma,
                                          positions=positions, tilts_deg=frame_tilts, min_points=min_line_points,
@@ -527,6 +537,7 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
                        "threshold": threshold, "contrast": contrast, "smooth_sigma": smooth_sigma,
                        "detection": settings.as_dict(),
                        "min_line_points": min_line_points, "line_model": line_model, "lr_check": bool(lr_check),
+                       "line_instances": bool(line_instances),
                        "axis_col": (pair.left.shape[1] - 1) / 2.0, "torch_threads": torch.get_num_threads()},
         "package": f"napari-stereo-tem {__version__}",
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -201,7 +201,7 @@ def frame_lines(detection, *, instances: str = "ridges", min_length: float = 8.0
     from .instances import line_instances as ridge_instances
 
     return ridge_instances(detection.probability[0], threshold=detection.settings.get("threshold", 0.5),
-                           min_length=min_length).lines
+                           scale=detection.settings.get("scale", 1.0), min_length=min_length).lines
 
 
 def iter_track_lines(stack, model=None, *, max_distance: float = 10.0, gap_frames: int = 1,
