@@ -23,7 +23,19 @@ from scipy import ndimage
 
 from ...checks import InputError
 
-__all__ = ["overlay_mask", "bandpass", "fill_masked", "gaussian"]
+__all__ = ["overlay_mask", "bandpass", "fill_masked", "gaussian", "erode"]
+
+
+def erode(mask: np.ndarray, reach: int, *, outside: bool = False) -> np.ndarray:
+    """Pixels of ``mask`` whose whole ``(2 reach + 1)^2`` square lies in it (OpenCV's erosion).
+
+    ``outside``: whether pixels beyond the image count as in the mask. The same as
+    ``ndimage.binary_erosion(mask, np.ones((3, 3)), iterations=reach)`` (``outside=False``) or
+    ``ndimage.minimum_filter`` (``outside=True``, its mirrored edge), several times faster.
+    """
+    square = np.ones((2 * int(reach) + 1, 2 * int(reach) + 1), np.uint8)
+    border = dict(borderType=cv2.BORDER_REFLECT) if outside else dict(borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    return cv2.erode(np.asarray(mask, bool).astype(np.uint8), square, **border) > 0
 
 
 def gaussian(image: np.ndarray, sigma: float) -> np.ndarray:

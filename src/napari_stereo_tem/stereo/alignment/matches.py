@@ -29,7 +29,7 @@ import numpy as np
 from scipy import ndimage
 
 from ...progress import check_cancelled
-from .masks import gaussian
+from .masks import erode, gaussian
 
 __all__ = ["Correspondences", "find_correspondences", "candidate_shifts"]
 
@@ -225,7 +225,7 @@ def _blobs(image: np.ndarray, valid: np.ndarray, max_points: int) -> tuple[np.nd
     """
     from skimage.feature import peak_local_max
 
-    away = ndimage.binary_erosion(valid, np.ones((3, 3)), iterations=4)
+    away = erode(valid, 4)
     smooth = gaussian(image.astype(np.float64), 1.5)
     strength = float(np.std(smooth[valid])) if valid.any() else 0.0
     points, signs = [], []
@@ -369,8 +369,7 @@ def sift_matches(a: np.ndarray, b: np.ndarray, valid_a: np.ndarray, valid_b: np.
     """SIFT keypoint matches (Lowe's ratio test, cross-checked) on band-passed views, inside the masks."""
     sift = cv2.SIFT_create(nfeatures=int(max_keypoints))
     # keypoints keep away from mask edges: a frame's edge is at the same place in both views
-    away_a = ndimage.binary_erosion(valid_a, np.ones((3, 3)), iterations=8)
-    away_b = ndimage.binary_erosion(valid_b, np.ones((3, 3)), iterations=8)
+    away_a, away_b = erode(valid_a, 8), erode(valid_b, 8)
     kp_a, des_a = sift.detectAndCompute(_to_uint8(a, valid_a), away_a.astype(np.uint8) * 255)
     check_cancelled()
     kp_b, des_b = sift.detectAndCompute(_to_uint8(b, valid_b), away_b.astype(np.uint8) * 255)

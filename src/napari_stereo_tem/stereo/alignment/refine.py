@@ -23,6 +23,7 @@ import numpy as np
 from scipy import ndimage
 
 from ...progress import check_cancelled
+from .masks import erode
 
 __all__ = ["refine_correspondences", "refine_all"]
 
@@ -217,7 +218,7 @@ def refine_correspondences(a: np.ndarray, b: np.ndarray, left, right, *, sigma: 
     keep = ok & invertible & (moved < max_move) & (correlation >= min_correlation) & (gain > 0)
     for valid, pts in ((valid_a, pl), (valid_b, pos)):
         if valid is not None and keep.any():
-            cover = ndimage.minimum_filter(np.asarray(valid, np.uint8), size=2 * radius + 1) > 0
+            cover = erode(valid, radius, outside=True)
             ix = np.clip(np.round(pts[:, 0]).astype(int), 0, cols - 1)
             iy = np.clip(np.round(pts[:, 1]).astype(int), 0, rows - 1)
             keep &= cover[iy, ix]
