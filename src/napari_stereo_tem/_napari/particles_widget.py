@@ -11,6 +11,8 @@ where the 3D view is in a label, and g(r) plotted in its own dock widget.
 
 from __future__ import annotations
 
+import threading
+
 import napari
 import numpy as np
 from magicgui.widgets import CheckBox, FloatSpinBox, LineEdit, create_widget
@@ -22,7 +24,7 @@ from .layers import points_to_napari
 from .plot import FigureWidget
 from .task_widget import TaskWidget
 
-__all__ = ["ParticlesWidget", "RdfPlot", "particle_layers", "format_counts"]
+__all__ = ["ParticlesWidget", "RdfPlot", "particle_layers", "format_counts", "place_points"]
 
 LETTERS = "ABCD"
 RDF_DOCK = "g(r)"
@@ -89,16 +91,78 @@ def format_counts(result) -> str:
     return "\n".join(lines)
 
 
-def _importing_plot_modules(work):
-    """``work``, after importing matplotlib's figure modules in the worker thread.
+def _import_plot_modules() -> None:
+    """Import what the dock's results need before they are shown: matplotlib's figure modules
+    (the g(r) plot) and napari's Points layer (a tiny one built once).
 
     The first g(r) plot otherwise imports them on the UI thread after the run (about 2 s);
     importing defines classes only, no Qt widget is made off the UI thread.
     """
     import matplotlib.backends.backend_qtagg  # noqa: F401
     import matplotlib.figure  # noqa: F401
+    from napari.layers import Points
 
+    Points(np.zeros((2, 2)), features={"z": [0.0, 1.0]}, border_color="z", border_colormap="turbo")
+
+
+_warming = threading.Lock()
+_warmed = threading.Event()
+
+
+def _warm_up_in_background() -> None:
+    """:func:`_import_plot_modules` in a daemon thread, once per process (the dock does not need the
+    plugin's heavy warm-up: no torch, no stereo pipeline)."""
+
+    def run():
+        with _warming:
+            if not _warmed.is_set():
+                try:
+                    _import_plot_modules()
+                finally:
+                    _warmed.set()
+
+    if not _warmed.is_set():
+        threading.Thread(target=run, name="stereo-tem particles warm-up", daemon=True).start()
+
+
+def _importing_plot_modules(work):
+    """``work``, after :func:`_import_plot_modules` in the worker thread (waits for the background one)."""
+    with _warming:
+        if not _warmed.is_set():
+            _import_plot_modules()
+            _warmed.set()
     return (yield from work)
+
+
+def place_points(viewer, layer, attrs) -> None:
+    """Put a Points layer built elsewhere into the viewer.
+
+    A Points layer of the same name and dimensions is updated in place (data, features,
+    sizes, colours, metadata): a rerun then costs no layer removal (a full garbage
+    collection in napari), no new layer controls and no new visual. ``attrs`` are the
+    keyword arguments ``layer`` was made with.
+    """
+    from napari.layers import Points
+
+    old = viewer.layers[layer.name] if layer.name in viewer.layers else None
+    if old is None:
+        viewer.layers.append(layer)
+        return
+    if not (isinstance(old, Points) and old.ndim == layer.ndim):
+        index = viewer.layers.index(old)
+        viewer.layers.remove(old)
+        viewer.layers.insert(index, layer)
+        return
+    old.metadata = layer.metadata
+    old.scale = layer.scale
+    old.data = layer.data
+    old.features = layer.features
+    old.size = layer.size
+    # colours last: a colour given by a feature ("z") is mapped from the features just set
+    for key in ("border_width", "border_width_is_relative", "face_color", "border_colormap",
+                "border_contrast_limits", "border_color"):
+        if key in attrs:
+            setattr(old, key, attrs[key])
 
 
 class RdfPlot(FigureWidget):
@@ -124,8 +188,11 @@ class RdfPlot(FigureWidget):
 class ParticlesWidget(TaskWidget):
     """Particles: four views -> 3D points and g(r)."""
 
+    warm_up = False  # no torch, no stereo pipeline: the dock warms up only what it uses
+
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__(viewer, run_text="Find particles", description="particles")
+        _warm_up_in_background()
         self.rdf_plot: RdfPlot | None = None
         self.views = [create_widget(annotation=napari.layers.Image, label=f"view {c}") for c in LETTERS]
         self.beta = FloatSpinBox(value=2.0, min=0.01, max=89.0, step=0.1, label="beta (deg)",
@@ -194,16 +261,22 @@ class ParticlesWidget(TaskWidget):
             show_error(str(err))
             return None
         self._names = [layer.name for layer in layers]
-        return work if self.rdf_plot is not None else _importing_plot_modules(work)
-
-    def show_result(self, result) -> None:
         size = self.pixel_size.value or None
-        scale = (size,) * 3 if size else None
-        meta = {"layers": self._names}
-        for data, attrs, kind in particle_layers(result, scale=scale, metadata=meta):
-            if attrs["name"] in self._viewer.layers:
-                self._viewer.layers.remove(attrs["name"])
-            getattr(self._viewer, f"add_{kind}")(data, **attrs)
+        self._scale = (size,) * 3 if size else None
+        return _importing_plot_modules(work)
+
+    def prepare_result(self, result):
+        """In the worker thread: the result's Points layers, built (colours, features) before they reach the UI."""
+        from napari.layers import Layer
+
+        made = [(Layer.create(data, attrs, kind), attrs)
+                for data, attrs, kind in particle_layers(result, scale=self._scale, metadata={"layers": self._names})]
+        return result, made
+
+    def show_result(self, prepared) -> None:
+        result, made = prepared
+        for layer, attrs in made:
+            place_points(self._viewer, layer, attrs)
         self.report.value = format_counts(result)
         self._viewer.status = (f"{len(result.reconstruction.points)} particles; " +
                                self.report.value.splitlines()[-1])

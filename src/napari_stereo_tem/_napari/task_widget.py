@@ -85,10 +85,14 @@ class TaskWidget(Container):
     stages: tuple[str, ...] | None = None
     #: ``(report) -> (stage running now, n, N)``, for work whose reports need more than ``stages``.
     describe_progress = None
+    #: Start the plugin's warm-up (torch, the stereo pipeline, compiled functions) when the dock opens;
+    #: a dock that needs none of it says False, so the warm-up does not compete with its first run.
+    warm_up = True
 
     def __init__(self, viewer, *, run_text: str, description: str):
         super().__init__(labels=True)
-        start_warm_up()  # imports and compiled functions, in the background, before the first click
+        if self.warm_up:
+            start_warm_up()  # imports and compiled functions, in the background, before the first click
         self._viewer = viewer
         self._description = description
         self._task: BackgroundTask | None = None

@@ -85,9 +85,9 @@ def resolve_polarity(image, polarity: str) -> str:
 
 
 def _signal(image: np.ndarray, polarity: str) -> np.ndarray:
-    """Particles as positive bumps on a background near zero."""
-    img = image.astype(float)
-    med = _median(img)
+    """Particles as positive bumps on a background near zero (float32, as the filters take it)."""
+    img = np.asarray(image, dtype=np.float32)
+    med = np.float32(_median(img))
     return med - img if resolve_polarity(img, polarity) == "dark" else img - med
 
 
@@ -111,34 +111,54 @@ def _log_noise_gain(scale: float) -> float:
 
 
 def _detect_log(signal, noise, *, sigma, threshold, radius_range):
+    return _log_peaks(signal, noise, sigma=sigma, threshold=threshold, radius_range=radius_range)[0]
+
+
+def _log_scales(sigma, radius_range) -> np.ndarray:
+    """The Gaussian scales of the LoG detector (pixels)."""
     r_lo, r_hi = radius_range
     radii = np.geomspace(r_lo, r_hi, max(3, int(np.ceil(np.log(r_hi / r_lo) / np.log(1.4))) + 1))
-    signal = signal.astype(np.float32)
-    best = np.full(signal.shape, -np.inf, dtype=np.float32)
-    best_r = np.zeros(signal.shape, dtype=np.float32)
-    strength = np.zeros(signal.shape, dtype=np.float32)
-    for r in radii:
+    return np.maximum(radii / np.sqrt(2.0), sigma)
+
+
+def _log_reach(sigma, radius_range) -> int:
+    """How far (pixels) a pixel's value reaches into the LoG detector's peaks: kernel and peak test."""
+    return int(np.ceil(4 * float(_log_scales(sigma, radius_range).max()))) + 2 + max(1, int(np.floor(radius_range[0])))
+
+
+def _log_peaks(signal, noise, *, sigma, threshold, radius_range, floor=None):
+    """LoG peaks ``[x, y, radius]`` and the contrast floor used (given, or 5 % of the strongest blob here)."""
+    r_lo, r_hi = radius_range
+    radii = np.geomspace(r_lo, r_hi, max(3, int(np.ceil(np.log(r_hi / r_lo) / np.log(1.4))) + 1))
+    signal = np.ascontiguousarray(signal, dtype=np.float32)
+    # The signal-to-noise ratio of every scale (float32, in place); the scale of a peak and its
+    # contrast are read at the peaks only.
+    snr = np.empty((len(radii),) + signal.shape, dtype=np.float32)
+    to_strength = np.empty(len(radii))  # snr -> scale-normalised response
+    for i, r in enumerate(radii):
         check_cancelled()  # per scale: a large view takes a while
         scale = max(r / np.sqrt(2.0), sigma)
-        response = -_log(signal, scale)
-        snr = response * np.float32(1.0 / (noise * _log_noise_gain(scale)))
-        better = snr > best
-        np.copyto(best, snr, where=better)
-        np.copyto(best_r, np.float32(r), where=better)
-        np.maximum(strength, response * np.float32(scale ** 2), out=strength)
+        gain = noise * _log_noise_gain(scale)
+        np.multiply(_log(signal, scale), np.float32(-1.0 / gain), out=snr[i])
+        to_strength[i] = gain * scale ** 2
+    best = snr.max(axis=0)
     thr = 5.0 if threshold is None else float(threshold)
     size = max(3, 2 * int(np.floor(r_lo)) + 1)
     # On clean images the noise is tiny, so also ask for a contrast of at least 5 % of the
     # strongest blob (scale-normalised response): smooth background ripples are not particles.
-    floor = 0.05 * float(strength.max())
+    if floor is None:
+        floor = 0.05 * max(float(snr[i].max()) * to_strength[i] for i in range(len(radii)))
     import cv2
 
     local_max = cv2.dilate(best, np.ones((size, size), np.uint8), borderType=cv2.BORDER_REFLECT)
-    peaks = (best == local_max) & (best > thr) & (strength > floor)
+    peaks = (best == local_max) & (best > thr)
     peaks[[0, -1], :] = False  # the mirrored border makes its own extrema
     peaks[:, [0, -1]] = False
     ys, xs = np.nonzero(peaks)
-    return np.column_stack([xs, ys, best_r[ys, xs]]).astype(float)
+    at = snr[:, ys, xs]  # (n_scales, n_peaks)
+    strong = np.max(at * to_strength[:, None], axis=0, initial=-np.inf) > floor
+    best_r = radii[np.argmax(at, axis=0)].astype(np.float32)
+    return np.column_stack([xs, ys, best_r])[strong].astype(float), floor
 
 
 def _detect_hough(signal, *, sigma, threshold, radius_range):
@@ -194,6 +214,18 @@ def _row_medians(values):
     return np.where(count > 0, 0.5 * (lo + hi), np.nan)
 
 
+def _packed_rows(values, mask):
+    """The masked values of every row ``values[i][mask[i]]``, packed to the left of one array padded with NaN."""
+    n = len(values)
+    flat_mask = mask.reshape(n, -1)
+    rows, cols = np.nonzero(flat_mask)
+    count = np.bincount(rows, minlength=n)
+    out = np.full((n, int(count.max(initial=0))), np.nan, dtype=np.float32)
+    start = np.concatenate([[0], np.cumsum(count)[:-1]])
+    out[rows, np.arange(len(rows)) - start[rows]] = values.reshape(n, -1)[rows, cols]
+    return out
+
+
 def _refine(corrected, found, *, sigma, radius_range, iterations: int = 4, moments: bool = False):
     """Neighbour-masked, iterated intensity centroid and second-moment radius.
 
@@ -210,69 +242,96 @@ def _refine(corrected, found, *, sigma, radius_range, iterations: int = 4, momen
     half = int(np.ceil(1.5 * r_window + 6))
     # float32 patches: the centroid sums are over a few hundred pixels, far within its precision
     pad = np.pad(np.asarray(corrected, dtype=np.float32), half, mode="reflect")
-    steps = np.arange(-half, half + 1)
-    offs = steps.astype(np.float32)
     xy = found[:, :2].astype(float).copy()
     k = min(5, len(xy))
-    for _ in range(iterations):
+    sums = np.zeros((len(xy), 9))
+    for last in [False] * (iterations - 1) + [True]:
         check_cancelled()
-        ix = np.clip(np.round(xy[:, 0]).astype(int), 0, corrected.shape[1] - 1)
-        iy = np.clip(np.round(xy[:, 1]).astype(int), 0, corrected.shape[0] - 1)
-        rows = iy[:, None] + half + steps[None, :]  # (n, P)
-        cols = ix[:, None] + half + steps[None, :]
-        patch = pad[rows[:, :, None], cols[:, None, :]]  # (n, P, P)
-        # offsets of the pixels from the current centre: (n, 1, P) and (n, P, 1)
-        dx = (ix - xy[:, 0]).astype(np.float32)[:, None, None] + offs[None, None, :]
-        dy = (iy - xy[:, 1]).astype(np.float32)[:, None, None] + offs[None, :, None]
-        rho2 = dx ** 2 + dy ** 2
-        rho = np.sqrt(rho2)
-        rg = r_guess.astype(np.float32)[:, None, None]
-        win = np.clip(1.5 * rg + 2.5 - rho, 0.0, 1.0)
-        sw = 0.6 * rg + 0.5
-        gwin = win * np.exp(-0.5 * rho2 / sw ** 2)
-        if k > 1:
-            # Pixels nearer to another detection belong to it (a Voronoi split of touching blobs):
-            # beyond the bisector, d . u > |u|^2 / 2 with u from this centre to the other one.
-            _, nb = cKDTree(xy).query(xy, k=k)
-            nearer = np.zeros(win.shape, dtype=bool)
-            reach = 2.0 * (1.5 * r_guess + 2.5)
-            for j in range(1, k):
-                u = (xy[nb[:, j]] - xy).astype(np.float32)
-                u2 = np.sum(u ** 2, axis=1)
-                close = u2 < reach ** 2  # farther neighbours cannot reach this window
-                if not close.any():
-                    continue
-                nearer[close] |= (dx[close] * u[close, 0, None, None] + dy[close] * u[close, 1, None, None]
-                                  > 0.5 * u2[close, None, None])
-            win[nearer] = 0.0
-            gwin[nearer] = 0.0
-        ring = (rho > 1.5 * rg + 3) & (rho < 1.5 * rg + 6)
-        level = _row_medians(np.where(ring, patch, np.float32(np.nan)).reshape(len(xy), -1))
-        patch = patch - np.nan_to_num(level).astype(np.float32)[:, None, None]
-        wpatch = gwin * patch
-        gmass = np.sum(wpatch, axis=(1, 2), dtype=np.float64)
+        neighbours = cKDTree(xy).query(xy, k=k)[1] if k > 1 else None
+        # Each particle's patch only as large as its windows need (|offset| <= distance + 0.5 px):
+        # particles of one patch size at a time.
+        need = np.minimum(np.ceil(1.5 * r_guess + 6.5).astype(int), half)
+        for size in np.unique(need):
+            idx = np.flatnonzero(need == size)
+            sums[idx] = _centroid_sums(pad, half, int(size), corrected.shape, xy, r_guess, idx, neighbours,
+                                       moments=moments and last)
+        gmass, mass = sums[:, 0], sums[:, 3]
         good = gmass > 1e-12
-        cx = xy[:, 0] + np.sum(wpatch * dx, axis=(1, 2), dtype=np.float64) / np.where(good, gmass, 1.0)
-        cy = xy[:, 1] + np.sum(wpatch * dy, axis=(1, 2), dtype=np.float64) / np.where(good, gmass, 1.0)
-        mpatch = win * patch
-        mass = np.sum(mpatch, axis=(1, 2), dtype=np.float64)
+        cx = xy[:, 0] + sums[:, 1] / np.where(good, gmass, 1.0)
+        cy = xy[:, 1] + sums[:, 2] / np.where(good, gmass, 1.0)
         step = np.hypot(cx - xy[:, 0], cy - xy[:, 1])
         move = good & (step < r_hi)
-        m2 = np.sum(mpatch * rho2, axis=(1, 2), dtype=np.float64) / np.where(mass > 1e-12, mass, 1.0)
+        norm = np.where(mass > 1e-12, mass, 1.0)
+        m2 = (sums[:, 4] + sums[:, 5]) / norm
+        cov = np.stack([sums[:, 4], sums[:, 6], sums[:, 6], sums[:, 5]], axis=1).reshape(-1, 2, 2) / norm[:, None, None]
         xy[move, 0] = cx[move]
         xy[move, 1] = cy[move]
         radius = np.sqrt(np.clip(2.5 * (m2 - 2 * sigma ** 2), 0.0, None))
         r_guess = np.where(good & np.isfinite(radius), np.clip(radius, r_lo, r_hi), r_guess)
     result = np.column_stack([xy, r_guess])
-    if not moments:
-        return result
-    norm = np.where(mass > 1e-12, mass, 1.0)
-    # moments about the centre of the last pass's window
-    cov = np.empty((len(xy), 2, 2))
-    cov[:, 0, 0] = np.sum(mpatch * dx * dx, axis=(1, 2), dtype=np.float64) / norm
-    cov[:, 1, 1] = np.sum(mpatch * dy * dy, axis=(1, 2), dtype=np.float64) / norm
-    cov[:, 0, 1] = cov[:, 1, 0] = np.sum(mpatch * dx * dy, axis=(1, 2), dtype=np.float64) / norm
-    return result, cov
+    # with moments: about the centre of the last pass's window
+    return (result, cov) if moments else result
+
+
+def _centroid_sums(pad, pad_half, half, shape, xy, r_guess, idx, neighbours, *, moments):
+    """One centroid pass of the particles ``idx`` on patches of ``2 half + 1`` pixels.
+
+    Returns ``(n_idx, 9)``: the Gaussian-windowed mass and its first moments along x and y,
+    then the flat-windowed mass, its second moments xx and yy, and (with ``moments``) xy; the
+    level of each patch (the median of a ring around the particle) is taken off first.
+    """
+    steps = np.arange(-half, half + 1)
+    offs = steps.astype(np.float32)
+    p = xy[idx]
+    ix = np.clip(np.round(p[:, 0]).astype(int), 0, shape[1] - 1)
+    iy = np.clip(np.round(p[:, 1]).astype(int), 0, shape[0] - 1)
+    rows = iy[:, None] + pad_half + steps[None, :]  # (n, P)
+    cols = ix[:, None] + pad_half + steps[None, :]
+    patch = pad[rows[:, :, None], cols[:, None, :]]  # (n, P, P)
+    # offsets of the pixels from the current centre: (n, 1, P) and (n, P, 1)
+    dx = (ix - p[:, 0]).astype(np.float32)[:, None, None] + offs[None, None, :]
+    dy = (iy - p[:, 1]).astype(np.float32)[:, None, None] + offs[None, :, None]
+    rho2 = dx ** 2 + dy ** 2
+    rho = np.sqrt(rho2)
+    rg = r_guess[idx].astype(np.float32)[:, None, None]
+    win = np.clip(1.5 * rg + 2.5 - rho, 0.0, 1.0)
+    gwin = rho2 * (-0.5 / (0.6 * rg + 0.5) ** 2)
+    np.exp(gwin, out=gwin)
+    gwin *= win
+    if neighbours is not None:
+        # Pixels nearer to another detection belong to it (a Voronoi split of touching blobs):
+        # beyond the bisector, d . u > |u|^2 / 2 with u from this centre to the other one.
+        nearer = np.zeros(win.shape, dtype=bool)
+        reach = 2.0 * (1.5 * r_guess[idx] + 2.5)
+        for j in range(1, neighbours.shape[1]):
+            u = (xy[neighbours[idx, j]] - p).astype(np.float32)
+            u2 = np.sum(u ** 2, axis=1)
+            close = u2 < reach ** 2  # farther neighbours cannot reach this window
+            if not close.any():
+                continue
+            nearer[close] |= (dx[close] * u[close, 0, None, None] + dy[close] * u[close, 1, None, None]
+                              > 0.5 * u2[close, None, None])
+        np.copyto(win, 0.0, where=nearer)
+        np.copyto(gwin, 0.0, where=nearer)
+    ring = (rho > 1.5 * rg + 3) & (rho < 1.5 * rg + 6)
+    level = np.nan_to_num(_row_medians(_packed_rows(patch, ring))).astype(np.float32)
+    patch -= level[:, None, None]
+    out = np.zeros((len(idx), 9))
+    # sums over the patch of w * f(x) * g(y) from the patch's column and row sums
+    wpatch = gwin * patch
+    col, row = wpatch.sum(axis=1, dtype=np.float64), wpatch.sum(axis=2, dtype=np.float64)  # (n, P)
+    out[:, 0] = col.sum(axis=1)
+    out[:, 1] = np.sum(col * dx[:, 0, :], axis=1)
+    out[:, 2] = np.sum(row * dy[:, :, 0], axis=1)
+    mpatch = np.multiply(win, patch, out=wpatch)
+    col, row = mpatch.sum(axis=1, dtype=np.float64), mpatch.sum(axis=2, dtype=np.float64)
+    out[:, 3] = col.sum(axis=1)
+    out[:, 4] = np.sum(col * dx[:, 0, :].astype(np.float64) ** 2, axis=1)
+    out[:, 5] = np.sum(row * dy[:, :, 0].astype(np.float64) ** 2, axis=1)
+    if moments:
+        out[:, 6] = np.einsum("npq,nq,np->n", mpatch.astype(np.float64), dx[:, 0, :].astype(np.float64),
+                              dy[:, :, 0].astype(np.float64))
+    return out
 
 
 def touching_groups(xy, radii, *, gap: float = 3.0, max_group: int = 6) -> list[np.ndarray]:
@@ -425,7 +484,8 @@ def detect_particles(view, *, method: str = "auto", sigma: float | None = None, 
         raise InputError(f"threshold must be a finite number, got {threshold}")
     signal = _signal(image, polarity)
     # Floor for clean images: 0.2 % of the particles' contrast.
-    contrast = float(np.percentile(signal, 99.9) - _median(signal)) or float(np.ptp(signal)) or 1.0
+    sample = signal.ravel()[::max(1, signal.size // (1 << 20))]  # an evenly strided million values at most
+    contrast = float(np.percentile(sample, 99.9) - _median(signal)) or float(np.ptp(signal)) or 1.0
     noise = max(estimate_noise(signal), 2e-3 * contrast)
     method = "log" if method == "auto" else method
     if method == "log":
@@ -435,7 +495,7 @@ def detect_particles(view, *, method: str = "auto", sigma: float | None = None, 
     else:
         found = _detect_threshold(signal, noise, sigma=sigma, threshold=threshold, radius_range=(r_lo, r_hi))
     if refine and len(found):
-        corrected = (_gaussian(signal, sigma) - _background(signal, r_hi)).astype(float)
+        corrected = _gaussian(signal, sigma) - _background(signal, r_hi)
         found, cov = _refine(corrected, found, sigma=sigma, radius_range=(r_lo, r_hi), moments=True)
         if split:
             found = _split_pairs(found, cov, sigma=sigma, radius_range=(r_lo, r_hi))

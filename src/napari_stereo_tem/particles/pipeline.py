@@ -213,15 +213,19 @@ def estimate_dose(views, *, polarity: str = "dark") -> dict | None:
     Returns ``{"counts_per_pixel": ..., "assumes": ...}``, or None for images that are not
     positive (bright-field intensities).
     """
-    from .detection import estimate_noise, resolve_polarity
+    from ..progress import map_threads
+    from .detection import _median, estimate_noise, resolve_polarity
 
-    values = []
-    for view in views:
-        img = np.asarray(view, float)
-        level = float(np.median(img))
+    def one(view):
+        img = np.asarray(view)
+        level = _median(img)
         if level <= 0 or resolve_polarity(img, polarity) != "dark":
             return None
-        values.append((level / max(estimate_noise(img), 1e-12)) ** 2)
+        return (level / max(estimate_noise(img), 1e-12)) ** 2
+
+    values = map_threads(one, views)
+    if any(v is None for v in values):
+        return None
     return {"counts_per_pixel": float(np.median(values)),
             "assumes": "the noise is shot noise of the background intensity (no gain, no read noise)"}
 

@@ -34,11 +34,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from ..progress import Progress, check_cancelled, drive, map_threads
-from .detection import _background, _detect_log, _median, estimate_noise, resolve_polarity, touching_groups
-from .fit import blurred_sphere_profile, fit_particles, reach, render_particles
+from .detection import (_background, _log_peaks, _log_reach, _median, estimate_noise, resolve_polarity,
+                        touching_groups)
+from .fit import blurred_sphere_profile, fit_particles, reach, render_particles, render_view
 from .geometry import view_shifts
 
 __all__ = ["blurred_sphere_profile", "fit_signal", "estimate_blur", "localisation_floor", "fit_single",
@@ -258,25 +260,102 @@ def _refit(signals, noise, state, idx, shift, *, blur, radius_range, iterations=
     return fit
 
 
-def _search_residuals(signals, noise, state, shift, *, blur, beta, psi, depth_range, radius_range, threshold):
-    """Particles the model does not hold yet: detected in the residuals of at least three views, and matched."""
-    from .matching import match_particles
+class _ResidualSearch:
+    """Particles the model does not hold yet: detected in the residuals of at least three views, and matched.
 
-    model = render_particles(signals[0].shape, state.points, state.radii, state.amplitudes, shift, blur=blur)
-    # The particles sought are like the ones found: search the scales around their radii only.
-    lo, hi = np.percentile(state.radii, [10, 90])
-    scales = (max(radius_range[0], 0.8 * lo), min(radius_range[1], max(1.2 * hi, 0.8 * lo)))
-    dets = map_threads(lambda k: _detect_log(signals[k] - model[k], noise[k], sigma=1.0, threshold=threshold,
-                                             radius_range=scales), range(len(signals)))
-    check_cancelled()
-    found = match_particles(dets, beta_deg=beta, azimuths_deg=psi, tolerance=2.0, depth_range=depth_range)
-    if len(found.points) == 0:
-        return np.zeros((0, 3)), np.zeros(0)
-    radii = np.clip(np.nan_to_num(found.radii, nan=radius_range[0]), *radius_range)
-    # A point where a particle already is (hard cores do not overlap) is that particle's misfit.
-    dist, j = cKDTree(state.points).query(found.points, k=1)
-    new = dist >= 0.8 * (radii + state.radii[j])
-    return found.points[new], radii[new]
+    The search remembers what it found in every view; a later search runs the detector
+    again only where the model has changed since (with the margin the detector's filters
+    reach), and keeps the earlier detections elsewhere, where the residual is the same.
+    """
+
+    #: Side of the tiles that mark where the model changed, pixels.
+    TILE = 64
+
+    def __init__(self, signals, noise, shift, *, blur, beta, psi, depth_range, radius_range, threshold):
+        self.signals, self.noise, self.shift, self.blur = signals, noise, shift, blur
+        self.beta, self.psi, self.depth_range = beta, psi, depth_range
+        self.radius_range, self.threshold = radius_range, threshold
+        self.seen = None  # the model and the detections of the last search
+
+    def __call__(self, state):
+        from .matching import match_particles
+
+        model = (state.points.copy(), state.radii.copy(), state.amplitudes.copy())
+        if self.seen is None:
+            # The particles sought are like the ones found: search the scales around their radii only.
+            lo, hi = np.percentile(state.radii, [10, 90])
+            r_lo, r_hi = self.radius_range
+            self.scales = (max(r_lo, 0.8 * lo), min(r_hi, max(1.2 * hi, 0.8 * lo)))
+            found = map_threads(lambda k: self._detect(k, model, None), range(len(self.signals)))
+        else:
+            boxes = self._changed_boxes(self.seen[0], model)
+            found = map_threads(lambda k: self._detect(k, model, boxes[k]), range(len(self.signals)))
+        dets = [f[0] for f in found]
+        self.floors = [f[1] for f in found]
+        self.seen = (model, dets)
+        check_cancelled()
+        found = match_particles(dets, beta_deg=self.beta, azimuths_deg=self.psi, tolerance=2.0,
+                                depth_range=self.depth_range)
+        if len(found.points) == 0:
+            return np.zeros((0, 3)), np.zeros(0)
+        radii = np.clip(np.nan_to_num(found.radii, nan=self.radius_range[0]), *self.radius_range)
+        # A point where a particle already is (hard cores do not overlap) is that particle's misfit.
+        dist, j = cKDTree(state.points).query(found.points, k=1)
+        new = dist >= 0.8 * (radii + state.radii[j])
+        return found.points[new], radii[new]
+
+    def _detect(self, k, model, boxes):
+        """Detections in view ``k``'s residual: everywhere (``boxes`` None), or again inside ``boxes`` only."""
+        rows, cols = self.signals[k].shape
+        if boxes is None:
+            residual = self.signals[k] - render_view(*model, self.shift[k], blur=self.blur, box=(0, rows, 0, cols))
+            return _log_peaks(residual, self.noise[k], sigma=1.0, threshold=self.threshold,
+                              radius_range=self.scales)
+        margin = _log_reach(1.0, self.scales)
+        previous = self.seen[1][k]
+        keep = np.ones(len(previous), dtype=bool)
+        parts = []
+        for y0, y1, x0, x1 in boxes:
+            check_cancelled()
+            crop = (max(y0 - margin, 0), min(y1 + margin, rows), max(x0 - margin, 0), min(x1 + margin, cols))
+            residual = (self.signals[k][crop[0]:crop[1], crop[2]:crop[3]]
+                        - render_view(*model, self.shift[k], blur=self.blur, box=crop))
+            found, _ = _log_peaks(residual, self.noise[k], sigma=1.0, threshold=self.threshold,
+                                  radius_range=self.scales, floor=self.floors[k])
+            found[:, 0] += crop[2]
+            found[:, 1] += crop[0]
+            parts.append(found[(found[:, 0] >= x0) & (found[:, 0] < x1) & (found[:, 1] >= y0) & (found[:, 1] < y1)])
+            keep &= ~((previous[:, 0] >= x0) & (previous[:, 0] < x1) & (previous[:, 1] >= y0)
+                      & (previous[:, 1] < y1))
+        return np.vstack([previous[keep]] + parts), self.floors[k]
+
+    def _changed_boxes(self, before, after):
+        """Per view, boxes ``(row0, row1, col0, col1)`` that hold every pixel whose detection may have changed."""
+        n0 = len(before[0])
+        same = np.zeros(len(after[0]), dtype=bool)
+        same[:n0] = np.all(after[0][:n0] == before[0], axis=1) & (after[1][:n0] == before[1]) & (
+            after[2][:n0] == before[2])
+        changed = np.flatnonzero(~same)
+        old = changed[changed < n0]
+        points = np.vstack([before[0][old], after[0][changed]])
+        far = np.concatenate([reach(before[1][old], self.blur), reach(after[1][changed], self.blur)])
+        far = far + _log_reach(1.0, self.scales)
+        rows, cols = self.signals[0].shape
+        tile = self.TILE
+        grid = (-(-rows // tile), -(-cols // tile))
+        boxes = []
+        for k in range(len(self.signals)):
+            dirty = np.zeros(grid, dtype=bool)
+            xy = points[:, :2] + points[:, 2:3] * self.shift[k]
+            lo = np.floor((xy - far[:, None]) / tile).astype(int)
+            hi = np.floor((xy + far[:, None]) / tile).astype(int)
+            for (c0, r0), (c1, r1) in zip(np.clip(lo, 0, [grid[1] - 1, grid[0] - 1]),
+                                          np.clip(hi, 0, [grid[1] - 1, grid[0] - 1])):
+                dirty[r0:r1 + 1, c0:c1 + 1] = True
+            labels, _ = ndimage.label(dirty, structure=np.ones((3, 3)))
+            boxes.append([(sl[0].start * tile, min(sl[0].stop * tile, rows), sl[1].start * tile,
+                           min(sl[1].stop * tile, cols)) for sl in ndimage.find_objects(labels)])
+        return boxes
 
 
 def _split_candidates(state, fit_groups_alone, *, amplitude_ratio=1.3, misfit_ratio=1.5, limit=None):
@@ -325,11 +404,23 @@ def _try_splits(signals, noise, state, cand, shift, *, blur, beta, radius_range,
     if not pts:
         return []
     prob = np.concatenate(prob)
-    fixed = {"points": np.vstack(fixed_pts), "radii": np.concatenate(fixed_r), "amplitudes": np.concatenate(fixed_a),
-             "blur": blur, "problem": np.concatenate(fixed_p)}
-    fit = fit_particles(signals, noise, np.vstack(pts), np.concatenate(rad), np.concatenate(amp), shift, blur=blur,
-                        problem=prob, fixed=fixed, iterations=15, radius_range=radius_range, covariance=False,
-                        reach_blur=blur)
+    pts, rad, amp = np.vstack(pts), np.concatenate(rad), np.concatenate(amp)
+    fixed_pts, fixed_r, fixed_a = np.vstack(fixed_pts), np.concatenate(fixed_r), np.concatenate(fixed_a)
+    fixed_p = np.concatenate(fixed_p)
+    # The trials are independent problems: the candidates in two halves, fitted in two threads.
+    cut = (len(cand) + 1) // 2 * n_trials
+
+    def fit_half(first: bool):
+        sel, other = (prob < cut, fixed_p < cut) if first else (prob >= cut, fixed_p >= cut)
+        fixed = {"points": fixed_pts[other], "radii": fixed_r[other], "amplitudes": fixed_a[other], "blur": blur,
+                 "problem": fixed_p[other]}
+        return fit_particles(signals, noise, pts[sel], rad[sel], amp[sel], shift, blur=blur, problem=prob[sel],
+                             fixed=fixed, iterations=15, radius_range=radius_range, covariance=False, reach_blur=blur)
+
+    halves = map_threads(fit_half, [True, False] if len(cand) > 1 else [True])
+    offsets = np.cumsum([0] + [len(h["cost"]) for h in halves[:-1]])
+    fit = {key: np.concatenate([h[key] for h in halves]) for key in ("points", "radii", "amplitudes", "cost")}
+    fit["group"] = np.concatenate([h["group"] + o for h, o in zip(halves, offsets)])
     # Trials share no pixels with each other, but one and two spheres must be judged on the same pixels:
     # the cost of each trial is its groups' cost (its particles all lie in one group or a few).
     cost = np.zeros(len(cand) * n_trials)
@@ -402,6 +493,8 @@ def refine_in_views_iter(views, reconstruction, *, polarity: str = "dark", radiu
                        params={**rec.params, "refinement": {**counts, "fitted_in_views": 0}})
     blur = estimate_blur(signals, noise, state.points, state.radii, shift, radius_range=(r_lo, r_hi))
     fit_range = (0.5 * r_lo, r_hi)
+    search_residuals = _ResidualSearch(signals, noise, shift, blur=blur, beta=beta, psi=psi, depth_range=depth_range,
+                                       radius_range=(r_lo, r_hi), threshold=threshold)
     state.amplitudes = _start_amplitudes(signals, state.points, state.radii, shift)
     yield Progress(1, total, "fit to the views", {"blur": blur})
     fit = _refit(signals, noise, state, np.arange(len(state.points)), shift, blur=blur, radius_range=fit_range)
@@ -411,9 +504,7 @@ def refine_in_views_iter(views, reconstruction, *, polarity: str = "dark", radiu
         yield Progress(2 + 2 * rnd, total, "search the residuals", {"particles": len(state.points)})
         changed = []
         if search:
-            new_pts, new_r = _search_residuals(signals, noise, state, shift, blur=blur, beta=beta, psi=psi,
-                                               depth_range=depth_range, radius_range=(r_lo, r_hi),
-                                               threshold=threshold)
+            new_pts, new_r = search_residuals(state)
             if len(new_pts):
                 start = len(state.points)
                 state.add(new_pts, new_r, _start_amplitudes(signals, new_pts, new_r, shift), origin=1)
