@@ -177,66 +177,74 @@ def write_app5(path: Path, data: np.ndarray, *, step_m: float = 2e-9, k_scale: f
                 ("<Point>" + (calibration if i == 0 else "<Calibration/>") + where + "</Point>").encode()))
 
 
-# -- Gatan DigitalMicrograph .dm4 -----------------------------------------------------------------------------
+# -- Gatan DigitalMicrograph .dm4 / .dm3 ------------------------------------------------------------------------
 _DM_TYPES = {np.dtype(np.int16): (1, 2), np.dtype(np.float32): (2, 6), np.dtype(np.uint8): (6, 10),
              np.dtype(np.int32): (7, 3), np.dtype(np.uint16): (10, 4), np.dtype(np.uint32): (11, 5)}
 
 
-def _dm_tag(kind: int, name: str, body: bytes) -> bytes:
-    """One DM4 tag entry: kind (20 group, 21 data), name, the 8-byte length of what follows, then it."""
-    label = name.encode("latin-1")
-    return bytes([kind]) + struct.pack(">H", len(label)) + label + struct.pack(">Q", len(body)) + body
+class _DMTags:
+    """DM's tag tree, big-endian structure: counts and lengths 8 bytes wide in DM4, 4 in DM3.
+
+    A DM4 tag also gives the length of what follows its name (DM3 tags do not).
+    """
+
+    def __init__(self, version: int):
+        self.version, self.word = version, ">Q" if version == 4 else ">I"
+
+    def _count(self, *values: int) -> bytes:
+        return b"".join(struct.pack(self.word, v) for v in values)
+
+    def tag(self, kind: int, name: str, body: bytes) -> bytes:  # kind 20: group, 21: data
+        label = name.encode("latin-1")
+        size = struct.pack(">Q", len(body)) if self.version == 4 else b""
+        return bytes([kind]) + struct.pack(">H", len(label)) + label + size + body
+
+    def group_body(self, children: list[bytes]) -> bytes:
+        return bytes([0, 0]) + self._count(len(children)) + b"".join(children)  # not sorted, closed
+
+    def group(self, name: str, children: list[bytes]) -> bytes:
+        return self.tag(20, name, self.group_body(children))
+
+    def data(self, name: str, info: list[int], payload: bytes) -> bytes:
+        return self.tag(21, name, b"%%%%" + self._count(len(info), *info) + payload)
+
+    def long(self, name: str, value: int) -> bytes:
+        return self.data(name, [3], struct.pack("<i", value))
+
+    def float(self, name: str, value: float) -> bytes:
+        return self.data(name, [6], struct.pack("<f", value))
+
+    def text(self, name: str, text: str) -> bytes:  # DM keeps text as an array of 16-bit characters
+        return self.data(name, [20, 4, len(text)], text.encode("utf-16-le"))
 
 
-def _dm_data(name: str, info: list[int], payload: bytes) -> bytes:
-    return _dm_tag(21, name, b"%%%%" + struct.pack(f">Q{len(info)}Q", len(info), *info) + payload)
-
-
-def _dm_group(name: str, children: list[bytes]) -> bytes:
-    return _dm_tag(20, name, bytes([0, 0]) + struct.pack(">Q", len(children)) + b"".join(children))
-
-
-def _dm_long(name: str, value: int) -> bytes:
-    return _dm_data(name, [3], struct.pack("<i", value))
-
-
-def _dm_float(name: str, value: float) -> bytes:
-    return _dm_data(name, [6], struct.pack("<f", value))
-
-
-def _dm_text(name: str, text: str) -> bytes:
-    """DM keeps text as an array of 16-bit characters."""
-    return _dm_data(name, [20, 4, len(text)], text.encode("utf-16-le"))
-
-
-def write_dm4(path: Path, data: np.ndarray, dims: list[tuple[int, float, str]]) -> None:
-    """A DM4 file holding one image; ``dims`` is DM's dimension list (size, scale, units), fastest first.
+def write_dm(path: Path, data: np.ndarray, dims: list[tuple[int, float, str]], *, version: int = 4) -> None:
+    """A DM4 (or DM3) file holding one image; ``dims`` is DM's dimension list (size, scale, units), fastest first.
 
     ``data`` is the C-ordered array whose shape is ``dims`` reversed (DM counts
     dimensions from the fastest, x). Big-endian tag structure, little-endian values.
     """
     assert tuple(data.shape) == tuple(d[0] for d in dims[::-1])
+    t = _DMTags(version)
     data_type, element = _DM_TYPES[data.dtype]
-    calibrations = _dm_group("Calibrations", [
-        _dm_group("Brightness", [_dm_float("Origin", 0.0), _dm_float("Scale", 1.0), _dm_text("Units", "")]),
-        _dm_group("Dimension", [_dm_group("", [_dm_float("Origin", 0.0), _dm_float("Scale", scale),
-                                               _dm_text("Units", units)]) for _, scale, units in dims]),
-        _dm_long("DisplayCalibratedUnits", 1),
+    calibrations = t.group("Calibrations", [
+        t.group("Brightness", [t.float("Origin", 0.0), t.float("Scale", 1.0), t.text("Units", "")]),
+        t.group("Dimension", [t.group("", [t.float("Origin", 0.0), t.float("Scale", scale), t.text("Units", units)])
+                              for _, scale, units in dims]),
+        t.long("DisplayCalibratedUnits", 1),
     ])
-    image_data = _dm_group("ImageData", [
+    pixels = np.ascontiguousarray(data).astype(data.dtype.newbyteorder("<")).tobytes()
+    image_data = t.group("ImageData", [
         calibrations,
-        _dm_data("Data", [20, element, data.size], np.ascontiguousarray(data).astype(data.dtype.newbyteorder("<"))
-                 .tobytes()),
-        _dm_long("DataType", data_type),
-        _dm_group("Dimensions", [_dm_long("", size) for size, _, _ in dims]),
-        _dm_long("PixelDepth", data.dtype.itemsize),
+        t.data("Data", [20, element, data.size], pixels),
+        t.long("DataType", data_type),
+        t.group("Dimensions", [t.long("", size) for size, _, _ in dims]),
+        t.long("PixelDepth", data.dtype.itemsize),
     ])
-    image = _dm_group("", [image_data, _dm_group("ImageTags", []), _dm_text("Name", path.stem)])
-    root = [_dm_group("ImageList", [image]), _dm_long("InImageMode", 1)]
-    tags = bytes([0, 0]) + struct.pack(">Q", len(root)) + b"".join(root)
-    body = tags + bytes(8)                                                     # 8 zero bytes close the file
-    with open(path, "wb") as fh:
-        fh.write(struct.pack(">IQI", 4, len(body), 1) + body)                  # version 4, length, little-endian
+    image = t.group("", [image_data, t.group("ImageTags", []), t.text("Name", path.stem)])
+    body = t.group_body([t.group("ImageList", [image]), t.long("InImageMode", 1)]) + bytes(8)  # 8 zero bytes end it
+    with open(path, "wb") as fh:  # version, length of what follows, 1 = values little-endian
+        fh.write(struct.pack(">I", version) + t._count(len(body)) + struct.pack(">I", 1) + body)
 
 
 # -- USID (pycroscopy) -----------------------------------------------------------------------------------------

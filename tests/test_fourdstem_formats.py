@@ -16,7 +16,7 @@ from napari_stereo_tem.checks import InputError
 from napari_stereo_tem.fourdstem import open_4dstem, virtual_images
 from napari_stereo_tem.fourdstem.axes import axis_role, decide_axes, unit_role
 
-from format_writers import (disc_centre, disc_patterns, write_app5, write_de_movie, write_dm4, write_emi,
+from format_writers import (disc_centre, disc_patterns, write_app5, write_de_movie, write_dm, write_emi,
                             write_mrc, write_ser, write_usid, write_velox)
 
 SCAN, DET = (3, 5), (12, 10)
@@ -344,17 +344,19 @@ def test_topspin_app5(tmp_path):
     assert [a["units"] for a in ds.metadata["axes"]] == ["nm", "nm", "mrad", "mrad"]
 
 
+@pytest.mark.parametrize("version", [4, 3])
 @pytest.mark.parametrize("layout", ["patterns contiguous", "scan fastest"])
-def test_digitalmicrograph_dm4_4d_either_layout_decided_by_units(tmp_path, layout):
+def test_digitalmicrograph_4d_either_layout_decided_by_units(tmp_path, layout, version):
     """DM keeps only each dimension's units: Gatan writes 4D-STEM with the detector or the scan as DM's x, y."""
     sy, sx, ny, nx = PATTERNS.shape
     scan, det = [(sx, 2.0, "nm"), (sy, 2.0, "nm")], [(nx, 0.05, "1/nm"), (ny, 0.05, "1/nm")]
+    path = tmp_path / f"a.dm{version}"
     if layout == "patterns contiguous":
-        write_dm4(tmp_path / "a.dm4", PATTERNS, det + scan)
+        write_dm(path, PATTERNS, det + scan, version=version)
     else:
-        write_dm4(tmp_path / "a.dm4", np.ascontiguousarray(PATTERNS.transpose(2, 3, 0, 1)), scan + det)
+        write_dm(path, np.ascontiguousarray(PATTERNS.transpose(2, 3, 0, 1)), scan + det, version=version)
     for lazy in (True, False):
-        ds = open_4dstem(tmp_path / "a.dm4", lazy=lazy)
+        ds = open_4dstem(path, lazy=lazy)
         decision = _check_discs(ds, by="axis units")
         assert decision["order"] == ([0, 1, 2, 3] if layout == "patterns contiguous" else [2, 3, 0, 1])
         assert [a["units"] for a in ds.metadata["axes"]] == ["nm", "nm", "1/nm", "1/nm"]
@@ -362,7 +364,7 @@ def test_digitalmicrograph_dm4_4d_either_layout_decided_by_units(tmp_path, layou
 
 def test_digitalmicrograph_dm4_without_units_is_by_position_and_says_so(tmp_path):
     sy, sx, ny, nx = PATTERNS.shape
-    write_dm4(tmp_path / "a.dm4", PATTERNS, [(nx, 1.0, ""), (ny, 1.0, ""), (sx, 1.0, ""), (sy, 1.0, "")])
+    write_dm(tmp_path / "a.dm4", PATTERNS, [(nx, 1.0, ""), (ny, 1.0, ""), (sx, 1.0, ""), (sy, 1.0, "")])
     decision = _check_discs(open_4dstem(tmp_path / "a.dm4"), by="position")
     assert "names no axis roles" in decision["text"]
 
