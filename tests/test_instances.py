@@ -55,6 +55,10 @@ def test_ridge_points_are_sub_pixel():
     assert inner.sum() >= 25
     assert np.max(np.abs(points[inner, 0] - x_true)) < 0.05
     assert np.all(np.abs(normals[inner, 0]) > 0.99) and np.all(strength > 0)
+    # averaging along the line keeps a straight line where it is
+    _, along, _, _ = ridge_points(prob, support=prob > 0.5, along_sigma=2.0)
+    inner = (along[:, 1] > 5) & (along[:, 1] < 34)
+    assert inner.sum() >= 25 and np.max(np.abs(along[inner, 0] - x_true)) < 0.05
 
 
 def test_crossing_lines_stay_two_instances_through_the_crossing():

@@ -141,7 +141,8 @@ def run(args) -> int:
                                      "dislocation_px": int((result.labels == 1).sum()),
                                      "distractor_px": int((result.labels == 2).sum())})
             s = result.settings
-            print(f"{path}: {len(result.lines)} line branches, {s['contrast'].replace('_', ' ')}, "
+            print(f"{path}: {len(result.lines)} line branches, {found.n_instances} dislocation instances, "
+                  f"{s['contrast'].replace('_', ' ')}, "
                   f"resized x{s['scale']:g} for detection, {result.seconds:.2f} s")
         write_json(tmp / "detect.json", record)
     print(f"-> {args.output}")

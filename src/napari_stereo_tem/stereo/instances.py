@@ -77,7 +77,7 @@ def _check_surface(surface, name: str) -> np.ndarray:
 
 
 def ridge_points(surface, *, sigma: float = 1.0, orientation_sigma: float = 2.0, min_curvature: float = 0.02,
-                 support=None):
+                 along_sigma: float = 0.0, support=None):
     """Sub-pixel ridge (centreline) points of a surface whose lines are bright.
 
     Parameters
@@ -91,6 +91,9 @@ def ridge_points(surface, *, sigma: float = 1.0, orientation_sigma: float = 2.0,
         Window of the structure tensor that gives the line normal (px).
     min_curvature : float
         Least downward bending of the profile across the line (surface units per px^2).
+    along_sigma : float
+        The derivatives across the line are averaged along it with a Gaussian of
+        this width (px; 0: not at all).
     support : array_like of bool, optional
         Only these pixels may be ridge pixels.
 
@@ -115,6 +118,23 @@ def ridge_points(surface, *, sigma: float = 1.0, orientation_sigma: float = 2.0,
     # the normal is the structure tensor's leading eigenvector: angle of (row, col) components
     theta = 0.5 * np.arctan2(2 * a_rc, a_rr - a_cc)
     n_r, n_c = np.cos(theta), np.sin(theta)
+    if along_sigma > 0:
+        # average the derivatives along the line (an oriented filter): a faint, broken
+        # valley between two close lines adds up along them, the noise does not
+        rows, cols = surface.shape
+        rr, cc = np.mgrid[0:rows, 0:cols].astype(np.float64)
+        t_r, t_c = -n_c, n_r
+        reach = int(np.ceil(2 * along_sigma))
+        fields = (h_rr, h_rc, h_cc, g_r, g_c)
+        sums = [np.zeros_like(h_rr) for _ in fields]
+        total = 0.0
+        for k in range(-reach, reach + 1):
+            weight = float(np.exp(-0.5 * (k / along_sigma) ** 2))
+            where = [rr + k * t_r, cc + k * t_c]
+            for acc, values in zip(sums, fields):
+                acc += weight * ndimage.map_coordinates(values, where, order=1, mode="nearest")
+            total += weight
+        h_rr, h_rc, h_cc, g_r, g_c = (acc / total for acc in sums)
     h_nn = n_r * n_r * h_rr + 2 * n_r * n_c * h_rc + n_c * n_c * h_cc
     g_n = n_r * g_r + n_c * g_c
     bends = h_nn <= -float(min_curvature)
@@ -347,7 +367,7 @@ def line_instances(probability, *, image=None, threshold: float = 0.5, sigma: fl
                    orientation_sigma: float = 2.0, min_curvature: float = 0.02, max_offset: float = 1.0,
                    max_turn_deg: float = 30.0, max_corner_deg: float = 45.0, max_gap: float = 8.0,
                    min_length: float = 8.0, label_radius: float = 3.0, image_weight: float = 0.0,
-                   scale: float = 1.0) -> LineInstances:
+                   along_sigma: float = 0.0, scale: float = 1.0) -> LineInstances:
     """One instance per dislocation, from a probability map (and optionally the image).
 
     Parameters
@@ -414,20 +434,22 @@ def line_instances(probability, *, image=None, threshold: float = 0.5, sigma: fl
     scale = float(scale)
     if not np.isfinite(scale) or not 0 < scale <= 4:
         raise InputError(f"scale must be the detector's resize factor in (0, 4], got {scale}")
-    work = surface
+    work, work_prob = surface, prob
     if scale != 1.0:
         import cv2
 
         rows, cols = prob.shape
         size = (max(8, round(cols * scale)), max(8, round(rows * scale)))
-        work = cv2.resize(surface.astype(np.float32), size, interpolation=cv2.INTER_AREA).astype(np.float64)
+        work, work_prob = (cv2.resize(a.astype(np.float32), size, interpolation=cv2.INTER_AREA).astype(np.float64)
+                           for a in (surface, prob))
     yx, points, normals, _ = ridge_points(work, sigma=sigma, orientation_sigma=orientation_sigma,
-                                          min_curvature=min_curvature, support=work >= threshold)
+                                          min_curvature=min_curvature, along_sigma=along_sigma,
+                                          support=work_prob >= threshold)
     chains = _link_chains(yx, points, normals, work.shape, max_offset=max_offset, max_turn_deg=max_turn_deg)
     lines = [points[c] for c in chains if len(c) >= 2]
     lines = [piece for line in lines for piece in _split_at_corners(line, max_turn_deg=max_corner_deg)]
     lines = _close_gaps(lines, max_gap=max_gap, max_turn_deg=max_turn_deg, max_offset=max_offset)
-    if work is not surface:   # pixel centres of the resized map back to the image's
+    if work.shape != prob.shape:   # pixel centres of the resized map back to the image's
         factor = np.array([prob.shape[1] / work.shape[1], prob.shape[0] / work.shape[0]])
         lines = [(line + 0.5) * factor - 0.5 for line in lines]
     lines = [line for line in lines if _polyline_length(line) >= min_length]
