@@ -316,7 +316,7 @@ def test_tia_ser(tmp_path):
     write_ser(tmp_path / "scan_1.ser", PATTERNS)
     ds = open_4dstem(tmp_path / "scan_1.ser")
     _check_discs(ds, by="navigation flags")
-    assert ds.metadata["reader"] == "rsciio.TIA"
+    assert ds.metadata["reader"] == "rsciio.TIA" and "read into memory" in ds.metadata["note"]
     assert ds.metadata["axes"][0]["scale"] == pytest.approx(1.0) and ds.metadata["axes"][0]["units"] == "nm"
 
 

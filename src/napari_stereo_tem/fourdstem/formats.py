@@ -84,8 +84,10 @@ def _rsciio_candidates(path: Path) -> list[dict]:
 # axes (DigitalMicrograph files keep only each dimension's units and scale): the guesses are dropped, so the
 # units decide, or the position, said so.
 _GUESSED_ROLES = ("DigitalMicrograph",)
-# Readers that cannot read lazily (they ignore ``lazy``): the note says the dataset was read into memory.
-_NEVER_LAZY = ("Topspin",)
+# Readers that read the whole file whatever ``lazy`` says (TopSpin stacks every pattern; TIA reads every element
+# to parse the header, and lazily would read the whole file again for every chunk): they are asked for the data in
+# memory, once, and the note says so.
+_NEVER_LAZY = ("Topspin", "TIA")
 
 _MISSING_PACKAGE = "reading {path} needs the Python package '{name}', which is not installed: pip install {name}"
 
@@ -118,6 +120,7 @@ def read_rsciio(path: Path, *, lazy: bool, scan_shape) -> tuple[object, dict]:
             kwargs["show_progressbar"] = False
         note = None
         if lazy and plugin["name"] in _NEVER_LAZY:
+            kwargs["lazy"] = False
             note = f"the {plugin['name']} reader cannot read lazily: the dataset was read into memory"
         try:
             dicts = _call_reader(api, path, kwargs)
