@@ -55,19 +55,48 @@ def write_mrc(path: Path, frames: np.ndarray, *, pixel_angstrom: float = 1.0) ->
         fh.write(np.ascontiguousarray(frames).astype(frames.dtype.newbyteorder("<")).tobytes())
 
 
-def write_de_movie(folder: Path, data: np.ndarray, *, stamp: str = "20260101_00042") -> Path:
-    """A Direct Electron 4D-STEM movie: ``<date>_<n>_movie.mrc`` (frames in raster order) and ``<date>_<n>_info.txt``.
+def write_de_movie(folder: Path, data: np.ndarray, *, stamp: str = "20260101_00042", serpentine: bool = False) -> Path:
+    """A Direct Electron 4D-STEM movie: ``<date>_<n>_movie.mrc`` and ``<date>_<n>_info.txt``.
 
-    The scan size is only in the info file ("Scan - Size X/Y"), as DE's software writes it.
+    The scan size is only in the info file ("Scan - Size X/Y"), as DE's software
+    writes it. A raster scan stores the frames row by row; any other scan (here a
+    serpentine: odd rows right to left) stores them in the order visited, with
+    ``<date>_<n>_scan_coordinates.csv`` giving each frame's ``x,y``.
     """
     sy, sx, ny, nx = data.shape
+    visits = [(iy, ix if not (serpentine and iy % 2) else sx - 1 - ix) for iy in range(sy) for ix in range(sx)]
     movie = folder / f"{stamp}_movie.mrc"
-    write_mrc(movie, data.reshape(sy * sx, ny, nx))
-    info = {"Instrument Project TEMorSTEM Mode": "1", "Scan - Enable": "Enable", "Scan - Type": "Raster",
+    write_mrc(movie, np.stack([data[iy, ix] for iy, ix in visits]))
+    info = {"Instrument Project TEMorSTEM Mode": "1", "Scan - Enable": "Enable",
+            "Scan - Type": "Serpentine" if serpentine else "Raster",
             "Scan - Size X": str(sx), "Scan - Size Y": str(sy), "Image Size X (pixels)": str(nx),
             "Image Size Y (pixels)": str(ny), "Camera Model": "DE-16"}
     (folder / f"{stamp}_info.txt").write_text("".join(f"{k} = {v}\n" for k, v in info.items()))
+    if serpentine:
+        (folder / f"{stamp}_scan_coordinates.csv").write_text("".join(f"{ix},{iy}\n" for iy, ix in visits))
     return movie
+
+
+# -- py4DSTEM (EMD 1.0) -----------------------------------------------------------------------------------------
+def write_py4dstem(path: Path, data: np.ndarray, *, step_angstrom: float = 20.0, q_step: float = 0.01) -> None:
+    """An EMD 1.0 file as py4DSTEM saves a DataCube: ``<root>/datacube/data`` ``(Rx, Ry, Qx, Qy)`` and ``dim0..dim3``.
+
+    Each ``dim`` holds the first two coordinates of its axis (a linear axis),
+    with ``name`` and ``units`` attributes.
+    """
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        f.attrs.update({"emd_group_type": "file", "version_major": 1, "version_minor": 0, "version_release": 0})
+        root = f.create_group("experiment_root")
+        root.attrs["emd_group_type"] = "root"
+        cube = root.create_group("datacube")
+        cube.attrs.update({"emd_group_type": "array", "python_class": "DataCube"})
+        cube.create_dataset("data", data=data)
+        for i, (name, units, step) in enumerate((("Rx", "A", step_angstrom), ("Ry", "A", step_angstrom),
+                                                 ("Qx", "A^-1", q_step), ("Qy", "A^-1", q_step))):
+            dim = cube.create_dataset(f"dim{i}", data=np.array([0.0, step]))
+            dim.attrs.update({"name": name, "units": units})
 
 
 # -- TIA .ser (FEI) -------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from napari_stereo_tem.fourdstem import open_4dstem, virtual_images
 from napari_stereo_tem.fourdstem.axes import axis_role, decide_axes, unit_role
 
 from format_writers import (disc_centre, disc_patterns, write_app5, write_de_movie, write_dm, write_emi,
-                            write_mrc, write_ser, write_usid, write_velox)
+                            write_mrc, write_py4dstem, write_ser, write_usid, write_velox)
 
 SCAN, DET = (3, 5), (12, 10)
 REF = (np.arange(np.prod(SCAN + DET), dtype=np.uint16) % 997).reshape(SCAN + DET)
@@ -304,12 +304,26 @@ def test_direct_electron_mrc_movie_takes_its_scan_from_the_info_file(tmp_path):
         open_4dstem(movie, scan_shape=(5, 4))
 
 
+def test_direct_electron_serpentine_scan_placed_by_its_coordinates_file(tmp_path):
+    """Frames stored in the order visited (odd rows right to left) land where the scan coordinates say."""
+    movie = write_de_movie(tmp_path, PATTERNS, serpentine=True)
+    _check_discs(open_4dstem(movie), by="axis names and navigation flags")
+
+
 def test_mrc_stack_needs_and_follows_the_scan_shape(tmp_path):
     write_mrc(tmp_path / "stack.mrc", PATTERNS.reshape(-1, *PATTERNS.shape[2:]))
     with pytest.raises(InputError, match="scan_shape"):
         open_4dstem(tmp_path / "stack.mrc")
     decision = _check_discs(open_4dstem(tmp_path / "stack.mrc", scan_shape=(4, 5)), by="the scan_shape given")
     assert "20 frames" in decision["text"]
+
+
+def test_py4dstem_emd_1_datacube(tmp_path):
+    write_py4dstem(tmp_path / "cube.h5", PATTERNS)
+    ds = open_4dstem(tmp_path / "cube.h5")
+    decision = _check_discs(ds, by="axis names")
+    assert decision["names"] == ["Rx", "Ry", "Qx", "Qy"] and ds.metadata["reader"] == "rsciio.EMD"
+    assert [a["units"] for a in ds.metadata["axes"]] == ["Å", "Å", "1 / Å", "1 / Å"]
 
 
 def test_tia_ser(tmp_path):
