@@ -15,8 +15,8 @@ order of trust:
 2. **units**, when they split the axes into two real-space lengths (``nm``,
    ``Å``, ``m``: the scan) and two reciprocal or angular ones (``1/nm``,
    ``nm^-1``, ``mrad``: the detector). A DigitalMicrograph file keeps nothing
-   else: the reader's names and flags for it are guesses by position, and
-   Gatan's 4D-STEM files are written in either order;
+   else: the reader's names and flags for it are guesses by position, and its
+   scan may be DM's first two dimensions or its last two;
 3. **navigation/signal flags**, when exactly two axes are navigation axes;
 4. **position**: ``(scan_y, scan_x, det_y, det_x)`` as stored, said so.
 
