@@ -453,6 +453,10 @@ class _GroupBlocks:
         self.n_blocks = len(blocks)
         self.pair_group = g[lay.particle[self.pairs[0]]]
         self.n_entries = len(lay.row)
+        # a row of every (particle, view) slot that has one, for its view's weight
+        self.slot_row = np.zeros(n * n_views, np.int64)
+        self.slot_row[lay.slot] = lay.row
+        self.slot_row = self.slot_row[:, None]
 
     def normal_equations(self, vals, e, w_row, level_col, res, active):
         """``J^T J`` of every group (one flat buffer of blocks) and ``J^T r``, from the entries ``e``.
@@ -464,7 +468,8 @@ class _GroupBlocks:
         w_rows = w_row[e.rows]
         lev = level_col[e.rows]
         upper = _segment_sums(vals[_UPPER[0]] * vals[_UPPER[1]], e.part, n)
-        cross = _segment_sums(vals * w_rows[e.rloc], e.slot, n * k)  # particle and level
+        # particle and level: a level's column is the view's weight, the same on all its rows
+        cross = _segment_sums(vals, e.slot, n * k) * w_row[self.slot_row]
         at = [self.self_at.ravel(), self.pl_at.ravel(), self.lp_at.ravel(), self.ll_at]
         values = [upper[:, _FULL].ravel(), cross.ravel(), cross.ravel(),
                   np.bincount(lev, w_rows ** 2, minlength=self.n_groups * k)]
