@@ -185,3 +185,17 @@ def test_stereo_fit_per_instance_gives_each_line_of_a_close_pair_its_own_depth()
     # the skeleton of the merged blob gives one branch between them, at neither depth
     merged, _ = fit_lines(mask, left, right, start, angle)
     assert len(merged) <= 1
+
+
+def test_apart_from_others_cuts_lines_where_they_cross():
+    from napari_stereo_tem.stereo.instances import apart_from_others
+
+    t = np.linspace(-20, 20, 41)
+    first = np.column_stack([30 + t, 30 + 0 * t])
+    second = np.column_stack([30 + 0 * t, 30 + t])
+    far = np.column_stack([80 + 0 * t, 30 + t])
+    pieces = apart_from_others([first, second, far], distance=2.0)
+    assert len(pieces) == 5                      # each crossing line in two, the far one whole
+    assert any(np.array_equal(p, far) for p in pieces)
+    for piece in pieces[:4]:
+        assert np.min(np.hypot(piece[:, 0] - 30, piece[:, 1] - 30)) > 2.0

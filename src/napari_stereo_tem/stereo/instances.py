@@ -39,7 +39,8 @@ from scipy import ndimage
 
 from ..checks import InputError
 
-__all__ = ["LineInstances", "line_instances", "ridge_points", "skeleton_instances", "instances_from_lines"]
+__all__ = ["LineInstances", "line_instances", "ridge_points", "skeleton_instances", "instances_from_lines",
+           "apart_from_others"]
 
 
 @dataclass
@@ -323,6 +324,37 @@ def _split_at_corners(line: np.ndarray, *, max_turn_deg: float, window: int = 5)
         start = cut
     pieces.append(line[start:])
     return [piece for piece in pieces if len(piece) >= 2]
+
+
+def apart_from_others(lines, *, distance: float = 2.0, min_points: int = 2) -> list:
+    """The stretches of each line farther than ``distance`` px from every other line.
+
+    Where two instances cross or run into each other their points cannot be told
+    apart in a second view; a stereo fit per instance leaves those stretches out
+    (as a skeleton cuts its branches at junctions).
+    """
+    from scipy.spatial import cKDTree
+
+    lines = [np.asarray(line, float) for line in lines]
+    out = []
+    for k, line in enumerate(lines):
+        others = [other for j, other in enumerate(lines) if j != k and len(other)]
+        if not others:
+            out.append(line)
+            continue
+        dense = np.vstack([_dense(other) for other in others])
+        dist, _ = cKDTree(dense).query(line)
+        keep = dist > distance
+        for run in np.split(np.arange(len(line)), np.flatnonzero(np.diff(keep.astype(int)) != 0) + 1):
+            if keep[run[0]] and len(run) >= min_points:
+                out.append(line[run])
+    return out
+
+
+def _dense(line: np.ndarray) -> np.ndarray:
+    from ..synth.curves import resample
+
+    return resample(line, 0.5) if len(line) > 1 else line
 
 
 def _polyline_length(line: np.ndarray) -> float:

@@ -504,9 +504,10 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
         if line_model == "fit":
             branches = None
             if line_instances:
-                from .instances import line_instances as find_instances
+                from .instances import apart_from_others, line_instances as find_instances
 
-                branches = find_instances(prob_left, threshold=threshold, scale=settings.scale).lines
+                branches = apart_from_others(find_instances(prob_left, threshold=threshold,
+                                                            scale=settings.scale).lines)
             lines, line_std = fit_lines(mask_left, prob_left, prob_right, disparity, pair.stereo_angle_deg,
                                         refined=refined, positions=positions, tilts_deg=frame_tilts,
                                         min_points=min_line_points, min_branch_length=float(min_line_points),
