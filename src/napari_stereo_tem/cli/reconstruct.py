@@ -67,6 +67,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--no-lr-check", action="store_true",
                         help="keep points whose disparity the matcher run from the right view does not confirm "
                              "(by default they are left out and the line's curve fills them in)")
+    parser.add_argument("--line-instances", action="store_true",
+                        help="with --line-model fit: one disparity curve per dislocation instance of the left view "
+                             "(lines of a pile-up kept apart, cut where they cross) instead of per skeleton branch")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("-o", "--output", required=True,
                         help="output folder (created if needed; written as a whole, an existing result is refused)")
@@ -145,7 +148,8 @@ def _work(args, left, right, *, detector, matcher):
                               manual_points=_read_points(args.points),
                               strict_rectify=not args.rectify_anyway, contrast=CONTRASTS[args.contrast],
                               detect_scale=parse_scale(args.detect_scale, "--detect-scale"),
-                              line_model=args.line_model, lr_check=not args.no_lr_check)
+                              line_model=args.line_model, lr_check=not args.no_lr_check,
+                              line_instances=args.line_instances)
 
 
 def _pairs(args) -> list:
