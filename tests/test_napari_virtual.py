@@ -200,3 +200,27 @@ def test_cancel_button_stops_a_pass_and_says_so(make_napari_viewer, qtbot):
     qtbot.waitUntil(lambda: "after" in widget.progress.text, timeout=10_000)
     assert widget.progress.text.startswith("mean pattern: cancelled"), widget.progress.text
     assert not widget.cancel_button.enabled and results == []
+
+
+def test_settle_timer_dies_with_the_dock(fourdstem_dock, qtbot):
+    """The exact images' settle timer must not fire into a dock whose widgets are gone."""
+    from napari_stereo_tem._napari.virtual_widget import SETTLE_MS
+
+    viewer, widget = fourdstem_dock
+    timer = widget._timer
+    fired = []
+    timer.timeout.connect(lambda: fired.append(1))
+    timer.start()
+    widget.native.deleteLater()
+    qtbot.waitUntil(lambda: _deleted(timer), timeout=2000)
+    qtbot.wait(3 * SETTLE_MS)
+    assert not fired
+
+
+def _deleted(qobject) -> bool:
+    from qtpy import sip
+
+    try:
+        return sip.isdeleted(qobject)
+    except TypeError:  # not a wrapped object
+        return False

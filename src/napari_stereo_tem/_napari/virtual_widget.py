@@ -85,7 +85,7 @@ class VirtualDetectorWidget(Container):
         self._direct: Disc | None = None
         self._discs: list[Disc] = []
         self._task: BackgroundTask | None = None
-        self._timer = QTimer()
+        self._timer = QTimer(self.native)  # deleted with the dock: never fires into deleted widgets
         self._timer.setSingleShot(True)
         self._timer.setInterval(SETTLE_MS)
         self._timer.timeout.connect(self.update_full)
