@@ -84,12 +84,12 @@ def _score(source: str, seed: int, size: int, rng: np.random.Generator, overlay:
     if overlay:
         raw_l, _ = burn_overlay(raw_l, seed=seed)
         raw_r, _ = burn_overlay(raw_r, seed=seed)
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     try:
         rect = rectify_pair(raw_l, raw_r)
     except InputError as err:
         return {"theta": theta, "failed": str(err)}
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - start_cpu
     th = np.deg2rad(rect.theta_deg)
     normal = np.array([-np.sin(th), np.cos(th)])
     theta_err = abs((rect.theta_deg - theta + 90.0) % 180.0 - 90.0)
@@ -99,7 +99,7 @@ def _score(source: str, seed: int, size: int, rng: np.random.Generator, overlay:
     ql, qr = rect.map_points(pl[inside], view="left"), rect.map_points(pr[inside], view="right")
     return {"theta": theta, "theta_err": theta_err, "shift_err": shift_err,
             "dy": float(np.median(np.abs(qr[:, 1] - ql[:, 1]))) if inside.any() else float("nan"),
-            "n_inliers": rect.n_inliers, "warned": bool(rect.warnings), "seconds": seconds,
+            "n_inliers": rect.n_inliers, "warned": bool(rect.warnings), "seconds": seconds, "cpu": cpu,
             "theta_std": rect.theta_std_deg}
 
 
@@ -113,7 +113,7 @@ def run(source: str, n: int, size: int, overlay: bool, contrast: bool = True, pe
             print(f"  {source} seed {s}: theta {r['theta']:.2f}: " + (f"refused ({r['failed'][:80]})" if "failed" in r
                   else f"theta err {r['theta_err']:.4f} deg (+- {r['theta_std']:.3f}), shift err {r['shift_err']:.3f} px, "
                        f"dy {r['dy']:.3f} px, {r['n_inliers']} inliers, {'warned, ' if r['warned'] else ''}"
-                       f"{r['seconds']:.2f} s"), flush=True)
+                       f"{r['seconds']:.2f} s ({r['cpu']:.2f} s CPU)"), flush=True)
         else:
             print(f"  pair {i + 1}/{n}", end="\r", flush=True, file=sys.stderr)
     ok = [r for r in rows if "failed" not in r]
@@ -151,6 +151,7 @@ def run(source: str, n: int, size: int, overlay: bool, contrast: bool = True, pe
         print(f"residual vertical disparity of true correspondences (px)  {fig('dy')}")
         print(f"inliers                         {fig('n_inliers')}")
         print(f"seconds per rectification       {fig('seconds')}")
+        print(f"CPU seconds (all threads)       {fig('cpu')}")
     print()
     return {"source": source, "n": n, "within": len(within), "refused": n - len(ok),
             "silent_misses": len(wrong_unwarned), "overconfident": len(overconfident), "overlay": overlay}

@@ -14,7 +14,7 @@
 
 Run::
 
-    python benchmarks/bench_reliability.py [--repeats 5] [--delay 0.05] [--batch 5]
+    python benchmarks/bench_reliability.py [--repeats 5] [--delay 0.05[,0.5,...]] [--stage load] [--batch 5]
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def _latency(make_work, after: str, delay: float):
     return None, None
 
 
-def cancel(repeats: int, delay: float, only=None) -> None:
+def cancel(repeats: int, delays, only=None, stage=None) -> None:
     from napari_stereo_tem.particles.pipeline import reconstruct_particles_iter
     from napari_stereo_tem.progress import drive
     from napari_stereo_tem.stereo.pipeline import reconstruct_stereo
@@ -121,21 +121,27 @@ def cancel(repeats: int, delay: float, only=None) -> None:
         stages = list(dict.fromkeys(stage for stage, _ in reports))[:-1]
         print(f"{name}: reports {', '.join(f'{s} {t:.2f}s' for s, t in reports)}")
         for after in stages:
-            found = [_latency(make, after, delay) for _ in range(repeats)]
-            values = [v for v, _ in found if v is not None]
-            during = sorted({d for v, d in found if v is not None})
-            if values:
-                print(f"  cancel {delay:.2f} s after the '{after}' report (work then: after {', '.join(during)}): "
-                      f"latency median {statistics.median(values):.3f} s, max {max(values):.3f} s "
-                      f"({len(values)} runs)")
-            else:
-                print(f"  cancel {delay:.2f} s after the '{after}' report: the work had ended")
+            if stage and after != stage:
+                continue
+            for delay in delays:
+                found = [_latency(make, after, delay) for _ in range(repeats)]
+                values = [v for v, _ in found if v is not None]
+                during = sorted({d for v, d in found if v is not None})
+                if values:
+                    print(f"  cancel {delay:.2f} s after the '{after}' report (work then: after {', '.join(during)}): "
+                          f"latency median {statistics.median(values):.3f} s, max {max(values):.3f} s "
+                          f"({len(values)} runs)", flush=True)
+                else:
+                    print(f"  cancel {delay:.2f} s after the '{after}' report: the work had ended")
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--delay", type=float, default=0.05, help="seconds into a stage before the cancel")
+    parser.add_argument("--delay", default="0.05",
+                        help="seconds into a stage before the cancel; several, comma-separated, reach several steps")
+    parser.add_argument("--stage", default=None,
+                        help="cancel only after this stage's report (e.g. 'load': during the rectification)")
     parser.add_argument("--batch", type=int, default=5, help="pairs in the --pairs run")
     parser.add_argument("--skip-startup", action="store_true")
     parser.add_argument("--skip-cancel", action="store_true")
@@ -145,7 +151,7 @@ def main(argv=None) -> int:
     if not args.skip_startup:
         startup(args.repeats, args.batch)
     if not args.skip_cancel:
-        cancel(args.repeats, args.delay, args.only)
+        cancel(args.repeats, [float(v) for v in args.delay.split(",")], args.only, args.stage)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     return 0
 

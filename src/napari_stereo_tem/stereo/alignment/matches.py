@@ -375,6 +375,7 @@ def sift_matches(a: np.ndarray, b: np.ndarray, valid_a: np.ndarray, valid_b: np.
     kp_b, des_b = sift.detectAndCompute(_to_uint8(b, valid_b), away_b.astype(np.uint8) * 255)
     if des_a is None or des_b is None or len(kp_a) < 2 or len(kp_b) < 2:
         return np.zeros((0, 2)), np.zeros((0, 2))
+    check_cancelled()
     ia, ib = _ratio_cross_matches(des_a, des_b, ratio)
     pts_a = np.array([kp_a[i].pt for i in ia], dtype=float).reshape(-1, 2)
     pts_b = np.array([kp_b[j].pt for j in ib], dtype=float).reshape(-1, 2)

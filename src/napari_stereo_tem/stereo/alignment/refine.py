@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from ...progress import check_cancelled
+from ...progress import check_cancelled, map_threads
 from .masks import erode
 
 __all__ = ["refine_correspondences", "refine_all"]
@@ -242,14 +242,19 @@ def refine_all(a: np.ndarray, b: np.ndarray, corr, valid_a: np.ndarray, valid_b:
     corr = corr.subset(np.arange(len(corr)))
     keep = np.ones(len(corr), bool)
     coefficients = _coefficients(a, b, int(np.ceil(2.5 * max(sigma, patch_sigma))))
+    jobs = []  # each point is refined on its own: halves of every source, in two threads (numpy releases the GIL)
     for name, window in (("dense", patch_sigma), ("blob", sigma), ("sift", sigma), ("sift-plain", sigma)):
         sel = np.flatnonzero(corr.source == SOURCES.index(name))
-        if len(sel) == 0:
-            continue
-        right, ok, corr_coef, std = refine_correspondences(a, b, corr.left[sel], corr.right[sel], sigma=window,
-                                                           min_correlation=min_correlation, valid_a=valid_a,
-                                                           valid_b=valid_b, coefficients=coefficients)
-        corr.right[sel] = right
-        corr.sigma[sel] = std
-        keep[sel] = ok
+        jobs += [(part, window) for part in np.array_split(sel, 2) if len(part)]
+
+    def refine(job):
+        part, window = job
+        return refine_correspondences(a, b, corr.left[part], corr.right[part], sigma=window,
+                                      min_correlation=min_correlation, valid_a=valid_a, valid_b=valid_b,
+                                      coefficients=coefficients)
+
+    for (part, _), (right, ok, _, std) in zip(jobs, map_threads(refine, jobs, workers=2)):
+        corr.right[part] = right
+        corr.sigma[part] = std
+        keep[part] = ok
     return corr.subset(keep)
