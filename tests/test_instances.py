@@ -153,6 +153,9 @@ def test_detect_dock_adds_an_instance_labels_layer(make_napari_viewer, wait_fini
     ids = set(np.unique(layer.data)) - {0}
     assert len(ids) == layer.metadata["n_instances"] >= 4
     assert "dislocation instances" in widget.report.value
+    features = layer.features
+    assert list(features["index"]) == list(range(len(ids) + 1)) and np.isnan(features["length"][0])
+    assert np.all(features["length"][1:] > 6.0)        # instances shorter than 8 px (polyline) are dropped
 
 
 def test_stereo_fit_per_instance_gives_each_line_of_a_close_pair_its_own_depth():

@@ -20,7 +20,7 @@ from .notify import show_error_in
 from .reconstruct_widget import image_problem, place_layers
 from .task_widget import TaskWidget, worker_threads
 
-__all__ = ["DetectWidget", "detection_layers", "detect_stage"]
+__all__ = ["DetectWidget", "detection_layers", "detect_stage", "instance_features"]
 
 CONTRASTS = {"auto": "auto", "bright field (dark lines)": "bright_field", "dark field (bright lines)": "dark_field"}
 
@@ -35,13 +35,24 @@ def detection_layers(result, *, name: str, metadata=None, instances=None) -> lis
     paths = [np.ascontiguousarray(line[:, ::-1]) for line in result.lines if len(line) >= 2]
     layers = [(result.labels, {"name": f"{name} labels", "metadata": meta}, "labels")]
     if instances is not None:
-        layers.append((instances.labels, {"name": f"{name} instances",
+        layers.append((instances.labels, {"name": f"{name} instances", "features": instance_features(instances),
                                           "metadata": {**meta, "kind": "stereo-tem instances",
                                                        "instances": instances.settings,
                                                        "n_instances": instances.n_instances}}, "labels"))
     layers.append((paths, {"name": f"{name} lines", "shape_type": "path", "edge_color": "red", "edge_width": 1.5,
                            "metadata": meta}, "shapes"))
     return layers
+
+
+def instance_features(instances) -> dict:
+    """The Labels features of instances: per id its spline length, curvature and spacing to parallel neighbours."""
+    from ..stereo.line_geometry import line_geometry
+
+    rows = line_geometry(instances.lines)
+    table = {"index": np.arange(len(rows) + 1)}
+    for key in ("length", "mean_curvature", "max_curvature", "neighbour_spacing"):
+        table[key] = np.array([np.nan] + [row[key] for row in rows], float)   # row 0: the background
+    return table
 
 
 def _detect_in_worker(image, **options):
