@@ -202,3 +202,30 @@ def test_apart_from_others_cuts_lines_where_they_cross():
     assert any(np.array_equal(p, far) for p in pieces)
     for piece in pieces[:4]:
         assert np.min(np.hypot(piece[:, 0] - 30, piece[:, 1] - 30)) > 2.0
+
+
+def test_correction_dock_stores_the_edited_instances_beside_the_mask(make_napari_viewer, tmp_path):
+    from napari_stereo_tem.models.training_set import load_entry
+
+    pile = make_pileup(9_000_126, shape=(96, 96), n_lines=3, spacing=8.0)
+    viewer = make_napari_viewer()
+    viewer.add_image(pile.image, name="rectified left", metadata={"stereo_angle_deg": 8.0})
+    viewer.add_labels(pile.mask, name="dislocations left")
+    edited = pile.instances.copy()
+    edited[edited == 2] = 7                       # the user repainted one instance with another id
+    viewer.add_labels(edited, name="rectified left instances",
+                      metadata={"kind": "stereo-tem instances", "image": "rectified left"})
+    _, widget = viewer.window.add_plugin_dock_widget("napari-stereo-tem", "Correct and add to training set")
+    widget.left_image.value = viewer.layers["rectified left"]
+    widget.left_labels.value = viewer.layers["dislocations left"]
+    widget.set_dir.value = tmp_path / "set"
+    path = widget.add_to_training_set()
+    assert path is not None
+    data = load_entry(path)
+    assert np.array_equal(data["instances_left"], edited) and np.array_equal(data["mask_left"], pile.mask)
+    # the instance layer chosen as the labels: the mask is where any instance is
+    widget.left_labels.value = viewer.layers["rectified left instances"]
+    second = widget.add_to_training_set()
+    assert second != path
+    again = load_entry(second)
+    assert np.array_equal(again["instances_left"], edited) and np.array_equal(again["mask_left"], edited > 0)
