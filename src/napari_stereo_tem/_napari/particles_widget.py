@@ -93,7 +93,8 @@ def format_counts(result) -> str:
 
 def _import_plot_modules() -> None:
     """Import what the dock's results need before they are shown: matplotlib's figure modules
-    (the g(r) plot) and napari's Points layer (a tiny one built once).
+    (the g(r) plot) and napari's Points layer (a tiny one built once); and compute the fit's
+    profile tables.
 
     The first g(r) plot otherwise imports them on the UI thread after the run (about 2 s);
     importing defines classes only, no Qt widget is made off the UI thread.
@@ -101,6 +102,10 @@ def _import_plot_modules() -> None:
     import matplotlib.backends.backend_qtagg  # noqa: F401
     import matplotlib.figure  # noqa: F401
     from napari.layers import Points
+
+    from ..particles.fit import blurred_sphere_profile
+
+    blurred_sphere_profile(np.zeros(1), 1.0, 1.0)
 
     Points(np.zeros((2, 2)), features={"z": [0.0, 1.0]}, border_color="z", border_colormap="turbo")
 

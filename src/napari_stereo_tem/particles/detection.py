@@ -91,12 +91,15 @@ def _signal(image: np.ndarray, polarity: str) -> np.ndarray:
     return med - img if resolve_polarity(img, polarity) == "dark" else img - med
 
 
-def _background(signal: np.ndarray, r_max: float) -> np.ndarray:
-    """Smooth background under the particles: grey opening larger than a particle, then smoothing."""
+def _background(signal: np.ndarray, r_max: float, *, smoothed=None) -> np.ndarray:
+    """Smooth background under the particles: grey opening larger than a particle, then smoothing.
+
+    ``smoothed``: the signal's Gaussian filter of 1 pixel, when the caller has it already.
+    """
     import cv2
 
     size = int(2 * np.ceil(r_max) + 3)
-    small = _gaussian(signal, 1.0)
+    small = _gaussian(signal, 1.0) if smoothed is None else smoothed
     opened = cv2.morphologyEx(small, cv2.MORPH_OPEN, np.ones((size, size), np.uint8),
                               borderType=cv2.BORDER_REFLECT)
     return _gaussian(opened, size / 2.0).astype(np.asarray(signal).dtype if np.asarray(signal).dtype.kind == "f"
@@ -128,6 +131,8 @@ def _log_reach(sigma, radius_range) -> int:
 
 def _log_peaks(signal, noise, *, sigma, threshold, radius_range, floor=None):
     """LoG peaks ``[x, y, radius]`` and the contrast floor used (given, or 5 % of the strongest blob here)."""
+    import cv2
+
     r_lo, r_hi = radius_range
     radii = np.geomspace(r_lo, r_hi, max(3, int(np.ceil(np.log(r_hi / r_lo) / np.log(1.4))) + 1))
     signal = np.ascontiguousarray(signal, dtype=np.float32)
@@ -139,7 +144,11 @@ def _log_peaks(signal, noise, *, sigma, threshold, radius_range, floor=None):
         check_cancelled()  # per scale: a large view takes a while
         scale = max(r / np.sqrt(2.0), sigma)
         gain = noise * _log_noise_gain(scale)
-        np.multiply(_log(signal, scale), np.float32(-1.0 / gain), out=snr[i])
+        # the LoG scaled to a signal-to-noise ratio (a bump gives a positive one), written in place
+        out = cv2.Laplacian(_gaussian(signal, scale), cv2.CV_32F, dst=snr[i], ksize=1, scale=-1.0 / gain,
+                            borderType=cv2.BORDER_REFLECT)
+        if not np.shares_memory(out, snr):  # OpenCV made a new array after all
+            snr[i] = out
         to_strength[i] = gain * scale ** 2
     best = snr.max(axis=0)
     thr = 5.0 if threshold is None else float(threshold)
@@ -148,8 +157,6 @@ def _log_peaks(signal, noise, *, sigma, threshold, radius_range, floor=None):
     # strongest blob (scale-normalised response): smooth background ripples are not particles.
     if floor is None:
         floor = 0.05 * max(float(snr[i].max()) * to_strength[i] for i in range(len(radii)))
-    import cv2
-
     local_max = cv2.dilate(best, np.ones((size, size), np.uint8), borderType=cv2.BORDER_REFLECT)
     peaks = (best == local_max) & (best > thr)
     peaks[[0, -1], :] = False  # the mirrored border makes its own extrema
@@ -249,8 +256,8 @@ def _refine(corrected, found, *, sigma, radius_range, iterations: int = 4, momen
         check_cancelled()
         neighbours = cKDTree(xy).query(xy, k=k)[1] if k > 1 else None
         # Each particle's patch only as large as its windows need (|offset| <= distance + 0.5 px):
-        # particles of one patch size at a time.
-        need = np.minimum(np.ceil(1.5 * r_guess + 6.5).astype(int), half)
+        # particles of one patch size at a time (sizes in steps of 4 px, so there are few).
+        need = np.minimum(4 * np.ceil((1.5 * r_guess + 6.5) / 4).astype(int), half)
         for size in np.unique(need):
             idx = np.flatnonzero(need == size)
             sums[idx] = _centroid_sums(pad, half, int(size), corrected.shape, xy, r_guess, idx, neighbours,
@@ -495,7 +502,8 @@ def detect_particles(view, *, method: str = "auto", sigma: float | None = None, 
     else:
         found = _detect_threshold(signal, noise, sigma=sigma, threshold=threshold, radius_range=(r_lo, r_hi))
     if refine and len(found):
-        corrected = _gaussian(signal, sigma) - _background(signal, r_hi)
+        smooth = _gaussian(signal, sigma)
+        corrected = smooth - _background(signal, r_hi, smoothed=smooth if sigma == 1.0 else None)
         found, cov = _refine(corrected, found, sigma=sigma, radius_range=(r_lo, r_hi), moments=True)
         if split:
             found = _split_pairs(found, cov, sigma=sigma, radius_range=(r_lo, r_hi))

@@ -51,19 +51,19 @@ BLUR_GRID = (0.4, 0.7, 1.2, 2.1)
 
 
 def fit_signal(view, *, polarity: str = "dark", radius_max: float = 10.0) -> np.ndarray:
-    """The view as particle signal on a zero background, linear in projected thickness.
+    """The view as particle signal on a zero background, linear in projected thickness (float32).
 
     Dark (bright-field) particles on a positive image: optical density
     ``log(background / I)``; otherwise the intensity minus its smooth background.
     """
-    img = np.asarray(view, dtype=float)
+    img = np.asarray(view, dtype=np.float32)
     polarity = resolve_polarity(img, polarity)
     level = _median(img)
     if polarity == "dark" and level > 0 and np.percentile(img.ravel()[::max(1, img.size // (1 << 20))], 1) > 0:
-        signal = -np.log(np.clip(img, 1e-3 * level, None))
+        signal = -np.log(np.clip(img, np.float32(1e-3 * level), None))
     else:
         signal = -img if polarity == "dark" else img.copy()
-    signal -= _median(signal)
+    signal -= np.float32(_median(signal))
     return signal - _background(signal, radius_max)
 
 
