@@ -12,20 +12,24 @@ probability map itself (optionally sharpened by the image):
    and second derivatives of the surface (Gaussian derivatives at ``sigma``)
    give the offset of the profile's maximum; a pixel is a ridge pixel when the
    maximum lies inside it and the profile bends down strongly enough. Two
-   lines 3-4 px apart give two ridges wherever the surface has a valley
-   between them, however shallow;
+   close lines give two ridges wherever the surface has a valley between
+   them, however shallow (lines closer than the detector draws them wide,
+   about 3 px, have none and stay merged);
 3. **linking**: each ridge pixel joins its best neighbour ahead and behind
    (within 2 px, running the same way, at most ``max_offset`` px to the side),
    kept only where the choice is mutual, so chains never jump to the
    neighbouring line nor turn at a junction or a crossing;
-4. **gap closing**: chain ends facing each other across a short gap (a
-   crossing, a faint stretch) are joined when their directions agree;
+4. **corners and gaps**: a chain is cut where it turns sharply (a line
+   running into a slip trace or another line); chain ends facing each other
+   across a short gap (a crossing, a faint stretch) are joined when their
+   directions agree;
 5. the **label image**: every pixel of the support goes to the nearest
    instance's centreline within ``label_radius`` px.
 
 Typical use::
 
-    found = line_instances(detection.probability[0])
+    found = line_instances(detection.probability[0], threshold=detection.settings["threshold"],
+                           scale=detection.settings["scale"])
     found.labels        # (rows, cols) int32: 0 background, k + 1 on instance k
     found.lines[k]      # (n, 2) sub-pixel (x, y) along instance k, in order
 """
