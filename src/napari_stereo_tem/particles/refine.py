@@ -212,22 +212,33 @@ def _neighbours(points, radii, shift, idx, blur):
 def _independent_parts(shape, points, radii, shift, blur, *, n_parts: int = 2, min_size: int = 200) -> list:
     """Indices of ``points`` in up to ``n_parts`` sets that share no pixel (whole fit groups, balanced).
 
-    The groups are those :func:`.fit.fit_particles` itself forms (particles whose pixels overlap
-    in any view), so fitting the sets apart gives what fitting them together gives.
+    Particles whose pixel discs (the reach :func:`.fit.fit_particles` gives them) could meet in
+    any view are kept in one set, so every group the fit forms lies in one set, and fitting the
+    sets apart gives what fitting them together gives.
     """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     n = len(points)
     if n < min_size or n_parts < 2:
         return [np.arange(n)]
-    from .fit import _Layout
-
-    lay = _Layout(shape, len(shift), points, shift, reach(np.maximum(radii, 1.0) + 0.5, blur), np.zeros(n, np.int64))
-    sizes = np.bincount(lay.group, minlength=lay.n_groups)
-    owner = np.zeros(lay.n_groups, dtype=int)
+    far = reach(np.maximum(radii, 1.0) + 0.5, blur)
+    pairs = []
+    for view_shift in shift:
+        xy = points[:, :2] + points[:, 2:3] * view_shift
+        close = cKDTree(xy).query_pairs(2 * float(far.max()), output_type="ndarray")
+        d = np.linalg.norm(xy[close[:, 0]] - xy[close[:, 1]], axis=1)
+        pairs.append(close[d <= far[close[:, 0]] + far[close[:, 1]]])  # two discs can share a pixel
+    pairs = np.concatenate(pairs)
+    _, group = connected_components(coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n)),
+                                    directed=False)
+    sizes = np.bincount(group)
+    owner = np.zeros(len(sizes), dtype=int)
     load = np.zeros(n_parts)
     for g in np.argsort(-sizes, kind="stable"):  # largest groups first, each to the lightest part
         owner[g] = int(np.argmin(load))
         load[owner[g]] += sizes[g]
-    parts = [np.flatnonzero(owner[lay.group] == k) for k in range(n_parts)]
+    parts = [np.flatnonzero(owner[group] == k) for k in range(n_parts)]
     return [p for p in parts if len(p)]
 
 
