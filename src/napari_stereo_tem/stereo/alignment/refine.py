@@ -109,7 +109,7 @@ def _normal_equations(sampled: np.ndarray, wa: np.ndarray, wa_w: np.ndarray, wa_
     normal[:, :2, 2] = -products[:, :, 2]
     normal[:, :2, 3] = -gw.sum(axis=2, dtype=np.float64)
     normal[:, 2, 2] = wa_wa
-    normal[:, 2, 3] = -(-wa_w.sum(axis=1, dtype=np.float64))
+    normal[:, 2, 3] = wa_w.sum(axis=1, dtype=np.float64)  # (-wa) . (-1)
     normal[:, 3, 3] = float(weight.sum(dtype=np.float64))
     normal[:, 2:, :2] = normal[:, :2, 2:].transpose(0, 2, 1)
     normal[:, 3, 2] = normal[:, 2, 3]
