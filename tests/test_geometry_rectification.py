@@ -179,7 +179,7 @@ def test_rectification_stops_inside_itself(ideal):
 
         with cancel_check(should_stop), pytest.raises(Cancelled):
             rectify_pair(raw_l, raw_r)
-        # stopped at the check that asked; work in a second thread (keypoints, half of the refinement) stops at
+        # stopped at the check that asked; work in other threads (keypoints, half of the refinement) stops at
         # its next check, so a few more checks may come, but the run does not go on to its end
         assert stop_at <= len(calls) < min(stop_at + 20, total)
 
@@ -225,4 +225,5 @@ def test_a_reconstruction_stops_inside_rectification():
     with pytest.raises(Cancelled):
         drive(reconstruct_stereo(sample.left, sample.right, stereo_angle_deg=8.0, rectify=True), on_progress,
               should_stop)
-    assert stages == ["load"] and 4 <= state["checks"] <= 5  # the second thread stops at its next check
+    # work in the other threads (keypoints, refinement halves) stops at its next check: a few more checks
+    assert stages == ["load"] and 4 <= state["checks"] < 12

@@ -267,26 +267,27 @@ def _auto_correspondences(left, right, mask_l, mask_r, *, methods, guides, worki
     ml, mr = _bin(mask_l, factor, reduce=np.max), _bin(mask_r, factor, reduce=np.max)
     a, b = bandpass(lb, ml), bandpass(rb, mr)
 
-    def keypoints():
-        """SIFT on the band-passed views, then on the plain ones (clean views keep their fine detail best)."""
+    def keypoints(plain: bool):
+        """SIFT on the band-passed views, or on the plain ones (clean views keep their fine detail best)."""
         from .alignment.masks import fill_masked
         from .alignment.matches import SOURCES, sift_matches
 
         if "sift" not in methods:
             return Correspondences.empty()
-        pl, pr = sift_matches(a, b, ~ml, ~mr)
-        found = Correspondences(pl, pr, np.full(len(pl), SOURCES.index("sift")))
-        check_cancelled()
-        pl, pr = sift_matches(fill_masked(lb, ml).astype(np.float32), fill_masked(rb, mr).astype(np.float32),
-                              ~ml, ~mr)
-        return found.concat(Correspondences(pl, pr, np.full(len(pl), SOURCES.index("sift-plain"))))
+        if plain:
+            pl, pr = sift_matches(fill_masked(lb, ml).astype(np.float32), fill_masked(rb, mr).astype(np.float32),
+                                  ~ml, ~mr)
+        else:
+            pl, pr = sift_matches(a, b, ~ml, ~mr)
+        return Correspondences(pl, pr, np.full(len(pl), SOURCES.index("sift-plain" if plain else "sift")))
 
     def patches_and_blobs():
         return find_correspondences(a, b, ~ml, ~mr, methods=[m for m in methods if m not in ("guide", "sift")])
 
     # OpenCV's SIFT releases the interpreter: the keypoints are found beside the patches and blobs
-    (corr, shifts), sift = map_threads(lambda job: job(), [patches_and_blobs, keypoints], workers=2)
-    corr = corr.concat(sift)
+    (corr, shifts), sift, sift_plain = map_threads(lambda job: job(), [
+        patches_and_blobs, lambda: keypoints(False), lambda: keypoints(True)], workers=3)
+    corr = corr.concat(sift).concat(sift_plain)
     check_cancelled()
     if guides is not None:
         ga, gb = (_bin(np.asarray(g, dtype=np.float64), factor) for g in guides)
