@@ -233,11 +233,10 @@ def _packed_rows(values, mask):
     return out
 
 
-def _refine(corrected, found, *, sigma, radius_range, iterations: int = 4, moments: bool = False, only=None):
+def _refine(corrected, found, *, sigma, radius_range, iterations: int = 4, moments: bool = False):
     """Neighbour-masked, iterated intensity centroid and second-moment radius.
 
-    With ``moments``, also return the weighted covariance ``(n, 2, 2)`` of each blob. ``only``:
-    a boolean mask of the detections to refine (the others stay, as neighbours); default all.
+    With ``moments``, also return the weighted covariance ``(n, 2, 2)`` of each blob.
     """
     if len(found) == 0:
         return (found, np.zeros((0, 2, 2))) if moments else found
@@ -253,15 +252,14 @@ def _refine(corrected, found, *, sigma, radius_range, iterations: int = 4, momen
     xy = found[:, :2].astype(float).copy()
     k = min(5, len(xy))
     sums = np.zeros((len(xy), 9))
-    only = np.ones(len(xy), dtype=bool) if only is None else np.asarray(only, dtype=bool)
     for last in [False] * (iterations - 1) + [True]:
         check_cancelled()
         neighbours = cKDTree(xy).query(xy, k=k)[1] if k > 1 else None
         # Each particle's patch only as large as its windows need (|offset| <= distance + 0.5 px):
         # particles of one patch size at a time (sizes in steps of 4 px, so there are few).
         need = np.minimum(4 * np.ceil((1.5 * r_guess + 6.5) / 4).astype(int), half)
-        for size in np.unique(need[only]):
-            idx = np.flatnonzero((need == size) & only)
+        for size in np.unique(need):
+            idx = np.flatnonzero(need == size)
             sums[idx] = _centroid_sums(pad, half, int(size), corrected.shape, xy, r_guess, idx, neighbours,
                                        moments=moments and last)
         gmass, mass = sums[:, 0], sums[:, 3]
@@ -269,14 +267,14 @@ def _refine(corrected, found, *, sigma, radius_range, iterations: int = 4, momen
         cx = xy[:, 0] + sums[:, 1] / np.where(good, gmass, 1.0)
         cy = xy[:, 1] + sums[:, 2] / np.where(good, gmass, 1.0)
         step = np.hypot(cx - xy[:, 0], cy - xy[:, 1])
-        move = good & (step < r_hi) & only
+        move = good & (step < r_hi)
         norm = np.where(mass > 1e-12, mass, 1.0)
         m2 = (sums[:, 4] + sums[:, 5]) / norm
         cov = np.stack([sums[:, 4], sums[:, 6], sums[:, 6], sums[:, 5]], axis=1).reshape(-1, 2, 2) / norm[:, None, None]
         xy[move, 0] = cx[move]
         xy[move, 1] = cy[move]
         radius = np.sqrt(np.clip(2.5 * (m2 - 2 * sigma ** 2), 0.0, None))
-        r_guess = np.where(good & np.isfinite(radius) & only, np.clip(radius, r_lo, r_hi), r_guess)
+        r_guess = np.where(good & np.isfinite(radius), np.clip(radius, r_lo, r_hi), r_guess)
     result = np.column_stack([xy, r_guess])
     # with moments: about the centre of the last pass's window
     return (result, cov) if moments else result
@@ -422,19 +420,18 @@ def _split_pairs(found, cov, *, sigma, radius_range, ratio: float = 1.6, min_gap
     Two equal blobs ``d`` apart add ``d^2 / 4`` to the variance along their axis, so a
     blob whose covariance eigenvalues differ by more than ``ratio`` becomes two
     points at ``c +- sqrt(l1 - l2) v`` (only when they are at least ``min_gap`` apart).
-    Returns the detections and which of them are new (the two halves of a split blob).
     """
     lam, vec = np.linalg.eigh(cov)  # ascending
     l2, l1 = lam[:, 0], lam[:, 1]
     split = (l2 > 0) & (l1 > ratio * l2) & (4 * (l1 - l2) >= min_gap ** 2)
     if not np.any(split):
-        return found, np.zeros(len(found), dtype=bool)
+        return found
     half = np.sqrt(np.clip(l1[split] - l2[split], 0, None))[:, None] * vec[split, :, 1]
     r_new = np.sqrt(np.clip(5.0 * (l2[split] - sigma ** 2), 0, None))
     r_new = np.clip(r_new, *radius_range)
     a = np.column_stack([found[split, :2] + half, r_new])
     b = np.column_stack([found[split, :2] - half, r_new])
-    return np.vstack([found[~split], a, b]), np.repeat([False, True], [int((~split).sum()), 2 * len(a)])
+    return np.vstack([found[~split], a, b])
 
 
 def _merge_duplicates(found, *, min_gap: float):
@@ -509,14 +506,8 @@ def detect_particles(view, *, method: str = "auto", sigma: float | None = None, 
         corrected = smooth - _background(signal, r_hi, smoothed=smooth if sigma == 1.0 else None)
         found, cov = _refine(corrected, found, sigma=sigma, radius_range=(r_lo, r_hi), moments=True)
         if split:
-            found, new = _split_pairs(found, cov, sigma=sigma, radius_range=(r_lo, r_hi))
-            if new.any():  # the halves of split blobs, and the detections whose windows they reach
-                near = np.zeros(len(found), dtype=bool)
-                tree = cKDTree(found[:, :2])
-                reach = 2.0 * (1.5 * float(np.clip(found[:, 2], r_lo, r_hi).max()) + 6.0)
-                for hits in tree.query_ball_point(found[new, :2], r=reach):
-                    near[hits] = True
-                found = _refine(corrected, found, sigma=sigma, radius_range=(r_lo, r_hi), only=near)
+            found = _split_pairs(found, cov, sigma=sigma, radius_range=(r_lo, r_hi))
+            found = _refine(corrected, found, sigma=sigma, radius_range=(r_lo, r_hi))
         found = _merge_duplicates(found, min_gap=max(1.5, 0.75 * r_lo))
         smooth_noise = noise / (2 * np.sqrt(np.pi) * max(sigma, 0.5))
         found = _fit_groups(corrected, found, smooth_noise, blur=float(np.hypot(max(sigma, 0.3), 0.7)))
