@@ -17,10 +17,11 @@ every group still moving, with a damping, an acceptance test and a convergence
 test per group, so a hard group does not hold back the easy ones and nothing
 loops in Python per particle. The normal equations of the groups are dense
 blocks summed from the pixels directly and solved batched, blocks of one size
-together; a converged group's pixels are left out of the next iterations. Residuals are weighted by the noise of each view, so the inverse of
-the normal matrix at the solution is the covariance of the parameters (scaled
-up by the group's reduced chi-square when the model does not explain the
-data to the noise); its diagonal gives the standard deviations of ``x, y, z``.
+together; a converged group's pixels are left out of the next iterations.
+Residuals are weighted by the noise of each view, so the inverse of the normal
+matrix at the solution is the covariance of the parameters (scaled up by the
+group's reduced chi-square when the model does not explain the data to the
+noise); its diagonal gives the standard deviations of ``x, y, z``.
 """
 
 from __future__ import annotations
