@@ -388,6 +388,9 @@ def rectify_pair(left, right, *, theta_deg: float | None = None, shift=None, poi
                  seed: int = 0) -> Rectification:
     """Rectify a mechanically tilted stereo pair: find the tilt axis and the shift, then warp.
 
+    Run under :func:`~napari_stereo_tem.progress.drive` (or a front end's cancel check), a cancel stops it
+    between its steps and inside them (:func:`~napari_stereo_tem.progress.check_cancelled`).
+
     Parameters
     ----------
     left, right : array_like, shape (rows, cols)
