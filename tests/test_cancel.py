@@ -1,5 +1,7 @@
 """Cancel inside a long step: check_cancelled() stops the work where it is, not at the end of the step."""
 
+import time
+
 import numpy as np
 import pytest
 
@@ -72,6 +74,34 @@ def test_map_threads_keeps_the_order_and_passes_a_cancel_to_its_workers():
         with cancel_check(lambda: len(done) >= 20):
             map_threads(work, range(4))
     assert len(done) < 200  # every worker stopped at its next check, none ran to its end
+
+
+def test_map_threads_starts_no_item_after_a_cancel_or_an_error():
+    started = []
+    stop = []
+
+    def work(k):
+        started.append(k)
+        for _ in range(200):
+            check_cancelled()
+            time.sleep(0.001)
+        stop.append(1)
+
+    with pytest.raises(Cancelled):
+        with cancel_check(lambda: len(started) >= 2):
+            map_threads(work, range(40))
+    assert len(started) <= 4 and not stop  # the two running stop; the queued ones never start
+
+    started.clear()
+
+    def fails(k):
+        started.append(k)
+        time.sleep(0.01)
+        raise ValueError(f"item {k}")
+
+    with pytest.raises(ValueError, match="item 0"):
+        map_threads(fails, range(40))
+    assert len(started) < 40
 
 
 def test_triangulation_stops_per_line():

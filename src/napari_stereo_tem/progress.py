@@ -92,7 +92,8 @@ def map_threads(fn: Callable[[Any], T], items, *, workers: int = 2) -> list[T]:
     """``[fn(item) for item in items]`` in up to ``workers`` threads (numpy, SciPy and OpenCV release the GIL).
 
     A cancel asked of the calling thread (:func:`cancel_check`) reaches the workers: each
-    stops at its next :func:`check_cancelled` and :class:`Cancelled` is raised here.
+    stops at its next :func:`check_cancelled`, items not yet started are not started, and
+    :class:`Cancelled` is raised here (as is the first error of any item).
     """
     import os
     from concurrent.futures import ThreadPoolExecutor
@@ -102,6 +103,7 @@ def map_threads(fn: Callable[[Any], T], items, *, workers: int = 2) -> list[T]:
 
     def one(item):
         with cancel_check(should_stop):
+            check_cancelled()
             return fn(item)
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -109,7 +111,13 @@ def map_threads(fn: Callable[[Any], T], items, *, workers: int = 2) -> list[T]:
     if n == 1:
         return [one(item) for item in items]
     with ThreadPoolExecutor(max_workers=n) as pool:
-        return list(pool.map(one, items))
+        futures = [pool.submit(one, item) for item in items]
+        try:
+            return [future.result() for future in futures]
+        except BaseException:
+            for future in futures:
+                future.cancel()  # those not started yet
+            raise
 
 
 def check_cancelled() -> None:
