@@ -75,3 +75,32 @@ def wait_finished(qtbot):
         return task
 
     return wait
+
+
+@pytest.fixture
+def cancel_during():
+    """``cancel_during(work, stage, at_check)``: drive a progress generator and ask it to stop inside a stage.
+
+    Once the report of ``stage`` arrives (the next stage has begun), every call of the
+    cancel check is counted and the ``at_check``-th asks to stop. Asserts that the work
+    raised ``Cancelled``; returns the stages reported and the number of checks made.
+    """
+    from napari_stereo_tem.progress import Cancelled, drive
+
+    def run(work, stage: str, at_check: int):
+        stages, state = [], {"armed": False, "checks": 0}
+
+        def on_progress(report):
+            stages.append(report.stage)
+            state["armed"] = report.stage == stage
+
+        def should_stop():
+            if state["armed"]:
+                state["checks"] += 1
+            return state["checks"] >= at_check
+
+        with pytest.raises(Cancelled):
+            drive(work, on_progress, should_stop)
+        return stages, state["checks"]
+
+    return run

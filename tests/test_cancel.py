@@ -175,27 +175,15 @@ def test_refinement_stops_within_the_rows():
     assert len(calls) == 3
 
 
-def test_a_reconstruction_stops_inside_detection():
+def test_a_reconstruction_stops_inside_detection(cancel_during):
     """The detector's layers check for a cancel too: the detect stage stops inside itself."""
     from napari_stereo_tem.stereo.pipeline import reconstruct_stereo
     from napari_stereo_tem.synth import make_stereo_pair
 
     sample = make_stereo_pair(9_000_601, shape=(64, 64))
-    stages, state = [], {"armed": False, "checks": 0}
-
-    def on_progress(report):
-        stages.append(report.stage)
-        state["armed"] = report.stage == "rectify"  # the detect stage starts now
-
-    def should_stop():
-        if state["armed"]:
-            state["checks"] += 1
-        return state["checks"] >= 3
-
-    with pytest.raises(Cancelled):
-        drive(reconstruct_stereo(sample.left, sample.right, stereo_angle_deg=8.0, rectify=False), on_progress,
-              should_stop)
-    assert stages == ["load", "rectify"] and state["checks"] == 3
+    work = reconstruct_stereo(sample.left, sample.right, stereo_angle_deg=8.0, rectify=False)
+    stages, checks = cancel_during(work, "rectify", 3)  # after "rectify", the detect stage runs
+    assert stages == ["load", "rectify"] and checks == 3
 
 
 def test_a_reconstruction_stops_between_loading_the_models(monkeypatch):

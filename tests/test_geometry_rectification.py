@@ -204,26 +204,13 @@ def test_refinement_stops_per_iteration():
     assert len(calls) == 2
 
 
-def test_a_reconstruction_stops_inside_rectification():
+def test_a_reconstruction_stops_inside_rectification(cancel_during):
     """The pipeline's rectify stage stops where the alignment is, not at the stage's end."""
-    from napari_stereo_tem.progress import Cancelled, drive
     from napari_stereo_tem.stereo.pipeline import reconstruct_stereo
     from napari_stereo_tem.synth import make_stereo_pair
 
     sample = make_stereo_pair(9_000_601, shape=(128, 128))
-    stages, state = [], {"armed": False, "checks": 0}
-
-    def on_progress(report):
-        stages.append(report.stage)
-        state["armed"] = report.stage == "load"  # the rectify stage starts now
-
-    def should_stop():
-        if state["armed"]:
-            state["checks"] += 1
-        return state["checks"] >= 4
-
-    with pytest.raises(Cancelled):
-        drive(reconstruct_stereo(sample.left, sample.right, stereo_angle_deg=8.0, rectify=True), on_progress,
-              should_stop)
+    work = reconstruct_stereo(sample.left, sample.right, stereo_angle_deg=8.0, rectify=True)
+    stages, checks = cancel_during(work, "load", 4)  # after "load", the rectify stage runs
     # work in the other threads (keypoints, refinement halves) stops at its next check: a few more checks
-    assert stages == ["load"] and 4 <= state["checks"] < 12
+    assert stages == ["load"] and 4 <= checks < 12
