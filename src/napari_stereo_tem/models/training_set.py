@@ -126,25 +126,26 @@ def _entry_numbers(folder: Path) -> list[int]:
     return numbers
 
 
+def _integer_layer(values, shape, name, *, layer: str, holds: str) -> np.ndarray:
+    """``values`` as an array, refused unless it has the view's ``shape`` and an integer (or bool) dtype."""
+    values = np.asarray(values)
+    if values.shape != tuple(shape):
+        raise InputError(f"{name} has shape {values.shape} but its view has shape {tuple(shape)}; "
+                         f"give the {layer} drawn on that view")
+    if not (np.issubdtype(values.dtype, np.integer) or values.dtype == bool):
+        raise InputError(f"{name} must hold integer {holds}, got dtype {values.dtype}")
+    return values
+
+
 def _check_mask(mask, shape, name) -> np.ndarray:
-    mask = np.asarray(mask)
-    if mask.shape != tuple(shape):
-        raise InputError(f"{name} has shape {mask.shape} but its view has shape {tuple(shape)}; "
-                         "give the Labels layer drawn on that view")
-    if not (np.issubdtype(mask.dtype, np.integer) or mask.dtype == bool):
-        raise InputError(f"{name} must hold integer labels, got dtype {mask.dtype}")
+    mask = _integer_layer(mask, shape, name, layer="Labels layer", holds="labels")
     if mask.min() < 0:
         raise InputError(f"{name} holds negative labels; use 0 background, 1 dislocation, 2 distractor")
     return np.minimum(mask, 255).astype(np.uint8)
 
 
 def _check_instances(instances, shape, name) -> np.ndarray:
-    instances = np.asarray(instances)
-    if instances.shape != tuple(shape):
-        raise InputError(f"{name} has shape {instances.shape} but its view has shape {tuple(shape)}; "
-                         "give the instance Labels layer drawn on that view")
-    if not (np.issubdtype(instances.dtype, np.integer) or instances.dtype == bool):
-        raise InputError(f"{name} must hold integer instance ids, got dtype {instances.dtype}")
+    instances = _integer_layer(instances, shape, name, layer="instance Labels layer", holds="instance ids")
     if instances.size and (instances.min() < 0 or instances.max() > np.iinfo(np.int32).max):
         raise InputError(f"{name} holds ids outside 0..2^31-1; use 0 for background and one positive id "
                          "per dislocation")
