@@ -147,6 +147,17 @@ class _Canvas:
             else:
                 sub[on & (sub == 0)] = label
 
+    def slip_traces(self, rng, *, angle, centre, gap, across, sigma, contrast, shift=0.0):
+        """The two straight slip traces bounding a pile-up: ``gap`` px apart along ``across``, label 2.
+
+        ``shift`` moves both (a drifting frame).
+        """
+        for side in (-1, 1):
+            trace = curves.straight_line(rng, self.shape, angle=angle,
+                                         through=centre + side * gap / 2 * across + shift)
+            self.line(trace, sigma=sigma, contrast=contrast, label=2,
+                      style={"phase": 0.0, "width_var": 0.0, "width_period": 60.0})
+
     def band(self, field_values, *, contrast, label_core=None, label=2):
         """Add ``-contrast * field_values``; label where ``field_values`` exceeds ``label_core``."""
         self.contrast -= contrast * field_values
@@ -307,6 +318,14 @@ def _background(rng, shape, params) -> np.ndarray:
         illum = illum * (1 - rng.uniform(0.1, 0.6) * ((x - cx) ** 2 + (y - cy) ** 2))
     params["background"] = str(kind)
     return (1 + tex) * illum
+
+
+def _shot_noise(rng, image, *, blur: float, dose: float) -> np.ndarray:
+    """``image`` blurred, with Poisson noise at ``dose`` electrons per unit, stretched to [0, 1] (0.5-99.5 %)."""
+    image = ndimage.gaussian_filter(image, blur)
+    image = rng.poisson(np.clip(image, 0, None) * dose) / dose
+    low, high = np.percentile(image, [0.5, 99.5])
+    return np.clip((image - low) / max(high - low, 1e-9), 0, 1)
 
 
 def _record(rng, image, mask, params) -> tuple[np.ndarray, np.ndarray]:

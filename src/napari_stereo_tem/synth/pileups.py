@@ -30,7 +30,7 @@ from scipy.spatial import cKDTree
 from ..checks import InputError
 from . import curves
 from .background import draw_perlin_params, perlin_background
-from .micrograph import _Canvas
+from .micrograph import _Canvas, _shot_noise
 from .seeds import check_seed
 
 __all__ = ["PileUp", "make_pileup", "instance_image", "PILEUP_VERSION"]
@@ -167,10 +167,8 @@ def make_pileup(seed: int, *, shape=(192, 192), n_lines: int = 6, spacing=(3.0, 
     trace_contrast = rng.uniform(0.1, 0.2)
 
     canvas = _Canvas(shape)
-    for side in (-1, 1):
-        trace = curves.straight_line(rng, shape, angle=angle, through=centre + side * gap / 2 * w)
-        canvas.line(trace, sigma=2.0 * line_sigma, contrast=trace_contrast, label=2,
-                    style={"phase": 0.0, "width_var": 0.0, "width_period": 60.0})
+    canvas.slip_traces(rng, angle=angle, centre=centre, gap=gap, across=w, sigma=2.0 * line_sigma,
+                       contrast=trace_contrast)
     lines = []
     for i in range(n_lines):
         along = offsets[i] + bow * np.sin(np.pi * t) + curves._smooth_wiggle(len(t), rng, amplitude=wiggle_amp)
@@ -185,10 +183,7 @@ def make_pileup(seed: int, *, shape=(192, 192), n_lines: int = 6, spacing=(3.0, 
     texture += grain * rng.uniform(0.02, 0.05) / max(float(grain.std()), 1e-9)
     level = rng.uniform(0.5, 0.7)
     image = level * (1 + texture) * np.clip(1 + canvas.contrast, 0.02, None)
-    image = ndimage.gaussian_filter(image, 0.5)
-    image = rng.poisson(np.clip(image, 0, None) * dose) / dose
-    lo, hi = np.percentile(image, [0.5, 99.5])
-    image = np.clip((image - lo) / max(hi - lo, 1e-9), 0, 1).astype(np.float32)
+    image = _shot_noise(rng, image, blur=0.5, dose=dose).astype(np.float32)
     # the instance truth: the same radius as the binary mask, the nearer line wins
     radius = float(np.clip(0.8 * line_sigma, 1.0, 3.0))
     instances = instance_image(lines, shape, radius=radius)

@@ -34,7 +34,7 @@ from scipy import ndimage
 
 from . import curves
 from .background import draw_perlin_params, perlin_background
-from .micrograph import _Canvas
+from .micrograph import _Canvas, _shot_noise
 from .seeds import check_seed
 
 __all__ = ["TimeSeries", "make_time_series", "TIMESERIES_VERSION"]
@@ -165,10 +165,8 @@ def make_time_series(seed: int, *, shape=(128, 128), n_frames: int = 8, n_lines:
     for k in range(n_frames):
         d = drift[k]
         canvas = _Canvas(shape)
-        for side in (-1, 1):
-            trace = curves.straight_line(rng, shape, angle=angle, through=centre + side * gap / 2 * w + d)
-            canvas.line(trace, sigma=2.0 * sigma, contrast=trace_contrast, label=2,
-                        style={"phase": 0.0, "width_var": 0.0, "width_period": 60.0})
+        canvas.slip_traces(rng, angle=angle, centre=centre, gap=gap, across=w, sigma=2.0 * sigma,
+                           contrast=trace_contrast, shift=d)
         for i in range(total):
             # line ``total - 1`` (the tail) appears; line 0 (the head) leaves
             if appear_leave and ((i == total - 1 and k < appear_at) or (i == 0 and k >= leave_at)):
@@ -184,10 +182,7 @@ def make_time_series(seed: int, *, shape=(128, 128), n_frames: int = 8, n_lines:
         # the texture moves with the specimen: sample the padded texture at the drifted position
         moved = ndimage.shift(texture, (d[1], d[0]), order=1, mode="nearest")[pad:pad + rows, pad:pad + cols]
         image = level * (1 + moved) * np.clip(1 + canvas.contrast, 0.02, None)
-        image = ndimage.gaussian_filter(image, 0.6)
-        image = rng.poisson(np.clip(image, 0, None) * dose) / dose
-        low, high = np.percentile(image, [0.5, 99.5])
-        frames[k] = np.clip((image - low) / max(high - low, 1e-9), 0, 1)
+        frames[k] = _shot_noise(rng, image, blur=0.6, dose=dose)
         masks[k] = canvas.mask
     for line in lines:
         line["centroids"] = np.asarray(line["centroids"], float).reshape(-1, 2)
