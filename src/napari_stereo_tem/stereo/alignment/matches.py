@@ -367,7 +367,6 @@ def _to_uint8(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
 def sift_matches(a: np.ndarray, b: np.ndarray, valid_a: np.ndarray, valid_b: np.ndarray, *, ratio: float = 0.8,
                  max_keypoints: int = 4000) -> tuple[np.ndarray, np.ndarray]:
     """SIFT keypoint matches (Lowe's ratio test, cross-checked) on band-passed views, inside the masks."""
-    check_cancelled()  # a job started after a cancel stops before its first long call
     sift = cv2.SIFT_create(nfeatures=int(max_keypoints))
     # keypoints keep away from mask edges: a frame's edge is at the same place in both views
     away_a, away_b = erode(valid_a, 8), erode(valid_b, 8)

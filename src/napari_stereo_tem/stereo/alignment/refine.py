@@ -248,7 +248,6 @@ def refine_all(a: np.ndarray, b: np.ndarray, corr, valid_a: np.ndarray, valid_b:
         jobs += [(part, window) for part in np.array_split(sel, 2) if len(part)]
 
     def refine(job):
-        check_cancelled()  # a job started after a cancel stops at once
         part, window = job
         return refine_correspondences(a, b, corr.left[part], corr.right[part], sigma=window,
                                       min_correlation=min_correlation, valid_a=valid_a, valid_b=valid_b,
