@@ -152,3 +152,33 @@ def test_fused_unet_is_a_copy_with_the_same_output():
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
     assert set(vars(net)) == set(vars(DislocationUNet(base_channels=4, depth=3, n_classes=1)))
+
+
+@pytest.mark.parametrize("src, size", [((1, 3, 4, 5, 3), (8, 10, 5)), ((2, 2, 5, 3, 4), (9, 6, 7)),
+                                       ((1, 1, 3, 3, 2), (3, 3, 2))])
+def test_axis_by_axis_upsampling_equals_trilinear(src, size):
+    from napari_stereo_tem.nets.matcher import _upsample3d
+
+    x = torch.rand(src, generator=torch.Generator().manual_seed(0))
+    expected = torch.nn.functional.interpolate(x, size=size, mode="trilinear", align_corners=False)
+    got = _upsample3d(x, size)
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-6)
+
+
+def test_fused_stereo_net_matches_the_original():
+    torch.manual_seed(2)
+    net = StereoNet(unet={"base_channels": 4, "depth": 4}, matcher={"disparity_range": (-8, 8), "width": 4,
+                                                                     "n_hourglass": 1}).eval()
+    for module in net.modules():  # non-trivial running statistics
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    left, right = torch.rand(1, 1, 32, 48), torch.rand(1, 1, 32, 48)
+    fused = net.fused()
+    with torch.no_grad():
+        a = net(left, right, with_logits=False)
+        b = fused(left, right, with_logits=False)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.features.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.features.modules())  # the original is untouched
+    torch.testing.assert_close(a["disparity"], b["disparity"], atol=1e-4, rtol=1e-4)

