@@ -197,3 +197,29 @@ def test_cli_train_from_set(models, corrected_set, capsys):
                  "--steps", "2", "--batch-size", "1", "--crop", "64,96", "--synth-fraction", "0", "--threads", "1"])
     assert code == 0, capsys.readouterr().err
     assert "matcher_cli" in list_versions("matcher")
+
+
+def test_touching_instances_get_a_valley_in_the_training_mask(tmp_path):
+    from napari_stereo_tem.training.finetune import detector_samples, separate_instances
+
+    labels = np.zeros((20, 20), np.uint8)
+    labels[:, 5:12] = 1                 # one merged band painted over two dislocations
+    labels[2, 15] = 2                   # a distractor pixel stays
+    instances = np.zeros_like(labels, dtype=np.int32)
+    instances[:, 5:8], instances[:, 9:12] = 1, 2   # the user split them, 1 px apart
+    out = separate_instances(labels, instances)
+    assert (out[:, 8] == 0).all()                                    # the valley between the two
+    assert (out[:, 5:8] == 1).all() and (out[:, 9:12] == 1).all() and out[2, 15] == 2
+    touching = instances.copy()
+    touching[:, 8] = 2                                               # no gap: both sides of the seam go
+    assert (separate_instances(labels, touching)[:, 7:9] == 0).all()
+    assert separate_instances(labels, None) is labels
+    one = np.where(labels == 1, 3, 0)            # one instance only: nothing to separate
+    np.testing.assert_array_equal(separate_instances(labels, one), labels)
+    with pytest.raises(InputError, match="instances"):
+        separate_instances(labels, instances[:, :10])
+
+    image = np.random.default_rng(0).random((20, 20)).astype(np.float32)
+    add_entry(tmp_path / "set", image, labels, instances_left=instances, source="test")
+    ((_, mask),) = detector_samples(tmp_path / "set")
+    np.testing.assert_array_equal(mask, out)     # fine-tuning reads the stored instances

@@ -30,7 +30,7 @@ from ..progress import Progress, ProgressGenerator
 from .loop import RECIPE, Trainer
 
 __all__ = ["finetune_detector", "finetune_matcher", "version_name", "checkpoint_path", "detector_samples",
-           "matcher_pairs"]
+           "matcher_pairs", "separate_instances"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -85,17 +85,49 @@ def _labels(mask) -> np.ndarray:
     return out
 
 
+def separate_instances(labels: np.ndarray, instances) -> np.ndarray:
+    """``labels`` with a background valley wherever two different dislocation instances touch.
+
+    A pixel of class 1 whose 3x3 neighbourhood holds pixels of two different
+    instances (ids > 0 in ``instances``) becomes background, so a detector
+    trained on the result learns to keep a gap between the dislocations of a
+    pile-up that the user separated, instead of one merged band. Without
+    ``instances`` the labels are returned unchanged.
+    """
+    if instances is None:
+        return labels
+    from scipy import ndimage
+
+    ids = np.asarray(instances).astype(np.int64)
+    if ids.shape != labels.shape:
+        raise InputError(f"instances of shape {ids.shape} do not match the mask's {labels.shape}")
+    none = int(ids.max(initial=0)) + 1      # stands for "no instance" in the minimum
+    if none <= 1:
+        return labels
+    top = ndimage.maximum_filter(ids, size=3)
+    bottom = ndimage.minimum_filter(np.where(ids > 0, ids, none), size=3)
+    meet = (top > 0) & (bottom < none) & (top != bottom)
+    out = labels.copy()
+    out[meet & (labels == 1)] = 0
+    return out
+
+
 def detector_samples(set_dir) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``[(image, mask), ...]`` of every view of a set's entries (images normalised, lines dark)."""
+    """``[(image, mask), ...]`` of every view of a set's entries (images normalised, lines dark).
+
+    Where an entry holds corrected instances (``instances_left``/``instances_right``),
+    the mask gets a valley wherever two instances touch (:func:`separate_instances`).
+    """
     from ..stereo.detection import normalise_image
     from ..models.training_set import load_entry
 
     samples = []
     for entry in _entry_list(set_dir, need_pair=False):
         data = load_entry(entry)
-        samples.append((normalise_image(data["left"]), _labels(data["mask_left"])))
-        if "right" in data and "mask_right" in data:
-            samples.append((normalise_image(data["right"]), _labels(data["mask_right"])))
+        for side in ("left", "right"):
+            if side in data and f"mask_{side}" in data:
+                labels = separate_instances(_labels(data[f"mask_{side}"]), data.get(f"instances_{side}"))
+                samples.append((normalise_image(data[side]), labels))
     return samples
 
 
