@@ -126,3 +126,43 @@ def test_warm_up_imports_and_freezes_what_lives_long():
     warmup.warm_up()
     assert warmup.done.is_set() and "torch" in sys.modules
     assert gc.get_freeze_count() > 0
+
+
+def test_call_answering_runs_in_a_thread_while_qt_timers_run(make_napari_viewer):
+    """Work napari makes us do on the UI thread (a sample) runs in a thread; the window's timers keep running."""
+    import threading
+
+    from qtpy.QtCore import QTimer
+
+    from napari_stereo_tem._napari.responsive import call_answering
+
+    make_napari_viewer()
+    ticks, threads = [], []
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start()
+
+    def work(x, *, y):
+        threads.append(threading.get_ident())
+        time.sleep(0.3)  # the time the UI thread would have been stopped
+        return x + y
+
+    try:
+        assert call_answering(work, 1, y=2) == 3
+    finally:
+        timer.stop()
+    assert threads and threads[0] != threading.get_ident()
+    assert len(ticks) >= 3  # the timer ticked while the work ran
+
+
+def test_call_answering_raises_the_work_s_error(make_napari_viewer):
+    from napari_stereo_tem._napari.responsive import call_answering
+
+    make_napari_viewer()
+
+    def bad():
+        raise InputError("the file is truncated")
+
+    with pytest.raises(InputError, match="truncated"):
+        call_answering(bad)

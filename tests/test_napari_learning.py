@@ -180,3 +180,22 @@ def test_cancel_from_the_widget_stops_and_leaves_a_checkpoint(make_napari_viewer
     ticks = widget.loss_plot.axes.get_xticks()
     assert np.allclose(ticks, np.round(ticks))
     assert "detector_cut" in list_versions("detector") and "detector_cut" in widget.use_detector.choices
+
+
+def test_loss_plot_redraws_once_for_many_quick_steps(make_napari_viewer, qtbot):
+    """Losses reported faster than the plot can be drawn cost one redraw, not one each (the UI stays free)."""
+    from napari_stereo_tem._napari.finetune_widget import LossPlot
+
+    make_napari_viewer()
+    plot = LossPlot()
+    drawn = []
+    plot.canvas.draw_idle = lambda: drawn.append(len(plot.steps))
+    for step in range(1, 51):
+        plot.add(step, 1.0 / step)
+    assert drawn == []  # none yet: the redraw waits for the throttle
+    qtbot.waitUntil(lambda: bool(drawn), timeout=10_000)
+    assert drawn == [50]  # one redraw, with every step
+    assert plot.axes.get_xlim()[1] >= 50 and plot.axes.get_ylim()[0] <= 1.0 / 50
+    plot.add(51, 0.01)
+    plot.draw()  # the end of a run draws at once
+    assert drawn == [50, 51]

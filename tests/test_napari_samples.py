@@ -17,6 +17,32 @@ def test_stereo_pair_sample(make_napari_viewer):
     assert viewer.layers["left (synthetic)"].metadata["stereo_role"] == "left"
 
 
+def test_stereo_pair_sample_is_made_off_the_ui_thread(make_napari_viewer, monkeypatch):
+    """napari calls the sample on the UI thread: the synthetic pair is made in another thread meanwhile."""
+    import threading
+
+    import napari_stereo_tem.synth as synth
+    from napari_stereo_tem._napari import samples
+
+    made_in = []
+    make = synth.make_stereo_pair
+
+    def spy(*args, **kwargs):
+        made_in.append(threading.get_ident())
+        return make(*args, **kwargs)
+
+    monkeypatch.setattr(synth, "make_stereo_pair", spy)
+    monkeypatch.delenv("NAPARI_STEREO_TEM_SYNC", raising=False)
+    samples._stereo_sample.cache_clear()
+    viewer = make_napari_viewer()
+    try:
+        viewer.open_sample("napari-stereo-tem", "stereo_pair")
+    finally:
+        samples._stereo_sample.cache_clear()  # no spied sample left for the other tests
+    assert made_in and made_in[0] != threading.get_ident()
+    assert viewer.layers["right (synthetic)"].data.shape == (256, 256)
+
+
 def test_stereo_pair_true_lines_sample(make_napari_viewer):
     viewer = make_napari_viewer()
     viewer.open_sample("napari-stereo-tem", "stereo_pair")

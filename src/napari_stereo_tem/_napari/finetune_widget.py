@@ -42,10 +42,20 @@ SHIPPED = "shipped default"
 class LossPlot(FigureWidget):
     """A live plot of the training loss."""
 
+    #: While a run reports losses, the plot is redrawn at most once per this many ms: a redraw
+    #: takes the UI thread for tens of ms (more on a loaded machine), a step can take less.
+    REDRAW_MS = 500
+
     def __init__(self, parent=None):
+        from qtpy.QtCore import QTimer
+
         super().__init__(parent, figsize=(4, 2.5), min_height=200)
         self.steps: list[int] = []
         self.losses: list[float] = []
+        self._redraw = QTimer(self)
+        self._redraw.setSingleShot(True)
+        self._redraw.setInterval(self.REDRAW_MS)
+        self._redraw.timeout.connect(self.draw)
         self.clear()
 
     def clear(self, losses=()) -> None:
@@ -65,9 +75,16 @@ class LossPlot(FigureWidget):
         self.canvas.draw_idle()
 
     def add(self, step: int, loss: float) -> None:
+        """One more step's loss; the plot shows it at its next redraw (within ``REDRAW_MS``)."""
         self.steps.append(int(step))
         self.losses.append(float(loss))
         self.line.set_data(self.steps, self.losses)
+        if not self._redraw.isActive():
+            self._redraw.start()
+
+    def draw(self) -> None:
+        """Redraw now with every loss so far (a pending throttled redraw is dropped)."""
+        self._redraw.stop()
         self.axes.relim()
         self.axes.autoscale_view()
         self.canvas.draw_idle()
@@ -242,6 +259,7 @@ class FinetuneWidget(Container):
             self.status.value = "cancelling..."
 
     def _finished(self) -> None:
+        self.loss_plot.draw()  # the last losses, not left to the throttle
         self.start_button.enabled, self.cancel_button.enabled = True, False
         task = self._task
         if task is not None and task.error is not None:

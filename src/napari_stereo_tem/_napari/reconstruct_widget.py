@@ -36,9 +36,13 @@ LINES = "3D lines"
 
 
 def _devices(*_) -> list[str]:
-    # torch is imported by the warm-up thread; until it is, only the CPU is offered
-    torch = sys.modules.get("torch")
-    return ["cpu", "cuda"] if torch is not None and torch.cuda.is_available() else ["cpu"]
+    # torch is imported by the warm-up thread; until it is (the module can be there half
+    # imported, without its ``cuda``), only the CPU is offered
+    cuda = getattr(sys.modules.get("torch"), "cuda", None)
+    try:
+        return ["cpu", "cuda"] if cuda is not None and cuda.is_available() else ["cpu"]
+    except Exception:  # noqa: BLE001 - torch still being imported
+        return ["cpu"]
 
 
 def image_problem(layer) -> str | None:

@@ -1,4 +1,11 @@
-"""File > Open Sample: synthetic data with its ground truth, made on the fly (nothing is downloaded)."""
+"""File > Open Sample: synthetic data with its ground truth, made on the fly (nothing is downloaded).
+
+napari calls these functions on the UI thread and adds their layers when they
+return. Each sample is made in a thread while the window keeps drawing
+(:func:`~.responsive.call_answering`), with the imports it needs (the synthetic
+generators are imported only there) and the first use of napari's image and
+labels layers; what stays on the UI thread is napari adding the layers.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +13,8 @@ import functools
 
 import numpy as np
 
-from ..synth import TEST_SEEDS, make_stereo_pair
 from .layers import lines_layer
+from .responsive import call_answering
 from .warmup import start_warm_up
 
 __all__ = ["sample_stereo_pair", "sample_stereo_pair_lines", "sample_4dstem", "sample_particles"]
@@ -15,19 +22,33 @@ __all__ = ["sample_stereo_pair", "sample_stereo_pair_lines", "sample_4dstem", "s
 #: Marks a layer as ground truth: no widget chooses it as an input by default.
 TRUTH = {"truth": True}
 
-#: Fixed held-out seeds, so every user sees the same samples.
-STEREO_SEED = TEST_SEEDS.start + 1
-FOURDSTEM_SEED = TEST_SEEDS.start + 2
-PARTICLES_SEED = TEST_SEEDS.start + 3
+#: Fixed held-out seeds (``TEST_SEEDS.start`` plus these), so every user sees the same samples.
+STEREO, FOURDSTEM, PARTICLES = 1, 2, 3
+
+
+def _seed(sample: int) -> int:
+    from ..synth import TEST_SEEDS
+
+    return TEST_SEEDS.start + sample
 
 
 @functools.lru_cache(maxsize=1)
 def _stereo_sample():
-    return make_stereo_pair(STEREO_SEED, shape=(256, 256), stereo_angle_deg=8.0)
+    from ..synth import make_stereo_pair
+
+    return make_stereo_pair(_seed(STEREO), shape=(256, 256), stereo_angle_deg=8.0)
+
+
+def _warm_layer_kinds() -> None:
+    """napari's image and labels layers used once: their first use (unit registry, colormaps) is slow."""
+    from napari.layers import Image, Labels
+
+    Image(np.zeros((2, 2), np.float32), colormap="turbo")
+    Labels(np.zeros((2, 2), np.uint8))
 
 
 def _stereo_meta(sample) -> dict:
-    return {"stereo_angle_deg": sample.stereo_angle_deg, "pixel_size_nm": None, "synthetic_seed": STEREO_SEED}
+    return {"stereo_angle_deg": sample.stereo_angle_deg, "pixel_size_nm": None, "synthetic_seed": _seed(STEREO)}
 
 
 def sample_stereo_pair() -> list:
@@ -36,8 +57,14 @@ def sample_stereo_pair() -> list:
     The true 3D lines are a sample of their own (:func:`sample_stereo_pair_lines`):
     a 3D layer would add a depth slider to the 2D view, where it does nothing useful.
     """
-    start_warm_up()
+    layers = call_answering(_stereo_pair_layers)
+    start_warm_up()  # after: its imports would compete with the sample's
+    return layers
+
+
+def _stereo_pair_layers() -> list:
     sample = _stereo_sample()
+    _warm_layer_kinds()
     meta = _stereo_meta(sample)
     return [
         (sample.left, {"name": "left (synthetic)", "colormap": "gray",
@@ -53,8 +80,11 @@ def sample_stereo_pair() -> list:
 
 def sample_stereo_pair_lines() -> list:
     """The true 3D lines of :func:`sample_stereo_pair` (a Shapes layer of 3D paths, ``(z, y, x)``)."""
-    sample = _stereo_sample()
-    return [lines_layer(sample.lines_3d, name="true 3D lines", metadata={**_stereo_meta(sample), **TRUTH})]
+    def layers():
+        sample = _stereo_sample()
+        return [lines_layer(sample.lines_3d, name="true 3D lines", metadata={**_stereo_meta(sample), **TRUTH})]
+
+    return call_answering(layers)
 
 
 def sample_4dstem() -> list:
@@ -63,34 +93,45 @@ def sample_4dstem() -> list:
     The dataset is one 4D image layer whose ``metadata["fourdstem"]`` holds the
     core ``FourDStem``, as the reader makes it.
     """
+    layers = call_answering(_4dstem_layers)
+    start_warm_up()  # after: its imports would compete with the sample's
+    return layers
+
+
+def _4dstem_layers() -> list:
     from ..fourdstem import mean_pattern, open_4dstem
     from ..synth.fourdstem import simulate_4dstem
 
-    start_warm_up()
-    sample = simulate_4dstem(seed=FOURDSTEM_SEED, scan_shape=(48, 48), detector_shape=(32, 32),
+    _warm_layer_kinds()
+    sample = simulate_4dstem(seed=_seed(FOURDSTEM), scan_shape=(48, 48), detector_shape=(32, 32),
                              disc_radius_px=8.0, convergence_mrad=20.0)
     dataset = open_4dstem(sample.data)
-    dataset.metadata["source"] = f"synthetic 4D-STEM (seed {FOURDSTEM_SEED})"
+    dataset.metadata["source"] = f"synthetic 4D-STEM (seed {_seed(FOURDSTEM)})"
     meta = {"kind": "4D-STEM", "source": dataset.metadata["source"], "fourdstem": dataset,
-            "convergence_mrad": 20.0, "synthetic_seed": FOURDSTEM_SEED, "synthetic_params": sample.params}
+            "convergence_mrad": 20.0, "synthetic_seed": _seed(FOURDSTEM), "synthetic_params": sample.params}
     return [
         (dataset.data, {"name": "4D-STEM (synthetic)", "colormap": "gray", "metadata": meta}, "image"),
         (mean_pattern(dataset).astype(np.float32), {"name": "mean pattern (synthetic)", "colormap": "gray",
                                                     "visible": False}, "image"),
         lines_layer(sample.lines_3d, name="true 3D lines (4D-STEM)", visible=False,
-                    metadata={"synthetic_seed": FOURDSTEM_SEED, **TRUTH}),
+                    metadata={"synthetic_seed": _seed(FOURDSTEM), **TRUTH}),
     ]
 
 
 def sample_particles() -> list:
     """Four 192x192 views (A-D) of 40 synthetic particles at beta = 5 deg, and the true 3D points."""
+    return call_answering(_particle_layers)
+
+
+def _particle_layers() -> list:
     from ..synth.particles import VIEW_LETTERS, simulate_particle_views
     from .layers import points_to_napari
 
-    sample = simulate_particle_views(40, seed=PARTICLES_SEED, beta_deg=5.0, shape=(192, 192), radius_px=(3.0, 5.0),
-                                     slab_thickness_px=40.0, dose=2000.0)
+    _warm_layer_kinds()
+    sample = simulate_particle_views(40, seed=_seed(PARTICLES), beta_deg=5.0, shape=(192, 192),
+                                     radius_px=(3.0, 5.0), slab_thickness_px=40.0, dose=2000.0)
     meta = {"beta_deg": sample.beta_deg, "azimuths_deg": list(sample.azimuths_deg), "pixel_size_nm": None,
-            "synthetic_seed": PARTICLES_SEED}
+            "synthetic_seed": _seed(PARTICLES)}
     layers = [(view, {"name": f"view {VIEW_LETTERS[k]} (synthetic)", "colormap": "gray",
                       "metadata": {**meta, "view": VIEW_LETTERS[k], "azimuth_deg": sample.azimuths_deg[k]}}, "image")
               for k, view in enumerate(sample.views)]
