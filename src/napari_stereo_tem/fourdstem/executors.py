@@ -92,10 +92,8 @@ def one_blas_thread():
     waking its threads than computing (5-10x slower on a loaded 2-core machine),
     and the parallelism comes from our own workers anyway.
     """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        return None
+    from threadpoolctl import threadpool_limits
+
     return threadpool_limits(limits=1, user_api="blas")
 
 
@@ -128,8 +126,7 @@ def iter_bands(task, source, bands, *args, executor="inline", max_workers: int |
                 on_result((a, b), task(source, a, b, *args))
                 yield Progress(i + 1, n, stage)
         finally:
-            if limiter is not None:
-                limiter.restore_original_limits()
+            limiter.restore_original_limits()
         return
     if executor == "threads":
         limiter = one_blas_thread()
@@ -148,8 +145,7 @@ def iter_bands(task, source, bands, *args, executor="inline", max_workers: int |
                 yield Progress(done_count, n, stage)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-            if limiter is not None:
-                limiter.restore_original_limits()
+            limiter.restore_original_limits()
         return
     client, own = _client(executor)
     try:
@@ -177,5 +173,4 @@ def _blas1(task, source, a, b, *args):
     try:
         return task(source, a, b, *args)
     finally:
-        if limiter is not None:
-            limiter.restore_original_limits()
+        limiter.restore_original_limits()

@@ -33,7 +33,6 @@ moves from the left to the right view.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 
 import cv2
@@ -263,13 +262,10 @@ def _one_blas_thread():
 
     The finders and the refinement already run in two threads; a BLAS thread pool beside them (the
     descriptor distances are one large matrix product) only competes for the same cores and keeps
-    spinning after each call: a fifth of the CPU time of a rectification. threadpoolctl comes with
-    scikit-learn (a dependency of pyxem and laptrack); without it nothing changes.
+    spinning after each call: a fifth of the CPU time of a rectification.
     """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover
-        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+
     return threadpool_limits(limits=1, user_api="blas")
 
 
