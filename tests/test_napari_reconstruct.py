@@ -214,3 +214,33 @@ def test_clicked_points_tilts_and_frame(viewer_with_pair, qtbot):
     assert abs(meta["rectification"]["theta_deg"]) < 1.0
     widget.clicked_right.value = None
     assert widget.start() is None and "both views" in widget.report.value
+
+
+def test_a_rerun_updates_the_depth_view_in_place(make_napari_viewer):
+    """A new result reaches the shown depth layer without a new layer (napari's costly part); Shapes are replaced."""
+    from napari.layers import Layer
+
+    from napari_stereo_tem._napari.layers import depth_segments_layer, lines_layer
+    from napari_stereo_tem._napari.reconstruct_widget import place_layers
+
+    viewer = make_napari_viewer()
+    lines_a = [np.array([[0.0, 0, 0], [10, 5, 2], [20, 8, 6]])]
+    lines_b = [np.array([[0.0, 0, -3], [5, 5, 0], [9, 9, 4], [12, 20, 9]]), np.array([[30.0, 30, 1], [40, 35, 2]])]
+    first = [Layer.create(*depth_segments_layer(lines_a)), Layer.create(*lines_layer(lines_a))]
+    list(place_layers(viewer, first))
+    first[0].opacity = 0.5  # the user's display settings are kept
+    second = [Layer.create(*depth_segments_layer(lines_b)), Layer.create(*lines_layer(lines_b))]
+    steps = list(place_layers(viewer, second))
+    assert steps == ["3D lines (depth)", "3D lines"] and len(viewer.layers) == 2
+    depth = viewer.layers["3D lines (depth)"]
+    assert depth is first[0] and depth.opacity == 0.5
+    np.testing.assert_allclose(depth.data, second[0].data)
+    np.testing.assert_allclose(depth.edge_color, second[0].edge_color)
+    assert list(depth.features["line_id"]) == [0, 0, 0, 1]
+    assert depth.metadata["depth_colour_bar"] == second[0].metadata["depth_colour_bar"]
+    assert viewer.layers["3D lines"] is second[1] and len(viewer.layers["3D lines"].data) == 2
+    # a hidden depth view is replaced (napari does not slice a hidden layer), keeping it hidden
+    depth.visible = False
+    third = Layer.create(*depth_segments_layer(lines_a, visible=False))
+    list(place_layers(viewer, [third]))
+    assert viewer.layers["3D lines (depth)"] is third and len(third.data) == 2

@@ -27,7 +27,7 @@ from .layers import DEPTH_LAYER_SUFFIX, depth_range, depth_segments_layer, is_tr
 from .task_widget import TaskWidget, worker_threads
 
 __all__ = ["ReconstructWidget", "reconstruction_layers", "format_report", "clicked_pairs", "parse_two",
-           "pick_stereo_pair", "image_problem", "place_layers", "STAGES"]
+           "pick_stereo_pair", "image_problem", "place_layers", "update_in_place", "STAGES"]
 
 #: The stages of ``reconstruct_stereo`` in order (``stereo.pipeline.STAGES``; importing the
 #: pipeline imports torch, which the dock does not wait for).
@@ -168,28 +168,59 @@ def reconstruction_layers(result, *, scale=None) -> list:
 def place_layers(viewer, layers):
     """Put ready-made layers into the viewer, replacing those of the same name; a generator, one layer a step.
 
-    An image or labels layer of the same name and kind is updated in place (its
-    data, metadata and contrast), which keeps the user's display settings and
-    spares napari's removal of a layer (a full garbage collection each);
-    other layers are replaced at the same place in the list.
+    A layer of the same name, kind and dimensionality is updated in place when
+    napari can take the new content without a new layer (see :func:`update_in_place`),
+    which keeps the user's display settings and spares napari a new layer's
+    controls and drawing program and the removal of the old one (a full garbage
+    collection each); other layers are replaced at the same place in the list.
     """
-    from napari.layers import Image, Labels
-
     for layer in layers:
         old = viewer.layers[layer.name] if layer.name in viewer.layers else None
         if old is None:
             viewer.layers.append(layer)
-        elif old.__class__ is layer.__class__ and isinstance(layer, (Image, Labels)) and old.ndim == layer.ndim:
-            old.metadata = layer.metadata
-            old.data = layer.data
-            if isinstance(layer, Image):
-                old.contrast_limits_range = layer.contrast_limits_range
-                old.contrast_limits = layer.contrast_limits
-        else:
+        elif not update_in_place(old, layer):
             index = viewer.layers.index(old)
             viewer.layers.remove(old)
             viewer.layers.insert(index, layer)
         yield layer.name
+
+
+def update_in_place(old, new) -> bool:
+    """Give ``old`` the content of ``new`` (same kind and dimensionality); ``False`` where it cannot.
+
+    Images and labels take the data, metadata and contrast; vectors (the depth
+    view) the segments, their colours, width and features, when it is shown, the
+    scale is the same and neither is empty. Shapes are not updated in place: napari would mesh every path again on
+    the UI thread, where the new layer was meshed in the worker.
+    """
+    from napari.layers import Image, Labels, Vectors
+
+    if old.__class__ is not new.__class__ or old.ndim != new.ndim:
+        return False
+    if isinstance(new, (Image, Labels)):
+        old.metadata = new.metadata
+        old.data = new.data
+        if isinstance(new, Image):
+            old.contrast_limits_range = new.contrast_limits_range
+            old.contrast_limits = new.contrast_limits
+        return True
+    if isinstance(new, Vectors) and _slices_now(old) and np.allclose(old.scale, new.scale) \
+            and len(old.data) and len(new.data):
+        old.metadata = new.metadata
+        old.data = new.data
+        old.refresh()  # napari slices the new segments now: the colours below must meet them, not the old ones
+        old.features = new.features
+        old.edge_color = new.edge_color
+        old.edge_width = new.edge_width
+        return True
+    return False
+
+
+def _slices_now(layer) -> bool:
+    """Whether ``layer.refresh()`` slices it at once (shown, napari's slicing not asynchronous)."""
+    from napari.settings import get_settings
+
+    return bool(layer.visible) and not get_settings().experimental.async_
 
 
 def _reconstruct_in_worker(left, right, **options):
@@ -371,12 +402,11 @@ class ReconstructWidget(TaskWidget):
                 return
             from napari.layers import Vectors
 
-            old = self._viewer.layers[name]
             data, attrs, _ = depth_segments_layer(paths_to_lines(lines.data), scale=scale3, unit=self._unit(),
-                                                  metadata={"lines_layer": LINES}, visible=old.visible)
-            index = self._viewer.layers.index(old)
-            self._viewer.layers.remove(old)
-            self._viewer.layers.insert(index, Vectors(data, **attrs))
+                                                  metadata={"lines_layer": LINES},
+                                                  visible=self._viewer.layers[name].visible)
+            for _ in place_layers(self._viewer, [Vectors(data, **attrs)]):
+                pass
 
         lines.events.data.connect(follow)
 
