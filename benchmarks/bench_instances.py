@@ -5,6 +5,7 @@ Run::
     python benchmarks/bench_instances.py [--seeds 5] [--spacings 3,5,8,12] [--size 192] [--lines 6]
                                          [--first-seed 9100000] [--flips 1] [--option key=value ...]
                                          [--figures DIR] [--real-dir ../shared/realdata/tem_images]
+                                         [--weights default|VERSION|PATH]
 
 ``--figures DIR`` saves ``instances_pileups.png`` (the first seed of each
 spacing: found instances of both methods, green where matched, red where not)
@@ -130,11 +131,13 @@ def main(argv=None) -> int:
     parser.add_argument("--option", action="append", default=[], help="key=value for line_instances")
     parser.add_argument("--figures", default=None, help="folder for the PNG figures")
     parser.add_argument("--real-dir", default=None, help="folder of real images for instances_real.png")
+    parser.add_argument("--weights", default="default",
+                        help="detector version or weights path (default: the selected version)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     options = dict(_parse_option(text) for text in args.option)
 
-    model = load_detector()
+    model = load_detector(args.weights)
     spacings = [float(v) for v in args.spacings.split(",")]
     rows = []
     t_start = time.perf_counter()
@@ -180,7 +183,8 @@ def main(argv=None) -> int:
         _figures(args, model, spacings, options)
     print(markdown_table(rows, digits=3))
     print(f"\n{args.seeds} pile-ups per spacing (seeds {args.first_seed}..{args.first_seed + args.seeds - 1}), "
-          f"{args.lines} lines, {args.size}x{args.size} px, detector flips={args.flips}, options {options}; "
+          f"{args.lines} lines, {args.size}x{args.size} px, detector {getattr(model, 'version', args.weights)} "
+          f"flips={args.flips}, options {options}; "
           f"{time.perf_counter() - t_start:.0f} s")
     return 0
 

@@ -181,7 +181,7 @@ def print_table(rows: list[dict], *, title: str) -> None:
           f"**{mean['f1']:.3f}** | {mean['f1_lines']:.3f} | {100 * mean['class2_share']:.1f} | {mean['seconds']:.1f} |")
 
 
-def main() -> None:
+def main(argv=None) -> None:
     import torch
 
     from napari_stereo_tem.models.store import load_detector
@@ -199,7 +199,7 @@ def main() -> None:
                         help="diagnostic: shrink images by this factor before detection (1: as a user runs it)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
     model = load_detector(args.weights)
