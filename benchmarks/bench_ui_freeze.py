@@ -2,7 +2,7 @@
 
 Run under a display, in a fresh process (first use is what is measured)::
 
-    xvfb-run -a .venv/bin/python benchmarks/bench_ui_freeze.py [--only NAME ...]
+    xvfb-run -a .venv/bin/python benchmarks/bench_ui_freeze.py [--only NAME ...] [--stacks]
 
 A Qt timer ticks every 5 ms on the UI thread; while an action runs (the click's
 own call, then the event loop until its background work ends), the longest gap
@@ -11,14 +11,14 @@ click. Prints, per action, its wall time and that longest gap; the goal is no
 gap above 0.2 s. The actions, in the order a first-time user meets them:
 opening the plugin's docks, the stereo sample, Reconstruct (the first run, then
 a second), switching to 3D, Crystal frame, Re-project, Detect, "Polylines from
-labels", and a fine-tune started then cancelled.
+labels", and a fine-tune started then cancelled. ``--stacks`` tells, for the
+longest gaps of each action, which functions the UI thread was in.
 
 Every run starts from napari's default settings in a temporary file
-(``NAPARI_CONFIG``): napari restores the window size of its last session, and a
-window left 3400 px tall by an earlier session (six docks stacked at their full
-height) made every frame several times more costly to draw. The docks open as
-tabs of one dock area, so the window stays within the screen, as it would on a
-user's monitor.
+(``NAPARI_CONFIG``): napari restores the window size of its last session, and
+earlier runs had left it 3400 px tall (six docks stacked at their full height),
+so that every frame drew a canvas that tall. The docks open as tabs of one dock
+area, so the window stays within the screen, as it would on a user's monitor.
 """
 
 from __future__ import annotations
@@ -39,33 +39,67 @@ class _AllRun(Exception):
 
 
 class StackSampler:
-    """While the UI thread has not ticked for ``after`` s, note the stacks of every thread (where the time goes)."""
+    """Where the UI thread is during each gap: every 10 ms while it has not ticked for ``after`` s.
 
-    def __init__(self, meter, after=0.15):
+    :meth:`report` prints, for the gaps of the last action with the most samples, the functions
+    the UI thread was in (how many samples had each on the stack, outermost
+    callers included) and its innermost frames, with what the other threads did
+    meanwhile. A sample is taken only when this thread gets the interpreter: time
+    the UI thread spends in C++ holding it (or another thread does) shows as
+    fewer samples than the gap's length.
+    """
+
+    def __init__(self, meter, after=0.03, interval=0.01):
         import threading
-        import traceback
 
-        self.meter, self.after, self.samples = meter, after, {}
-        self._traceback = traceback
+        self.meter, self.after, self.interval = meter, after, interval
+        self.gaps = {}  # the gap's start -> [(UI stack, other threads' stacks)]
         self._ui = threading.get_ident()
         threading.Thread(target=self._watch, daemon=True).start()
 
+    @staticmethod
+    def _stack(frame) -> list[str]:
+        names = []
+        while frame is not None:
+            code = frame.f_code
+            names.append(f"{os.path.basename(code.co_filename)}:{frame.f_lineno}:{code.co_name}")
+            frame = frame.f_back
+        return names
+
     def _watch(self):
+        import threading
+
+        me = threading.get_ident()
         while True:
-            time.sleep(0.05)
+            time.sleep(self.interval)
             last = self.meter.last
             if last is None or not self.meter.timer_active or time.perf_counter() - last < self.after:
                 continue
-            for ident, frame in sys._current_frames().items():
-                stack = self._traceback.extract_stack(frame)[-12:]
-                key = ("UI " if ident == self._ui else "worker ") + " <- ".join(
-                    f"{os.path.basename(f.filename)}:{f.lineno}:{f.name}" for f in reversed(stack))
-                self.samples[key] = self.samples.get(key, 0) + 1
+            frames = sys._current_frames()
+            others = [self._stack(f)[:4] for ident, f in frames.items() if ident not in (self._ui, me)]
+            self.gaps.setdefault(last, []).append((self._stack(frames.get(self._ui)), others))
 
-    def report(self, top=12):
-        for key, n in sorted(self.samples.items(), key=lambda kv: -kv[1])[:top]:
-            print(f"  {n * 0.05:5.2f} s  {key[:600]}")
-        self.samples.clear()
+    def clear(self):
+        self.gaps.clear()
+
+    def report(self, gaps=2, top=20):
+        from collections import Counter
+
+        longest = sorted(self.gaps.values(), key=len, reverse=True)[:gaps]
+        for samples in longest:
+            print(f"  a gap with {len(samples)} samples ({len(samples) * self.interval:.2f} s of UI-thread Python):")
+            inclusive, inner, other = Counter(), Counter(), Counter()
+            for ui, others in samples:
+                inclusive.update({name.split(":")[0] + ":" + name.split(":")[2] for name in ui})
+                inner[" <- ".join(ui[:4])] += 1
+                other.update(" <- ".join(o) for o in others)
+            for name, n in inclusive.most_common(top):
+                print(f"    {n:4d}  in  {name}")
+            for name, n in inner.most_common(6):
+                print(f"    {n:4d}  at  {name[:300]}")
+            for name, n in other.most_common(4):
+                print(f"    {n:4d}  other thread  {name[:300]}")
+        self.gaps.clear()
 
 
 class GapMeter:
@@ -114,7 +148,8 @@ class GapMeter:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stacks", action="store_true",
-                        help="after each action, where the UI thread and the workers were during gaps above 0.15 s")
+                        help="after each action, where the UI thread (and the other threads) were during its "
+                             "two longest gaps")
     parser.add_argument("--only", nargs="*", default=None,
                         help="names of the actions to report (default: all); the actions before them still run, "
                              "unreported, since later ones need their layers, and those after the last are left out")
@@ -146,7 +181,7 @@ def main(argv=None) -> int:
         wall, gap = meter.measure(action, done)
         if wanted is not None and name not in wanted:
             if sampler is not None:
-                sampler.samples.clear()
+                sampler.clear()
             return
         if wanted is not None:
             wanted.discard(name)
