@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from napari_stereo_tem.stereo.line_fit import (
-    fit_disparity_curve, fit_lines, image_disparity, line_angle_sine, line_planes,
+    fit_disparity_curve, fit_lines, image_disparity, line_angle_sine, line_disparity_map, line_disparity_search,
+    line_planes,
 )
 from napari_stereo_tem.stereo.projection import depth_from_disparity
 
@@ -103,3 +104,96 @@ def test_planes_of_lines():
     assert np.allclose(np.abs(normal), np.abs([-0.5, 0, 1]) / np.sqrt(1.25), atol=1e-6)
     assert planes[0]["rms"] == pytest.approx(0.0, abs=1e-9) and normal[2] >= 0
     assert planes[1] is None
+
+
+def _pile_up(shape, spacing, d_of_row, n_lines=3, x0=30.0, slope=0.2):
+    """Left and right ridge images of ``n_lines`` parallel lines ``spacing`` px apart, disparity ``d_of_row``."""
+    left = sum(_line_image(shape, lambda y, k=k: x0 + k * spacing + slope * y) for k in range(n_lines))
+    right = sum(_line_image(shape, lambda y, k=k: x0 + k * spacing + slope * y + d_of_row(y)) for k in range(n_lines))
+    return left, right
+
+
+def test_line_search_pulls_a_wrong_partner_stretch_back_to_the_line():
+    shape = (120, 160)
+    spacing = 9.0
+    d_true = lambda y: 2.0 + 0.02 * y  # noqa: E731
+    left, right = _pile_up(shape, spacing, d_true)
+    y = np.arange(5, 115, dtype=float)
+    x = 30 + spacing + 0.2 * y  # the middle line
+    start = d_true(y)
+    start[70:100] -= spacing  # the matcher took the left neighbour's partner on a stretch
+    # a search of 2 px around the start stays on the wrong partner there
+    near, _, _ = image_disparity(left, right, x, y, start)
+    assert np.nanmax(np.abs(near[75:95] - d_true(y[75:95]))) > spacing - 2
+    path = line_disparity_search(left, right, x, y, start, search=10)
+    assert np.abs(path - d_true(y)).max() <= 1.0
+    sub = line_disparity_search(left, right, x, y, start, search=10, subpixel=True)
+    assert np.abs(sub - d_true(y)).max() < np.abs(path - d_true(y)).max() + 1e-9
+    assert np.isnan(line_disparity_search(left, right, x, y, np.full(len(y), np.nan))).all()
+
+
+def test_line_disparity_map_measures_along_the_skeleton_only():
+    shape = (100, 140)
+    left, right = _pile_up(shape, 12.0, lambda y: 3.0 + 0 * y, n_lines=1)
+    mask = left > 0.5
+    out = line_disparity_map(mask, left, right, np.full(shape, 1.0))
+    measured = np.isfinite(out)
+    assert measured.sum() > 60 and not (measured & ~mask).any()
+    assert np.abs(out[measured] - 3.0).max() < 0.3
+
+
+def test_right_lines_keep_a_stretch_only_the_right_matcher_disputes():
+    shape = (100, 140)
+    angle = 8.0
+    left = _line_image(shape, lambda y: 40 + 0.4 * y)
+    right = _line_image(shape, lambda y: 40 + 0.4 * y + 2.0)
+    mask = left > 0.5
+    start = np.full(shape, 2.0, dtype=np.float32)
+    disputed = np.full(shape, 2.0, dtype=np.float32)
+    disputed[30:90] = 8.0  # the right view's matcher is wrong over most of the line
+    report = []
+    fit_lines(mask, left, right, start, angle, disparity_right=disputed, report=report)
+    assert report[0]["reason"] == "few_inliers" and report[0]["lr_rejected"].sum() > 30
+    right_lines = line_disparity_map(mask[:, ::-1], right[:, ::-1], left[:, ::-1], start[:, ::-1])[:, ::-1]
+    report = []
+    lines, _ = fit_lines(mask, left, right, start, angle, disparity_right=disputed, line_search=4,
+                         line_disparity_right=right_lines, report=report)
+    z_true = depth_from_disparity(2.0, angle)
+    assert len(lines) == 1 and np.abs(lines[0][:, 2] - z_true).max() < 1.0
+    assert report[0]["reason"] is None and (report[0]["line"] == 0).sum() == len(lines[0])
+    # the rescue needs the matcher's own confirmation on part of the line
+    wrong_everywhere = np.full(shape, 8.0, dtype=np.float32)
+    assert fit_lines(mask, left, right, start, angle, disparity_right=wrong_everywhere, line_search=4,
+                     line_disparity_right=right_lines)[0] == []
+
+
+def test_points_whose_disparity_is_too_uncertain_are_not_triangulated():
+    from scipy.spatial import cKDTree
+
+    shape = (100, 200)
+    t = np.linspace(0, 1, 2000)
+    # steep for 40 rows (well measured), then nearly along the rows (little depth information)
+    pts = np.vstack([np.column_stack([30 + 8 * t, 10 + 40 * t]), np.column_stack([38 + 150 * t, 50 + 12 * t])])
+    yy, xx = np.mgrid[:shape[0], :shape[1]].astype(float)
+    grid = np.column_stack([xx.ravel(), yy.ravel()])
+    rng = np.random.default_rng(1)
+
+    def ridge(points):
+        r = cKDTree(points).query(grid)[0].reshape(shape)
+        return (np.exp(-0.5 * (r / 1.5) ** 2) + rng.normal(0, 0.05, shape)).astype(np.float32)
+
+    left, right = ridge(pts), ridge(pts + [2.0, 0.0])
+    mask = left > 0.5
+    start = np.full(shape, 2.0, dtype=np.float32)
+    report = []
+    everything, all_stds = fit_lines(mask, left, right, start, 8.0, max_disparity_std=None, report=report)
+    fitted_std = report[0]["std"]
+    limit = float(np.percentile(fitted_std[np.isfinite(fitted_std)], 60))
+    kept, kept_stds = fit_lines(mask, left, right, start, 8.0, max_disparity_std=limit)
+    n_all, n_kept = sum(map(len, everything)), sum(map(len, kept))
+    assert 0 < n_kept < n_all
+    depth_per_disparity = 1 / (2 * np.sin(np.deg2rad(4.0)))
+    assert np.concatenate(kept_stds).max() <= limit * depth_per_disparity + 1e-9
+    assert np.concatenate(all_stds).max() > limit * depth_per_disparity
+    # the well-measured steep part stays
+    assert min(line[:, 1].min() for line in kept) < 15

@@ -146,3 +146,21 @@ def test_one_writer_for_2d_and_3d_line_tables(tmp_path):
     assert "0,1.000000,2.000000,3.000000" in (tmp_path / "deep.csv").read_text()
     with pytest.raises(InputError, match="line 1"):
         write_lines_csv(tmp_path / "mixed.csv", [np.zeros((2, 3)), np.zeros((2, 2))])
+
+
+def test_line_search_and_disparity_std_limit_are_options_of_the_fit(pair, matcher):
+    options = dict(stereo_angle_deg=8.0, detector=DarkLineDetector(), matcher=matcher, rectify=False)
+    plain = reconstruct(pair.left, pair.right, **options)
+    unlimited = reconstruct(pair.left, pair.right, line_search=True, **options)
+    searched = reconstruct(pair.left, pair.right, line_search=True, max_disparity_std=0.5, **options)
+    # the untrained stand-in matcher is mostly wrong: searching along each whole line recovers more of them
+    assert sum(map(len, unlimited.lines)) > sum(map(len, plain.lines)) > 0
+    depth_per_disparity = 1 / (2 * np.sin(np.deg2rad(4.0)))
+    assert max(s.max() for s in unlimited.line_depth_std) > 0.5 * depth_per_disparity
+    assert searched.lines
+    params = searched.provenance["parameters"]
+    assert params["line_search"] is True and params["max_disparity_std"] == 0.5
+    assert plain.provenance["parameters"]["line_search"] is False
+    for line, std in zip(searched.lines, searched.line_depth_std):
+        assert len(std) == len(line) and np.isfinite(line).all()
+        assert np.all(std <= 0.5 * depth_per_disparity + 1e-9)

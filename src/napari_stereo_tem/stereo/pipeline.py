@@ -304,7 +304,10 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
                        smooth_sigma: float = 3.0, min_line_points: int = 10, tilts_deg=None, frame: str = "mean",
                        tilt_axis_deg: float | None = None, shift=None, manual_points=None,
                        strict_rectify: bool = True, line_model: str = "fit",
-                       lr_check: bool = True, line_instances: bool = False) -> ProgressGenerator[StereoReconstruction]:
+                       lr_check: bool = True, line_instances: bool = False,
+                       line_search: bool = False,
+                       max_disparity_std: float | None = None,
+                       min_line_probability: float | None = None) -> ProgressGenerator[StereoReconstruction]:
     """Reconstruct the 3D dislocation lines of a stereo pair; a progress generator.
 
     Parameters
@@ -378,6 +381,21 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
         the left view (:func:`~napari_stereo_tem.stereo.instances.line_instances`:
         the lines of a pile-up kept apart, each matched as a whole) instead of per
         skeleton branch.
+    line_search : bool
+        With ``line_model="fit"``: choose each line's whole-pixel disparities for the line
+        as a whole (:func:`~napari_stereo_tem.stereo.line_fit.line_disparity_search`, up to
+        8 px from the matcher's) before the sub-pixel measurement, and with ``lr_check``
+        measure the right view's lines the same way, so a stretch the right view's matcher
+        alone disputes is kept when both lines agree (``line_disparity_right`` of
+        :func:`~napari_stereo_tem.stereo.line_fit.fit_lines`). Off by default: more
+        coverage on pile-ups, less precision on other renderings, 10-15 % slower (docs/benchmarks.md).
+    max_disparity_std : float, optional
+        With ``line_model="fit"``: points whose fitted disparity has a larger standard
+        deviation (pixels) are left out (e.g. ``line_fit.MAX_DISPARITY_STD``); default: all kept.
+    min_line_probability : float, optional
+        With ``line_model="fit"``: lines whose median detection probability along their
+        centre is lower are dropped (mostly false detections; ``min_probability`` of
+        :func:`~napari_stereo_tem.stereo.line_fit.fit_lines`); default: none dropped.
 
     Yields
     ------
@@ -508,10 +526,19 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
 
                 branches = apart_from_others(find_instances(prob_left, threshold=threshold,
                                                             scale=settings.scale).lines)
+            search_options = {"max_disparity_std": max_disparity_std, "min_probability": min_line_probability}
+            if line_search:
+                search_options["line_search"] = 8
+                if disparity_right is not None:
+                    from .line_fit import line_disparity_map
+
+                    search_options["line_disparity_right"] = line_disparity_map(
+                        mask_right[:, ::-1], prob_right[:, ::-1], prob_left[:, ::-1], disparity_right[:, ::-1],
+                        min_branch_length=float(min_line_points))[:, ::-1]
             lines, line_std = fit_lines(mask_left, prob_left, prob_right, disparity, pair.stereo_angle_deg,
                                         refined=refined, positions=positions, tilts_deg=frame_tilts,
                                         min_points=min_line_points, min_branch_length=float(min_line_points),
-                                        disparity_right=disparity_right, branches=branches)
+                                        disparity_right=disparity_right, branches=branches, **search_options)
         else:
             lines = lines_from_disparity(mask_left, refined, pair.stereo_angle_deg, smooth_sigma=smooth_sigma,
                                          positions=positions, tilts_deg=frame_tilts, min_points=min_line_points,
@@ -538,7 +565,8 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
                        "threshold": threshold, "contrast": contrast, "smooth_sigma": smooth_sigma,
                        "detection": settings.as_dict(),
                        "min_line_points": min_line_points, "line_model": line_model, "lr_check": bool(lr_check),
-                       "line_instances": bool(line_instances),
+                       "line_instances": bool(line_instances), "line_search": bool(line_search),
+                       "max_disparity_std": max_disparity_std, "min_line_probability": min_line_probability,
                        "axis_col": (pair.left.shape[1] - 1) / 2.0, "torch_threads": torch.get_num_threads()},
         "package": f"napari-stereo-tem {__version__}",
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
