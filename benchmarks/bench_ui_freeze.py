@@ -76,7 +76,9 @@ class StackSampler:
             if last is None or not self.meter.timer_active or time.perf_counter() - last < self.after:
                 continue
             frames = sys._current_frames()
-            others = [self._stack(f)[:4] for ident, f in frames.items() if ident not in (self._ui, me)]
+            names = {thread.ident: thread.name for thread in threading.enumerate()}
+            others = [[f"[{names.get(ident, '?')}]", *self._stack(f)[:4]] for ident, f in frames.items()
+                      if ident not in (self._ui, me)]
             self.gaps.setdefault(last, []).append((self._stack(frames.get(self._ui)), others))
 
     def clear(self):

@@ -166,3 +166,25 @@ def test_call_answering_raises_the_work_s_error(make_napari_viewer):
 
     with pytest.raises(InputError, match="truncated"):
         call_answering(bad)
+
+
+def test_warm_up_waits_for_a_pause_in_user_input(make_napari_viewer, qtbot, monkeypatch):
+    """Importing torch holds the interpreter: the warm-up starts when the user pauses, not mid-action."""
+    from qtpy.QtCore import QEvent, Qt
+    from qtpy.QtGui import QKeyEvent
+    from qtpy.QtWidgets import QApplication
+
+    from napari_stereo_tem._napari import warmup
+
+    viewer = make_napari_viewer()
+    monkeypatch.setattr(warmup, "IDLE_MS", 1500)
+    started = []
+    warmup._when_idle(QApplication.instance(), lambda: started.append(time.perf_counter()))
+    target = viewer.window._qt_window
+    for _ in range(10):  # a second of typing
+        QApplication.sendEvent(target, QKeyEvent(QEvent.Type.KeyPress, Qt.Key.Key_A, Qt.KeyboardModifier.NoModifier))
+        qtbot.wait(100)
+    assert started == []
+    last_key = time.perf_counter()
+    qtbot.waitUntil(lambda: bool(started), timeout=60_000)
+    assert started[0] - last_key > 1.0  # a pause, counted from the last key

@@ -3,8 +3,10 @@
 The first reconstruction used to stop the window for many seconds: importing
 torch and the pipeline, and napari's own numba-compiled Shapes triangulation
 (on the UI thread, when the first paths are added); the fine-tuning dock's
-first opening imported matplotlib. :func:`start_warm_up` does all of that once, in a daemon thread, as soon
-as a widget of the plugin is created, so the user's first click finds it done.
+first opening imported matplotlib. :func:`start_warm_up` does all of that once, in a daemon thread, when
+a widget or sample of the plugin has opened and the user then pauses for a second (importing torch
+holds the interpreter for a moment, felt by whatever the user does then), so the user's first run
+finds it done.
 The thread is never waited for: work that needs a warmed part simply gets it
 warm (compiling twice is impossible, numba holds a lock).
 
@@ -71,15 +73,65 @@ def start_warm_up() -> None:
         threading.Thread(target=_quiet_warm_up, name="stereo-tem warm-up", daemon=True).start()
 
     # Called from a sample or a dock being built: start once the UI has finished that
-    # and has drawn it (a timer fires only when the event loop runs), not while it is at it.
-    from qtpy.QtCore import QThread, QTimer
+    # (a timer fires only when the event loop runs) and the user has paused.
+    from qtpy.QtCore import QThread
     from qtpy.QtWidgets import QApplication
 
     app = QApplication.instance()
     if app is not None and QThread.currentThread() is app.thread():
-        QTimer.singleShot(300, start)
+        from qtpy.QtCore import QTimer
+
+        # the pause counts from the event loop's next turn: not while napari adds a sample's layers
+        QTimer.singleShot(0, lambda: _when_idle(app, start))
     else:
         start()
+
+
+#: The warm-up starts once the user has given no input (click, key, wheel, mouse move) for this
+#: long, and after ``IDLE_MAX_MS`` at the latest: importing torch holds the interpreter for about
+#: 0.4 s (more on a loaded machine), which whatever the user does meanwhile would feel.
+IDLE_MS = 1000
+IDLE_MAX_MS = 10_000
+
+
+def _when_idle(app, then) -> None:
+    from qtpy.QtCore import QEvent, QObject, QTimer
+
+    user_input = {QEvent.Type.MouseButtonPress, QEvent.Type.MouseButtonRelease, QEvent.Type.MouseMove,
+                  QEvent.Type.KeyPress, QEvent.Type.Wheel}
+
+    class Idle(QObject):
+        def __init__(self):
+            super().__init__(app)  # kept alive by the application until it fires
+            self.quiet = QTimer(self)
+            self.quiet.setSingleShot(True)
+            self.quiet.setInterval(IDLE_MS)
+            self.quiet.timeout.connect(self.fire)
+            self.latest = QTimer(self)
+            self.latest.setSingleShot(True)
+            self.latest.setInterval(IDLE_MAX_MS)
+            self.latest.timeout.connect(self.fire)
+            self.fired = False
+            app.installEventFilter(self)
+            self.quiet.start()
+            self.latest.start()
+
+        def eventFilter(self, obj, event):  # noqa: N802 - Qt's name
+            if event.type() in user_input:
+                self.quiet.start()  # again from zero
+            return False
+
+        def fire(self):
+            if self.fired:
+                return
+            self.fired = True
+            app.removeEventFilter(self)
+            self.quiet.stop()
+            self.latest.stop()
+            then()
+            self.deleteLater()
+
+    Idle()
 
 
 def _quiet_warm_up() -> None:
