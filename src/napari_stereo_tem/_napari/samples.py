@@ -39,12 +39,19 @@ def _stereo_sample():
     return make_stereo_pair(_seed(STEREO), shape=(256, 256), stereo_angle_deg=8.0)
 
 
-def _warm_layer_kinds() -> None:
-    """napari's image and labels layers used once: their first use (unit registry, colormaps) is slow."""
-    from napari.layers import Image, Labels
+def _warm_layer_kinds(*, paths: bool = False) -> None:
+    """napari's layers used once: their first use (unit registry, colormaps) is slow.
+
+    ``paths``: also a Shapes layer of a 3D path, whose first meshing compiles
+    napari's numba functions (else done on the UI thread when the sample's lines
+    layer is made).
+    """
+    from napari.layers import Image, Labels, Shapes
 
     Image(np.zeros((2, 2), np.float32), colormap="turbo")
     Labels(np.zeros((2, 2), np.uint8))
+    if paths:
+        Shapes([np.array([[0.0, 0, 0], [1, 2, 3], [2, 3, 5]])], shape_type="path", ndim=3)
 
 
 def _stereo_meta(sample) -> dict:
@@ -82,6 +89,7 @@ def sample_stereo_pair_lines() -> list:
     """The true 3D lines of :func:`sample_stereo_pair` (a Shapes layer of 3D paths, ``(z, y, x)``)."""
     def layers():
         sample = _stereo_sample()
+        _warm_layer_kinds(paths=True)
         return [lines_layer(sample.lines_3d, name="true 3D lines", metadata={**_stereo_meta(sample), **TRUTH})]
 
     return call_answering(layers)
@@ -102,10 +110,11 @@ def _4dstem_layers() -> list:
     from ..fourdstem import mean_pattern, open_4dstem
     from ..synth.fourdstem import simulate_4dstem
 
-    _warm_layer_kinds()
+    _warm_layer_kinds(paths=True)
     sample = simulate_4dstem(seed=_seed(FOURDSTEM), scan_shape=(48, 48), detector_shape=(32, 32),
                              disc_radius_px=8.0, convergence_mrad=20.0)
     dataset = open_4dstem(sample.data)
+    np.asarray(dataset.data[:1, :1, :1, :1])  # dask's first compute looks for a distributed client (an import)
     dataset.metadata["source"] = f"synthetic 4D-STEM (seed {_seed(FOURDSTEM)})"
     meta = {"kind": "4D-STEM", "source": dataset.metadata["source"], "fourdstem": dataset,
             "convergence_mrad": 20.0, "synthetic_seed": _seed(FOURDSTEM), "synthetic_params": sample.params}
