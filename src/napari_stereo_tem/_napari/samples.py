@@ -3,8 +3,9 @@
 napari calls these functions on the UI thread and adds their layers when they
 return. Each sample is made in a thread while the window keeps drawing
 (:func:`~.responsive.call_answering`), with the imports it needs (the synthetic
-generators are imported only there) and the first use of napari's image and
-labels layers; what stays on the UI thread is napari adding the layers.
+generators are imported only there) and the first use of the napari layers it
+holds (a unit registry, colormaps, compiled path meshing); what stays on the UI
+thread is napari adding the layers.
 """
 
 from __future__ import annotations
