@@ -162,15 +162,23 @@ def _row_correlation(left, right, x, y, shifts, *, half_height: int = 3, half_wi
     cols_r = cols[:, None] + shifts[:, :, None, None]
     patch_r = map_coordinates(right, [rows_r.ravel(), cols_r.ravel()], order=1,
                               mode="nearest").reshape(cols_r.shape)
+    a, b, na, nb = _centred_patches(patch_l, patch_r, dx, window_px)
+    return (a[:, None] * b).sum(axis=(2, 3)) / np.maximum(na[:, None] * nb, 1e-9), na
+
+
+def _centred_patches(patch_l, patch_r, dx, window_px):
+    """The correlation's patches weighted across the line (Gaussian in ``dx``), centred, and their norms.
+
+    ``patch_l`` is ``(n, rows, cols)``, ``patch_r`` ``(n, k, rows, cols)`` (``k`` shifts);
+    returns ``a``, ``b`` and the norms ``(n,)`` and ``(n, k)``.
+    """
     if window_px:
-        weight = np.exp(-0.5 * (dx / float(window_px)) ** 2)[None, None, :]
+        weight = np.exp(-0.5 * (np.asarray(dx, dtype=float) / float(window_px)) ** 2)
         patch_l = patch_l * weight
-        patch_r = patch_r * weight[None]
+        patch_r = patch_r * weight
     a = patch_l - patch_l.mean(axis=(1, 2), keepdims=True)
     b = patch_r - patch_r.mean(axis=(2, 3), keepdims=True)
-    na = np.sqrt((a ** 2).sum(axis=(1, 2)))
-    nb = np.sqrt((b ** 2).sum(axis=(2, 3)))
-    return (a[:, None] * b).sum(axis=(2, 3)) / np.maximum(na[:, None] * nb, 1e-9), na
+    return a, b, np.sqrt((a ** 2).sum(axis=(1, 2))), np.sqrt((b ** 2).sum(axis=(2, 3)))
 
 
 def _grid_correlation(left, right, x, y, grid, *, half_height: int = 3, half_width: int = 8,
@@ -189,15 +197,9 @@ def _grid_correlation(left, right, x, y, grid, *, half_height: int = 3, half_wid
     patch_l = left[yi[:, :, None], np.clip(xi[:, None, None] + dx[None, None, :], 0, cols - 1)]
     span = np.arange(int(grid[0]) - half_width, int(grid[-1]) + half_width + 1)
     strip = right[yi[:, :, None], np.clip(xi[:, None, None] + span[None, None, :], 0, cols - 1)]
-    patch_r = sliding_window_view(strip, len(dx), axis=2)  # (n, rows, len(grid), cols)
-    weight = np.exp(-0.5 * (dx / float(window_px)) ** 2) if window_px else np.ones(len(dx))
-    a = patch_l * weight
-    a = a - a.mean(axis=(1, 2), keepdims=True)
-    b = patch_r * weight
-    b = b - b.mean(axis=(1, 3), keepdims=True)
-    na = np.sqrt((a ** 2).sum(axis=(1, 2)))
-    nb = np.sqrt((b ** 2).sum(axis=(1, 3)))
-    return np.einsum("nrc,nrgc->ng", a, b) / np.maximum(na[:, None] * nb, 1e-9)
+    patch_r = np.moveaxis(sliding_window_view(strip, len(dx), axis=2), 2, 1)  # (n, len(grid), rows, cols)
+    a, b, na, nb = _centred_patches(patch_l, patch_r, dx, window_px)
+    return np.einsum("nrc,ngrc->ng", a, b) / np.maximum(na[:, None] * nb, 1e-9)
 
 
 def line_disparity_search(left, right, x, y, d0, *, search: int = 8, step_cost: float = 0.1,
@@ -563,7 +565,7 @@ def fit_lines(mask_left, left, right, disparity, stereo_angle_deg: float, *, ref
         if line_search:
             d_start = line_disparity_search(left, right, x, y, d_start, search=line_search)
         d_img, sd_img, peak = image_disparity(left, right, x, y, d_start)
-        entry.update(measured=np.isfinite(d_img), start=start[ij[:, 1], ij[:, 0]], d=d_img)
+        entry.update(measured=np.isfinite(d_img), start=d_first, d=d_img)
         if disparity_right is not None:
             back = map_coordinates(disparity_right, [y, np.nan_to_num(x + d_img, nan=-1.0)], order=1, mode="nearest")
             agree = np.abs(back - d_img) <= max_lr_difference
