@@ -19,6 +19,12 @@ from scipy.ndimage import map_coordinates
 __all__ = ["image_disparity", "line_disparity_search", "line_disparity_map"]
 
 
+def _line_inputs(left, right, x, y, d0):
+    """The two views as float32 arrays, the points and their starting disparities as float arrays."""
+    return (np.asarray(left, dtype=np.float32), np.asarray(right, dtype=np.float32),
+            np.asarray(x, dtype=float), np.asarray(y, dtype=float), np.asarray(d0, dtype=float))
+
+
 def image_disparity(left, right, x, y, d0, *, half_height: int = 3, half_width: int = 8, search: int = 2,
                     window_px: float | None = 3.0):
     """Sub-pixel disparity of points from the images: correlation of short patches along the rows.
@@ -53,11 +59,7 @@ def image_disparity(left, right, x, y, d0, *, half_height: int = 3, half_width: 
     peak : ndarray, shape (n,)
         The normalised cross-correlation at the peak (1 = identical patches).
     """
-    left = np.asarray(left, dtype=np.float32)
-    right = np.asarray(right, dtype=np.float32)
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
-    d0 = np.asarray(d0, dtype=float)
+    left, right, x, y, d0 = _line_inputs(left, right, x, y, d0)
     n = len(x)
     d = np.full(n, np.nan)
     std = np.full(n, np.nan)
@@ -179,11 +181,7 @@ def line_disparity_search(left, right, x, y, d0, *, search: int = 8, step_cost: 
         Disparities along the path, whole pixels unless ``subpixel`` (all NaN when no
         ``d0`` is finite).
     """
-    left = np.asarray(left, dtype=np.float32)
-    right = np.asarray(right, dtype=np.float32)
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
-    d0 = np.asarray(d0, dtype=float)
+    left, right, x, y, d0 = _line_inputs(left, right, x, y, d0)
     n = len(x)
     if n == 0 or not np.isfinite(d0).any():
         return np.full(n, np.nan)
