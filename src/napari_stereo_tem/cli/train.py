@@ -168,8 +168,9 @@ def _add_postprocess_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("weights", help="detector weights file (.safetensors, its .json sidecar is updated)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the validation images (default 0)")
     parser.add_argument("--n-val", type=int, default=60, help="validation images (default 60)")
-    parser.add_argument("--data", choices=("stereo", "wide", "mixed"), default="mixed",
-                        help="validation images like the training data (default mixed)")
+    parser.add_argument("--data", default="mixed",
+                        help="validation images like the training data: stereo, wide or mixed, or several "
+                             "comma-separated (the best mean over them; default mixed)")
 
 
 def _run_postprocess(args) -> int:
@@ -181,11 +182,34 @@ def _run_postprocess(args) -> int:
     return 0
 
 
+def _add_average_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("base", help="the version fine-tuning started from (name or .safetensors path)")
+    parser.add_argument("tuned", help="the fine-tuned version (name or .safetensors path)")
+    parser.add_argument("--weight", type=float, required=True,
+                        help="share of the fine-tuned weights, 0-1: (1 - W) * BASE + W * TUNED")
+    parser.add_argument("--out", required=True, help="weights path to write (.safetensors and its .json)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+
+
+def _run_average(args) -> int:
+    from pathlib import Path
+
+    from ..training.average import average_weights
+
+    command = (f"stereo-tem train average {args.base} {args.tuned} --weight {args.weight} "
+               f"--out {Path(args.out).with_suffix('')}")
+    out = average_weights(args.base, args.tuned, weight=args.weight, out_path=args.out, command=command,
+                          overwrite=args.overwrite)
+    print(f"{1 - args.weight:g} x {args.base} + {args.weight:g} x {args.tuned}; {_weights_text(out)}")
+    return 0
+
+
 #: Training targets: name -> (add_arguments(parser), run(args) -> int).
 TARGETS = {
     "detector": (_add_detector_arguments, _run_detector),
     "matcher": (_add_matcher_arguments, _run_matcher),
     "detector-postprocess": (_add_postprocess_arguments, _run_postprocess),
+    "average": (_add_average_arguments, _run_average),
 }
 
 
@@ -194,7 +218,9 @@ def add_parser(subparsers) -> None:
                                    description="Train a network; see `stereo-tem train TARGET --help`.")
     targets = parser.add_subparsers(dest="target", metavar="TARGET")
     for name, (add_arguments, _) in TARGETS.items():
-        sub = targets.add_parser(name, help=f"train the {name}")
+        helps = {"average": "average the weights of a version and its fine-tuned one (weight-space ensemble)",
+                 "detector-postprocess": "choose the detector's threshold and minimum piece size on validation images"}
+        sub = targets.add_parser(name, help=helps.get(name, f"train the {name}"))
         add_arguments(sub)
         if name in ("detector", "matcher"):
             add_finetune_arguments(sub, name)  # --from-set DIR --init VERSION --name NAME

@@ -9,7 +9,17 @@ CPU with one torch thread (about 50 minutes in all)::
         --crop 160 --seed 2 --lr 0.0005 --pos-weight 1.5 --val-every 100 --n-val 16 --pool-size 64 \\
         --threads 1 --out src/napari_stereo_tem/weights/detector_v1
 
-(the exact commands of a weights file are in its JSON sidecar, key ``command``). Those runs
+(the exact commands of a weights file are in its JSON sidecar, key ``command``).
+
+The default detector, ``weights/detector_v2``, is ``detector_v1`` fine-tuned on the wide micrograph
+generator (``--data mixed``, two CPU runs kept in ``training_runs/``), then averaged with
+``detector_v1`` in weight space (:mod:`.average`), 30 % of the fine-tuned weights::
+
+    stereo-tem train average detector_v1 training_runs/detector_v2_cpu_continue/detector_v2.safetensors \
+        --weight 0.3 --out src/napari_stereo_tem/weights/detector_v2
+    stereo-tem train detector-postprocess src/napari_stereo_tem/weights/detector_v2.safetensors --data stereo,mixed
+
+Its sidecar's ``recipe`` lists every command from scratch. The v1 runs
 predate the shared loop of :mod:`.loop`, which draws scene seeds with
 :func:`~napari_stereo_tem.synth.seeds.draw_seeds`: rerun today, the same commands see
 other training scenes (runs since record the loop's ``recipe`` in their sidecar).
@@ -290,6 +300,8 @@ def tune_postprocess(weights, *, seed: int = 0, n_val: int = 60, thresholds=(0.4
         A detector weights file (``.safetensors`` with its ``.json``).
     seed, n_val, data
         The validation images (:func:`~.detector_data.wide_validation_set`; seeds from ``VAL_SEEDS`` only).
+        ``data`` may name several mixes (``"stereo,mixed"``): ``n_val`` images of each, and the
+        setting with the best mean of their mean F1s is chosen.
     thresholds, min_sizes : sequences
         The grid.
 
@@ -306,24 +318,34 @@ def tune_postprocess(weights, *, seed: int = 0, n_val: int = 60, thresholds=(0.4
     from ..models.store import load_detector
     from .detector_data import DATA_MIXES, wide_validation_set
 
+    mixes = [part.strip() for part in str(data).split(",") if part.strip()]
+    unknown = [m for m in mixes if m not in DATA_MIXES]
+    if not mixes or unknown:
+        raise InputError(f"data must name mixes among {sorted(DATA_MIXES)} (comma-separated), got {data!r}")
     path = Path(weights).with_suffix(".safetensors")
     model = load_detector(str(path))
-    val = wide_validation_set(seed, n_val, stereo_share=DATA_MIXES[data])
-    grid = {(t, m): [] for t in thresholds for m in min_sizes}
-    for image, mask in val:
-        prob = predict_probability(image, model, contrast="bright_field", scale=None)
-        ignore = faint_zone(mask)
-        for (t, m), scores in grid.items():
-            pred = probability_to_labels(prob, threshold=t, min_size=m) == 1
-            scores.append(centreline_scores(pred, mask == 1, ignore=ignore)["f1"])
-    means = {key: float(np.mean(v)) for key, v in grid.items()}
+    per_mix = {}
+    for mix in mixes:
+        grid = {(t, m): [] for t in thresholds for m in min_sizes}
+        for image, mask in wide_validation_set(seed, n_val, stereo_share=DATA_MIXES[mix]):
+            prob = predict_probability(image, model, contrast="bright_field", scale=None)
+            ignore = faint_zone(mask)
+            for (t, m), scores in grid.items():
+                pred = probability_to_labels(prob, threshold=t, min_size=m) == 1
+                scores.append(centreline_scores(pred, mask == 1, ignore=ignore)["f1"])
+        per_mix[mix] = {key: float(np.mean(v)) for key, v in grid.items()}
+    means = {key: float(np.mean([per_mix[mix][key] for mix in mixes])) for key in per_mix[mixes[0]]}
     (threshold, min_size), best = max(means.items(), key=lambda kv: kv[1])
     record = {"threshold": threshold, "min_size": min_size, "val_f1_tuned": round(best, 4),
               "val_f1_raw_0.5": round(means.get((0.5, 0), float("nan")), 4),
-              "tuned_on": f"mean centreline F1 (2 px, faint pixels neutral) of {len(val)} validation images "
-                          f"(wide_validation_set(seed={seed}, data={data!r})), normalised as given, no resizing; "
-                          f"grid threshold {list(thresholds)} x min_size {list(min_sizes)}",
+              "tuned_on": f"mean centreline F1 (2 px, faint pixels neutral) of {n_val} validation images "
+                          f"(wide_validation_set(seed={seed}, data=...)) of each of {mixes}, the mean over the "
+                          f"mixes; normalised as given, no resizing; grid threshold {list(thresholds)} x "
+                          f"min_size {list(min_sizes)}",
               "grid": {f"{t}/{m}": round(v, 4) for (t, m), v in means.items()}}
+    if len(mixes) > 1:
+        record["grid_per_data"] = {mix: {f"{t}/{m}": round(v, 4) for (t, m), v in values.items()}
+                                   for mix, values in per_mix.items()}
     meta = json.loads(path.with_suffix(".json").read_text())
     meta["postprocess"] = record
     atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
