@@ -105,8 +105,15 @@ def main() -> None:
     model = load_detector(args.version)
     meta = model.metadata
     print(f"model {model.version}: {meta.get('command')}")
-    print(f"  trained {meta.get('steps')} steps, {meta.get('wall_s', 0):.0f} s on {meta.get('device')} "
-          f"({meta.get('torch_threads')} thread(s)); validation F1 {meta.get('metric')}")
+    averaged = meta.get("averaged")
+    if averaged:  # stereo-tem train average: the two trained parents
+        print(f"  weights averaged: {1 - averaged['weight_of_tuned']:g} x {averaged['base']} + "
+              f"{averaged['weight_of_tuned']:g} x {averaged['tuned']}")
+    for name, record in ([("base", averaged["base_metadata"]), ("fine-tuned", averaged["tuned_metadata"])]
+                         if averaged else [("", meta)]):
+        print(f"  {name + ' ' if name else ''}trained {record.get('steps')} steps, {record.get('wall_s', 0):.0f} s "
+              f"on {record.get('device')} ({record.get('torch_threads')} thread(s)); validation F1 "
+              f"{record.get('metric')}")
     if meta.get("wall_note"):
         print(f"  {meta['wall_note']}")
     post = meta.get("postprocess", {})

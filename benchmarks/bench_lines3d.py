@@ -120,13 +120,13 @@ def point_errors(lines, stds, truth, *, offset: float, xy_tolerance: float = 3.0
 
 
 def score(*, n, size, angles=ANGLES, line_model=None, threads=2, split="test", seed=21, renderer="own",
-          line_search=False, max_disparity_std=None, min_line_probability=None):
+          line_search=False, max_disparity_std=None, min_line_probability=None, detector="default"):
     from napari_stereo_tem.evaluation import line_set_distance
     from napari_stereo_tem.models.store import load_detector
     from napari_stereo_tem.stereo.matching import load_matcher
     from napari_stereo_tem.stereo.pipeline import reconstruct
 
-    det, matcher = load_detector(), load_matcher()
+    det, matcher = load_detector(detector), load_matcher()
     options = {} if line_model is None else {"line_model": line_model}
     if line_search:
         options["line_search"] = True
@@ -349,13 +349,13 @@ def diagnose_pair(rec, sample, angle, report, *, tolerance=3.0, near_px=2.5, max
 
 
 def diagnose(*, n, size, angle, threads=1, split="val", seed=21, renderer="own", line_search=False,
-             max_disparity_std=None):
+             max_disparity_std=None, detector="default"):
     """Print where coverage, precision and the squared depth error are lost over ``n`` pairs (:func:`diagnose_pair`)."""
     from napari_stereo_tem.models.store import load_detector
     from napari_stereo_tem.stereo.matching import load_matcher
     from napari_stereo_tem.stereo.pipeline import reconstruct
 
-    det, matcher = load_detector(), load_matcher()
+    det, matcher = load_detector(detector), load_matcher()
     total_cov = {k: 0 for k, _ in COVERAGE_CAUSES}
     total_off = {k: 0 for k, _ in COVERAGE_CAUSES}
     total_pts = {k: 0 for k, _ in POINT_CAUSES}
@@ -419,6 +419,8 @@ def main(argv=None) -> int:
                         help="reconstruct with this max_disparity_std (px)")
     parser.add_argument("--min-line-probability", type=float, default=None,
                         help="reconstruct with this min_line_probability")
+    parser.add_argument("--detector", default="default",
+                        help="detector weights: a version name or a .safetensors path (default: the selected one)")
     parser.add_argument("--diagnose", action="store_true",
                         help="say where coverage, precision and depth error are lost (first angle of --angles)")
     args = parser.parse_args(argv)
@@ -426,17 +428,20 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     if args.diagnose:
         diagnose(n=args.n, size=args.size, angle=angles[0], threads=args.threads, split=args.split,
-                 renderer=args.renderer, line_search=args.line_search, max_disparity_std=args.max_disparity_std)
+                 renderer=args.renderer, line_search=args.line_search, max_disparity_std=args.max_disparity_std,
+                 detector=args.detector)
         print(f"\n({time.perf_counter() - t0:.0f} s)")
         return 0
     rows = score(n=args.n, size=args.size, angles=angles, line_model=args.line_model, threads=args.threads,
                  split=args.split, renderer=args.renderer, line_search=args.line_search,
-                 max_disparity_std=args.max_disparity_std, min_line_probability=args.min_line_probability)
+                 max_disparity_std=args.max_disparity_std, min_line_probability=args.min_line_probability,
+                 detector=args.detector)
     print(f"3D lines on held-out pairs ({args.split} seeds, {args.renderer} renderer), {args.n} pairs of "
           f"{args.size}x{args.size} per angle, line model {args.line_model or 'default'}"
           f"{', line search' if args.line_search else ''}"
           f"{f', disparity std limit {args.max_disparity_std:g} px' if args.max_disparity_std else ''}"
           f"{f', min line probability {args.min_line_probability:g}' if args.min_line_probability else ''}"
+          f"{'' if args.detector == 'default' else f', detector {args.detector}'}"
           "; 3 px tolerance, one depth "
           "offset per pair removed\n")
     print("| angle | coverage | precision | depth RMSE (px) | depth mean (px) | disparity error (px) "

@@ -34,9 +34,18 @@ def test_shipped_detector_is_present_and_documented():
     assert DEFAULT_DETECTOR in list_versions("detector")
     model = load_detector(DEFAULT_DETECTOR)
     meta = model.metadata
-    assert meta["command"].startswith("stereo-tem train detector")
-    for key in ("seed", "data_version", "metric", "architecture"):
-        assert key in meta
+    assert meta["command"].startswith("stereo-tem train ")
+    assert "architecture" in meta
+    # a trained version records its run; an averaged one (stereo-tem train average) the runs of both parents
+    trained = [meta] if "averaged" not in meta else [meta["averaged"]["base_metadata"],
+                                                      meta["averaged"]["tuned_metadata"]]
+    for record in trained:
+        assert record["command"].startswith("stereo-tem train detector")
+        for key in ("seed", "data_version", "metric", "architecture"):
+            assert key in record
+    recipe = meta.get("recipe", [meta["command"]])
+    assert recipe and all(line.startswith("stereo-tem train ") for line in recipe)
+    assert meta["command"] in " ".join(recipe)
     assert label_settings(model)["threshold"] >= 0.5
     assert (PACKAGE_WEIGHTS_DIR / f"{DEFAULT_DETECTOR}.safetensors").stat().st_size < 10_000_000
 

@@ -46,7 +46,7 @@ __all__ = [
 #: Folder of the weights shipped with the package.
 PACKAGE_WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 #: The detector version ``load_detector("default")`` loads.
-DEFAULT_DETECTOR = "detector_v1"
+DEFAULT_DETECTOR = "detector_v2"
 _ENV = "NAPARI_STEREO_TEM_MODELS"
 
 

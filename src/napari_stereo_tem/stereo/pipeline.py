@@ -327,7 +327,7 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
     device : str or torch.device
         Where the networks run ("cpu", "cuda").
     detector : DislocationUNet or str, optional
-        Model or version name; default the shipped ``detector_v1``.
+        Model or version name; default the shipped ``detector_v2``.
     matcher : StereoNet or str, optional
         Model or version name; default the shipped ``matcher_v1``.
     disparity_range : (int, int), optional
