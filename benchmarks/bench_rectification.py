@@ -70,11 +70,25 @@ def _ideal(source: str, seed: int, size: int):
     return sample.left, sample.right, _from_disparity(sample.disparity_left, 1)
 
 
-def _score(source: str, seed: int, size: int, rng: np.random.Generator, overlay: bool, contrast: bool = True) -> dict:
+def _turned(linear_deg: float, size: int) -> np.ndarray:
+    """``2x3`` affine turning a view by ``linear_deg`` (from +x towards +y) about its centre."""
+    from napari_stereo_tem.stereo.projection import rotation_matrix
+
+    centre = np.full(2, (size - 1) / 2.0)
+    rot = rotation_matrix(linear_deg)
+    return np.column_stack([rot, centre - rot @ centre])
+
+
+def _score(source: str, seed: int, size: int, rng: np.random.Generator, overlay: bool, contrast: bool = True,
+           view_turn: float = 0.0) -> dict:
     left, right, (ideal_l, ideal_r) = _ideal(source, seed, size)
     theta = float(90.0 - rng.uniform(0.0, 180.0))  # (-90, 90]
     t = rng.uniform(-0.25, 0.25, size=2) * size
     raw_l, raw_r, truth = misalign_pair(left, right, theta_deg=theta, translation=t, out_shape=(size, size))
+    turn = float(np.random.default_rng(seed + 7919).uniform(-view_turn, view_turn)) if view_turn else 0.0
+    if turn:  # the right view also turned about its centre (a refocus between the exposures)
+        raw_r = cv2.warpAffine(raw_r.astype(np.float32), _turned(turn, size), (size, size), flags=cv2.INTER_CUBIC,
+                               borderMode=cv2.BORDER_REPLICATE)
     if contrast:
         raw_l, raw_r = vary_contrast(raw_l, seed=2 * seed), vary_contrast(raw_r, seed=2 * seed + 1)
     else:  # the same contrast in both views, light noise
@@ -95,24 +109,28 @@ def _score(source: str, seed: int, size: int, rng: np.random.Generator, overlay:
     theta_err = abs((rect.theta_deg - theta + 90.0) % 180.0 - 90.0)
     shift_err = abs(float(np.dot(rect.translation - truth.translation, normal)))
     pl, pr = truth.raw_from_rectified(ideal_l, view="left"), truth.raw_from_rectified(ideal_r, view="right")
+    if turn:
+        pr = pr @ _turned(turn, size)[:, :2].T + _turned(turn, size)[:, 2]
     inside = np.all((pl >= 8) & (pl <= size - 9) & (pr >= 8) & (pr <= size - 9), axis=1)
     ql, qr = rect.map_points(pl[inside], view="left"), rect.map_points(pr[inside], view="right")
     return {"theta": theta, "theta_err": theta_err, "shift_err": shift_err,
             "dy": float(np.median(np.abs(qr[:, 1] - ql[:, 1]))) if inside.any() else float("nan"),
             "n_inliers": rect.n_inliers, "warned": bool(rect.warnings), "seconds": seconds, "cpu": cpu,
-            "theta_std": rect.theta_std_deg}
+            "theta_std": rect.theta_std_deg, "turn": turn, "turn_err": abs(getattr(rect, "view_turn_deg", 0.0) - turn)}
 
 
-def run(source: str, n: int, size: int, overlay: bool, contrast: bool = True, per_pair: bool = False) -> dict:
+def run(source: str, n: int, size: int, overlay: bool, contrast: bool = True, per_pair: bool = False,
+        view_turn: float = 0.0) -> dict:
     rng = np.random.default_rng(2024)
     rows = []
     for i, s in enumerate(range(10_000, 10_000 + n)):
-        rows.append(_score(source, s, size, rng, overlay, contrast))
+        rows.append(_score(source, s, size, rng, overlay, contrast, view_turn))
         if per_pair:
             r = rows[-1]
             print(f"  {source} seed {s}: theta {r['theta']:.2f}: " + (f"refused ({r['failed'][:80]})" if "failed" in r
                   else f"theta err {r['theta_err']:.4f} deg (+- {r['theta_std']:.3f}), shift err {r['shift_err']:.3f} px, "
                        f"dy {r['dy']:.3f} px, {r['n_inliers']} inliers, {'warned, ' if r['warned'] else ''}"
+                       + (f"view turn {r['turn']:.2f} deg found to {r['turn_err']:.3f}, " if r['turn'] else "") +
                        f"{r['seconds']:.2f} s ({r['cpu']:.2f} s CPU)"), flush=True)
         else:
             print(f"  pair {i + 1}/{n}", end="\r", flush=True, file=sys.stderr)
@@ -210,13 +228,16 @@ def main() -> None:
                         help="also align this many tilt series of dislocation scenes (--series-views views each)")
     parser.add_argument("--series-views", type=int, default=4)
     parser.add_argument("--per-pair", action="store_true", help="print each pair's figures (to compare two versions)")
+    parser.add_argument("--view-turn", type=float, default=0.0,
+                        help="also turn each right view by up to this many degrees about its centre (a refocus)")
     args = parser.parse_args()
     cv2.setNumThreads(1)
     if args.series:
         run_series(args.series, args.series_views, args.size)
     counts = {source: args.n_dislocations if source == "dislocations" and args.n_dislocations else args.n
               for source in args.source.split(",") if source}
-    results = [run(source, n, args.size, args.overlay, not args.same_contrast, args.per_pair) for source, n in counts.items() if n > 0]
+    results = [run(source, n, args.size, args.overlay, not args.same_contrast, args.per_pair, args.view_turn)
+               for source, n in counts.items() if n > 0]
     if any(r["within"] < TARGET_SHARE * r["n"] for r in results):
         print(f"SOME TARGETS MISSED (share within {THETA_TOL_DEG} deg and {SHIFT_TOL_PX} px below "
               f"{100 * TARGET_SHARE:.0f} %)")

@@ -90,6 +90,10 @@ class Rectification:
         Whether theta / the shift came from the user.
     mask_left, mask_right : ndarray of bool or None
         The masks used (True = not used).
+    view_turn_deg, view_scale : float
+        Turn (degrees, from ``+x`` towards ``+y``) and scale of the right view relative to the
+        left about the image centre, found and undone before the tilt geometry was fitted
+        (0 and 1 when the views were not turned; see :func:`rectify_pair`).
     """
 
     left: np.ndarray
@@ -115,6 +119,8 @@ class Rectification:
     shift_given: bool = False
     mask_left: np.ndarray | None = field(default=None, repr=False)
     mask_right: np.ndarray | None = field(default=None, repr=False)
+    view_turn_deg: float = 0.0
+    view_scale: float = 1.0
 
     @property
     def shift(self) -> np.ndarray:
@@ -151,6 +157,8 @@ class Rectification:
             "coverage": num(self.coverage),
             "disparity_span_px": num(self.disparity_span_px),
             "masked_fraction": num(self.masked_fraction),
+            "view_turn_deg": num(self.view_turn_deg),
+            "view_scale": num(self.view_scale),
             "affine_left": [[num(v) for v in row] for row in self.affine_left],
             "affine_right": [[num(v) for v in row] for row in self.affine_right],
             "warnings": list(self.warnings),
@@ -175,6 +183,9 @@ class Rectification:
                  f"  {self.n_inliers} inliers of {self.n_matches}, residual across the epipolar direction "
                  f"{self.residual_vertical_px:.3f} px, covering {100 * self.coverage:.0f} % of the field, "
                  f"disparities spanning {self.disparity_span_px:.1f} px"]
+        if self.view_turn_deg != 0.0 or self.view_scale != 1.0:
+            lines.append(f"  the right view was turned by {self.view_turn_deg:.3f} deg and scaled by "
+                         f"{self.view_scale:.4f} relative to the left (undone before the fit)")
         lines += [f"WARNING (rectification): {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -377,6 +388,135 @@ def _span_too_large(fit, shape, *, max_fraction: float = 1.0 / 3.0) -> list:
             "shows; they are likely matches between repeated features (parallel lines, stripes)"]
 
 
+def _turn_affine(shape, turn_deg: float, scale: float) -> np.ndarray:
+    """``2x3`` affine that undoes a turn and scale of a view about the image centre (raw to un-turned)."""
+    rows, cols = shape[:2]
+    centre = np.array([(cols - 1) / 2.0, (rows - 1) / 2.0])
+    linear = rotation_matrix(-turn_deg) / float(scale)
+    return np.column_stack([linear, centre - linear @ centre])
+
+
+def _compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """The ``2x3`` affine ``outer(inner(p))``."""
+    return np.column_stack([outer[:, :2] @ inner[:, :2], outer[:, :2] @ inner[:, 2] + outer[:, 2]])
+
+
+def _turn_from_residuals(left, right, shape, theta_deg: float, threshold: float) -> tuple[float, float, int]:
+    """Turn (deg) and scale of the right view that explain how the displacements across ``u`` vary over the field.
+
+    With the right view turned by a small ``delta`` and scaled by ``1 + sigma`` about the centre ``c``,
+    a displacement's part across the disparity direction ``u`` is ``t_n + delta (u . x) + sigma (n . x)``,
+    ``x = left - c``: linear in the position, whatever the depths (they move points along ``u`` only).
+    Robust least squares (Tukey's biweight); returns ``(delta_deg, 1 + sigma, inliers)``.
+    """
+    rows, cols = shape[:2]
+    x = np.asarray(left, float) - np.array([(cols - 1) / 2.0, (rows - 1) / 2.0])
+    th = np.deg2rad(theta_deg)
+    u, n = np.array([np.cos(th), np.sin(th)]), np.array([-np.sin(th), np.cos(th)])
+    across = (np.asarray(right, float) - np.asarray(left, float)) @ n
+    design = np.column_stack([np.ones(len(x)), x @ u, x @ n])
+    weights = np.ones(len(x))
+    coef = np.zeros(3)
+    for _ in range(8):
+        sw = np.sqrt(weights)
+        coef, *_ = np.linalg.lstsq(design * sw[:, None], across * sw, rcond=None)
+        resid = across - design @ coef
+        r = resid / (4.685 * max(1.4826 * np.median(np.abs(resid)), 0.5 * threshold))
+        weights = np.where(np.abs(r) < 1, (1 - r ** 2) ** 2, 0.0)
+        if np.count_nonzero(weights) < 10:
+            return 0.0, 1.0, 0
+    return float(np.degrees(coef[1])), float(1.0 + coef[2]), int(np.sum(np.abs(resid) < threshold))
+
+
+def _search_turn(left, right, shape, threshold: float, *, step_deg: float = 1.0) -> tuple[float, float]:
+    """Turn and scale of the right view, the disparity direction unknown: the direction (on a grid) whose
+    across-residuals a turn and a scale explain best, refined a few times on the un-turned points."""
+    best = (-1, 0.0, 1.0)
+    for theta in np.arange(0.0, 180.0, step_deg):
+        turn, scale, count = _turn_from_residuals(left, right, shape, theta, threshold)
+        if count > best[0]:
+            best = (count, turn, scale)
+    return best[1], best[2]
+
+
+def _turn_freedom(left, right, shape, theta_deg: float, *, half_range_deg: float = 4.0) -> float:
+    """How much a free turn and scale of the right view widen the uncertainty of the axis angle (>= 1).
+
+    The across-axis residuals of the (un-turned, inlier) correspondences are profiled over the axis
+    angle twice: with only the shift across the axis free, and with the turn and the scale free too.
+    The ratio of the two profiles' widths (from their curvature at the minimum) scales the angle's
+    standard error. A specimen whose depth is one plane makes the displacements an affine field, which
+    a turn, a scale and another axis explain as well: the free profile is then flat (ratio infinite).
+    """
+    rows, cols = shape[:2]
+    x = np.asarray(left, float) - np.array([(cols - 1) / 2.0, (rows - 1) / 2.0])
+    disp = np.asarray(right, float) - np.asarray(left, float)
+    grid = np.deg2rad(theta_deg + np.linspace(-half_range_deg, half_range_deg, 65))
+    free, fixed = [], []
+    for th in grid:
+        u, n = np.array([np.cos(th), np.sin(th)]), np.array([-np.sin(th), np.cos(th)])
+        across = disp @ n
+        design = np.column_stack([np.ones(len(x)), x @ u, x @ n])
+        coef, *_ = np.linalg.lstsq(design, across, rcond=None)
+        free.append(float(np.sum((across - design @ coef) ** 2)))
+        fixed.append(float(np.sum((across - across.mean()) ** 2)))
+
+    def width(chi):
+        chi = np.asarray(chi)
+        k = int(np.argmin(chi))
+        near = slice(max(k - 8, 0), min(k + 9, len(chi)))
+        curvature = np.polyfit(grid[near] - grid[k], chi[near], 2)[0]
+        noise = max(chi[k] / max(len(x) - 3, 1), 1e-12)
+        return float(1.0 / np.sqrt(curvature / noise)) if curvature > 0 else float("inf")
+
+    ratio = width(free) / max(width(fixed), 1e-12)
+    return float(max(ratio, 1.0)) if np.isfinite(ratio) else float("inf")
+
+
+def _fit_turned(corr, shape, fit_options: dict, threshold: float):
+    """The tilt geometry fitted after undoing a turn and scale of the right view: (fit, turn, scale, right points).
+
+    The turn is found from the across-axis residuals (:func:`_search_turn`), then refined twice
+    with the fitted axis (:func:`_turn_from_residuals`). ``None`` when no turn is found.
+    """
+    from .alignment import fit_epipolar
+
+    turn, scale = _search_turn(corr.left, corr.right, shape, threshold)
+    if abs(turn) < 0.02 and abs(scale - 1.0) < 2e-4:
+        return None
+    fit, right = None, corr.right
+    for _ in range(3):
+        undo = _turn_affine(shape, turn, scale)
+        right = corr.right @ undo[:, :2].T + undo[:, 2]
+        check_cancelled()
+        fit = fit_epipolar(corr.left, right, **fit_options)
+        if fit.n_inliers < 10:
+            return None
+        more_turn, more_scale, _ = _turn_from_residuals(corr.left[fit.inliers], right[fit.inliers], shape,
+                                                        fit.theta_deg, threshold)
+        if abs(more_turn) < 1e-3 and abs(more_scale - 1.0) < 1e-5:
+            break
+        turn, scale = turn + more_turn, scale * more_scale
+    if fit.theta_given:
+        return fit, turn, scale, right
+    inflation = _turn_freedom(corr.left[fit.inliers], right[fit.inliers], shape, fit.theta_deg)
+    fit.theta_std_deg = float(fit.theta_std_deg * inflation)
+    span = fit.disparity_span_px if np.isfinite(fit.disparity_span_px) else 0.0
+    reach = max(32.0, span / 2.0)
+    limit = fit_options.get("max_theta_std_deg") or float(np.degrees(np.arctan(1.0 / reach)))
+    fit.warnings = [w for w in fit.warnings if "tilt-axis angle" not in w]
+    if not fit.theta_std_deg <= limit:
+        fit.problems.append(f"the tilt-axis angle is not determined once the right view's turn ({turn:.2f} degrees) "
+                            f"is free ({fit.theta_deg:.2f} +- {fit.theta_std_deg:.2f} degrees): the depths vary "
+                            "too evenly over the field (one inclined surface) to tell a turn of the view from "
+                            "a turn of the axis")
+    elif fit.theta_std_deg > np.degrees(np.arctan(0.25 / reach)):
+        fit.warnings.append(f"the tilt-axis angle is POORLY DETERMINED ({fit.theta_deg:.2f} +- "
+                            f"{fit.theta_std_deg:.2f} degrees, the right view's turn being fitted too); give the "
+                            "tilt axis if the microscope's calibration knows it")
+    return fit, turn, scale, right
+
+
 def rectify_pair(left, right, *, theta_deg: float | None = None, shift=None, points_left=None, points_right=None,
                  pin_disparity: float | None = None, guides=None, masks=None, auto_mask: bool = True,
                  methods=("dense", "blob", "sift"), min_matches: int = 20, ransac_threshold_px: float = 1.0,
@@ -480,11 +620,22 @@ def rectify_pair(left, right, *, theta_deg: float | None = None, shift=None, poi
             corr = Correspondences.empty()
     check_cancelled()
     t_known = None if shift_in is None else -shift_in
-    fit = fit_epipolar(corr.left, corr.right, theta_deg=theta_in, shift=t_known,
-                       threshold_px=ransac_threshold_px * factor, robust=not manual,
-                       usable_area=float((~use_l).sum()), min_inliers=3 if manual else min_matches,
+    fit_options = dict(theta_deg=theta_in, shift=t_known, threshold_px=ransac_threshold_px * factor,
+                       robust=not manual, usable_area=float((~use_l).sum()),
+                       min_inliers=3 if manual else min_matches,
                        max_theta_std_deg=5.0 if manual else max_theta_std_deg, groups=corr.source,
                        point_sigma=None if manual else corr.sigma, seed=seed)
+    fit = fit_epipolar(corr.left, corr.right, **fit_options)
+    right_pts, turn, scale = corr.right, 0.0, 1.0
+    if (not manual and shift_in is None and len(corr) >= min_matches
+            and (fit.problems or fit.n_inliers < 0.9 * len(corr))):
+        # A tilt moves features along one direction only; views also turned (or scaled) relative to each
+        # other, e.g. by a refocus between the exposures, spread the displacements off that line. Undone
+        # first, the geometry is kept when it fits with no problem and clearly more correspondences.
+        turned = _fit_turned(corr, left.shape, fit_options, ransac_threshold_px * factor)
+        if turned is not None and not turned[0].problems and (fit.problems or
+                                                                turned[0].n_inliers > 1.2 * fit.n_inliers):
+            fit, turn, scale, right_pts = turned
     warnings = list(fit.warnings)
     problems = [] if (theta_given and shift_in is not None) else list(fit.problems)
     if not manual and not problems:
@@ -513,7 +664,7 @@ def rectify_pair(left, right, *, theta_deg: float | None = None, shift=None, poi
     th = np.deg2rad(theta)
     u, normal = np.array([np.cos(th), np.sin(th)]), np.array([-np.sin(th), np.cos(th)])
     inliers = fit.inliers
-    disp = (corr.right - corr.left)[inliers]
+    disp = (right_pts - corr.left)[inliers]
     if t_known is not None:
         correction = t_known.astype(float)
     else:
@@ -522,6 +673,10 @@ def rectify_pair(left, right, *, theta_deg: float | None = None, shift=None, poi
         correction = fit.t_perp * normal + t_along * u  # its part along u is the depth origin
     check_cancelled()
     aff_l, aff_r = rectifying_affines(left.shape, theta, correction)
+    if turn != 0.0 or scale != 1.0:
+        aff_r = _compose(aff_r, _turn_affine(left.shape, turn, scale))
+        warnings.append(f"the right view is turned by {turn:.2f} degrees and scaled by {scale:.4f} relative to the "
+                        "left (e.g. a refocus between the exposures); undone before the tilt geometry was fitted")
     keep_l, keep_r = corr.left[inliers], corr.right[inliers]
     inlier_sources = Correspondences(keep_l, keep_r, corr.source[inliers]).counts()
     out_l = fill_masked(left, overlay_l) if overlay_l.any() else left
@@ -535,7 +690,7 @@ def rectify_pair(left, right, *, theta_deg: float | None = None, shift=None, poi
         sources=corr.counts(), inlier_sources=inlier_sources, coverage=fit.coverage,
         disparity_span_px=fit.disparity_span_px,
         masked_fraction=float(use_l.mean()), theta_given=theta_given, shift_given=shift_in is not None,
-        mask_left=use_l, mask_right=use_r,
+        mask_left=use_l, mask_right=use_r, view_turn_deg=float(turn), view_scale=float(scale),
     )
     if len(keep_l):
         dy = rect.map_points(keep_r, view="right")[:, 1] - rect.map_points(keep_l, view="left")[:, 1]
