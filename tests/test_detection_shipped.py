@@ -63,3 +63,25 @@ def test_shipped_detector_finds_lines_in_both_contrasts(dark_field, dtype):
     labels = probability_to_labels(prob, **label_settings(model))
     assert centreline_scores(labels == 1, mask)["f1"] > 0.8
     assert 1 <= len(skeleton_polylines(labels == 1)) <= 8
+
+
+def test_shipped_detector_v2_is_its_recipe(tmp_path):
+    """detector_v2 is exactly the weight average its sidecar records (the fine-tuned run is kept in the repository)."""
+    import json
+    from pathlib import Path
+
+    import torch
+    from safetensors.torch import load_file
+
+    from napari_stereo_tem.training.average import average_weights
+
+    repo = Path(__file__).resolve().parents[1]
+    meta = json.loads((PACKAGE_WEIGHTS_DIR / "detector_v2.json").read_text())
+    averaged = meta["averaged"]
+    assert averaged["base"] == "detector_v1"
+    out = average_weights("detector_v1", repo / averaged["tuned"], weight=averaged["weight_of_tuned"],
+                          out_path=tmp_path / "again")
+    again, shipped = load_file(str(out)), load_file(str(PACKAGE_WEIGHTS_DIR / "detector_v2.safetensors"))
+    assert again.keys() == shipped.keys()
+    assert all(torch.equal(again[k], shipped[k]) for k in shipped)
+    assert any(line.startswith("stereo-tem train average detector_v1") for line in meta["recipe"])
