@@ -634,12 +634,12 @@ def rectify_pair(left, right, *, theta_deg: float | None = None, shift=None, poi
             and (fit.problems or fit.n_inliers < 0.9 * len(corr))):
         # A tilt moves features along one direction only; views also turned (or scaled) relative to each
         # other, e.g. by a refocus between the exposures, spread the displacements off that line. Undone
-        # first, the geometry is kept when it fits clearly more correspondences (its problems, if any,
-        # then refuse: the plain geometry explains too few of them to be trusted), or when it fits with
-        # no problem where the plain one had some.
+        # first, the geometry is kept only when it fits clearly more correspondences (its problems, if
+        # any, then refuse: the plain geometry explains too few of them to be trusted). A turn and a scale
+        # can also invent depth where there is little: a plain fit refused for too little depth, with most
+        # correspondences consistent, is not rescued by one.
         turned = _fit_turned(corr, left.shape, fit_options, ransac_threshold_px * factor)
-        if turned is not None and (turned[0].n_inliers > 1.2 * fit.n_inliers
-                                   or (fit.problems and not turned[0].problems)):
+        if turned is not None and turned[0].n_inliers > 1.2 * fit.n_inliers:
             fit, turn, scale, right_pts = turned
     warnings = list(fit.warnings)
     problems = [] if (theta_given and shift_in is not None) else list(fit.problems)
