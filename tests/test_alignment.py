@@ -413,3 +413,16 @@ def test_keypoint_matching_is_the_ratio_test_with_a_cross_check():
             if p[0].distance < 0.8 * p[1].distance and back.get(p[0].trainIdx) == p[0].queryIdx}
     assert len(want) > 100
     assert set(zip(ia.tolist(), ib.tolist())) == want
+
+
+def test_a_geometry_on_few_and_a_small_share_of_the_correspondences_is_refused():
+    from napari_stereo_tem.stereo.alignment import EpipolarFit
+    from napari_stereo_tem.stereo.rectification import _few_agree
+
+    def fit(n_in, n):
+        return EpipolarFit(72.9, 0.43, 0.0, np.arange(n) < n_in)
+
+    assert "25 of 113" in _few_agree(fit(25, 113), 113)[0]
+    assert _few_agree(fit(40, 113), 113) == []  # a third of them
+    assert _few_agree(fit(60, 400), 400) == []  # few as a share, but many
+    assert _few_agree(EpipolarFit(72.9, float("nan"), 0.0, np.arange(113) < 25, theta_given=True), 113) == []

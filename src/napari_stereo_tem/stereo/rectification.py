@@ -376,6 +376,19 @@ def _rests_on_few_blobs(corr, fit, *, min_blobs: int = 60, warn_row_error_px: fl
     return []
 
 
+def _few_agree(fit, n_correspondences: int, *, min_share: float = 0.3, min_count: int = 50) -> list:
+    """A problem when the geometry rests on few correspondences that are also a small share of all.
+
+    Either alone is common in a good fit (few features; many wrong matches on moving contrast);
+    together (e.g. 25 of 113) a wrong line through a chance group is as likely as the tilt.
+    """
+    n_in = fit.n_inliers
+    if fit.theta_given or n_correspondences == 0 or n_in >= min_count or n_in >= min_share * n_correspondences:
+        return []
+    return [f"only {n_in} of {n_correspondences} correspondences ({100 * n_in / n_correspondences:.0f} %) fit the "
+            "geometry found: too few, and too small a share, to tell it from a chance alignment"]
+
+
 def _span_too_large(fit, shape, *, max_fraction: float = 1.0 / 3.0) -> list:
     """A problem when the consistent correspondences' disparities span more than a third of the field.
 
@@ -645,7 +658,7 @@ def rectify_pair(left, right, *, theta_deg: float | None = None, shift=None, poi
     problems = [] if (theta_given and shift_in is not None) else list(fit.problems)
     if not manual and not problems:
         problems += (_sources_disagree(corr, fit.inliers) + _rests_on_few_blobs(corr, fit)
-                     + _span_too_large(fit, left.shape))
+                     + _span_too_large(fit, left.shape) + _few_agree(fit, len(corr)))
     if problems:
         fix = ("give the tilt axis (--tilt-axis DEG / theta_deg) and/or the shift (--shift DX,DY / shift) if the "
                "microscope's calibration knows them, click at least 3 corresponding points in both views, or crop "
