@@ -326,22 +326,22 @@ def test_poorly_determined_axis_is_warned_and_an_undetermined_one_refused():
 def test_an_axis_resting_on_few_blob_pairs_is_refused():
     from napari_stereo_tem.stereo.alignment import Correspondences, EpipolarFit
     from napari_stereo_tem.stereo.alignment.matches import SOURCES
-    from napari_stereo_tem.stereo.rectification import _rests_on_few_blobs
+    from napari_stereo_tem.stereo.alignment.refusals import rests_on_few_blobs
 
     source = np.array([SOURCES.index("blob")] * 30 + [SOURCES.index("dense")] * 12 + [SOURCES.index("sift")] * 30)
     corr = Correspondences(np.zeros((72, 2)), np.zeros((72, 2)), source)
     inliers = np.arange(72) < 42
     poor = EpipolarFit(-58.3, 0.51, 0.0, inliers)
-    assert "poorly determined" in _rests_on_few_blobs(corr, poor)[0]
+    assert "poorly determined" in rests_on_few_blobs(corr, poor)[0]
     # a small standard error does not save it: chance alignments of blob pairs claim one too
-    tight = _rests_on_few_blobs(corr, EpipolarFit(-58.3, 0.2, 0.0, inliers))
+    tight = rests_on_few_blobs(corr, EpipolarFit(-58.3, 0.2, 0.0, inliers))
     assert "blob pairs" in tight[0] and "poorly" not in tight[0]
     # blob pairs a minority of the consistent correspondences: accepted
     mixed = np.arange(72) < 30
     mixed[42:72] = True
-    assert _rests_on_few_blobs(corr, EpipolarFit(-58.3, 0.2, 0.0, mixed)) == []
+    assert rests_on_few_blobs(corr, EpipolarFit(-58.3, 0.2, 0.0, mixed)) == []
     many = Correspondences(np.zeros((72, 2)), np.zeros((72, 2)), np.full(72, SOURCES.index("blob")))
-    assert _rests_on_few_blobs(many, EpipolarFit(-58.3, 0.51, 0.0, np.ones(72, bool)), min_blobs=60) == []
+    assert rests_on_few_blobs(many, EpipolarFit(-58.3, 0.51, 0.0, np.ones(72, bool)), min_blobs=60) == []
 
 
 def test_rectify_anyway_keeps_a_fitted_axis_that_is_only_imprecise():
@@ -359,13 +359,13 @@ def test_rectify_anyway_keeps_a_fitted_axis_that_is_only_imprecise():
 def test_disparities_spanning_a_third_of_the_field_are_refused():
     """Matches between repeated features (stripes, parallel lines) can line up over far more depth than a foil has."""
     from napari_stereo_tem.stereo.alignment import EpipolarFit
-    from napari_stereo_tem.stereo.rectification import _span_too_large
+    from napari_stereo_tem.stereo.alignment.refusals import span_too_large
 
     inliers = np.ones(43, bool)
-    assert "repeated features" in _span_too_large(EpipolarFit(24.8, 0.09, 0.0, inliers, disparity_span_px=194.0),
+    assert "repeated features" in span_too_large(EpipolarFit(24.8, 0.09, 0.0, inliers, disparity_span_px=194.0),
                                                   (512, 512))[0]
-    assert _span_too_large(EpipolarFit(24.8, 0.09, 0.0, inliers, disparity_span_px=120.0), (512, 512)) == []
-    assert _span_too_large(EpipolarFit(24.8, 0.09, 0.0, inliers, disparity_span_px=194.0), (1024, 1024)) == []
+    assert span_too_large(EpipolarFit(24.8, 0.09, 0.0, inliers, disparity_span_px=120.0), (512, 512)) == []
+    assert span_too_large(EpipolarFit(24.8, 0.09, 0.0, inliers, disparity_span_px=194.0), (1024, 1024)) == []
 
 
 def test_window_sampling_is_the_cubic_spline():
@@ -417,12 +417,12 @@ def test_keypoint_matching_is_the_ratio_test_with_a_cross_check():
 
 def test_a_geometry_on_few_and_a_small_share_of_the_correspondences_is_refused():
     from napari_stereo_tem.stereo.alignment import EpipolarFit
-    from napari_stereo_tem.stereo.rectification import _few_agree
+    from napari_stereo_tem.stereo.alignment.refusals import few_agree
 
     def fit(n_in, n):
         return EpipolarFit(72.9, 0.43, 0.0, np.arange(n) < n_in)
 
-    assert "25 of 113" in _few_agree(fit(25, 113), 113)[0]
-    assert _few_agree(fit(40, 113), 113) == []  # a third of them
-    assert _few_agree(fit(60, 400), 400) == []  # few as a share, but many
-    assert _few_agree(EpipolarFit(72.9, float("nan"), 0.0, np.arange(113) < 25, theta_given=True), 113) == []
+    assert "25 of 113" in few_agree(fit(25, 113), 113)[0]
+    assert few_agree(fit(40, 113), 113) == []  # a third of them
+    assert few_agree(fit(60, 400), 400) == []  # few as a share, but many
+    assert few_agree(EpipolarFit(72.9, float("nan"), 0.0, np.arange(113) < 25, theta_given=True), 113) == []

@@ -332,207 +332,6 @@ def _auto_correspondences(left, right, mask_l, mask_r, *, methods, guides, worki
     return corr, factor
 
 
-def _sources_disagree(corr, inliers, *, min_count: int = 20, min_fraction: float = 0.4) -> list:
-    """A problem when the dense patches and the blob votes, each plentiful, do not support one geometry.
-
-    Each of the two finds correct correspondences on its own in its own regime; a
-    geometry that one of them supports while most of the other's matches miss it
-    is more likely a chance alignment (e.g. of blob pairs) than the tilt.
-    """
-    from .alignment.matches import SOURCES
-
-    shares = {}
-    for name in ("dense", "blob"):
-        sel = corr.source == SOURCES.index(name)
-        if sel.sum() >= min_count:
-            shares[name] = (float(inliers[sel].mean()), int(sel.sum()))
-    if len(shares) == 2 and min(v[0] for v in shares.values()) < min_fraction:
-        text = " and ".join(f"{100 * share:.0f} % of the {n} {name} matches" for name, (share, n) in shares.items())
-        return [f"the correspondence finders disagree: the geometry found fits {text}"]
-    return []
-
-
-def _rests_on_few_blobs(corr, fit, *, min_blobs: int = 60, warn_row_error_px: float = 0.25,
-                        reach_px: float = 32.0) -> list:
-    """A problem when the axis rests mostly on a few blob pairs.
-
-    Blob pairs are chosen by the line they vote for, so they confirm their own
-    geometry; a few dozen of them can line up by chance in displacement space (a
-    dislocation scene with 32 blob pairs among 45 consistent correspondences gave an
-    axis 65 degrees off with a claimed +- 0.4 degrees). An axis that other
-    correspondences do not pin down is not accepted on them alone, however small its
-    standard error.
-    """
-    from .alignment.matches import SOURCES
-
-    if fit.theta_given or not np.isfinite(fit.theta_std_deg) or fit.n_inliers == 0:
-        return []
-    blobs = int(np.sum(fit.inliers & (corr.source == SOURCES.index("blob"))))
-    poorly = fit.theta_std_deg > np.degrees(np.arctan(warn_row_error_px / reach_px))
-    if blobs > fit.n_inliers / 2 and blobs < min_blobs:
-        return [f"the tilt axis rests mostly on {blobs} blob pairs (of {fit.n_inliers} consistent correspondences), "
-                "which can line up by chance" + (f", and it is poorly determined ({fit.theta_deg:.2f} +- "
-                                                 f"{fit.theta_std_deg:.2f} degrees)" if poorly else "")]
-    return []
-
-
-def _few_agree(fit, n_correspondences: int, *, min_share: float = 0.3, min_count: int = 50) -> list:
-    """A problem when the geometry rests on few correspondences that are also a small share of all.
-
-    Either alone is common in a good fit (few features; many wrong matches on moving contrast);
-    together (e.g. 25 of 113) a wrong line through a chance group is as likely as the tilt.
-    """
-    n_in = fit.n_inliers
-    if fit.theta_given or n_correspondences == 0 or n_in >= min_count or n_in >= min_share * n_correspondences:
-        return []
-    return [f"only {n_in} of {n_correspondences} correspondences ({100 * n_in / n_correspondences:.0f} %) fit the "
-            "geometry found: too few, and too small a share, to tell it from a chance alignment"]
-
-
-def _span_too_large(fit, shape, *, max_fraction: float = 1.0 / 3.0) -> list:
-    """A problem when the consistent correspondences' disparities span more than a third of the field.
-
-    A foil seen at the usual tilt steps moves its features by a small part of the
-    field relative to each other; a wider span comes from matches between repeated
-    features (parallel lines, stripes of a boundary) that line up along one direction.
-    """
-    limit = max_fraction * min(shape)
-    if fit.theta_given or not np.isfinite(fit.disparity_span_px) or fit.disparity_span_px <= limit:
-        return []
-    return [f"the consistent correspondences' disparities span {fit.disparity_span_px:.0f} px, "
-            f"{100 * fit.disparity_span_px / min(shape):.0f} % of the field: more depth than a tilt pair of a foil "
-            "shows; they are likely matches between repeated features (parallel lines, stripes)"]
-
-
-def _turn_affine(shape, turn_deg: float, scale: float) -> np.ndarray:
-    """``2x3`` affine that undoes a turn and scale of a view about the image centre (raw to un-turned)."""
-    rows, cols = shape[:2]
-    centre = np.array([(cols - 1) / 2.0, (rows - 1) / 2.0])
-    linear = rotation_matrix(-turn_deg) / float(scale)
-    return np.column_stack([linear, centre - linear @ centre])
-
-
-def _compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
-    """The ``2x3`` affine ``outer(inner(p))``."""
-    return np.column_stack([outer[:, :2] @ inner[:, :2], outer[:, :2] @ inner[:, 2] + outer[:, 2]])
-
-
-def _turn_from_residuals(left, right, shape, theta_deg: float, threshold: float) -> tuple[float, float, int]:
-    """Turn (deg) and scale of the right view that explain how the displacements across ``u`` vary over the field.
-
-    With the right view turned by a small ``delta`` and scaled by ``1 + sigma`` about the centre ``c``,
-    a displacement's part across the disparity direction ``u`` is ``t_n + delta (u . x) + sigma (n . x)``,
-    ``x = left - c``: linear in the position, whatever the depths (they move points along ``u`` only).
-    Robust least squares (Tukey's biweight); returns ``(delta_deg, 1 + sigma, inliers)``.
-    """
-    rows, cols = shape[:2]
-    x = np.asarray(left, float) - np.array([(cols - 1) / 2.0, (rows - 1) / 2.0])
-    th = np.deg2rad(theta_deg)
-    u, n = np.array([np.cos(th), np.sin(th)]), np.array([-np.sin(th), np.cos(th)])
-    across = (np.asarray(right, float) - np.asarray(left, float)) @ n
-    design = np.column_stack([np.ones(len(x)), x @ u, x @ n])
-    weights = np.ones(len(x))
-    coef = np.zeros(3)
-    for _ in range(8):
-        sw = np.sqrt(weights)
-        coef, *_ = np.linalg.lstsq(design * sw[:, None], across * sw, rcond=None)
-        resid = across - design @ coef
-        r = resid / (4.685 * max(1.4826 * np.median(np.abs(resid)), 0.5 * threshold))
-        weights = np.where(np.abs(r) < 1, (1 - r ** 2) ** 2, 0.0)
-        if np.count_nonzero(weights) < 10:
-            return 0.0, 1.0, 0
-    return float(np.degrees(coef[1])), float(1.0 + coef[2]), int(np.sum(np.abs(resid) < threshold))
-
-
-def _search_turn(left, right, shape, threshold: float, *, step_deg: float = 1.0) -> tuple[float, float]:
-    """Turn and scale of the right view, the disparity direction unknown: the direction (on a grid) whose
-    across-residuals a turn and a scale explain best, refined a few times on the un-turned points."""
-    best = (-1, 0.0, 1.0)
-    for theta in np.arange(0.0, 180.0, step_deg):
-        turn, scale, count = _turn_from_residuals(left, right, shape, theta, threshold)
-        if count > best[0]:
-            best = (count, turn, scale)
-    return best[1], best[2]
-
-
-def _turn_freedom(left, right, shape, theta_deg: float, *, half_range_deg: float = 4.0) -> float:
-    """How much a free turn and scale of the right view widen the uncertainty of the axis angle (>= 1).
-
-    The across-axis residuals of the (un-turned, inlier) correspondences are profiled over the axis
-    angle twice: with only the shift across the axis free, and with the turn and the scale free too.
-    The ratio of the two profiles' widths (from their curvature at the minimum) scales the angle's
-    standard error. A specimen whose depth is one plane makes the displacements an affine field, which
-    a turn, a scale and another axis explain as well: the free profile is then flat (ratio infinite).
-    """
-    rows, cols = shape[:2]
-    x = np.asarray(left, float) - np.array([(cols - 1) / 2.0, (rows - 1) / 2.0])
-    disp = np.asarray(right, float) - np.asarray(left, float)
-    grid = np.deg2rad(theta_deg + np.linspace(-half_range_deg, half_range_deg, 65))
-    free, fixed = [], []
-    for th in grid:
-        u, n = np.array([np.cos(th), np.sin(th)]), np.array([-np.sin(th), np.cos(th)])
-        across = disp @ n
-        design = np.column_stack([np.ones(len(x)), x @ u, x @ n])
-        coef, *_ = np.linalg.lstsq(design, across, rcond=None)
-        free.append(float(np.sum((across - design @ coef) ** 2)))
-        fixed.append(float(np.sum((across - across.mean()) ** 2)))
-
-    def width(chi):
-        chi = np.asarray(chi)
-        k = int(np.argmin(chi))
-        near = slice(max(k - 8, 0), min(k + 9, len(chi)))
-        curvature = np.polyfit(grid[near] - grid[k], chi[near], 2)[0]
-        noise = max(chi[k] / max(len(x) - 3, 1), 1e-12)
-        return float(1.0 / np.sqrt(curvature / noise)) if curvature > 0 else float("inf")
-
-    ratio = width(free) / max(width(fixed), 1e-12)
-    return float(max(ratio, 1.0)) if np.isfinite(ratio) else float("inf")
-
-
-def _fit_turned(corr, shape, fit_options: dict, threshold: float):
-    """The tilt geometry fitted after undoing a turn and scale of the right view: (fit, turn, scale, right points).
-
-    The turn is found from the across-axis residuals (:func:`_search_turn`), then refined twice
-    with the fitted axis (:func:`_turn_from_residuals`). ``None`` when no turn is found.
-    """
-    from .alignment import fit_epipolar
-
-    turn, scale = _search_turn(corr.left, corr.right, shape, threshold)
-    if abs(turn) < 0.02 and abs(scale - 1.0) < 2e-4:
-        return None
-    fit, right = None, corr.right
-    for _ in range(3):
-        undo = _turn_affine(shape, turn, scale)
-        right = corr.right @ undo[:, :2].T + undo[:, 2]
-        check_cancelled()
-        fit = fit_epipolar(corr.left, right, **fit_options)
-        if fit.n_inliers < 10:
-            return None
-        more_turn, more_scale, _ = _turn_from_residuals(corr.left[fit.inliers], right[fit.inliers], shape,
-                                                        fit.theta_deg, threshold)
-        if abs(more_turn) < 1e-3 and abs(more_scale - 1.0) < 1e-5:
-            break
-        turn, scale = turn + more_turn, scale * more_scale
-    if fit.theta_given:
-        return fit, turn, scale, right
-    inflation = _turn_freedom(corr.left[fit.inliers], right[fit.inliers], shape, fit.theta_deg)
-    fit.theta_std_deg = float(fit.theta_std_deg * inflation)
-    span = fit.disparity_span_px if np.isfinite(fit.disparity_span_px) else 0.0
-    reach = max(32.0, span / 2.0)
-    limit = fit_options.get("max_theta_std_deg") or float(np.degrees(np.arctan(1.0 / reach)))
-    fit.warnings = [w for w in fit.warnings if "tilt-axis angle" not in w]
-    if not fit.theta_std_deg <= limit:
-        fit.problems.append(f"the tilt-axis angle is not determined once the right view's turn ({turn:.2f} degrees) "
-                            f"is free ({fit.theta_deg:.2f} +- {fit.theta_std_deg:.2f} degrees): the depths vary "
-                            "too evenly over the field (one inclined surface) to tell a turn of the view from "
-                            "a turn of the axis")
-    elif fit.theta_std_deg > np.degrees(np.arctan(0.25 / reach)):
-        fit.warnings.append(f"the tilt-axis angle is POORLY DETERMINED ({fit.theta_deg:.2f} +- "
-                            f"{fit.theta_std_deg:.2f} degrees, the right view's turn being fitted too); give the "
-                            "tilt axis if the microscope's calibration knows it")
-    return fit, turn, scale, right
-
-
 def rectify_pair(left, right, *, theta_deg: float | None = None, shift=None, points_left=None, points_right=None,
                  pin_disparity: float | None = None, guides=None, masks=None, auto_mask: bool = True,
                  methods=("dense", "blob", "sift"), min_matches: int = 20, ransac_threshold_px: float = 1.0,
@@ -598,6 +397,8 @@ def rectify_pair(left, right, *, theta_deg: float | None = None, shift=None, poi
     """
     from .alignment import Correspondences, fit_epipolar, overlay_mask
     from .alignment.masks import fill_masked
+    from .alignment.refusals import geometry_refusals
+    from .alignment.turn import compose_affines, fit_turned, turn_affine
 
     left, right = check_pair(left, right)
     rows, cols = left.shape
@@ -651,14 +452,13 @@ def rectify_pair(left, right, *, theta_deg: float | None = None, shift=None, poi
         # any, then refuse: the plain geometry explains too few of them to be trusted). A turn and a scale
         # can also invent depth where there is little: a plain fit refused for too little depth, with most
         # correspondences consistent, is not rescued by one.
-        turned = _fit_turned(corr, left.shape, fit_options, ransac_threshold_px * factor)
+        turned = fit_turned(corr, left.shape, fit_options, ransac_threshold_px * factor)
         if turned is not None and turned[0].n_inliers > 1.2 * fit.n_inliers:
             fit, turn, scale, right_pts = turned
     warnings = list(fit.warnings)
     problems = [] if (theta_given and shift_in is not None) else list(fit.problems)
     if not manual and not problems:
-        problems += (_sources_disagree(corr, fit.inliers) + _rests_on_few_blobs(corr, fit)
-                     + _span_too_large(fit, left.shape) + _few_agree(fit, len(corr)))
+        problems += geometry_refusals(corr, fit, left.shape)
     if problems:
         fix = ("give the tilt axis (--tilt-axis DEG / theta_deg) and/or the shift (--shift DX,DY / shift) if the "
                "microscope's calibration knows them, click at least 3 corresponding points in both views, or crop "
@@ -692,7 +492,7 @@ def rectify_pair(left, right, *, theta_deg: float | None = None, shift=None, poi
     check_cancelled()
     aff_l, aff_r = rectifying_affines(left.shape, theta, correction)
     if turn != 0.0 or scale != 1.0:
-        aff_r = _compose(aff_r, _turn_affine(left.shape, turn, scale))
+        aff_r = compose_affines(aff_r, turn_affine(left.shape, turn, scale))
         warnings.append(f"the right view is turned by {turn:.2f} degrees and scaled by {scale:.4f} relative to the "
                         "left (e.g. a refocus between the exposures); undone before the tilt geometry was fitted")
     keep_l, keep_r = corr.left[inliers], corr.right[inliers]

@@ -9,6 +9,10 @@ The pieces behind :func:`napari_stereo_tem.stereo.rectification.rectify_pair`:
   correlation refined by ECC, and SIFT on the band-passed images;
 - :mod:`.fit`: the robust fit of ``Delta_q = d_q u - t`` over every tilt-axis
   angle, and the checks that say when the fit cannot be trusted;
+- :mod:`.refusals`: what a geometry rests on (finders, count and share of the correspondences,
+  depth) when that is too little to trust it;
+- :mod:`.turn`: a turn (and scale) of one view relative to the other (a refocus between the
+  exposures), found from the displacements across the axis and undone before the fit;
 - :mod:`.series`: one tilt axis for all adjacent pairs of a tilt series.
 """
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from ...progress import check_cancelled
 
-__all__ = ["EpipolarFit", "fit_epipolar", "normalise_theta"]
+__all__ = ["EpipolarFit", "fit_epipolar", "normalise_theta", "axis_std_limits"]
 
 
 def normalise_theta(theta_deg: float) -> float:
@@ -338,6 +338,16 @@ def _coverage(points: np.ndarray, usable_area: float) -> float:
         return 0.0
 
 
+def axis_std_limits(span_px: float, *, max_theta_std_deg: float | None = None, max_row_error_px: float = 1.0,
+                    warn_row_error_px: float = 0.25, disparity_reach_px: float = 32.0) -> tuple[float, float, float]:
+    """``(reach, refuse_above, warn_loudly_above)``: how far rows are judged (px) and the two limits (degrees)
+    on the standard error of the axis angle (see :func:`fit_epipolar`'s parameters of the same names)."""
+    reach = max(float(disparity_reach_px), span_px / 2.0)
+    limit = float(np.degrees(np.arctan(max_row_error_px / reach))) if max_theta_std_deg is None \
+        else float(max_theta_std_deg)
+    return reach, limit, float(np.degrees(np.arctan(warn_row_error_px / reach)))
+
+
 def fit_epipolar(left_pts, right_pts, *, theta_deg: float | None = None, shift=None, threshold_px: float = 1.0,
                  robust: bool = True, usable_area: float | None = None, min_inliers: int = 20,
                  max_theta_std_deg: float | None = None, max_row_error_px: float = 1.0,
@@ -488,9 +498,8 @@ def fit_epipolar(left_pts, right_pts, *, theta_deg: float | None = None, shift=N
     n_in = int(inliers.sum())
     if n_in < min_inliers:
         problems.append(f"only {n_in} of {n} correspondences fit one tilt geometry (at least {min_inliers} needed)")
-    reach = max(float(disparity_reach_px), span / 2.0)
-    limit = float(np.degrees(np.arctan(max_row_error_px / reach))) if max_theta_std_deg is None \
-        else float(max_theta_std_deg)
+    reach, limit, loud = axis_std_limits(span, max_theta_std_deg=max_theta_std_deg, max_row_error_px=max_row_error_px,
+                                         warn_row_error_px=warn_row_error_px, disparity_reach_px=disparity_reach_px)
     if theta_deg is None and (not np.isfinite(theta_std) or theta_std > limit):
         problems.append(f"the tilt-axis angle is not determined ({theta:.2f} +- {theta_std:.2f} degrees; rows would "
                         f"be off by {reach * np.tan(np.deg2rad(min(theta_std, 89.0))):.2f} px at a disparity of "
@@ -499,7 +508,7 @@ def fit_epipolar(left_pts, right_pts, *, theta_deg: float | None = None, shift=N
                         + ("; their disparities change smoothly over the field, as on one inclined surface, "
                            "so an error that changes smoothly across the field cannot be told from a turn of the axis"
                            if one_surface else ""))
-    elif theta_deg is None and theta_std > np.degrees(np.arctan(warn_row_error_px / reach)):
+    elif theta_deg is None and theta_std > loud:
         warnings.append(f"the tilt-axis angle is POORLY DETERMINED ({theta:.2f} +- {theta_std:.2f} degrees; rows may "
                         f"be off by {reach * np.tan(np.deg2rad(theta_std)):.2f} px at a disparity of {reach:.0f} px): "
                         f"the matched points span little depth (disparities {span:.1f} px apart); give the tilt axis "
