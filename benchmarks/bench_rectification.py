@@ -110,7 +110,8 @@ def _score(source: str, seed: int, size: int, rng: np.random.Generator, overlay:
     shift_err = abs(float(np.dot(rect.translation - truth.translation, normal)))
     pl, pr = truth.raw_from_rectified(ideal_l, view="left"), truth.raw_from_rectified(ideal_r, view="right")
     if turn:
-        pr = pr @ _turned(turn, size)[:, :2].T + _turned(turn, size)[:, 2]
+        turned = _turned(turn, size)
+        pr = pr @ turned[:, :2].T + turned[:, 2]
     inside = np.all((pl >= 8) & (pl <= size - 9) & (pr >= 8) & (pr <= size - 9), axis=1)
     ql, qr = rect.map_points(pl[inside], view="left"), rect.map_points(pr[inside], view="right")
     return {"theta": theta, "theta_err": theta_err, "shift_err": shift_err,

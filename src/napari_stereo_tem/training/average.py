@@ -22,15 +22,9 @@ from pathlib import Path
 import torch
 
 from ..checks import InputError
-from ..models.store import find_version, read_metadata
+from ..models.store import _read_state, find_version, read_metadata
 
 __all__ = ["average_weights"]
-
-
-def _state(path: Path) -> dict:
-    from ..models.store import _read_state
-
-    return _read_state(path)
 
 
 def average_weights(base, tuned, *, weight: float, out_path, command: str | None = None,
@@ -79,7 +73,7 @@ def average_weights(base, tuned, *, weight: float, out_path, command: str | None
         if metas[0].get(key) != metas[1].get(key):
             raise InputError(f"{paths[0]} and {paths[1]} are different networks ({key} {metas[0].get(key)!r} "
                              f"against {metas[1].get(key)!r}); only versions of one network can be averaged")
-    states = [_state(p) for p in paths]
+    states = [_read_state(p) for p in paths]
     if states[0].keys() != states[1].keys():
         missing = sorted(set(states[0]) ^ set(states[1]))[:3]
         raise InputError(f"{paths[0]} and {paths[1]} hold different tensors (e.g. {missing}); "
