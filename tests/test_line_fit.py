@@ -72,13 +72,17 @@ def test_fit_lines_on_a_two_view_ridge_pair_gives_the_true_depth_and_drops_one_s
     assert np.all(stds[0] > 0) and np.median(stds[0]) < 1.0
 
 
+def _one_line_pair(slope: float, shape=(100, 140), disparity: float = 2.0):
+    """One straight line ``x = 40 + slope y`` seen at ``disparity``: left, right, mask, matcher's start."""
+    left = _line_image(shape, lambda y: 40 + slope * y)
+    right = _line_image(shape, lambda y: 40 + slope * y + disparity)
+    return left, right, left > 0.5, np.full(shape, disparity, dtype=np.float32)
+
+
 def test_points_the_right_view_does_not_confirm_are_left_out():
     shape = (100, 140)
     angle = 8.0
-    left = _line_image(shape, lambda y: 40 + 0.2 * y)
-    right = _line_image(shape, lambda y: 40 + 0.2 * y + 2.0)
-    mask = left > 0.5
-    start = np.full(shape, 2.0, dtype=np.float32)
+    left, right, mask, start = _one_line_pair(0.2, shape)
     confirmed = np.full(shape, 2.0, dtype=np.float32)
     plain, _ = fit_lines(mask, left, right, start, angle, disparity_right=confirmed)
     z_true = depth_from_disparity(2.0, angle)
@@ -145,10 +149,7 @@ def test_line_disparity_map_measures_along_the_skeleton_only():
 def test_right_lines_keep_a_stretch_only_the_right_matcher_disputes():
     shape = (100, 140)
     angle = 8.0
-    left = _line_image(shape, lambda y: 40 + 0.4 * y)
-    right = _line_image(shape, lambda y: 40 + 0.4 * y + 2.0)
-    mask = left > 0.5
-    start = np.full(shape, 2.0, dtype=np.float32)
+    left, right, mask, start = _one_line_pair(0.4, shape)
     disputed = np.full(shape, 2.0, dtype=np.float32)
     disputed[30:90] = 8.0  # the right view's matcher is wrong over most of the line
     report = []
