@@ -155,6 +155,25 @@ def test_fused_views_recover_a_segment_along_one_pairs_epipolar_direction(matche
     assert np.median(_depth_errors(alone, across)) < 1.0  # ... but it does across
 
 
+def test_a_depth_found_by_one_pair_of_many_is_not_kept(matcher):
+    from napari_stereo_tem.fourdstem.multiview import confirming_pairs
+
+    assert [confirming_pairs(n) for n in (1, 3, 6, 15)] == [1, 1, 2, 3]
+    shifts = np.array([[0.1, 0.0], [0.0, 0.1], [-0.1, 0.0], [0.0, -0.1]])  # 4 views, 6 pairs
+    real = np.array([[20.0, 20.0, -10.0], [100.0, 90.0, 12.0]])
+    ghost = np.array([[90.0, 20.0, 5.0], [110.0, 60.0, 5.0]])  # in views 0 and 1 only: one pair can match it
+    views = _views([real], shifts)
+    seen = _views([real, ghost], shifts[:2])
+    for k in (0, 1):
+        views.probability[k], views.labels[k] = seen.probability[k], seen.labels[k]
+        views.normalised[k] = views.images[k] = seen.normalised[k]
+    fused, *_ = drive(iter_fuse_views(views, shifts, matcher=matcher, reference=0))
+    assert len(_depth_errors(fused, ghost)) == 0
+    assert np.median(_depth_errors(fused, real)) < 0.5
+    kept, *_ = drive(iter_fuse_views(views, shifts, matcher=matcher, reference=0, min_pairs=1))
+    assert len(_depth_errors(kept, ghost)) > 10
+
+
 def test_fused_lines_are_exact_for_noise_free_views_of_straight_lines(matcher):
     shifts = np.array([[0.1, 0.0], [0.0, 0.1], [-0.1, 0.0], [0.0, -0.1]])
     truth = [np.array([[20.0, 20.0, -10.0], [100.0, 90.0, 12.0]]), np.array([[100.0, 15.0, 8.0], [35.0, 110.0, -6.0]])]
