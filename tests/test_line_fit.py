@@ -168,6 +168,42 @@ def test_right_lines_keep_a_stretch_only_the_right_matcher_disputes():
                      line_disparity_right=right_lines)[0] == []
 
 
+def test_a_path_turning_from_one_line_onto_another_is_fitted_as_two_lines_when_asked():
+    from scipy.spatial import cKDTree
+
+    from napari_stereo_tem.stereo.skeleton_graph import split_at_corners
+
+    shape = (100, 200)
+    t = np.linspace(0, 1, 2000)
+    # in the left view two lines meet at a corner (60 degrees); their disparities are 2 and 6 px
+    a = np.column_stack([30 + 8 * t, 10 + 40 * t])
+    b = np.column_stack([38 + 60 * t, 50 + 20 * t])
+    assert len(split_at_corners(np.vstack([a[::50], b[::50]]), max_turn_deg=45)) == 2
+    arc = 60 * np.column_stack([np.cos(t * np.pi), np.sin(t * np.pi)])[::40]  # radius 60: smooth, not cut
+    assert len(split_at_corners(arc, max_turn_deg=45)) == 1
+    yy, xx = np.mgrid[:shape[0], :shape[1]].astype(float)
+    grid = np.column_stack([xx.ravel(), yy.ravel()])
+    rng = np.random.default_rng(1)
+
+    def ridge(points):
+        r = cKDTree(points).query(grid)[0].reshape(shape)
+        return (np.exp(-0.5 * (r / 1.5) ** 2) + rng.normal(0, 0.05, shape)).astype(np.float32)
+
+    left, right = ridge(np.vstack([a, b])), ridge(np.vstack([a + [2.0, 0.0], b + [6.0, 0.0]]))
+    start = np.where(yy < 50, 2.0, 6.0).astype(np.float32)
+    depth_per_disparity = 1 / (2 * np.sin(np.deg2rad(4.0)))
+
+    def error_on_b(lines):
+        points = np.concatenate(lines)
+        far = points[points[:, 1] > 56]  # on b, beyond 8 px of the corner
+        return np.median(np.abs(far[:, 2] - 6.0 * depth_per_disparity))
+
+    cut, _ = fit_lines(left > 0.5, left, right, start, 8.0, max_corner_deg=45)
+    whole, _ = fit_lines(left > 0.5, left, right, start, 8.0)
+    assert len(cut) == 2 and len(whole) == 1
+    assert error_on_b(cut) < 1.0 < error_on_b(whole)
+
+
 def test_points_whose_disparity_is_too_uncertain_are_not_triangulated():
     from scipy.spatial import cKDTree
 

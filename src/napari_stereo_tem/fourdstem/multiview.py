@@ -276,7 +276,8 @@ def _line_depth(s, z, z_std, *, spacing, smoothness, max_gap, min_points):
 def iter_fuse_views(views: DetectedViews, shifts, *, matcher, pairs=None, reference: int | None = None,
                     min_baseline_fraction: float = 0.3, min_line_points: int = 10, min_sine: float = 0.1,
                     min_peak: float = 0.5, max_gap: float = 6.0, spacing: float = 8.0, smoothness: float = 2.0,
-                    junction_trim: float = 5.0, measure_on: str = "images", min_pairs: int | None = None,
+                    junction_trim: float = 5.0, max_corner_deg: float = 45.0, measure_on: str = "images",
+                    min_pairs: int | None = None,
                     std_calibration: float = STD_CALIBRATION) -> ProgressGenerator[tuple]:
     """Match the useful pairs of detected views and fuse them into 3D lines (stages ``match`` and ``fuse``).
 
@@ -285,11 +286,12 @@ def iter_fuse_views(views: DetectedViews, shifts, *, matcher, pairs=None, refere
     lines are reconstructed (default: the one with the most line length among the
     views of those pairs). A point keeps its depth only where at least ``min_pairs``
     pairs agree on it (default :func:`confirming_pairs`); elsewhere its line's curve
-    fills in over gaps up to ``max_gap`` px. Returns
+    fills in over gaps up to ``max_gap`` px. The reference view's skeleton paths are
+    cut where they turn by more than ``max_corner_deg`` over 5 px. Returns
     ``(lines, depth_std, n_pairs, pair_records, reference)``.
     """
     from ..stereo.line_fit import arc_length
-    from ..stereo.skeleton_graph import skeleton_branches
+    from ..stereo.skeleton_graph import skeleton_branches, split_at_corners
 
     if measure_on not in MEASURE_ON:
         raise InputError(f"measure_on must be one of {MEASURE_ON}, got {measure_on!r}")
@@ -313,8 +315,11 @@ def iter_fuse_views(views: DetectedViews, shifts, *, matcher, pairs=None, refere
         raise InputError(f"the reference view {reference} is in none of the pairs {chosen}")
     star = [p for p in chosen if reference in p]
     others = [p for p in chosen if reference not in p]
-    lines_xy = [_normal_centres(views.probability[reference], b.astype(float))
-                for b in _trim_junctions(branches[reference], junction_trim) if len(b) >= min_line_points]
+    # a corner is most often a path running from one line onto another; its ends are trimmed as junctions
+    pieces = [piece for b in branches[reference]
+              for piece in split_at_corners(b.astype(float), max_turn_deg=max_corner_deg)]
+    lines_xy = [_normal_centres(views.probability[reference], b)
+                for b in _trim_junctions(pieces, junction_trim) if len(b) >= min_line_points]
     counts = np.cumsum([0] + [len(b) for b in lines_xy])
     all_xy = np.concatenate(lines_xy) if lines_xy else np.zeros((0, 2))
     total = len(star) + len(others) + 1

@@ -42,6 +42,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..checks import InputError
+from .skeleton_graph import split_at_corners
 
 __all__ = ["LineInstances", "line_instances", "ridge_points", "skeleton_instances", "instances_from_lines",
            "apart_from_others"]
@@ -307,29 +308,6 @@ def _close_gaps(lines: list, *, max_gap: float, max_turn_deg: float, max_offset:
     return out
 
 
-def _split_at_corners(line: np.ndarray, *, max_turn_deg: float, window: int = 5) -> list:
-    """Cut a chain where its direction over ``window`` points turns by more than ``max_turn_deg`` (a corner)."""
-    if len(line) < 2 * window + 1:
-        return [line]
-    before = line[window:-window] - line[:-2 * window]
-    after = line[2 * window:] - line[window:-window]
-    cosine = np.sum(before * after, axis=1) / np.maximum(
-        np.linalg.norm(before, axis=1) * np.linalg.norm(after, axis=1), 1e-12)
-    sharp = cosine < np.cos(np.deg2rad(max_turn_deg))
-    if not sharp.any():
-        return [line]
-    cuts = []
-    for run in np.split(np.flatnonzero(sharp), np.flatnonzero(np.diff(np.flatnonzero(sharp)) > 1) + 1):
-        turn = run[np.argmin(cosine[run])]
-        cuts.append(int(turn) + window)
-    pieces, start = [], 0
-    for cut in cuts:
-        pieces.append(line[start:cut + 1])
-        start = cut
-    pieces.append(line[start:])
-    return [piece for piece in pieces if len(piece) >= 2]
-
-
 def apart_from_others(lines, *, distance: float = 2.0, min_points: int = 2) -> list:
     """The stretches of each line farther than ``distance`` px from every other line.
 
@@ -483,7 +461,7 @@ def line_instances(probability, *, image=None, threshold: float = 0.5, sigma: fl
                                           support=work_prob >= threshold)
     chains = _link_chains(yx, points, normals, work.shape, max_offset=max_offset, max_turn_deg=max_turn_deg)
     lines = [points[c] for c in chains if len(c) >= 2]
-    lines = [piece for line in lines for piece in _split_at_corners(line, max_turn_deg=max_corner_deg)]
+    lines = [piece for line in lines for piece in split_at_corners(line, max_turn_deg=max_corner_deg)]
     lines = _close_gaps(lines, max_gap=max_gap, max_turn_deg=max_turn_deg, max_offset=max_offset)
     if work.shape != prob.shape:   # pixel centres of the resized map back to the image's
         factor = np.array([prob.shape[1] / work.shape[1], prob.shape[0] / work.shape[0]])

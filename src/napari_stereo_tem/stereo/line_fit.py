@@ -191,7 +191,7 @@ def true_runs(keep: np.ndarray, min_length: int):
 
 def fit_lines(mask_left, left, right, disparity, stereo_angle_deg: float, *, refined=None, positions=None,
               min_points: int = 10, min_branch_length: float = 10.0, max_gap: float = 12.0,
-              max_overhang: float = 1.0,
+              max_overhang: float = 1.0, max_corner_deg: float = 0.0,
               min_peak: float = 0.5, min_inlier_share: float = 0.5, std_calibration: float = STD_CALIBRATION,
               min_sine: float = MIN_SINE, spacing: float = 8.0, smoothness: float = 2.0, tilts_deg=None,
               disparity_right=None, max_lr_difference: float = 1.5, branches=None, line_search: int = 0,
@@ -217,6 +217,14 @@ def fit_lines(mask_left, left, right, disparity, stereo_angle_deg: float, *, ref
         (elsewhere the centroid of ``left`` within 3 columns of the skeleton pixel).
     min_points, min_branch_length : int, float
         Shortest piece kept (points) and spur pruning of the skeleton (pixels).
+    max_corner_deg : float
+        Skeleton branches are cut where their direction turns by more than this over
+        5 px (:func:`~napari_stereo_tem.stereo.skeleton_graph.split_at_corners`; 0, the
+        default: not cut). 45 degrees helped on validation pairs
+        (``benchmarks/bench_lines3d.py --split val``: precision +0.005-0.010, depth RMSE at
+        8 degrees 2.20 -> 2.05 px) but not on the held-out ones (at 12 degrees depth RMSE
+        2.77 -> 3.08 px, and 1.17 -> 1.85 px on the foreign rendering): a cut piece loses
+        the depth its line's well-measured part would give it.
     max_gap : float
         Points farther than this (along the line, pixels) from every reliable
         measurement are not triangulated (the line is split there).
@@ -289,7 +297,7 @@ def fit_lines(mask_left, left, right, disparity, stereo_angle_deg: float, *, ref
     """
     from ..progress import check_cancelled
     from .projection import triangulate, triangulate_asymmetric
-    from .skeleton_graph import skeleton_branches
+    from .skeleton_graph import skeleton_branches, split_at_corners
 
     disparity = np.asarray(disparity, dtype=float)
     start = disparity if refined is None else np.where(np.isfinite(refined), refined, disparity)
@@ -305,6 +313,10 @@ def fit_lines(mask_left, left, right, disparity, stereo_angle_deg: float, *, ref
                     for b in branches]
     else:
         branches = skeleton_branches(mask_left, min_branch_length=min_branch_length)
+        if max_corner_deg:
+            # a corner is most often the path running from one line onto another: each fitted on its own
+            branches = [np.round(piece).astype(int) for b in branches
+                        for piece in split_at_corners(b.astype(float), max_turn_deg=max_corner_deg)]
     for branch in branches:
         check_cancelled()  # per line: a cancel does not wait for the whole stage
         entry = {"x": np.asarray(branch[:, 0], dtype=float), "y": np.asarray(branch[:, 1], dtype=float),

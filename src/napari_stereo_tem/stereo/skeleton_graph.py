@@ -22,7 +22,7 @@ from scipy.sparse import csgraph
 
 from ..checks import InputError
 
-__all__ = ["SkeletonGraph", "skeleton_branches"]
+__all__ = ["SkeletonGraph", "skeleton_branches", "split_at_corners"]
 
 _OFFSETS = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
 
@@ -206,3 +206,31 @@ def skeleton_branches(mask, *, min_branch_length: float = 5) -> list[np.ndarray]
     if graph is None:
         return []
     return [np.ascontiguousarray(graph.path_coordinates(i)[:, ::-1], dtype=np.float64) for i in range(graph.n_paths)]
+
+
+def split_at_corners(line: np.ndarray, *, max_turn_deg: float, window: int = 5) -> list:
+    """Cut a chain of points where its direction over ``window`` points turns by more than ``max_turn_deg``.
+
+    A dislocation line is smooth; a corner in a skeleton path is most often where
+    the path runs from one line onto another through a shallow crossing. The pieces
+    share the corner point.
+    """
+    if len(line) < 2 * window + 1:
+        return [line]
+    before = line[window:-window] - line[:-2 * window]
+    after = line[2 * window:] - line[window:-window]
+    cosine = np.sum(before * after, axis=1) / np.maximum(
+        np.linalg.norm(before, axis=1) * np.linalg.norm(after, axis=1), 1e-12)
+    sharp = cosine < np.cos(np.deg2rad(max_turn_deg))
+    if not sharp.any():
+        return [line]
+    cuts = []
+    for run in np.split(np.flatnonzero(sharp), np.flatnonzero(np.diff(np.flatnonzero(sharp)) > 1) + 1):
+        turn = run[np.argmin(cosine[run])]
+        cuts.append(int(turn) + window)
+    pieces, start = [], 0
+    for cut in cuts:
+        pieces.append(line[start:cut + 1])
+        start = cut
+    pieces.append(line[start:])
+    return [piece for piece in pieces if len(piece) >= 2]
