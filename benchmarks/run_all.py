@@ -1,4 +1,4 @@
-"""Run every ``benchmarks/bench_*.py`` at a report size and regenerate ``docs/benchmarks.md``.
+"""Run the main ``benchmarks/bench_*.py`` at a report size and write their figures to one page.
 
 Each script runs in its own process (so one failure or one slow import does not
 spoil the others), with the arguments of :data:`REPORT` (or :data:`QUICK` with
@@ -7,9 +7,15 @@ command and its wall time. The page starts with the machine (cores, RAM, CPU
 model), the date and the versions of Python, numpy, torch, napari and pyxem, and
 ends with notes on where the project loses.
 
+The page is written to ``benchmarks/results/run_all.md`` by default, never over
+an existing file without ``--overwrite``: ``docs/benchmarks.md`` began as such a
+page but has since gained sections written by hand (before/after comparisons,
+diagnoses, what was tried), which a regenerated page would drop. Compare the
+figures and carry them over by hand.
+
 Run::
 
-    python benchmarks/run_all.py                 # report size, writes docs/benchmarks.md
+    python benchmarks/run_all.py                 # report size, writes benchmarks/results/run_all.md
     python benchmarks/run_all.py --quick         # smoke test of every script
     python benchmarks/run_all.py --only tomography,tables --out /tmp/b.md
 
@@ -48,6 +54,11 @@ REPORT = {
     "tomography": ["--seeds", "5"],
     "tables": ["--table1", "--n", "6", "--size", "256", "{table2}"],
     "lines3d": ["--n", "5", "--size", "384"],
+    "multiview": ["--datasets", "6"],
+    "instances": ["--seeds", "8"],
+    "tracking": ["--seeds", "8"],
+    "topology_rank": [],
+    "particles_4dstem": [],
 }
 QUICK = {
     "synth": ["--repeat", "1"],
@@ -61,6 +72,11 @@ QUICK = {
     "tomography": ["--quick"],
     "tables": ["--quick", "--table1", "{table2}"],
     "lines3d": ["--n", "1", "--size", "256"],
+    "multiview": ["--datasets", "1"],
+    "instances": ["--seeds", "1", "--spacings", "5"],
+    "tracking": ["--seeds", "1"],
+    "topology_rank": ["--seeds", "2"],
+    "particles_4dstem": ["--seeds", "1"],
 }
 #: What each section shows (the page's headings).
 TITLES = {
@@ -75,6 +91,11 @@ TITLES = {
     "tomography": "Stereo from 2 views against tomography (WBP, SART) from n views (thesis Fig. 3.8)",
     "tables": "The paper's Table 1 (depth error vs stereo angle) and Table 2 (loss ablation)",
     "lines3d": "3D lines: coverage, precision, depth error and calibrated uncertainty",
+    "multiview": "Multi-view 3D lines from one 4D-STEM scan",
+    "instances": "Single dislocations inside pile-ups: instances",
+    "tracking": "In-situ time series: tracking accuracy and velocity error",
+    "topology_rank": "Ranking virtual detectors by a topological score",
+    "particles_4dstem": "Particles from one 4D-STEM scan",
 }
 
 
@@ -222,12 +243,17 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test of every script")
     parser.add_argument("--only", default=None, help="comma-separated script names (e.g. tomography,tables)")
-    parser.add_argument("--out", default=str(REPO / "docs" / "benchmarks.md"))
+    parser.add_argument("--out", default=str(HERE / "results" / "run_all.md"))
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     parser.add_argument("--cores", type=int, default=2, help="pin the scripts to this many CPUs (0: no pinning)")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per script")
     parser.add_argument("--table2-budget", type=int, default=None,
                         help="train Table 2 with this many steps per row instead of reading the saved run")
     args = parser.parse_args(argv)
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        parser.error(f"{out} exists; give another --out or --overwrite (docs/benchmarks.md holds sections "
+                     "written by hand that a regenerated page would drop)")
     plan = QUICK if args.quick else REPORT
     names = [n for n in plan if args.only is None or n in args.only.split(",")]
     missing = [n for n in names if not (HERE / f"bench_{n}.py").is_file()]
@@ -246,7 +272,6 @@ def main(argv=None) -> dict:
         runs[name] = run_script(name, argv_, timeout=args.timeout, cores=args.cores or None)
         print(f"    exit {runs[name]['rc']} after {runs[name]['wall_s']:.0f} s", flush=True)
     total = time.perf_counter() - t0
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(runs, total_s=total, quick=args.quick, cores=args.cores or None))
     print(f"total {total / 60:.1f} min; wrote {out}")
