@@ -14,7 +14,7 @@ def viewer_with_pair(make_napari_viewer):
     # the views are chosen from the layers' stereo_role metadata
     assert widget.left.value is viewer.layers["left (synthetic)"]
     assert widget.right.value is viewer.layers["right (synthetic)"]
-    widget.rectify.value = False  # the synthetic pair is already rectified
+    assert widget.rectify.value is False  # the sample says it is rectified: a first run must not be refused
     return viewer, widget
 
 

@@ -273,6 +273,7 @@ class ReconstructWidget(TaskWidget):
         self.right.changed.connect(self._user_choice)
         viewer.dims.events.ndisplay.connect(self._first_3d_view)
         self.reset_choices()
+        self._angle_from_metadata()  # the first choice is made before the signal is connected
 
     # -- choosing the pair -------------------------------------------------------
     def reset_choices(self, *args) -> None:
@@ -319,8 +320,9 @@ class ReconstructWidget(TaskWidget):
             if size:
                 self.pixel_size.value = float(size)
             # A virtual pair from 4D-STEM is tilt-less and already turned so that
-            # disparities are horizontal: SIFT rectification has nothing to do.
-            if "rotation_deg" in layer.metadata:
+            # disparities are horizontal, and a pair marked rectified (the synthetic
+            # sample) is already aligned: rectification has nothing to do.
+            if "rotation_deg" in layer.metadata or layer.metadata.get("rectified"):
                 self.rectify.value = False
 
     # -- the work ---------------------------------------------------------------

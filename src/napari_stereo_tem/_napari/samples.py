@@ -56,7 +56,10 @@ def _warm_layer_kinds(*, paths: bool = False) -> None:
 
 
 def _stereo_meta(sample) -> dict:
-    return {"stereo_angle_deg": sample.stereo_angle_deg, "pixel_size_nm": None, "synthetic_seed": _seed(STEREO)}
+    # drawn rectified (tilt axis along the columns, no shift) and with little depth: rectification
+    # would rightly refuse it (an inclined plane cannot tell a turn of the axis), so the dock skips it
+    return {"stereo_angle_deg": sample.stereo_angle_deg, "pixel_size_nm": None, "synthetic_seed": _seed(STEREO),
+            "rectified": True}
 
 
 def sample_stereo_pair() -> list:
