@@ -277,7 +277,7 @@ def iter_fuse_views(views: DetectedViews, shifts, *, matcher, pairs=None, refere
                     min_baseline_fraction: float = 0.3, min_line_points: int = 10, min_sine: float = 0.1,
                     min_peak: float = 0.5, max_gap: float = 6.0, spacing: float = 8.0, smoothness: float = 2.0,
                     junction_trim: float = 5.0, max_corner_deg: float = 45.0, measure_on: str = "images",
-                    min_pairs: int | None = None,
+                    min_pairs: int | None = None, cross_check: float = 2.0,
                     std_calibration: float = STD_CALIBRATION) -> ProgressGenerator[tuple]:
     """Match the useful pairs of detected views and fuse them into 3D lines (stages ``match`` and ``fuse``).
 
@@ -287,11 +287,19 @@ def iter_fuse_views(views: DetectedViews, shifts, *, matcher, pairs=None, refere
     views of those pairs). A point keeps its depth only where at least ``min_pairs``
     pairs agree on it (default :func:`confirming_pairs`); elsewhere its line's curve
     fills in over gaps up to ``max_gap`` px. The reference view's skeleton paths are
-    cut where they turn by more than ``max_corner_deg`` over 5 px. Returns
-    ``(lines, depth_std, n_pairs, pair_records, reference)``.
+    cut where they turn by more than ``max_corner_deg`` over 5 px.
+
+    ``cross_check`` (px; 0: off): the lines are reconstructed once more from each
+    other view of the pairs as the reference, and a stretch of the reference's lines
+    is kept only where one of those reconstructions has a point within this 3D
+    distance (:func:`_confirmed`). Where two lines overlap in the reference view, one
+    skeleton path runs along both and gets one depth; a view that sees them apart
+    does not confirm it. Costs one fusion per view.
+
+    Returns ``(lines, depth_std, n_pairs, pair_records, reference)``.
     """
     from ..stereo.line_fit import arc_length
-    from ..stereo.skeleton_graph import skeleton_branches, split_at_corners
+    from ..stereo.skeleton_graph import skeleton_branches
 
     if measure_on not in MEASURE_ON:
         raise InputError(f"measure_on must be one of {MEASURE_ON}, got {measure_on!r}")
@@ -313,16 +321,60 @@ def iter_fuse_views(views: DetectedViews, shifts, *, matcher, pairs=None, refere
     reference = int(reference)
     if reference not in used_views:
         raise InputError(f"the reference view {reference} is in none of the pairs {chosen}")
+    checkers = [k for k in used_views if k != reference] if cross_check > 0 else []
+    total = len(chosen) * (1 + len(checkers)) + 1
+    options = dict(min_line_points=min_line_points, min_sine=min_sine, min_peak=min_peak, max_gap=max_gap,
+                   spacing=spacing, smoothness=smoothness, junction_trim=junction_trim,
+                   max_corner_deg=max_corner_deg, measure_on=measure_on, min_pairs=min_pairs,
+                   std_calibration=std_calibration)
+    lines, stds, n_used, records = yield from _iter_fuse_from(views, shifts, chosen, geometry, branches[reference],
+                                                             reference, matcher, step=0, total=total, **options)
+    if checkers:
+        others = []
+        for c, k in enumerate(checkers, start=1):
+            found = yield from _iter_fuse_from(views, shifts, chosen, geometry, branches[k], k, matcher,
+                                               step=c * len(chosen), total=total, **options)
+            others.append(found[0])
+        keep = _confirmed(lines, others, tolerance=cross_check, min_points=max(2, min_line_points // 2))
+        lines = [line[a:b] for k, runs in enumerate(keep) for a, b in runs for line in [lines[k]]]
+        stds = [std[a:b] for k, runs in enumerate(keep) for a, b in runs for std in [stds[k]]]
+        n_used = [n[a:b] for k, runs in enumerate(keep) for a, b in runs for n in [n_used[k]]]
+    yield Progress(total, total, "fuse")
+    return lines, stds, n_used, records, reference
+
+
+def _confirmed(lines, others, *, tolerance: float, min_points: int) -> list:
+    """Per line, the runs ``(start, stop)`` of points within ``tolerance`` (3D) of a point of another reconstruction."""
+    from scipy.spatial import cKDTree
+
+    from ..evaluation import densify_lines
+    from ..stereo.line_fit import true_runs
+
+    trees = [cKDTree(densify_lines(o, spacing=0.5)) for o in others if o]
+    out = []
+    for line in lines:
+        near = np.zeros(len(line), dtype=bool)
+        for tree in trees:
+            near |= tree.query(np.asarray(line, dtype=float))[0] <= tolerance
+        out.append(list(true_runs(near, min_points)))
+    return out
+
+
+def _iter_fuse_from(views, shifts, chosen, geometry, branches, reference, matcher, *, step, total,
+                    min_line_points, min_sine, min_peak, max_gap, spacing, smoothness, junction_trim,
+                    max_corner_deg, measure_on, min_pairs, std_calibration) -> ProgressGenerator[tuple]:
+    """The lines of one reference view, fused over the chosen pairs: ``(lines, depth_std, n_pairs, records)``."""
+    from ..stereo.line_fit import arc_length
+    from ..stereo.skeleton_graph import split_at_corners
+
     star = [p for p in chosen if reference in p]
     others = [p for p in chosen if reference not in p]
     # a corner is most often a path running from one line onto another; its ends are trimmed as junctions
-    pieces = [piece for b in branches[reference]
-              for piece in split_at_corners(b.astype(float), max_turn_deg=max_corner_deg)]
+    pieces = [piece for b in branches for piece in split_at_corners(b.astype(float), max_turn_deg=max_corner_deg)]
     lines_xy = [_normal_centres(views.probability[reference], b)
                 for b in _trim_junctions(pieces, junction_trim) if len(b) >= min_line_points]
     counts = np.cumsum([0] + [len(b) for b in lines_xy])
     all_xy = np.concatenate(lines_xy) if lines_xy else np.zeros((0, 2))
-    total = len(star) + len(others) + 1
     order = star + others
     d_all = np.full((len(order), len(all_xy)), np.nan)
     sd_all = np.full_like(d_all, np.nan)
@@ -339,7 +391,7 @@ def iter_fuse_views(views: DetectedViews, shifts, *, matcher, pairs=None, refere
         d0[inside] = start[q[inside, 1], q[inside, 0]]
         d_all[p], sd_all[p] = _measure_by_line(m, all_xy, d0, counts, min_sine, min_peak)
         b_all[p] = m.baseline
-        yield Progress(p + 1, total, "match")
+        yield Progress(step + p + 1, total, "match")
     z0, _, _ = fuse_depths(d_all[:len(star)], sd_all[:len(star)], b_all[:len(star)])
     z0 = _fill_along_lines(z0, counts)
     for p, (a, b) in enumerate(others, start=len(star)):  # the remaining pairs, where the first depth puts the point
@@ -348,7 +400,7 @@ def iter_fuse_views(views: DetectedViews, shifts, *, matcher, pairs=None, refere
         xy_a = all_xy + z0[:, None] * (shifts[a] - shifts[reference])[None, :]
         d_all[p], sd_all[p] = _measure_by_line(m, xy_a, z0 * m.baseline, counts, min_sine, min_peak)
         b_all[p] = m.baseline
-        yield Progress(p + 1, total, "match")
+        yield Progress(step + p + 1, total, "match")
 
     z, z_sd, used = fuse_depths(d_all, sd_all, b_all)
     # a depth that only one or two of many pairs found is most often a wrong match at a crossing
@@ -372,8 +424,7 @@ def iter_fuse_views(views: DetectedViews, shifts, *, matcher, pairs=None, refere
         measured = np.isfinite(d_all[p])
         records.append({**g, "role": "with reference" if p < len(star) else "placed by first depth",
                         "measured_points": int(measured.sum()), "kept_points": int(used[p].sum())})
-    yield Progress(total, total, "fuse")
-    return lines, stds, n_used, records, reference
+    return lines, stds, n_used, records
 
 
 def confirming_pairs(n_pairs: int) -> int:
