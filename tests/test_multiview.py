@@ -174,6 +174,30 @@ def test_a_depth_found_by_one_pair_of_many_is_not_kept(matcher):
     assert len(_depth_errors(kept, ghost)) > 10
 
 
+def test_a_stretch_is_kept_where_another_reference_confirms_it():
+    from napari_stereo_tem.fourdstem.multiview import _confirmed
+
+    t = np.linspace(0, 40, 41)
+    line = np.column_stack([t, np.full(41, 10.0), np.where(t < 20, 0.0, 6.0)])  # its second half 6 px too deep
+    other = [np.column_stack([t, np.full(41, 10.5), np.zeros(41)])]  # another view's reconstruction
+    (runs,) = _confirmed([line], [other], tolerance=2.0, min_points=5)
+    assert runs == [(0, 20)]
+    assert _confirmed([line], [[]], tolerance=2.0, min_points=5) == [[]]  # nothing to confirm with
+
+
+def test_the_cross_check_keeps_a_subset_of_the_unchecked_lines(matcher):
+    shifts = np.array([[0.1, 0.0], [0.0, 0.1], [-0.1, 0.0], [0.0, -0.1]])
+    truth = [np.array([[20.0, 20.0, -10.0], [100.0, 90.0, 12.0]]), np.array([[100.0, 15.0, 8.0], [35.0, 110.0, -6.0]])]
+    views = _views(truth, shifts)
+    checked, _, _, _, ref = drive(iter_fuse_views(views, shifts, matcher=matcher, reference=1))
+    unchecked, *_ = drive(iter_fuse_views(views, shifts, matcher=matcher, reference=1, cross_check=0))
+    every = np.concatenate(unchecked)
+    kept = np.concatenate(checked)
+    assert ref == 1 and 0 < len(kept) <= len(every)
+    assert all((np.abs(every - p).max(axis=1) < 1e-9).any() for p in kept)
+    assert len(kept) > 0.8 * len(every)  # noise-free views confirm each other almost everywhere
+
+
 def test_fused_lines_are_exact_for_noise_free_views_of_straight_lines(matcher):
     shifts = np.array([[0.1, 0.0], [0.0, 0.1], [-0.1, 0.0], [0.0, -0.1]])
     truth = [np.array([[20.0, 20.0, -10.0], [100.0, 90.0, 12.0]]), np.array([[100.0, 15.0, 8.0], [35.0, 110.0, -6.0]])]
