@@ -168,9 +168,18 @@ def test_right_lines_keep_a_stretch_only_the_right_matcher_disputes():
                      line_disparity_right=right_lines)[0] == []
 
 
-def test_a_path_turning_from_one_line_onto_another_is_fitted_as_two_lines_when_asked():
+def _noisy_ridges(point_sets, shape, seed=1):
+    """One image per set of points: a Gaussian ridge (sigma 1.5 px) along them plus noise (std 0.05)."""
     from scipy.spatial import cKDTree
 
+    yy, xx = np.mgrid[:shape[0], :shape[1]].astype(float)
+    grid = np.column_stack([xx.ravel(), yy.ravel()])
+    rng = np.random.default_rng(seed)
+    return [(np.exp(-0.5 * (cKDTree(points).query(grid)[0].reshape(shape) / 1.5) ** 2)
+             + rng.normal(0, 0.05, shape)).astype(np.float32) for points in point_sets]
+
+
+def test_a_path_turning_from_one_line_onto_another_is_fitted_as_two_lines_when_asked():
     from napari_stereo_tem.stereo.skeleton_graph import split_at_corners
 
     shape = (100, 200)
@@ -181,16 +190,9 @@ def test_a_path_turning_from_one_line_onto_another_is_fitted_as_two_lines_when_a
     assert len(split_at_corners(np.vstack([a[::50], b[::50]]), max_turn_deg=45)) == 2
     arc = 60 * np.column_stack([np.cos(t * np.pi), np.sin(t * np.pi)])[::40]  # radius 60: smooth, not cut
     assert len(split_at_corners(arc, max_turn_deg=45)) == 1
-    yy, xx = np.mgrid[:shape[0], :shape[1]].astype(float)
-    grid = np.column_stack([xx.ravel(), yy.ravel()])
-    rng = np.random.default_rng(1)
-
-    def ridge(points):
-        r = cKDTree(points).query(grid)[0].reshape(shape)
-        return (np.exp(-0.5 * (r / 1.5) ** 2) + rng.normal(0, 0.05, shape)).astype(np.float32)
-
-    left, right = ridge(np.vstack([a, b])), ridge(np.vstack([a + [2.0, 0.0], b + [6.0, 0.0]]))
-    start = np.where(yy < 50, 2.0, 6.0).astype(np.float32)
+    left, right = _noisy_ridges([np.vstack([a, b]), np.vstack([a + [2.0, 0.0], b + [6.0, 0.0]])], shape)
+    rows = np.arange(shape[0])[:, None]
+    start = np.broadcast_to(np.where(rows < 50, 2.0, 6.0), shape).astype(np.float32)  # the matcher's start
     depth_per_disparity = 1 / (2 * np.sin(np.deg2rad(4.0)))
 
     def error_on_b(lines):
@@ -205,21 +207,11 @@ def test_a_path_turning_from_one_line_onto_another_is_fitted_as_two_lines_when_a
 
 
 def test_points_whose_disparity_is_too_uncertain_are_not_triangulated():
-    from scipy.spatial import cKDTree
-
     shape = (100, 200)
     t = np.linspace(0, 1, 2000)
     # steep for 40 rows (well measured), then nearly along the rows (little depth information)
     pts = np.vstack([np.column_stack([30 + 8 * t, 10 + 40 * t]), np.column_stack([38 + 150 * t, 50 + 12 * t])])
-    yy, xx = np.mgrid[:shape[0], :shape[1]].astype(float)
-    grid = np.column_stack([xx.ravel(), yy.ravel()])
-    rng = np.random.default_rng(1)
-
-    def ridge(points):
-        r = cKDTree(points).query(grid)[0].reshape(shape)
-        return (np.exp(-0.5 * (r / 1.5) ** 2) + rng.normal(0, 0.05, shape)).astype(np.float32)
-
-    left, right = ridge(pts), ridge(pts + [2.0, 0.0])
+    left, right = _noisy_ridges([pts, pts + [2.0, 0.0]], shape)
     mask = left > 0.5
     start = np.full(shape, 2.0, dtype=np.float32)
     report = []
