@@ -60,6 +60,10 @@ RESULT_FILES = ("lines.csv", "result.json")
 #: of ``|dz| / depth_std`` was 0.205 with a factor 1.5) so that about 68 % of depth errors lie
 #: within one reported standard deviation.
 STD_CALIBRATION = 0.3
+#: A reference view's skeleton path is cut where it turns by more than this over 5 px (degrees).
+MAX_CORNER_DEG = 45.0
+#: A stretch of the reference's lines is kept where another view's reconstruction is this close (3D, px).
+CROSS_CHECK_PX = 2.0
 
 #: What the correlation along each pair's rows compares: the normalised views (``"images"``,
 #: linear in the lines' sub-pixel positions) or the detector's probabilities.
@@ -276,8 +280,8 @@ def _line_depth(s, z, z_std, *, spacing, smoothness, max_gap, min_points):
 def iter_fuse_views(views: DetectedViews, shifts, *, matcher, pairs=None, reference: int | None = None,
                     min_baseline_fraction: float = 0.3, min_line_points: int = 10, min_sine: float = 0.1,
                     min_peak: float = 0.5, max_gap: float = 6.0, spacing: float = 8.0, smoothness: float = 2.0,
-                    junction_trim: float = 5.0, max_corner_deg: float = 45.0, measure_on: str = "images",
-                    min_pairs: int | None = None, cross_check: float = 2.0,
+                    junction_trim: float = 5.0, max_corner_deg: float = MAX_CORNER_DEG, measure_on: str = "images",
+                    min_pairs: int | None = None, cross_check: float = CROSS_CHECK_PX,
                     std_calibration: float = STD_CALIBRATION) -> ProgressGenerator[tuple]:
     """Match the useful pairs of detected views and fuse them into 3D lines (stages ``match`` and ``fuse``).
 
@@ -579,7 +583,8 @@ def iter_reconstruct_views(data, discs, *, direct, mrad_per_px: float | None, sc
               "matcher": {"version": getattr(matcher, "version", None)},
               "parameters": {"min_baseline_fraction": min_baseline_fraction, "min_line_points": min_line_points,
                              "flips": flips, "threshold": threshold, "contrast": contrast,
-                             "std_calibration": STD_CALIBRATION},
+                             "std_calibration": STD_CALIBRATION, "max_corner_deg": MAX_CORNER_DEG,
+                             "cross_check_px": CROSS_CHECK_PX, "min_pairs": confirming_pairs(len(pairs))},
               "package": f"napari-stereo-tem {__version__}",
               "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **(provenance or {})}
     return MultiViewReconstruction(lines, stds, n_used, views, list(discs), shifts, pairs, ref, timings, record)
