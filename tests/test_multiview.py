@@ -31,6 +31,10 @@ def test_ring_of_discs_places_n_discs_evenly_from_the_start_angle():
     assert discs[0].cy == pytest.approx(15.5 + 8 * np.sin(np.deg2rad(30)))
     # a Disc works as the centre too (the direct beam)
     assert ring_of_discs(3, centre=Disc(10, 10, 5), ring_radius=2, disc_radius=1)[0] == Disc(10.0, 12.0, 1.0)
+    # around the direct beam the radii default to two thirds and a quarter of its radius (the dock's defaults)
+    assert ring_of_discs(3, centre=Disc(10, 10, 6))[0] == Disc(10.0, 14.0, 1.5)
+    with pytest.raises(InputError, match="ring radius and disc radius"):
+        ring_of_discs(3, centre=(10, 10))
 
 
 def test_view_shifts_agree_with_the_generator_projection():

@@ -57,9 +57,9 @@ class ViewsPanel:
         direct = self._dock._direct
         if direct is None:
             raise InputError("press 'Mean pattern' first: the ring is placed around the direct beam it finds")
-        ring = self.ring_radius.value or 2.0 * direct.radius / 3.0
-        size = self.disc_radius.value or direct.radius / 4.0
-        self._dock.set_discs(ring_of_discs(self.ring_n.value, centre=direct, ring_radius=ring, disc_radius=size,
+        # 0: the default of ring_of_discs (two thirds and a quarter of the direct beam's radius)
+        self._dock.set_discs(ring_of_discs(self.ring_n.value, centre=direct, ring_radius=self.ring_radius.value or None,
+                                           disc_radius=self.disc_radius.value or None,
                                            start_deg=self.ring_start.value))
 
     @report_input_errors()

@@ -32,8 +32,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--ring", type=int, default=None, metavar="N",
                         help="instead of --disc: N discs evenly spaced on a ring around the direct beam")
     parser.add_argument("--ring-radius", type=float, default=None, metavar="PX",
-                        help="distance of the ring's disc centres from the direct-beam centre, detector pixels")
-    parser.add_argument("--disc-radius", type=float, default=None, metavar="PX", help="radius of the ring's discs")
+                        help="distance of the ring's disc centres from the direct-beam centre, detector pixels "
+                             "(default: two thirds of the direct beam's radius)")
+    parser.add_argument("--disc-radius", type=float, default=None, metavar="PX",
+                        help="radius of the ring's discs (default: a quarter of the direct beam's radius)")
     parser.add_argument("--ring-start", type=float, default=0.0, metavar="DEG",
                         help="direction of the ring's first disc from the centre (degrees from +x towards +y)")
     add_calibration_options(parser, convergence_help="convergence semi-angle in mrad (needed: calibrates each "
@@ -63,13 +65,11 @@ def _discs(args, direct):
     if args.disc and args.ring is not None:
         raise InputError("give either --disc (repeated) or --ring N with --ring-radius and --disc-radius, not both")
     if args.ring is not None:
-        if args.ring_radius is None or args.disc_radius is None:
-            raise InputError("--ring N needs --ring-radius PX and --disc-radius PX (detector pixels)")
         return ring_of_discs(args.ring, centre=direct, ring_radius=args.ring_radius, disc_radius=args.disc_radius,
                              start_deg=args.ring_start)
     if not args.disc:
-        raise InputError("give the discs: --disc CY,CX,R three times or more, or --ring N --ring-radius PX "
-                         "--disc-radius PX")
+        raise InputError("give the discs: --disc CY,CX,R three times or more, or --ring N (optionally with "
+                         "--ring-radius PX and --disc-radius PX)")
     return [parse_numbers(text, name="--disc", form="CY,CX,R", count=(3,)) for text in args.disc]
 
 

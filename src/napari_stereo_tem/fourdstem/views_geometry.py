@@ -33,7 +33,8 @@ __all__ = ["ring_of_discs", "check_view_discs", "view_shifts", "view_pairs", "ro
 MIN_VIEWS = 3
 
 
-def ring_of_discs(n: int, *, centre, ring_radius: float, disc_radius: float, start_deg: float = 0.0) -> list[Disc]:
+def ring_of_discs(n: int, *, centre, ring_radius: float | None = None, disc_radius: float | None = None,
+                  start_deg: float = 0.0) -> list[Disc]:
     """``n`` discs evenly spaced on a ring around the direct beam.
 
     Parameters
@@ -42,10 +43,12 @@ def ring_of_discs(n: int, *, centre, ring_radius: float, disc_radius: float, sta
         Number of discs (at least 1; a reconstruction needs :data:`MIN_VIEWS`).
     centre : (cy, cx) or Disc
         Ring centre in detector pixels (usually the direct-beam centre).
-    ring_radius : float
-        Distance of the disc centres from ``centre``, pixels.
-    disc_radius : float
-        Radius of every disc, pixels.
+    ring_radius : float, optional
+        Distance of the disc centres from ``centre``, pixels. Default, when ``centre``
+        is the direct beam's :class:`Disc`: two thirds of its radius.
+    disc_radius : float, optional
+        Radius of every disc, pixels. Default, when ``centre`` is a :class:`Disc`: a
+        quarter of its radius.
     start_deg : float
         Direction of the first disc from ``centre`` (from ``+x`` towards ``+y``);
         disc ``k`` lies at ``start_deg + 360 k / n``.
@@ -56,11 +59,15 @@ def ring_of_discs(n: int, *, centre, ring_radius: float, disc_radius: float, sta
     """
     if isinstance(centre, Disc):
         cy, cx = centre.cy, centre.cx
+        ring_radius = 2.0 * centre.radius / 3.0 if ring_radius is None else ring_radius
+        disc_radius = centre.radius / 4.0 if disc_radius is None else disc_radius
     else:
         try:
             cy, cx = (float(v) for v in centre[:2])
         except (TypeError, ValueError):
             raise InputError(f"the ring centre must be (cy, cx) in detector pixels, got {centre!r}") from None
+        if ring_radius is None or disc_radius is None:
+            raise InputError("a ring around a point needs its ring radius and disc radius (detector pixels)")
     try:
         n = int(n)
     except (TypeError, ValueError):
