@@ -200,6 +200,11 @@ def test_the_cross_check_keeps_a_subset_of_the_unchecked_lines(matcher):
     assert ref == 1 and 0 < len(kept) <= len(every)
     assert all((np.abs(every - p).max(axis=1) < 1e-9).any() for p in kept)
     assert len(kept) > 0.8 * len(every)  # noise-free views confirm each other almost everywhere
+    # the other views' detections failed (no line pixels): nothing to check against, nothing dropped
+    views.labels[[0, 2, 3]] = 0
+    alone, *_ = drive(iter_fuse_views(views, shifts, matcher=matcher, reference=1))
+    unchecked, *_ = drive(iter_fuse_views(views, shifts, matcher=matcher, reference=1, cross_check=0))
+    assert len(unchecked) > 0 and sum(map(len, alone)) == sum(map(len, unchecked))
 
 
 def test_fused_lines_are_exact_for_noise_free_views_of_straight_lines(matcher):

@@ -298,7 +298,8 @@ def iter_fuse_views(views: DetectedViews, shifts, *, matcher, pairs=None, refere
     is kept only where one of those reconstructions has a point within this 3D
     distance (:func:`_confirmed`). Where two lines overlap in the reference view, one
     skeleton path runs along both and gets one depth; a view that sees them apart
-    does not confirm it. Costs one fusion per view.
+    does not confirm it. Costs one fusion per view. Views whose own reconstruction
+    gives no line are left out of the check (and with none left, nothing is checked).
 
     Returns ``(lines, depth_std, n_pairs, pair_records, reference)``.
     """
@@ -333,16 +334,16 @@ def iter_fuse_views(views: DetectedViews, shifts, *, matcher, pairs=None, refere
                    std_calibration=std_calibration)
     lines, stds, n_used, records = yield from _iter_fuse_from(views, shifts, chosen, geometry, branches[reference],
                                                              reference, matcher, step=0, total=total, **options)
-    if checkers:
-        others = []
-        for c, k in enumerate(checkers, start=1):
-            found = yield from _iter_fuse_from(views, shifts, chosen, geometry, branches[k], k, matcher,
-                                               step=c * len(chosen), total=total, **options)
+    others = []
+    for c, k in enumerate(checkers, start=1):
+        found = yield from _iter_fuse_from(views, shifts, chosen, geometry, branches[k], k, matcher,
+                                           step=c * len(chosen), total=total, **options)
+        if found[0]:
             others.append(found[0])
+    if others:  # no other view gave lines (its detection failed, say): nothing to check against
         keep = _confirmed(lines, others, tolerance=cross_check, min_points=max(2, min_line_points // 2))
-        lines = [line[a:b] for k, runs in enumerate(keep) for a, b in runs for line in [lines[k]]]
-        stds = [std[a:b] for k, runs in enumerate(keep) for a, b in runs for std in [stds[k]]]
-        n_used = [n[a:b] for k, runs in enumerate(keep) for a, b in runs for n in [n_used[k]]]
+        runs = [(k, a, b) for k, line_runs in enumerate(keep) for a, b in line_runs]
+        lines, stds, n_used = ([values[k][a:b] for k, a, b in runs] for values in (lines, stds, n_used))
     yield Progress(total, total, "fuse")
     return lines, stds, n_used, records, reference
 
