@@ -226,3 +226,24 @@ def test_points_whose_disparity_is_too_uncertain_are_not_triangulated():
     assert np.concatenate(all_stds).max() > limit * depth_per_disparity
     # the well-measured steep part stays
     assert min(line[:, 1].min() for line in kept) < 15
+
+
+def test_the_row_correlation_equals_one_patch_per_shift():
+    from scipy.ndimage import map_coordinates
+
+    from napari_stereo_tem.stereo.line_disparity import _centred_patches, _row_correlation
+
+    rng = np.random.default_rng(3)
+    left, right = rng.random((60, 80)), rng.random((60, 80))
+    x, y = rng.uniform(10, 60, 7), rng.uniform(5, 55, 7)
+    first = np.round(rng.uniform(-3, 3, 7)) - 2
+    ncc, norms = _row_correlation(left, right, x, y, first, 5, half_height=2, half_width=4)
+    dy, dx = np.arange(-2, 3.0), np.arange(-4, 5.0)
+    for i in range(7):
+        rows, cols = np.meshgrid(y[i] + dy, x[i] + dx, indexing="ij")
+        patch_l = map_coordinates(left, [rows, cols], order=1, mode="nearest")[None]
+        for j in range(5):  # the right patch at each shift on its own
+            patch_r = map_coordinates(right, [rows, cols + first[i] + j], order=1, mode="nearest")[None, None]
+            a, b, na, nb = _centred_patches(patch_l, patch_r, dx, 3.0)
+            assert ncc[i, j] == pytest.approx(float((a * b).sum() / (na * nb)[0, 0]), abs=1e-12)
+        assert norms[i] == pytest.approx(float(na[0]), abs=1e-12)

@@ -69,7 +69,7 @@ def image_disparity(left, right, x, y, d0, *, half_height: int = 3, half_width: 
         return d, std, peak
     xi, yi, di = x[ok], y[ok], np.round(d0[ok])
     shifts = np.arange(-search - 1, search + 2, dtype=float)  # one more on each side for the parabola
-    ncc, na = _row_correlation(left, right, xi, yi, di[:, None] + shifts[None, :], half_height=half_height,
+    ncc, na = _row_correlation(left, right, xi, yi, di + shifts[0], len(shifts), half_height=half_height,
                                half_width=half_width, window_px=window_px)
     k = np.argmax(ncc[:, 1:-1], axis=1) + 1
     idx = np.arange(len(k))
@@ -86,25 +86,30 @@ def image_disparity(left, right, x, y, d0, *, half_height: int = 3, half_width: 
     return d, std, peak
 
 
-def _row_correlation(left, right, x, y, shifts, *, half_height: int = 3, half_width: int = 8,
+def _row_correlation(left, right, x, y, first, n_shifts: int, *, half_height: int = 3, half_width: int = 8,
                      window_px: float | None = 3.0):
     """Normalised cross-correlation of a patch around each left point with the right view shifted along the row.
 
-    ``shifts`` is ``(n, k)``: the disparities tried for each of the ``n`` points. Returns
-    the ``(n, k)`` correlations and the ``(n,)`` norms of the left patches (0: flat patch).
+    Point ``i`` is tried at the disparities ``first[i] + 0, 1, ..., n_shifts - 1``. The right
+    view is sampled once per point along a strip as wide as all its shifted patches
+    together, and the patches are windows of that strip. Returns the ``(n, n_shifts)``
+    correlations and the ``(n,)`` norms of the left patches (0: flat patch).
     """
-    shifts = np.asarray(shifts, dtype=float)
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    first = np.asarray(first, dtype=float)
     dy = np.arange(-half_height, half_height + 1, dtype=float)
     dx = np.arange(-half_width, half_width + 1, dtype=float)
     rows = y[:, None, None] + dy[None, :, None] + 0.0 * dx[None, None, :]
     cols = x[:, None, None] + dx[None, None, :] + 0.0 * dy[None, :, None]
     patch_l = map_coordinates(left, [rows.ravel(), cols.ravel()], order=1, mode="nearest").reshape(rows.shape)
-    rows_r = np.broadcast_to(rows[:, None], (len(x), shifts.shape[1]) + rows.shape[1:])
-    cols_r = cols[:, None] + shifts[:, :, None, None]
-    patch_r = map_coordinates(right, [rows_r.ravel(), cols_r.ravel()], order=1,
-                              mode="nearest").reshape(cols_r.shape)
+    span = np.arange(-half_width, half_width + n_shifts, dtype=float)
+    rows_r = y[:, None, None] + dy[None, :, None] + 0.0 * span[None, None, :]
+    cols_r = (x + first)[:, None, None] + span[None, None, :] + 0.0 * dy[None, :, None]
+    strip = map_coordinates(right, [rows_r.ravel(), cols_r.ravel()], order=1, mode="nearest").reshape(rows_r.shape)
+    patch_r = np.moveaxis(sliding_window_view(strip, len(dx), axis=2), 2, 1)  # (n, n_shifts, rows, cols)
     a, b, na, nb = _centred_patches(patch_l, patch_r, dx, window_px)
-    return (a[:, None] * b).sum(axis=(2, 3)) / np.maximum(na[:, None] * nb, 1e-9), na
+    return np.einsum("nrc,ngrc->ng", a, b) / np.maximum(na[:, None] * nb, 1e-9), na
 
 
 def _centred_patches(patch_l, patch_r, dx, window_px):
