@@ -119,19 +119,21 @@ def line_geometry(lines, *, noise_px: float = 0.5, max_spacing: float = 60.0,
                      "chord": float(np.linalg.norm(pts[-1] - pts[0])),
                      "mean_curvature": float(np.mean(kappa[inner])), "max_curvature": float(np.max(kappa[inner]))})
         samples.append(curve)
+    # each line's tree and directions made once (not once per pair of lines)
+    trees = [cKDTree(curve) if len(curve) >= 2 else None for curve in samples]
+    directions = [_directions(curve) if len(curve) >= 2 else None for curve in samples]
     for k, row in enumerate(rows):
         mine = samples[k]
         best = []
         if len(mine) >= 2:
-            own_dir = _directions(mine)
-            for j, other in enumerate(samples):
-                if j == k or len(other) < 2:
+            for j, tree in enumerate(trees):
+                if j == k or tree is None:
                     continue
-                dist, idx = cKDTree(other).query(mine, distance_upper_bound=max_spacing)
+                dist, idx = tree.query(mine, distance_upper_bound=max_spacing)
                 found = np.isfinite(dist)
                 if not found.any():
                     continue
-                cosine = np.abs(np.sum(own_dir[found] * _directions(other)[idx[found]], axis=1))
+                cosine = np.abs(np.sum(directions[k][found] * directions[j][idx[found]], axis=1))
                 parallel = cosine >= np.cos(np.deg2rad(max_angle_deg))
                 if parallel.mean() >= 0.5 and parallel.sum() >= 3:
                     best.append(float(np.median(dist[found][parallel])))
