@@ -207,6 +207,23 @@ def test_the_cross_check_keeps_a_subset_of_the_unchecked_lines(matcher):
     assert len(unchecked) > 0 and sum(map(len, alone)) == sum(map(len, unchecked))
 
 
+def test_an_empty_result_says_why():
+    from napari_stereo_tem.fourdstem.multiview import MultiViewReconstruction
+
+    shifts = np.array([[0.1, 0.0], [0.0, 0.1], [-0.1, 0.0]])
+    views = _views([np.array([[10.0, 10.0, 0.0], [40.0, 30.0, 0.0]])], shifts, shape=(48, 48))
+    views.labels[2] = 0
+    pairs = [{"pair": [0, 1], "stereo_angle_deg": 1.1}, {"pair": [0, 2], "stereo_angle_deg": 1.5}]
+    empty = MultiViewReconstruction([], [], [], views, [Disc(5, 5, 1)] * 3, shifts, pairs, 0)
+    hints = empty.hints()
+    assert len(hints) == 3
+    assert "no dislocation in view(s) 2" in hints[0] and "1.50 degrees" in hints[1] and "48x48" in hints[2]
+    assert empty.record()["hints"] == hints
+    found = MultiViewReconstruction([np.zeros((3, 3))], [np.ones(3)], [np.ones(3)], views, [Disc(5, 5, 1)] * 3,
+                                    shifts, pairs, 0)
+    assert found.hints() == []
+
+
 def test_fused_lines_are_exact_for_noise_free_views_of_straight_lines(matcher):
     shifts = np.array([[0.1, 0.0], [0.0, 0.1], [-0.1, 0.0], [0.0, -0.1]])
     truth = [np.array([[20.0, 20.0, -10.0], [100.0, 90.0, 12.0]]), np.array([[100.0, 15.0, 8.0], [35.0, 110.0, -6.0]])]

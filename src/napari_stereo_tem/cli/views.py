@@ -113,4 +113,6 @@ def run(args) -> int:
     angles = ", ".join(f"{p['pair'][0]}-{p['pair'][1]}: {p['stereo_angle_deg']:.2f} deg" for p in result.pairs)
     print(f"{len(result.lines)} lines from {len(discs)} views (reference view {result.reference}; pairs {angles}) "
           f"-> {args.output}", file=sys.stdout)
+    for hint in result.hints():
+        print(f"WARNING (multi-view): no line was reconstructed: {hint}", file=sys.stderr)
     return 0

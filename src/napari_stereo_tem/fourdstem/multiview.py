@@ -64,6 +64,11 @@ STD_CALIBRATION = 0.3
 MAX_CORNER_DEG = 45.0
 #: A stretch of the reference's lines is kept where another view's reconstruction is this close (3D, px).
 CROSS_CHECK_PX = 2.0
+#: Half the length (px, along a pair's epipolar direction) of the correlation patch and its search:
+#: points nearer the scan's edge than this are not measured by that pair.
+PATCH_HALF_WIDTH = 11
+#: Below this widest stereo angle (degrees) a pixel of disparity is a large depth: worth saying.
+SMALL_STEREO_ANGLE_DEG = 2.0
 
 #: What the correlation along each pair's rows compares: the normalised views (``"images"``,
 #: linear in the lines' sub-pixel positions) or the detector's probabilities.
@@ -126,9 +131,31 @@ class MultiViewReconstruction:
                         "pairs_per_point_median": float(np.median(used))})
         return out
 
+    def hints(self) -> list[str]:
+        """Why no line came out, in words a user can act on (empty when lines did)."""
+        if self.lines:
+            return []
+        out = []
+        blank = [k for k, labels in enumerate(self.views.labels) if not (np.asarray(labels) == 1).any()]
+        if blank:
+            out.append(f"the detector found no dislocation in view(s) {', '.join(map(str, blank))}: look at their "
+                       "virtual images (disc placement, contrast)")
+        widest = max((float(p["stereo_angle_deg"]) for p in self.pairs), default=0.0)
+        if widest < SMALL_STEREO_ANGLE_DEG:
+            out.append(f"the widest stereo angle between the discs is {widest:.2f} degrees: place them further apart "
+                       "(a larger ring radius), nearer the direct beam's edge")
+        rows, cols = np.shape(self.views.probability)[1:]
+        if min(rows, cols) < 5 * PATCH_HALF_WIDTH:
+            out.append(f"the scan is only {rows}x{cols} px: a pair measures no point within {PATCH_HALF_WIDTH} px of "
+                       "the scan's edge along its direction, so little of the field is left")
+        if not out:
+            out.append("the lines of the reference view were not matched consistently in enough of the other views "
+                       "(try other discs, or fewer)")
+        return out
+
     def record(self) -> dict:
         """The JSON record written as ``result.json``."""
-        return {"provenance": self.provenance, "timings_s": self.timings,
+        return {"provenance": self.provenance, "timings_s": self.timings, "hints": self.hints(),
                 "discs": [{**d.to_dict(), "view_shift": s.tolist()} for d, s in zip(self.discs, self.shifts)],
                 "reference_view": self.reference, "pairs": self.pairs,
                 "detection": self.views.settings,
@@ -221,7 +248,7 @@ class _PairMeasure:
                                    weights_right=self.prob[1])
         return np.where(np.isfinite(refined), refined, disparity)
 
-    def patch_inside(self, xy, *, half_width: int = 11, half_height: int = 3) -> np.ndarray:
+    def patch_inside(self, xy, *, half_width: int = PATCH_HALF_WIDTH, half_height: int = 3) -> np.ndarray:
         """Whether the correlation patches around points ``xy`` (scan frame) lie inside the scan.
 
         A line cut by the scan's edge ends there in every view, whatever its depth: a
