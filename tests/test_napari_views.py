@@ -60,3 +60,23 @@ def test_reconstruct_refuses_two_discs(fourdstem_dock, qtbot, monkeypatch):
     assert widget.views.reconstruct() is None
     assert messages and "at least 3 discs" in messages[-1]
     assert "fused 3D lines" not in viewer.layers
+
+
+def test_the_ring_sample_gives_lines_with_the_docks_defaults(make_napari_viewer, monkeypatch, qtbot, wait_finished):
+    """A first-time user: the ring sample, Mean pattern, Ring of N and Reconstruct, nothing set by hand."""
+    monkeypatch.setenv("NAPARI_STEREO_TEM_SYNC", "1")
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-stereo-tem", "fourdstem_ring")
+    assert viewer.layers["4D-STEM (synthetic, ring)"].data.shape == (128, 128, 32, 32)
+    assert viewer.layers["true 3D lines (4D-STEM, ring)"].metadata["truth"]
+    _, widget = viewer.window.add_plugin_dock_widget("napari-stereo-tem", "Virtual detectors")
+    widget.reset_choices()
+    assert widget.dataset.value is viewer.layers["4D-STEM (synthetic, ring)"]
+    assert widget.convergence.value == 60.0  # from the sample's metadata
+    widget.compute_mean_pattern()
+    widget.views.place_ring()
+    assert len(widget._discs) == widget.views.ring_n.value == 4
+    task = wait_finished(widget.views.reconstruct())
+    assert task.error is None and not task.cancelled
+    assert len(viewer.layers["fused 3D lines"].data) > 0, widget.status.value
+    assert "why" not in widget.status.value

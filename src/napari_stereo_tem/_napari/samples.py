@@ -18,13 +18,14 @@ from .layers import lines_layer
 from .responsive import call_answering
 from .warmup import start_warm_up
 
-__all__ = ["sample_stereo_pair", "sample_stereo_pair_lines", "sample_4dstem", "sample_particles"]
+__all__ = ["sample_stereo_pair", "sample_stereo_pair_lines", "sample_4dstem", "sample_4dstem_ring",
+           "sample_particles"]
 
 #: Marks a layer as ground truth: no widget chooses it as an input by default.
 TRUTH = {"truth": True}
 
 #: Fixed held-out seeds (``TEST_SEEDS.start`` plus these), so every user sees the same samples.
-STEREO, FOURDSTEM, PARTICLES = 1, 2, 3
+STEREO, FOURDSTEM, PARTICLES, FOURDSTEM_RING = 1, 2, 3, 4
 
 
 def _seed(sample: int) -> int:
@@ -110,24 +111,47 @@ def sample_4dstem() -> list:
     return layers
 
 
+def sample_4dstem_ring() -> list:
+    """A 128x128-scan synthetic 4D-STEM dataset at 60 mrad for a ring of discs (multi-view 3D lines).
+
+    Wide enough in angle (stereo angles of 2-5 degrees between discs 8 px from the
+    direct beam) and in the scan for "Ring of N" and "Reconstruct from all discs";
+    the small :func:`sample_4dstem` is not. About 4 s to make.
+    """
+    layers = call_answering(_4dstem_ring_layers)
+    start_warm_up()
+    return layers
+
+
 def _4dstem_layers() -> list:
+    return _4dstem_sample_layers(FOURDSTEM, scan=48, disc_radius=8.0, convergence_mrad=20.0, suffix="")
+
+
+def _4dstem_ring_layers() -> list:
+    return _4dstem_sample_layers(FOURDSTEM_RING, scan=128, disc_radius=12.0, convergence_mrad=60.0,
+                                 suffix=", ring")
+
+
+def _4dstem_sample_layers(sample_id: int, *, scan: int, disc_radius: float, convergence_mrad: float,
+                          suffix: str) -> list:
     from ..fourdstem import mean_pattern, open_4dstem
     from ..synth.fourdstem import simulate_4dstem
 
     _warm_layer_kinds(paths=True)
-    sample = simulate_4dstem(seed=_seed(FOURDSTEM), scan_shape=(48, 48), detector_shape=(32, 32),
-                             disc_radius_px=8.0, convergence_mrad=20.0)
+    seed = _seed(sample_id)
+    sample = simulate_4dstem(seed=seed, scan_shape=(scan, scan), detector_shape=(32, 32),
+                             disc_radius_px=disc_radius, convergence_mrad=convergence_mrad)
     dataset = open_4dstem(sample.data)
     np.asarray(dataset.data[:1, :1, :1, :1])  # dask's first compute looks for a distributed client (an import)
-    dataset.metadata["source"] = f"synthetic 4D-STEM (seed {_seed(FOURDSTEM)})"
+    dataset.metadata["source"] = f"synthetic 4D-STEM (seed {seed})"
     meta = {"kind": "4D-STEM", "source": dataset.metadata["source"], "fourdstem": dataset,
-            "convergence_mrad": 20.0, "synthetic_seed": _seed(FOURDSTEM), "synthetic_params": sample.params}
+            "convergence_mrad": convergence_mrad, "synthetic_seed": seed, "synthetic_params": sample.params}
     return [
-        (dataset.data, {"name": "4D-STEM (synthetic)", "colormap": "gray", "metadata": meta}, "image"),
-        (mean_pattern(dataset).astype(np.float32), {"name": "mean pattern (synthetic)", "colormap": "gray",
+        (dataset.data, {"name": f"4D-STEM (synthetic{suffix})", "colormap": "gray", "metadata": meta}, "image"),
+        (mean_pattern(dataset).astype(np.float32), {"name": f"mean pattern (synthetic{suffix})", "colormap": "gray",
                                                     "visible": False}, "image"),
-        lines_layer(sample.lines_3d, name="true 3D lines (4D-STEM)", visible=False,
-                    metadata={"synthetic_seed": _seed(FOURDSTEM), **TRUTH}),
+        lines_layer(sample.lines_3d, name=f"true 3D lines (4D-STEM{suffix})", visible=False,
+                    metadata={"synthetic_seed": seed, **TRUTH}),
     ]
 
 
