@@ -95,8 +95,6 @@ def _row_correlation(left, right, x, y, first, n_shifts: int, *, half_height: in
     together, and the patches are windows of that strip. Returns the ``(n, n_shifts)``
     correlations and the ``(n,)`` norms of the left patches (0: flat patch).
     """
-    from numpy.lib.stride_tricks import sliding_window_view
-
     first = np.asarray(first, dtype=float)
     dy = np.arange(-half_height, half_height + 1, dtype=float)
     dx = np.arange(-half_width, half_width + 1, dtype=float)
@@ -107,7 +105,19 @@ def _row_correlation(left, right, x, y, first, n_shifts: int, *, half_height: in
     rows_r = y[:, None, None] + dy[None, :, None] + 0.0 * span[None, None, :]
     cols_r = (x + first)[:, None, None] + span[None, None, :] + 0.0 * dy[None, :, None]
     strip = map_coordinates(right, [rows_r.ravel(), cols_r.ravel()], order=1, mode="nearest").reshape(rows_r.shape)
-    patch_r = np.moveaxis(sliding_window_view(strip, len(dx), axis=2), 2, 1)  # (n, n_shifts, rows, cols)
+    return _strip_correlation(patch_l, strip, dx, window_px)
+
+
+def _strip_correlation(patch_l, strip, dx, window_px):
+    """Correlation of each left patch with every window of its right strip, and the left patches' norms.
+
+    ``patch_l`` is ``(n, rows, cols)``, ``strip`` ``(n, rows, cols + k - 1)``: the right
+    view along the row, as wide as ``k`` shifted patches together. Returns the ``(n, k)``
+    correlations and the ``(n,)`` norms.
+    """
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    patch_r = np.moveaxis(sliding_window_view(strip, len(dx), axis=2), 2, 1)  # (n, k, rows, cols)
     a, b, na, nb = _centred_patches(patch_l, patch_r, dx, window_px)
     return np.einsum("nrc,ngrc->ng", a, b) / np.maximum(na[:, None] * nb, 1e-9), na
 
@@ -134,8 +144,6 @@ def _grid_correlation(left, right, x, y, grid, *, half_height: int = 3, half_wid
     Plain indexing and sliding windows instead of interpolation (several times faster).
     Returns the ``(n, len(grid))`` correlations.
     """
-    from numpy.lib.stride_tricks import sliding_window_view
-
     rows, cols = left.shape
     xi = np.round(x).astype(int)
     yi = np.clip(np.round(y).astype(int)[:, None] + np.arange(-half_height, half_height + 1)[None, :], 0, rows - 1)
@@ -143,9 +151,7 @@ def _grid_correlation(left, right, x, y, grid, *, half_height: int = 3, half_wid
     patch_l = left[yi[:, :, None], np.clip(xi[:, None, None] + dx[None, None, :], 0, cols - 1)]
     span = np.arange(int(grid[0]) - half_width, int(grid[-1]) + half_width + 1)
     strip = right[yi[:, :, None], np.clip(xi[:, None, None] + span[None, None, :], 0, cols - 1)]
-    patch_r = np.moveaxis(sliding_window_view(strip, len(dx), axis=2), 2, 1)  # (n, len(grid), rows, cols)
-    a, b, na, nb = _centred_patches(patch_l, patch_r, dx, window_px)
-    return np.einsum("nrc,ngrc->ng", a, b) / np.maximum(na[:, None] * nb, 1e-9)
+    return _strip_correlation(patch_l, strip, dx, window_px)[0]
 
 
 def line_disparity_search(left, right, x, y, d0, *, search: int = 8, step_cost: float = 0.1,
