@@ -7,7 +7,7 @@ held-out seeds, scan 128x128, detector 32x32, bright-field disc radius 12 px, 60
 discs in one pass over the data, every view through the shipped detector once).
 Per ring:
 
-- ``fused``: every useful pair fused (:func:`napari_stereo_tem.fourdstem.multiview.iter_fuse_views`);
+- ``fused``: every useful pair fused (:func:`napari_stereo_tem.fourdstem.fusion.iter_fuse_views`);
 - ``best pair``: every single pair of the same discs reconstructed alone by the same
   code (its reference view's lines, the matcher's start, the correlation along the
   pair's rows, the robust curve along each line), and the one with the lowest depth

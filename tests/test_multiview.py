@@ -160,7 +160,7 @@ def test_fused_views_recover_a_segment_along_one_pairs_epipolar_direction(matche
 
 
 def test_a_depth_found_by_one_pair_of_many_is_not_kept(matcher):
-    from napari_stereo_tem.fourdstem.multiview import confirming_pairs
+    from napari_stereo_tem.fourdstem.fusion import confirming_pairs
 
     assert [confirming_pairs(n) for n in (1, 3, 6, 15)] == [1, 1, 2, 3]
     shifts = np.array([[0.1, 0.0], [0.0, 0.1], [-0.1, 0.0], [0.0, -0.1]])  # 4 views, 6 pairs
@@ -179,7 +179,7 @@ def test_a_depth_found_by_one_pair_of_many_is_not_kept(matcher):
 
 
 def test_a_stretch_is_kept_where_another_reference_confirms_it():
-    from napari_stereo_tem.fourdstem.multiview import _confirmed
+    from napari_stereo_tem.fourdstem.fusion import _confirmed
 
     t = np.linspace(0, 40, 41)
     line = np.column_stack([t, np.full(41, 10.0), np.where(t < 20, 0.0, 6.0)])  # its second half 6 px too deep
