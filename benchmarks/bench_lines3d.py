@@ -62,42 +62,11 @@ def pairs(n, angle, size, *, seed=21, split="test", kind="default"):
                 return
 
 
-def foreign_views(sample, angle, *, seed: int, dose: float = 300.0):
-    """The pair drawn again from its 3D truth with another line profile, a bend contour and shot noise.
+def foreign_views(sample, angle, *, seed: int, dose: float = 300.0, width_scale: float = 1.0):
+    """The pair drawn again from its 3D truth (:func:`napari_stereo_tem.synth.fringed.fringed_views`)."""
+    from napari_stereo_tem.synth.fringed import fringed_views
 
-    Each view projects the true lines at ``-phi/2`` / ``+phi/2`` about the central column
-    (the pipeline's frame). A line pixel at distance ``r`` from the projected line is
-    ``1 - c exp(-r^2 / 2 s^2) + f exp(-(r - 2.5 s)^2 / 2)`` (contrast ``c`` 0.35-0.6, width
-    ``s`` 1.2-2.2 px, fringe ``f`` 0.1-0.2), times a background with a dark bend contour
-    (a broad band along a random direction that moves 15-30 px between the views) and a
-    smooth mottle; Poisson noise at ``dose`` counts per pixel.
-    """
-    from scipy.ndimage import gaussian_filter
-    from scipy.spatial import cKDTree
-
-    from napari_stereo_tem.evaluation import densify_lines
-    from napari_stereo_tem.stereo.projection import project_points
-
-    rng = np.random.default_rng(seed)
-    rows, cols = sample.left.shape
-    axis_col = (cols - 1) / 2.0
-    yy, xx = np.mgrid[:rows, :cols].astype(float)
-    contrast, width, fringe = rng.uniform(0.35, 0.6), rng.uniform(1.2, 2.2), rng.uniform(0.1, 0.2)
-    direction = rng.uniform(0, np.pi)
-    offset, move = rng.uniform(-0.3, 0.3) * rows, rng.uniform(15, 30)
-    mottle = gaussian_filter(rng.normal(0, 1, (rows, cols)), 12)
-    mottle = 0.08 * mottle / (np.abs(mottle).max() + 1e-9)
-    views = []
-    for k, tilt in enumerate((-angle / 2.0, angle / 2.0)):
-        pts = densify_lines([np.column_stack([project_points(line, tilt, axis_col=axis_col), np.zeros(len(line))])
-                             for line in sample.lines_3d], spacing=0.3)
-        r = cKDTree(pts[:, :2]).query(np.column_stack([xx.ravel(), yy.ravel()]), distance_upper_bound=12)[0]
-        r = np.minimum(r, 12).reshape(rows, cols)
-        line = 1 - contrast * np.exp(-r ** 2 / (2 * width ** 2)) + fringe * np.exp(-(r - 2.5 * width) ** 2 / 2)
-        across = (xx - cols / 2) * np.cos(direction) + (yy - rows / 2) * np.sin(direction) - offset - k * move
-        background = (1 - 0.45 * np.exp(-across ** 2 / (2 * 18.0 ** 2))) * (1 + mottle)
-        views.append(rng.poisson(np.clip(line * background, 0, None) * dose).astype(np.float32) / dose)
-    return views
+    return fringed_views(sample, angle, seed=seed, dose=dose, width_scale=width_scale)
 
 
 def point_errors(lines, stds, truth, *, offset: float, xy_tolerance: float = 3.0):
@@ -120,7 +89,8 @@ def point_errors(lines, stds, truth, *, offset: float, xy_tolerance: float = 3.0
 
 
 def score(*, n, size, angles=ANGLES, line_model=None, threads=2, split="test", seed=21, renderer="own",
-          line_search=False, max_disparity_std=None, min_line_probability=None, detector="default"):
+          line_search=False, max_disparity_std=None, min_line_probability=None, detector="default", extra=None,
+          width_scale=1.0):
     from napari_stereo_tem.evaluation import line_set_distance
     from napari_stereo_tem.models.store import load_detector
     from napari_stereo_tem.stereo.matching import load_matcher
@@ -134,13 +104,15 @@ def score(*, n, size, angles=ANGLES, line_model=None, threads=2, split="test", s
         options["max_disparity_std"] = max_disparity_std
     if min_line_probability is not None:
         options["min_line_probability"] = min_line_probability
+    options.update(extra or {})
     rows = {}
     for angle in angles:
         acc = {"coverage": [], "precision": [], "dz": [], "std": [], "seconds": [], "triangulate": []}
         for k, sample in enumerate(pairs(n, angle, size, seed=seed, split=split)):
             left, right = sample.left, sample.right
             if renderer == "foreign":
-                left, right = foreign_views(sample, float(angle), seed=1000 * int(angle) + k)
+                left, right = foreign_views(sample, float(angle), seed=1000 * int(angle) + k,
+                                            width_scale=width_scale)
             t0 = time.perf_counter()
             rec = reconstruct(left, right, stereo_angle_deg=float(angle), rectify=False,
                               detector=det, matcher=matcher, n_threads=threads, **options)
@@ -349,7 +321,7 @@ def diagnose_pair(rec, sample, angle, report, *, tolerance=3.0, near_px=2.5, max
 
 
 def diagnose(*, n, size, angle, threads=1, split="val", seed=21, renderer="own", line_search=False,
-             max_disparity_std=None, detector="default"):
+             max_disparity_std=None, detector="default", width_scale=1.0):
     """Print where coverage, precision and the squared depth error are lost over ``n`` pairs (:func:`diagnose_pair`)."""
     from napari_stereo_tem.models.store import load_detector
     from napari_stereo_tem.stereo.matching import load_matcher
@@ -364,7 +336,8 @@ def diagnose(*, n, size, angle, threads=1, split="val", seed=21, renderer="own",
     for k, sample in enumerate(pairs(n, angle, size, seed=seed, split=split)):
         left, right = sample.left, sample.right
         if renderer == "foreign":
-            left, right = foreign_views(sample, float(angle), seed=1000 * int(angle) + k)
+            left, right = foreign_views(sample, float(angle), seed=1000 * int(angle) + k,
+                                            width_scale=width_scale)
         rec = reconstruct(left, right, stereo_angle_deg=float(angle), rectify=False, detector=det, matcher=matcher,
                           n_threads=threads, line_search=line_search, max_disparity_std=max_disparity_std)
         report = _fit_report(rec, float(angle), matcher, line_search=line_search, max_disparity_std=max_disparity_std)
@@ -401,6 +374,19 @@ def diagnose(*, n, size, angle, threads=1, split="val", seed=21, renderer="own",
         print(f"The worst {top} of {len(ordered)} lines (5 %) carry {share:.2f} of the squared depth error.")
 
 
+def _option(text: str):
+    """``KEY=VALUE`` -> ``(key, value)`` with the value as a number or bool where it reads as one."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise SystemExit(f"--option wants KEY=VALUE, got {text!r}")
+    if value.lower() in ("true", "false"):
+        return key, value.lower() == "true"
+    try:
+        return key, float(value) if any(c in value for c in ".e") else int(value)
+    except ValueError:
+        return key, value
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=4, help="pairs per angle")
@@ -421,27 +407,34 @@ def main(argv=None) -> int:
                         help="reconstruct with this min_line_probability")
     parser.add_argument("--detector", default="default",
                         help="detector weights: a version name or a .safetensors path (default: the selected one)")
+    parser.add_argument("--width-scale", type=float, default=1.0,
+                        help="foreign renderer: lines this many times wider (a higher magnification)")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="another keyword of reconstruct_stereo (a number, true/false or text); repeatable")
     parser.add_argument("--diagnose", action="store_true",
                         help="say where coverage, precision and depth error are lost (first angle of --angles)")
     args = parser.parse_args(argv)
     angles = ANGLES if args.angles is None else tuple(int(a) for a in args.angles.split(","))
+    extra = dict(_option(text) for text in args.option)
     t0 = time.perf_counter()
     if args.diagnose:
         diagnose(n=args.n, size=args.size, angle=angles[0], threads=args.threads, split=args.split,
                  renderer=args.renderer, line_search=args.line_search, max_disparity_std=args.max_disparity_std,
-                 detector=args.detector)
+                 detector=args.detector, width_scale=args.width_scale)
         print(f"\n({time.perf_counter() - t0:.0f} s)")
         return 0
     rows = score(n=args.n, size=args.size, angles=angles, line_model=args.line_model, threads=args.threads,
                  split=args.split, renderer=args.renderer, line_search=args.line_search,
                  max_disparity_std=args.max_disparity_std, min_line_probability=args.min_line_probability,
-                 detector=args.detector)
+                 detector=args.detector, extra=extra, width_scale=args.width_scale)
     print(f"3D lines on held-out pairs ({args.split} seeds, {args.renderer} renderer), {args.n} pairs of "
           f"{args.size}x{args.size} per angle, line model {args.line_model or 'default'}"
           f"{', line search' if args.line_search else ''}"
           f"{f', disparity std limit {args.max_disparity_std:g} px' if args.max_disparity_std else ''}"
           f"{f', min line probability {args.min_line_probability:g}' if args.min_line_probability else ''}"
           f"{'' if args.detector == 'default' else f', detector {args.detector}'}"
+          f"{''.join(f', {k}={v}' for k, v in extra.items())}"
+          f"{'' if args.width_scale == 1.0 else f', lines {args.width_scale:g}x wider'}"
           "; 3 px tolerance, one depth "
           "offset per pair removed\n")
     print("| angle | coverage | precision | depth RMSE (px) | depth mean (px) | disparity error (px) "

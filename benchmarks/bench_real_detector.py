@@ -23,7 +23,8 @@ lines, seconds of detection) and the means.
 not), ``real_<stem>_<tag>.png``: the image in grey, the predicted class-1
 skeleton in red, class 2 in blue, the annotated centrelines in green and the
 ignore regions' outlines in dark yellow. ``--detect-option key=value`` (repeatable)
-is passed to ``predict_probability`` as a keyword (values read as JSON when they
+is passed to ``predict_probability`` as a keyword (``threshold`` and ``min_size``
+to ``probability_to_labels`` instead) (values read as JSON when they
 parse, else as text), so options added to the detector can be benchmarked.
 ``--downscale 2`` is a diagnostic (not what a user does): detection on the image
 shrunk twofold, labels enlarged back; it shows how much of the score is a
@@ -79,13 +80,16 @@ def detect(image: np.ndarray, model, *, contrast: str, options: dict, downscale:
 
     from napari_stereo_tem.stereo.detection import label_settings, predict_probability, probability_to_labels
 
+    label_keys = ("threshold", "min_size")  # these go to probability_to_labels
+    label_options = {**label_settings(model), **{k: v for k, v in options.items() if k in label_keys}}
+    options = {k: v for k, v in options.items() if k not in label_keys}
     kwargs = {"contrast": contrast, "all_classes": getattr(model, "n_classes", 1) > 1, **options}
     start = time.perf_counter()
     small = image
     if downscale != 1.0:
         small = cv2.resize(image, None, fx=1 / downscale, fy=1 / downscale, interpolation=cv2.INTER_AREA)
     prob = predict_probability(small, model, **kwargs)
-    labels = probability_to_labels(prob, **label_settings(model))
+    labels = probability_to_labels(prob, **label_options)
     if downscale != 1.0:
         labels = cv2.resize(labels, image.shape[::-1], interpolation=cv2.INTER_NEAREST)
     return labels, time.perf_counter() - start

@@ -159,3 +159,29 @@ def test_detect_cli_writes_a_folder(tmp_path, sample_dir, capsys):
     assert "--scale" in capsys.readouterr().err
     assert main(["detect", str(tmp_path / "missing.tif"), "-o", str(tmp_path / "y")]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("dark_field", [False, True])
+def test_wide_fringed_lines_are_read_in_their_own_polarity(detector, dark_field):
+    """Lines 1.5x wider than the fringed renderer's with a faint fringe on a bend contour (validation scene 8178779).
+
+    Seen the wrong way round the fringes are thin lines, two per line, which the detector finds
+    more of at full size than the lines themselves; the lines' depth below the background tells them
+    apart. Before, bright field was read as dark field here and the image kept as it is.
+    """
+    from napari_stereo_tem.synth import make_stereo_pair
+    from napari_stereo_tem.synth.fringed import fringed_views
+
+    sample = make_stereo_pair(8178779, shape=(384, 384), stereo_angle_deg=8.0)
+    image = fringed_views(sample, 8.0, seed=8001, width_scale=1.5)[0]
+    if dark_field:
+        image = image.max() - image
+    settings = choose_settings(image, detector)
+    assert settings.contrast == ("dark_field" if dark_field else "bright_field")
+    assert settings.scale < 1.0 and settings.ridge_sigma >= 2.5
+    result = detect_lines(image, detector)
+    # the class-1 pixels lie on the lines, not beside them on a fringe
+    truth = sample.mask_left == 1
+    near = ndimage.binary_dilation(truth, iterations=4)
+    found = result.labels == 1
+    assert found.sum() > 1000 and np.mean(near[found]) > 0.9

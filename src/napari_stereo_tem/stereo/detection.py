@@ -99,8 +99,9 @@ SCALE_CANDIDATES = (1.0, 0.7, 0.5, 0.35, 0.25)
 MIN_DENSITY = 1.5
 #: A smaller factor is chosen only when it finds this many times the line density of the image as is.
 SHRINK_GAIN = 1.5
-#: Images whose dominant ridges are thinner than this Gaussian sigma (px) are never shrunk.
-WIDE_SIGMA = 4.0
+#: Images whose dominant ridges are thinner than this Gaussian sigma (px) are never shrunk (lines of a
+#: sigma of 2.5 px with a bright fringe, on a bend contour, are already read as distractors or fringes).
+WIDE_SIGMA = 2.5
 #: Shorter side (px) an image keeps at the least when shrunk (the detector needs context).
 MIN_SHRUNK_SIDE = 192
 _RIDGE_SIGMAS = tuple(float(v) for v in np.geomspace(0.5, 8.0, 10))
@@ -189,8 +190,13 @@ class DetectionSettings:
                 "density": {k: [round(float(v), 4) for v in vals] for k, vals in self.density.items()}}
 
 
-def _line_density(norm: np.ndarray, model, factor: float, *, preview: int) -> float:
-    """Centreline length (px of the original image) per 1000 px² that the detector finds at ``factor``."""
+def _line_density(norm: np.ndarray, model, factor: float, *, preview: int) -> tuple[float, float]:
+    """What the detector finds at ``factor``: centreline length (px of the original image) per 1000 px², and
+    the lines' median depth below the local background (``norm`` has lines dark; 0 when none are found).
+
+    The depth tells a line from the faint fringes beside a wide line of the other polarity, which the
+    detector also draws as thin lines (two per line) when the image is seen the wrong way round.
+    """
     import cv2
     from skimage.morphology import skeletonize
 
@@ -204,8 +210,14 @@ def _line_density(norm: np.ndarray, model, factor: float, *, preview: int) -> fl
     prob = drive(_iter_tiles(crop, model, tile=512, overlap=64))
     check_cancelled()
     labels = probability_to_labels(prob, **label_settings(model))
-    length = skeletonize(labels == 1).sum() / factor
-    return 1000.0 * float(length) / float(crop.shape[0] * crop.shape[1] / factor**2)
+    centre = skeletonize(labels == 1)
+    length = centre.sum() / factor
+    depth = 0.0
+    if centre.any():  # the median of a 31 px window: the background beside a line a few px wide
+        grey = np.clip(np.asarray(crop) * 255.0, 0, 255).astype(np.uint8)
+        background = cv2.medianBlur(grey, 31).astype(np.float32) / 255.0
+        depth = float(np.median(background[centre] - crop[centre]))
+    return 1000.0 * float(length) / float(crop.shape[0] * crop.shape[1] / factor**2), max(depth, 0.0)
 
 
 def choose_settings(image, model, *, contrast: str = "auto", scale="auto", preview: int = 384,
@@ -222,10 +234,14 @@ def choose_settings(image, model, *, contrast: str = "auto", scale="auto", previ
     shrunk enough, so the chosen factor is the **largest** one reaching 80 %
     of the best density, and a factor below 1 only when it finds at least
     :data:`SHRINK_GAIN` times the density of the image as it is. The factor is searched in bright field (or the
-    given contrast); dark field is then tried at the neighbouring factors
-    and chosen when it beats bright field by 30 %; when neither beats the
-    other by 30 % (a detector that finds lines of both polarities), the skew
-    of the image's fine detail decides.
+    given contrast); dark field is then tried at the same factors. Each
+    polarity's strength is the length of the lines found times their depth
+    below the local background, summed over the factors (seen the wrong way
+    round, the faint fringes beside wide lines are found as thin lines of
+    little depth, and only at full size); dark field is chosen when it beats
+    bright field by 30 %; when neither beats the other by 30 % (a detector
+    that finds lines of both polarities), the skew of the image's fine
+    detail decides.
 
     Parameters
     ----------
@@ -281,19 +297,22 @@ def choose_settings(image, model, *, contrast: str = "auto", scale="auto", previ
 
     # the factor is searched in the given contrast (bright field when undecided) ...
     first = "bright_field" if contrast == "auto" else contrast
-    density = {first: [_line_density(views[first], model, f, preview=preview) for f in factors]}
-    factor = pick(density[first])
+    found = {first: {f: _line_density(views[first], model, f, preview=preview) for f in factors}}
+    factor = pick([found[first][f][0] for f in factors])
     chosen = first
-    if contrast == "auto":   # ... then dark field is tried at the factors around the one found
-        around = [f for f in factors if factor / 1.5 <= f <= factor * 1.5]
-        dark = {f: _line_density(views["dark_field"], model, f, preview=preview) for f in around}
-        density["dark_field"] = [dark.get(f, float("nan")) for f in factors]
-        bright_best, dark_best = max(density[first]), max(dark.values())
-        if dark_best > 1.3 * bright_best:
+    if contrast == "auto":   # ... then dark field is tried at the same factors
+        found["dark_field"] = {f: _line_density(views["dark_field"], model, f, preview=preview) for f in factors}
+        # each polarity's strength: line length times the lines' depth, summed over the factors. The faint
+        # fringes beside wide lines, seen the wrong way round, give thin lines at full size only, of little
+        # depth; the lines themselves keep their depth when shrunk.
+        strength = {name: sum(length * depth for length, depth in found[name].values()) for name in found}
+        if strength["dark_field"] > 1.3 * strength[first]:
             chosen = "dark_field"
-            factor = pick([dark.get(f, 0.0) for f in factors])
-        elif bright_best <= 1.3 * dark_best and _lines_are_bright(bright):
+            factor = pick([found["dark_field"][f][0] for f in factors])
+        elif strength[first] <= 1.3 * strength["dark_field"] and _lines_are_bright(bright):
             chosen = "dark_field"     # the detector sees both alike: the skew of the fine detail decides
+            factor = pick([found["dark_field"][f][0] for f in factors])
+    density = {name: [found[name][f][0] for f in factors] for name in found}
     return DetectionSettings(contrast=chosen, scale=float(factor) if scale == "auto" else float(scale),
                              density=density, scales=factors, ridge_sigma=sigma)
 

@@ -8,7 +8,7 @@ Modules: :mod:`.seeds` (train/val/test seed ranges), :mod:`.background`
 (Perlin backgrounds of seed 001, bend contours, shot noise), :mod:`.scene`
 (the 3D model), :mod:`.render` (projection into any tilts), :mod:`.stereo`
 (stereo pairs on disk), :mod:`.raster` (nearest-point line drawing),
-:mod:`.fourdstem` (4D-STEM datasets),
+:mod:`.fourdstem` (4D-STEM datasets), :mod:`.fringed` (a second renderer of the stereo truth),
 :mod:`.dataset` (training-set builder).
 """
 
