@@ -162,26 +162,28 @@ def test_detect_cli_writes_a_folder(tmp_path, sample_dir, capsys):
 
 
 @pytest.mark.parametrize("dark_field", [False, True])
-def test_wide_fringed_lines_are_read_in_their_own_polarity(detector, dark_field):
-    """Lines 1.5x wider than the fringed renderer's with a faint fringe on a bend contour (validation scene 8178779).
+@pytest.mark.parametrize("width_scale, contrast_scale", [(1.5, 1.0), (1.0, 0.5)], ids=["wide", "faint"])
+def test_fringed_lines_are_read_in_their_own_polarity(detector, dark_field, width_scale, contrast_scale):
+    """Lines with a faint fringe on a bend contour (validation scene 8178779), 1.5x wider or half as dark.
 
     Seen the wrong way round the fringes are thin lines, two per line, which the detector finds
     more of at full size than the lines themselves; the lines' depth below the background tells them
-    apart. Before, bright field was read as dark field here and the image kept as it is.
+    apart, and the detector finds the lines themselves once the image is shrunk. Before, bright field
+    was read as dark field here and the image kept as it is.
     """
     from napari_stereo_tem.synth import make_stereo_pair
     from napari_stereo_tem.synth.fringed import fringed_views
 
     sample = make_stereo_pair(8178779, shape=(384, 384), stereo_angle_deg=8.0)
-    image = fringed_views(sample, 8.0, seed=8001, width_scale=1.5)[0]
+    image = fringed_views(sample, 8.0, seed=8001, width_scale=width_scale, contrast_scale=contrast_scale)[0]
     if dark_field:
         image = image.max() - image
     settings = choose_settings(image, detector)
     assert settings.contrast == ("dark_field" if dark_field else "bright_field")
-    assert settings.scale < 1.0 and settings.ridge_sigma >= 2.5
+    assert settings.scale < 1.0
     result = detect_lines(image, detector)
     # the class-1 pixels lie on the lines, not beside them on a fringe
     truth = sample.mask_left == 1
     near = ndimage.binary_dilation(truth, iterations=4)
     found = result.labels == 1
-    assert found.sum() > 1000 and np.mean(near[found]) > 0.9
+    assert found.sum() > 300 and np.mean(near[found]) > 0.9

@@ -100,8 +100,9 @@ MIN_DENSITY = 1.5
 #: A smaller factor is chosen only when it finds this many times the line density of the image as is.
 SHRINK_GAIN = 1.5
 #: Images whose dominant ridges are thinner than this Gaussian sigma (px) are never shrunk (lines of a
-#: sigma of 2.5 px with a bright fringe, on a bend contour, are already read as distractors or fringes).
-WIDE_SIGMA = 2.5
+#: sigma of 2.5 px with a bright fringe, or fainter ones of 1.5-2 px, on a bend contour, are read as
+#: distractors or fringes at full size and found when shrunk).
+WIDE_SIGMA = 1.5
 #: Shorter side (px) an image keeps at the least when shrunk (the detector needs context).
 MIN_SHRUNK_SIDE = 192
 _RIDGE_SIGMAS = tuple(float(v) for v in np.geomspace(0.5, 8.0, 10))

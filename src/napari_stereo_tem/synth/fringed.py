@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 
-def fringed_views(sample, angle, *, seed: int, dose: float = 300.0, width_scale: float = 1.0):
+def fringed_views(sample, angle, *, seed: int, dose: float = 300.0, width_scale: float = 1.0,
+                  contrast_scale: float = 1.0):
     """The pair drawn again from its 3D truth with another line profile, a bend contour and shot noise.
 
     Each view projects the true lines at ``-phi/2`` / ``+phi/2`` about the central column
@@ -19,7 +20,8 @@ def fringed_views(sample, angle, *, seed: int, dose: float = 300.0, width_scale:
     ``s`` 1.2-2.2 px, fringe ``f`` 0.1-0.2), times a background with a dark bend contour
     (a broad band along a random direction that moves 15-30 px between the views) and a
     smooth mottle; Poisson noise at ``dose`` counts per pixel. ``width_scale`` widens the lines
-    (and moves their fringe out with them), as a higher magnification would.
+    (and moves their fringe out with them), as a higher magnification would; ``contrast_scale``
+    scales the core's contrast (not the fringe's).
     """
     from scipy.ndimage import gaussian_filter
     from scipy.spatial import cKDTree
@@ -31,7 +33,7 @@ def fringed_views(sample, angle, *, seed: int, dose: float = 300.0, width_scale:
     rows, cols = sample.left.shape
     axis_col = (cols - 1) / 2.0
     yy, xx = np.mgrid[:rows, :cols].astype(float)
-    contrast, width, fringe = rng.uniform(0.35, 0.6), rng.uniform(1.2, 2.2) * width_scale, rng.uniform(0.1, 0.2)
+    contrast, width, fringe = rng.uniform(0.35, 0.6) * contrast_scale, rng.uniform(1.2, 2.2) * width_scale, rng.uniform(0.1, 0.2)
     direction = rng.uniform(0, np.pi)
     offset, move = rng.uniform(-0.3, 0.3) * rows, rng.uniform(15, 30)
     mottle = gaussian_filter(rng.normal(0, 1, (rows, cols)), 12)
