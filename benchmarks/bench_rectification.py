@@ -67,6 +67,11 @@ def _ideal(source: str, seed: int, size: int):
     from napari_stereo_tem.synth import make_stereo_pair
 
     sample = make_stereo_pair(seed, shape=(big, big), dose=0, view_jitter=0.5)
+    if source == "fringed":  # the same truth drawn by the second renderer (dark core, fringe, bend contour)
+        from napari_stereo_tem.synth.fringed import fringed_views
+
+        left, right = fringed_views(sample, sample.stereo_angle_deg, seed=seed)
+        return left, right, _from_disparity(sample.disparity_left, 1)
     return sample.left, sample.right, _from_disparity(sample.disparity_left, 1)
 
 
@@ -79,8 +84,21 @@ def _turned(linear_deg: float, size: int) -> np.ndarray:
     return np.column_stack([rot, centre - rot @ centre])
 
 
+_DETECTOR = []
+
+
+def _guides(raw_l, raw_r):
+    """The shipped detector's dislocation probability of each raw view (``rectify_pair(guides=...)``)."""
+    from napari_stereo_tem.models.store import load_detector
+    from napari_stereo_tem.stereo.detection import predict_probability
+
+    if not _DETECTOR:
+        _DETECTOR.append(load_detector())
+    return tuple(predict_probability(view, _DETECTOR[0]) for view in (raw_l, raw_r))
+
+
 def _score(source: str, seed: int, size: int, rng: np.random.Generator, overlay: bool, contrast: bool = True,
-           view_turn: float = 0.0) -> dict:
+           view_turn: float = 0.0, guides: bool = False) -> dict:
     left, right, (ideal_l, ideal_r) = _ideal(source, seed, size)
     theta = float(90.0 - rng.uniform(0.0, 180.0))  # (-90, 90]
     t = rng.uniform(-0.25, 0.25, size=2) * size
@@ -100,7 +118,7 @@ def _score(source: str, seed: int, size: int, rng: np.random.Generator, overlay:
         raw_r, _ = burn_overlay(raw_r, seed=seed)
     start, start_cpu = time.perf_counter(), time.process_time()
     try:
-        rect = rectify_pair(raw_l, raw_r)
+        rect = rectify_pair(raw_l, raw_r, guides=_guides(raw_l, raw_r) if guides else None)
     except InputError as err:
         return {"theta": theta, "failed": str(err)}
     seconds, cpu = time.perf_counter() - start, time.process_time() - start_cpu
@@ -121,11 +139,11 @@ def _score(source: str, seed: int, size: int, rng: np.random.Generator, overlay:
 
 
 def run(source: str, n: int, size: int, overlay: bool, contrast: bool = True, per_pair: bool = False,
-        view_turn: float = 0.0) -> dict:
+        view_turn: float = 0.0, guides: bool = False) -> dict:
     rng = np.random.default_rng(2024)
     rows = []
     for i, s in enumerate(range(10_000, 10_000 + n)):
-        rows.append(_score(source, s, size, rng, overlay, contrast, view_turn))
+        rows.append(_score(source, s, size, rng, overlay, contrast, view_turn, guides))
         if per_pair:
             r = rows[-1]
             print(f"  {source} seed {s}: theta {r['theta']:.2f}: " + (f"refused ({r['failed'][:80]})" if "failed" in r
@@ -219,7 +237,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=50)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--source", default="foil,textured,dislocations",
-                        help="comma-separated: foil, textured, dislocations")
+                        help="comma-separated: foil, textured, dislocations, fringed (dislocations drawn by "
+                             "the second renderer, synth/fringed.py)")
     parser.add_argument("--overlay", action="store_true", help="burn a video overlay into both views")
     parser.add_argument("--n-dislocations", type=int, default=None,
                         help="pairs of the dislocation source (default --n)")
@@ -229,6 +248,8 @@ def main() -> None:
                         help="also align this many tilt series of dislocation scenes (--series-views views each)")
     parser.add_argument("--series-views", type=int, default=4)
     parser.add_argument("--per-pair", action="store_true", help="print each pair's figures (to compare two versions)")
+    parser.add_argument("--guides", action="store_true",
+                        help="also match the detector's probability maps of the raw views (rectify_pair(guides=...))")
     parser.add_argument("--view-turn", type=float, default=0.0,
                         help="also turn each right view by up to this many degrees about its centre (a refocus)")
     args = parser.parse_args()
@@ -237,7 +258,8 @@ def main() -> None:
         run_series(args.series, args.series_views, args.size)
     counts = {source: args.n_dislocations if source == "dislocations" and args.n_dislocations else args.n
               for source in args.source.split(",") if source}
-    results = [run(source, n, args.size, args.overlay, not args.same_contrast, args.per_pair, args.view_turn)
+    results = [run(source, n, args.size, args.overlay, not args.same_contrast, args.per_pair, args.view_turn,
+                   args.guides)
                for source, n in counts.items() if n > 0]
     if any(r["within"] < TARGET_SHARE * r["n"] for r in results):
         print(f"SOME TARGETS MISSED (share within {THETA_TOL_DEG} deg and {SHIFT_TOL_PX} px below "
