@@ -220,6 +220,8 @@ def test_cli_writes_its_files(tmp_path, series):
     record = json.loads((out / "track.json").read_text())
     assert record["settings"]["max_distance"] == 9.0
     assert record["settings"]["contrast"] == "bright_field"
+    # the record names how lines were found; the lines themselves are in tracks.csv, not copied into it
+    assert record["settings"]["instances"] == "ridges"
     assert record["n_frames"] == 4 and record["n_tracks"] == len({r["track_id"] for r in rows})
     # an existing result is refused, the folder left as it was
     assert main(["track", str(stack), "-o", str(out)]) == 1
@@ -255,3 +257,17 @@ def test_tracks_csv_opens_as_a_tracks_layer(make_napari_viewer, tmp_path):
     # (track_id, frame, y, x) with the drift of frame 1 put back: x 11.5 + 2, y 20 - 1
     np.testing.assert_allclose(data[1], [0, 1, 19.0, 13.5])
     assert layer.features["speed"].iloc[0] == pytest.approx(1.5)
+
+
+def test_plot_of_a_hundred_tracks_keeps_its_axes(tmp_path):
+    """A real series holds about a hundred tracks: the plot shows the longest-lived few, its axes kept."""
+    import warnings
+
+    from napari_stereo_tem.cli.track import _plot
+
+    rows = [{"track_id": t, "frame": f, "velocity_x": 0.01 * t, "velocity_y": 0.0, "length": 10.0 + t}
+            for t in range(100) for f in range(3 + t % 4)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns when a legend squeezes the axes to nothing
+        _plot(rows, tmp_path / "tracks.png")
+    assert (tmp_path / "tracks.png").stat().st_size > 1000

@@ -7,7 +7,7 @@ centroid in the first frame's coordinates, drift removed, spline length, px and
 px/frame), ``drift.csv`` (``frame,dx,dy``: where a specimen point of frame 0 lies in
 frame ``k``, minus where it lies in frame 0), ``track.json`` (settings, counts,
 per-track summary, timings) and ``tracks.png`` (speed and length over time of
-every track seen in three frames or more). The folder is written as a whole.
+the twelve tracks seen in most frames, of those seen in three frames or more). The folder is written as a whole.
 """
 
 from __future__ import annotations
@@ -42,25 +42,36 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def _plot(rows: list[dict], path, *, min_frames: int = 3) -> None:
-    """Speed and length over time, one curve per track seen in ``min_frames`` frames or more."""
+def _plot(rows: list[dict], path, *, min_frames: int = 3, max_tracks: int = 12) -> None:
+    """Speed and length over time, one curve per track seen in ``min_frames`` frames or more.
+
+    At most ``max_tracks`` curves, the tracks seen in most frames (then the longest lines): a real
+    series can hold a hundred tracks, which no legend can name; every track is in ``tracks.csv``.
+    """
     import numpy as np
     from matplotlib.figure import Figure  # drawn by its own canvas: no backend chosen for the process
 
+    by_track: dict[int, list[dict]] = {}
+    for r in rows:
+        by_track.setdefault(r["track_id"], []).append(r)
+    long_lived = [t for t, mine in by_track.items() if len(mine) >= min_frames]
+    shown = sorted(long_lived, key=lambda t: (-len(by_track[t]), -float(np.mean([r["length"] for r in by_track[t]])),
+                                              t))[:max_tracks]
     figure = Figure(figsize=(9, 3.5), layout="constrained")
     speed_axis, length_axis = figure.subplots(1, 2)
-    for track_id in sorted({r["track_id"] for r in rows}):
-        mine = [r for r in rows if r["track_id"] == track_id]
-        if len(mine) < min_frames:
-            continue
+    for track_id in sorted(shown):
+        mine = by_track[track_id]
         frames = [r["frame"] for r in mine]
         speed = [float(np.hypot(r["velocity_x"], r["velocity_y"])) for r in mine]
         line, = speed_axis.plot(frames, speed, marker="o", ms=3, label=str(track_id))
         length_axis.plot(frames, [r["length"] for r in mine], marker="o", ms=3, color=line.get_color())
     speed_axis.set(xlabel="frame", ylabel="speed (px/frame, drift removed)")
     length_axis.set(xlabel="frame", ylabel="length (px)")
+    if len(shown) < len(long_lived):
+        figure.suptitle(f"{len(shown)} of {len(long_lived)} tracks seen in {min_frames} frames or more "
+                        "(those seen longest); all are in tracks.csv", fontsize="medium")
     if speed_axis.lines:
-        speed_axis.legend(title="track", fontsize="small", ncol=2)
+        figure.legend(*speed_axis.get_legend_handles_labels(), title="track", fontsize="small", loc="outside right")
     figure.savefig(path, dpi=100)
 
 

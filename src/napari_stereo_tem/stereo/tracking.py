@@ -242,23 +242,23 @@ def iter_track_lines(stack, model=None, *, max_distance: float = 10.0, gap_frame
         yield Progress(k + 1, n, "drift")
     drift = np.cumsum(np.array(steps), axis=0)
     seconds["drift"] = time.perf_counter() - t0
-    instances = [{"frame": k, "track_id": -1, "x": inst["x"] - drift[k, 0], "y": inst["y"] - drift[k, 1],
-                  "x_image": inst["x"], "y_image": inst["y"], "length": inst["length"],
-                  "mean_curvature": inst["mean_curvature"], "points": inst["points"],
-                  "specimen_points": inst["points"] - drift[k]}
-                 for k, frame_instances in enumerate(found) for inst in frame_instances]
+    records = [{"frame": k, "track_id": -1, "x": inst["x"] - drift[k, 0], "y": inst["y"] - drift[k, 1],
+                "x_image": inst["x"], "y_image": inst["y"], "length": inst["length"],
+                "mean_curvature": inst["mean_curvature"], "points": inst["points"],
+                "specimen_points": inst["points"] - drift[k]}
+               for k, frame_instances in enumerate(found) for inst in frame_instances]
 
     t0 = time.perf_counter()
-    ids = link_instances([i["frame"] for i in instances], [i["x"] for i in instances],
-                         [i["y"] for i in instances], lines=[i["specimen_points"] for i in instances],
+    ids = link_instances([i["frame"] for i in records], [i["x"] for i in records],
+                         [i["y"] for i in records], lines=[i["specimen_points"] for i in records],
                          max_distance=max_distance, gap_frames=gap_frames)
-    for inst, track_id in zip(instances, ids):
+    for inst, track_id in zip(records, ids):
         inst["track_id"] = int(track_id)
     seconds["link"] = time.perf_counter() - t0
     yield Progress(1, 1, "link")
     settings.update(max_distance=float(max_distance), gap_frames=int(gap_frames), min_length=float(min_length),
                     tracker="laptrack", instances=instances)
-    return TrackingResult(drift=drift, instances=instances, n_frames=n, shape=tuple(frames.shape[1:]),
+    return TrackingResult(drift=drift, instances=records, n_frames=n, shape=tuple(frames.shape[1:]),
                           settings=settings, seconds={k: round(v, 3) for k, v in seconds.items()})
 
 
