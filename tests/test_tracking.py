@@ -43,6 +43,23 @@ def test_drift_recovered_on_a_shifted_stack():
     np.testing.assert_allclose(drift, truth, atol=0.15)
 
 
+def test_drift_of_large_frames_is_found_at_half_size_first(monkeypatch):
+    """Frames of 512 px or more are correlated at half size, then uphill at full size: the same drift."""
+    from napari_stereo_tem.stereo import drift as drift_module
+
+    rng = np.random.default_rng(1)
+    specimen = ndimage.gaussian_filter(rng.normal(size=(640, 640)), 2.0)
+    truth = np.array([[0.0, 0.0], [13.4, -7.7], [9.1, 2.6]])
+    frames = np.stack([ndimage.shift(specimen, (dy, dx), order=3)[40:600, 40:600] for dx, dy in truth])
+    ignore = np.zeros(frames.shape, bool)
+    ignore[:, 100:140, 50:500] = True  # a moving feature's pixels, left out
+    assert min(frames.shape[1:]) >= drift_module.COARSE_SIDE
+    coarse = estimate_drift(frames, ignore=ignore)
+    np.testing.assert_allclose(coarse, truth, atol=0.15)
+    monkeypatch.setattr(drift_module, "COARSE_SIDE", 10**6)
+    np.testing.assert_allclose(estimate_drift(frames, ignore=ignore), coarse, atol=1e-9)
+
+
 def test_drift_ignores_the_gliding_lines(series):
     moving = series.masks == 1
     with_mask = estimate_drift(series.frames, ignore=moving)

@@ -17,14 +17,28 @@ __all__ = ["estimate_drift", "iter_drift_steps"]
 
 
 def _high_pass(frame: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """The frame less its local mean over ``keep`` pixels (illumination gradients do not move)."""
+    """The frame less its local mean over ``keep`` pixels (illumination gradients do not move).
+
+    The local mean is a Gaussian of a tenth of the frame's side, so smooth that it is computed on
+    the frame shrunk by a quarter of that sigma and enlarged back (a 1024 px frame: 0.03 s, not 1.4 s).
+    """
+    import cv2
     from scipy import ndimage
 
     f = frame.astype(np.float64)
+    rows, cols = f.shape
     sigma = 0.1 * min(f.shape)
     weight = keep.astype(np.float64)
-    local = ndimage.gaussian_filter(f * weight, sigma) / np.maximum(ndimage.gaussian_filter(weight, sigma), 1e-3)
-    return f - local
+    step = max(1, int(sigma // 4))
+    if step == 1:
+        local = ndimage.gaussian_filter(f * weight, sigma) / np.maximum(ndimage.gaussian_filter(weight, sigma), 1e-3)
+        return f - local
+    small = (max(2, round(cols / step)), max(2, round(rows / step)))
+    value = cv2.resize(f * weight, small, interpolation=cv2.INTER_AREA)
+    share = cv2.resize(weight, small, interpolation=cv2.INTER_AREA)
+    small_sigma = sigma * small[0] / cols
+    local = ndimage.gaussian_filter(value, small_sigma) / np.maximum(ndimage.gaussian_filter(share, small_sigma), 1e-3)
+    return f - cv2.resize(local, (cols, rows), interpolation=cv2.INTER_LINEAR)
 
 
 def _overlap_correlation(reference, moving, keep_ref, keep_mov, dx: int, dy: int) -> float:
@@ -40,6 +54,50 @@ def _overlap_correlation(reference, moving, keep_ref, keep_mov, dx: int, dy: int
     return float(np.sum(a * b) / max(np.sqrt(np.sum(a * a) * np.sum(b * b)), 1e-12))
 
 
+#: Frames at least this many px a side are correlated at half size first (4x less work), then the
+#: whole-pixel shift is found at full size around it.
+COARSE_SIDE = 512
+
+
+def _binned(image: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """2x2 means of ``image`` and the 2x2 blocks whose four pixels are all kept."""
+    rows, cols = (s - s % 2 for s in image.shape)
+    blocks = image[:rows, :cols].reshape(rows // 2, 2, cols // 2, 2)
+    kept = keep[:rows, :cols].reshape(rows // 2, 2, cols // 2, 2)
+    return blocks.mean(axis=(1, 3)), kept.all(axis=(1, 3))
+
+
+def _whole_pixel_step(reference, moving, keep_ref, keep_mov) -> tuple[int, int]:
+    """The whole-pixel ``(dx, dy)`` of the masked cross-correlation's peak."""
+    from skimage.registration import phase_cross_correlation
+
+    def correlated(ref, mov, k_ref, k_mov):
+        shift = phase_cross_correlation(ref, mov, reference_mask=k_ref, moving_mask=k_mov, overlap_ratio=0.5)
+        shift = shift[0] if isinstance(shift, tuple) else shift
+        dy, dx = (-np.round(np.asarray(shift, float))).astype(int)
+        return int(dx), int(dy)
+
+    if min(reference.shape) < COARSE_SIDE:
+        return correlated(reference, moving, keep_ref, keep_mov)
+    # at half size, then uphill at full size from twice that shift (the half-size peak is within a pixel)
+    (ref_small, keep_ref_small), (mov_small, keep_mov_small) = _binned(reference, keep_ref), _binned(moving, keep_mov)
+    dx, dy = correlated(ref_small, mov_small, keep_ref_small, keep_mov_small)
+    dx, dy = 2 * dx, 2 * dy
+    score = {}
+
+    def at(x, y):
+        if (x, y) not in score:
+            score[x, y] = _overlap_correlation(reference, moving, keep_ref, keep_mov, x, y)
+        return score[x, y]
+
+    for _ in range(8):
+        best = max(((dx + ox, dy + oy) for ox in (-1, 0, 1) for oy in (-1, 0, 1)), key=lambda p: at(*p))
+        if best == (dx, dy):
+            break
+        dx, dy = best
+    return dx, dy
+
+
 def _frame_step(reference, moving, keep_ref, keep_mov) -> np.ndarray:
     """How far the content of ``moving`` moved relative to ``reference``, ``(dx, dy)`` (sub-pixel).
 
@@ -47,12 +105,7 @@ def _frame_step(reference, moving, keep_ref, keep_mov) -> np.ndarray:
     that move on their own do not pull the result), then a parabola through the
     correlation at the best whole-pixel shift and its neighbours.
     """
-    from skimage.registration import phase_cross_correlation
-
-    shift = phase_cross_correlation(reference, moving, reference_mask=keep_ref, moving_mask=keep_mov,
-                                    overlap_ratio=0.5)
-    shift = shift[0] if isinstance(shift, tuple) else shift
-    dy, dx = (-np.round(np.asarray(shift, float))).astype(int)
+    dx, dy = _whole_pixel_step(reference, moving, keep_ref, keep_mov)
     centre = _overlap_correlation(reference, moving, keep_ref, keep_mov, dx, dy)
     step = np.array([float(dx), float(dy)])
     for axis, (ox, oy) in enumerate(((1, 0), (0, 1))):

@@ -130,8 +130,20 @@ def link_instances(frame, x, y, *, lines=None, max_distance: float = 10.0, gap_f
         if len(lines) != len(frame):
             raise InputError(f"{len(lines)} lines for {len(frame)} instances")
 
+        reach = float(max_distance) * (gap_frames + 1)
+        boxes = np.array([np.concatenate([np.min(line, axis=0), np.max(line, axis=0)]) if len(line) else
+                          np.full(4, np.nan) for line in (np.asarray(line, float).reshape(-1, 2) for line in lines)])
+        beyond = (2.0 * reach + 1.0) ** 2   # any cost above every cutoff: not linked
+        known: dict[tuple[int, int], float] = {}
+
         def metric(first, second):
-            return curve_distance(lines[int(first[0])], lines[int(second[0])]) ** 2
+            i, j = int(first[0]), int(second[0])
+            if (i, j) not in known:
+                # every point of one line is at least the gap between their boxes from the other
+                gap = np.hypot(max(boxes[j, 0] - boxes[i, 2], boxes[i, 0] - boxes[j, 2], 0.0),
+                               max(boxes[j, 1] - boxes[i, 3], boxes[i, 1] - boxes[j, 3], 0.0))
+                known[i, j] = beyond if not gap <= reach else curve_distance(lines[i], lines[j]) ** 2
+            return known[i, j]
 
         columns = ["row"]
     reach = float(max_distance) * (gap_frames + 1)
