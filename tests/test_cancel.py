@@ -5,7 +5,8 @@ import time
 import numpy as np
 import pytest
 
-from napari_stereo_tem.progress import Cancelled, Progress, cancel_check, check_cancelled, drive, map_threads
+from napari_stereo_tem.progress import (Cancelled, Progress, cancel_check, check_cancelled, drive, map_threads,
+                                        within_step)
 from napari_stereo_tem.stereo.pipeline import lines_from_disparity
 
 
@@ -31,6 +32,25 @@ def test_drive_stops_inside_a_step():
     with pytest.raises(Cancelled):
         drive(_one_long_step(1000, done, cleanup), should_stop=should_stop)
     assert len(done) == 5 and cleanup == ["closed"]
+
+
+def test_within_step_reports_the_outer_stage_and_returns_the_result():
+    def frames(n, done, cleanup):
+        results = []
+        for k in range(n):
+            results.append((yield from within_step(_one_long_step(3, done, cleanup), k, n, "frames")))
+            yield Progress(k + 1, n, "frames")
+        return results
+
+    seen = []
+    result = drive(frames(2, [], []), on_progress=seen.append)
+    assert result == ["finished", "finished"]
+    assert {p.stage for p in seen} == {"frames"} and [p.done for p in seen] == [0, 0, 1, 1, 1, 2]
+    # a cancel still reaches the inner work
+    done, cleanup = [], []
+    with pytest.raises(Cancelled):
+        drive(frames(3, done, cleanup), on_progress=lambda p: None, should_stop=lambda: len(done) >= 4)
+    assert len(done) == 4 and cleanup == ["closed", "closed"]
 
 
 def test_without_a_driver_check_cancelled_does_nothing():

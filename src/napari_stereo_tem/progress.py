@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 __all__ = ["Progress", "Cancelled", "ProgressGenerator", "drive", "text_progress", "end_progress_line",
-           "check_cancelled", "cancel_check", "cancel_between_layers", "map_threads"]
+           "check_cancelled", "cancel_check", "cancel_between_layers", "map_threads", "within_step"]
 
 T = TypeVar("T")
 
@@ -52,6 +52,22 @@ class Progress:
 
 
 ProgressGenerator = Generator[Progress, None, T]
+
+
+def within_step(work: ProgressGenerator[T], done: int, total: int, stage: str,
+                info: dict | None = None) -> ProgressGenerator[T]:
+    """Run the progress generator ``work`` as one step of a longer stage; return its result.
+
+    Each of its reports is passed on as ``done`` of ``total`` of ``stage``, so the caller's driver
+    can still stop it between them, while a front end keeps showing one stage (a bar per frame of
+    a series, say, not the stages of each frame's detection one after another).
+    """
+    while True:
+        try:
+            next(work)
+        except StopIteration as finished:
+            return finished.value
+        yield Progress(done, total, stage, info)
 
 
 class Cancelled(RuntimeError):

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..checks import InputError
-from ..progress import Progress, ProgressGenerator, drive
+from ..progress import Progress, ProgressGenerator, drive, within_step
 from .fusion import (CROSS_CHECK_PX, MAX_CORNER_DEG, PATCH_HALF_WIDTH, STD_CALIBRATION, DetectedViews,
                      confirming_pairs, iter_fuse_views)
 from .masks import as_disc
@@ -142,8 +142,9 @@ def iter_detect_views(images, detector, *, contrast: str = "auto", detect_scale=
     settings = choose_settings(images[0], detector, contrast=contrast, scale=detect_scale)
     probs, labels, norms, record = [], [], [], None
     for k, image in enumerate(images):
-        found = yield from iter_detect_lines(image, detector, contrast=settings.contrast, scale=settings.scale,
-                                             threshold=threshold, flips=flips)
+        found = yield from within_step(iter_detect_lines(image, detector, contrast=settings.contrast,
+                                                         scale=settings.scale, threshold=threshold, flips=flips),
+                                       k, len(images), "detect")
         probs.append(found.probability[0])
         labels.append(found.labels)
         norms.append(normalise_image(image, contrast=settings.contrast))

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..checks import InputError
-from ..progress import Progress, ProgressGenerator, drive
+from ..progress import Progress, ProgressGenerator, drive, within_step
 from .loading import open_4dstem
 from .masks import Disc, as_disc
 from .virtual import iter_virtual_images
@@ -141,7 +141,8 @@ def iter_rank_detectors(data, discs, *, reference=None, names=None, model=None, 
     labels = np.zeros(images.shape, np.uint8)
     for i, image in enumerate(images):
         yield Progress(i, len(discs), "segment", {"candidate": names[i]})
-        detection = yield from iter_detect_lines(image, model, contrast=contrast, scale=None, flips=flips)
+        detection = yield from within_step(iter_detect_lines(image, model, contrast=contrast, scale=None, flips=flips),
+                                           i, len(discs), "segment", {"candidate": names[i]})
         labels[i] = detection.labels
     masks = labels == 1
     reference_kind = "label" if reference is not None else "consensus"

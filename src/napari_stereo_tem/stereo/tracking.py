@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..checks import InputError
-from ..progress import Progress, ProgressGenerator, drive
+from ..progress import Progress, ProgressGenerator, drive, within_step
 from .drift import estimate_drift, iter_drift_steps
 from .frame_stack import VIDEO_SUFFIXES, read_stack
 
@@ -235,8 +235,8 @@ def iter_track_lines(stack, model=None, *, max_distance: float = 10.0, gap_frame
     t0 = time.perf_counter()
     found, moving, settings = [], np.zeros(frames.shape, bool), {}
     for k in range(n):
-        detection = yield from iter_detect_lines(frames[k], model, contrast=contrast, scale=scale, flips=flips,
-                                                 device=device)
+        detection = yield from within_step(iter_detect_lines(frames[k], model, contrast=contrast, scale=scale,
+                                                             flips=flips, device=device), k, n, "detect frames")
         if k == 0:      # the first frame decides; later frames keep it (no flicker between frames)
             settings = dict(detection.settings)
             contrast, scale = settings["contrast"], settings["scale"]
