@@ -260,6 +260,7 @@ def iter_track_lines(stack, model=None, *, max_distance: float = 10.0, gap_frame
                 "specimen_points": inst["points"] - drift[k]}
                for k, frame_instances in enumerate(found) for inst in frame_instances]
 
+    yield Progress(0, 1, "link")   # the bar appears while the links are made, not after
     t0 = time.perf_counter()
     ids = link_instances([i["frame"] for i in records], [i["x"] for i in records],
                          [i["y"] for i in records], lines=[i["specimen_points"] for i in records],
