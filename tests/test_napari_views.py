@@ -47,6 +47,25 @@ def test_ring_of_n_then_reconstruct_from_all_discs(make_napari_viewer, monkeypat
     reference = viewer.layers[f"virtual {meta['reference_view']}"]
     np.testing.assert_allclose(lines.translate[-2:], reference.translate[-2:])
     assert "fused 3D lines from 5 views" in widget.status.value
+    # exact images that finish after the result do not replace it in the status line ...
+    result_text = widget.status.value
+    widget._show_full(list(widget._discs), np.zeros((5, 64, 64), np.float32))
+    assert widget.status.value == result_text
+    # ... and a settle timer that fires while an analysis runs waits for it instead of cancelling it
+    class Running:
+        running, cancelled = True, False
+
+        def cancel(self):
+            self.cancelled = True
+
+    analysis = Running()
+    widget._task, widget._task_description = analysis, "multi-view reconstruction"
+    assert widget.update_full() is None and not analysis.cancelled and widget._timer.isActive()
+    widget._timer.stop()
+    widget._task = None
+    # new discs: the result is stale, the images' messages show again
+    discs.data = discs.data + 0.5
+    qtbot.waitUntil(lambda: "up to date" in widget.status.value, timeout=60_000)
 
 
 def test_reconstruct_refuses_two_discs(fourdstem_dock, qtbot, monkeypatch):

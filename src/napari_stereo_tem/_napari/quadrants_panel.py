@@ -113,7 +113,7 @@ class QuadrantsPanel:
         self.report.value = (f"{format_beta(scan.beta_deg)}, azimuths "
                              + ", ".join(f"{a:.0f}" for a in scan.azimuths_deg) + " deg\n"
                              + format_counts(scan.result))
-        self.host.status.value = f"{len(scan.result.reconstruction.points)} particles from {len(scan.discs)} discs"
+        self.host.show_result(f"{len(scan.result.reconstruction.points)} particles from {len(scan.discs)} discs")
 
 
 def add_quadrants_panel(host) -> QuadrantsPanel:

@@ -95,7 +95,7 @@ class RankingPanel:
         self.advice.value = (f"use: {best['name']} (topological distance {best['distance']:.3f} from the "
                              f"{ranking.reference_kind}; 0 = same topology, lower is better)"
                              + (f"\nnote: {ranking.params['note']}" if ranking.params.get("note") else ""))
-        self.host.status.value = f"ranked {len(ranking.ranking)} detectors"
+        self.host.show_result(f"ranked {len(ranking.ranking)} detectors")
         self.use_button.enabled = True
 
     @report_input_errors()

@@ -94,8 +94,8 @@ class ViewsPanel:
             getattr(viewer, f"add_{kind}")(data, **attrs)
         pairs = ", ".join(f"{p['pair'][0]}-{p['pair'][1]}" for p in result.pairs)
         hints = "".join(f"\n- {hint}" for hint in result.hints())
-        self._dock.status.value = (f"{len(result.lines)} fused 3D lines from {len(result.discs)} views (reference "
-                                   f"view {result.reference}; pairs {pairs})" + (f"; why:{hints}" if hints else ""))
+        self._dock.show_result(f"{len(result.lines)} fused 3D lines from {len(result.discs)} views (reference "
+                               f"view {result.reference}; pairs {pairs})" + (f"; why:{hints}" if hints else ""))
 
 
 def _over_view(result, translate) -> tuple:

@@ -85,6 +85,8 @@ class VirtualDetectorWidget(Container):
         self._direct: Disc | None = None
         self._discs: list[Disc] = []
         self._task: BackgroundTask | None = None
+        self._task_description = ""
+        self._result_shown = False  # an analysis' result is in the status line (kept until the discs change)
         self._timer = QTimer(self.native)  # deleted with the dock: never fires into deleted widgets
         self._timer.setSingleShot(True)
         self._timer.setInterval(SETTLE_MS)
@@ -191,8 +193,18 @@ class VirtualDetectorWidget(Container):
         task = BackgroundTask(work, on_result, description=description, on_progress=progress,
                               on_finished=lambda: self._finished(task, description), show_bar=False,
                               error_panel=self.status)
-        self._task = task
+        self._task, self._task_description = task, description
         return task.start()
+
+    def show_result(self, text: str) -> None:
+        """An analysis' result in the status line, where the virtual images' own messages do not replace it."""
+        self.status.value = text
+        self._result_shown = True
+
+    def _say(self, text: str) -> None:
+        """A message of the virtual images, unless an analysis' result for these discs is showing."""
+        if not self._result_shown:
+            self.status.value = text
 
     def _finished(self, task, description: str) -> None:
         # queued from the worker: the dock may be closed, or a newer pass may have taken over
@@ -293,6 +305,7 @@ class VirtualDetectorWidget(Container):
             return
         changed = [i for i, (a, b) in enumerate(zip(discs, self._discs)) if a != b]
         self._discs = discs
+        self._result_shown = False
         self.preview(changed)
         self._show_geometry()
         self._timer.start()
@@ -303,6 +316,7 @@ class VirtualDetectorWidget(Container):
         layer = self.discs_layer
         discs = discs_from_points(layer) if layer is not None else []
         self._discs = discs
+        self._result_shown = False
         self._match_virtual_layers(len(discs))
         self._show_geometry()
         if discs:
@@ -351,6 +365,9 @@ class VirtualDetectorWidget(Container):
         self._timer.stop()
         if not self._discs or self.dataset.value is None:
             return None
+        if self._task is not None and self._task.running and self._task_description != "virtual images":
+            self._timer.start()  # an analysis is running: the images are made after it, not instead of it
+            return None
         discs = list(self._discs)
         dataset = self._dataset()
         images = np.zeros((len(discs), *dataset.scan_shape), dtype=np.float32)  # filled band by band
@@ -369,7 +386,7 @@ class VirtualDetectorWidget(Container):
                 layer = self._viewer.layers[name]
                 layer.data = images[k].copy()
                 layer.metadata["preview"] = "partial"
-        self.status.value = f"virtual images: {report.done}/{report.total} bands"
+        self._say(f"virtual images: {report.done}/{report.total} bands")
 
     def _show_full(self, discs, images) -> None:
         if discs != self._discs:  # moved while it ran: newer images are on their way
@@ -380,7 +397,7 @@ class VirtualDetectorWidget(Container):
             layer.data = image
             layer.metadata.update({"preview": False, "disc": disc.to_dict()})
             layer.reset_contrast_limits()
-        self.status.value = f"{len(discs)} virtual image(s) up to date"
+        self._say(f"{len(discs)} virtual image(s) up to date")
 
     # -- geometry -----------------------------------------------------------------
     def _show_geometry(self, *_) -> None:
