@@ -174,6 +174,9 @@ def test_progress_names_the_stage_running_now():
     assert running_stage(Progress(5, 6, "refine"), STAGES) == ("triangulate", 6, 6)
     assert running_stage(Progress(6, 6, "triangulate"), STAGES)[0] == "showing the result"
     assert running_stage(Progress(3, 10, "tiles")) == ("tiles", 3, 10)
+    # a stage whose reports name the step running within it (the particles' refinement)
+    assert running_stage(Progress(2, 6, "refine in the views", {"step": "search the residuals"})) == (
+        "refine in the views: search the residuals", 2, 6)
 
 
 def test_progress_shown_in_the_dock_while_it_runs(viewer_with_pair, qtbot):

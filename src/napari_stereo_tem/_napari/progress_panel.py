@@ -20,14 +20,17 @@ def running_stage(report, stages=None) -> tuple[str, int, int]:
 
     With ``stages`` (the names in order), a report of the finished stage ``k`` means
     stage ``k + 1`` runs now; after the last one, the result is being shown.
-    Otherwise the report's own stage and ``done``/``total`` are returned.
+    Otherwise the report's own stage (with the step it names in ``info["step"]``, if any) and
+    ``done``/``total`` are returned.
     """
     if stages and report.stage in stages:
         k = list(stages).index(report.stage) + 1
         if k < len(stages):
             return stages[k], k + 1, len(stages)
         return "showing the result", len(stages), len(stages)
-    return report.stage or "working", int(report.done), int(report.total)
+    step = (report.info or {}).get("step")
+    stage = report.stage or "working"
+    return (f"{stage}: {step}" if step else stage), int(report.done), int(report.total)
 
 
 class ProgressPanel:

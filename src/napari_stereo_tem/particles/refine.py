@@ -48,6 +48,8 @@ __all__ = ["blurred_sphere_profile", "fit_signal", "estimate_blur", "localisatio
 
 #: Blurs tried by :func:`estimate_blur`, pixels.
 BLUR_GRID = (0.4, 0.7, 1.2, 2.1)
+#: The refinement's one progress stage; its reports say which step runs (``info["step"]``).
+STAGE = "refine in the views"
 
 
 def fit_signal(view, *, polarity: str = "dark", radius_max: float = 10.0) -> np.ndarray:
@@ -498,7 +500,7 @@ def refine_in_views_iter(views, reconstruction, *, polarity: str = "dark", radiu
     state = _State(rec, np.clip(np.where(np.isfinite(rec.radii), rec.radii, r_lo), r_lo, r_hi))
     counts = {"found_in_residuals": 0, "split_in_two": 0, "dropped": 0}
     total = 2 + 2 * rounds
-    yield Progress(0, total, "fit to the views", {"particles": len(state.points)})
+    yield Progress(0, total, STAGE, {"step": "fit to the views", "particles": len(state.points)})
     if len(state.points) == 0:
         return replace(rec, std=np.zeros((0, 3)),
                        params={**rec.params, "refinement": {**counts, "fitted_in_views": 0}})
@@ -507,12 +509,12 @@ def refine_in_views_iter(views, reconstruction, *, polarity: str = "dark", radiu
     search_residuals = _ResidualSearch(signals, noise, shift, blur=blur, beta=beta, psi=psi, depth_range=depth_range,
                                        radius_range=(r_lo, r_hi), threshold=threshold)
     state.amplitudes = _start_amplitudes(signals, state.points, state.radii, shift)
-    yield Progress(1, total, "fit to the views", {"blur": blur})
+    yield Progress(1, total, STAGE, {"step": "fit to the views", "blur": blur})
     fit = _refit(signals, noise, state, np.arange(len(state.points)), shift, blur=blur, radius_range=fit_range)
     chi_alone = fit["chi2_red"][fit["group"]]
     tried = np.zeros(len(state.points), dtype=bool)
     for rnd in range(rounds):
-        yield Progress(2 + 2 * rnd, total, "search the residuals", {"particles": len(state.points)})
+        yield Progress(2 + 2 * rnd, total, STAGE, {"step": "search the residuals", "particles": len(state.points)})
         changed = []
         if search:
             new_pts, new_r = search_residuals(state)
@@ -529,7 +531,7 @@ def refine_in_views_iter(views, reconstruction, *, polarity: str = "dark", radiu
             tried = np.concatenate([tried, np.ones(len(state.points) - len(tried), dtype=bool)])
             cand = cand[alone[cand] & (state.origin[cand] != 2) & ~tried[cand]]
             tried[cand] = True
-            yield Progress(3 + 2 * rnd, total, "split merged particles", {"candidates": len(cand)})
+            yield Progress(3 + 2 * rnd, total, STAGE, {"step": "split merged particles", "candidates": len(cand)})
             for i, pair, pair_r, pair_a in _try_splits(signals, noise, state, cand, shift, blur=blur, beta=beta,
                                                        radius_range=fit_range):
                 state.points[i], state.radii[i], state.amplitudes[i] = pair[0], pair_r[0], pair_a[0]
@@ -556,7 +558,7 @@ def refine_in_views_iter(views, reconstruction, *, polarity: str = "dark", radiu
         idx = np.flatnonzero(touched[keep])
         if len(idx):
             _refit(signals, noise, state, idx, shift, blur=blur, radius_range=fit_range)
-    yield Progress(total - 1, total, "fit to the views", {"particles": len(state.points)})
+    yield Progress(total - 1, total, STAGE, {"step": "fit to the views", "particles": len(state.points)})
     floor = (localisation_floor(noise, shift, radius=float(np.median(state.radii)),
                                 amplitude=float(np.median(state.amplitudes)), blur=blur)
              if len(state.points) else np.full(3, np.nan))
