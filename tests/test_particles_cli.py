@@ -55,6 +55,25 @@ def test_cli_writes_points_and_rdf(sample_dir, tmp_path, capsys):
     assert meta["precision"]["dose_estimate"]["counts_per_pixel"] == pytest.approx(3000.0, rel=0.2)
 
 
+def test_bright_particles_are_found_with_the_defaults(sample_dir, tmp_path, capsys):
+    """Dark-field (HAADF) views: particles brighter than the background, no option given."""
+    directory, sample = sample_dir
+    bright = tmp_path / "bright"
+    bright.mkdir()
+    for name in "ABCD":
+        view = tifffile.imread(directory / f"view_{name}.tif").astype(np.float32)
+        tifffile.imwrite(bright / f"view_{name}.tif", 2.0 - view)
+    out = tmp_path / "result"
+    assert main(["particles", *_views(bright), "--beta", "2", "-o", str(out)]) == 0
+    assert "particles brighter than the background (decided from the views" in capsys.readouterr().out
+    meta = json.loads((out / "particles.json").read_text())
+    assert meta["params"]["detection"]["polarity"] == "bright" and meta["params"]["detection"]["polarity_asked"] == "auto"
+    table = read_points_csv(out / "points.csv")
+    xyz = np.column_stack([table["x"], table["y"], table["z"]])
+    score = score_particles(xyz, sample.positions, shape=(256, 256), beta_deg=2.0, margin=6)
+    assert score["recall"] >= 0.9 and score["precision"] >= 0.9
+
+
 def test_points_table_round_trip_and_old_readers(tmp_path):
     from napari_stereo_tem.particles import write_points_csv
 

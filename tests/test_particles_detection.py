@@ -77,3 +77,17 @@ def test_bad_views_are_refused():
         detect_particles(np.ones((32, 32)))
     with pytest.raises(InputError, match="method"):
         detect_particles(np.random.default_rng(0).random((32, 32)), method="magic")
+
+
+@pytest.mark.parametrize("seed", [5_180_100, 5_180_103])
+def test_polarity_is_read_through_the_shot_noise(seed):
+    """A dense set at 20 e/px: the noise's own tails hid the particles' (both read as bright before)."""
+    from napari_stereo_tem.particles.detection import resolve_polarity
+    from napari_stereo_tem.synth.particles import simulate_dense_particle_views
+
+    views = simulate_dense_particle_views(150, seed=seed, dose=20).views
+    assert resolve_polarity(views[0], "auto") == "dark"
+    assert resolve_polarity(views[0].max() - views[0], "auto") == "bright"
+    # several views: one decision by the majority
+    assert resolve_polarity(list(views), "auto") == "dark"
+    assert resolve_polarity([v.max() - v for v in views], "auto") == "bright"

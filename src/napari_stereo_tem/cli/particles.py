@@ -64,8 +64,9 @@ def add_parser(subparsers) -> None:
                    help="manual detection threshold (noise standard deviations for log/threshold)")
     p.add_argument("--radius-range", type=_floats, default=[2.0, 10.0], metavar="MIN,MAX",
                    help="particle radii to look for, pixels (default 2,10)")
-    p.add_argument("--polarity", choices=["dark", "bright", "auto"], default="dark",
-                   help="particles darker (bright field, default) or brighter than the background")
+    p.add_argument("--polarity", choices=["dark", "bright", "auto"], default="auto",
+                   help="particles darker (bright field) or brighter (dark field, HAADF) than the background; "
+                        "default auto: decided from the views")
     p.add_argument("--tolerance", type=float, default=1.5, help="matching tolerance in pixels (default 1.5)")
     p.add_argument("--max-shift", type=float, default=8.0,
                    help="largest shift of a particle between views and its mean position, pixels (default 8)")
@@ -101,8 +102,12 @@ def run(args) -> int:
         result = _from_views(args, options)
     paths = write_particle_result(result, args.output, overwrite=args.overwrite)
     counts = result.reconstruction.counts
-    print(f"detected per view {counts['detected_per_view']}, matched in all views {counts['matched_all_views']}, "
-          f"in three views {counts['matched_three_views']}; wrote {paths['points'].parent}")
+    detection = result.params.get("detection", {})
+    read_as = {"dark": "darker", "bright": "brighter"}.get(detection.get("polarity"), "?")
+    decided = " (decided from the views; --polarity to set it)" if detection.get("polarity_asked") == "auto" else ""
+    print(f"particles {read_as} than the background{decided}; detected per view {counts['detected_per_view']}, "
+          f"matched in all views {counts['matched_all_views']}, in three views {counts['matched_three_views']}; "
+          f"wrote {paths['points'].parent}")
     floor = result.reconstruction.params.get("refinement", {}).get("localisation_floor_px")
     std = result.reconstruction.std
     if floor and std is not None and len(std):

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..checks import InputError, check_image
 from ..progress import Progress, ProgressGenerator, drive
-from .detection import detect_particles
+from .detection import detect_particles, resolve_polarity
 from .geometry import beta_record, check_view_geometry
 from .matching import ParticleReconstruction, match_particles
 from .points_csv import write_points_csv
@@ -91,7 +91,7 @@ def load_views(views_or_paths) -> tuple[list[np.ndarray], list[str], float | Non
 
 def reconstruct_particles_iter(views_or_paths, *, beta_deg, azimuths_deg=(0, 90, 180, 270),
                                pixel_size: float | None = None, method: str = "auto", sigma: float | None = None,
-                               threshold: float | None = None, radius_range=(2.0, 10.0), polarity: str = "dark",
+                               threshold: float | None = None, radius_range=(2.0, 10.0), polarity: str = "auto",
                                tolerance: float = 1.5, max_shift_px: float = 8.0, depth_range=None,
                                refine: bool = True, r_max: float | None = None, n_bins: int | None = None
                                ) -> ProgressGenerator[ParticleResult]:
@@ -112,7 +112,8 @@ def reconstruct_particles_iter(views_or_paths, *, beta_deg, azimuths_deg=(0, 90,
         nm per pixel (else taken from the files when they record it); g(r) is then in nm.
     method, sigma, threshold, radius_range, polarity
         Detection options (:func:`.detection.detect_particles`); ``threshold`` overrides the
-        automatic threshold.
+        automatic threshold. ``polarity="auto"`` (default) decides once for all views whether the
+        particles are darker (bright field) or brighter (dark field, HAADF) than the background.
     tolerance, max_shift_px, depth_range
         Matching options (:func:`.matching.match_particles`).
     refine : bool
@@ -136,6 +137,8 @@ def reconstruct_particles_iter(views_or_paths, *, beta_deg, azimuths_deg=(0, 90,
         raise InputError(f"pixel size must be a positive number of nm, got {pixel_size}")
     pixel_size = float(pixel_size) if pixel_size is not None else file_pixel_size
     total = len(views) + 2 + bool(refine)
+    asked = polarity
+    polarity = resolve_polarity(list(views), polarity)  # one decision for every view
     detections = yield from _detect_views(views, names, total, method=method, sigma=sigma, threshold=threshold,
                                           radius_range=radius_range, polarity=polarity)
     yield Progress(len(views), total, "match", {"detected": sum(len(d) for d in detections)})
@@ -162,7 +165,8 @@ def reconstruct_particles_iter(views_or_paths, *, beta_deg, azimuths_deg=(0, 90,
         "pixel_size_nm": pixel_size,
         "dose_estimate": estimate_dose(views, polarity=polarity),
         "detection": {"method": method, "sigma": sigma, "threshold": threshold,
-                      "radius_range": [float(v) for v in radius_range], "polarity": polarity},
+                      "radius_range": [float(v) for v in radius_range], "polarity": polarity,
+                      "polarity_asked": asked},
         "matching": recon.params,
     }
     yield Progress(total, total, "done", recon.counts)
@@ -214,7 +218,7 @@ def estimate_dose(views, *, polarity: str = "dark") -> dict | None:
     positive (bright-field intensities).
     """
     from ..progress import map_threads
-    from .detection import _median, estimate_noise, resolve_polarity
+    from .detection import _median, estimate_noise
 
     def one(view):
         img = np.asarray(view)
