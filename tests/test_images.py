@@ -66,6 +66,25 @@ def test_check_image_names_the_problem(bad, message):
         check_image(bad)
 
 
+@pytest.mark.parametrize("suffix", [".tif", ".png"])
+def test_rgb_files_are_read_as_grey_levels(tmp_path, suffix):
+    """Micrographs exported in colour (equal channels, or not) come back as the mean of their colours."""
+    import imageio.v3 as iio
+
+    from napari_stereo_tem.images import grey_levels, read_image
+
+    grey = np.random.default_rng(0).integers(0, 200, (40, 48)).astype(np.uint8)
+    rgb = np.stack([grey, grey + 10, grey + 20], axis=-1).astype(np.uint8)
+    path = tmp_path / f"rgb{suffix}"
+    iio.imwrite(path, rgb)
+    image = read_image(path)
+    assert image.data.shape == (40, 48)
+    np.testing.assert_allclose(image.data, grey + 10.0)
+    rgba = np.concatenate([rgb, np.full((40, 48, 1), 255, np.uint8)], axis=-1)
+    np.testing.assert_allclose(grey_levels(rgba), grey + 10.0)
+    assert grey_levels(grey) is grey or np.array_equal(grey_levels(grey), grey)
+
+
 def test_pair_and_angle_checks(tmp_path):
     with pytest.raises(InputError, match="differ in shape"):
         check_pair(_texture(0, (32, 32)), _texture(1, (32, 40)))

@@ -48,3 +48,20 @@ def test_detect_progress_names_what_runs_now():
     assert detect_stage(Progress(2, 5, "detect")) == ("detector, tile 3 of 5", 2, 3)
     assert detect_stage(Progress(5, 5, "detect")) == ("skeleton", 3, 3)
     assert detect_stage(Progress(1, 1, "skeleton"))[0] == "showing the result"
+
+
+def test_detect_widget_reads_an_rgb_layer_as_grey_levels(make_napari_viewer, wait_finished):
+    """A micrograph exported in colour opens in napari as an RGB layer: it is detected as its grey levels."""
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-stereo-tem", "stereo_pair")
+    grey = np.asarray(viewer.layers["left (synthetic)"].data, dtype=np.float32)
+    eight_bit = np.round(255 * (grey - grey.min()) / (grey.max() - grey.min())).astype(np.uint8)
+    viewer.add_image(np.stack([eight_bit] * 3, axis=-1), name="exported", rgb=True)
+    _, widget = viewer.window.add_plugin_dock_widget("napari-stereo-tem", "Detect dislocations")
+    widget.image.value = viewer.layers["exported"]
+    task = widget.start()
+    assert task is not None
+    wait_finished(task)
+    assert task.error is None, task.error
+    labels = viewer.layers["exported labels"]
+    assert labels.data.shape == grey.shape and (labels.data == 1).sum() > 100

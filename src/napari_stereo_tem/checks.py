@@ -35,7 +35,8 @@ def check_image(image, *, name: str = "image", ndim: int = 2, min_size: int = 8,
     """
     array = np.asarray(image)
     if array.ndim == ndim + 1 and array.shape[-1] in (3, 4) and ndim == 2:
-        raise InputError(f"{name} is an RGB(A) image of shape {array.shape}; convert it to grey levels first")
+        raise InputError(f"{name} is an RGB(A) image of shape {array.shape}; convert it to grey levels first "
+                         "(napari_stereo_tem.images.grey_levels)")
     if array.ndim != ndim:
         raise InputError(f"{name} must be {ndim}-D, got an array of shape {array.shape}")
     if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):

@@ -16,9 +16,21 @@ import numpy as np
 
 from .checks import InputError, check_image, check_pair, check_stereo_angle
 
-__all__ = ["Image2D", "StereoPair", "read_image", "read_stereo_pair", "as_image", "quiet_reader_logs"]
+__all__ = ["Image2D", "StereoPair", "read_image", "read_stereo_pair", "as_image", "quiet_reader_logs", "grey_levels"]
 
 _PLAIN_SUFFIXES = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".npy"}
+
+
+def grey_levels(data) -> np.ndarray:
+    """An RGB(A) image (``(rows, cols, 3 or 4)``) as grey levels, the mean of its colours; others as they are.
+
+    Micrographs exported as PNG or JPEG, or saved by viewers, are often RGB with equal channels:
+    their grey levels come back unchanged (the alpha channel is dropped).
+    """
+    array = np.asarray(data)
+    if array.ndim == 3 and array.shape[-1] in (3, 4):
+        return array[..., :3].astype(np.float32).mean(axis=-1)
+    return array
 
 
 @dataclass
@@ -122,7 +134,7 @@ def read_image(path) -> Image2D:
             raise InputError(f"could not read TIFF {path.name}: {err}") from err
         if data.size == 0:
             raise InputError(f"could not read TIFF {path.name}: it holds no image data (truncated or not a TIFF?)")
-        image = Image2D(data, name=path.stem, pixel_size_nm=_tiff_pixel_size_nm(path),
+        image = Image2D(grey_levels(data), name=path.stem, pixel_size_nm=_tiff_pixel_size_nm(path),
                         metadata={"source": str(path)})
     elif suffix == ".npy":
         image = Image2D(np.load(path, allow_pickle=False), name=path.stem, metadata={"source": str(path)})
@@ -133,9 +145,7 @@ def read_image(path) -> Image2D:
             data = iio.imread(path)
         except Exception as err:
             raise InputError(f"could not read {path.name}: {err}") from err
-        if data.ndim == 3 and data.shape[-1] in (3, 4):
-            data = data[..., :3].mean(axis=-1)
-        image = Image2D(data, name=path.stem, metadata={"source": str(path)})
+        image = Image2D(grey_levels(data), name=path.stem, metadata={"source": str(path)})
     else:
         image = _read_with_rosettasciio(path)
     check_image(image.data, name=path.name)

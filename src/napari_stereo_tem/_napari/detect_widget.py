@@ -14,6 +14,7 @@ import napari
 import numpy as np
 from magicgui.widgets import ComboBox, FloatSpinBox, create_widget
 
+from ..images import grey_levels
 from .choosing import keep_default
 from .layers import is_truth_layer
 from .notify import show_error_in
@@ -110,7 +111,7 @@ class DetectWidget(TaskWidget):
             return None
         self._name = layer.name
         self._layer_scale = tuple(layer.scale)
-        return _detect_in_worker(np.asarray(layer.data), contrast=CONTRASTS[self.contrast.value],
+        return _detect_in_worker(grey_levels(layer.data), contrast=CONTRASTS[self.contrast.value],
                                  scale=self.scale.value or "auto", threshold=self.threshold.value or None)
 
     def prepare_result(self, result):

@@ -23,6 +23,7 @@ import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, LineEdit, create_widget
 
 from ..checks import InputError, parse_numbers
+from ..images import grey_levels
 from .layers import DEPTH_LAYER_SUFFIX, depth_range, depth_segments_layer, is_truth_layer, lines_layer, paths_to_lines
 from .task_widget import TaskWidget, worker_threads
 
@@ -53,9 +54,7 @@ def image_problem(layer) -> str | None:
     if layer.ndim == 4 or meta.get("fourdstem") is not None or meta.get("kind") == "4D-STEM":
         return (f"'{layer.name}' is a 4D-STEM dataset; make a stereo pair from it first with "
                 "Plugins > Stereo TEM > Virtual detectors (place two discs, then 'use as stereo pair')")
-    if getattr(layer, "rgb", False):
-        return f"'{layer.name}' is an RGB image; open the views as greyscale images"
-    if layer.ndim != 2:
+    if layer.ndim != 2:  # an RGB layer is 2D (its colours are read as grey levels)
         return f"'{layer.name}' has {layer.ndim} dimensions; choose one 2D image per view"
     return None
 
@@ -355,7 +354,7 @@ class ReconstructWidget(TaskWidget):
             return None
         self._scale = (self.pixel_size.value,) * 2 if self.pixel_size.value else None
         return _reconstruct_in_worker(
-            left.data, right.data, pixel_size=self.pixel_size.value or None, swap=self.swap.value,
+            grey_levels(left.data), grey_levels(right.data), pixel_size=self.pixel_size.value or None, swap=self.swap.value,
             rectify=self.rectify.value, device=self.device.value, n_threads=worker_threads(),
             **options,
         )
