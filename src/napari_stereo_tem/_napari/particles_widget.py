@@ -19,6 +19,7 @@ from magicgui.widgets import CheckBox, FloatSpinBox, LineEdit, create_widget
 from napari.utils.notifications import show_error
 
 from ..checks import InputError, parse_numbers
+from ..images import grey_levels
 from ..particles import reconstruct_particles_iter
 from .layers import points_to_napari
 from .plot import FigureWidget
@@ -256,7 +257,7 @@ class ParticlesWidget(TaskWidget):
             show_error("choose four image layers: views A, B, C and D")
             return None
         try:
-            work = reconstruct_particles_iter([np.asarray(layer.data) for layer in layers],
+            work = reconstruct_particles_iter([grey_levels(layer.data) for layer in layers],
                                               beta_deg=self.beta.value,
                                               azimuths_deg=self._azimuths(), pixel_size=self.pixel_size.value or None,
                                               radius_range=(self.radius_min.value, self.radius_max.value),
