@@ -187,3 +187,26 @@ def test_fringed_lines_are_read_in_their_own_polarity(detector, dark_field, widt
     near = ndimage.binary_dilation(truth, iterations=4)
     found = result.labels == 1
     assert found.sum() > 300 and np.mean(near[found]) > 0.9
+
+
+def test_the_black_corners_of_a_rotated_image_are_no_lines(detector):
+    """An aligned or rotated micrograph has flat black corners: their edges are not drawn as dislocations."""
+    import cv2
+
+    from napari_stereo_tem.stereo.alignment.masks import frame_mask
+
+    micro = _visible(range(5000, 5200), bright=False)
+    image = (255 * (micro.image - micro.image.min()) / np.ptp(micro.image)).astype(np.float32)
+    turn = cv2.getRotationMatrix2D((95.5, 95.5), 20.0, 1.0)
+    turned = cv2.warpAffine(image, turn, (192, 192), flags=cv2.INTER_LINEAR, borderValue=0)
+    field = cv2.warpAffine(np.ones((192, 192), np.float32), turn, (192, 192), borderValue=0) > 0.99
+    frame = frame_mask(turned)
+    assert frame[~field].mean() > 0.9 and frame[cv2.erode(field.astype(np.uint8), np.ones((15, 15))) > 0].sum() == 0
+    result = detect_lines(turned, detector, scale=None)
+    along_edge = (cv2.dilate((~field).astype(np.uint8), np.ones((7, 7))) > 0) & field
+    truth_there = ndimage.binary_dilation(cv2.warpAffine((micro.mask == 1).astype(np.uint8), turn, (192, 192),
+                                                         flags=cv2.INTER_NEAREST) > 0, iterations=3)
+    assert (result.labels[~field] == 1).sum() <= 0.005 * (~field).sum()
+    assert ((result.labels == 1) & along_edge & ~truth_there).sum() < 0.05 * along_edge.sum()
+    # the frame's fill does not touch the field: the mask of a micrograph without a frame is empty
+    assert not frame_mask(image).any()

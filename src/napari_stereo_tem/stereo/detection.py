@@ -39,6 +39,21 @@ __all__ = [
 CONTRASTS = ("auto", "bright_field", "dark_field")
 
 
+def without_frame(image) -> tuple[np.ndarray, np.ndarray | None]:
+    """``image`` with its flat frame (padding, black corners of a rotated field) filled, and the frame.
+
+    The fill is a smooth average of the field beside it, so the frame's edge is no line to the
+    detector; the frame is ``None`` when there is none (the image is returned as it is).
+    """
+    from .alignment.masks import fill_masked, frame_mask
+
+    array = check_image(image, name="image")
+    frame = frame_mask(array)
+    if not frame.any():
+        return array, None
+    return fill_masked(array.astype(np.float32), frame).astype(np.float32), frame
+
+
 def _lines_are_bright(image: np.ndarray) -> bool:
     """Guess the contrast: are thin features brighter than their surroundings?
 
@@ -191,7 +206,8 @@ class DetectionSettings:
                 "density": {k: [round(float(v), 4) for v in vals] for k, vals in self.density.items()}}
 
 
-def _line_density(norm: np.ndarray, model, factor: float, *, preview: int) -> tuple[float, float]:
+def _line_density(norm: np.ndarray, model, factor: float, *, preview: int,
+                  frame: np.ndarray | None = None) -> tuple[float, float]:
     """What the detector finds at ``factor``: centreline length (px of the original image) per 1000 px², and
     the lines' median depth below the local background (``norm`` has lines dark; 0 when none are found).
 
@@ -205,6 +221,8 @@ def _line_density(norm: np.ndarray, model, factor: float, *, preview: int) -> tu
     side = int(min(preview / factor, max(rows, cols)))
     r0, c0 = max(0, (rows - side) // 2), max(0, (cols - side) // 2)
     crop = norm[r0:r0 + side, c0:c0 + side]
+    # the density is per px² of the field: a frame (filled) in the crop is not counted as area
+    field_share = 1.0 if frame is None else max(float(1.0 - frame[r0:r0 + side, c0:c0 + side].mean()), 1e-3)
     if factor != 1.0:
         crop = cv2.resize(crop, (max(16, round(crop.shape[1] * factor)), max(16, round(crop.shape[0] * factor))),
                           interpolation=cv2.INTER_AREA)
@@ -218,7 +236,7 @@ def _line_density(norm: np.ndarray, model, factor: float, *, preview: int) -> tu
         grey = np.clip(np.asarray(crop) * 255.0, 0, 255).astype(np.uint8)
         background = cv2.medianBlur(grey, 31).astype(np.float32) / 255.0
         depth = float(np.median(background[centre] - crop[centre]))
-    return 1000.0 * float(length) / float(crop.shape[0] * crop.shape[1] / factor**2), max(depth, 0.0)
+    return 1000.0 * float(length) / float(field_share * crop.shape[0] * crop.shape[1] / factor**2), max(depth, 0.0)
 
 
 def choose_settings(image, model, *, contrast: str = "auto", scale="auto", preview: int = 384,
@@ -272,6 +290,7 @@ def choose_settings(image, model, *, contrast: str = "auto", scale="auto", previ
         raise InputError(f"scale must be 'auto', None or a number, got {scale!r}")
     if contrast != "auto" and scale != "auto":
         return DetectionSettings(contrast=contrast, scale=float(scale))
+    image, frame = without_frame(image)
     # one normalisation serves every look below (dark field is its inverse, as in normalise_image)
     bright = normalise_image(image, contrast="bright_field")
     views = {"bright_field": bright, "dark_field": 1.0 - bright}
@@ -298,11 +317,12 @@ def choose_settings(image, model, *, contrast: str = "auto", scale="auto", previ
 
     # the factor is searched in the given contrast (bright field when undecided) ...
     first = "bright_field" if contrast == "auto" else contrast
-    found = {first: {f: _line_density(views[first], model, f, preview=preview) for f in factors}}
+    found = {first: {f: _line_density(views[first], model, f, preview=preview, frame=frame) for f in factors}}
     factor = pick([found[first][f][0] for f in factors])
     chosen = first
     if contrast == "auto":   # ... then dark field is tried at the same factors
-        found["dark_field"] = {f: _line_density(views["dark_field"], model, f, preview=preview) for f in factors}
+        found["dark_field"] = {f: _line_density(views["dark_field"], model, f, preview=preview, frame=frame)
+                               for f in factors}
         # each polarity's strength: line length times the lines' depth, summed over the factors. The faint
         # fringes beside wide lines, seen the wrong way round, give thin lines at full size only, of little
         # depth; the lines themselves keep their depth when shrunk.
@@ -364,6 +384,7 @@ def iter_predict_probability(
     if flips not in (1, 2, 4):
         raise InputError(f"flips must be 1 (none), 2 (left-right) or 4 (and up-down), got {flips!r}")
     settings = choose_settings(image, model, contrast=contrast, scale=scale)
+    image, frame = without_frame(image)
     norm = normalise_image(image, contrast=settings.contrast)
     full_rows, full_cols = norm.shape
     if settings.scale != 1.0:
@@ -372,6 +393,8 @@ def iter_predict_probability(
     out = yield from _iter_tiles(norm, model, tile=tile, overlap=overlap, flips=flips)
     if settings.scale != 1.0:
         out = np.stack([cv2.resize(channel, (full_cols, full_rows), interpolation=cv2.INTER_LINEAR) for channel in out])
+    if frame is not None:
+        out[:, frame] = 0.0  # nothing is found in the frame
     return out.astype(np.float32) if all_classes else np.ascontiguousarray(out[0], dtype=np.float32)
 
 
