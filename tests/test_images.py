@@ -85,6 +85,23 @@ def test_rgb_files_are_read_as_grey_levels(tmp_path, suffix):
     assert grey_levels(grey) is grey or np.array_equal(grey_levels(grey), grey)
 
 
+def test_nan_corners_are_a_frame_nan_inside_is_refused(tmp_path):
+    """Aligned stacks saved as float mark the corners outside the field NaN: read, set flat; a NaN hole is not."""
+    image = np.random.default_rng(0).normal(100.0, 5.0, (64, 64)).astype(np.float32)
+    cornered = image.copy()
+    cornered[:10, :10] = np.nan
+    cornered[-6:, 30:] = np.inf
+    tifffile.imwrite(tmp_path / "corners.tif", cornered)
+    read = read_image(tmp_path / "corners.tif").data
+    assert np.isfinite(read).all() and np.array_equal(read[20:40, 20:40], image[20:40, 20:40])
+    assert np.unique(read[:10, :10]).size == 1  # one flat value: a frame for detection
+    holed = image.copy()
+    holed[30:33, 30:33] = np.nan
+    tifffile.imwrite(tmp_path / "hole.tif", holed)
+    with pytest.raises(InputError, match="NaN"):
+        read_image(tmp_path / "hole.tif")
+
+
 def test_pair_and_angle_checks(tmp_path):
     with pytest.raises(InputError, match="differ in shape"):
         check_pair(_texture(0, (32, 32)), _texture(1, (32, 40)))

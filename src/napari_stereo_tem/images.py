@@ -22,14 +22,30 @@ _PLAIN_SUFFIXES = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".npy"}
 
 
 def grey_levels(data) -> np.ndarray:
-    """An RGB(A) image (``(rows, cols, 3 or 4)``) as grey levels, the mean of its colours; others as they are.
+    """An image as the grey levels the pipeline reads: colours averaged, a missing frame set flat.
 
-    Micrographs exported as PNG or JPEG, or saved by viewers, are often RGB with equal channels:
-    their grey levels come back unchanged (the alpha channel is dropped).
+    - An RGB(A) image (``(rows, cols, 3 or 4)``) becomes the mean of its colours. Micrographs
+      exported as PNG or JPEG, or saved by viewers, are often RGB with equal channels: their grey
+      levels come back unchanged (the alpha channel is dropped).
+    - Non-finite pixels (NaN, inf) that lie in regions touching the image's edge, as aligned stacks
+      saved as floating point mark the corners outside the field, are set to the median of the
+      field: a flat frame, which detection fills and ignores
+      (:func:`napari_stereo_tem.stereo.alignment.masks.frame_mask`). Non-finite pixels inside the
+      field are left for the checks to refuse.
     """
     array = np.asarray(data)
     if array.ndim == 3 and array.shape[-1] in (3, 4):
-        return array[..., :3].astype(np.float32).mean(axis=-1)
+        array = array[..., :3].astype(np.float32).mean(axis=-1)
+    if array.ndim == 2 and np.issubdtype(array.dtype, np.floating):
+        missing = ~np.isfinite(array)
+        if missing.any() and not missing.all():
+            from scipy import ndimage
+
+            pieces, _ = ndimage.label(missing, structure=np.ones((3, 3), bool))
+            edge = np.unique(np.concatenate([pieces[0], pieces[-1], pieces[:, 0], pieces[:, -1]]))
+            inside = np.setdiff1d(np.unique(pieces[missing]), edge)
+            if inside.size == 0:  # all of it is frame
+                array = np.where(missing, np.median(array[~missing]), array).astype(array.dtype)
     return array
 
 
@@ -148,6 +164,7 @@ def read_image(path) -> Image2D:
         image = Image2D(grey_levels(data), name=path.stem, metadata={"source": str(path)})
     else:
         image = _read_with_rosettasciio(path)
+    image.data = grey_levels(image.data)
     check_image(image.data, name=path.name)
     return image
 
