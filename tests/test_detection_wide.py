@@ -203,6 +203,7 @@ def test_the_black_corners_of_a_rotated_image_are_no_lines(detector):
     frame = frame_mask(turned)
     assert frame[~field].mean() > 0.9 and frame[cv2.erode(field.astype(np.uint8), np.ones((15, 15))) > 0].sum() == 0
     result = detect_lines(turned, detector, scale=None)
+    assert result.settings["frame_share"] == pytest.approx(frame.mean(), abs=1e-4)  # recorded in detect.json
     along_edge = (cv2.dilate((~field).astype(np.uint8), np.ones((7, 7))) > 0) & field
     truth_there = ndimage.binary_dilation(cv2.warpAffine((micro.mask == 1).astype(np.uint8), turn, (192, 192),
                                                          flags=cv2.INTER_NEAREST) > 0, iterations=3)

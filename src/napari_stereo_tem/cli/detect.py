@@ -143,7 +143,9 @@ def run(args) -> int:
             s = result.settings
             print(f"{path}: {len(result.lines)} line branches, {found.n_instances} dislocation instances, "
                   f"{s['contrast'].replace('_', ' ')}, "
-                  f"resized x{s['scale']:g} for detection, {result.seconds:.2f} s")
+                  f"resized x{s['scale']:g} for detection"
+                  + (f", a flat frame of {100 * s['frame_share']:.1f} % of the image ignored"
+                     if s.get("frame_share") else "") + f", {result.seconds:.2f} s")
         write_json(tmp / "detect.json", record)
     print(f"-> {args.output}")
     return 0

@@ -192,6 +192,8 @@ class DetectionSettings:
     ridge_sigma : float, optional
         Width (Gaussian sigma, px) of the image's dominant ridges (:func:`ridge_sigma`),
         when it was measured to decide whether to try shrinking at all.
+    frame_share : float
+        Share of the image that is a flat frame (:func:`without_frame`), filled and ignored.
     """
 
     contrast: str
@@ -199,11 +201,13 @@ class DetectionSettings:
     density: dict = field(default_factory=dict)
     scales: tuple = ()
     ridge_sigma: float | None = None
+    frame_share: float = 0.0
 
     def as_dict(self) -> dict:
         return {"contrast": self.contrast, "scale": self.scale, "scales": list(self.scales),
                 "ridge_sigma_px": None if self.ridge_sigma is None else round(float(self.ridge_sigma), 2),
-                "density": {k: [round(float(v), 4) for v in vals] for k, vals in self.density.items()}}
+                "density": {k: [round(float(v), 4) for v in vals] for k, vals in self.density.items()},
+                "frame_share": round(float(self.frame_share), 4)}
 
 
 def _line_density(norm: np.ndarray, model, factor: float, *, preview: int,
@@ -288,9 +292,10 @@ def choose_settings(image, model, *, contrast: str = "auto", scale="auto", previ
             raise InputError(f"scale must be 'auto' or a factor between 0.05 and 4, got {scale}")
     elif scale != "auto":
         raise InputError(f"scale must be 'auto', None or a number, got {scale!r}")
-    if contrast != "auto" and scale != "auto":
-        return DetectionSettings(contrast=contrast, scale=float(scale))
     image, frame = without_frame(image)
+    if contrast != "auto" and scale != "auto":
+        return DetectionSettings(contrast=contrast, scale=float(scale),
+                                 frame_share=0.0 if frame is None else float(frame.mean()))
     # one normalisation serves every look below (dark field is its inverse, as in normalise_image)
     bright = normalise_image(image, contrast="bright_field")
     views = {"bright_field": bright, "dark_field": 1.0 - bright}
@@ -335,7 +340,8 @@ def choose_settings(image, model, *, contrast: str = "auto", scale="auto", previ
             factor = pick([found["dark_field"][f][0] for f in factors])
     density = {name: [found[name][f][0] for f in factors] for name in found}
     return DetectionSettings(contrast=chosen, scale=float(factor) if scale == "auto" else float(scale),
-                             density=density, scales=factors, ridge_sigma=sigma)
+                             density=density, scales=factors, ridge_sigma=sigma,
+                             frame_share=0.0 if frame is None else float(frame.mean()))
 
 
 def _tile_starts(size: int, tile: int, step: int) -> list[int]:
