@@ -247,3 +247,16 @@ def test_a_rerun_updates_the_depth_view_in_place(make_napari_viewer):
     third = Layer.create(*depth_segments_layer(lines_a, visible=False))
     list(place_layers(viewer, [third]))
     assert viewer.layers["3D lines (depth)"] is third and len(third.data) == 2
+
+
+def test_rgb_views_are_reconstructed_as_grey_levels(viewer_with_pair, qtbot):
+    """Views exported in colour open in napari as RGB layers: the pair is reconstructed from their grey levels."""
+    viewer, widget = viewer_with_pair
+    for side in ("left", "right"):
+        grey = np.asarray(viewer.layers[f"{side} (synthetic)"].data, dtype=np.float32)
+        viewer.add_image(np.stack([grey] * 3, axis=-1), name=f"{side} rgb", rgb=True)
+    widget.reset_choices()
+    widget.left.value, widget.right.value = viewer.layers["left rgb"], viewer.layers["right rgb"]
+    task = _run(widget, qtbot)
+    assert task.error is None, task.error
+    assert len(viewer.layers["3D lines"].data) >= 1
