@@ -51,6 +51,11 @@ def test_within_step_reports_the_outer_stage_and_returns_the_result():
     with pytest.raises(Cancelled):
         drive(frames(3, done, cleanup), on_progress=lambda p: None, should_stop=lambda: len(done) >= 4)
     assert len(done) == 4 and cleanup == ["closed", "closed"]
+    # and a cancel between two of its reports closes it at once
+    done, cleanup = [], []
+    with pytest.raises(Cancelled):
+        drive(frames(3, done, cleanup), on_progress=lambda p: None, should_stop=lambda: len(done) == 3)
+    assert len(done) == 3 and cleanup == ["closed"]
 
 
 def test_without_a_driver_check_cancelled_does_nothing():

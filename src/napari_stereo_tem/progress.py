@@ -60,14 +60,18 @@ def within_step(work: ProgressGenerator[T], done: int, total: int, stage: str,
 
     Each of its reports is passed on as ``done`` of ``total`` of ``stage``, so the caller's driver
     can still stop it between them, while a front end keeps showing one stage (a bar per frame of
-    a series, say, not the stages of each frame's detection one after another).
+    a series, say, not the stages of each frame's detection one after another). Closed between
+    two reports (a cancel), it closes ``work`` too, whose ``finally`` blocks run at once.
     """
-    while True:
-        try:
-            next(work)
-        except StopIteration as finished:
-            return finished.value
-        yield Progress(done, total, stage, info)
+    try:
+        while True:
+            try:
+                next(work)
+            except StopIteration as finished:
+                return finished.value
+            yield Progress(done, total, stage, info)
+    finally:
+        work.close()
 
 
 class Cancelled(RuntimeError):
