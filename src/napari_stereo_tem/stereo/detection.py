@@ -118,6 +118,8 @@ SHRINK_GAIN = 1.5
 #: sigma of 2.5 px with a bright fringe, or fainter ones of 1.5-2 px, on a bend contour, are read as
 #: distractors or fringes at full size and found when shrunk).
 WIDE_SIGMA = 1.5
+#: Side (px, after resizing) of the central preview the automatic settings run the detector on.
+PREVIEW_SIDE = 384
 #: Shorter side (px) an image keeps at the least when shrunk (the detector needs context).
 MIN_SHRUNK_SIDE = 192
 _RIDGE_SIGMAS = tuple(float(v) for v in np.geomspace(0.5, 8.0, 10))
@@ -243,7 +245,7 @@ def _line_density(norm: np.ndarray, model, factor: float, *, preview: int,
     return 1000.0 * float(length) / float(field_share * crop.shape[0] * crop.shape[1] / factor**2), max(depth, 0.0)
 
 
-def choose_settings(image, model, *, contrast: str = "auto", scale="auto", preview: int = 384,
+def choose_settings(image, model, *, contrast: str = "auto", scale="auto", preview: int = PREVIEW_SIDE,
                     scales=SCALE_CANDIDATES) -> DetectionSettings:
     """Decide the contrast and the resize factor with which ``model`` sees ``image`` best.
 
@@ -282,6 +284,13 @@ def choose_settings(image, model, *, contrast: str = "auto", scale="auto", previ
     -------
     DetectionSettings
     """
+    image, frame = without_frame(image)
+    return _choose_settings(image, frame, model, contrast=contrast, scale=scale, preview=preview, scales=scales)
+
+
+def _choose_settings(image, frame, model, *, contrast: str = "auto", scale="auto", preview: int = PREVIEW_SIDE,
+                     scales=SCALE_CANDIDATES) -> DetectionSettings:
+    """:func:`choose_settings` of an image whose frame (``None``: none) is already filled (:func:`without_frame`)."""
     if contrast not in CONTRASTS:
         raise InputError(f"contrast must be one of {CONTRASTS}, got {contrast!r}")
     if scale is None:
@@ -292,10 +301,9 @@ def choose_settings(image, model, *, contrast: str = "auto", scale="auto", previ
             raise InputError(f"scale must be 'auto' or a factor between 0.05 and 4, got {scale}")
     elif scale != "auto":
         raise InputError(f"scale must be 'auto', None or a number, got {scale!r}")
-    image, frame = without_frame(image)
+    frame_share = 0.0 if frame is None else float(frame.mean())
     if contrast != "auto" and scale != "auto":
-        return DetectionSettings(contrast=contrast, scale=float(scale),
-                                 frame_share=0.0 if frame is None else float(frame.mean()))
+        return DetectionSettings(contrast=contrast, scale=float(scale), frame_share=frame_share)
     # one normalisation serves every look below (dark field is its inverse, as in normalise_image)
     bright = normalise_image(image, contrast="bright_field")
     views = {"bright_field": bright, "dark_field": 1.0 - bright}
@@ -340,8 +348,7 @@ def choose_settings(image, model, *, contrast: str = "auto", scale="auto", previ
             factor = pick([found["dark_field"][f][0] for f in factors])
     density = {name: [found[name][f][0] for f in factors] for name in found}
     return DetectionSettings(contrast=chosen, scale=float(factor) if scale == "auto" else float(scale),
-                             density=density, scales=factors, ridge_sigma=sigma,
-                             frame_share=0.0 if frame is None else float(frame.mean()))
+                             density=density, scales=factors, ridge_sigma=sigma, frame_share=frame_share)
 
 
 def _tile_starts(size: int, tile: int, step: int) -> list[int]:
@@ -389,8 +396,8 @@ def iter_predict_probability(
         raise InputError(f"need tile >= 32 and 0 <= overlap < tile/2, got tile={tile}, overlap={overlap}")
     if flips not in (1, 2, 4):
         raise InputError(f"flips must be 1 (none), 2 (left-right) or 4 (and up-down), got {flips!r}")
-    settings = choose_settings(image, model, contrast=contrast, scale=scale)
-    image, frame = without_frame(image)
+    image, frame = without_frame(image)  # once: the settings and the detection see the same filled image
+    settings = _choose_settings(image, frame, model, contrast=contrast, scale=scale)
     norm = normalise_image(image, contrast=settings.contrast)
     full_rows, full_cols = norm.shape
     if settings.scale != 1.0:
