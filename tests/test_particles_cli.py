@@ -67,7 +67,8 @@ def test_bright_particles_are_found_with_the_defaults(sample_dir, tmp_path, caps
     assert main(["particles", *_views(bright), "--beta", "2", "-o", str(out)]) == 0
     assert "particles brighter than the background (decided from the views" in capsys.readouterr().out
     meta = json.loads((out / "particles.json").read_text())
-    assert meta["params"]["detection"]["polarity"] == "bright" and meta["params"]["detection"]["polarity_asked"] == "auto"
+    detection = meta["params"]["detection"]
+    assert detection["polarity"] == "bright" and detection["polarity_asked"] == "auto"
     table = read_points_csv(out / "points.csv")
     xyz = np.column_stack([table["x"], table["y"], table["z"]])
     score = score_particles(xyz, sample.positions, shape=(256, 256), beta_deg=2.0, margin=6)

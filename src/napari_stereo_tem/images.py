@@ -150,7 +150,7 @@ def read_image(path) -> Image2D:
             raise InputError(f"could not read TIFF {path.name}: {err}") from err
         if data.size == 0:
             raise InputError(f"could not read TIFF {path.name}: it holds no image data (truncated or not a TIFF?)")
-        image = Image2D(grey_levels(data), name=path.stem, pixel_size_nm=_tiff_pixel_size_nm(path),
+        image = Image2D(data, name=path.stem, pixel_size_nm=_tiff_pixel_size_nm(path),
                         metadata={"source": str(path)})
     elif suffix == ".npy":
         image = Image2D(np.load(path, allow_pickle=False), name=path.stem, metadata={"source": str(path)})
@@ -161,10 +161,10 @@ def read_image(path) -> Image2D:
             data = iio.imread(path)
         except Exception as err:
             raise InputError(f"could not read {path.name}: {err}") from err
-        image = Image2D(grey_levels(data), name=path.stem, metadata={"source": str(path)})
+        image = Image2D(data, name=path.stem, metadata={"source": str(path)})
     else:
         image = _read_with_rosettasciio(path)
-    image.data = grey_levels(image.data)
+    image.data = grey_levels(image.data)  # colours and a NaN frame, whatever the format
     check_image(image.data, name=path.name)
     return image
 

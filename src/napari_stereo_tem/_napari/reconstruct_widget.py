@@ -354,8 +354,8 @@ class ReconstructWidget(TaskWidget):
             return None
         self._scale = (self.pixel_size.value,) * 2 if self.pixel_size.value else None
         return _reconstruct_in_worker(
-            grey_levels(left.data), grey_levels(right.data), pixel_size=self.pixel_size.value or None, swap=self.swap.value,
-            rectify=self.rectify.value, device=self.device.value, n_threads=worker_threads(),
+            grey_levels(left.data), grey_levels(right.data), pixel_size=self.pixel_size.value or None,
+            swap=self.swap.value, rectify=self.rectify.value, device=self.device.value, n_threads=worker_threads(),
             **options,
         )
 

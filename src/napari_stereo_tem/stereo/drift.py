@@ -29,16 +29,16 @@ def _high_pass(frame: np.ndarray, keep: np.ndarray) -> np.ndarray:
     rows, cols = f.shape
     sigma = 0.1 * min(f.shape)
     weight = keep.astype(np.float64)
+    value, share = f * weight, weight
     step = max(1, int(sigma // 4))
-    if step == 1:
-        local = ndimage.gaussian_filter(f * weight, sigma) / np.maximum(ndimage.gaussian_filter(weight, sigma), 1e-3)
-        return f - local
-    small = (max(2, round(cols / step)), max(2, round(rows / step)))
-    value = cv2.resize(f * weight, small, interpolation=cv2.INTER_AREA)
-    share = cv2.resize(weight, small, interpolation=cv2.INTER_AREA)
-    small_sigma = sigma * small[0] / cols
-    local = ndimage.gaussian_filter(value, small_sigma) / np.maximum(ndimage.gaussian_filter(share, small_sigma), 1e-3)
-    return f - cv2.resize(local, (cols, rows), interpolation=cv2.INTER_LINEAR)
+    if step > 1:
+        small = (max(2, round(cols / step)), max(2, round(rows / step)))
+        value, share = (cv2.resize(a, small, interpolation=cv2.INTER_AREA) for a in (value, share))
+        sigma = sigma * small[0] / cols
+    local = ndimage.gaussian_filter(value, sigma) / np.maximum(ndimage.gaussian_filter(share, sigma), 1e-3)
+    if step > 1:
+        local = cv2.resize(local, (cols, rows), interpolation=cv2.INTER_LINEAR)
+    return f - local
 
 
 def _overlap_correlation(reference, moving, keep_ref, keep_mov, dx: int, dy: int) -> float:

@@ -124,13 +124,13 @@ def link_instances(frame, x, y, *, lines=None, max_distance: float = 10.0, gap_f
     if len(frame) == 0:
         return np.zeros(0, int)
     table = pd.DataFrame({"frame": frame - frame.min(), "y": y, "x": x, "row": np.arange(len(frame), dtype=float)})
+    reach = float(max_distance) * (gap_frames + 1)
     if lines is None:
         metric, columns = "sqeuclidean", ["y", "x"]
     else:
         if len(lines) != len(frame):
             raise InputError(f"{len(lines)} lines for {len(frame)} instances")
 
-        reach = float(max_distance) * (gap_frames + 1)
         boxes = np.array([np.concatenate([np.min(line, axis=0), np.max(line, axis=0)]) if len(line) else
                           np.full(4, np.nan) for line in (np.asarray(line, float).reshape(-1, 2) for line in lines)])
         beyond = (2.0 * reach + 1.0) ** 2   # any cost above every cutoff: not linked
@@ -146,7 +146,6 @@ def link_instances(frame, x, y, *, lines=None, max_distance: float = 10.0, gap_f
             return known[i, j]
 
         columns = ["row"]
-    reach = float(max_distance) * (gap_frames + 1)
     tracker = LapTrack(metric=metric, cutoff=float(max_distance) ** 2, gap_closing_metric=metric,
                        gap_closing_cutoff=reach ** 2 if gap_frames > 0 else False,
                        gap_closing_max_frame_count=int(gap_frames) + 1,

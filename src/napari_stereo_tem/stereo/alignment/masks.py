@@ -93,8 +93,9 @@ def frame_mask(image, *, dilate_px: int = 6, min_share: float = 0.001) -> np.nda
     keep &= sizes >= min_share * img.size
     keep[0] = False
     frame = keep[pieces]
-    return cv2.dilate(frame.astype(np.uint8), np.ones((2 * dilate_px + 1,) * 2, np.uint8)) > 0 if frame.any() \
-        else frame
+    if not frame.any():
+        return frame
+    return cv2.dilate(frame.astype(np.uint8), np.ones((2 * dilate_px + 1,) * 2, np.uint8)) > 0
 
 
 def overlay_mask(image, *, other=None, dilate_px: int = 4, border_px: int | None = None,
