@@ -315,12 +315,32 @@ def test_poorly_determined_axis_is_warned_and_an_undetermined_one_refused():
         d = rng.uniform(-depth_px, depth_px, len(pl))
         return pl + d[:, None] * u + rng.normal(0, noise, len(pl))[:, None] * nrm - [30.0, 5.0]
 
-    poor = fit_epipolar(pl, pairs(3.0, 0.3))  # about 0.7 degrees: rows off by 0.4 px at 32 px
+    poor = fit_epipolar(pl, pairs(3.0, 0.6))  # about 1.4 degrees: rows off by 0.8 px at 32 px
     assert 0.45 < poor.theta_std_deg < 1.8 and not poor.problems
     assert any("POORLY DETERMINED" in w for w in poor.warnings)
     assert abs(poor.theta_deg + 40.0) < 3 * poor.theta_std_deg
     lost = fit_epipolar(pl, pairs(0.7, 0.4))
     assert lost.theta_std_deg > 1.8 and any("not determined" in p for p in lost.problems)
+    # a span of about one noise width: the linear error of the angle is not trusted (it claimed +- 4 degrees
+    # for an axis 90 degrees off), so the rows are judged at 32 px and the pair refused
+    blind = fit_epipolar(pl, pairs(0.5, 0.5))
+    assert any("not determined" in p and "at a disparity of 32 px" in p for p in blind.problems)
+
+
+def test_a_shallow_specimen_measured_precisely_is_judged_at_its_own_depth():
+    """40 points 2 px of disparity apart, 0.08 px of scatter: the angle is known to about 2 degrees, which
+    moves rows by 0.07 px across those disparities. Judged at 32 px (1 px off) it was refused; judged at
+    the disparities' span (at least 12 px) it is accepted with the loud warning, and close to the truth."""
+    rng = np.random.default_rng(5)
+    pl = rng.uniform(0, 500, (40, 2))
+    th = np.deg2rad(-40.0)
+    u, nrm = np.array([np.cos(th), np.sin(th)]), np.array([-np.sin(th), np.cos(th)])
+    d = rng.uniform(-1.0, 1.0, len(pl))
+    pr = pl + d[:, None] * u + rng.normal(0, 0.08, len(pl))[:, None] * nrm - [30.0, 5.0]
+    fit = fit_epipolar(pl, pr)
+    assert 1.8 < fit.theta_std_deg < 4.7 and not fit.problems
+    assert any("POORLY DETERMINED" in w and "at a disparity of 12 px" in w for w in fit.warnings)
+    assert abs(fit.theta_deg + 40.0) < 2 * fit.theta_std_deg
 
 
 def test_an_axis_resting_on_few_blob_pairs_is_refused():

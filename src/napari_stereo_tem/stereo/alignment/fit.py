@@ -339,10 +339,21 @@ def _coverage(points: np.ndarray, usable_area: float) -> float:
 
 
 def axis_std_limits(span_px: float, *, max_theta_std_deg: float | None = None, max_row_error_px: float = 1.0,
-                    warn_row_error_px: float = 0.25, disparity_reach_px: float = 32.0) -> tuple[float, float, float]:
+                    warn_row_error_px: float = 0.25, disparity_reach_px: float = 32.0, min_reach_px: float = 12.0,
+                    noise_px: float | None = None) -> tuple[float, float, float]:
     """``(reach, refuse_above, warn_loudly_above)``: how far rows are judged (px) and the two limits (degrees)
-    on the standard error of the axis angle (see :func:`fit_epipolar`'s parameters of the same names)."""
-    reach = max(float(disparity_reach_px), span_px / 2.0)
+    on the standard error of the axis angle (see :func:`fit_epipolar`'s parameters of the same names).
+
+    Rows are judged at a disparity of ``disparity_reach_px`` (or half the matched disparities' span, if
+    larger). When the span is known well, at least ten times the correspondences' scatter across the
+    axis (``noise_px``), they are judged at the span itself instead, twice as far from the depth origin
+    (their median) as the disparities reach, and at least ``min_reach_px``: a shallow specimen's rows
+    stay aligned under an axis error that a deep one's would not. Below that ratio the linear error of
+    the angle is no longer trusted (a span of one noise width gave an axis 93 degrees off, claimed +- 3.7).
+    """
+    known = noise_px is not None and np.isfinite(noise_px) and span_px >= 10.0 * noise_px
+    far = max(float(disparity_reach_px), span_px / 2.0)
+    reach = max(float(min_reach_px), min(float(span_px), far)) if known else far
     limit = float(np.degrees(np.arctan(max_row_error_px / reach))) if max_theta_std_deg is None \
         else float(max_theta_std_deg)
     return reach, limit, float(np.degrees(np.arctan(warn_row_error_px / reach)))
@@ -498,8 +509,10 @@ def fit_epipolar(left_pts, right_pts, *, theta_deg: float | None = None, shift=N
     n_in = int(inliers.sum())
     if n_in < min_inliers:
         problems.append(f"only {n_in} of {n} correspondences fit one tilt geometry (at least {min_inliers} needed)")
+    noise = 1.4826 * float(np.median(np.abs(resid - np.median(resid)))) if len(resid) else float("nan")
     reach, limit, loud = axis_std_limits(span, max_theta_std_deg=max_theta_std_deg, max_row_error_px=max_row_error_px,
-                                         warn_row_error_px=warn_row_error_px, disparity_reach_px=disparity_reach_px)
+                                         warn_row_error_px=warn_row_error_px, disparity_reach_px=disparity_reach_px,
+                                         noise_px=noise)
     if theta_deg is None and (not np.isfinite(theta_std) or theta_std > limit):
         problems.append(f"the tilt-axis angle is not determined ({theta:.2f} +- {theta_std:.2f} degrees; rows would "
                         f"be off by {reach * np.tan(np.deg2rad(min(theta_std, 89.0))):.2f} px at a disparity of "
