@@ -64,7 +64,7 @@ def test_pairs_and_views_together_or_neither(cases, tmp_path, capsys):
                  "-o", str(tmp_path / "o")]) == 1
     assert "not both" in capsys.readouterr().err
     assert main(["reconstruct", "-o", str(tmp_path / "o")]) == 1
-    assert "give the two views LEFT RIGHT, or --pairs LIST" in capsys.readouterr().err
+    assert "give the two views LEFT RIGHT, --pairs LIST for many pairs, or --series STACK" in capsys.readouterr().err
     assert main(["reconstruct", "--pairs", str(tmp_path / "none"), "-o", str(tmp_path / "o")]) == 1
     assert "does not exist" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()

@@ -8,6 +8,12 @@ rectification figures) and ``DIR/preview.png`` (DESIGN section 5).
 one process (start-up and model loading paid once), writing ``DIR/NAME/`` per
 pair (:mod:`napari_stereo_tem.stereo.pair_list`); a pair that fails is reported and
 the others go on.
+
+``stereo-tem reconstruct --series STACK --angle STEP -o DIR`` (or ``--tilts`` with one
+tilt per view) takes a tilt series in tilt order: one tilt axis is fitted to all its
+adjacent pairs (:func:`napari_stereo_tem.stereo.alignment.align_series`; or
+``--tilt-axis``), each pair is reconstructed with it into ``DIR/views_KK-LL/``, and
+``DIR/series.json`` holds the common axis, each pair's own axis, shift and figures.
 """
 
 from __future__ import annotations
@@ -26,12 +32,17 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--pairs", default=None, metavar="LIST",
                         help="many pairs in one run instead of LEFT RIGHT: a text file of 'LEFT RIGHT [NAME]' "
                              "lines, or a folder of pair folders (left.* and right.* each); writes DIR/NAME/")
+    parser.add_argument("--series", default=None, metavar="STACK",
+                        help="a tilt series instead of LEFT RIGHT, in tilt order: a TIFF or MRC stack (.mrc, .st, "
+                             ".ali), a .npy or a folder of images; one tilt axis for all adjacent pairs (or "
+                             "--tilt-axis), each pair reconstructed into DIR/views_KK-LL/, DIR/series.json beside")
     angles = parser.add_mutually_exclusive_group()
     angles.add_argument("--angle", type=float, default=None,
-                        help="stereo angle in degrees (default: from the files' tilt metadata)")
+                        help="stereo angle in degrees (default: from the files' tilt metadata); with --series the "
+                             "tilt step between adjacent views")
     angles.add_argument("--tilts", default=None, metavar="A,B",
                         help="the tilts of the left and right view in degrees, for asymmetric pairs, written "
-                             "--tilts=-3,9.5 (the stereo angle is B - A)")
+                             "--tilts=-3,9.5 (the stereo angle is B - A); with --series one tilt per view")
     parser.add_argument("--frame", choices=("mean", "specimen"), default="mean",
                         help="frame of the 3D points: 'mean' (z along the beam at the mean tilt, default) or "
                              "'specimen' (z along the foil normal at zero tilt; needs --tilts)")
@@ -134,22 +145,25 @@ def _check_two_files(left: str, right: str) -> None:
                          "(the depth would come out flat)")
 
 
-def _work(args, left, right, *, detector, matcher):
+def _work(args, left, right, *, detector, matcher, **overrides):
+    """``reconstruct_stereo`` with the command's options; ``overrides`` replace some (a series' pair)."""
     from ..stereo.pipeline import reconstruct_stereo
     from .detect import CONTRASTS, parse_scale
 
-    return reconstruct_stereo(left, right, stereo_angle_deg=args.angle, pixel_size=args.pixel_size,
-                              swap=args.swap, rectify=not args.no_rectify, device=args.device,
-                              detector=detector, matcher=matcher,
-                              disparity_range=_parse_range(args.disparity_range), refine=not args.no_refine,
-                              n_threads=args.threads, tilts_deg=_parse_pair(args.tilts, "--tilts", "-3,9.5"),
-                              frame=args.frame, tilt_axis_deg=args.tilt_axis,
-                              shift=_parse_pair(args.shift, "--shift", "-14,9"),
-                              manual_points=_read_points(args.points),
-                              strict_rectify=not args.rectify_anyway, contrast=CONTRASTS[args.contrast],
-                              detect_scale=parse_scale(args.detect_scale, "--detect-scale"),
-                              line_model=args.line_model, lr_check=not args.no_lr_check,
-                              line_instances=args.line_instances)
+    options = dict(stereo_angle_deg=args.angle, pixel_size=args.pixel_size,
+                   swap=args.swap, rectify=not args.no_rectify, device=args.device,
+                   detector=detector, matcher=matcher,
+                   disparity_range=_parse_range(args.disparity_range), refine=not args.no_refine,
+                   n_threads=args.threads, frame=args.frame, tilt_axis_deg=args.tilt_axis,
+                   shift=_parse_pair(args.shift, "--shift", "-14,9"),
+                   manual_points=_read_points(args.points),
+                   strict_rectify=not args.rectify_anyway, contrast=CONTRASTS[args.contrast],
+                   detect_scale=parse_scale(args.detect_scale, "--detect-scale"),
+                   line_model=args.line_model, lr_check=not args.no_lr_check,
+                   line_instances=args.line_instances)
+    if "tilts_deg" not in overrides:  # a series gives each pair its two of --tilts
+        options["tilts_deg"] = _parse_pair(args.tilts, "--tilts", "-3,9.5")
+    return reconstruct_stereo(left, right, **{**options, **overrides})
 
 
 def _pairs(args) -> list:
@@ -163,7 +177,8 @@ def _pairs(args) -> list:
 
     if args.pairs is None:
         if not (args.left and args.right):
-            raise InputError("give the two views LEFT RIGHT, or --pairs LIST for many pairs")
+            raise InputError("give the two views LEFT RIGHT, --pairs LIST for many pairs, or --series STACK for a "
+                             "tilt series")
         pairs = [(Path(args.output), args.left, args.right)]
     else:
         if args.left or args.right:
@@ -176,20 +191,128 @@ def _pairs(args) -> list:
     return pairs
 
 
+def _load_models(args):
+    """The detector and matcher loaded once, for a run of many pairs."""
+    from ..models.store import load_detector
+    from ..stereo.matching import load_matcher
+
+    return (load_detector(args.detector or "default", device=args.device),
+            load_matcher(args.matcher or "default", device=args.device))
+
+
+def _series_tilts(args, n_views: int) -> list:
+    """The tilt of each view of a series (degrees, increasing), from ``--tilts`` or ``--angle``."""
+    from ..checks import InputError, parse_numbers
+
+    if args.tilts is not None:
+        tilts = list(parse_numbers(args.tilts, name="--tilts", count=n_views,
+                                   example="--tilts=" + ",".join(str(8 * k - 8) for k in range(n_views)),
+                                   form=f"one tilt per view of the series ({n_views})"))
+    elif args.angle is not None:
+        if not args.angle > 0:
+            raise InputError(f"--angle with --series is the tilt step between adjacent views; got {args.angle}")
+        tilts = [args.angle * (k - (n_views - 1) / 2.0) for k in range(n_views)]
+    else:
+        raise InputError("a tilt series needs --angle STEP (degrees between adjacent views) or --tilts with one "
+                         "tilt per view")
+    if any(b <= a for a, b in zip(tilts[:-1], tilts[1:])):
+        raise InputError(f"--tilts must increase from view to view (the series in tilt order), got {args.tilts}")
+    return tilts
+
+
+def _run_series(args) -> int:
+    """A tilt series: one tilt axis for every adjacent pair, each pair reconstructed with it (module notes)."""
+    import sys
+    import time
+    from pathlib import Path
+
+    from ..atomic import check_output_files, check_output_folder
+    from ..checks import InputError
+    from ..progress import drive, end_progress_line, text_progress
+    from ..stereo.alignment import align_series
+    from ..stereo.frame_stack import read_stack
+    from ..stereo.lines_io import write_json
+    from ..stereo.pipeline import RESULT_FILES
+
+    if args.left or args.right or args.pairs is not None:
+        raise InputError("give one of LEFT RIGHT, --pairs LIST or --series STACK")
+    if args.shift is not None or args.points is not None:
+        raise InputError("--shift and --points belong to one pair; with --series each pair's shift is fitted")
+    if args.no_rectify:
+        raise InputError("--no-rectify cannot be used with --series: the series is aligned to find its tilt axis")
+    frames = read_stack(args.series, name="--series", what="a tilt series")
+    tilts = _series_tilts(args, len(frames))
+    out = Path(args.output)
+    names = [f"views_{k:02d}-{k + 1:02d}" for k in range(len(frames) - 1)]
+    check_output_folder(out, overwrite=True)  # a folder (it may hold earlier results)
+    for name in names:
+        check_output_folder(out / name, overwrite=args.overwrite, produces=RESULT_FILES)
+    check_output_files(out, ["series.json"], overwrite=args.overwrite)
+    record = {"series": str(args.series), "n_views": len(frames), "shape": list(frames.shape[1:]),
+              "tilts_deg": tilts, "frame": args.frame}
+    t0 = time.perf_counter()
+    if args.tilt_axis is None:
+        print(f"aligning the {len(frames) - 1} adjacent pairs of {len(frames)} views to one tilt axis ...",
+              file=sys.stderr)
+        series = align_series(list(frames), strict=not args.rectify_anyway)
+        print(series.summary())
+        axis = series.theta_deg
+        record.update(tilt_axis_deg=axis, tilt_axis_std_deg=series.theta_std_deg, tilt_axis_given=False,
+                      chi2=series.chi2, warnings=series.warnings)
+        own = list(zip(series.pair_theta_deg, series.pair_theta_std_deg))
+    else:
+        axis = args.tilt_axis
+        record.update(tilt_axis_deg=axis, tilt_axis_std_deg=None, tilt_axis_given=True, chi2=None, warnings=[])
+        own = [(None, None)] * len(names)
+    detector, matcher = _load_models(args)
+    pairs, failed = [], []
+    for k, name in enumerate(names):
+        print(f"[{k + 1}/{len(names)}] {name}: tilts {tilts[k]:g} and {tilts[k + 1]:g} deg", file=sys.stderr)
+        entry = {"views": [k, k + 1], "folder": name, "tilts_deg": [tilts[k], tilts[k + 1]],
+                 "own_tilt_axis_deg": own[k][0], "own_tilt_axis_std_deg": own[k][1]}
+        try:
+            result = drive(_work(args, frames[k], frames[k + 1], detector=detector, matcher=matcher,
+                                 stereo_angle_deg=None, tilts_deg=(tilts[k], tilts[k + 1]), tilt_axis_deg=axis),
+                           text_progress())
+            end_progress_line()
+            folder = result.save(out / name, overwrite=args.overwrite)
+        except InputError as err:
+            end_progress_line()
+            print(f"stereo-tem reconstruct: {name}: error: {err}", file=sys.stderr)
+            failed.append(name)
+            pairs.append({**entry, "error": str(err)})
+            continue
+        rect = result.rectification or {}
+        entry.update(shift_px=rect.get("shift_px"), n_inliers=rect.get("n_inliers"),
+                     residual_vertical_px=rect.get("residual_vertical_px"), n_lines=len(result.lines),
+                     n_points=int(sum(len(x) for x in result.lines)), warnings=rect.get("warnings", []))
+        pairs.append(entry)
+        for warning in entry["warnings"]:
+            print(f"WARNING ({name}): {warning}", file=sys.stderr)
+        print(f"{len(result.lines)} lines, {entry['n_points']} points -> {folder}")
+    record.update(pairs=pairs, seconds=round(time.perf_counter() - t0, 3),
+                  created_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    write_json(out / "series.json", record)
+    print(f"tilt series: {len(names) - len(failed)} of {len(names)} pairs reconstructed with the tilt axis "
+          f"{axis:.3f} deg -> {out} (series.json)")
+    if failed:
+        print(f"stereo-tem reconstruct: {len(failed)} of {len(names)} pairs failed: {', '.join(failed)}",
+              file=sys.stderr)
+    return 1 if failed else 0
+
+
 def run(args) -> int:
     import sys
 
     from ..checks import InputError
     from ..progress import drive, end_progress_line, text_progress
 
+    if args.series is not None:
+        return _run_series(args)
     pairs = _pairs(args)
     detector, matcher = args.detector, args.matcher
     if args.pairs is not None:  # load the models once for all pairs
-        from ..stereo.matching import load_matcher
-        from ..models.store import load_detector
-
-        detector = load_detector(detector or "default", device=args.device)
-        matcher = load_matcher(matcher or "default", device=args.device)
+        detector, matcher = _load_models(args)
     failed = []
     for k, (out, left, right) in enumerate(pairs):
         if len(pairs) > 1:

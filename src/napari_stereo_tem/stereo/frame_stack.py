@@ -1,4 +1,5 @@
-"""Frames of an in-situ time series from a TIFF stack, a video, a ``.npy``, a folder of images or an array.
+"""Frames of an in-situ time series (or of a tilt series) from a TIFF or MRC stack, a video, a ``.npy``, a
+folder of images or an array.
 
 Typical use::
 
@@ -18,6 +19,8 @@ __all__ = ["read_stack", "VIDEO_SUFFIXES"]
 #: Suffixes read as videos (through imageio).
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv", ".wmv", ".mpg", ".mpeg", ".gif", ".webm")
 _IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".dm3", ".dm4", ".emd", ".npy")
+#: Suffixes read as MRC stacks (tilt series as IMOD and SerialEM write them), through RosettaSciIO.
+MRC_SUFFIXES = (".mrc", ".st", ".ali", ".preali")
 
 
 def _grey(frames: np.ndarray) -> np.ndarray:
@@ -26,15 +29,19 @@ def _grey(frames: np.ndarray) -> np.ndarray:
     return frames
 
 
-def read_stack(source, *, name: str = "stack") -> np.ndarray:
+def read_stack(source, *, name: str = "stack", what: str = "a time series") -> np.ndarray:
     """Frames of a time series as one ``(n_frames, rows, cols)`` float32 array.
 
     Parameters
     ----------
     source : str, Path or array_like
-        A multi-page TIFF, a ``.npy``, a video (``.avi``, ``.mp4``, ``.gif``, ...:
-        through imageio, or OpenCV where imageio has no video backend), a folder of single images (read in the order of their
-        names), or an array ``(n_frames, rows, cols)``. Colour frames become grey.
+        A multi-page TIFF, an MRC stack (``.mrc``, ``.st``, ``.ali``), a ``.npy``, a video (``.avi``, ``.mp4``,
+        ``.gif``, ...: through imageio, or OpenCV where imageio has no video backend), a folder of single images
+        (read in the order of their names), or an array ``(n_frames, rows, cols)``. Colour frames become grey.
+    name : str
+        What the source is called in messages (an option or argument name).
+    what : str
+        What the frames are, for messages ("a time series", "a tilt series").
 
     Raises
     ------
@@ -45,7 +52,7 @@ def read_stack(source, *, name: str = "stack") -> np.ndarray:
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.exists():
-            raise InputError(f"{name} {path} does not exist; give a TIFF stack, a video or a folder of images")
+            raise InputError(f"{name} {path} does not exist; give a TIFF or MRC stack, a video or a folder of images")
         if path.is_dir():
             frames = _read_folder(path)
         else:
@@ -58,12 +65,12 @@ def read_stack(source, *, name: str = "stack") -> np.ndarray:
         label = name
     frames = _grey(frames)
     if frames.ndim == 2:
-        raise InputError(f"{label} is a single image {frames.shape}; a time series needs at least two frames "
-                         "(a TIFF stack, a video or a folder of images)")
+        raise InputError(f"{label} is a single image {frames.shape}; {what} needs at least two frames "
+                         "(a TIFF or MRC stack, a video or a folder of images)")
     if frames.ndim != 3:
         raise InputError(f"{label} must be a stack of shape (n_frames, rows, cols), got shape {frames.shape}")
     if frames.shape[0] < 2:
-        raise InputError(f"{label} holds {frames.shape[0]} frame; a time series needs at least two")
+        raise InputError(f"{label} holds {frames.shape[0]} frame; {what} needs at least two")
     if min(frames.shape[1:]) < 16:
         raise InputError(f"{label}: frames of {frames.shape[1:]} are too small; at least 16 pixels per side")
     frames = frames.astype(np.float32)
@@ -80,6 +87,10 @@ def _read_file(path: Path) -> np.ndarray:
             frames = tifffile.imread(path)
         elif suffix == ".npy":
             frames = np.load(path, allow_pickle=False)
+        elif suffix in MRC_SUFFIXES:
+            from rsciio.mrc import file_reader
+
+            frames = file_reader(str(path))[0]["data"]
         else:
             import imageio.v3 as iio
 

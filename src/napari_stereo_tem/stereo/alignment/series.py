@@ -83,20 +83,21 @@ def align_series(images, *, max_chi2_per_pair: float = 4.0, **options) -> Series
         that is not determined, or a pair that does not align with it.
     """
     from ..rectification import rectify_pair
-    from .fit import normalise_theta
+    from .fit import axis_std_limits, normalise_theta
 
     if len(images) < 2:
         raise InputError(f"a tilt series needs at least two images, got {len(images)}")
     if "theta_deg" in options:
         raise InputError("align_series finds the common axis itself; to impose one, call rectify_pair per pair")
-    limit = options.pop("max_theta_std_deg", None)
-    limit = float(np.degrees(np.arctan(1.0 / 32.0))) if limit is None else float(limit)  # rectify_pair's default
-    thetas, stds, refusals = [], [], []
+    given_limit = options.pop("max_theta_std_deg", None)
+    thetas, stds, refusals, limits = [], [], [], []
     for k in range(len(images) - 1):
         try:  # an imprecise pair still counts, by its error: the series may fix what one pair cannot
             rect = rectify_pair(images[k], images[k + 1], max_theta_std_deg=90.0, **options)
             thetas.append(rect.theta_deg)
             stds.append(max(rect.theta_std_deg, 1e-3))
+            # rectify_pair's own limits for this pair (its rows judged at its disparities' span when known well)
+            limits.append(axis_std_limits(rect.disparity_span_px, noise_px=1.4826 * rect.residual_vertical_px)[1:])
         except InputError as err:
             thetas.append(float("nan"))
             stds.append(float("nan"))
@@ -115,11 +116,13 @@ def align_series(images, *, max_chi2_per_pair: float = 4.0, **options) -> Series
     if len(t) > 1 and chi2 > max_chi2_per_pair * (len(t) - 1):
         warnings.append(f"the pairs' tilt axes disagree more than their errors allow (chi2 {chi2:.1f} for "
                         f"{len(t)} pairs): {', '.join(f'{v:.2f}' for v in t)} degrees")
+    # the common axis serves every pair: the strictest pair's limits (or the one given) apply
+    limit = float(given_limit) if given_limit is not None else min(v[0] for v in limits)
+    poorly = min(v[1] for v in limits)
     if std > limit:
         raise InputError(f"the tilt series' common axis is not determined ({normalise_theta(common):.2f} +- "
                          f"{std:.2f} degrees from {len(t)} pairs); give the tilt axis if the microscope's "
                          "calibration knows it" + ("; " + " | ".join(refusals) if refusals else ""))
-    poorly = float(np.degrees(np.arctan(0.25 / 32.0)))  # rows off by 0.25 px at 32 px, as for one pair
     if std > poorly:
         warnings.append(f"the common tilt axis is POORLY DETERMINED ({normalise_theta(common):.2f} +- {std:.2f} "
                         "degrees); give the tilt axis if the microscope's calibration knows it")
