@@ -63,11 +63,12 @@ def pairs(n, angle, size, *, seed=21, split="test", kind="default"):
 
 
 def foreign_views(sample, angle, *, seed: int, dose: float = 300.0, width_scale: float = 1.0,
-                  contrast_scale: float = 1.0):
+                  contrast_scale: float = 1.0, oscillation: float = 0.0):
     """The pair drawn again from its 3D truth (:func:`napari_stereo_tem.synth.fringed.fringed_views`)."""
     from napari_stereo_tem.synth.fringed import fringed_views
 
-    return fringed_views(sample, angle, seed=seed, dose=dose, width_scale=width_scale, contrast_scale=contrast_scale)
+    return fringed_views(sample, angle, seed=seed, dose=dose, width_scale=width_scale, contrast_scale=contrast_scale,
+                         oscillation=oscillation)
 
 
 def point_errors(lines, stds, truth, *, offset: float, xy_tolerance: float = 3.0):
@@ -91,7 +92,8 @@ def point_errors(lines, stds, truth, *, offset: float, xy_tolerance: float = 3.0
 
 def score(*, n, size, angles=ANGLES, line_model=None, threads=2, split="test", seed=21, renderer="own",
           line_search=False, max_disparity_std=None, min_line_probability=None, detector="default", extra=None,
-          width_scale=1.0, contrast_scale=1.0):
+          width_scale=1.0, contrast_scale=1.0, dose=300.0,
+          oscillation=0.0):
     from napari_stereo_tem.evaluation import line_set_distance
     from napari_stereo_tem.models.store import load_detector
     from napari_stereo_tem.stereo.matching import load_matcher
@@ -113,7 +115,8 @@ def score(*, n, size, angles=ANGLES, line_model=None, threads=2, split="test", s
             left, right = sample.left, sample.right
             if renderer == "foreign":
                 left, right = foreign_views(sample, float(angle), seed=1000 * int(angle) + k,
-                                            width_scale=width_scale, contrast_scale=contrast_scale)
+                                            width_scale=width_scale, contrast_scale=contrast_scale, dose=dose,
+                                            oscillation=oscillation)
             t0 = time.perf_counter()
             rec = reconstruct(left, right, stereo_angle_deg=float(angle), rectify=False,
                               detector=det, matcher=matcher, n_threads=threads, **options)
@@ -322,7 +325,8 @@ def diagnose_pair(rec, sample, angle, report, *, tolerance=3.0, near_px=2.5, max
 
 
 def diagnose(*, n, size, angle, threads=1, split="val", seed=21, renderer="own", line_search=False,
-             max_disparity_std=None, detector="default", width_scale=1.0, contrast_scale=1.0):
+             max_disparity_std=None, detector="default", width_scale=1.0, contrast_scale=1.0, dose=300.0,
+             oscillation=0.0):
     """Print where coverage, precision and the squared depth error are lost over ``n`` pairs (:func:`diagnose_pair`)."""
     from napari_stereo_tem.models.store import load_detector
     from napari_stereo_tem.stereo.matching import load_matcher
@@ -338,7 +342,8 @@ def diagnose(*, n, size, angle, threads=1, split="val", seed=21, renderer="own",
         left, right = sample.left, sample.right
         if renderer == "foreign":
             left, right = foreign_views(sample, float(angle), seed=1000 * int(angle) + k,
-                                            width_scale=width_scale, contrast_scale=contrast_scale)
+                                            width_scale=width_scale, contrast_scale=contrast_scale, dose=dose,
+                                            oscillation=oscillation)
         rec = reconstruct(left, right, stereo_angle_deg=float(angle), rectify=False, detector=det, matcher=matcher,
                           n_threads=threads, line_search=line_search, max_disparity_std=max_disparity_std)
         report = _fit_report(rec, float(angle), matcher, line_search=line_search, max_disparity_std=max_disparity_std)
@@ -412,6 +417,11 @@ def main(argv=None) -> int:
                         help="foreign renderer: lines this many times wider (a higher magnification)")
     parser.add_argument("--contrast-scale", type=float, default=1.0,
                         help="foreign renderer: the lines' contrast times this (fainter lines below 1)")
+    parser.add_argument("--dose", type=float, default=300.0,
+                        help="foreign renderer: counts per pixel of the shot noise (default 300; lower is noisier)")
+    parser.add_argument("--oscillation", type=float, default=0.0,
+                        help="foreign renderer: the line contrast oscillates with depth by this much (0-1; dotted "
+                             "or zig-zag images of inclined dislocations)")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="another keyword of reconstruct_stereo (a number, true/false or text); repeatable")
     parser.add_argument("--diagnose", action="store_true",
@@ -424,14 +434,16 @@ def main(argv=None) -> int:
         diagnose(n=args.n, size=args.size, angle=angles[0], threads=args.threads, split=args.split,
                  renderer=args.renderer, line_search=args.line_search, max_disparity_std=args.max_disparity_std,
                  detector=args.detector, width_scale=args.width_scale,
-                 contrast_scale=args.contrast_scale)
+                 contrast_scale=args.contrast_scale, dose=args.dose,
+                 oscillation=args.oscillation)
         print(f"\n({time.perf_counter() - t0:.0f} s)")
         return 0
     rows = score(n=args.n, size=args.size, angles=angles, line_model=args.line_model, threads=args.threads,
                  split=args.split, renderer=args.renderer, line_search=args.line_search,
                  max_disparity_std=args.max_disparity_std, min_line_probability=args.min_line_probability,
                  detector=args.detector, extra=extra, width_scale=args.width_scale,
-                 contrast_scale=args.contrast_scale)
+                 contrast_scale=args.contrast_scale, dose=args.dose,
+                 oscillation=args.oscillation)
     print(f"3D lines on held-out pairs ({args.split} seeds, {args.renderer} renderer), {args.n} pairs of "
           f"{args.size}x{args.size} per angle, line model {args.line_model or 'default'}"
           f"{', line search' if args.line_search else ''}"
@@ -441,6 +453,8 @@ def main(argv=None) -> int:
           f"{''.join(f', {k}={v}' for k, v in extra.items())}"
           f"{'' if args.width_scale == 1.0 else f', lines {args.width_scale:g}x wider'}"
           f"{'' if args.contrast_scale == 1.0 else f', line contrast x{args.contrast_scale:g}'}"
+          f"{'' if args.dose == 300.0 else f', dose {args.dose:g} counts/px'}"
+          f"{'' if not args.oscillation else f', contrast oscillating by {args.oscillation:g} with depth'}"
           "; 3 px tolerance, one depth "
           "offset per pair removed\n")
     print("| angle | coverage | precision | depth RMSE (px) | depth mean (px) | disparity error (px) "
