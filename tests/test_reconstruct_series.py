@@ -34,8 +34,10 @@ def series(tmp_path_factory):
 def test_a_tilt_series_is_aligned_to_one_axis_and_every_pair_reconstructed(series, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["reconstruct", "--series", str(series), "--angle", "12", "-o", str(out)]) == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert "tilt series: 3 views, common tilt axis" in printed and "2 of 2 pairs reconstructed" in printed
+    assert "align the series" in captured.err and "reconstruct views_01-02" in captured.err  # progress
     record = json.loads((out / "series.json").read_text())
     assert record["n_views"] == 3 and record["tilts_deg"] == [-12.0, 0.0, 12.0]
     axis, std = record["tilt_axis_deg"], record["tilt_axis_std_deg"]
@@ -59,7 +61,7 @@ def test_a_known_tilt_axis_skips_the_alignment(series, tmp_path, capsys):
     out = tmp_path / "given"
     assert main(["reconstruct", "--series", str(series), "--tilts=-12,0,12", "--tilt-axis", "-20",
                  "-o", str(out)]) == 0
-    assert "aligning" not in capsys.readouterr().err
+    assert "align the series" not in capsys.readouterr().err
     record = json.loads((out / "series.json").read_text())
     assert record["tilt_axis_given"] and record["tilt_axis_deg"] == -20.0
     assert all(p["own_tilt_axis_deg"] is None for p in record["pairs"])
@@ -82,6 +84,35 @@ def test_series_and_two_views_together_are_refused(series, tmp_path, capsys):
     assert main(["reconstruct", str(series), str(series), "--series", str(series), "--angle", "8",
                  "-o", str(tmp_path / "x")]) == 1
     assert "one of LEFT RIGHT, --pairs LIST or --series STACK" in capsys.readouterr().err
+
+
+def test_the_core_reports_progress_and_a_failing_pair_does_not_stop_the_others(series):
+    from napari_stereo_tem.progress import drive
+    from napari_stereo_tem.stereo.series import reconstruct_series
+
+    frames = list(read_stack(series))
+    frames[2] = np.full_like(frames[2], 0.5)  # a blank last view: its pair cannot be reconstructed
+    reports = []
+    result = drive(reconstruct_series(frames, tilts_deg=[-12, 0, 12], tilt_axis_deg=TRUE_AXIS), reports.append)
+    assert result.results[0] is not None and result.results[1] is None
+    assert result.errors[0] is None and "constant" in result.errors[1]
+    assert result.record()["pairs"][1]["error"] == result.errors[1]
+    assert reports[-1].done == reports[-1].total == 2
+    assert {r.stage for r in reports} == {"reconstruct views_00-01", "reconstruct views_01-02"}
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"tilts_deg": [0, 12]}, "one tilt per view of the series \\(3\\)"),
+    ({"tilts_deg": [0, 0, 12]}, "must increase"),
+    ({"tilts_deg": [-12, 0, 12], "stereo_angle_deg": 8}, "stereo_angle_deg cannot be given for a series"),
+])
+def test_the_core_checks_its_arguments(kwargs, message):
+    from napari_stereo_tem.progress import drive
+    from napari_stereo_tem.stereo.series import reconstruct_series
+
+    frames = np.random.default_rng(0).random((3, 64, 64))
+    with pytest.raises(InputError, match=message):
+        drive(reconstruct_series(frames, **kwargs))
 
 
 def _write_mrc(path, data: np.ndarray) -> None:

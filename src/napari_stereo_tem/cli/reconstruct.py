@@ -69,7 +69,8 @@ def add_parser(subparsers) -> None:
                              "none, or a number such as 0.5")
     parser.add_argument("--matcher", default=None, help="matcher version or weights path (default matcher_v1)")
     parser.add_argument("--disparity-range", default=None, metavar="MIN,MAX",
-                        help="signed disparity range in pixels, written --disparity-range=-24,24 (default: the matcher's)")
+                        help="signed disparity range in pixels, written --disparity-range=-24,24 "
+                             "(default: the matcher's)")
     parser.add_argument("--no-refine", action="store_true", help="keep the raw matcher disparities")
     parser.add_argument("--line-model", choices=("fit", "legacy"), default="fit",
                         help="fit (default): disparity measured in the images along each line, one robust smooth "
@@ -92,7 +93,8 @@ def add_parser(subparsers) -> None:
 def _parse_range(text):
     from ..checks import InputError, parse_numbers
 
-    values = parse_numbers(text, name="--disparity-range", form="MIN,MAX in pixels", count=2, kind=int, example="-24,24")
+    values = parse_numbers(text, name="--disparity-range", form="MIN,MAX in pixels", count=2, kind=int,
+                           example="-24,24")
     if values is None:
         return None
     low, high = values
@@ -145,25 +147,25 @@ def _check_two_files(left: str, right: str) -> None:
                          "(the depth would come out flat)")
 
 
-def _work(args, left, right, *, detector, matcher, **overrides):
-    """``reconstruct_stereo`` with the command's options; ``overrides`` replace some (a series' pair)."""
-    from ..stereo.pipeline import reconstruct_stereo
+def _options(args, *, detector, matcher) -> dict:
+    """``reconstruct_stereo`` keywords from the command's options that a single pair and a series share."""
     from .detect import CONTRASTS, parse_scale
 
-    options = dict(stereo_angle_deg=args.angle, pixel_size=args.pixel_size,
-                   swap=args.swap, rectify=not args.no_rectify, device=args.device,
-                   detector=detector, matcher=matcher,
-                   disparity_range=_parse_range(args.disparity_range), refine=not args.no_refine,
-                   n_threads=args.threads, frame=args.frame, tilt_axis_deg=args.tilt_axis,
-                   shift=_parse_pair(args.shift, "--shift", "-14,9"),
-                   manual_points=_read_points(args.points),
-                   strict_rectify=not args.rectify_anyway, contrast=CONTRASTS[args.contrast],
-                   detect_scale=parse_scale(args.detect_scale, "--detect-scale"),
-                   line_model=args.line_model, lr_check=not args.no_lr_check,
-                   line_instances=args.line_instances)
-    if "tilts_deg" not in overrides:  # a series gives each pair its two of --tilts
-        options["tilts_deg"] = _parse_pair(args.tilts, "--tilts", "-3,9.5")
-    return reconstruct_stereo(left, right, **{**options, **overrides})
+    return dict(pixel_size=args.pixel_size, swap=args.swap, device=args.device, detector=detector, matcher=matcher,
+                disparity_range=_parse_range(args.disparity_range), refine=not args.no_refine,
+                n_threads=args.threads, frame=args.frame, contrast=CONTRASTS[args.contrast],
+                detect_scale=parse_scale(args.detect_scale, "--detect-scale"), line_model=args.line_model,
+                lr_check=not args.no_lr_check, line_instances=args.line_instances)
+
+
+def _work(args, left, right, *, detector, matcher):
+    from ..stereo.pipeline import reconstruct_stereo
+
+    return reconstruct_stereo(left, right, stereo_angle_deg=args.angle, rectify=not args.no_rectify,
+                              tilts_deg=_parse_pair(args.tilts, "--tilts", "-3,9.5"), tilt_axis_deg=args.tilt_axis,
+                              shift=_parse_pair(args.shift, "--shift", "-14,9"),
+                              manual_points=_read_points(args.points), strict_rectify=not args.rectify_anyway,
+                              **_options(args, detector=detector, matcher=matcher))
 
 
 def _pairs(args) -> list:
@@ -203,21 +205,19 @@ def _load_models(args):
 def _series_tilts(args, n_views: int) -> list:
     """The tilt of each view of a series (degrees, increasing), from ``--tilts`` or ``--angle``."""
     from ..checks import InputError, parse_numbers
+    from ..stereo.series import series_tilts
 
     if args.tilts is not None:
-        tilts = list(parse_numbers(args.tilts, name="--tilts", count=n_views,
-                                   example="--tilts=" + ",".join(str(8 * k - 8) for k in range(n_views)),
-                                   form=f"one tilt per view of the series ({n_views})"))
-    elif args.angle is not None:
-        if not args.angle > 0:
-            raise InputError(f"--angle with --series is the tilt step between adjacent views; got {args.angle}")
-        tilts = [args.angle * (k - (n_views - 1) / 2.0) for k in range(n_views)]
-    else:
+        tilts = parse_numbers(args.tilts, name="--tilts", count=n_views,
+                              example="--tilts=" + ",".join(str(8 * k - 8) for k in range(n_views)),
+                              form=f"one tilt per view of the series ({n_views})")
+        return series_tilts(n_views, tilts_deg=tilts)
+    if args.angle is None:
         raise InputError("a tilt series needs --angle STEP (degrees between adjacent views) or --tilts with one "
                          "tilt per view")
-    if any(b <= a for a, b in zip(tilts[:-1], tilts[1:])):
-        raise InputError(f"--tilts must increase from view to view (the series in tilt order), got {args.tilts}")
-    return tilts
+    if not args.angle > 0:
+        raise InputError(f"--angle with --series is the tilt step between adjacent views; got {args.angle}")
+    return series_tilts(n_views, step_deg=args.angle)
 
 
 def _run_series(args) -> int:
@@ -229,10 +229,10 @@ def _run_series(args) -> int:
     from ..atomic import check_output_files, check_output_folder
     from ..checks import InputError
     from ..progress import drive, end_progress_line, text_progress
-    from ..stereo.alignment import align_series
     from ..stereo.frame_stack import read_stack
     from ..stereo.lines_io import write_json
     from ..stereo.pipeline import RESULT_FILES
+    from ..stereo.series import pair_name, reconstruct_series
 
     if args.left or args.right or args.pairs is not None:
         raise InputError("give one of LEFT RIGHT, --pairs LIST or --series STACK")
@@ -243,60 +243,39 @@ def _run_series(args) -> int:
     frames = read_stack(args.series, name="--series", what="a tilt series")
     tilts = _series_tilts(args, len(frames))
     out = Path(args.output)
-    names = [f"views_{k:02d}-{k + 1:02d}" for k in range(len(frames) - 1)]
     check_output_folder(out, overwrite=True)  # a folder (it may hold earlier results)
-    for name in names:
-        check_output_folder(out / name, overwrite=args.overwrite, produces=RESULT_FILES)
+    for k in range(len(frames) - 1):
+        check_output_folder(out / pair_name(k), overwrite=args.overwrite, produces=RESULT_FILES)
     check_output_files(out, ["series.json"], overwrite=args.overwrite)
-    record = {"series": str(args.series), "n_views": len(frames), "shape": list(frames.shape[1:]),
-              "tilts_deg": tilts, "frame": args.frame}
-    t0 = time.perf_counter()
-    if args.tilt_axis is None:
-        print(f"aligning the {len(frames) - 1} adjacent pairs of {len(frames)} views to one tilt axis ...",
-              file=sys.stderr)
-        series = align_series(list(frames), strict=not args.rectify_anyway)
-        print(series.summary())
-        axis = series.theta_deg
-        record.update(tilt_axis_deg=axis, tilt_axis_std_deg=series.theta_std_deg, tilt_axis_given=False,
-                      chi2=series.chi2, warnings=series.warnings)
-        own = list(zip(series.pair_theta_deg, series.pair_theta_std_deg))
-    else:
-        axis = args.tilt_axis
-        record.update(tilt_axis_deg=axis, tilt_axis_std_deg=None, tilt_axis_given=True, chi2=None, warnings=[])
-        own = [(None, None)] * len(names)
     detector, matcher = _load_models(args)
-    pairs, failed = [], []
-    for k, name in enumerate(names):
-        print(f"[{k + 1}/{len(names)}] {name}: tilts {tilts[k]:g} and {tilts[k + 1]:g} deg", file=sys.stderr)
-        entry = {"views": [k, k + 1], "folder": name, "tilts_deg": [tilts[k], tilts[k + 1]],
-                 "own_tilt_axis_deg": own[k][0], "own_tilt_axis_std_deg": own[k][1]}
-        try:
-            result = drive(_work(args, frames[k], frames[k + 1], detector=detector, matcher=matcher,
-                                 stereo_angle_deg=None, tilts_deg=(tilts[k], tilts[k + 1]), tilt_axis_deg=axis),
-                           text_progress())
-            end_progress_line()
-            folder = result.save(out / name, overwrite=args.overwrite)
-        except InputError as err:
-            end_progress_line()
-            print(f"stereo-tem reconstruct: {name}: error: {err}", file=sys.stderr)
-            failed.append(name)
-            pairs.append({**entry, "error": str(err)})
+    t0 = time.perf_counter()
+    series = drive(reconstruct_series(frames, tilts_deg=tilts, tilt_axis_deg=args.tilt_axis,
+                                      strict_rectify=not args.rectify_anyway,
+                                      **_options(args, detector=detector, matcher=matcher)), text_progress())
+    end_progress_line()
+    if series.alignment is not None:
+        print(series.alignment.summary())
+    record = series.record()
+    failed = []
+    for k, (result, entry) in enumerate(zip(series.results, record["pairs"])):
+        if result is None:
+            print(f"stereo-tem reconstruct: {entry['folder']}: error: {entry['error']}", file=sys.stderr)
+            failed.append(entry["folder"])
             continue
-        rect = result.rectification or {}
-        entry.update(shift_px=rect.get("shift_px"), n_inliers=rect.get("n_inliers"),
-                     residual_vertical_px=rect.get("residual_vertical_px"), n_lines=len(result.lines),
-                     n_points=int(sum(len(x) for x in result.lines)), warnings=rect.get("warnings", []))
-        pairs.append(entry)
+        folder = result.save(out / entry["folder"], overwrite=args.overwrite)
         for warning in entry["warnings"]:
-            print(f"WARNING ({name}): {warning}", file=sys.stderr)
-        print(f"{len(result.lines)} lines, {entry['n_points']} points -> {folder}")
-    record.update(pairs=pairs, seconds=round(time.perf_counter() - t0, 3),
+            print(f"WARNING ({entry['folder']}): {warning}", file=sys.stderr)
+        print(f"{entry['folder']} (tilts {tilts[k]:g} and {tilts[k + 1]:g} deg): {entry['n_lines']} lines, "
+              f"{entry['n_points']} points -> {folder}")
+    record.update(series=str(args.series), shape=list(frames.shape[1:]), frame=args.frame,
+                  seconds=round(time.perf_counter() - t0, 3),
                   created_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     write_json(out / "series.json", record)
-    print(f"tilt series: {len(names) - len(failed)} of {len(names)} pairs reconstructed with the tilt axis "
-          f"{axis:.3f} deg -> {out} (series.json)")
+    n_pairs = len(record["pairs"])
+    print(f"tilt series: {n_pairs - len(failed)} of {n_pairs} pairs reconstructed with the tilt axis "
+          f"{series.tilt_axis_deg:.3f} deg -> {out} (series.json)")
     if failed:
-        print(f"stereo-tem reconstruct: {len(failed)} of {len(names)} pairs failed: {', '.join(failed)}",
+        print(f"stereo-tem reconstruct: {len(failed)} of {n_pairs} pairs failed: {', '.join(failed)}",
               file=sys.stderr)
     return 1 if failed else 0
 

@@ -362,7 +362,8 @@ def axis_std_limits(span_px: float, *, max_theta_std_deg: float | None = None, m
 def fit_epipolar(left_pts, right_pts, *, theta_deg: float | None = None, shift=None, threshold_px: float = 1.0,
                  robust: bool = True, usable_area: float | None = None, min_inliers: int = 20,
                  max_theta_std_deg: float | None = None, max_row_error_px: float = 1.0,
-                 warn_row_error_px: float = 0.25, disparity_reach_px: float = 32.0, warn_theta_std_deg: float = 0.05, min_coverage: float = 0.04,
+                 warn_row_error_px: float = 0.25, disparity_reach_px: float = 32.0, warn_theta_std_deg: float = 0.05,
+                 min_coverage: float = 0.04,
                  warn_coverage: float = 0.15, max_ambiguity: float = 0.6, n_iter: int = 3000, groups=None,
                  point_sigma=None, seed: int = 0) -> EpipolarFit:
     """Fit ``right - left = d u - t`` to correspondences; say when the fit cannot be trusted.
