@@ -211,3 +211,24 @@ def test_the_black_corners_of_a_rotated_image_are_no_lines(detector):
     assert ((result.labels == 1) & along_edge & ~truth_there).sum() < 0.05 * along_edge.sum()
     # the frame's fill does not touch the field: the mask of a micrograph without a frame is empty
     assert not frame_mask(image).any()
+
+
+def test_a_large_camera_image_of_wide_lines_is_shrunk_enough():
+    """A 3072 px image whose lines are eight times as wide as the detector's (a 4k camera at high
+    magnification): the resize search reaches the factor it needs (below 0.25) and the lines are found.
+    Before, the smallest factor was 0.25 and the ridge width was measured on a central crop too small
+    to hold the lines: the image was detected as it is and nothing was found."""
+    import cv2
+
+    from napari_stereo_tem.models.store import load_detector
+    from napari_stereo_tem.synth import make_stereo_pair
+
+    sample = make_stereo_pair(4321, shape=(384, 384))
+    big = cv2.resize(sample.left, (3072, 3072), interpolation=cv2.INTER_CUBIC)
+    truth = cv2.resize((sample.mask_left == 1).astype(np.uint8), (3072, 3072), interpolation=cv2.INTER_NEAREST)
+    result = detect_lines(big, load_detector())
+    assert result.settings["scale"] <= 0.18
+    found = result.labels == 1
+    near_truth = ndimage.binary_dilation(truth.astype(bool), iterations=12)
+    assert found.sum() > 0.2 * truth.sum()  # the lines are drawn ...
+    assert (found & near_truth).sum() > 0.9 * found.sum()  # ... where they are

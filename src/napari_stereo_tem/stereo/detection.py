@@ -108,9 +108,12 @@ def normalise_image(image, *, contrast: str = "auto", percentiles: tuple[float, 
     return out
 
 
-#: Resize factors tried by ``scale="auto"`` (1: as is; 0.25: lines four times thinner).
-SCALE_CANDIDATES = (1.0, 0.7, 0.5, 0.35, 0.25)
-#: Centreline px per 1000 px² below which a factor's detections are not trusted to choose it.
+#: Resize factors tried by ``scale="auto"`` (1: as is; 0.25: lines four times thinner). Those that would
+#: shrink the image below :data:`MIN_SHRUNK_SIDE` are left out: the smallest serve only large camera
+#: images (4k and more) of wide lines.
+SCALE_CANDIDATES = (1.0, 0.7, 0.5, 0.35, 0.25, 0.18, 0.125, 0.09, 0.0625)
+#: Centreline px per 1000 px² (of the image as the detector sees it, resized) below which no factor's
+#: detections are trusted to choose it.
 MIN_DENSITY = 1.5
 #: A smaller factor is chosen only when it finds this many times the line density of the image as is.
 SHRINK_GAIN = 1.5
@@ -155,15 +158,20 @@ def ridge_sigma(norm: np.ndarray, *, max_side: int = 768) -> float:
 
     ``norm`` is a normalised image (:func:`normalise_image`); the central
     ``max_side`` crop is measured, at half resolution when it is at least
-    256 px a side (sigmas from 1 to 16 px). A cheap first look: thin-line
-    images (most synthetic and low-magnification ones) are never resized.
+    256 px a side (sigmas from 1 to 16 px). An image of 2048 px a side or more
+    (a large camera's) is measured on a central crop ``k`` times larger, binned
+    ``2k`` times (``k`` = its shorter side // 1024), so that its lines are in view
+    and in range however wide. A cheap first look: thin-line images (most
+    synthetic and low-magnification ones) are never resized.
     """
     import cv2
 
     rows, cols = norm.shape
-    r0, c0 = max(0, (rows - max_side) // 2), max(0, (cols - max_side) // 2)
-    crop = np.ascontiguousarray(norm[r0:r0 + max_side, c0:c0 + max_side], dtype=np.float32)
-    step = 2 if min(crop.shape) >= 256 else 1
+    big = max(1, min(rows, cols) // 1024)
+    side = max_side * big
+    r0, c0 = max(0, (rows - side) // 2), max(0, (cols - side) // 2)
+    crop = np.ascontiguousarray(norm[r0:r0 + side, c0:c0 + side], dtype=np.float32)
+    step = 2 * big if min(crop.shape) >= 256 else 1
     if step > 1:
         crop = cv2.resize(crop, (crop.shape[1] // step, crop.shape[0] // step), interpolation=cv2.INTER_AREA)
     diff = np.diff(crop, axis=1)
@@ -320,7 +328,9 @@ def _choose_settings(image, frame, model, *, contrast: str = "auto", scale="auto
     def pick(vals):
         best = max(vals)
         as_is = dict(zip(factors, vals)).get(1.0)
-        if best < MIN_DENSITY:     # nothing convincing at any factor: leave the image as it is
+        # nothing convincing at any factor: leave the image as it is. Judged per px² as the detector sees
+        # it: the same scene sampled eight times finer holds an eighth of the line per px² of the image.
+        if max(v / f for f, v in zip(factors, vals)) < MIN_DENSITY:
             return 1.0 if as_is is not None else factors[0]
         for f, v in zip(factors, vals):
             # shrinking must find clearly more line (resizing costs position accuracy on thin lines)
