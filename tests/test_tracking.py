@@ -288,3 +288,18 @@ def test_plot_of_a_hundred_tracks_keeps_its_axes(tmp_path):
         warnings.simplefilter("error")  # matplotlib warns when a legend squeezes the axes to nothing
         _plot(rows, tmp_path / "tracks.png")
     assert (tmp_path / "tracks.png").stat().st_size > 1000
+
+
+def test_the_drift_of_large_frames_is_found_level_by_level(monkeypatch):
+    """2048 px frames (a 4k camera's, binned): the half-size shift is itself found from a quarter size,
+    then refined uphill at each finer level; the same drift as the one-level search, to 0.1 px."""
+    from scipy import ndimage
+
+    from napari_stereo_tem.stereo import drift as drift_module
+
+    texture = ndimage.gaussian_filter(np.random.default_rng(3).normal(size=(2048, 2048)), 2.0).astype(np.float32)
+    frames = np.stack([texture, ndimage.shift(texture, (5.0, -7.0), order=1, mode="nearest")])
+    levels = drift_module.estimate_drift(frames)
+    np.testing.assert_allclose(levels[1], [-7.0, 5.0], atol=0.1)
+    monkeypatch.setattr(drift_module, "LARGE_SIDE", 10 ** 6)  # one coarse level only, as for smaller frames
+    np.testing.assert_allclose(drift_module.estimate_drift(frames)[1], levels[1], atol=1e-9)

@@ -57,6 +57,8 @@ def _overlap_correlation(reference, moving, keep_ref, keep_mov, dx: int, dy: int
 #: Frames at least this many px a side are correlated at half size first (4x less work), then the
 #: whole-pixel shift is found at full size around it.
 COARSE_SIDE = 512
+#: Frames at least this many px a side (a 4k camera's) are halved again, level by level, before that.
+LARGE_SIDE = 2048
 
 
 def _binned(image: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -79,9 +81,13 @@ def _whole_pixel_step(reference, moving, keep_ref, keep_mov) -> tuple[int, int]:
 
     if min(reference.shape) < COARSE_SIDE:
         return correlated(reference, moving, keep_ref, keep_mov)
-    # at half size, then uphill at full size from twice that shift (the half-size peak is within a pixel)
+    # at half size, then uphill at full size from twice that shift (the half-size peak is within a pixel);
+    # a large frame finds its half-size shift the same way, from a quarter size, and so on
     (ref_small, keep_ref_small), (mov_small, keep_mov_small) = _binned(reference, keep_ref), _binned(moving, keep_mov)
-    dx, dy = correlated(ref_small, mov_small, keep_ref_small, keep_mov_small)
+    if min(reference.shape) >= LARGE_SIDE:
+        dx, dy = _whole_pixel_step(ref_small, mov_small, keep_ref_small, keep_mov_small)
+    else:
+        dx, dy = correlated(ref_small, mov_small, keep_ref_small, keep_mov_small)
     dx, dy = 2 * dx, 2 * dy
     score = {}
 
