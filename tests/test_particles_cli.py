@@ -143,3 +143,25 @@ def test_python_bad_input_raises_input_error(sample_dir):
         reconstruct_particles([*sample.views[:3], sample.views[3][:, :200]], beta_deg=2.0)
     with pytest.raises(InputError, match="pixel size"):
         reconstruct_particles(sample.views, beta_deg=2.0, pixel_size=-1)
+
+
+def test_large_particles_are_found_in_shrunk_views_and_given_back_in_full_size_pixels(sample_dir, capsys):
+    """The views enlarged six times (particles of 18-36 px radius, far beyond the default 2-10 px): the
+    particles are found as in the views themselves, in the enlarged views' pixels. With the default radii
+    at full size the LoG found a few hundred blobs per view instead."""
+    import cv2
+
+    from napari_stereo_tem.particles.detection import dominant_radius
+
+    _, sample = sample_dir
+    big = [cv2.resize(v, (v.shape[1] * 6, v.shape[0] * 6), interpolation=cv2.INTER_CUBIC) for v in sample.views]
+    assert dominant_radius(sample.views[0]) < 10 < dominant_radius(big[0])
+    result = reconstruct_particles(big, beta_deg=2.0)
+    assert result.params["working_scale"]["factor"] >= 2
+    truth = sample.positions * 6 + [2.5, 2.5, 0.0]  # pixel centres of the enlarged views
+    scores = score_particles(result.reconstruction.points, truth, tolerance=3.0 * 6)
+    small = score_particles(reconstruct_particles(sample.views, beta_deg=2.0).reconstruction.points,
+                            sample.positions, tolerance=3.0)
+    assert scores["recall"] >= small["recall"] - 0.05 and scores["precision"] >= small["precision"] - 0.05
+    assert scores["rmse_xy"] < 6 * max(small["rmse_xy"], 0.1) * 1.5
+    assert np.median(result.reconstruction.radii) > 10

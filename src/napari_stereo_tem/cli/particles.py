@@ -62,8 +62,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--sigma", type=float, default=None, help="Gaussian denoising in pixels (default 1)")
     p.add_argument("--threshold", type=float, default=None,
                    help="manual detection threshold (noise standard deviations for log/threshold)")
-    p.add_argument("--radius-range", type=_floats, default=[2.0, 10.0], metavar="MIN,MAX",
-                   help="particle radii to look for, pixels (default 2,10)")
+    p.add_argument("--radius-range", type=_floats, default=None, metavar="MIN,MAX",
+                   help="particle radii to look for, pixels (default 2,10, or about the particles' own radius "
+                        "when the views show clearly larger ones)")
     p.add_argument("--polarity", choices=["dark", "bright", "auto"], default="auto",
                    help="particles darker (bright field) or brighter (dark field, HAADF) than the background; "
                         "default auto: decided from the views")
@@ -88,13 +89,15 @@ def run(args) -> int:
 
     from ..checks import InputError
     from ..atomic import check_output_folder
+    from ..particles.detection import DEFAULT_RADIUS_RANGE
     from ..particles.pipeline import RESULT_FILES, write_particle_result
 
-    if len(args.radius_range) != 2:
+    if args.radius_range is not None and len(args.radius_range) != 2:
         raise InputError(f"--radius-range needs MIN,MAX, got {args.radius_range}")
     check_output_folder(args.output, overwrite=args.overwrite, produces=RESULT_FILES)
     options = dict(pixel_size=args.pixel_size, method=args.method, sigma=args.sigma, threshold=args.threshold,
-                   radius_range=tuple(args.radius_range), polarity=args.polarity, tolerance=args.tolerance,
+                   radius_range=None if args.radius_range is None else tuple(args.radius_range),
+                   polarity=args.polarity, tolerance=args.tolerance,
                    max_shift_px=args.max_shift, refine=args.refine, r_max=args.r_max, n_bins=args.bins)
     if args.fourdstem is not None:
         result = _from_scan(args, options)
@@ -105,6 +108,11 @@ def run(args) -> int:
     detection = result.params.get("detection", {})
     read_as = {"dark": "darker", "bright": "brighter"}.get(detection.get("polarity"), "?")
     decided = " (decided from the views; --polarity to set it)" if detection.get("polarity_asked") == "auto" else ""
+    if detection.get("radius_range_asked") is None and detection.get("radius_range") is not None \
+            and tuple(detection["radius_range"]) != DEFAULT_RADIUS_RANGE:
+        low, high = detection["radius_range"]
+        print(f"particles larger than the default radii: looked for radii of {low:.1f}-{high:.1f} px (from the "
+              "views; --radius-range to set it)")
     print(f"particles {read_as} than the background{decided}; detected per view {counts['detected_per_view']}, "
           f"matched in all views {counts['matched_all_views']}, in three views {counts['matched_three_views']}; "
           f"wrote {paths['points'].parent}")

@@ -32,7 +32,11 @@ from scipy.spatial import cKDTree
 from ..checks import InputError, check_image
 from ..progress import check_cancelled
 
-__all__ = ["estimate_noise", "resolve_polarity", "touching_groups", "detect_particles", "METHODS"]
+__all__ = ["estimate_noise", "resolve_polarity", "resolve_radius_range", "dominant_radius", "touching_groups",
+           "detect_particles", "METHODS", "DEFAULT_RADIUS_RANGE"]
+
+#: Particle radii (px) looked for unless the views show larger particles (:func:`resolve_radius_range`).
+DEFAULT_RADIUS_RANGE = (2.0, 10.0)
 
 METHODS = ("auto", "log", "hough", "threshold")
 
@@ -94,6 +98,43 @@ def resolve_polarity(image, polarity: str) -> str:
     if polarity not in ("dark", "bright"):
         raise InputError(f"polarity must be 'dark', 'bright' or 'auto', got {polarity!r}")
     return polarity
+
+
+def dominant_radius(image, polarity: str = "dark", *, max_side: int = 512) -> float:
+    """Radius (px) of the particles that dominate ``image``, from the peak of a scale-normalised LoG.
+
+    The image (shrunk to at most ``max_side`` px a side, so that large particles of a camera image fit
+    the filters) is filtered with ``-sigma^2 LoG`` at sigmas from 1 to 32 px of the shrunk image; the
+    sigma whose strongest responses (the top 0.1 %) are highest is the particles' (a disc of radius
+    ``r`` answers most at ``sigma = r / sqrt(2)``).
+    """
+    import cv2
+
+    signal = _signal(np.asarray(image, dtype=np.float32), polarity)
+    factor = max(1, int(np.ceil(max(signal.shape) / float(max_side))))
+    if factor > 1:
+        signal = cv2.resize(signal, (max(8, signal.shape[1] // factor), max(8, signal.shape[0] // factor)),
+                            interpolation=cv2.INTER_AREA)
+    best, best_sigma = -np.inf, 1.0
+    for sigma in np.geomspace(1.0, min(32.0, min(signal.shape) / 8.0), 16):
+        response = -(sigma ** 2) * _log(signal, float(sigma))
+        score = float(np.percentile(response, 99.9))
+        if score > best:
+            best, best_sigma = score, float(sigma)
+    return float(np.sqrt(2.0) * best_sigma * factor)
+
+
+def resolve_radius_range(images, radius_range=None, polarity: str = "dark") -> tuple[float, float]:
+    """The particle radii to look for: ``radius_range`` when given, else :data:`DEFAULT_RADIUS_RANGE`
+    unless the views' particles are clearly larger (a higher magnification, a camera image), then a range
+    about their radius (:func:`dominant_radius`, the median over the views): half to twice it."""
+    if radius_range is not None:
+        return tuple(float(v) for v in radius_range)
+    images = images if isinstance(images, (list, tuple)) else [images]
+    radius = float(np.median([dominant_radius(img, polarity) for img in images]))
+    if radius <= 1.25 * DEFAULT_RADIUS_RANGE[1]:
+        return DEFAULT_RADIUS_RANGE
+    return (max(DEFAULT_RADIUS_RANGE[0], 0.5 * radius), 2.0 * radius)
 
 
 def _signal(image: np.ndarray, polarity: str) -> np.ndarray:

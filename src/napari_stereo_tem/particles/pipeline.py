@@ -18,7 +18,7 @@ import numpy as np
 
 from ..checks import InputError, check_image
 from ..progress import Progress, ProgressGenerator, drive
-from .detection import detect_particles, resolve_polarity
+from .detection import DEFAULT_RADIUS_RANGE, detect_particles, dominant_radius, resolve_polarity, resolve_radius_range
 from .geometry import beta_record, check_view_geometry
 from .matching import ParticleReconstruction, match_particles
 from .points_csv import write_points_csv
@@ -89,9 +89,53 @@ def load_views(views_or_paths) -> tuple[list[np.ndarray], list[str], float | Non
     return views, names, (known[0] if known else None)
 
 
+#: Particle radius (px) the views of large particles are shrunk to (:func:`reconstruct_particles_iter`).
+WORKING_RADIUS = 5.0
+
+
+def _shrunk(view: np.ndarray, factor: int) -> np.ndarray:
+    """``factor`` x ``factor`` block means of a view (its edge rows and columns that do not fill a block left out)."""
+    rows, cols = (s - s % factor for s in view.shape)
+    blocks = np.asarray(view[:rows, :cols], dtype=np.float32).reshape(rows // factor, factor, cols // factor, factor)
+    return blocks.mean(axis=(1, 3))
+
+
+def _enlarged(result: "ParticleResult", factor: int, names, pixel_size, radius: float, *,
+              polarity_asked: str) -> "ParticleResult":
+    """A result found in views shrunk ``factor`` times, in the full views' pixels (x, y of pixel centres)."""
+    rec = result.reconstruction
+    scale = np.array([factor, factor, factor], dtype=float)
+    offset = np.array([(factor - 1) / 2.0, (factor - 1) / 2.0, 0.0])
+    rec.points = rec.points * scale + offset
+    rec.radii = rec.radii * factor
+    rec.residuals = rec.residuals * factor
+    if rec.std is not None:
+        rec.std = rec.std * factor
+    detections = [np.column_stack([d[:, :2] * factor + (factor - 1) / 2.0, d[:, 2:] * factor]) if len(d) else d
+                  for d in result.detections]
+    rdf_r = result.rdf_r if pixel_size is not None else result.rdf_r * factor
+    params = dict(result.params)
+    params["inputs"] = names
+    params["pixel_size_nm"] = pixel_size
+    params["working_scale"] = {"factor": int(factor), "dominant_radius_px": float(radius),
+                               "means": f"particles found, matched and fitted in views shrunk {factor} times (radius "
+                                        f"about {WORKING_RADIUS:g} px there); every figure in the full views' pixels"}
+    detection = dict(params.get("detection", {}))
+    detection["radius_range"] = [float(v) * factor for v in detection.get("radius_range", [])]
+    detection["radius_range_asked"] = None
+    detection["polarity_asked"] = polarity_asked
+    params["detection"] = detection
+    refinement = rec.params.get("refinement", {})
+    if isinstance(refinement.get("localisation_floor_px"), dict):
+        refinement["localisation_floor_px"] = {k: None if v is None else float(v) * factor
+                                               for k, v in refinement["localisation_floor_px"].items()}
+    return ParticleResult(reconstruction=rec, detections=detections, rdf_r=rdf_r, rdf_g=result.rdf_g,
+                          pixel_size=pixel_size, params=params)
+
+
 def reconstruct_particles_iter(views_or_paths, *, beta_deg, azimuths_deg=(0, 90, 180, 270),
                                pixel_size: float | None = None, method: str = "auto", sigma: float | None = None,
-                               threshold: float | None = None, radius_range=(2.0, 10.0), polarity: str = "auto",
+                               threshold: float | None = None, radius_range=None, polarity: str = "auto",
                                tolerance: float = 1.5, max_shift_px: float = 8.0, depth_range=None,
                                refine: bool = True, r_max: float | None = None, n_bins: int | None = None
                                ) -> ProgressGenerator[ParticleResult]:
@@ -114,6 +158,8 @@ def reconstruct_particles_iter(views_or_paths, *, beta_deg, azimuths_deg=(0, 90,
         Detection options (:func:`.detection.detect_particles`); ``threshold`` overrides the
         automatic threshold. ``polarity="auto"`` (default) decides once for all views whether the
         particles are darker (bright field) or brighter (dark field, HAADF) than the background.
+        ``radius_range=None`` (default) looks for radii of 2-10 px unless the views show clearly larger
+        particles (:func:`.detection.resolve_radius_range`).
     tolerance, max_shift_px, depth_range
         Matching options (:func:`.matching.match_particles`).
     refine : bool
@@ -139,6 +185,23 @@ def reconstruct_particles_iter(views_or_paths, *, beta_deg, azimuths_deg=(0, 90,
     total = len(views) + 2 + bool(refine)
     asked = polarity
     polarity = resolve_polarity(list(views), polarity)  # one decision for every view
+    radius_asked = radius_range
+    if radius_range is None:
+        radius = float(np.median([dominant_radius(v, polarity) for v in views]))
+        factor = int(np.floor(radius / WORKING_RADIUS))
+        if radius > 1.25 * DEFAULT_RADIUS_RANGE[1] and factor >= 2:
+            # particles much larger than the default radii (a higher magnification, a camera image): found,
+            # matched and fitted in views shrunk until they are of the usual size, then scaled back
+            small = [_shrunk(v, factor) for v in views]
+            result = yield from reconstruct_particles_iter(
+                small, beta_deg=beta_deg, azimuths_deg=azimuths_deg,
+                pixel_size=None if pixel_size is None else pixel_size * factor, method=method, sigma=sigma,
+                threshold=threshold, radius_range=None, polarity=polarity, tolerance=tolerance,
+                max_shift_px=max_shift_px, depth_range=None if depth_range is None else
+                tuple(float(v) / factor for v in depth_range), refine=refine,
+                r_max=None if r_max is None else r_max / factor, n_bins=n_bins)
+            return _enlarged(result, factor, names, pixel_size, radius, polarity_asked=asked)
+    radius_range = resolve_radius_range(list(views), radius_range, polarity)
     detections = yield from _detect_views(views, names, total, method=method, sigma=sigma, threshold=threshold,
                                           radius_range=radius_range, polarity=polarity)
     yield Progress(len(views), total, "match", {"detected": sum(len(d) for d in detections)})
@@ -165,7 +228,9 @@ def reconstruct_particles_iter(views_or_paths, *, beta_deg, azimuths_deg=(0, 90,
         "pixel_size_nm": pixel_size,
         "dose_estimate": estimate_dose(views, polarity=polarity),
         "detection": {"method": method, "sigma": sigma, "threshold": threshold,
-                      "radius_range": [float(v) for v in radius_range], "polarity": polarity,
+                      "radius_range": [float(v) for v in radius_range],
+                      "radius_range_asked": None if radius_asked is None else [float(v) for v in radius_asked],
+                      "polarity": polarity,
                       "polarity_asked": asked},
         "matching": recon.params,
     }
