@@ -232,3 +232,34 @@ def test_a_large_camera_image_of_wide_lines_is_shrunk_enough():
     near_truth = ndimage.binary_dilation(truth.astype(bool), iterations=12)
     assert found.sum() > 0.2 * truth.sum()  # the lines are drawn ...
     assert (found & near_truth).sum() > 0.9 * found.sum()  # ... where they are
+
+
+def test_the_edge_of_a_hole_in_the_foil_is_no_line(detector):
+    """Vacuum seen through a hole (brighter than any specimen, featureless but for shot noise): its edge
+    was drawn as a dislocation along its whole length; now the hole is filled like a frame. Views
+    without a hole, however bright their thin areas, have no vacuum."""
+    import cv2
+
+    from napari_stereo_tem.stereo.alignment.masks import vacuum_mask
+    from napari_stereo_tem.synth import make_stereo_pair
+
+    sample = make_stereo_pair(4321, shape=(384, 384))
+    image = sample.left.astype(np.float32)
+    yy, xx = np.mgrid[:384, :384]
+    hole = (xx - 384) ** 2 + (yy + 40) ** 2 < 190 ** 2
+    level = float(np.percentile(image, 99.9)) * 1.15
+    noisy = np.random.default_rng(1).poisson(level * 400, hole.sum()) / 400.0
+    holed = image.copy()
+    holed[hole] = noisy
+    vacuum = vacuum_mask(holed)
+    assert vacuum[hole].mean() > 0.99 and vacuum[~hole].mean() < 0.05
+    edge = (cv2.dilate(hole.astype(np.uint8), np.ones((9, 9))) > 0) & ~hole
+    truth_there = ndimage.binary_dilation(sample.mask_left == 1, iterations=3)
+    result = detect_lines(holed, detector)
+    assert ((result.labels == 1) & edge & ~truth_there).sum() < 0.05 * edge.sum()
+    assert result.settings["frame_share"] >= hole.mean()
+    # the lines away from the hole are still found
+    away = ~ndimage.binary_dilation(hole, iterations=20) & (sample.mask_left == 1)
+    assert ((result.labels == 1) & away).sum() > 0.5 * away.sum()
+    for seed in range(4300, 4310):  # stereo views, bright thin areas between bend contours: no vacuum
+        assert not vacuum_mask(make_stereo_pair(seed, shape=(256, 256)).left).any()

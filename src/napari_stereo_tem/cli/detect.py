@@ -144,7 +144,7 @@ def run(args) -> int:
             print(f"{path}: {len(result.lines)} line branches, {found.n_instances} dislocation instances, "
                   f"{s['contrast'].replace('_', ' ')}, "
                   f"resized x{s['scale']:g} for detection"
-                  + (f", a flat frame of {100 * s['frame_share']:.1f} % of the image ignored"
+                  + (f", a flat frame or vacuum of {100 * s['frame_share']:.1f} % of the image ignored"
                      if s.get("frame_share") else "") + f", {result.seconds:.2f} s")
         write_json(tmp / "detect.json", record)
     print(f"-> {args.output}")

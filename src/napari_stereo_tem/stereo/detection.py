@@ -40,15 +40,16 @@ CONTRASTS = ("auto", "bright_field", "dark_field")
 
 
 def without_frame(image) -> tuple[np.ndarray, np.ndarray | None]:
-    """``image`` with its flat frame (padding, black corners of a rotated field) filled, and the frame.
+    """``image`` with what is not specimen filled, and its mask: a flat frame (padding, black corners of a
+    rotated field) and vacuum (a hole in the foil, seen bright in bright field).
 
-    The fill is a smooth average of the field beside it, so the frame's edge is no line to the
-    detector; the frame is ``None`` when there is none (the image is returned as it is).
+    The fill is a smooth average of the field beside it, so the edge of the frame or of the hole is no
+    line to the detector; the mask is ``None`` when there is none (the image is returned as it is).
     """
-    from .alignment.masks import fill_masked, frame_mask
+    from .alignment.masks import fill_masked, frame_mask, vacuum_mask
 
     array = check_image(image, name="image")
-    frame = frame_mask(array)
+    frame = frame_mask(array) | vacuum_mask(array)
     if not frame.any():
         return array, None
     return fill_masked(array.astype(np.float32), frame).astype(np.float32), frame
@@ -203,7 +204,7 @@ class DetectionSettings:
         Width (Gaussian sigma, px) of the image's dominant ridges (:func:`ridge_sigma`),
         when it was measured to decide whether to try shrinking at all.
     frame_share : float
-        Share of the image that is a flat frame (:func:`without_frame`), filled and ignored.
+        Share of the image that is a flat frame or vacuum (:func:`without_frame`), filled and ignored.
     """
 
     contrast: str
