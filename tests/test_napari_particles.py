@@ -97,3 +97,23 @@ def test_finished_after_the_dock_was_deleted_is_harmless(setup):
 
         shiboken6.delete(widget.run_button.native)
     widget._finished()  # no "wrapped C/C++ object ... has been deleted"
+
+
+def test_large_particles_are_found_with_the_radii_from_the_views(setup, wait_finished):
+    """Views enlarged five times (particles of 15-25 px radius): with 'radii from the views' (the default)
+    they are found at the enlarged views' scale; the radius fields count only when it is unticked."""
+    import cv2
+
+    viewer, widget = setup
+    assert widget.auto_radius.value and not widget.radius_min.enabled
+    for w in widget.views:
+        w.value.data = cv2.resize(np.asarray(w.value.data, np.float32), None, fx=5, fy=5,
+                                  interpolation=cv2.INTER_CUBIC)
+    task = widget.start()
+    wait_finished(task)
+    assert task.error is None
+    every = viewer.layers["particles (all views)"]
+    assert len(every.data) >= 25 and np.median(every.size) > 20  # diameters at the enlarged scale
+    assert every.data[:, 1].max() > 500
+    widget.auto_radius.value = False
+    assert widget.radius_min.enabled and widget.radius_max.enabled

@@ -207,17 +207,29 @@ class ParticlesWidget(TaskWidget):
                                  tooltip="direction of each view's shift, from +x towards +y")
         self.pixel_size = FloatSpinBox(value=0.0, min=0.0, max=1e4, step=0.01, label="pixel size (nm)",
                                        tooltip="0 = pixels")
-        self.radius_min = FloatSpinBox(value=2.0, min=0.5, max=500.0, step=0.5, label="radius min (px)")
-        self.radius_max = FloatSpinBox(value=10.0, min=0.5, max=500.0, step=0.5, label="radius max (px)")
+        self.auto_radius = CheckBox(value=True, text="radii from the views",
+                                    tooltip="look for radii of 2-10 px, or, when the views show far larger "
+                                            "particles (a camera image at high magnification), find them in views "
+                                            "shrunk to that size; unticked: the radii below")
+        self.radius_min = FloatSpinBox(value=2.0, min=0.5, max=500.0, step=0.5, label="radius min (px)",
+                                       enabled=False)
+        self.radius_max = FloatSpinBox(value=10.0, min=0.5, max=500.0, step=0.5, label="radius max (px)",
+                                       enabled=False)
+        self.auto_radius.changed.connect(self._radius_fields)
         self.threshold = FloatSpinBox(value=0.0, min=0.0, max=1e3, step=0.5, label="threshold",
                                       tooltip="0 = automatic; else in standard deviations of the noise")
         self.refine = CheckBox(value=True, text="fit touching particles to all views",
                                tooltip="refine particles that touch in projection by one fit to the four views, "
                                        "and split points that are two particles merged in every view")
-        self.extend([*self.views, self.beta, self.azimuths, self.pixel_size, self.radius_min, self.radius_max,
-                     self.threshold, self.refine, *self.controls()])
+        self.extend([*self.views, self.beta, self.azimuths, self.pixel_size, self.auto_radius, self.radius_min,
+                     self.radius_max, self.threshold, self.refine, *self.controls()])
         self.views[0].changed.connect(self._geometry_from_metadata)
         self.reset_choices()
+
+    def _radius_fields(self, *_) -> None:
+        """The radius fields count (and can be edited) only when the radii are not taken from the views."""
+        for field in (self.radius_min, self.radius_max):
+            field.enabled = not self.auto_radius.value
 
     def reset_choices(self, *_) -> None:
         super().reset_choices()
@@ -260,7 +272,8 @@ class ParticlesWidget(TaskWidget):
             work = reconstruct_particles_iter([grey_levels(layer.data) for layer in layers],
                                               beta_deg=self.beta.value,
                                               azimuths_deg=self._azimuths(), pixel_size=self.pixel_size.value or None,
-                                              radius_range=(self.radius_min.value, self.radius_max.value),
+                                              radius_range=None if self.auto_radius.value else
+                                              (self.radius_min.value, self.radius_max.value),
                                               threshold=self.threshold.value or None,
                                               refine=self.refine.value)
         except InputError as err:
