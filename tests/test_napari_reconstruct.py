@@ -163,6 +163,17 @@ def test_a_4d_layer_points_to_the_virtual_detectors(viewer_with_pair, monkeypatc
     assert "Virtual detectors" in widget.report.value
 
 
+def test_a_stack_layer_points_to_split_stack_and_the_series_command(viewer_with_pair, monkeypatch):
+    """A tilt series opened as one 3D layer: the dock says how to get single views, or where whole series go."""
+    viewer, widget = viewer_with_pair
+    messages = []
+    monkeypatch.setattr("napari.utils.notifications.show_error", messages.append)
+    widget.left.value = viewer.add_image(np.zeros((5, 16, 16), np.float32), name="tilts")
+    assert widget.start() is None
+    assert "Split Stack" in widget.report.value and "--series" in widget.report.value
+    assert "stack of 5 images" in widget.report.value
+
+
 def test_progress_names_the_stage_running_now():
     from napari_stereo_tem._napari.progress_panel import running_stage
     from napari_stereo_tem._napari.reconstruct_widget import STAGES

@@ -54,6 +54,10 @@ def image_problem(layer) -> str | None:
     if layer.ndim == 4 or meta.get("fourdstem") is not None or meta.get("kind") == "4D-STEM":
         return (f"'{layer.name}' is a 4D-STEM dataset; make a stereo pair from it first with "
                 "Plugins > Stereo TEM > Virtual detectors (place two discs, then 'use as stereo pair')")
+    if layer.ndim == 3 and not getattr(layer, "rgb", False):
+        return (f"'{layer.name}' is a stack of {layer.data.shape[0]} images; choose one 2D image per view "
+                "(right-click the layer > Split Stack), or reconstruct a whole tilt series pair by pair with "
+                "'stereo-tem reconstruct --series FILE --angle STEP -o DIR'")
     if layer.ndim != 2:  # an RGB layer is 2D (its colours are read as grey levels)
         return f"'{layer.name}' has {layer.ndim} dimensions; choose one 2D image per view"
     return None
