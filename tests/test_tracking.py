@@ -303,3 +303,28 @@ def test_the_drift_of_large_frames_is_found_level_by_level(monkeypatch):
     np.testing.assert_allclose(levels[1], [-7.0, 5.0], atol=0.1)
     monkeypatch.setattr(drift_module, "LARGE_SIDE", 10 ** 6)  # one coarse level only, as for smaller frames
     np.testing.assert_allclose(drift_module.estimate_drift(frames)[1], levels[1], atol=1e-9)
+
+
+def test_a_burned_in_video_overlay_neither_pulls_the_drift_nor_is_tracked():
+    """Frames grabbed from a video carry a title bar with a time stamp, black side frames and a scale bar,
+    fixed in the frame while the specimen drifts beneath them. They pulled the drift towards zero (and
+    made the static lines seem to move); now the pixels that do not change through the series are left out."""
+    from napari_stereo_tem.stereo.drift import static_overlay
+    from napari_stereo_tem.synth.misalign import burn_overlay
+
+    series = make_time_series(3, shape=(256, 256), n_frames=7)
+    lo, hi = float(series.frames.min()), float(series.frames.max())
+    frames = np.stack([burn_overlay(f, text=f"00:0{k}:1{k}  x40000", seed=2, levels=(lo, hi))[0]
+                       for k, f in enumerate(series.frames)])
+    overlay = burn_overlay(series.frames[0], text="00:00:10  x40000", seed=2, levels=(lo, hi))[1]
+    static = static_overlay(frames)
+    inner = ndimage.binary_erosion(overlay, iterations=3)  # (burn_overlay's mask is grown over anti-aliasing)
+    assert static[inner].mean() > 0.9 and static[~ndimage.binary_dilation(overlay, iterations=8)].mean() < 0.05
+    assert not static_overlay(series.frames).any()  # no overlay: nothing left out
+    result = track_lines(frames, max_distance=10.0)
+    assert np.abs(result.drift - series.drift).max() < 1.5  # (0.66 px without the overlay)
+    assert result.settings["static_overlay_share"] > 0.05
+    # no instance lies on the overlay
+    for inst in result.instances:
+        xy = np.round(inst["points"]).astype(int)
+        assert overlay[np.clip(xy[:, 1], 0, 255), np.clip(xy[:, 0], 0, 255)].mean() < 0.5

@@ -13,7 +13,43 @@ import numpy as np
 from ..checks import InputError
 from .frame_stack import read_stack
 
-__all__ = ["estimate_drift", "iter_drift_steps"]
+__all__ = ["estimate_drift", "iter_drift_steps", "static_overlay"]
+
+
+def static_overlay(frames, *, max_frames: int = 8, min_piece_px: int = 30) -> np.ndarray:
+    """Pixels that do not change through the series: an overlay burned into a video (time stamp, title
+    bar, scale bar, black side frames), which stays where it is while the specimen drifts beneath it.
+
+    Up to ``max_frames`` frames spread over the series are compared: a pixel whose spread over them is
+    under a fifth of the median pixel's (the specimen's shot noise and motion) is static; pieces of
+    fewer than ``min_piece_px`` pixels are dropped, the rest closed over the strokes of text, their holes
+    filled (the changing digits of a time stamp inside its bar) and grown by 3 px. Empty when more than half of the field is static (a still series: nothing tells an
+    overlay from the specimen) or the series has fewer than three frames.
+    """
+    from scipy import ndimage
+
+    frames = np.asarray(frames)
+    n = len(frames)
+    none = np.zeros(frames.shape[1:], bool)
+    if n < 3:
+        return none
+    picked = frames[np.unique(np.linspace(0, n - 1, min(n, max_frames)).round().astype(int))].astype(np.float32)
+    spread = picked.std(axis=0)
+    level = float(np.median(spread))
+    if not level > 0:
+        return none
+    static = spread < 0.2 * level
+    if static.mean() > 0.5:
+        return none
+    pieces, count = ndimage.label(static)
+    if count:
+        sizes = np.bincount(pieces.ravel(), minlength=count + 1)
+        static = (sizes >= min_piece_px)[pieces] & static
+    if not static.any():
+        return static
+    static = ndimage.binary_closing(static, np.ones((5, 5)), iterations=2)
+    static = ndimage.binary_fill_holes(static)  # a time stamp changes, the bar around it does not
+    return ndimage.binary_dilation(static, np.ones((3, 3)), iterations=3)
 
 
 def _high_pass(frame: np.ndarray, keep: np.ndarray) -> np.ndarray:

@@ -43,7 +43,7 @@ import numpy as np
 
 from ..checks import InputError
 from ..progress import Progress, ProgressGenerator, drive, within_step
-from .drift import estimate_drift, iter_drift_steps
+from .drift import estimate_drift, iter_drift_steps, static_overlay
 from .frame_stack import VIDEO_SUFFIXES, read_stack
 
 __all__ = ["read_stack", "estimate_drift", "line_instances", "frame_lines", "INSTANCE_METHODS", "link_instances",
@@ -215,6 +215,16 @@ def frame_lines(detection, *, instances: str = "ridges", min_length: float = 8.0
                            scale=detection.settings.get("scale", 1.0), min_length=min_length).lines
 
 
+def _mostly_in(points, mask: np.ndarray) -> bool:
+    """Whether at least half of the ``(x, y)`` points lie on ``mask``."""
+    if not mask.any() or len(points) == 0:
+        return False
+    xy = np.round(np.asarray(points, dtype=float)).astype(int)
+    cols = np.clip(xy[:, 0], 0, mask.shape[1] - 1)
+    rows = np.clip(xy[:, 1], 0, mask.shape[0] - 1)
+    return bool(mask[rows, cols].mean() >= 0.5)
+
+
 def iter_track_lines(stack, model=None, *, max_distance: float = 10.0, gap_frames: int = 1,
                      min_length: float = 8.0, contrast: str = "auto", scale="auto", flips: int = 1,
                      device="cpu", instances: str = "ridges") -> ProgressGenerator[TrackingResult]:
@@ -232,6 +242,8 @@ def iter_track_lines(stack, model=None, *, max_distance: float = 10.0, gap_frame
     n = len(frames)
     seconds = {}
     t0 = time.perf_counter()
+    # a video's burned-in overlay stays put while the specimen drifts: neither lines nor drift come from it
+    overlay = static_overlay(frames)
     found, moving, settings = [], np.zeros(frames.shape, bool), {}
     for k in range(n):
         detection = yield from within_step(iter_detect_lines(frames[k], model, contrast=contrast, scale=scale,
@@ -239,16 +251,17 @@ def iter_track_lines(stack, model=None, *, max_distance: float = 10.0, gap_frame
         if k == 0:      # the first frame decides; later frames keep it (no flicker between frames)
             settings = dict(detection.settings)
             contrast, scale = settings["contrast"], settings["scale"]
-        moving[k] = detection.labels == 1
-        found.append(line_instances(frame_lines(detection, instances=instances, min_length=min_length),
-                                    min_length=min_length))
+        moving[k] = (detection.labels == 1) & ~overlay
+        lines = line_instances(frame_lines(detection, instances=instances, min_length=min_length),
+                               min_length=min_length)
+        found.append([inst for inst in lines if not _mostly_in(inst["points"], overlay)])
         yield Progress(k + 1, n, "detect frames")
     seconds["detect"] = time.perf_counter() - t0
 
     # the dislocations glide on their own: the drift comes from everything else
     t0 = time.perf_counter()
     steps = []
-    for k, step in enumerate(iter_drift_steps(frames, moving)):
+    for k, step in enumerate(iter_drift_steps(frames, moving | overlay)):
         steps.append(step)
         yield Progress(k + 1, n, "drift")
     drift = np.cumsum(np.array(steps), axis=0)
@@ -269,7 +282,7 @@ def iter_track_lines(stack, model=None, *, max_distance: float = 10.0, gap_frame
     seconds["link"] = time.perf_counter() - t0
     yield Progress(1, 1, "link")
     settings.update(max_distance=float(max_distance), gap_frames=int(gap_frames), min_length=float(min_length),
-                    tracker="laptrack", instances=instances)
+                    tracker="laptrack", instances=instances, static_overlay_share=round(float(overlay.mean()), 4))
     return TrackingResult(drift=drift, instances=records, n_frames=n, shape=tuple(frames.shape[1:]),
                           settings=settings, seconds={k: round(v, 3) for k, v in seconds.items()})
 
