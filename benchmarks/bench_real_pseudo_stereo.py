@@ -117,6 +117,8 @@ def main(argv=None) -> int:
     parser.add_argument("--span", type=float, default=12.0, help="disparity span (px) of the field")
     parser.add_argument("--contrast", action="store_true", help="each view its own bend contours, gain, gamma")
     parser.add_argument("--misalign", action="store_true", help="turn and shift the pair; rectification finds it")
+    parser.add_argument("--shift-fraction", type=float, default=0.1,
+                        help="with --misalign: largest shift of each component, as a fraction of the field")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overlays", type=Path, default=None,
                         help="save each pair's rectified left view with its points coloured by disparity error "
@@ -145,7 +147,7 @@ def main(argv=None) -> int:
         grey = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE).astype(np.float32)
         side = min(grey.shape)
         grey = grey[:side, :side]
-        big = int(round(1.25 * args.size)) if args.misalign else args.size
+        big = int(round((1.05 + 2 * args.shift_fraction) * args.size)) if args.misalign else args.size
         image = cv2.resize(grey, (big, big), interpolation=cv2.INTER_AREA)
         truth = disparity_field(image.shape, seed, args.span)
         left, right = pseudo_pair(image, truth, seed)
@@ -154,7 +156,7 @@ def main(argv=None) -> int:
         if args.misalign:
             rng = np.random.default_rng(seed)
             theta = float(90.0 - rng.uniform(0.0, 180.0))
-            shift = rng.uniform(-0.1, 0.1, size=2) * args.size
+            shift = rng.uniform(-args.shift_fraction, args.shift_fraction, size=2) * args.size
             left, right, mis = misalign_pair(left, right, theta_deg=theta, translation=shift,
                                              out_shape=(args.size, args.size))
         if args.contrast:
