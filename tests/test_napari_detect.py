@@ -65,3 +65,22 @@ def test_detect_widget_reads_an_rgb_layer_as_grey_levels(make_napari_viewer, wai
     assert task.error is None, task.error
     labels = viewer.layers["exported labels"]
     assert labels.data.shape == grey.shape and (labels.data == 1).sum() > 100
+
+
+def test_the_report_says_what_was_left_out_as_frame_or_vacuum(make_napari_viewer, wait_finished):
+    """A view with a bright hole in the foil: the dock says which share of the image was not searched."""
+    from napari_stereo_tem.synth import make_stereo_pair
+
+    image = make_stereo_pair(4321, shape=(256, 256)).left.astype(np.float32)
+    yy, xx = np.mgrid[:256, :256]
+    hole = (xx - 256) ** 2 + yy ** 2 < 110 ** 2
+    image[hole] = np.random.default_rng(0).poisson(float(np.percentile(image, 99.9)) * 1.15 * 400,
+                                                   hole.sum()) / 400.0
+    viewer = make_napari_viewer()
+    viewer.add_image(image, name="with a hole")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-stereo-tem", "Detect dislocations")
+    widget.image.value = viewer.layers["with a hole"]
+    task = widget.start()
+    wait_finished(task)
+    assert task.error is None, task.error
+    assert "vacuum of" in widget.report.value and "% of the image ignored" in widget.report.value

@@ -130,6 +130,8 @@ class DetectWidget(TaskWidget):
         result, found, layers = prepared
         yield from place_layers(self._viewer, layers)
         s = result.settings
+        ignored = (f"; a flat frame or vacuum of {100 * s['frame_share']:.1f} % of the image ignored"
+                   if s.get("frame_share") else "")
         self.report.value = (f"{len(result.lines)} line branches, {found.n_instances} dislocation instances; "
                              f"{s['contrast'].replace('_', ' ')}, "
-                             f"resized x{s['scale']:g} for detection; {result.seconds:.1f} s")
+                             f"resized x{s['scale']:g} for detection{ignored}; {result.seconds:.1f} s")
