@@ -16,9 +16,19 @@ import numpy as np
 
 from .checks import InputError, check_image, check_pair, check_stereo_angle
 
-__all__ = ["Image2D", "StereoPair", "read_image", "read_stereo_pair", "as_image", "quiet_reader_logs", "grey_levels"]
+__all__ = ["Image2D", "StereoPair", "read_image", "read_stereo_pair", "as_image", "quiet_reader_logs", "grey_levels",
+           "binned"]
 
 _PLAIN_SUFFIXES = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".npy"}
+
+
+def binned(image: np.ndarray, factor: int, *, reduce=np.mean) -> np.ndarray:
+    """``factor x factor`` binning (the image cropped to a multiple of ``factor``)."""
+    if factor == 1:
+        return image
+    rows, cols = (image.shape[0] // factor) * factor, (image.shape[1] // factor) * factor
+    blocks = image[:rows, :cols].reshape(rows // factor, factor, cols // factor, factor)
+    return reduce(blocks, axis=(1, 3))
 
 
 def grey_levels(data) -> np.ndarray:

@@ -32,10 +32,10 @@ from scipy.spatial import cKDTree
 from ..checks import InputError, check_image
 from ..progress import check_cancelled
 
-__all__ = ["estimate_noise", "resolve_polarity", "resolve_radius_range", "dominant_radius", "touching_groups",
-           "detect_particles", "METHODS", "DEFAULT_RADIUS_RANGE"]
+__all__ = ["estimate_noise", "resolve_polarity", "dominant_radius", "touching_groups", "detect_particles", "METHODS",
+           "DEFAULT_RADIUS_RANGE"]
 
-#: Particle radii (px) looked for unless the views show larger particles (:func:`resolve_radius_range`).
+#: Particle radii (px) looked for unless the views show far larger particles (the pipeline then shrinks them).
 DEFAULT_RADIUS_RANGE = (2.0, 10.0)
 
 METHODS = ("auto", "log", "hough", "threshold")
@@ -122,19 +122,6 @@ def dominant_radius(image, polarity: str = "dark", *, max_side: int = 512) -> fl
         if score > best:
             best, best_sigma = score, float(sigma)
     return float(np.sqrt(2.0) * best_sigma * factor)
-
-
-def resolve_radius_range(images, radius_range=None, polarity: str = "dark") -> tuple[float, float]:
-    """The particle radii to look for: ``radius_range`` when given, else :data:`DEFAULT_RADIUS_RANGE`
-    unless the views' particles are clearly larger (a higher magnification, a camera image), then a range
-    about their radius (:func:`dominant_radius`, the median over the views): half to twice it."""
-    if radius_range is not None:
-        return tuple(float(v) for v in radius_range)
-    images = images if isinstance(images, (list, tuple)) else [images]
-    radius = float(np.median([dominant_radius(img, polarity) for img in images]))
-    if radius <= 1.25 * DEFAULT_RADIUS_RANGE[1]:
-        return DEFAULT_RADIUS_RANGE
-    return (max(DEFAULT_RADIUS_RANGE[0], 0.5 * radius), 2.0 * radius)
 
 
 def _signal(image: np.ndarray, polarity: str) -> np.ndarray:
@@ -500,7 +487,7 @@ def _merge_duplicates(found, *, min_gap: float):
 
 
 def detect_particles(view, *, method: str = "auto", sigma: float | None = None, threshold: float | None = None,
-                     radius_range=(2.0, 10.0), polarity: str = "dark", refine: bool = True,
+                     radius_range=DEFAULT_RADIUS_RANGE, polarity: str = "dark", refine: bool = True,
                      split: bool = True) -> np.ndarray:
     """Detect particles in one view.
 

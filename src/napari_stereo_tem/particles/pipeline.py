@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from ..checks import InputError, check_image
+from ..images import binned
 from ..progress import Progress, ProgressGenerator, drive
-from .detection import DEFAULT_RADIUS_RANGE, detect_particles, dominant_radius, resolve_polarity, resolve_radius_range
+from .detection import DEFAULT_RADIUS_RANGE, detect_particles, dominant_radius, resolve_polarity
 from .geometry import beta_record, check_view_geometry
 from .matching import ParticleReconstruction, match_particles
 from .points_csv import write_points_csv
@@ -93,13 +94,6 @@ def load_views(views_or_paths) -> tuple[list[np.ndarray], list[str], float | Non
 WORKING_RADIUS = 5.0
 
 
-def _shrunk(view: np.ndarray, factor: int) -> np.ndarray:
-    """``factor`` x ``factor`` block means of a view (its edge rows and columns that do not fill a block left out)."""
-    rows, cols = (s - s % factor for s in view.shape)
-    blocks = np.asarray(view[:rows, :cols], dtype=np.float32).reshape(rows // factor, factor, cols // factor, factor)
-    return blocks.mean(axis=(1, 3))
-
-
 def _enlarged(result: "ParticleResult", factor: int, names, pixel_size, radius: float, *,
               polarity_asked: str) -> "ParticleResult":
     """A result found in views shrunk ``factor`` times, in the full views' pixels (x, y of pixel centres)."""
@@ -158,8 +152,9 @@ def reconstruct_particles_iter(views_or_paths, *, beta_deg, azimuths_deg=(0, 90,
         Detection options (:func:`.detection.detect_particles`); ``threshold`` overrides the
         automatic threshold. ``polarity="auto"`` (default) decides once for all views whether the
         particles are darker (bright field) or brighter (dark field, HAADF) than the background.
-        ``radius_range=None`` (default) looks for radii of 2-10 px unless the views show clearly larger
-        particles (:func:`.detection.resolve_radius_range`).
+        ``radius_range=None`` (default) looks for radii of 2-10 px (:data:`.detection.DEFAULT_RADIUS_RANGE`)
+        unless the views' particles are clearly larger (:func:`.detection.dominant_radius` over 12.5 px): then
+        they are found, matched and fitted in views shrunk until they are about ``WORKING_RADIUS`` px.
     tolerance, max_shift_px, depth_range
         Matching options (:func:`.matching.match_particles`).
     refine : bool
@@ -188,20 +183,20 @@ def reconstruct_particles_iter(views_or_paths, *, beta_deg, azimuths_deg=(0, 90,
     radius_asked = radius_range
     if radius_range is None:
         radius = float(np.median([dominant_radius(v, polarity) for v in views]))
-        factor = int(np.floor(radius / WORKING_RADIUS))
-        if radius > 1.25 * DEFAULT_RADIUS_RANGE[1] and factor >= 2:
+        if radius > 1.25 * DEFAULT_RADIUS_RANGE[1]:
             # particles much larger than the default radii (a higher magnification, a camera image): found,
             # matched and fitted in views shrunk until they are of the usual size, then scaled back
-            small = [_shrunk(v, factor) for v in views]
+            factor = int(np.floor(radius / WORKING_RADIUS))
+            small = [binned(np.asarray(v, dtype=np.float32), factor) for v in views]
             result = yield from reconstruct_particles_iter(
                 small, beta_deg=beta_deg, azimuths_deg=azimuths_deg,
                 pixel_size=None if pixel_size is None else pixel_size * factor, method=method, sigma=sigma,
-                threshold=threshold, radius_range=None, polarity=polarity, tolerance=tolerance,
+                threshold=threshold, radius_range=DEFAULT_RADIUS_RANGE, polarity=polarity, tolerance=tolerance,
                 max_shift_px=max_shift_px, depth_range=None if depth_range is None else
                 tuple(float(v) / factor for v in depth_range), refine=refine,
                 r_max=None if r_max is None else r_max / factor, n_bins=n_bins)
             return _enlarged(result, factor, names, pixel_size, radius, polarity_asked=asked)
-    radius_range = resolve_radius_range(list(views), radius_range, polarity)
+    radius_range = DEFAULT_RADIUS_RANGE if radius_range is None else tuple(float(v) for v in radius_range)
     detections = yield from _detect_views(views, names, total, method=method, sigma=sigma, threshold=threshold,
                                           radius_range=radius_range, polarity=polarity)
     yield Progress(len(views), total, "match", {"detected": sum(len(d) for d in detections)})

@@ -38,8 +38,8 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from ..progress import Progress, check_cancelled, drive, map_threads
-from .detection import (_background, _log_peaks, _log_reach, _median, estimate_noise, resolve_polarity,
-                        touching_groups)
+from .detection import (DEFAULT_RADIUS_RANGE, _background, _log_peaks, _log_reach, _median, estimate_noise,
+                        resolve_polarity, touching_groups)
 from .fit import blurred_sphere_profile, fit_particles, reach, render_particles, render_view
 from .geometry import view_shifts
 
@@ -79,7 +79,7 @@ def _start_amplitudes(signals, points, radii, shift):
     return np.clip(peak, 1e-6, None) / (2 * np.clip(radii, 1.0, None))
 
 
-def estimate_blur(signals, noise, points, radii, shift, *, radius_range=(2.0, 10.0), n_max: int = 10) -> float:
+def estimate_blur(signals, noise, points, radii, shift, *, radius_range=DEFAULT_RADIUS_RANGE, n_max: int = 10) -> float:
     """The blur of the views (probe, pixel, denoising) from isolated particles, pixels.
 
     Up to ``n_max`` particles that touch no other in any view are fitted with every blur of
@@ -459,7 +459,7 @@ def _try_splits(signals, noise, state, cand, shift, *, blur, beta, radius_range,
     return splits
 
 
-def refine_in_views_iter(views, reconstruction, *, polarity: str = "dark", radius_range=(2.0, 10.0),
+def refine_in_views_iter(views, reconstruction, *, polarity: str = "dark", radius_range=DEFAULT_RADIUS_RANGE,
                          split: bool = True, search: bool = True, threshold: float | None = None, signals=None,
                          rounds: int = 2):
     """Fit a :class:`~.matching.ParticleReconstruction` to the views themselves (a progress generator).

@@ -39,6 +39,7 @@ import cv2
 import numpy as np
 
 from ..checks import InputError, check_pair
+from ..images import binned
 from ..progress import check_cancelled, map_threads
 from .projection import rotation_matrix
 
@@ -216,15 +217,6 @@ def _warp(image: np.ndarray, affine: np.ndarray) -> np.ndarray:
                           borderMode=cv2.BORDER_CONSTANT, borderValue=fill)
 
 
-def _bin(image: np.ndarray, factor: int, *, reduce=np.mean) -> np.ndarray:
-    """``factor x factor`` binning (the image cropped to a multiple of ``factor``)."""
-    if factor == 1:
-        return image
-    rows, cols = (image.shape[0] // factor) * factor, (image.shape[1] // factor) * factor
-    blocks = image[:rows, :cols].reshape(rows // factor, factor, cols // factor, factor)
-    return reduce(blocks, axis=(1, 3))
-
-
 def _as_pair_of_points(points_left, points_right, shape) -> tuple[np.ndarray, np.ndarray]:
     if points_left is None or points_right is None:
         raise InputError("manual correspondences need both points_left and points_right")
@@ -286,8 +278,8 @@ def _auto_correspondences(left, right, mask_l, mask_r, *, methods, guides, worki
     from .alignment.matches import dense_matches
 
     factor = max(1, int(np.ceil(max(left.shape) / float(working_size))))
-    lb, rb = _bin(left.astype(np.float64), factor), _bin(right.astype(np.float64), factor)
-    ml, mr = _bin(mask_l, factor, reduce=np.max), _bin(mask_r, factor, reduce=np.max)
+    lb, rb = binned(left.astype(np.float64), factor), binned(right.astype(np.float64), factor)
+    ml, mr = binned(mask_l, factor, reduce=np.max), binned(mask_r, factor, reduce=np.max)
     a, b = bandpass(lb, ml), bandpass(rb, mr)
 
     def keypoints(plain: bool):
@@ -313,7 +305,7 @@ def _auto_correspondences(left, right, mask_l, mask_r, *, methods, guides, worki
     corr = corr.concat(sift).concat(sift_plain)
     check_cancelled()
     if guides is not None:
-        ga, gb = (_bin(np.asarray(g, dtype=np.float64), factor) for g in guides)
+        ga, gb = (binned(np.asarray(g, dtype=np.float64), factor) for g in guides)
         ga, gb = (np.where(m, 0.0, g - np.median(g)).astype(np.float32) for g, m in ((ga, ml), (gb, mr)))
         size = min(a.shape)
         patch = max(32, min(64, 2 * (size // 20)))
