@@ -244,14 +244,14 @@ def iter_track_lines(stack, model=None, *, max_distance: float = 10.0, gap_frame
     t0 = time.perf_counter()
     # a video's burned-in overlay stays put while the specimen drifts: neither lines nor drift come from it
     overlay = static_overlay(frames)
-    found, moving, settings = [], np.zeros(frames.shape, bool), {}
+    found, ignored, settings = [], np.zeros(frames.shape, bool), {}
     for k in range(n):
         detection = yield from within_step(iter_detect_lines(frames[k], model, contrast=contrast, scale=scale,
                                                              flips=flips, device=device), k, n, "detect frames")
         if k == 0:      # the first frame decides; later frames keep it (no flicker between frames)
             settings = dict(detection.settings)
             contrast, scale = settings["contrast"], settings["scale"]
-        moving[k] = (detection.labels == 1) & ~overlay
+        ignored[k] = (detection.labels == 1) | overlay  # the drift comes from neither
         lines = line_instances(frame_lines(detection, instances=instances, min_length=min_length),
                                min_length=min_length)
         found.append([inst for inst in lines if not _mostly_in(inst["points"], overlay)])
@@ -261,7 +261,7 @@ def iter_track_lines(stack, model=None, *, max_distance: float = 10.0, gap_frame
     # the dislocations glide on their own: the drift comes from everything else
     t0 = time.perf_counter()
     steps = []
-    for k, step in enumerate(iter_drift_steps(frames, moving | overlay)):
+    for k, step in enumerate(iter_drift_steps(frames, ignored)):
         steps.append(step)
         yield Progress(k + 1, n, "drift")
     drift = np.cumsum(np.array(steps), axis=0)
