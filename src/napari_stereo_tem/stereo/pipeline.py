@@ -11,7 +11,7 @@ Coordinates: the rectified left view (DESIGN section 2), tilt axis at the
 central column ``(cols - 1) / 2``, ``z`` along the beam, in pixels.
 
 Large camera images (a 4k pair at high magnification, lines tens of pixels wide)
-are detected, matched and triangulated shrunk (:func:`working_scale`: to the
+are detected, matched and triangulated shrunk (:func:`.working_scale.working_scale`: to the
 detector's factor, but at least 1024 px a side), and everything is given back in
 the image's own pixels; smaller images, and large ones of thin lines, as they are.
 """
@@ -26,6 +26,7 @@ import numpy as np
 
 from ..checks import InputError
 from ..progress import Progress, ProgressGenerator, cancel_between_layers, check_cancelled, drive
+from .working_scale import resized, to_full_size, working_scale
 
 __all__ = ["StereoReconstruction", "reconstruct_stereo", "reconstruct", "load_reconstruction", "lines_from_disparity",
            "STAGES", "RESULT_FILES", "LINE_MODELS", "working_scale"]
@@ -301,64 +302,6 @@ def _model_info(model) -> dict:
             "command": meta.get("command"), "metric": meta.get("metric")}
 
 
-#: Views whose shorter side is at least this (px) and whose lines the detector sees shrunk are
-#: reconstructed shrunk (:func:`working_scale`).
-LARGE_SIDE = 2048
-#: Shorter side (px) a large pair is shrunk to at the least for matching and triangulation.
-WORKING_SIDE = 1024
-
-
-def working_scale(shape, detect_scale: float) -> float:
-    """Factor at which a pair of views of ``shape`` is matched and triangulated (1: as is).
-
-    A large camera image (shorter side :data:`LARGE_SIDE` px or more) whose lines the detector
-    sees shrunk (``detect_scale`` < 1: wide lines) is matched at the detector's factor, but not
-    below :data:`WORKING_SIDE` px a side: the matcher, like the detector, was trained on lines a
-    few pixels wide, and a 4k pair at full size takes minutes and gigabytes for little. The 3D
-    lines and the maps are given back in the image's own pixels.
-    """
-    side = min(shape[:2])
-    if side < LARGE_SIDE or not detect_scale < 1.0:
-        return 1.0
-    return float(min(1.0, max(detect_scale, WORKING_SIDE / side)))
-
-
-def _resized(image: np.ndarray, factor: float) -> np.ndarray:
-    import cv2
-
-    rows, cols = image.shape
-    size = (max(16, round(cols * factor)), max(16, round(rows * factor)))
-    return cv2.resize(np.asarray(image, dtype=np.float32), size, interpolation=cv2.INTER_AREA)
-
-
-def _to_full_size(lines, line_std, full_shape, small_shape, arrays: dict):
-    """3D lines, their depth errors and the per-pixel maps of a pair reconstructed shrunk, in the full
-    image's pixels: ``x, y`` of pixel centres and ``z`` (proportional to the disparity) scaled alike;
-    maps resized back (labels by nearest pixel, disparities multiplied)."""
-    import cv2
-
-    sx, sy = full_shape[1] / small_shape[1], full_shape[0] / small_shape[0]
-    scale = np.array([sx, sy, sx])
-    offset = np.array([(sx - 1) / 2.0, (sy - 1) / 2.0, 0.0])
-    lines = [np.asarray(line, dtype=float) * scale + offset for line in lines]
-    line_std = [np.asarray(v, dtype=float) * sx for v in line_std]
-    size = (full_shape[1], full_shape[0])
-    out = {}
-    for name, values in arrays.items():
-        values = np.asarray(values)
-        if name.startswith("labels"):
-            out[name] = cv2.resize(values, size, interpolation=cv2.INTER_NEAREST)
-            continue
-        grown = cv2.resize(np.nan_to_num(values.astype(np.float32), nan=0.0), size, interpolation=cv2.INTER_LINEAR)
-        if name in ("disparity", "std", "refined"):
-            grown = grown * sx
-        if np.isnan(values).any():  # NaN where the nearest shrunk pixel had none
-            gone = cv2.resize(np.isnan(values).astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
-            grown[gone] = np.nan
-        out[name] = grown.astype(values.dtype if values.dtype.kind == "f" else np.float32)
-    return lines, line_std, out
-
-
 def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_size: float | None = None,
                        swap: bool = False, rectify: bool = True, device="cpu", detector=None, matcher=None,
                        disparity_range: tuple[int, int] | None = None, refine: bool = True,
@@ -546,7 +489,7 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
             full_shape = raw_left.shape
             work = working_scale(full_shape, settings.scale)
             if work < 1.0:  # a large camera image of wide lines: the rest runs on it shrunk
-                raw_left, raw_right = (_resized(v, work) for v in (raw_left, raw_right))
+                raw_left, raw_right = (resized(v, work) for v in (raw_left, raw_right))
             scale_left = settings.scale / work
             norm_left = normalise_image(raw_left, contrast=contrast)
             norm_right = normalise_image(raw_right, contrast=contrast)
@@ -611,15 +554,6 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
             lines = lines_from_disparity(mask_left, refined, pair.stereo_angle_deg, smooth_sigma=smooth_sigma,
                                          positions=positions, tilts_deg=frame_tilts, min_points=min_line_points,
                                          min_branch_length=float(min_line_points))
-        if work < 1.0:  # back to the image's own pixels
-            lines, line_std, arrays = _to_full_size(lines, line_std, full_shape, raw_left.shape, {
-                "norm_left": norm_left, "norm_right": norm_right, "prob_left": prob_left, "prob_right": prob_right,
-                "labels_left": labels_left, "labels_right": labels_right, "disparity": disparity, "std": std,
-                "refined": refined})
-            norm_left, norm_right, prob_left, prob_right = (arrays[k] for k in ("norm_left", "norm_right",
-                                                                                 "prob_left", "prob_right"))
-            labels_left, labels_right = arrays["labels_left"], arrays["labels_right"]
-            disparity, std, refined = arrays["disparity"], arrays["std"], arrays["refined"]
         timings["triangulate"] = time.perf_counter() - t0
         timings["total"] = float(sum(timings.values()))
         yield Progress(6, total, "triangulate")
@@ -648,11 +582,12 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
         "package": f"napari-stereo-tem {__version__}",
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    return StereoReconstruction(
+    result = StereoReconstruction(
         lines=lines, left=norm_left, right=norm_right, prob_left=prob_left, prob_right=prob_right,
         labels_left=labels_left, labels_right=labels_right, disparity=disparity, disparity_std=std,
         disparity_refined=refined, line_depth_std=line_std, rectification=rect_report, matches=matches, timings=timings,
         provenance=provenance)
+    return result if work == 1.0 else to_full_size(result, full_shape)  # back to the image's own pixels
 
 
 def reconstruct(left, right, *, on_progress=None, should_stop=None, **options) -> StereoReconstruction:
