@@ -127,11 +127,13 @@ class DetectWidget(TaskWidget):
                                for data, attrs, kind in tuples]
 
     def show_result(self, prepared):
+        from ..stereo.detection import ignored_share  # (torch is loaded by now: the worker ran the detector)
+
         result, found, layers = prepared
         yield from place_layers(self._viewer, layers)
         s = result.settings
-        ignored = (f"; a flat frame or vacuum of {100 * s['frame_share']:.1f} % of the image ignored"
-                   if s.get("frame_share") else "")
+        note = ignored_share(s)
+        ignored = f"; {note}" if note else ""
         self.report.value = (f"{len(result.lines)} line branches, {found.n_instances} dislocation instances; "
                              f"{s['contrast'].replace('_', ' ')}, "
                              f"resized x{s['scale']:g} for detection{ignored}; {result.seconds:.1f} s")

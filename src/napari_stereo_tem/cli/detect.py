@@ -101,6 +101,7 @@ def run(args) -> int:
     from ..progress import drive, end_progress_line, text_progress
     from ..evaluation.table import csv_text
     from ..stereo.detect import iter_detect_lines
+    from ..stereo.detection import ignored_share
     from ..stereo.instances import line_instances
     from ..stereo.line_geometry import GEOMETRY_COLUMNS, line_geometry
     from ..stereo.lines_io import write_json, write_lines_csv
@@ -141,11 +142,11 @@ def run(args) -> int:
                                      "dislocation_px": int((result.labels == 1).sum()),
                                      "distractor_px": int((result.labels == 2).sum())})
             s = result.settings
+            note = ignored_share(s)
             print(f"{path}: {len(result.lines)} line branches, {found.n_instances} dislocation instances, "
                   f"{s['contrast'].replace('_', ' ')}, "
                   f"resized x{s['scale']:g} for detection"
-                  + (f", a flat frame or vacuum of {100 * s['frame_share']:.1f} % of the image ignored"
-                     if s.get("frame_share") else "") + f", {result.seconds:.2f} s")
+                  + (f", {note}" if note else "") + f", {result.seconds:.2f} s")
         write_json(tmp / "detect.json", record)
     print(f"-> {args.output}")
     return 0

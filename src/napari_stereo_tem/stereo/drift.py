@@ -23,8 +23,9 @@ def static_overlay(frames, *, max_frames: int = 8, min_piece_px: int = 30) -> np
     Up to ``max_frames`` frames spread over the series are compared: a pixel whose spread over them is
     under a fifth of the median pixel's (the specimen's shot noise and motion) is static; pieces of
     fewer than ``min_piece_px`` pixels are dropped, the rest closed over the strokes of text, their holes
-    filled (the changing digits of a time stamp inside its bar) and grown by 3 px. Empty when more than half of the field is static (a still series: nothing tells an
-    overlay from the specimen) or the series has fewer than three frames.
+    filled (the changing digits of a time stamp inside its bar) and grown by 3 px. Empty when more than
+    half of the field is static (a still series: nothing tells an overlay from the specimen) or the
+    series has fewer than three frames.
     """
     from scipy import ndimage
 

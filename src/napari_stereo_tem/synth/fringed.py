@@ -44,8 +44,8 @@ def fringed_views(sample, angle, *, seed: int, dose: float = 300.0, width_scale:
     mottle = gaussian_filter(rng.normal(0, 1, (rows, cols)), 12)
     mottle = 0.08 * mottle / (np.abs(mottle).max() + 1e-9)
     views = []
+    depth = [np.asarray(line)[:, 2] if oscillation else np.zeros(len(line)) for line in sample.lines_3d]
     for k, tilt in enumerate((-angle / 2.0, angle / 2.0)):
-        depth = [np.asarray(line)[:, 2] if oscillation else np.zeros(len(line)) for line in sample.lines_3d]
         pts = densify_lines([np.column_stack([project_points(line, tilt, axis_col=axis_col), z])
                              for line, z in zip(sample.lines_3d, depth)], spacing=0.3)
         r, nearest = cKDTree(pts[:, :2]).query(np.column_stack([xx.ravel(), yy.ravel()]), distance_upper_bound=12)

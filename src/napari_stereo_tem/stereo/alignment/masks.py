@@ -108,8 +108,8 @@ def vacuum_mask(image, *, dilate_px: int = 6, min_share: float = 0.01, smooth_px
     ``min_share`` of the image whose smoothed intensity (Gaussian ``smooth_px``) hardly varies
     (local spread over ``structure_px`` under 1.5 % of the image's range) and lies in the upper
     half between the median and the maximum, and whose median is brighter than 99.5 % of the rest of
-    the image by a tenth of its range; grown by ``dilate_px``. Specimen areas, however bright, hold lines, dots or thickness
-    changes, and are darker than the vacuum.
+    the image by a tenth of its range; grown by ``dilate_px``. Specimen areas, however bright, hold
+    lines, dots or thickness changes, and are darker than the vacuum.
     """
     img = np.asarray(image, dtype=np.float32)
     if img.ndim != 2:
