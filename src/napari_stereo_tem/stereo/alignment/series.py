@@ -96,7 +96,8 @@ def align_series(images, *, max_chi2_per_pair: float = 4.0, **options) -> Series
             rect = rectify_pair(images[k], images[k + 1], max_theta_std_deg=90.0, **options)
             thetas.append(rect.theta_deg)
             stds.append(max(rect.theta_std_deg, 1e-3))
-            # rectify_pair's own limits for this pair (its rows judged at its disparities' span when known well)
+            # this pair's limits as rectify_pair judges them (rows at its disparities' span when that is known
+            # well), its scatter across the axis taken from the rows' median residual (the fit uses the MAD)
             limits.append(axis_std_limits(rect.disparity_span_px, noise_px=1.4826 * rect.residual_vertical_px)[1:])
         except InputError as err:
             thetas.append(float("nan"))
