@@ -308,6 +308,8 @@ def run(args) -> int:
             failed.append(out.name)
             continue
         _print_rectification(result.rectification)
+        if result.provenance.get("camera_defects", {}).get("note"):
+            print(result.provenance["camera_defects"]["note"])
         times = ", ".join(f"{stage} {seconds:.2f}s" for stage, seconds in result.timings.items())
         print(f"{len(result.lines)} lines, {sum(len(x) for x in result.lines)} points -> {folder} ({times})")
     if failed:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..camera_defects import repair_camera_defects
 from ..checks import check_image
 from ..progress import Progress, ProgressGenerator, drive
 
@@ -71,6 +72,7 @@ def iter_detect_lines(image, model=None, *, contrast: str = "auto", scale="auto"
         model = load_detector(device=device)
     array = check_image(image, name="image")
     t0 = time.perf_counter()
+    array, defects = repair_camera_defects(array)  # a dead camera column is no dislocation
     settings = choose_settings(array, model, contrast=contrast, scale=scale)
     yield Progress(0, 1, "decide contrast and scale")
     probability = yield from iter_predict_probability(array, model, contrast=settings.contrast,
@@ -84,6 +86,8 @@ def iter_detect_lines(image, model=None, *, contrast: str = "auto", scale="auto"
     lines = skeleton_polylines(labels == 1, min_branch_length=min_branch_length)
     yield Progress(1, 1, "skeleton")
     record = {**settings.as_dict(), **post, "min_branch_length": float(min_branch_length), "flips": int(flips)}
+    if defects:
+        record["camera_defects"] = defects.as_dict()
     return LineDetection(probability=probability, labels=labels, lines=lines, settings=record,
                          seconds=time.perf_counter() - t0)
 

@@ -223,10 +223,16 @@ class DetectionSettings:
 
 
 def ignored_share(settings: dict) -> str:
-    """What the detection left out, for a report: "a flat frame or vacuum of 7.8 % of the image ignored"
-    (empty when nothing was); ``settings`` as :meth:`DetectionSettings.as_dict` gives them."""
+    """What the detection left out or filled in, for a report: "a flat frame or vacuum of 7.8 % of the image
+    ignored", "1 defective camera column (x 301) filled in from the neighbours" (empty when nothing was);
+    ``settings`` as :func:`~napari_stereo_tem.stereo.detect.detect_lines` records them."""
+    from ..camera_defects import CameraDefects
+
     share = settings.get("frame_share")
-    return f"a flat frame or vacuum of {100 * share:.1f} % of the image ignored" if share else ""
+    notes = [f"a flat frame or vacuum of {100 * share:.1f} % of the image ignored"] if share else []
+    if settings.get("camera_defects"):
+        notes.append(CameraDefects.from_dict(settings["camera_defects"]).describe())
+    return ", ".join(notes)
 
 
 def _line_density(norm: np.ndarray, model, factor: float, *, preview: int,

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..camera_defects import repair_camera_defects
 from ..checks import InputError
 from ..progress import Progress, ProgressGenerator, cancel_between_layers, check_cancelled, drive
 from .working_scale import resized, to_full_size, working_scale
@@ -454,6 +455,12 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
     try:
         t0 = time.perf_counter()
         pair = read_stereo_pair(left, right, stereo_angle_deg=stereo_angle_deg, pixel_size_nm=pixel_size, swap=swap)
+        # a dead camera column sits at the same pixel in both views: a line at one depth and a pull towards no shift
+        pair.left, found_left = repair_camera_defects(pair.left)
+        pair.right, found_right = repair_camera_defects(pair.right)
+        defects = {"left": found_left.as_dict(), "right": found_right.as_dict(),
+                   "note": "; ".join(f"{side} view: {found.describe()}" for side, found
+                                     in (("left", found_left), ("right", found_right)) if found)}
         check_cancelled()  # between the reads and the model loads: a cancel does not wait for the whole stage
         if detector is None or isinstance(detector, (str, Path)):
             detector = load_detector("default" if detector is None else str(detector), device=device)
@@ -579,6 +586,7 @@ def reconstruct_stereo(left, right, *, stereo_angle_deg: float | None, pixel_siz
                        "line_instances": bool(line_instances), "line_search": bool(line_search),
                        "max_disparity_std": max_disparity_std, "min_line_probability": min_line_probability,
                        "axis_col": (pair.left.shape[1] - 1) / 2.0, "torch_threads": torch.get_num_threads()},
+        "camera_defects": defects,
         "package": f"napari-stereo-tem {__version__}",
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

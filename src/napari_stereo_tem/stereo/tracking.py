@@ -43,6 +43,7 @@ import numpy as np
 
 from ..checks import InputError
 from ..progress import Progress, ProgressGenerator, drive, within_step
+from ..camera_defects import fill_camera_defects, find_camera_defects
 from .drift import estimate_drift, iter_drift_steps, static_overlay
 from .frame_stack import VIDEO_SUFFIXES, read_stack
 
@@ -242,7 +243,11 @@ def iter_track_lines(stack, model=None, *, max_distance: float = 10.0, gap_frame
     n = len(frames)
     seconds = {}
     t0 = time.perf_counter()
-    # a video's burned-in overlay stays put while the specimen drifts: neither lines nor drift come from it
+    # a dead camera column stays put while the specimen drifts: filled in before the drift or the lines see it
+    defects = find_camera_defects(frames.mean(axis=0))
+    for k in range(n if defects else 0):
+        frames[k] = fill_camera_defects(frames[k], defects)
+    # a video's burned-in overlay stays put too: neither lines nor drift come from it
     overlay = static_overlay(frames)
     found, ignored, settings = [], np.zeros(frames.shape, bool), {}
     for k in range(n):
@@ -282,7 +287,8 @@ def iter_track_lines(stack, model=None, *, max_distance: float = 10.0, gap_frame
     seconds["link"] = time.perf_counter() - t0
     yield Progress(1, 1, "link")
     settings.update(max_distance=float(max_distance), gap_frames=int(gap_frames), min_length=float(min_length),
-                    tracker="laptrack", instances=instances, static_overlay_share=round(float(overlay.mean()), 4))
+                    tracker="laptrack", instances=instances, static_overlay_share=round(float(overlay.mean()), 4),
+                    camera_defects=defects.as_dict())
     return TrackingResult(drift=drift, instances=records, n_frames=n, shape=tuple(frames.shape[1:]),
                           settings=settings, seconds={k: round(v, 3) for k, v in seconds.items()})
 
