@@ -170,7 +170,8 @@ def test_a_stack_layer_points_to_split_stack_and_the_series_command(viewer_with_
     monkeypatch.setattr("napari.utils.notifications.show_error", messages.append)
     widget.left.value = viewer.add_image(np.zeros((5, 16, 16), np.float32), name="tilts")
     assert widget.start() is None
-    assert "Split Stack" in widget.report.value and "--series" in widget.report.value
+    assert "Split Stack" in widget.report.value and "Tilt series" in widget.report.value
+    assert "--series" in widget.report.value
     assert "stack of 5 images" in widget.report.value
 
 

@@ -56,8 +56,8 @@ def image_problem(layer) -> str | None:
                 "Plugins > Stereo TEM > Virtual detectors (place two discs, then 'use as stereo pair')")
     if layer.ndim == 3 and not getattr(layer, "rgb", False):
         return (f"'{layer.name}' is a stack of {layer.data.shape[0]} images; choose one 2D image per view "
-                "(right-click the layer > Split Stack), or reconstruct a whole tilt series pair by pair with "
-                "'stereo-tem reconstruct --series FILE --angle STEP -o DIR'")
+                "(right-click the layer > Split Stack), or reconstruct a whole tilt series pair by pair in "
+                "Plugins > Stereo TEM > Tilt series (or 'stereo-tem reconstruct --series FILE --angle STEP -o DIR')")
     if layer.ndim != 2:  # an RGB layer is 2D (its colours are read as grey levels)
         return f"'{layer.name}' has {layer.ndim} dimensions; choose one 2D image per view"
     return None
@@ -126,6 +126,9 @@ def format_report(result, *, unit: str = "px", scale: float = 1.0) -> str:
                    f"{rect.get('n_inliers')} inliers, residual dy {rect.get('residual_vertical_px', float('nan')):.2f} px")
     else:
         out.append("not rectified (the views were taken as they are)")
+    defects = (result.provenance or {}).get("camera_defects", {}).get("note")
+    if defects:
+        out.append(defects)
     lengths = [float(np.linalg.norm(np.diff(np.asarray(line), axis=0), axis=1).sum()) for line in result.lines]
     out.append(f"{len(result.lines)} lines, total length {sum(lengths) * scale:.0f} {unit}")
     if len(result.lines):
