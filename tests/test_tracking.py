@@ -245,6 +245,26 @@ def test_cli_writes_its_files(tmp_path, series):
     assert (out / "tracks.csv").exists()
 
 
+def test_cli_tracks_every_other_frame_of_a_video(tmp_path, series, capsys):
+    import imageio.v3 as iio
+
+    from napari_stereo_tem.cli import main
+
+    video = tmp_path / "in_situ.gif"
+    iio.imwrite(video, np.round(series.frames * 255).astype(np.uint8), loop=0)
+    out = tmp_path / "out"
+    assert main(["track", str(video), "-o", str(out), "--frames", "::2"]) == 0
+    with open(out / "tracks.csv") as handle:
+        assert {int(r["frame"]) for r in csv.DictReader(handle)} <= {0, 2, 4, 6}
+    with open(out / "drift.csv") as handle:
+        assert [int(r["frame"]) for r in csv.DictReader(handle)] == [0, 2, 4, 6]
+    record = json.loads((out / "track.json").read_text())
+    assert record["n_frames"] == 4 and record["settings"]["frames"] == [None, None, 2]
+    assert main(["track", str(video), "-o", str(tmp_path / "bad"), "--frames", "6:2"]) == 1
+    assert "--frames: STOP (2) must be after START (6)" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+
 def test_cli_refuses_a_single_image(tmp_path, capsys):
     import tifffile
 
@@ -328,3 +348,60 @@ def test_a_burned_in_video_overlay_neither_pulls_the_drift_nor_is_tracked():
     for inst in result.instances:
         xy = np.round(inst["points"]).astype(int)
         assert overlay[np.clip(xy[:, 1], 0, 255), np.clip(xy[:, 0], 0, 255)].mean() < 0.5
+
+
+def test_frames_are_parsed_and_only_those_read(tmp_path, series):
+    import imageio.v3 as iio
+    import tifffile
+
+    from napari_stereo_tem.stereo.frame_stack import frame_numbers, parse_frames
+
+    assert parse_frames("0:6:2") == slice(0, 6, 2) and parse_frames("::3") == slice(None, None, 3)
+    assert parse_frames("2:") == slice(2, None, None) and parse_frames("") is None
+    for bad, message in (("5", "START:STOP"), ("a:b", "whole numbers"), ("0:4:0", "step is 1 or more"),
+                         ("4:2", "must be after START")):
+        with pytest.raises(InputError, match=message):
+            parse_frames(bad)
+    assert list(frame_numbers(slice(1, None, 3), 2)) == [1, 4] and list(frame_numbers(None, 3)) == [0, 1, 2]
+
+    frames8 = np.round(series.frames * 255).astype(np.uint8)       # 7 frames
+    tifffile.imwrite(tmp_path / "stack.tif", frames8)
+    np.save(tmp_path / "stack.npy", frames8)
+    iio.imwrite(tmp_path / "stack.gif", frames8, loop=0)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for k, frame in enumerate(frames8):
+        iio.imwrite(folder / f"frame_{k:03d}.png", frame)
+    for selection in (slice(1, None, 3), slice(None, 4, None), slice(2, 6, 2)):
+        for source in (tmp_path / "stack.tif", tmp_path / "stack.npy", tmp_path / "stack.gif", folder, frames8):
+            stack = read_stack(source, frames=selection)
+            assert stack.dtype == np.float32 and stack.shape[1:] == (128, 128)
+            np.testing.assert_allclose(stack, frames8[selection], atol=1, err_msg=f"{source} {selection}")
+    with pytest.raises(InputError, match=r"none of the frames asked for \(10::2\)"):
+        read_stack(tmp_path / "stack.gif", frames=slice(10, None, 2))
+
+
+def test_a_series_larger_than_half_the_free_memory_is_refused_with_advice(tmp_path, series, monkeypatch):
+    import tifffile
+
+    from napari_stereo_tem.stereo import frame_stack
+
+    tifffile.imwrite(tmp_path / "stack.tif", series.frames)                  # 7 frames of 128x128 float32
+    monkeypatch.setattr(frame_stack, "_free_memory", lambda: 2 * 4 * 128 * 128 * 3)   # room for 3 frames
+    with pytest.raises(InputError, match=r"4 frames of \(128, 128\).*half the memory free.*--frames"):
+        read_stack(tmp_path / "stack.tif")
+    assert len(read_stack(tmp_path / "stack.tif", frames=slice(None, None, 3))) == 3   # every third fits
+    np.save(tmp_path / "stack.npy", series.frames)                        # mapped: refused before it is read
+    with pytest.raises(InputError, match=r"7 frames of \(128, 128\).*half the memory free"):
+        read_stack(tmp_path / "stack.npy")
+
+
+def test_every_other_frame_is_tracked_with_the_files_frame_numbers(series):
+    half = track_lines(series.frames, max_distance=10.0, frames=slice(None, None, 2))
+    assert list(half.frame_numbers) == [0, 2, 4, 6] and half.n_frames == 4
+    assert {inst["frame"] for inst in half.instances} <= {0, 2, 4, 6}
+    # scored on the frames taken, as every frame is above; velocities stay px per frame of the file
+    score = score_tracks(half, series)
+    assert score["detected"] >= 0.8 and score["link_accuracy"] >= 0.85
+    assert score["drift_error"] < 1.5
+    assert score["velocity_error"] < 0.8 and score["speed_error_rel"] < 0.4

@@ -35,6 +35,11 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--instances", choices=("ridges", "skeleton"), default="ridges",
                         help="how a frame's dislocations become lines: ridges of the probability map, one per "
                              "dislocation even inside pile-ups (default), or skeleton branches")
+    parser.add_argument("--frames", default=None, metavar="START:STOP[:STEP]",
+                        help="only these frames (from 0, STOP not included), e.g. ::5 for every fifth frame of a "
+                             "long video; the others are not read. Frame numbers and velocities stay those of "
+                             "STACK (px per frame of STACK); --max-distance and --gap-frames count between the "
+                             "frames taken")
     add_detector_options(parser, flips=1, when="decided on the first frame")
     parser.add_argument("-o", "--output", required=True, help="output folder (written as a whole)")
     parser.add_argument("--overwrite", action="store_true",
@@ -77,14 +82,16 @@ def _plot(rows: list[dict], path, *, min_frames: int = 3, max_tracks: int = 12) 
 
 def run(args) -> int:
     import time
+    from pathlib import Path
 
     from ..atomic import atomic_write_text, check_output_folder, result_folder
     from ..checks import InputError
     from ..evaluation.table import csv_text
     from ..models.store import load_detector
     from ..progress import drive, end_progress_line, text_progress
+    from ..stereo.frame_stack import parse_frames
     from ..stereo.lines_io import write_json
-    from ..stereo.tracking import TRACK_COLUMNS, iter_track_lines, read_stack, track_rows, track_summary
+    from ..stereo.tracking import TRACK_COLUMNS, iter_track_lines, track_rows, track_summary
     from .detect import CONTRASTS, parse_scale
 
     if args.max_distance <= 0:
@@ -93,17 +100,21 @@ def run(args) -> int:
         raise InputError(f"--gap-frames must be 0 or more, got {args.gap_frames}")
     scale = parse_scale(args.scale)
     check_output_folder(args.output, overwrite=args.overwrite, produces=PRODUCES)
-    frames = read_stack(args.stack, name="STACK")
+    selection = parse_frames(args.frames)
+    if not Path(args.stack).exists():
+        raise InputError(f"STACK {args.stack} does not exist; give a TIFF or MRC stack, a video or a folder of images")
     model = load_detector(args.detector or "default", device=args.device)
     t0 = time.perf_counter()
-    result = drive(iter_track_lines(frames, model, max_distance=args.max_distance, gap_frames=args.gap_frames,
+    result = drive(iter_track_lines(args.stack, model, max_distance=args.max_distance, gap_frames=args.gap_frames,
                                     min_length=args.min_length, contrast=CONTRASTS[args.contrast], scale=scale,
-                                    flips=args.flips, device=args.device, instances=args.instances),
+                                    flips=args.flips, device=args.device, instances=args.instances,
+                                    frames=selection, name="STACK"),
                    text_progress())
     end_progress_line()
     rows = track_rows(result)
     summary = track_summary(result)
-    drift_rows = [{"frame": k, "dx": float(d[0]), "dy": float(d[1])} for k, d in enumerate(result.drift)]
+    drift_rows = [{"frame": int(k), "dx": float(d[0]), "dy": float(d[1])}
+                  for k, d in zip(result.frame_numbers, result.drift)]
     long_tracks = [t for t in summary if t["n_frames"] >= 3]
     record = {"stack": str(args.stack), "n_frames": result.n_frames, "shape": list(result.shape),
               "n_instances": len(result.instances), "n_tracks": result.n_tracks,
@@ -113,7 +124,8 @@ def run(args) -> int:
               "tracks": summary,
               "columns": {"x, y": "centroid in the first frame's coordinates, drift removed (px)",
                           "length": "spline length (px)", "velocity_x, velocity_y": "px/frame, drift removed",
-                          "dx, dy": "drift of frame k relative to frame 0 (px)"},
+                          "dx, dy": "drift of frame k relative to the first frame tracked (px)",
+                          "frame": "the frame's number in STACK (from 0)"},
               "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     with result_folder(args.output, overwrite=args.overwrite, produces=PRODUCES) as tmp:
         atomic_write_text(tmp / "tracks.csv", csv_text(rows, cols=list(TRACK_COLUMNS)))

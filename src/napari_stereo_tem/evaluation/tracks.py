@@ -62,18 +62,21 @@ def score_tracks(result, series, *, tolerance: float = 3.0) -> dict:
         ``velocity_error``: mean over true lines of ``|v_track - v_true|`` (px/frame),
         ``v_track`` the least-squares velocity of the track holding most of the
         line's instances; ``speed_error_rel``: mean ``|v_track - v_true| / |v_true|``;
-        ``drift_error``: largest ``|drift - true drift|`` over frames (px);
+        ``drift_error``: largest ``|drift - true drift|`` over frames (px); with only some frames tracked
+        (``result.frame_numbers``), over those;
         ``n_true_lines``, ``n_tracks``.
     """
     from ..stereo.tracking import track_summary
 
     found = assign_to_truth(result, series, tolerance=tolerance)
     summary = {row["track_id"]: row for row in track_summary(result)}
+    taken = {int(f) for f in result.frame_numbers}   # every frame, or the frames tracked (e.g. every other)
     links = correct = present = detected = in_main = 0
     errors, relative = [], []
     for line in series.lines:
-        present += len(line["frames"])
-        ids = [found[(line["line_id"], f)]["track_id"] for f in line["frames"] if (line["line_id"], f) in found]
+        frames = [f for f in line["frames"] if f in taken]
+        present += len(frames)
+        ids = [found[(line["line_id"], f)]["track_id"] for f in frames if (line["line_id"], f) in found]
         detected += len(ids)
         links += max(len(ids) - 1, 0)
         correct += sum(a == b for a, b in zip(ids[:-1], ids[1:]))
@@ -85,7 +88,8 @@ def score_tracks(result, series, *, tolerance: float = 3.0) -> dict:
             if np.all(np.isfinite(estimate)):
                 errors.append(float(np.linalg.norm(estimate - truth)))
                 relative.append(errors[-1] / max(float(np.linalg.norm(truth)), 1e-9))
-    drift_error = float(np.max(np.linalg.norm(np.asarray(result.drift) - series.drift, axis=1)))
+    truth = np.asarray(series.drift)[np.asarray(result.frame_numbers, int)]
+    drift_error = float(np.max(np.linalg.norm(np.asarray(result.drift) - truth, axis=1)))
     return {"link_accuracy": correct / links if links else float("nan"),
             "frames_in_main_track": in_main / detected if detected else float("nan"),
             "detected": detected / present if present else float("nan"),

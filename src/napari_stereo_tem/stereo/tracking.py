@@ -45,7 +45,7 @@ from ..checks import InputError
 from ..progress import Progress, ProgressGenerator, drive, within_step
 from ..camera_defects import fill_camera_defects, find_camera_defects
 from .drift import estimate_drift, iter_drift_steps, static_overlay
-from .frame_stack import VIDEO_SUFFIXES, read_stack
+from .frame_stack import VIDEO_SUFFIXES, frame_numbers, read_stack
 
 __all__ = ["read_stack", "estimate_drift", "line_instances", "frame_lines", "INSTANCE_METHODS", "link_instances",
            "TrackingResult",
@@ -169,18 +169,22 @@ class TrackingResult:
     Attributes
     ----------
     drift : ndarray, (n_frames, 2)
-        ``(dx, dy)`` of each frame relative to frame 0 (px).
+        ``(dx, dy)`` of each frame relative to the first (px).
     instances : list of dict
-        One per line branch and frame: ``frame``, ``track_id``, ``x``, ``y`` (centroid in
+        One per line branch and frame: ``frame`` (its number in the file: with every n-th frame taken,
+        velocities come out per frame of the file), ``track_id``, ``x``, ``y`` (centroid in
         the specimen's frame), ``x_image``, ``y_image`` (in the frame's image),
         ``length``, ``mean_curvature``, ``points`` (the polyline in the frame's image),
         ``specimen_points`` (the same, drift removed).
     n_frames : int
+        Frames tracked.
     shape : (rows, cols)
     settings : dict
-        Detection (as decided on frame 0) and tracking settings.
+        Detection (as decided on the first frame) and tracking settings.
     seconds : dict
         Timings per stage.
+    frame_numbers : ndarray, (n_frames,)
+        Each tracked frame's number in the file (``0, 1, 2, ...`` unless only some frames were taken).
     """
 
     drift: np.ndarray
@@ -189,6 +193,11 @@ class TrackingResult:
     shape: tuple
     settings: dict = field(default_factory=dict)
     seconds: dict = field(default_factory=dict)
+    frame_numbers: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.frame_numbers is None:
+            self.frame_numbers = np.arange(self.n_frames)
 
     @property
     def n_tracks(self) -> int:
@@ -228,14 +237,17 @@ def _mostly_in(points, mask: np.ndarray) -> bool:
 
 def iter_track_lines(stack, model=None, *, max_distance: float = 10.0, gap_frames: int = 1,
                      min_length: float = 8.0, contrast: str = "auto", scale="auto", flips: int = 1,
-                     device="cpu", instances: str = "ridges") -> ProgressGenerator[TrackingResult]:
+                     device="cpu", instances: str = "ridges", frames: slice | None = None,
+                     name: str = "stack") -> ProgressGenerator[TrackingResult]:
     """Generator form of :func:`track_lines` (progress per frame; cancel between frames)."""
     from .detect import iter_detect_lines
 
     if instances not in INSTANCE_METHODS:
         raise InputError(f"instances must be one of {INSTANCE_METHODS}, got {instances!r}")
 
-    frames = read_stack(stack)
+    selection = frames
+    frames = read_stack(stack, name=name, frames=selection)
+    numbers = frame_numbers(selection, len(frames))
     if model is None:
         from ..models.store import load_detector
 
@@ -284,18 +296,21 @@ def iter_track_lines(stack, model=None, *, max_distance: float = 10.0, gap_frame
                          max_distance=max_distance, gap_frames=gap_frames)
     for inst, track_id in zip(records, ids):
         inst["track_id"] = int(track_id)
+        inst["frame"] = int(numbers[inst["frame"]])   # linked frame by frame as read; numbered as in the file
     seconds["link"] = time.perf_counter() - t0
     yield Progress(1, 1, "link")
     settings.update(max_distance=float(max_distance), gap_frames=int(gap_frames), min_length=float(min_length),
                     tracker="laptrack", instances=instances, static_overlay_share=round(float(overlay.mean()), 4),
-                    camera_defects=defects.as_dict())
+                    camera_defects=defects.as_dict(),
+                    frames=None if selection is None else [selection.start, selection.stop, selection.step])
     return TrackingResult(drift=drift, instances=records, n_frames=n, shape=tuple(frames.shape[1:]),
-                          settings=settings, seconds={k: round(v, 3) for k, v in seconds.items()})
+                          settings=settings, seconds={k: round(v, 3) for k, v in seconds.items()},
+                          frame_numbers=numbers)
 
 
 def track_lines(stack, model=None, *, max_distance: float = 10.0, gap_frames: int = 1, min_length: float = 8.0,
                 contrast: str = "auto", scale="auto", flips: int = 1, device="cpu", instances: str = "ridges",
-                on_progress=None, should_stop=None) -> TrackingResult:
+                frames: slice | None = None, on_progress=None, should_stop=None) -> TrackingResult:
     """Track the dislocations of a time series: drift, detection, instances, tracks.
 
     Parameters
@@ -305,9 +320,10 @@ def track_lines(stack, model=None, *, max_distance: float = 10.0, gap_frames: in
     model : DislocationUNet, optional
         Default: the selected detector version.
     max_distance : float
-        Largest move of a line's centroid between two linked frames (px, drift removed).
+        Largest move of a line's centroid between two linked frames (px, drift removed; between two frames
+        taken, with ``frames`` taking every n-th).
     gap_frames : int
-        Frames a line may be missed and still be linked (0: none).
+        Frames (of those taken) a line may be missed and still be linked (0: none).
     min_length : float
         Shorter branches are not instances (px).
     contrast, scale :
@@ -317,6 +333,9 @@ def track_lines(stack, model=None, *, max_distance: float = 10.0, gap_frames: in
     device : str
     instances : {"ridges", "skeleton"}
         How a frame's dislocations become instances (:func:`frame_lines`).
+    frames : slice, optional
+        Only these frames of the series (e.g. every fifth of a long video,
+        :func:`~.frame_stack.parse_frames`); the others are not read.
     on_progress, should_stop : callable, optional
         Progress callback and cancel check (:func:`~napari_stereo_tem.progress.drive`).
 
@@ -326,7 +345,7 @@ def track_lines(stack, model=None, *, max_distance: float = 10.0, gap_frames: in
     """
     return drive(iter_track_lines(stack, model, max_distance=max_distance, gap_frames=gap_frames,
                                   min_length=min_length, contrast=contrast, scale=scale, flips=flips,
-                                  device=device, instances=instances),
+                                  device=device, instances=instances, frames=frames),
                  on_progress, should_stop=should_stop)
 
 
