@@ -394,6 +394,9 @@ def test_a_series_larger_than_half_the_free_memory_is_refused_with_advice(tmp_pa
     np.save(tmp_path / "stack.npy", series.frames)                        # mapped: refused before it is read
     with pytest.raises(InputError, match=r"7 frames of \(128, 128\).*half the memory free"):
         read_stack(tmp_path / "stack.npy")
+    with pytest.raises(InputError, match=r"half the memory free.*bin the images") as refused:
+        read_stack(tmp_path / "stack.npy", what="a tilt series")
+    assert "--frames" not in str(refused.value)   # an option of track only
 
 
 def test_every_other_frame_is_tracked_with_the_files_frame_numbers(series):

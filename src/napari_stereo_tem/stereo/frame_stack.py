@@ -98,7 +98,8 @@ class _Budget:
             raise InputError(
                 f"{self.label}: {self.what} of {self.count} frames of {tuple(shape[-2:])} px takes "
                 f"{self.used / 2**30:.1f} GB as float32, over half the memory free ({2 * self.limit / 2**30:.1f} GB); "
-                "take a part of it or every n-th frame (--frames START:STOP:STEP, e.g. ::5), or bin the frames")
+                + ("take a part of it or every n-th frame (--frames START:STOP:STEP, e.g. ::5), or bin the frames"
+                   if self.what == "a time series" else "bin the images, or give part of it"))
 
 
 def read_stack(source, *, name: str = "stack", what: str = "a time series", frames: slice | None = None) -> np.ndarray:
