@@ -19,7 +19,7 @@ from .choosing import keep_default
 from .layers import is_truth_layer
 from .notify import show_error_in
 from .reconstruct_widget import image_problem, place_layers
-from .task_widget import TaskWidget, worker_threads
+from .task_widget import TaskWidget, in_worker
 
 __all__ = ["DetectWidget", "detection_layers", "detect_stage", "instance_features"]
 
@@ -54,20 +54,6 @@ def instance_features(instances) -> dict:
     for key in ("length", "mean_curvature", "max_curvature", "neighbour_spacing"):
         table[key] = np.array([np.nan] + [row[key] for row in rows], float)   # row 0: the background
     return table
-
-
-def _detect_in_worker(image, **options):
-    # the detector (and torch) are imported here, in the worker thread; one core stays with the window
-    import torch
-
-    from ..stereo.detect import iter_detect_lines
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(worker_threads())
-    try:
-        return (yield from iter_detect_lines(image, **options))
-    finally:
-        torch.set_num_threads(previous)
 
 
 def detect_stage(report) -> tuple[str, int, int]:
@@ -111,8 +97,9 @@ class DetectWidget(TaskWidget):
             return None
         self._name = layer.name
         self._layer_scale = tuple(layer.scale)
-        return _detect_in_worker(grey_levels(layer.data), contrast=CONTRASTS[self.contrast.value],
-                                 scale=self.scale.value or "auto", threshold=self.threshold.value or None)
+        return in_worker("stereo.detect:iter_detect_lines", grey_levels(layer.data),
+                         contrast=CONTRASTS[self.contrast.value], scale=self.scale.value or "auto",
+                         threshold=self.threshold.value or None)
 
     def prepare_result(self, result):
         """In the worker thread: the Labels and Shapes layers, meshes included."""

@@ -21,7 +21,7 @@ from .choosing import keep_default
 from .layers import DEPTH_LAYER_SUFFIX, depth_segments_layer, is_truth_layer, lines_layer
 from .notify import show_error_in
 from .reconstruct_widget import _devices, place_layers
-from .task_widget import TaskWidget, worker_threads
+from .task_widget import TaskWidget, in_worker, worker_threads
 
 __all__ = ["SeriesWidget", "series_layers", "series_report", "stack_problem", "series_stage"]
 
@@ -88,20 +88,6 @@ def series_report(series) -> str:
     return "\n".join(out)
 
 
-def _series_in_worker(frames, **options):
-    # the pipeline (and torch) are imported here, in the worker thread; one core stays with the window
-    import torch
-
-    from ..stereo.series import reconstruct_series
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(worker_threads())
-    try:
-        return (yield from reconstruct_series(frames, **options))
-    finally:
-        torch.set_num_threads(previous)
-
-
 class SeriesWidget(TaskWidget):
     """Reconstruct every adjacent pair of a tilt series with one tilt axis."""
 
@@ -152,9 +138,9 @@ class SeriesWidget(TaskWidget):
             return None
         self._name = layer.name
         frames = np.asarray(layer.data, dtype=np.float32)
-        return _series_in_worker(frames, tilts_deg=tilts, device=self.device.value,
-                                 tilt_axis_deg=self.tilt_axis.value if self.axis_known.value else None,
-                                 strict_rectify=not self.rectify_anyway.value, n_threads=worker_threads())
+        return in_worker("stereo.series:reconstruct_series", frames, tilts_deg=tilts, device=self.device.value,
+                         tilt_axis_deg=self.tilt_axis.value if self.axis_known.value else None,
+                         strict_rectify=not self.rectify_anyway.value, n_threads=worker_threads())
 
     def prepare_result(self, series):
         """In the worker thread: every pair's layers, built (meshes, colours) before they reach the UI."""

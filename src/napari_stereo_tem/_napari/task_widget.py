@@ -8,7 +8,7 @@ from .background import BackgroundTask
 from .progress_panel import ProgressPanel
 from .warmup import start_warm_up
 
-__all__ = ["TaskWidget", "wrapping_label", "report_box", "worker_threads"]
+__all__ = ["TaskWidget", "wrapping_label", "report_box", "worker_threads", "in_worker"]
 
 
 def wrapping_label(value: str = "") -> Label:
@@ -31,6 +31,23 @@ def worker_threads() -> int:
     import os
 
     return max(1, (os.cpu_count() or 2) - 1)
+
+
+def in_worker(work: str, *args, **kwargs):
+    """The core progress generator ``work`` (``"module:function"`` under the package) run with
+    :func:`worker_threads` torch threads; imported (torch with it) in the worker thread, not the window's."""
+    import importlib
+
+    import torch
+
+    module, name = work.split(":")
+    function = getattr(importlib.import_module(f"napari_stereo_tem.{module}"), name)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(worker_threads())
+    try:
+        return (yield from function(*args, **kwargs))
+    finally:
+        torch.set_num_threads(previous)
 
 
 def report_box(value: str = "", *, max_lines: int = 14) -> TextEdit:
