@@ -263,3 +263,26 @@ def test_the_edge_of_a_hole_in_the_foil_is_no_line(detector):
     assert ((result.labels == 1) & away).sum() > 0.5 * away.sum()
     for seed in range(4300, 4310):  # stereo views, bright thin areas between bend contours: no vacuum
         assert not vacuum_mask(make_stereo_pair(seed, shape=(256, 256)).left).any()
+
+
+def test_a_data_bar_and_side_frames_do_not_move_the_resize_decision():
+    """A micrograph exported with black side frames and a title bar (as video grabs and many exports are):
+    the lines drawn on the frame's fill counted as line density while its area did not, which moved the
+    automatic resize factor (0.5 -> 0.35 on this image, 1.9 times the line pixels elsewhere)."""
+    from pathlib import Path
+
+    import cv2
+
+    from napari_stereo_tem.models.store import load_detector
+    from napari_stereo_tem.synth.misalign import burn_overlay
+
+    real = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "tem_images"
+    path = real / "0501_300kx_1nm_clhaadf3_0006.jpg"
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE).astype(np.float32)
+    low, high = np.percentile(image, [0.5, 99.5])
+    framed, _ = burn_overlay(image, text="HAADF 300kx 200 kV 2026-11-30 12:04", seed=1, levels=(low, high),
+                             scale_bar=False)
+    model = load_detector()
+    plain, with_frame = choose_settings(image, model), choose_settings(framed, model)
+    assert with_frame.frame_share > 0.1
+    assert with_frame.scale == plain.scale == 0.5

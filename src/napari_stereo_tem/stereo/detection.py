@@ -259,6 +259,9 @@ def _line_density(norm: np.ndarray, model, factor: float, *, preview: int,
     check_cancelled()
     labels = probability_to_labels(prob, **label_settings(model))
     centre = skeletonize(labels == 1)
+    if frame is not None:  # nor is what is drawn on its fill (the detection itself leaves the frame empty)
+        inside = frame[r0:r0 + side, c0:c0 + side].astype(np.uint8)
+        centre &= cv2.resize(inside, centre.shape[::-1], interpolation=cv2.INTER_NEAREST) == 0
     length = centre.sum() / factor
     depth = 0.0
     if centre.any():  # the median of a 31 px window: the background beside a line a few px wide
