@@ -286,3 +286,29 @@ def test_a_data_bar_and_side_frames_do_not_move_the_resize_decision():
     plain, with_frame = choose_settings(image, model), choose_settings(framed, model)
     assert with_frame.frame_share > 0.1
     assert with_frame.scale == plain.scale == 0.5
+
+
+def test_a_burned_in_scale_bar_and_its_label_are_no_lines():
+    """A white scale bar with its label inside the field: its edges were drawn as a dislocation (1030 px
+    within 6 px of it on this image); now the bar and the label are found and filled like a frame. None
+    is found in the real micrographs themselves."""
+    from pathlib import Path
+
+    import cv2
+
+    from napari_stereo_tem.stereo.alignment.masks import frame_mask, scale_bar_mask
+    from napari_stereo_tem.synth.misalign import burn_overlay
+
+    real = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "tem_images"
+    images = {p.stem: cv2.imread(str(p), cv2.IMREAD_GRAYSCALE).astype(np.float32) for p in sorted(real.glob("*.jpg"))}
+    assert len(images) == 5 and not any(scale_bar_mask(image).any() for image in images.values())
+    image = images["map1_70kx"]
+    low, high = np.percentile(image, [0.5, 99.5])
+    burned, overlay = burn_overlay(image, text="TEM 70kx", seed=2, levels=(low, high))
+    # the scale bar and its label (the title bar and the text on it are a frame)
+    bar = overlay & ~ndimage.binary_dilation(frame_mask(burned), iterations=15)
+    found = scale_bar_mask(burned)
+    assert found[ndimage.binary_erosion(bar, iterations=1)].mean() > 0.95
+    assert (found & ~ndimage.binary_dilation(bar, iterations=4)).sum() < 0.5 * bar.sum()  # little beside it
+    result = detect_lines(burned, flips=1)
+    assert ((result.labels == 1) & ndimage.binary_dilation(bar, iterations=6)).sum() < 50

@@ -42,15 +42,16 @@ CONTRASTS = ("auto", "bright_field", "dark_field")
 
 def without_frame(image) -> tuple[np.ndarray, np.ndarray | None]:
     """``image`` with what is not specimen filled, and its mask: a flat frame (padding, black corners of a
-    rotated field) and vacuum (a hole in the foil, seen bright in bright field).
+    rotated field, a data bar), vacuum (a hole in the foil, seen bright in bright field) and a burned-in
+    scale bar with its label.
 
     The fill is a smooth average of the field beside it, so the edge of the frame or of the hole is no
     line to the detector; the mask is ``None`` when there is none (the image is returned as it is).
     """
-    from .alignment.masks import fill_masked, frame_mask, vacuum_mask
+    from .alignment.masks import fill_masked, frame_mask, scale_bar_mask, vacuum_mask
 
     array = check_image(image, name="image")
-    frame = frame_mask(array) | vacuum_mask(array)
+    frame = frame_mask(array) | vacuum_mask(array) | scale_bar_mask(array)
     if not frame.any():
         return array, None
     return fill_masked(array.astype(np.float32), frame).astype(np.float32), frame

@@ -23,7 +23,7 @@ from scipy import ndimage
 
 from ...checks import InputError
 
-__all__ = ["overlay_mask", "frame_mask", "vacuum_mask", "bandpass", "fill_masked", "gaussian", "erode"]
+__all__ = ["overlay_mask", "frame_mask", "vacuum_mask", "scale_bar_mask", "bandpass", "fill_masked", "gaussian", "erode"]
 
 
 def erode(mask: np.ndarray, reach: int, *, outside: bool = False) -> np.ndarray:
@@ -140,6 +140,72 @@ def vacuum_mask(image, *, dilate_px: int = 6, min_share: float = 0.01, smooth_px
     # the quiet test stops short of the edge (its window reaches over it): grow over the step
     reach = dilate_px + structure_px // 2
     return cv2.dilate(vacuum.astype(np.uint8), np.ones((2 * reach + 1,) * 2, np.uint8)) > 0
+
+
+def scale_bar_mask(image, *, dilate_px: int = 3, min_area: int = 20, min_aspect: float = 4.0) -> np.ndarray:
+    """A burned-in scale bar inside the field and the label beside it (white or black, any place).
+
+    A scale bar is a solid, axis-aligned bar at an extreme grey level with a sharp edge: taken as one,
+    connected pixels above the 99th (or below the 1st) percentile whose 5x5 spread is under 2 % of the
+    range between those percentiles, at least ``min_area`` px, filling at least 70 % of their bounding box, at
+    least ``min_aspect`` times longer than thick, and differing from the pixels 2-4 px beside them by a
+    fifth of that range on average, away from the image's edge (a data bar along the edge is
+    :func:`frame_mask`'s) and at most 4 % of the image thick. Its label (e.g. "200 nm") is the pixels at
+    the bar's level within a box about it (six bar thicknesses, at least 20 px and at most 6 % of the
+    image, above and below; a tenth of its length beyond its ends). A micrograph's own features, however
+    dark or clipped, are not bars with a step around them.
+    """
+    img = np.asarray(image, dtype=np.float32)
+    if img.ndim != 2:
+        raise InputError(f"scale_bar_mask needs a 2D image, got shape {img.shape}")
+    mask = np.zeros(img.shape, bool)
+    low, high = np.percentile(img, [1, 99])
+    span = float(high - low)
+    if span <= 0:
+        return mask
+    flat = _local_std(img, 5) < 0.02 * span
+    rows, cols = img.shape
+    for near in (img >= high, img <= low):
+        pieces, n = ndimage.label(near & flat)
+        for k, box in enumerate(ndimage.find_objects(pieces), start=1):
+            if box is None:
+                continue
+            piece = pieces[box] == k
+            level = float(np.median(img[box][piece]))
+            height, width = piece.shape
+            area = int(piece.sum())
+            if area < min_area or area < 0.7 * height * width or max(height, width) < min_aspect * min(height, width):
+                continue
+            at_edge = box[0].start <= 2 or box[1].start <= 2 or box[0].stop >= rows - 2 or box[1].stop >= cols - 2
+            if at_edge or min(height, width) > 0.04 * min(rows, cols):  # a data bar or frame: frame_mask's
+                continue
+            # (the flat core stops 2 px inside the bar's edge: the ring lies 2-4 px outside the edge)
+            core = pieces == k
+            ring = ndimage.binary_dilation(core, iterations=6) & ~ndimage.binary_dilation(core, iterations=4)
+            if not ring.any() or float(np.mean(np.abs(img[ring] - level))) < 0.2 * span:
+                continue
+            # the label: across the bar up to six thicknesses (at least 20 px, at most 6 % of the image),
+            # along it a tenth of its length beyond each end
+            across = int(min(max(20, 6 * min(height, width)), 0.06 * min(rows, cols)))
+            along = max(height, width) // 10
+            reach_rows, reach_cols = (across, along) if width >= height else (along, across)
+            r0, r1 = max(0, box[0].start - reach_rows), min(rows, box[0].stop + reach_rows)
+            c0, c1 = max(0, box[1].start - reach_cols), min(cols, box[1].stop + reach_cols)
+            mask |= core
+            # the label's strokes: pieces at the bar's level with the same sharp step around them (not the
+            # specimen's own bright or dark specks beside the bar)
+            window = img[r0:r1, c0:c1]
+            strokes, m = ndimage.label(np.abs(window - level) < 0.1 * span)
+            for j, piece_box in enumerate(ndimage.find_objects(strokes), start=1):
+                stroke = strokes == j
+                if piece_box is None or stroke.sum() < 4:
+                    continue
+                around = ndimage.binary_dilation(stroke, iterations=3) & ~ndimage.binary_dilation(stroke, iterations=1)
+                if around.any() and float(np.mean(np.abs(window[around] - level))) >= 0.2 * span:
+                    mask[r0:r1, c0:c1] |= stroke
+    if dilate_px > 0 and mask.any():
+        mask = ndimage.binary_dilation(mask, np.ones((3, 3)), iterations=int(dilate_px))
+    return mask
 
 
 def overlay_mask(image, *, other=None, dilate_px: int = 4, border_px: int | None = None,
