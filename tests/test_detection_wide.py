@@ -268,7 +268,8 @@ def test_the_edge_of_a_hole_in_the_foil_is_no_line(detector):
 def test_a_data_bar_and_side_frames_do_not_move_the_resize_decision():
     """A micrograph exported with black side frames and a title bar (as video grabs and many exports are):
     the lines drawn on the frame's fill counted as line density while its area did not, which moved the
-    automatic resize factor (0.5 -> 0.35 on this image, 1.9 times the line pixels elsewhere)."""
+    automatic resize factor (0.5 -> 0.35 on this image, 1.9 times the line pixels elsewhere); and the
+    counters of the title's letters were drawn as lines."""
     from pathlib import Path
 
     import cv2
@@ -280,12 +281,14 @@ def test_a_data_bar_and_side_frames_do_not_move_the_resize_decision():
     path = real / "0501_300kx_1nm_clhaadf3_0006.jpg"
     image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE).astype(np.float32)
     low, high = np.percentile(image, [0.5, 99.5])
-    framed, _ = burn_overlay(image, text="HAADF 300kx 200 kV 2026-11-30 12:04", seed=1, levels=(low, high),
-                             scale_bar=False)
+    framed, overlay = burn_overlay(image, text="HAADF 300kx 200 kV 2026-11-30 12:04", seed=1, levels=(low, high),
+                                   scale_bar=False)
     model = load_detector()
     plain, with_frame = choose_settings(image, model), choose_settings(framed, model)
     assert with_frame.frame_share > 0.1
     assert with_frame.scale == plain.scale == 0.5
+    # the title's letters go with the bar they are written on (1062 px drawn on the overlay before)
+    assert ((detect_lines(framed, model, flips=1).labels == 1) & overlay).sum() < 400
 
 
 def test_a_burned_in_scale_bar_and_its_label_are_no_lines():

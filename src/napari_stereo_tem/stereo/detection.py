@@ -48,12 +48,26 @@ def without_frame(image) -> tuple[np.ndarray, np.ndarray | None]:
     The fill is a smooth average of the field beside it, so the edge of the frame or of the hole is no
     line to the detector; the mask is ``None`` when there is none (the image is returned as it is).
     """
+    from scipy import ndimage
+
     from .alignment.masks import fill_masked, frame_mask, scale_bar_mask, vacuum_mask
 
     array = check_image(image, name="image")
     frame = frame_mask(array) | vacuum_mask(array) | scale_bar_mask(array)
     if not frame.any():
         return array, None
+    # the text on a data bar (strokes narrower than 21 px between parts of the bar) and small pockets the mask
+    # then encloses (the counters of letters) go with it; a field framed all round is no small pocket
+    import cv2
+
+    frame |= cv2.morphologyEx(frame.astype(np.uint8), cv2.MORPH_CLOSE,
+                              cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (21, 21))) > 0
+    pockets, n = ndimage.label(ndimage.binary_fill_holes(frame) & ~frame)
+    if n:
+        sizes = np.bincount(pockets.ravel(), minlength=n + 1)
+        small = sizes < 0.001 * frame.size
+        small[0] = False
+        frame |= small[pockets]
     return fill_masked(array.astype(np.float32), frame).astype(np.float32), frame
 
 
