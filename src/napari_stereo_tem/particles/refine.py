@@ -43,7 +43,7 @@ from .detection import (DEFAULT_RADIUS_RANGE, _background, _log_peaks, _log_reac
 from .fit import blurred_sphere_profile, fit_particles, reach, render_particles, render_view
 from .geometry import view_shifts
 
-__all__ = ["blurred_sphere_profile", "fit_signal", "estimate_blur", "localisation_floor", "fit_single",
+__all__ = ["blurred_sphere_profile", "fit_signal", "common_contrast", "estimate_blur", "localisation_floor", "fit_single",
            "refine_in_views", "refine_in_views_iter"]
 
 #: Blurs tried by :func:`estimate_blur`, pixels.
@@ -67,6 +67,34 @@ def fit_signal(view, *, polarity: str = "dark", radius_max: float = 10.0) -> np.
         signal = -img if polarity == "dark" else img.copy()
     signal -= np.float32(_median(signal))
     return signal - _background(signal, radius_max)
+
+
+def common_contrast(signals, points, shift, *, tolerance: float = 0.05) -> tuple[list, np.ndarray]:
+    """The views' signals brought to one contrast per unit thickness, and the factors they were divided by.
+
+    The fit gives a particle one contrast in every view. A view recorded with an offset (a detector
+    segment's black level, a camera's bias) shows its particles with less optical density than the
+    others; each view's factor is the median, over the particles, of its signal at their projected
+    centres over the median of all views there. Views within ``tolerance`` of the others are left as
+    they are (the factors are then all 1).
+    """
+    points = np.asarray(points, float).reshape(-1, 3)
+    ones = np.ones(len(signals))
+    if len(points) < 5:
+        return list(signals), ones
+    xy = points[None, :, :2] + points[None, :, 2:3] * shift[:, None, :]
+    rows, cols = signals[0].shape
+    ix = np.clip(np.rint(xy[..., 0]).astype(int), 0, cols - 1)
+    iy = np.clip(np.rint(xy[..., 1]).astype(int), 0, rows - 1)
+    peak = np.stack([signals[k][iy[k], ix[k]] for k in range(len(signals))])
+    reference = np.median(peak, axis=0)
+    held = reference > 0
+    if held.sum() < 5:
+        return list(signals), ones
+    factors = np.median(peak[:, held] / reference[held], axis=1)
+    if not np.all(factors > 0.1) or np.max(np.abs(factors - 1.0)) <= tolerance:
+        return list(signals), ones
+    return [signal / np.float32(f) for signal, f in zip(signals, factors)], factors
 
 
 def _start_amplitudes(signals, points, radii, shift):
@@ -495,8 +523,9 @@ def refine_in_views_iter(views, reconstruction, *, polarity: str = "dark", radiu
     n_views = rec.detection_index.shape[1]
     if signals is None:
         signals = map_threads(lambda v: fit_signal(v, polarity=polarity, radius_max=r_hi), views)
-    noise = np.array([estimate_noise(s) for s in signals])
     shift = view_shifts(beta, psi)
+    signals, contrast = common_contrast(signals, rec.points, shift)
+    noise = np.array([estimate_noise(s) for s in signals])
     state = _State(rec, np.clip(np.where(np.isfinite(rec.radii), rec.radii, r_lo), r_lo, r_hi))
     counts = {"found_in_residuals": 0, "split_in_two": 0, "dropped": 0}
     total = 2 + 2 * rounds
@@ -568,6 +597,7 @@ def refine_in_views_iter(views, reconstruction, *, polarity: str = "dark", radiu
     params = dict(rec.params)
     params["refinement"] = {"fitted_in_views": int(len(state.points)), **counts, "blur_px": blur,
                             "noise_per_view": [float(v) for v in noise],
+                            "contrast_per_view": [round(float(v), 4) for v in contrast],
                             "localisation_floor_px": ({"x": float(floor[0]), "y": float(floor[1]),
                                                        "z": float(floor[2])} if len(state.points) else None)}
     return replace(rec, points=state.points[order], radii=state.radii[order], residuals=state.resid[order],
