@@ -82,7 +82,8 @@ def found_and_false_alarms(n: int, pairs: int) -> None:
     print("| images | count | reported to hold a defect (false alarms) |\n|---|---:|---:|")
     for source, flags in alarms.items():
         print(f"| {source} | {len(flags)} | {sum(flags)} |")
-    print(f"\n{1e3 * np.mean(seconds):.1f} ms per image (median size {np.median([i.size for _, i in images]):.0f} px)\n")
+    size = np.median([image.size for _, image in images])
+    print(f"\n{1e3 * np.mean(seconds):.1f} ms per image (median size {size:.0f} px)\n")
     print("| defect (one column or row) | found, that one only |\n|---|---:|")
     for kind, flags in hits.items():
         print(f"| {kind} | {np.mean(flags):.3f} ({sum(flags)} of {len(flags)}) |")
@@ -129,8 +130,8 @@ def what_a_defect_costs() -> None:
         frames = np.stack([dimmed(dimmed(f, column=101, gain=0.6), row=170, gain=0.6) for f in series.frames])
         clean = track_lines(series.frames, max_distance=10.0)
         damaged = track_lines(frames, max_distance=10.0)
-        along = sum(np.mean(np.abs(i["points"][:, 0] - 101) < 2) > 0.5 or np.mean(np.abs(i["points"][:, 1] - 170) < 2) > 0.5
-                    for i in damaged.instances)
+        along = sum(np.mean(np.abs(i["points"][:, 0] - 101) < 2) > 0.5
+                    or np.mean(np.abs(i["points"][:, 1] - 170) < 2) > 0.5 for i in damaged.instances)
         print(f"| seed {seed} | {np.abs(clean.drift - series.drift).max():.2f} | "
               f"{np.abs(damaged.drift - series.drift).max():.2f} | {along} |")
 

@@ -43,8 +43,8 @@ from .detection import (DEFAULT_RADIUS_RANGE, _background, _log_peaks, _log_reac
 from .fit import blurred_sphere_profile, fit_particles, reach, render_particles, render_view
 from .geometry import view_shifts
 
-__all__ = ["blurred_sphere_profile", "fit_signal", "common_contrast", "estimate_blur", "localisation_floor", "fit_single",
-           "refine_in_views", "refine_in_views_iter"]
+__all__ = ["blurred_sphere_profile", "fit_signal", "common_contrast", "estimate_blur", "localisation_floor",
+           "fit_single", "refine_in_views", "refine_in_views_iter"]
 
 #: Blurs tried by :func:`estimate_blur`, pixels.
 BLUR_GRID = (0.4, 0.7, 1.2, 2.1)

@@ -23,7 +23,8 @@ from scipy import ndimage
 
 from ...checks import InputError
 
-__all__ = ["overlay_mask", "frame_mask", "vacuum_mask", "scale_bar_mask", "bandpass", "fill_masked", "gaussian", "erode"]
+__all__ = ["overlay_mask", "frame_mask", "vacuum_mask", "scale_bar_mask", "bandpass", "fill_masked", "gaussian",
+           "erode"]
 
 
 def erode(mask: np.ndarray, reach: int, *, outside: bool = False) -> np.ndarray:
