@@ -1,4 +1,4 @@
-"""Defective camera columns and rows: found and filled in before anything looks for lines.
+"""Defective camera columns, rows and pixels: found and filled in before anything looks for lines.
 
 A CCD or CMOS camera can carry a dead, dim, hot or bright column (or row): a straight line
 one pixel wide at the same place in every image it takes. A detector of dislocations draws it
@@ -6,12 +6,15 @@ as a line, and since it sits at the same pixel in both views of a stereo pair it
 one depth and pulls the alignment towards no shift. Such a column differs from *both* its
 neighbours, in the same direction, along much of its length, which a dislocation (wider,
 never exactly along one pixel column for hundreds of rows) and a step edge (different from
-one neighbour only) do not.
+one neighbour only) do not. Hot (or dead) single pixels are the same at a point: fixed in the
+sensor, they are matched at no shift in both views of a pair (a few thousand made a pair's
+alignment fail), and they stand far above (below) all but one of their neighbours.
 
 Typical use::
 
     repaired, found = repair_camera_defects(image)
     found.columns, found.rows            # [(index, start, stop), ...] of what was filled in
+    found.pixels                         # (n, 2) (row, col) of hot or dead pixels filled in
 """
 
 from __future__ import annotations
@@ -34,13 +37,19 @@ SAMPLED_ROWS = 1024
 
 @dataclass
 class CameraDefects:
-    """Columns and rows found defective, each as ``(index, start, stop)`` (the stretch along it)."""
+    """Columns and rows found defective, each as ``(index, start, stop)`` (the stretch along it), and the
+    hot or dead single pixels as ``(row, col)`` (an array ``(n, 2)``)."""
 
     columns: list = field(default_factory=list)
     rows: list = field(default_factory=list)
+    pixels: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), int))
 
     def __bool__(self) -> bool:
-        return bool(self.columns or self.rows)
+        return bool(self.columns or self.rows or len(self.pixels))
+
+    def __eq__(self, other) -> bool:
+        return (isinstance(other, CameraDefects) and self.columns == other.columns and self.rows == other.rows
+                and np.array_equal(self.pixels, other.pixels))
 
     def describe(self) -> str:
         """One line for the console, e.g. ``"1 defective camera column (x 301) filled in"``."""
@@ -50,16 +59,21 @@ class CameraDefects:
                 where = ", ".join(str(index) for index in sorted({index for index, _, _ in found}))
                 count = len({index for index, _, _ in found})
                 parts.append(f"{count} defective camera {name}{'s' if count > 1 else ''} ({axis} {where})")
-        return " and ".join(parts) + " filled in from the neighbours" if parts else ""
+        if len(self.pixels):
+            parts.append(f"{len(self.pixels)} hot or dead pixel{'s' if len(self.pixels) > 1 else ''}")
+        return ", ".join(parts) + " filled in from the neighbours" if parts else ""
 
     def as_dict(self) -> dict:
         return {"columns": [list(map(int, item)) for item in self.columns],
-                "rows": [list(map(int, item)) for item in self.rows]}
+                "rows": [list(map(int, item)) for item in self.rows],
+                "pixels": int(len(self.pixels))}
 
     @classmethod
     def from_dict(cls, record: dict) -> "CameraDefects":
+        """What :meth:`as_dict` wrote (the pixels by their count only, enough for :meth:`describe`)."""
         return cls(columns=[tuple(item) for item in record.get("columns", [])],
-                   rows=[tuple(item) for item in record.get("rows", [])])
+                   rows=[tuple(item) for item in record.get("rows", [])],
+                   pixels=np.zeros((int(record.get("pixels", 0)), 2), int))
 
 
 def _robust_std(values: np.ndarray) -> float:
@@ -129,6 +143,47 @@ def _onset(three: np.ndarray, start: int, stop: int, *, window: int = 15) -> tup
     return int(start), int(stop)
 
 
+def _neighbours_at(image: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """The 8 neighbours of the pixels ``where`` (``(n, 2)`` row, col), sorted: ``(8, n)`` (edges repeated)."""
+    padded = np.pad(image, 1, mode="edge")
+    rows, cols = where[:, 0] + 1, where[:, 1] + 1
+    return np.sort(np.stack([padded[rows + dy, cols + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]),
+                   axis=0)
+
+
+def _bad_pixels(image: np.ndarray, *, limit: float = 12.0) -> np.ndarray:
+    """``(row, col)`` of single pixels (or pairs) brighter than all but one of their 8 neighbours, or darker
+    than all but one, by ``limit`` times the image's pixel noise and by a tenth of its 1-99 % range, while
+    those neighbours agree within half that margin; a blurred image's own detail is never that sharp."""
+    import cv2
+
+    image = np.asarray(image, np.float32)
+    # the noise: each pixel less the mean of its four neighbours (every other row), which white noise of
+    # standard deviation s spreads by 1.118 s
+    inner = image[1:-1:2, 1:-1]
+    rest = image[:-2:2, 1:-1] + image[2::2, 1:-1] + image[1:-1:2, :-2] + image[1:-1:2, 2:]
+    sample = inner - 0.25 * rest
+    noise = 1.4826 * float(np.median(np.abs(sample - np.median(sample)))) / 1.118
+    if noise <= 0:
+        return np.zeros((0, 2), int)   # a quantised or synthetic flat image: no noise scale to judge by
+    # and by a tenth of the image's range (JPEG smooths the noise, not the detail: its noise scale is small)
+    low, high = np.percentile(image[::2, ::2], [1, 99])
+    margin = max(limit * noise, 0.1 * float(high - low))
+    # a pixel beyond all but one neighbour by the margin is beyond the 3x3 median by as much: candidates first
+    candidates = np.argwhere(np.abs(image - cv2.medianBlur(image, 3)) > margin)
+    if len(candidates) > 0.03 * image.size:
+        return np.zeros((0, 2), int)   # many: a texture of the image (a lattice, speckle), not a few bad pixels
+    if not len(candidates):
+        return candidates
+    value = image[candidates[:, 0], candidates[:, 1]]
+    neighbours = _neighbours_at(image, candidates)
+    bad = (value > neighbours[-2] + margin) | (value < neighbours[1] - margin)
+    # on a quiet surround: the neighbours (but the brightest and the darkest) agree within half the margin, which
+    # the ring around the centre of a small dark dot (a defect cluster a pixel or two wide) does not
+    bad &= neighbours[-2] - neighbours[1] < 0.5 * margin
+    return candidates[bad]
+
+
 def find_camera_defects(image, *, min_offset: float | None = None, max_share: float = 0.01) -> CameraDefects:
     """Defective columns and rows of one camera image.
 
@@ -158,7 +213,8 @@ def find_camera_defects(image, *, min_offset: float | None = None, max_share: fl
     if not np.isfinite(min_offset) or min_offset <= 0:
         return CameraDefects()
     return CameraDefects(columns=_defective_columns(array, min_offset=min_offset, max_share=max_share),
-                         rows=_defective_columns(array.T, min_offset=min_offset, max_share=max_share))
+                         rows=_defective_columns(array.T, min_offset=min_offset, max_share=max_share),
+                         pixels=_bad_pixels(array))
 
 
 def fill_camera_defects(image, found: CameraDefects) -> np.ndarray:
@@ -169,6 +225,8 @@ def fill_camera_defects(image, found: CameraDefects) -> np.ndarray:
         out[start:stop, column] = 0.5 * (out[start:stop, column - 1] + out[start:stop, column + 1])
     for row, start, stop in found.rows:
         out[row, start:stop] = 0.5 * (out[row - 1, start:stop] + out[row + 1, start:stop])
+    if len(found.pixels):
+        out[found.pixels[:, 0], found.pixels[:, 1]] = _neighbours_at(out, found.pixels)[3:5].mean(axis=0)
     return out
 
 
