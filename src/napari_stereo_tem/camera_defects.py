@@ -185,7 +185,7 @@ def _bad_pixels(image: np.ndarray, *, limit: float = 12.0) -> np.ndarray:
 
 
 def find_camera_defects(image, *, min_offset: float | None = None, max_share: float = 0.01) -> CameraDefects:
-    """Defective columns and rows of one camera image.
+    """Defective columns, rows and single pixels of one camera image.
 
     Parameters
     ----------
@@ -195,7 +195,8 @@ def find_camera_defects(image, *, min_offset: float | None = None, max_share: fl
         a defect. Default: half the pixel noise, and at least 1 % of the image's 0.5-99.5 % range.
     max_share : float
         More defective columns (rows) than this share of them (and more than 3) are taken as a pattern of the
-        image (scan noise, a striped specimen) and none is reported.
+        image (scan noise, a striped specimen) and none is reported. (Single pixels: more than 3 % of them
+        are a texture of the image, and none is reported.)
 
     Returns
     -------
