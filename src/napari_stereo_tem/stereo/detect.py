@@ -59,11 +59,12 @@ def iter_detect_lines(image, model=None, *, contrast: str = "auto", scale="auto"
                       device="cpu", flips: int = DETECT_FLIPS) -> ProgressGenerator[LineDetection]:
     """Generator form of :func:`detect_lines` (progress per tile, then per step)."""
     from .detection import (
-        choose_settings,
-        iter_predict_probability,
+        _choose_settings,
+        _iter_predict_filled,
         label_settings,
         probability_to_labels,
         skeleton_polylines,
+        without_frame,
     )
 
     if model is None:
@@ -73,10 +74,10 @@ def iter_detect_lines(image, model=None, *, contrast: str = "auto", scale="auto"
     array = check_image(image, name="image")
     t0 = time.perf_counter()
     array, defects = repair_camera_defects(array)  # a dead camera column is no dislocation
-    settings = choose_settings(array, model, contrast=contrast, scale=scale)
+    filled, frame = without_frame(array)  # once for the settings and the detection (frame, vacuum, scale bar)
+    settings = _choose_settings(filled, frame, model, contrast=contrast, scale=scale)
     yield Progress(0, 1, "decide contrast and scale")
-    probability = yield from iter_predict_probability(array, model, contrast=settings.contrast,
-                                                      scale=settings.scale, all_classes=True, flips=flips)
+    probability = yield from _iter_predict_filled(filled, frame, model, settings, all_classes=True, flips=flips)
     post = label_settings(model)
     if threshold is not None:
         post["threshold"] = float(threshold)

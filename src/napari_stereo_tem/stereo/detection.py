@@ -429,8 +429,6 @@ def iter_predict_probability(
     flips: int = 1,
 ) -> ProgressGenerator[np.ndarray]:
     """Generator form of :func:`predict_probability`: yields a :class:`Progress` per tile."""
-    import cv2
-
     if model is None:
         from ..models.store import load_detector
 
@@ -441,6 +439,16 @@ def iter_predict_probability(
         raise InputError(f"flips must be 1 (none), 2 (left-right) or 4 (and up-down), got {flips!r}")
     image, frame = without_frame(image)  # once: the settings and the detection see the same filled image
     settings = _choose_settings(image, frame, model, contrast=contrast, scale=scale)
+    return (yield from _iter_predict_filled(image, frame, model, settings, tile=tile, overlap=overlap,
+                                            all_classes=all_classes, flips=flips))
+
+
+def _iter_predict_filled(image, frame, model, settings: DetectionSettings, *, tile: int = 512, overlap: int = 64,
+                         all_classes: bool = False, flips: int = 1) -> ProgressGenerator[np.ndarray]:
+    """:func:`iter_predict_probability` of an image already filled (:func:`without_frame`) with its settings
+    decided (:func:`_choose_settings`): a caller that needs both does each once."""
+    import cv2
+
     norm = normalise_image(image, contrast=settings.contrast)
     full_rows, full_cols = norm.shape
     if settings.scale != 1.0:
