@@ -143,6 +143,17 @@ def vacuum_mask(image, *, dilate_px: int = 6, min_share: float = 0.01, smooth_px
     return cv2.dilate(vacuum.astype(np.uint8), np.ones((2 * reach + 1,) * 2, np.uint8)) > 0
 
 
+def _grown(box: tuple, reach: int, shape) -> tuple:
+    """The slices ``box`` grown by ``reach`` px on every side, within ``shape``."""
+    return tuple(slice(max(0, b.start - reach), min(size, b.stop + reach)) for b, size in zip(box, shape))
+
+
+def _step_around(image: np.ndarray, piece: np.ndarray, level: float, *, inner: int, outer: int) -> float:
+    """Mean ``|image - level|`` over the ring ``inner`` to ``outer`` px outside ``piece`` (0 when there is none)."""
+    ring = ndimage.binary_dilation(piece, iterations=outer) & ~ndimage.binary_dilation(piece, iterations=inner)
+    return float(np.mean(np.abs(image[ring] - level))) if ring.any() else 0.0
+
+
 def scale_bar_mask(image, *, dilate_px: int = 3, min_area: int = 20, min_aspect: float = 4.0) -> np.ndarray:
     """A burned-in scale bar inside the field and the label beside it (white or black, any place).
 
@@ -181,9 +192,9 @@ def scale_bar_mask(image, *, dilate_px: int = 3, min_area: int = 20, min_aspect:
             if at_edge or min(height, width) > 0.04 * min(rows, cols):  # a data bar or frame: frame_mask's
                 continue
             # (the flat core stops 2 px inside the bar's edge: the ring lies 2-4 px outside the edge)
-            core = pieces == k
-            ring = ndimage.binary_dilation(core, iterations=6) & ~ndimage.binary_dilation(core, iterations=4)
-            if not ring.any() or float(np.mean(np.abs(img[ring] - level))) < 0.2 * span:
+            around = _grown(box, 6, img.shape)
+            core = pieces[around] == k
+            if _step_around(img[around], core, level, inner=4, outer=6) < 0.2 * span:
                 continue
             # the label: across the bar up to six thicknesses (at least 20 px, at most 6 % of the image),
             # along it a tenth of its length beyond each end
@@ -192,18 +203,18 @@ def scale_bar_mask(image, *, dilate_px: int = 3, min_area: int = 20, min_aspect:
             reach_rows, reach_cols = (across, along) if width >= height else (along, across)
             r0, r1 = max(0, box[0].start - reach_rows), min(rows, box[0].stop + reach_rows)
             c0, c1 = max(0, box[1].start - reach_cols), min(cols, box[1].stop + reach_cols)
-            mask |= core
+            mask[around] |= core
             # the label's strokes: pieces at the bar's level with the same sharp step around them (not the
             # specimen's own bright or dark specks beside the bar)
             window = img[r0:r1, c0:c1]
-            strokes, m = ndimage.label(np.abs(window - level) < 0.1 * span)
+            strokes, _ = ndimage.label(np.abs(window - level) < 0.1 * span)
             for j, piece_box in enumerate(ndimage.find_objects(strokes), start=1):
-                stroke = strokes == j
-                if piece_box is None or stroke.sum() < 4:
+                if piece_box is None:
                     continue
-                around = ndimage.binary_dilation(stroke, iterations=3) & ~ndimage.binary_dilation(stroke, iterations=1)
-                if around.any() and float(np.mean(np.abs(window[around] - level))) >= 0.2 * span:
-                    mask[r0:r1, c0:c1] |= stroke
+                near = _grown(piece_box, 3, window.shape)
+                stroke = strokes[near] == j
+                if stroke.sum() >= 4 and _step_around(window[near], stroke, level, inner=1, outer=3) >= 0.2 * span:
+                    mask[r0:r1, c0:c1][near] |= stroke
     if dilate_px > 0 and mask.any():
         mask = ndimage.binary_dilation(mask, np.ones((3, 3)), iterations=int(dilate_px))
     return mask
