@@ -26,7 +26,8 @@ from scipy import ndimage
 
 from .checks import check_image
 
-__all__ = ["CameraDefects", "find_camera_defects", "fill_camera_defects", "repair_camera_defects"]
+__all__ = ["CameraDefects", "find_camera_defects", "fill_camera_defects", "repair_camera_defects",
+           "sorted_neighbours"]
 
 #: Each column (row) is judged over its whole length and over each of this many equal pieces, so a
 #: defect over a part of the sensor (a column dead from some row on) is found too.
@@ -143,12 +144,18 @@ def _onset(three: np.ndarray, start: int, stop: int, *, window: int = 15) -> tup
     return int(start), int(stop)
 
 
-def _neighbours_at(image: np.ndarray, where: np.ndarray) -> np.ndarray:
-    """The 8 neighbours of the pixels ``where`` (``(n, 2)`` row, col), sorted: ``(8, n)`` (edges repeated)."""
+def sorted_neighbours(image: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
+    """The 8 neighbours of every pixel, sorted along the first axis: ``(8, rows, cols)``; or of the pixels
+    ``where`` (``(n, 2)`` row, col) only: ``(8, n)``. The image's edge is repeated beyond it."""
     padded = np.pad(image, 1, mode="edge")
-    rows, cols = where[:, 0] + 1, where[:, 1] + 1
-    return np.sort(np.stack([padded[rows + dy, cols + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]),
-                   axis=0)
+    if where is None:
+        rows, cols = image.shape
+        shifted = [padded[1 + dy:1 + dy + rows, 1 + dx:1 + dx + cols] for dy in (-1, 0, 1) for dx in (-1, 0, 1)
+                   if dy or dx]
+    else:
+        rows, cols = where[:, 0] + 1, where[:, 1] + 1
+        shifted = [padded[rows + dy, cols + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
+    return np.sort(np.stack(shifted), axis=0)
 
 
 def _bad_pixels(image: np.ndarray, *, limit: float = 12.0) -> np.ndarray:
@@ -176,7 +183,7 @@ def _bad_pixels(image: np.ndarray, *, limit: float = 12.0) -> np.ndarray:
     if not len(candidates):
         return candidates
     value = image[candidates[:, 0], candidates[:, 1]]
-    neighbours = _neighbours_at(image, candidates)
+    neighbours = sorted_neighbours(image, candidates)
     bad = (value > neighbours[-2] + margin) | (value < neighbours[1] - margin)
     # on a quiet surround: the neighbours (but the brightest and the darkest) agree within half the margin, which
     # the ring around the centre of a small dark dot (a defect cluster a pixel or two wide) does not
@@ -227,7 +234,7 @@ def fill_camera_defects(image, found: CameraDefects) -> np.ndarray:
     for row, start, stop in found.rows:
         out[row, start:stop] = 0.5 * (out[row - 1, start:stop] + out[row + 1, start:stop])
     if len(found.pixels):
-        out[found.pixels[:, 0], found.pixels[:, 1]] = _neighbours_at(out, found.pixels)[3:5].mean(axis=0)
+        out[found.pixels[:, 0], found.pixels[:, 1]] = sorted_neighbours(out, found.pixels)[3:5].mean(axis=0)
     return out
 
 

@@ -128,11 +128,10 @@ def without_bad_pixels(pattern, *, limit: float = 10.0) -> np.ndarray:
     median absolute deviation from the neighbours' median) off; so single pixels and pairs, never a disc's
     rim (its pixels have bright neighbours inside the disc).
     """
+    from ..camera_defects import sorted_neighbours
+
     p = np.asarray(pattern, dtype=float)
-    padded = np.pad(p, 1, mode="edge")
-    rows, cols = p.shape
-    neighbours = np.sort(np.stack([padded[1 + dy:1 + dy + rows, 1 + dx:1 + dx + cols]
-                                   for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]), axis=0)
+    neighbours = sorted_neighbours(p)
     middle = 0.5 * (neighbours[3] + neighbours[4])
     off = p - middle
     noise = 1.4826 * float(np.median(np.abs(off - np.median(off))))

@@ -69,6 +69,15 @@ def fit_signal(view, *, polarity: str = "dark", radius_max: float = 10.0) -> np.
     return signal - _background(signal, radius_max)
 
 
+def _at_centres(signals, points, shift) -> np.ndarray:
+    """Each view's signal at the particles' projected centres (nearest pixel, clipped to the view): ``(views, n)``."""
+    xy = points[None, :, :2] + points[None, :, 2:3] * shift[:, None, :]
+    rows, cols = signals[0].shape
+    ix = np.clip(np.rint(xy[..., 0]).astype(int), 0, cols - 1)
+    iy = np.clip(np.rint(xy[..., 1]).astype(int), 0, rows - 1)
+    return np.stack([signals[k][iy[k], ix[k]] for k in range(len(signals))])
+
+
 def common_contrast(signals, points, shift, *, tolerance: float = 0.05) -> tuple[list, np.ndarray]:
     """The views' signals brought to one contrast per unit thickness, and the factors they were divided by.
 
@@ -82,11 +91,7 @@ def common_contrast(signals, points, shift, *, tolerance: float = 0.05) -> tuple
     ones = np.ones(len(signals))
     if len(points) < 5:
         return list(signals), ones
-    xy = points[None, :, :2] + points[None, :, 2:3] * shift[:, None, :]
-    rows, cols = signals[0].shape
-    ix = np.clip(np.rint(xy[..., 0]).astype(int), 0, cols - 1)
-    iy = np.clip(np.rint(xy[..., 1]).astype(int), 0, rows - 1)
-    peak = np.stack([signals[k][iy[k], ix[k]] for k in range(len(signals))])
+    peak = _at_centres(signals, points, shift)
     reference = np.median(peak, axis=0)
     held = reference > 0
     if held.sum() < 5:
@@ -99,11 +104,7 @@ def common_contrast(signals, points, shift, *, tolerance: float = 0.05) -> tuple
 
 def _start_amplitudes(signals, points, radii, shift):
     """Contrast per unit thickness from the signal at each projected centre (the centre is ``2 r`` thick)."""
-    xy = points[None, :, :2] + points[None, :, 2:3] * shift[:, None, :]
-    rows, cols = signals[0].shape
-    ix = np.clip(np.rint(xy[..., 0]).astype(int), 0, cols - 1)
-    iy = np.clip(np.rint(xy[..., 1]).astype(int), 0, rows - 1)
-    peak = np.median(np.stack([signals[k][iy[k], ix[k]] for k in range(len(signals))]), axis=0)
+    peak = np.median(_at_centres(signals, points, shift), axis=0)
     return np.clip(peak, 1e-6, None) / (2 * np.clip(radii, 1.0, None))
 
 
