@@ -64,8 +64,8 @@ def iter_detect_lines(image, model=None, *, contrast: str = "auto", scale="auto"
         label_settings,
         probability_to_labels,
         skeleton_polylines,
-        without_frame,
     )
+    from .specimen_field import without_frame
 
     if model is None:
         from ..models.store import load_detector

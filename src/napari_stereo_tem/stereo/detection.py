@@ -21,6 +21,7 @@ import torch
 from ..checks import InputError, check_image
 from ..nets.inference import inference_copy
 from ..progress import Progress, ProgressGenerator, cancel_between_layers, check_cancelled, drive
+from .specimen_field import ignored_share, without_frame
 
 __all__ = [
     "CONTRASTS",
@@ -38,37 +39,6 @@ __all__ = [
 ]
 
 CONTRASTS = ("auto", "bright_field", "dark_field")
-
-
-def without_frame(image) -> tuple[np.ndarray, np.ndarray | None]:
-    """``image`` with what is not specimen filled, and its mask: a flat frame (padding, black corners of a
-    rotated field, a data bar), vacuum (a hole in the foil, seen bright in bright field) and a burned-in
-    scale bar with its label.
-
-    The fill is a smooth average of the field beside it, so the edge of the frame or of the hole is no
-    line to the detector; the mask is ``None`` when there is none (the image is returned as it is).
-    """
-    from scipy import ndimage
-
-    from .alignment.masks import fill_masked, frame_mask, scale_bar_mask, vacuum_mask
-
-    array = check_image(image, name="image")
-    frame = frame_mask(array) | vacuum_mask(array) | scale_bar_mask(array)
-    if not frame.any():
-        return array, None
-    # the text on a data bar (strokes narrower than 21 px between parts of the bar) and small pockets the mask
-    # then encloses (the counters of letters) go with it; a field framed all round is no small pocket
-    import cv2
-
-    frame |= cv2.morphologyEx(frame.astype(np.uint8), cv2.MORPH_CLOSE,
-                              cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (21, 21))) > 0
-    pockets, n = ndimage.label(ndimage.binary_fill_holes(frame) & ~frame)
-    if n:
-        sizes = np.bincount(pockets.ravel(), minlength=n + 1)
-        small = sizes < 0.001 * frame.size
-        small[0] = False
-        frame |= small[pockets]
-    return fill_masked(array.astype(np.float32), frame).astype(np.float32), frame
 
 
 def _lines_are_bright(image: np.ndarray) -> bool:
@@ -235,19 +205,6 @@ class DetectionSettings:
                 "ridge_sigma_px": None if self.ridge_sigma is None else round(float(self.ridge_sigma), 2),
                 "density": {k: [round(float(v), 4) for v in vals] for k, vals in self.density.items()},
                 "frame_share": round(float(self.frame_share), 4)}
-
-
-def ignored_share(settings: dict) -> str:
-    """What the detection left out or filled in, for a report: "a flat frame or vacuum of 7.8 % of the image
-    ignored", "1 defective camera column (x 301) filled in from the neighbours" (empty when nothing was);
-    ``settings`` as :func:`~napari_stereo_tem.stereo.detect.detect_lines` records them."""
-    from ..camera_defects import CameraDefects
-
-    share = settings.get("frame_share")
-    notes = [f"a flat frame or vacuum of {100 * share:.1f} % of the image ignored"] if share else []
-    if settings.get("camera_defects"):
-        notes.append(CameraDefects.from_dict(settings["camera_defects"]).describe())
-    return ", ".join(notes)
 
 
 def _line_density(norm: np.ndarray, model, factor: float, *, preview: int,
