@@ -128,6 +128,29 @@ def test_warm_up_imports_and_freezes_what_lives_long():
     assert gc.get_freeze_count() > 0
 
 
+def test_warm_up_compiles_the_meshes_of_every_kind_of_shape_the_docks_add():
+    """napari compiles a Shapes kind's mesh functions on its first use, on the UI thread (5-8 s for the
+    crystal axes' 3D lines in a fresh install): after the warm-up, none of the kinds the docks add
+    (3D and 2D paths, 3D lines, ellipses) compiles anything."""
+    import numpy as np
+    from napari.layers import Shapes
+    from napari.layers.shapes import _accelerated_triangulate_numba as compiled
+
+    from napari_stereo_tem._napari import warmup
+
+    def signatures():
+        return {name: len(f.signatures) for name, f in vars(compiled).items() if hasattr(f, "signatures")}
+
+    warmup.warm_up()
+    before = signatures()
+    path = np.array([[0.0, 1.0, 2.0], [3.0, 5.0, 4.0], [6.0, 6.0, 9.0], [7.0, 2.0, 1.0]])
+    Shapes([path], shape_type="path", ndim=3)
+    Shapes([path[:, 1:]], shape_type="path", ndim=2)
+    Shapes([path[:2], path[2:]], shape_type="line", ndim=3)
+    Shapes([np.array([[10.0, 10.0], [10.0, 30.0], [30.0, 30.0], [30.0, 10.0]])], shape_type="ellipse")
+    assert signatures() == before
+
+
 def test_call_answering_runs_in_a_thread_while_qt_timers_run(make_napari_viewer):
     """Work napari makes us do on the UI thread (a sample) runs in a thread; the window's timers keep running."""
     import threading

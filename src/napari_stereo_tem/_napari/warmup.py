@@ -50,8 +50,13 @@ def warm_up() -> None:
         from napari.layers import Shapes
 
         path = np.array([[0.0, 0.0, 0.0], [1.0, 2.0, 3.0], [2.0, 3.0, 5.0]])
-        Shapes([path], shape_type="path", ndim=3)  # the path meshes' own first use
+        # each kind of shape the docks add compiles its own meshes on first use: paths (3D lines, 2D
+        # projections), lines (the crystal axes, 3D: 5-8 s on the UI thread in a fresh install) and
+        # ellipses (the direct beam's circle)
+        Shapes([path], shape_type="path", ndim=3)
         Shapes([path[:, 1:]], shape_type="path", ndim=2)
+        Shapes([path[:2]], shape_type="line", ndim=3)
+        Shapes([np.array([[0.0, 0.0], [0.0, 4.0], [4.0, 4.0], [4.0, 0.0]])], shape_type="ellipse")
         import matplotlib.backends.backend_qtagg  # noqa: F401 - the docks' plots (loss, g(r))
         import matplotlib.figure  # noqa: F401
         gc.collect()
