@@ -26,7 +26,7 @@ With ``--series K``, K tilt series of ``--series-views`` dislocation views 8 deg
 apart are misaligned about one axis (each view its own shift and contrast) and
 aligned by :func:`napari_stereo_tem.stereo.alignment.align_series`.
 
-Run:  python benchmarks/bench_rectification.py [--n 50] [--source foil,textured,dislocations] [--overlay]
+Run:  python benchmarks/bench_rectification.py [--n 50] [--source foil,textured,dislocations] [--overlay] [--max-shift 0.25]
       [--series 3 --series-views 4]
 """
 
@@ -98,10 +98,10 @@ def _guides(raw_l, raw_r):
 
 
 def _score(source: str, seed: int, size: int, rng: np.random.Generator, overlay: bool, contrast: bool = True,
-           view_turn: float = 0.0, guides: bool = False) -> dict:
+           view_turn: float = 0.0, guides: bool = False, max_shift: float = 0.25) -> dict:
     left, right, (ideal_l, ideal_r) = _ideal(source, seed, size)
     theta = float(90.0 - rng.uniform(0.0, 180.0))  # (-90, 90]
-    t = rng.uniform(-0.25, 0.25, size=2) * size
+    t = rng.uniform(-max_shift, max_shift, size=2) * size
     raw_l, raw_r, truth = misalign_pair(left, right, theta_deg=theta, translation=t, out_shape=(size, size))
     turn = float(np.random.default_rng(seed + 7919).uniform(-view_turn, view_turn)) if view_turn else 0.0
     if turn:  # the right view also turned about its centre (a refocus between the exposures)
@@ -139,11 +139,11 @@ def _score(source: str, seed: int, size: int, rng: np.random.Generator, overlay:
 
 
 def run(source: str, n: int, size: int, overlay: bool, contrast: bool = True, per_pair: bool = False,
-        view_turn: float = 0.0, guides: bool = False) -> dict:
+        view_turn: float = 0.0, guides: bool = False, max_shift: float = 0.25) -> dict:
     rng = np.random.default_rng(2024)
     rows = []
     for i, s in enumerate(range(10_000, 10_000 + n)):
-        rows.append(_score(source, s, size, rng, overlay, contrast, view_turn, guides))
+        rows.append(_score(source, s, size, rng, overlay, contrast, view_turn, guides, max_shift))
         if per_pair:
             r = rows[-1]
             print(f"  {source} seed {s}: theta {r['theta']:.2f}: " + (f"refused ({r['failed'][:80]})" if "failed" in r
@@ -160,7 +160,8 @@ def run(source: str, n: int, size: int, overlay: bool, contrast: bool = True, pe
     share = len(within) / n
     extra = ", burned-in overlay" if overlay else ""
     views = "contrast changed per view" if contrast else "same contrast in both views, light noise"
-    print(f"== {source}: {n} pairs of {size}x{size}, theta in (-90, 90] deg, |t| components <= 25 % of the field, "
+    print(f"== {source}: {n} pairs of {size}x{size}, theta in (-90, 90] deg, |t| components <= "
+          f"{100 * max_shift:.0f} % of the field, "
           f"{views}{extra} ==")
     print(f"within {THETA_TOL_DEG} deg and {SHIFT_TOL_PX} px: {len(within)}/{n} = {100 * share:.0f} % "
           f"(target {100 * TARGET_SHARE:.0f} %: {'met' if share >= TARGET_SHARE else 'MISSED'})")
@@ -252,6 +253,8 @@ def main() -> None:
                         help="also match the detector's probability maps of the raw views (rectify_pair(guides=...))")
     parser.add_argument("--view-turn", type=float, default=0.0,
                         help="also turn each right view by up to this many degrees about its centre (a refocus)")
+    parser.add_argument("--max-shift", type=float, default=0.25,
+                        help="largest component of the shift between the views, as a share of the field")
     args = parser.parse_args()
     cv2.setNumThreads(1)
     if args.series:
@@ -259,7 +262,7 @@ def main() -> None:
     counts = {source: args.n_dislocations if source == "dislocations" and args.n_dislocations else args.n
               for source in args.source.split(",") if source}
     results = [run(source, n, args.size, args.overlay, not args.same_contrast, args.per_pair, args.view_turn,
-                   args.guides)
+                   args.guides, args.max_shift)
                for source, n in counts.items() if n > 0]
     if any(r["within"] < TARGET_SHARE * r["n"] for r in results):
         print(f"SOME TARGETS MISSED (share within {THETA_TOL_DEG} deg and {SHIFT_TOL_PX} px below "
