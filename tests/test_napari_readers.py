@@ -41,3 +41,24 @@ def test_hspy_image_has_pixel_size(make_napari_viewer, tmp_path):
     layer = viewer.open(str(tmp_path / "micrograph.hspy"), plugin="napari-stereo-tem")[0]
     assert layer.data.shape == (32, 48)
     assert tuple(layer.scale) == pytest.approx((0.25, 0.25))
+
+
+def test_a_movie_opens_as_a_lazy_stack_and_a_4d_scan_still_as_4d(make_napari_viewer, tmp_path):
+    """An in-situ movie (one axis of frames) becomes a 3D image layer, read only where napari shows it;
+    a HyperSpy file holding a 4D-STEM scan still opens as 4D."""
+    import dask.array as da
+    import hyperspy.api as hs
+
+    movie = hs.signals.Signal2D(np.random.default_rng(0).random((6, 32, 48)).astype(np.float32))
+    movie.axes_manager[0].scale, movie.axes_manager[0].units = 0.1, "s"
+    for axis in movie.axes_manager.signal_axes:
+        axis.scale, axis.units = 0.25, "nm"
+    movie.save(tmp_path / "in_situ.hspy")
+    hs.signals.Signal2D(np.zeros((3, 4, 16, 16), np.float32)).save(tmp_path / "scan.hspy")
+    viewer = make_napari_viewer()
+    layer = viewer.open(str(tmp_path / "in_situ.hspy"), plugin="napari-stereo-tem")[0]
+    assert isinstance(layer.data, da.Array) and layer.data.shape == (6, 32, 48)
+    assert tuple(layer.scale) == pytest.approx((1.0, 0.25, 0.25))
+    assert layer.metadata["kind"] == "stack" and layer.metadata["frame_interval_s"] == pytest.approx(0.1)
+    scan = viewer.open(str(tmp_path / "scan.hspy"), plugin="napari-stereo-tem")[0]
+    assert scan.ndim == 4 and scan.metadata["kind"] == "4D-STEM"

@@ -194,10 +194,44 @@ def test_stack_readers_agree(tmp_path, series):
     for k, frame in enumerate(frames8):
         iio.imwrite(folder / f"frame_{k:03d}.png", frame)
     iio.imwrite(tmp_path / "stack.gif", frames8, loop=0)
-    for source in (tmp_path / "stack.tif", folder, tmp_path / "stack.gif", frames8):
+    _save_movie(tmp_path / "stack.hspy", frames8)
+    for source in (tmp_path / "stack.tif", folder, tmp_path / "stack.gif", tmp_path / "stack.hspy", frames8):
         stack = read_stack(source)
         assert stack.shape == (3, 128, 128) and stack.dtype == np.float32
         np.testing.assert_allclose(stack, frames8, atol=1)
+
+
+def _save_movie(path, frames, *, interval_s=0.04, pixel_nm=0.5):
+    """``frames`` saved as a microscope movie (a HyperSpy signal: one axis of frames, in seconds)."""
+    import hyperspy.api as hs
+
+    movie = hs.signals.Signal2D(frames)
+    movie.metadata.General.title = "in situ"
+    movie.axes_manager[0].scale, movie.axes_manager[0].units = interval_s, "s"
+    for axis in movie.axes_manager.signal_axes:
+        axis.scale, axis.units = pixel_nm, "nm"
+    movie.save(path)
+
+
+def test_a_microscope_movie_is_read_lazily_with_its_frame_time_and_pixel_size(tmp_path, series):
+    """An in-situ movie as a microscope saves it (Gatan .dm4, Velox .emd, HyperSpy .hspy: one axis of frames)."""
+    import hyperspy.api as hs
+
+    from napari_stereo_tem.images import read_image_stack
+
+    frames = series.frames[:5].astype(np.float32)
+    _save_movie(tmp_path / "movie.hspy", frames)
+    movie = read_image_stack(tmp_path / "movie.hspy")
+    assert hasattr(movie.data, "dask") and movie.data.shape == (5, 128, 128)   # lazy: nothing read yet
+    assert movie.frame_interval_s == pytest.approx(0.04) and movie.pixel_size_nm == pytest.approx(0.5)
+    assert movie.title == "in situ"
+    np.testing.assert_array_equal(read_stack(tmp_path / "movie.hspy", frames=slice(1, None, 2)), frames[1::2])
+    hs.signals.Signal2D(np.zeros((3, 4, 16, 16))).save(tmp_path / "scan.hspy")     # a 4D-STEM scan
+    with pytest.raises(InputError, match=r"scan.hspy holds no stack of 2D frames .*3 x 4 \| 16 x 16"):
+        read_stack(tmp_path / "scan.hspy")
+    hs.signals.Signal2D(np.zeros((16, 16))).save(tmp_path / "one.hspy")
+    with pytest.raises(InputError, match="one.hspy holds no stack"):
+        read_stack(tmp_path / "one.hspy")
 
 
 def test_video_file_is_read(tmp_path, series):
@@ -263,6 +297,19 @@ def test_cli_tracks_every_other_frame_of_a_video(tmp_path, series, capsys):
     assert main(["track", str(video), "-o", str(tmp_path / "bad"), "--frames", "6:2"]) == 1
     assert "--frames: STOP (2) must be after START (6)" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def test_cli_gives_speeds_in_nm_per_second_when_the_movie_records_its_calibration(tmp_path, series, capsys):
+    from napari_stereo_tem.cli import main
+
+    _save_movie(tmp_path / "in_situ.hspy", series.frames.astype(np.float32), interval_s=0.5, pixel_nm=0.2)
+    assert main(["track", str(tmp_path / "in_situ.hspy"), "-o", str(tmp_path / "out")]) == 0
+    record = json.loads((tmp_path / "out" / "track.json").read_text())
+    assert record["calibration"] == {"pixel_size_nm": pytest.approx(0.2), "frame_interval_s": pytest.approx(0.5)}
+    printed = capsys.readouterr().out
+    per_frame = float(printed.split("median speed ")[1].split(" px/frame")[0])
+    per_second = float(printed.split(" px/frame (")[1].split(" nm/s")[0])
+    assert per_second == pytest.approx(per_frame * 0.2 / 0.5, rel=0.01)
 
 
 def test_cli_refuses_a_single_image(tmp_path, capsys):
@@ -368,12 +415,14 @@ def test_frames_are_parsed_and_only_those_read(tmp_path, series):
     tifffile.imwrite(tmp_path / "stack.tif", frames8)
     np.save(tmp_path / "stack.npy", frames8)
     iio.imwrite(tmp_path / "stack.gif", frames8, loop=0)
+    _save_movie(tmp_path / "stack.hspy", frames8)
     folder = tmp_path / "frames"
     folder.mkdir()
     for k, frame in enumerate(frames8):
         iio.imwrite(folder / f"frame_{k:03d}.png", frame)
     for selection in (slice(1, None, 3), slice(None, 4, None), slice(2, 6, 2)):
-        for source in (tmp_path / "stack.tif", tmp_path / "stack.npy", tmp_path / "stack.gif", folder, frames8):
+        for source in (tmp_path / "stack.tif", tmp_path / "stack.npy", tmp_path / "stack.gif", tmp_path / "stack.hspy",
+                       folder, frames8):
             stack = read_stack(source, frames=selection)
             assert stack.dtype == np.float32 and stack.shape[1:] == (128, 128)
             np.testing.assert_allclose(stack, frames8[selection], atol=1, err_msg=f"{source} {selection}")

@@ -16,8 +16,8 @@ import numpy as np
 
 from .checks import InputError, check_image, check_pair, check_stereo_angle
 
-__all__ = ["Image2D", "StereoPair", "read_image", "read_stereo_pair", "as_image", "quiet_reader_logs", "grey_levels",
-           "binned"]
+__all__ = ["Image2D", "ImageStack", "StereoPair", "read_image", "read_image_stack", "read_stereo_pair", "as_image",
+           "quiet_reader_logs", "grey_levels", "binned"]
 
 _PLAIN_SUFFIXES = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".npy"}
 
@@ -116,33 +116,93 @@ def quiet_reader_logs():
             logger.setLevel(level)
 
 
-def _read_with_rosettasciio(path: Path) -> Image2D:
+def _signals(path: Path, *, lazy: bool = False) -> list:
+    """Every signal HyperSpy (RosettaSciIO) reads from ``path``, its own log lines silenced."""
     try:
         import hyperspy.api as hs
     except ImportError as err:  # pragma: no cover - hyperspy is a dependency
         raise InputError(f"reading {path.suffix} files needs HyperSpy ({err})") from err
     try:
         with quiet_reader_logs():
-            signal = hs.load(str(path))
+            signal = hs.load(str(path), lazy=lazy)
     except Exception as err:  # RosettaSciIO raises many types; name the file
         raise InputError(f"could not read {path.name}: {err}") from err
-    if isinstance(signal, list):
-        images = [s for s in signal if s.axes_manager.signal_dimension == 2 and s.axes_manager.navigation_dimension == 0]
-        if not images:
-            raise InputError(f"{path.name} holds no single 2D image")
-        signal = images[0]
-    data = np.asarray(signal.data)
-    pixel_size = None
+    return signal if isinstance(signal, list) else [signal]
+
+
+def _pixel_size_nm(signal) -> float | None:
     axes = signal.axes_manager.signal_axes
-    if len(axes) == 2 and str(axes[0].units) in ("nm", "µm", "um", "Å", "A"):
-        factor = {"nm": 1.0, "µm": 1e3, "um": 1e3, "Å": 0.1, "A": 0.1}[str(axes[0].units)]
-        pixel_size = float(axes[0].scale) * factor
+    units = {"nm": 1.0, "µm": 1e3, "um": 1e3, "Å": 0.1, "A": 0.1}
+    if len(axes) == 2 and str(axes[0].units) in units:
+        return float(axes[0].scale) * units[str(axes[0].units)]
+    return None
+
+
+def _held(signals) -> str:
+    """What the signals of a file are, for a message: ``'HAADF (64 x 64), EDS (64 x 64 | 2048)'``."""
+    def one(signal) -> str:
+        navigation, frame = (" x ".join(str(n) for n in shape[::-1]) for shape in
+                             (signal.axes_manager.navigation_shape, signal.axes_manager.signal_shape))
+        return f"{signal.metadata.General.title or 'untitled'} ({navigation + ' | ' if navigation else ''}{frame})"
+
+    return ", ".join(one(signal) for signal in signals)
+
+
+def _read_with_rosettasciio(path: Path) -> Image2D:
+    signals = _signals(path)
+    images = [s for s in signals if s.axes_manager.signal_dimension == 2 and s.axes_manager.navigation_dimension == 0]
+    if not images:
+        raise InputError(f"{path.name} holds no single 2D image (it holds {_held(signals)})")
+    signal = images[0]
     tilt = None
     md = signal.metadata
     if md.has_item("Acquisition_instrument.TEM.Stage.tilt_alpha"):
         tilt = float(md.get_item("Acquisition_instrument.TEM.Stage.tilt_alpha"))
-    return Image2D(data, name=path.stem, pixel_size_nm=pixel_size, tilt_deg=tilt,
+    return Image2D(np.asarray(signal.data), name=path.stem, pixel_size_nm=_pixel_size_nm(signal), tilt_deg=tilt,
                    metadata={"source": str(path)})
+
+
+@dataclass
+class ImageStack:
+    """A stack of 2D frames from a microscope file (an in-situ movie, a tilt series).
+
+    ``data`` is ``(n_frames, rows, cols)``, lazy (dask) where the format allows, so that taking some
+    frames reads only those. ``frame_interval_s`` is the time between frames where the file says so.
+    """
+
+    data: object
+    name: str
+    pixel_size_nm: float | None = None
+    frame_interval_s: float | None = None
+    title: str = ""
+    others: tuple = ()
+
+
+def read_image_stack(path) -> ImageStack:
+    """The first stack of 2D frames (one navigation axis) in a RosettaSciIO file: .dm3/.dm4, .emd, .hspy, .ser, ...
+
+    A Velox ``.emd`` may hold several (one per detector); the first is taken and the others' titles
+    are listed in ``others``.
+
+    Raises
+    ------
+    InputError
+        Unreadable file, or no stack of 2D frames in it (the message says what it holds).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"no such file: {path}")
+    signals = _signals(path, lazy=True)
+    stacks = [s for s in signals if s.axes_manager.signal_dimension == 2 and s.axes_manager.navigation_dimension == 1]
+    if not stacks:
+        raise InputError(f"{path.name} holds no stack of 2D frames (one axis of frames; it holds {_held(signals)})")
+    signal = stacks[0]
+    axis = signal.axes_manager.navigation_axes[0]
+    seconds = {"s": 1.0, "ms": 1e-3, "µs": 1e-6, "us": 1e-6, "min": 60.0}.get(str(axis.units))
+    interval = float(axis.scale) * seconds if seconds and float(axis.scale) > 0 else None
+    return ImageStack(signal.data, name=path.stem, pixel_size_nm=_pixel_size_nm(signal), frame_interval_s=interval,
+                      title=str(signal.metadata.General.title or ""),
+                      others=tuple(str(s.metadata.General.title or "untitled") for s in stacks[1:]))
 
 
 def read_image(path) -> Image2D:

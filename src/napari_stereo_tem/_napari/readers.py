@@ -6,7 +6,8 @@ along in ``layer.metadata["fourdstem"]`` so the virtual-detector widget reuses
 it, and the layer's metadata (and a notification) say which stored axes were
 taken for the scan and which for the detector, and why (``axes_decision``). A
 file holding one 2D image (a .dm3/.dm4/.emd/.hspy micrograph, one
-diffraction frame) becomes a 2D image layer with its pixel size as scale.
+diffraction frame) becomes a 2D image layer with its pixel size as scale; one
+holding a stack of frames (an in-situ movie, a tilt series) a lazy 3D image layer.
 
 A ``tracks.csv`` of ``stereo-tem track`` becomes a Tracks layer (one track per
 dislocation, with its length and velocity as features); when the ``drift.csv``
@@ -54,6 +55,20 @@ def _fourd_layer(path: Path) -> list:
                                          "axes_decision": decision}}, "image")]
 
 
+def _stack_layer(path: Path) -> list:
+    """A stack of 2D frames (an in-situ movie, a tilt series) as one lazy 3D image layer; else a 4D dataset."""
+    from ..images import read_image_stack
+
+    try:
+        stack = read_image_stack(path)
+    except InputError:
+        return _fourd_layer(path)
+    pixel = stack.pixel_size_nm or 1.0
+    return [(stack.data, {"name": path.stem, "colormap": "gray", "scale": (1.0, pixel, pixel), "contrast_limits": None,
+                          "metadata": {"source": str(path), "kind": "stack", "pixel_size_nm": stack.pixel_size_nm,
+                                       "frame_interval_s": stack.frame_interval_s}}, "image")]
+
+
 def read_microscope_file(path) -> list:
     """Read one file into layer-data tuples (see the module docstring)."""
     path = Path(path)
@@ -65,7 +80,7 @@ def read_microscope_file(path) -> list:
         try:
             image = read_image(path)
         except InputError:
-            layers = _fourd_layer(path)  # not a 2D image: try it as a 4D dataset
+            layers = _stack_layer(path)  # not a 2D image: a movie or a series of frames, else a 4D dataset
         else:
             scale = (image.pixel_size_nm,) * 2 if image.pixel_size_nm else (1.0, 1.0)
             layers = [(image.data, {"name": image.name, "colormap": "gray", "scale": scale,

@@ -89,7 +89,7 @@ def run(args) -> int:
     from ..evaluation.table import csv_text
     from ..models.store import load_detector
     from ..progress import drive, end_progress_line, text_progress
-    from ..stereo.frame_stack import parse_frames
+    from ..stereo.frame_stack import parse_frames, stack_calibration
     from ..stereo.lines_io import write_json
     from ..stereo.tracking import TRACK_COLUMNS, iter_track_lines, track_rows, track_summary
     from .detect import CONTRASTS, parse_scale
@@ -102,8 +102,10 @@ def run(args) -> int:
     check_output_folder(args.output, overwrite=args.overwrite, produces=PRODUCES)
     selection = parse_frames(args.frames)
     if not Path(args.stack).exists():
-        raise InputError(f"STACK {args.stack} does not exist; give a TIFF or MRC stack, a video or a folder of images")
+        raise InputError(f"STACK {args.stack} does not exist; give a TIFF or MRC stack, a video, a microscope movie "
+                         "(.dm4, .emd, ...) or a folder of images")
     model = load_detector(args.detector or "default", device=args.device)
+    calibration = stack_calibration(args.stack)  # a microscope movie's pixel size and frame time, where recorded
     t0 = time.perf_counter()
     result = drive(iter_track_lines(args.stack, model, max_distance=args.max_distance, gap_frames=args.gap_frames,
                                     min_length=args.min_length, contrast=CONTRASTS[args.contrast], scale=scale,
@@ -119,7 +121,7 @@ def run(args) -> int:
     record = {"stack": str(args.stack), "n_frames": result.n_frames, "shape": list(result.shape),
               "n_instances": len(result.instances), "n_tracks": result.n_tracks,
               "n_tracks_3_frames_or_more": len(long_tracks), "settings": result.settings,
-              "detector": {"version": getattr(model, "version", None)},
+              "detector": {"version": getattr(model, "version", None)}, "calibration": calibration,
               "seconds": {**result.seconds, "total": round(time.perf_counter() - t0, 3)},
               "tracks": summary,
               "columns": {"x, y": "centroid in the first frame's coordinates, drift removed (px)",
@@ -135,6 +137,10 @@ def run(args) -> int:
     speeds = [t["speed"] for t in long_tracks]
     total_drift = float(((result.drift[-1] ** 2).sum()) ** 0.5)
     median = f"{sorted(speeds)[len(speeds) // 2]:.2f} px/frame" if speeds else "n/a"
+    if speeds and calibration["pixel_size_nm"] and calibration["frame_interval_s"]:
+        per_second = sorted(speeds)[len(speeds) // 2] * calibration["pixel_size_nm"] / calibration["frame_interval_s"]
+        median += f" ({per_second:.3g} nm/s: {calibration['pixel_size_nm']:.4g} nm/px, " \
+                  f"{calibration['frame_interval_s']:.4g} s/frame from the file)"
     print(f"{args.stack}: {result.n_frames} frames, {result.n_tracks} tracks ({len(long_tracks)} over >= 3 frames), "
           f"median speed {median}, drift {total_drift:.1f} px in all -> {args.output}")
     return 0

@@ -1,5 +1,5 @@
-"""Frames of an in-situ time series (or of a tilt series) from a TIFF or MRC stack, a video, a ``.npy``, a
-folder of images or an array.
+"""Frames of an in-situ time series (or of a tilt series) from a TIFF or MRC stack, a video, a microscope
+file (a Gatan .dm4 or Velox .emd movie, ...), a ``.npy``, a folder of images or an array.
 
 Typical use::
 
@@ -18,10 +18,11 @@ import numpy as np
 
 from ..checks import InputError, check_finite
 
-__all__ = ["read_stack", "parse_frames", "frame_numbers", "VIDEO_SUFFIXES"]
+__all__ = ["read_stack", "stack_calibration", "parse_frames", "frame_numbers", "VIDEO_SUFFIXES"]
 
 #: Suffixes read as videos (through imageio).
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv", ".wmv", ".mpg", ".mpeg", ".gif", ".webm")
+_PLAIN_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 _IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".dm3", ".dm4", ".emd", ".npy")
 #: Suffixes read as MRC stacks (tilt series as IMOD and SerialEM write them), through RosettaSciIO.
 MRC_SUFFIXES = (".mrc", ".st", ".ali", ".preali")
@@ -109,8 +110,11 @@ def read_stack(source, *, name: str = "stack", what: str = "a time series", fram
     ----------
     source : str, Path or array_like
         A multi-page TIFF, an MRC stack (``.mrc``, ``.st``, ``.ali``), a ``.npy``, a video (``.avi``, ``.mp4``,
-        ``.gif``, ...: through imageio, or OpenCV where imageio has no video backend), a folder of single images
-        (read in the order of their names), or an array ``(n_frames, rows, cols)``. Colour frames become grey.
+        ``.gif``, ...: through imageio, or OpenCV where imageio has no video backend), a movie or series in a
+        microscope format (``.dm3``/``.dm4``, Velox ``.emd``, ``.hspy``, ``.ser``, ...: the first stack of 2D
+        frames in it, through RosettaSciIO, :func:`~napari_stereo_tem.images.read_image_stack`), a folder of
+        single images (read in the order of their names), or an array ``(n_frames, rows, cols)``. Colour frames
+        become grey.
     name : str
         What the source is called in messages (an option or argument name).
     what : str
@@ -129,7 +133,8 @@ def read_stack(source, *, name: str = "stack", what: str = "a time series", fram
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.exists():
-            raise InputError(f"{name} {path} does not exist; give a TIFF or MRC stack, a video or a folder of images")
+            raise InputError(f"{name} {path} does not exist; give a TIFF or MRC stack, a video, a microscope movie "
+                             "(.dm4, .emd, ...) or a folder of images")
         label = path.name
         budget = _Budget(label, what)
         if path.is_dir():
@@ -146,7 +151,7 @@ def read_stack(source, *, name: str = "stack", what: str = "a time series", fram
     frames = _grey(frames)
     if frames.ndim == 2:
         raise InputError(f"{label} is a single image {frames.shape}; {what} needs at least two frames "
-                         "(a TIFF or MRC stack, a video or a folder of images)")
+                         "(a TIFF or MRC stack, a video, a microscope movie or a folder of images)")
     if frames.ndim != 3:
         raise InputError(f"{label} must be a stack of shape (n_frames, rows, cols), got shape {frames.shape}")
     if frames.shape[0] < 2:
@@ -156,6 +161,27 @@ def read_stack(source, *, name: str = "stack", what: str = "a time series", fram
     frames = frames.astype(np.float32)
     check_finite(frames, name=label)
     return frames
+
+
+def _microscope_format(path: Path) -> bool:
+    suffix = path.suffix.lower()
+    return path.is_file() and suffix not in (".tif", ".tiff", ".npy", *MRC_SUFFIXES, *VIDEO_SUFFIXES,
+                                             *_PLAIN_IMAGE_SUFFIXES)
+
+
+def stack_calibration(source) -> dict:
+    """``{"pixel_size_nm": ..., "frame_interval_s": ...}`` of a microscope movie where its file records them
+    (``None`` each where not, and for other sources); nothing of the frames is read."""
+    found = {"pixel_size_nm": None, "frame_interval_s": None}
+    if isinstance(source, (str, Path)) and _microscope_format(Path(source)):
+        from ..images import read_image_stack
+
+        try:
+            stack = read_image_stack(source)
+        except InputError:
+            return found
+        found.update(pixel_size_nm=stack.pixel_size_nm, frame_interval_s=stack.frame_interval_s)
+    return found
 
 
 def _read_file(path: Path, selection: slice | None, budget: _Budget) -> np.ndarray:
@@ -169,18 +195,23 @@ def _read_file(path: Path, selection: slice | None, budget: _Budget) -> np.ndarr
             from rsciio.mrc import file_reader
 
             frames = _selected(file_reader(str(path))[0]["data"], selection, budget)
-        else:
+        elif suffix in VIDEO_SUFFIXES:
             import imageio.v3 as iio
 
-            if suffix in VIDEO_SUFFIXES:
-                try:
-                    frames = _stacked(iio.imiter(path), selection, budget)
-                except InputError:
-                    raise
-                except Exception:
-                    frames = _read_with_opencv(path, selection, budget)  # no ffmpeg/pyav backend: OpenCV's own
-            else:
-                frames = _selected(iio.imread(path), selection, budget)
+            try:
+                frames = _stacked(iio.imiter(path), selection, budget)
+            except InputError:
+                raise
+            except Exception:
+                frames = _read_with_opencv(path, selection, budget)  # no ffmpeg/pyav backend: OpenCV's own
+        elif suffix in _PLAIN_IMAGE_SUFFIXES:
+            import imageio.v3 as iio
+
+            frames = _selected(iio.imread(path), selection, budget)
+        else:  # a microscope format (.dm3/.dm4, .emd, .hspy, .ser, ...): lazily, only the frames taken are read
+            from ..images import read_image_stack
+
+            frames = _selected(read_image_stack(path).data, selection, budget)
     except InputError:
         raise
     except Exception as err:
