@@ -67,9 +67,37 @@ def test_a_known_tilt_axis_skips_the_alignment(series, tmp_path, capsys):
     assert all(p["own_tilt_axis_deg"] is None for p in record["pairs"])
 
 
+def test_tilts_from_the_file_beside_the_stack_put_the_views_in_tilt_order(series, tmp_path, capsys):
+    """A stack saved in another order than its tilts' (high to low here; dose-symmetric schemes too), with the
+    IMOD/SerialEM tilt file beside it: the views are sorted by tilt, and series.json says which view is which."""
+    stack = tmp_path / "reversed.tif"
+    tifffile.imwrite(stack, tifffile.imread(series)[::-1], photometric="minisblack")
+    (tmp_path / "reversed.rawtlt").write_text("12.0\n0.0\n-12.0\n")
+    out = tmp_path / "out"
+    assert main(["reconstruct", "--series", str(stack), "--tilt-axis", "-20", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "tilts from reversed.rawtlt, the views put in tilt order (stack indices [2, 1, 0])" in printed
+    record = json.loads((out / "series.json").read_text())
+    assert record["tilts_deg"] == [-12.0, 0.0, 12.0] and record["stack_index_of_view"] == [2, 1, 0]
+    assert record["tilts_from"] == "reversed.rawtlt" and all(p["n_lines"] > 0 for p in record["pairs"])
+
+
+@pytest.mark.parametrize("content, message", [
+    ("-12\n0\n", "reversed.rawtlt holds 2 tilts but the stack has 3 views"),
+    ("-12\nzero\n12\n", "reversed.rawtlt line 2: 'zero' is not a tilt in degrees"),
+])
+def test_a_wrong_tilt_file_is_named(series, tmp_path, capsys, content, message):
+    stack = tmp_path / "reversed.tif"
+    tifffile.imwrite(stack, tifffile.imread(series), photometric="minisblack")
+    (tmp_path / "reversed.rawtlt").write_text(content)
+    assert main(["reconstruct", "--series", str(stack), "-o", str(tmp_path / "x")]) == 1
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--tilts=-8,0"], "one tilt per view of the series (3)"),
-    (["--tilts=8,0,-8"], "must increase from view to view"),
+    (["--tilts=0,0,8"], "two views have the same tilt (0 degrees)"),
     ([], "needs --angle STEP"),
     (["--angle", "8", "--shift=3,4"], "--shift and --points belong to one pair"),
     (["--angle", "8", "--no-rectify"], "--no-rectify cannot be used with --series"),

@@ -33,8 +33,10 @@ def add_parser(subparsers) -> None:
                         help="many pairs in one run instead of LEFT RIGHT: a text file of 'LEFT RIGHT [NAME]' "
                              "lines, or a folder of pair folders (left.* and right.* each); writes DIR/NAME/")
     parser.add_argument("--series", default=None, metavar="STACK",
-                        help="a tilt series instead of LEFT RIGHT, in tilt order: a TIFF or MRC stack (.mrc, .st, "
-                             ".ali), a .npy or a folder of images; one tilt axis for all adjacent pairs (or "
+                        help="a tilt series instead of LEFT RIGHT: a TIFF or MRC stack (.mrc, .st, .ali), a "
+                             "microscope file (.dm4, .emd, ...), a .npy or a folder of images; the tilts from --angle "
+                             "(the series in tilt order), --tilts or STACK.rawtlt / STACK.tlt beside it (then in any "
+                             "order: the views are sorted by tilt); one tilt axis for all adjacent pairs (or "
                              "--tilt-axis), each pair reconstructed into DIR/views_KK-LL/, DIR/series.json beside")
     angles = parser.add_mutually_exclusive_group()
     angles.add_argument("--angle", type=float, default=None,
@@ -202,22 +204,31 @@ def _load_models(args):
             load_matcher(args.matcher or "default", device=args.device))
 
 
-def _series_tilts(args, n_views: int) -> list:
-    """The tilt of each view of a series (degrees, increasing), from ``--tilts`` or ``--angle``."""
+def _series_tilts(args, n_views: int) -> tuple[list, list | None, str]:
+    """``(tilts, order, source)``: each view's tilt (degrees), from ``--tilts``, ``--angle`` or the tilt file beside
+    the stack (``.rawtlt``/``.tlt``); the views' indices in increasing tilt when the tilts are not in that order
+    (``None`` when they are); where the tilts came from."""
     from ..checks import InputError, parse_numbers
-    from ..stereo.series import series_tilts
+    from ..stereo.series import read_tilt_file, series_tilts, tilt_file_beside, tilt_order
 
-    if args.tilts is not None:
-        tilts = parse_numbers(args.tilts, name="--tilts", count=n_views,
-                              example="--tilts=" + ",".join(str(8 * k - 8) for k in range(n_views)),
-                              form=f"one tilt per view of the series ({n_views})")
-        return series_tilts(n_views, tilts_deg=tilts)
+    if args.tilts is not None or (args.angle is None and tilt_file_beside(args.series) is not None):
+        if args.tilts is not None:
+            tilts, source = parse_numbers(args.tilts, name="--tilts", count=n_views,
+                                          example="--tilts=" + ",".join(str(8 * k - 8) for k in range(n_views)),
+                                          form=f"one tilt per view of the series ({n_views})"), "--tilts"
+        else:
+            path = tilt_file_beside(args.series)
+            tilts, source = read_tilt_file(path, n_views), path.name
+        order = tilt_order(tilts)
+        if order == sorted(order):
+            return series_tilts(n_views, tilts_deg=tilts), None, source
+        return series_tilts(n_views, tilts_deg=[tilts[k] for k in order]), order, source
     if args.angle is None:
-        raise InputError("a tilt series needs --angle STEP (degrees between adjacent views) or --tilts with one "
-                         "tilt per view")
+        raise InputError("a tilt series needs --angle STEP (degrees between adjacent views), --tilts with one "
+                         "tilt per view, or a tilt file beside the stack (STACK.rawtlt or STACK.tlt)")
     if not args.angle > 0:
         raise InputError(f"--angle with --series is the tilt step between adjacent views; got {args.angle}")
-    return series_tilts(n_views, step_deg=args.angle)
+    return series_tilts(n_views, step_deg=args.angle), None, "--angle"
 
 
 def _run_series(args) -> int:
@@ -241,7 +252,12 @@ def _run_series(args) -> int:
     if args.no_rectify:
         raise InputError("--no-rectify cannot be used with --series: the series is aligned to find its tilt axis")
     frames = read_stack(args.series, name="--series", what="a tilt series")
-    tilts = _series_tilts(args, len(frames))
+    tilts, order, tilt_source = _series_tilts(args, len(frames))
+    if order is not None:  # e.g. a dose-symmetric acquisition: the views put in tilt order
+        frames = frames[order]
+        print(f"tilts from {tilt_source}, the views put in tilt order (stack indices {order})")
+    elif tilt_source != "--angle":
+        print(f"tilts from {tilt_source}: {', '.join(f'{t:g}' for t in tilts)} deg")
     out = Path(args.output)
     check_output_folder(out, overwrite=True)  # a folder (it may hold earlier results)
     for k in range(len(frames) - 1):
@@ -267,7 +283,9 @@ def _run_series(args) -> int:
             print(f"WARNING ({entry['folder']}): {warning}", file=sys.stderr)
         print(f"{entry['folder']} (tilts {tilts[k]:g} and {tilts[k + 1]:g} deg): {entry['n_lines']} lines, "
               f"{entry['n_points']} points -> {folder}")
-    record.update(series=str(args.series), shape=list(frames.shape[1:]), frame=args.frame,
+    record.update(series=str(args.series), tilts_from=tilt_source,
+                  stack_index_of_view=list(range(len(frames))) if order is None else order,
+                  shape=list(frames.shape[1:]), frame=args.frame,
                   seconds=round(time.perf_counter() - t0, 3),
                   created_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     write_json(out / "series.json", record)

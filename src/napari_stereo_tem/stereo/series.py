@@ -18,16 +18,59 @@ Typical use::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..checks import InputError
 from ..progress import Progress, ProgressGenerator, within_step
 
-__all__ = ["SeriesReconstruction", "reconstruct_series", "series_tilts", "pair_name"]
+__all__ = ["SeriesReconstruction", "reconstruct_series", "series_tilts", "pair_name", "tilt_file_beside",
+           "read_tilt_file", "tilt_order"]
+
+#: Files of one tilt per line that tomography software writes beside a stack (IMOD, SerialEM), in the order tried.
+TILT_FILE_SUFFIXES = (".rawtlt", ".tlt")
 
 
 def pair_name(k: int) -> str:
     """Name of the adjacent pair ``(k, k + 1)``: ``views_KK-LL``."""
     return f"views_{k:02d}-{k + 1:02d}"
+
+
+def tilt_file_beside(stack) -> Path | None:
+    """The tilt file written beside a stack (``tilts.rawtlt`` or ``tilts.tlt`` for ``tilts.mrc``), if there is one."""
+    stack = Path(stack)
+    for suffix in TILT_FILE_SUFFIXES:
+        candidate = stack.with_suffix(suffix)
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_tilt_file(path, n_views: int) -> list[float]:
+    """The tilts (degrees) of a ``.rawtlt``/``.tlt`` file: one number per line, in the stack's order."""
+    path = Path(path)
+    tilts = []
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            tilts.append(float(line.split()[0]))
+        except ValueError:
+            raise InputError(f"{path.name} line {number}: {line.strip()[:40]!r} is not a tilt in degrees (a tilt "
+                             "file holds one number per line)") from None
+    if len(tilts) != n_views:
+        raise InputError(f"{path.name} holds {len(tilts)} tilts but the stack has {n_views} views; give --tilts "
+                         "or --angle instead, or the matching tilt file")
+    return tilts
+
+
+def tilt_order(tilts_deg) -> list[int]:
+    """The views' indices in increasing tilt (a stack saved in the order of acquisition, e.g. dose-symmetric)."""
+    tilts = [float(t) for t in tilts_deg]
+    order = sorted(range(len(tilts)), key=tilts.__getitem__)
+    same = [tilts[order[k]] for k in range(len(order) - 1) if tilts[order[k]] == tilts[order[k + 1]]]
+    if same:
+        raise InputError(f"two views have the same tilt ({same[0]:g} degrees): a series needs one view per tilt")
+    return order
 
 
 def series_tilts(n_views: int, *, step_deg: float | None = None, tilts_deg=None) -> list[float]:
