@@ -62,3 +62,16 @@ def test_a_movie_opens_as_a_lazy_stack_and_a_4d_scan_still_as_4d(make_napari_vie
     assert layer.metadata["kind"] == "stack" and layer.metadata["frame_interval_s"] == pytest.approx(0.1)
     scan = viewer.open(str(tmp_path / "scan.hspy"), plugin="napari-stereo-tem")[0]
     assert scan.ndim == 4 and scan.metadata["kind"] == "4D-STEM"
+
+
+def test_an_mrc_tilt_series_opens_as_a_lazy_stack(make_napari_viewer, tmp_path):
+    import dask.array as da
+
+    from test_reconstruct_series import _write_mrc
+
+    data = np.random.default_rng(1).random((3, 40, 50)).astype(np.float32)
+    _write_mrc(tmp_path / "tilts.st", data)
+    viewer = make_napari_viewer()
+    layer = viewer.open(str(tmp_path / "tilts.st"), plugin="napari-stereo-tem")[0]
+    assert isinstance(layer.data, da.Array) and layer.metadata["kind"] == "stack"
+    np.testing.assert_array_equal(np.asarray(layer.data), data)

@@ -178,8 +178,30 @@ class ImageStack:
     others: tuple = ()
 
 
+#: Suffixes of MRC stacks (tilt series as IMOD and SerialEM write them), read through RosettaSciIO's MRC reader.
+MRC_SUFFIXES = (".mrc", ".st", ".ali", ".preali")
+
+
+def _mrc_stack(path: Path) -> "ImageStack":
+    from rsciio.mrc import file_reader
+
+    try:
+        with quiet_reader_logs():
+            found = file_reader(str(path), lazy=True)[0]
+    except Exception as err:  # RosettaSciIO raises many types; name the file
+        raise InputError(f"could not read {path.name} as an MRC stack: {err}") from err
+    data = found["data"]
+    if data.ndim != 3:
+        raise InputError(f"{path.name} holds an MRC volume of shape {tuple(data.shape)}, not a stack of 2D frames")
+    frame_axis = found["axes"][-1]
+    units = {"nm": 1.0, "µm": 1e3, "um": 1e3, "Å": 0.1, "A": 0.1}.get(str(frame_axis.get("units")))
+    pixel = float(frame_axis["scale"]) * units if units and frame_axis.get("scale") else None
+    return ImageStack(data, name=path.stem, pixel_size_nm=pixel)
+
+
 def read_image_stack(path) -> ImageStack:
-    """The first stack of 2D frames (one navigation axis) in a RosettaSciIO file: .dm3/.dm4, .emd, .hspy, .ser, ...
+    """The first stack of 2D frames (one navigation axis) in a microscope file: .dm3/.dm4, .emd, .hspy, .ser, an MRC
+    stack (.mrc, .st, .ali), ... (through RosettaSciIO).
 
     A Velox ``.emd`` may hold several (one per detector); the first is taken and the others' titles
     are listed in ``others``.
@@ -192,6 +214,8 @@ def read_image_stack(path) -> ImageStack:
     path = Path(path)
     if not path.exists():
         raise InputError(f"no such file: {path}")
+    if path.suffix.lower() in MRC_SUFFIXES:
+        return _mrc_stack(path)
     signals = _signals(path, lazy=True)
     stacks = [s for s in signals if s.axes_manager.signal_dimension == 2 and s.axes_manager.navigation_dimension == 1]
     if not stacks:

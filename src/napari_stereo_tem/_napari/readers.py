@@ -25,6 +25,7 @@ __all__ = ["get_reader", "read_microscope_file", "get_tracks_reader", "read_trac
 
 _FOURD_ONLY = (".mib", ".blo", ".zspy", ".zarr", ".tvips", ".nxs", ".app5")
 _EITHER = (".hspy", ".emd", ".h5", ".hdf5", ".dm3", ".dm4")
+_STACK_ONLY = (".mrc", ".st", ".ali")  # tilt series as IMOD and SerialEM write them
 
 
 def get_reader(path):
@@ -32,7 +33,7 @@ def get_reader(path):
     if isinstance(path, list):
         return None
     suffix = Path(path).suffix.lower()
-    if suffix in _FOURD_ONLY or suffix in _EITHER:
+    if suffix in _FOURD_ONLY or suffix in _EITHER or suffix in _STACK_ONLY:
         return read_microscope_file
     return None
 
@@ -55,13 +56,15 @@ def _fourd_layer(path: Path) -> list:
                                          "axes_decision": decision}}, "image")]
 
 
-def _stack_layer(path: Path) -> list:
+def _stack_layer(path: Path, *, fall_back: bool = True) -> list:
     """A stack of 2D frames (an in-situ movie, a tilt series) as one lazy 3D image layer; else a 4D dataset."""
     from ..images import read_image_stack
 
     try:
         stack = read_image_stack(path)
     except InputError:
+        if not fall_back:
+            raise
         return _fourd_layer(path)
     pixel = stack.pixel_size_nm or 1.0
     return [(stack.data, {"name": path.stem, "colormap": "gray", "scale": (1.0, pixel, pixel), "contrast_limits": None,
@@ -74,6 +77,8 @@ def read_microscope_file(path) -> list:
     path = Path(path)
     if path.suffix.lower() in _FOURD_ONLY:
         layers = _fourd_layer(path)
+    elif path.suffix.lower() in _STACK_ONLY:
+        layers = _stack_layer(path, fall_back=False)
     else:
         from ..images import read_image
 

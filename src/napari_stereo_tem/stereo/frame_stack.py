@@ -24,8 +24,6 @@ __all__ = ["read_stack", "stack_calibration", "parse_frames", "frame_numbers", "
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv", ".wmv", ".mpg", ".mpeg", ".gif", ".webm")
 _PLAIN_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 _IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".dm3", ".dm4", ".emd", ".npy")
-#: Suffixes read as MRC stacks (tilt series as IMOD and SerialEM write them), through RosettaSciIO.
-MRC_SUFFIXES = (".mrc", ".st", ".ali", ".preali")
 
 
 def _grey(frames: np.ndarray) -> np.ndarray:
@@ -165,8 +163,7 @@ def read_stack(source, *, name: str = "stack", what: str = "a time series", fram
 
 def _microscope_format(path: Path) -> bool:
     suffix = path.suffix.lower()
-    return path.is_file() and suffix not in (".tif", ".tiff", ".npy", *MRC_SUFFIXES, *VIDEO_SUFFIXES,
-                                             *_PLAIN_IMAGE_SUFFIXES)
+    return path.is_file() and suffix not in (".tif", ".tiff", ".npy", *VIDEO_SUFFIXES, *_PLAIN_IMAGE_SUFFIXES)
 
 
 def stack_calibration(source) -> dict:
@@ -191,10 +188,6 @@ def _read_file(path: Path, selection: slice | None, budget: _Budget) -> np.ndarr
             frames = _read_tiff(path, selection, budget)
         elif suffix == ".npy":
             frames = _selected(np.load(path, allow_pickle=False, mmap_mode="r"), selection, budget)
-        elif suffix in MRC_SUFFIXES:
-            from rsciio.mrc import file_reader
-
-            frames = _selected(file_reader(str(path))[0]["data"], selection, budget)
         elif suffix in VIDEO_SUFFIXES:
             import imageio.v3 as iio
 
@@ -208,7 +201,7 @@ def _read_file(path: Path, selection: slice | None, budget: _Budget) -> np.ndarr
             import imageio.v3 as iio
 
             frames = _selected(iio.imread(path), selection, budget)
-        else:  # a microscope format (.dm3/.dm4, .emd, .hspy, .ser, ...): lazily, only the frames taken are read
+        else:  # a microscope format (.dm3/.dm4, .emd, .hspy, .ser, MRC, ...): lazily, only the frames taken read
             from ..images import read_image_stack
 
             frames = _selected(read_image_stack(path).data, selection, budget)
