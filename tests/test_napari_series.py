@@ -61,12 +61,34 @@ def test_the_series_dock_takes_every_tilt_and_a_known_axis(make_napari_viewer, w
     assert "tilt axis given: -20.000 deg" in widget.report.value
 
 
+def test_the_tilts_come_from_the_file_beside_the_stack_and_the_views_are_put_in_tilt_order(make_napari_viewer,
+                                                                                             tmp_path, stack,
+                                                                                             monkeypatch):
+    """A tilt series opened from a file with IMOD's .rawtlt beside it, saved from high to low tilt."""
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "tilts.tif", stack[::-1])
+    (tmp_path / "tilts.rawtlt").write_text("12\n0\n-12\n")
+    viewer = make_napari_viewer()
+    viewer.add_image(stack[::-1], name="tilts", metadata={"source": str(tmp_path / "tilts.tif")})
+    _, widget = viewer.window.add_plugin_dock_widget("napari-stereo-tem", "Tilt series")
+    assert widget.tilts.value == "12, 0, -12" and "tilts from tilts.rawtlt" in widget.report.value
+    tilts, order = widget.tilts_of(3)
+    assert tilts == [-12.0, 0.0, 12.0] and order == [2, 1, 0]
+    from napari_stereo_tem._napari import series_widget
+
+    monkeypatch.setattr(series_widget, "in_worker", lambda work, *args, **kwargs: (args, kwargs))
+    args, kwargs = widget.make_work()
+    np.testing.assert_array_equal(args[0], stack)   # the views handed over in tilt order
+    assert kwargs["tilts_deg"] == [-12.0, 0.0, 12.0]
+
+
 @pytest.mark.parametrize("data, tilts, step, message", [
     (np.zeros((16, 16), np.float32), "", 12.0, "not a stack of 2D views"),
     (np.zeros((1, 16, 16), np.float32), "", 12.0, "needs at least two"),
     (np.zeros((3, 16, 16), np.float32), "", 0.0, "give the tilt step"),
     (np.zeros((3, 16, 16), np.float32), "-12, 0", 0.0, "one tilt per view of the series (3), got 2"),
-    (np.zeros((3, 16, 16), np.float32), "0, -12, 12", 0.0, "must increase"),
+    (np.zeros((3, 16, 16), np.float32), "0, 12, 12", 0.0, "two views have the same tilt (12 degrees)"),
 ])
 def test_the_series_dock_says_what_is_missing(make_napari_viewer, data, tilts, step, message):
     viewer = make_napari_viewer()

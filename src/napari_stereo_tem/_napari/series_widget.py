@@ -101,7 +101,9 @@ class SeriesWidget(TaskWidget):
                                          "0 = give every view's tilt below")
         self.tilts = LineEdit(value="", label="tilts (deg)",
                               tooltip="one tilt per view, in the stack's order, e.g. -24, -12, 0, 12, 24 "
-                                      "(asymmetric steps allowed; overrides the step)")
+                                      "(asymmetric steps allowed, any order: the views are sorted by tilt; "
+                                      "overrides the step); filled from the .rawtlt/.tlt file beside a stack "
+                                      "opened from a file")
         self.axis_known = CheckBox(value=False, text="tilt axis known")
         self.tilt_axis = FloatSpinBox(value=0.0, min=-90.0, max=90.0, step=0.1, label="tilt axis (deg)",
                                       tooltip="from the microscope's calibration: degrees off the image's vertical; "
@@ -112,18 +114,41 @@ class SeriesWidget(TaskWidget):
                      self.device, *self.controls()])
         keep_default(self, self.stack, lambda layers: next(
             (layer for layer in layers if not is_truth_layer(layer) and stack_problem(layer) is None), None))
+        self.stack.changed.connect(self._tilts_from_file)
+        self._tilts_from_file(self.stack.value)
 
-    def tilts_of(self, n_views: int) -> list:
-        """Every view's tilt from the fields (:func:`~napari_stereo_tem.stereo.series.series_tilts`)."""
-        from ..stereo.series import series_tilts
+    def _tilts_from_file(self, layer) -> None:
+        """Fill the tilts from the tilt file beside the stack's file (IMOD, SerialEM), when the field is empty."""
+        from pathlib import Path
+
+        from ..stereo.series import read_tilt_file, tilt_file_beside
+
+        source = getattr(layer, "metadata", {}).get("source") if layer is not None else None
+        path = tilt_file_beside(source) if source and not self.tilts.value.strip() else None
+        if path is not None and Path(source).is_file():
+            try:
+                tilts = read_tilt_file(path, layer.data.shape[0])
+            except InputError as err:
+                self.report.value = str(err)
+                return
+            self.tilts.value = ", ".join(f"{t:g}" for t in tilts)
+            self.report.value = f"tilts from {path.name}"
+
+    def tilts_of(self, n_views: int) -> tuple[list, list]:
+        """Every view's tilt from the fields, increasing, and the stack's views in that order
+        (:func:`~napari_stereo_tem.stereo.series.series_tilts`, :func:`~napari_stereo_tem.stereo.series.tilt_order`)."""
+        from ..stereo.series import series_tilts, tilt_order
 
         text = self.tilts.value.strip()
         if text:
             given = parse_numbers(text, name="tilts", count=None, example="-24, -12, 0, 12, 24")
-            return series_tilts(n_views, tilts_deg=given)
+            if len(given) != n_views:
+                return series_tilts(n_views, tilts_deg=given), list(range(n_views))  # names the count
+            order = tilt_order(given)
+            return series_tilts(n_views, tilts_deg=[given[k] for k in order]), order
         if not self.step.value:
             raise InputError("give the tilt step between adjacent views, or every view's tilt")
-        return series_tilts(n_views, step_deg=self.step.value)
+        return series_tilts(n_views, step_deg=self.step.value), list(range(n_views))
 
     def make_work(self):
         layer = self.stack.value
@@ -132,12 +157,12 @@ class SeriesWidget(TaskWidget):
             show_error_in(problem, self.report)
             return None
         try:
-            tilts = self.tilts_of(layer.data.shape[0])
+            tilts, order = self.tilts_of(layer.data.shape[0])
         except InputError as err:
             show_error_in(str(err), self.report)
             return None
         self._name = layer.name
-        frames = np.asarray(layer.data, dtype=np.float32)
+        frames = np.asarray(layer.data, dtype=np.float32)[order]  # in tilt order
         return in_worker("stereo.series:reconstruct_series", frames, tilts_deg=tilts, device=self.device.value,
                          tilt_axis_deg=self.tilt_axis.value if self.axis_known.value else None,
                          strict_rectify=not self.rectify_anyway.value, n_threads=worker_threads())
