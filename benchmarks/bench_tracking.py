@@ -3,6 +3,7 @@
 Run::
 
     python benchmarks/bench_tracking.py [--seeds 4] [--frames 8] [--size 128] [--speed 2] [--drift 1.5]
+        [--noise-frame K ...]
 
 Each series (:func:`napari_stereo_tem.synth.timeseries.make_time_series`) is a
 pile-up of 4 dislocations gliding at 0.75-1.5 times ``--speed`` px/frame (one
@@ -56,6 +57,8 @@ def main(argv=None) -> int:
     parser.add_argument("--speed", type=float, default=2.0)
     parser.add_argument("--drift", type=float, default=1.5)
     parser.add_argument("--max-distance", type=float, default=10.0)
+    parser.add_argument("--noise-frame", type=int, action="append", default=[], metavar="K",
+                        help="replace frame K of every series by noise of the same mean and spread (repeatable)")
     parser.add_argument("--step", type=int, default=1,
                         help="track every n-th frame only (track --frames ::N), scored on those frames; "
                              "velocities stay px per frame of the series (the centroid baseline is left out)")
@@ -67,6 +70,9 @@ def main(argv=None) -> int:
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         series = make_time_series(seed, shape=(args.size, args.size), n_frames=args.frames, speed=args.speed,
                                   drift_px=args.drift)
+        for k in args.noise_frame:  # the beam blanked for a frame: camera noise only
+            frames = series.frames
+            frames[k] = np.random.default_rng(seed).normal(frames.mean(), frames.std(), frames[k].shape)
         result = track_lines(series.frames, model, max_distance=args.max_distance,
                              frames=slice(None, None, args.step) if args.step > 1 else None)
         ways = [("lines", result)]

@@ -312,6 +312,52 @@ def test_cli_gives_speeds_in_nm_per_second_when_the_movie_records_its_calibratio
     assert per_second == pytest.approx(per_frame * 0.2 / 0.5, rel=0.01)
 
 
+def test_blank_and_noise_frames_are_found_and_only_those():
+    """A blanked beam or a dropped frame (constant), a frame of noise: found wherever they are, in runs too;
+    the frames of a clean series and of a noisy one are all kept."""
+    from napari_stereo_tem.stereo.drift import unusable_frames
+    from napari_stereo_tem.synth.timeseries import make_time_series
+
+    frames = make_time_series(4, shape=(192, 192), n_frames=8).frames
+    noise = np.random.default_rng(0).normal(frames.mean(), frames.std(), frames[:2].shape).astype(np.float32)
+    assert unusable_frames(frames) == []
+    for bad, fill, expected in (([3], frames.mean(), "blank"), ([7], 0.0, "blank"),
+                                ([3], noise[:1], "unlike its neighbours"), ([0], noise[:1], "unlike its neighbours"),
+                                ([4, 5], noise, "unlike its neighbours")):
+        broken = frames.copy()
+        broken[bad] = fill
+        assert unusable_frames(broken) == [(k, expected) for k in bad]
+    noisy = np.random.default_rng(1).poisson(20 * frames / frames.mean()).astype(np.float32)  # 20 counts/px
+    assert unusable_frames(noisy) == []
+
+
+def test_tracking_skips_a_frame_of_noise_instead_of_losing_the_drift(tmp_path, series, capsys):
+    """Frame 3 of noise (the beam blanked for one frame): it is skipped, the drift stays within a pixel of the
+    truth (it jumped by 100 px at that frame before) and the lines are linked across it."""
+    import tifffile
+
+    from napari_stereo_tem.cli import main
+
+    frames = series.frames.astype(np.float32)
+    frames[3] = np.random.default_rng(2).normal(frames.mean(), frames.std(), frames[3].shape)
+    tifffile.imwrite(tmp_path / "series.tif", frames)
+    assert main(["track", str(tmp_path / "series.tif"), "-o", str(tmp_path / "out")]) == 0
+    assert "skipped 1 frame(s) that show nothing of the specimen (a blanked beam, a dropped or noise frame): " \
+           "3 (unlike its neighbours)" in capsys.readouterr().out
+    record = json.loads((tmp_path / "out" / "track.json").read_text())
+    assert record["settings"]["skipped_frames"] == [{"frame": 3, "why": "unlike its neighbours"}]
+    with open(tmp_path / "out" / "drift.csv") as handle:
+        drift = {int(r["frame"]): (float(r["dx"]), float(r["dy"])) for r in csv.DictReader(handle)}
+    assert sorted(drift) == [0, 1, 2, 4, 5, 6]
+    assert max(np.hypot(*np.subtract(drift[k], series.drift[k])) for k in drift) < 1.0
+    with open(tmp_path / "out" / "tracks.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    frames_of = {}
+    for row in rows:
+        frames_of.setdefault(row["track_id"], set()).add(int(row["frame"]))
+    assert any({2, 4} <= seen for seen in frames_of.values())   # a line linked across the skipped frame
+
+
 def test_cli_refuses_a_single_image(tmp_path, capsys):
     import tifffile
 

@@ -141,6 +141,11 @@ def run(args) -> int:
         per_second = sorted(speeds)[len(speeds) // 2] * calibration["pixel_size_nm"] / calibration["frame_interval_s"]
         median += f" ({per_second:.3g} nm/s: {calibration['pixel_size_nm']:.4g} nm/px, " \
                   f"{calibration['frame_interval_s']:.4g} s/frame from the file)"
+    skipped = result.settings.get("skipped_frames") or []
+    if skipped:
+        listed = ", ".join(f"{s['frame']} ({s['why']})" for s in skipped[:10]) + (", ..." if len(skipped) > 10 else "")
+        print(f"skipped {len(skipped)} frame(s) that show nothing of the specimen (a blanked beam, a dropped or "
+              f"noise frame): {listed}")
     print(f"{args.stack}: {result.n_frames} frames, {result.n_tracks} tracks ({len(long_tracks)} over >= 3 frames), "
           f"median speed {median}, drift {total_drift:.1f} px in all -> {args.output}")
     return 0

@@ -13,7 +13,7 @@ import numpy as np
 from ..checks import InputError
 from .frame_stack import read_stack
 
-__all__ = ["estimate_drift", "iter_drift_steps", "static_overlay"]
+__all__ = ["estimate_drift", "iter_drift_steps", "static_overlay", "unusable_frames"]
 
 
 def static_overlay(frames, *, max_frames: int = 8, min_piece_px: int = 30) -> np.ndarray:
@@ -198,3 +198,57 @@ def estimate_drift(frames, *, ignore=None) -> np.ndarray:
     if ignore is not None and np.shape(ignore) != frames.shape:
         raise InputError(f"ignore must have the shape of the frames {frames.shape}, got {np.shape(ignore)}")
     return np.cumsum(np.array(list(iter_drift_steps(frames, ignore))), axis=0)
+
+
+def _likeness_images(frames: np.ndarray, side: int) -> list:
+    """Every frame shrunk to at most ``side`` px a side and high-passed (``None`` for a blank frame)."""
+    import cv2
+
+    spread = np.array([np.subtract(*np.percentile(f, [99, 1])) for f in frames])
+    typical = float(np.median(spread))
+    out = []
+    for frame, width in zip(frames, spread):
+        if not width > 0.02 * typical:  # constant, or nearly: a blanked beam, a frame the camera dropped
+            out.append(None)
+            continue
+        factor = max(1.0, max(frame.shape) / side)
+        small = cv2.resize(frame.astype(np.float32), (max(8, round(frame.shape[1] / factor)),
+                                                     max(8, round(frame.shape[0] / factor))),
+                           interpolation=cv2.INTER_AREA)
+        out.append(_high_pass(small, np.ones(small.shape, bool)))
+    return out
+
+
+def _likeness(a, b) -> float:
+    """Correlation of two shrunk frames at the shift that lines them up best (0 for a blank one)."""
+    if a is None or b is None:
+        return 0.0
+    keep = np.ones(a.shape, bool)
+    dx, dy = _whole_pixel_step(a, b, keep, keep)
+    return max(0.0, _overlap_correlation(a, b, keep, keep, dx, dy))
+
+
+def unusable_frames(frames, *, side: int = 128, min_share: float = 0.3, min_typical: float = 0.05) -> list:
+    """Frames of a series that show nothing of the specimen: ``[(index, reason), ...]``.
+
+    A frame is *blank* when its grey levels span under 2 % of a typical frame's (a blanked beam, a
+    frame the camera dropped as a constant), and *unlike its neighbours* when its likeness to each of
+    them (the correlation of the shrunk, high-passed frames at the shift that lines them up best) is
+    under ``min_share`` of the series' typical likeness of consecutive frames (a frame of noise while
+    the beam was blanked, a flash). Such a frame breaks a drift accumulated from frame to frame; a series
+    whose consecutive frames are hardly alike at all (typical likeness under ``min_typical``: very noisy
+    frames) is left as it is.
+    """
+    frames = np.asarray(frames)
+    small = _likeness_images(frames, side)
+    links = np.array([_likeness(small[k - 1], small[k]) for k in range(1, len(frames))])
+    typical = float(np.median(links)) if len(links) else 0.0
+    found = []
+    for k in range(len(frames)):
+        if small[k] is None:
+            found.append((k, "blank"))
+            continue
+        own = [links[j] for j in (k - 1, k) if 0 <= j < len(links)]
+        if typical >= min_typical and own and max(own) < min_share * typical:
+            found.append((k, "unlike its neighbours"))
+    return found

@@ -44,7 +44,7 @@ import numpy as np
 from ..checks import InputError
 from ..progress import Progress, ProgressGenerator, drive, within_step
 from ..camera_defects import fill_camera_defects, find_camera_defects
-from .drift import estimate_drift, iter_drift_steps, static_overlay
+from .drift import estimate_drift, iter_drift_steps, static_overlay, unusable_frames
 from .frame_stack import VIDEO_SUFFIXES, frame_numbers, read_stack
 
 __all__ = ["read_stack", "estimate_drift", "line_instances", "frame_lines", "INSTANCE_METHODS", "link_instances",
@@ -248,6 +248,15 @@ def iter_track_lines(stack, model=None, *, max_distance: float = 10.0, gap_frame
     selection = frames
     frames = read_stack(stack, name=name, frames=selection)
     numbers = frame_numbers(selection, len(frames))
+    # a blank frame (beam blanked, frame dropped) or one of noise shows nothing to link and breaks the drift
+    skipped = unusable_frames(frames)
+    if skipped:
+        usable = np.setdiff1d(np.arange(len(frames)), [k for k, _ in skipped])
+        if len(usable) < 2:
+            raise InputError(f"{name}: {len(skipped)} of {len(frames)} frames are blank or unlike their neighbours; "
+                             "fewer than two frames show the specimen")
+        skipped = [{"frame": int(numbers[k]), "why": why} for k, why in skipped]
+        frames, numbers = frames[usable], numbers[usable]
     if model is None:
         from ..models.store import load_detector
 
@@ -301,7 +310,7 @@ def iter_track_lines(stack, model=None, *, max_distance: float = 10.0, gap_frame
     yield Progress(1, 1, "link")
     settings.update(max_distance=float(max_distance), gap_frames=int(gap_frames), min_length=float(min_length),
                     tracker="laptrack", instances=instances, static_overlay_share=round(float(overlay.mean()), 4),
-                    camera_defects=defects.as_dict(),
+                    camera_defects=defects.as_dict(), skipped_frames=skipped,
                     frames=None if selection is None else [selection.start, selection.stop, selection.step])
     return TrackingResult(drift=drift, instances=records, n_frames=n, shape=tuple(frames.shape[1:]),
                           settings=settings, seconds={k: round(v, 3) for k, v in seconds.items()},
