@@ -313,8 +313,8 @@ def test_cli_gives_speeds_in_nm_per_second_when_the_movie_records_its_calibratio
 
 
 def test_blank_and_noise_frames_are_found_and_only_those():
-    """A blanked beam or a dropped frame (constant), a frame of noise: found wherever they are, in runs too;
-    the frames of a clean series and of a noisy one are all kept."""
+    """A blanked beam or a dropped frame (constant), a frame of noise, a frame the camera repeated: found
+    wherever they are, in runs too; the frames of a clean series and of a noisy one are all kept."""
     from napari_stereo_tem.stereo.drift import unusable_frames
     from napari_stereo_tem.synth.timeseries import make_time_series
 
@@ -329,6 +329,8 @@ def test_blank_and_noise_frames_are_found_and_only_those():
         assert unusable_frames(broken) == [(k, expected) for k in bad]
     noisy = np.random.default_rng(1).poisson(20 * frames / frames.mean()).astype(np.float32)  # 20 counts/px
     assert unusable_frames(noisy) == []
+    repeated = np.concatenate([frames[:4], frames[3:]])
+    assert unusable_frames(repeated) == [(4, "a copy of the frame before")]
 
 
 def test_tracking_skips_a_frame_of_noise_instead_of_losing_the_drift(tmp_path, series, capsys):
@@ -342,8 +344,8 @@ def test_tracking_skips_a_frame_of_noise_instead_of_losing_the_drift(tmp_path, s
     frames[3] = np.random.default_rng(2).normal(frames.mean(), frames.std(), frames[3].shape)
     tifffile.imwrite(tmp_path / "series.tif", frames)
     assert main(["track", str(tmp_path / "series.tif"), "-o", str(tmp_path / "out")]) == 0
-    assert "skipped 1 frame(s) that show nothing of the specimen (a blanked beam, a dropped or noise frame): " \
-           "3 (unlike its neighbours)" in capsys.readouterr().out
+    assert "skipped 1 frame(s) that show nothing new of the specimen (a blanked beam, a dropped, noise or " \
+           "repeated frame): 3 (unlike its neighbours)" in capsys.readouterr().out
     record = json.loads((tmp_path / "out" / "track.json").read_text())
     assert record["settings"]["skipped_frames"] == [{"frame": 3, "why": "unlike its neighbours"}]
     with open(tmp_path / "out" / "drift.csv") as handle:

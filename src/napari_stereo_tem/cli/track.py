@@ -144,8 +144,8 @@ def run(args) -> int:
     skipped = result.settings.get("skipped_frames") or []
     if skipped:
         listed = ", ".join(f"{s['frame']} ({s['why']})" for s in skipped[:10]) + (", ..." if len(skipped) > 10 else "")
-        print(f"skipped {len(skipped)} frame(s) that show nothing of the specimen (a blanked beam, a dropped or "
-              f"noise frame): {listed}")
+        print(f"skipped {len(skipped)} frame(s) that show nothing new of the specimen (a blanked beam, a dropped, "
+              f"noise or repeated frame): {listed}")
     print(f"{args.stack}: {result.n_frames} frames, {result.n_tracks} tracks ({len(long_tracks)} over >= 3 frames), "
           f"median speed {median}, drift {total_drift:.1f} px in all -> {args.output}")
     return 0

@@ -232,7 +232,9 @@ def unusable_frames(frames, *, side: int = 128, min_share: float = 0.3, min_typi
     """Frames of a series that show nothing of the specimen: ``[(index, reason), ...]``.
 
     A frame is *blank* when its grey levels span under 2 % of a typical frame's (a blanked beam, a
-    frame the camera dropped as a constant), and *unlike its neighbours* when its likeness to each of
+    frame the camera dropped as a constant), *a copy of the frame before* when every pixel is the same (a
+    camera repeating a frame it had no new one for: the lines would seem to stop), and *unlike its
+    neighbours* when its likeness to each of
     them (the correlation of the shrunk, high-passed frames at the shift that lines them up best) is
     under ``min_share`` of the series' typical likeness of consecutive frames (a frame of noise while
     the beam was blanked, a flash). Such a frame breaks a drift accumulated from frame to frame; a series
@@ -240,6 +242,7 @@ def unusable_frames(frames, *, side: int = 128, min_share: float = 0.3, min_typi
     frames) is left as it is.
     """
     frames = np.asarray(frames)
+    copies = {k for k in range(1, len(frames)) if np.array_equal(frames[k], frames[k - 1])}
     small = _likeness_images(frames, side)
     links = np.array([_likeness(small[k - 1], small[k]) for k in range(1, len(frames))])
     typical = float(np.median(links)) if len(links) else 0.0
@@ -247,6 +250,9 @@ def unusable_frames(frames, *, side: int = 128, min_share: float = 0.3, min_typi
     for k in range(len(frames)):
         if small[k] is None:
             found.append((k, "blank"))
+            continue
+        if k in copies:
+            found.append((k, "a copy of the frame before"))
             continue
         own = [links[j] for j in (k - 1, k) if 0 <= j < len(links)]
         if typical >= min_typical and own and max(own) < min_share * typical:
