@@ -130,11 +130,14 @@ def _signals(path: Path, *, lazy: bool = False) -> list:
     return signal if isinstance(signal, list) else [signal]
 
 
+#: Nanometres per unit of the length units microscope files use for their pixel size.
+_NM_PER_UNIT = {"nm": 1.0, "µm": 1e3, "um": 1e3, "Å": 0.1, "A": 0.1}
+
+
 def _pixel_size_nm(signal) -> float | None:
     axes = signal.axes_manager.signal_axes
-    units = {"nm": 1.0, "µm": 1e3, "um": 1e3, "Å": 0.1, "A": 0.1}
-    if len(axes) == 2 and str(axes[0].units) in units:
-        return float(axes[0].scale) * units[str(axes[0].units)]
+    if len(axes) == 2 and str(axes[0].units) in _NM_PER_UNIT:
+        return float(axes[0].scale) * _NM_PER_UNIT[str(axes[0].units)]
     return None
 
 
@@ -182,7 +185,7 @@ class ImageStack:
 MRC_SUFFIXES = (".mrc", ".st", ".ali", ".preali")
 
 
-def _mrc_stack(path: Path) -> "ImageStack":
+def _mrc_stack(path: Path) -> ImageStack:
     from rsciio.mrc import file_reader
 
     try:
@@ -194,7 +197,7 @@ def _mrc_stack(path: Path) -> "ImageStack":
     if data.ndim != 3:
         raise InputError(f"{path.name} holds an MRC volume of shape {tuple(data.shape)}, not a stack of 2D frames")
     frame_axis = found["axes"][-1]
-    units = {"nm": 1.0, "µm": 1e3, "um": 1e3, "Å": 0.1, "A": 0.1}.get(str(frame_axis.get("units")))
+    units = _NM_PER_UNIT.get(str(frame_axis.get("units")))
     pixel = float(frame_axis["scale"]) * units if units and frame_axis.get("scale") else None
     return ImageStack(data, name=path.stem, pixel_size_nm=pixel)
 

@@ -136,9 +136,10 @@ def run(args) -> int:
         _plot(rows, tmp / "tracks.png")
     speeds = [t["speed"] for t in long_tracks]
     total_drift = float(((result.drift[-1] ** 2).sum()) ** 0.5)
-    median = f"{sorted(speeds)[len(speeds) // 2]:.2f} px/frame" if speeds else "n/a"
+    middle = sorted(speeds)[len(speeds) // 2] if speeds else None
+    median = f"{middle:.2f} px/frame" if speeds else "n/a"
     if speeds and calibration["pixel_size_nm"] and calibration["frame_interval_s"]:
-        per_second = sorted(speeds)[len(speeds) // 2] * calibration["pixel_size_nm"] / calibration["frame_interval_s"]
+        per_second = middle * calibration["pixel_size_nm"] / calibration["frame_interval_s"]
         median += f" ({per_second:.3g} nm/s: {calibration['pixel_size_nm']:.4g} nm/px, " \
                   f"{calibration['frame_interval_s']:.4g} s/frame from the file)"
     skipped = result.settings.get("skipped_frames") or []
