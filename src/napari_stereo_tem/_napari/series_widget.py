@@ -136,16 +136,12 @@ class SeriesWidget(TaskWidget):
 
     def tilts_of(self, n_views: int) -> tuple[list, list]:
         """Every view's tilt from the fields, increasing, and the stack's views in that order
-        (:func:`~napari_stereo_tem.stereo.series.series_tilts`, :func:`~napari_stereo_tem.stereo.series.tilt_order`)."""
-        from ..stereo.series import series_tilts, tilt_order
+        (:func:`~napari_stereo_tem.stereo.series.tilts_in_order`)."""
+        from ..stereo.series import series_tilts, tilts_in_order
 
         text = self.tilts.value.strip()
         if text:
-            given = parse_numbers(text, name="tilts", count=None, example="-24, -12, 0, 12, 24")
-            if len(given) != n_views:
-                return series_tilts(n_views, tilts_deg=given), list(range(n_views))  # names the count
-            order = tilt_order(given)
-            return series_tilts(n_views, tilts_deg=[given[k] for k in order]), order
+            return tilts_in_order(n_views, parse_numbers(text, name="tilts", count=None, example="-24, -12, 0, 12, 24"))
         if not self.step.value:
             raise InputError("give the tilt step between adjacent views, or every view's tilt")
         return series_tilts(n_views, step_deg=self.step.value), list(range(n_views))

@@ -209,7 +209,7 @@ def _series_tilts(args, n_views: int) -> tuple[list, list | None, str]:
     the stack (``.rawtlt``/``.tlt``); the views' indices in increasing tilt when the tilts are not in that order
     (``None`` when they are); where the tilts came from."""
     from ..checks import InputError, parse_numbers
-    from ..stereo.series import read_tilt_file, series_tilts, tilt_file_beside, tilt_order
+    from ..stereo.series import read_tilt_file, series_tilts, tilt_file_beside, tilts_in_order
 
     if args.tilts is not None or (args.angle is None and tilt_file_beside(args.series) is not None):
         if args.tilts is not None:
@@ -219,10 +219,8 @@ def _series_tilts(args, n_views: int) -> tuple[list, list | None, str]:
         else:
             path = tilt_file_beside(args.series)
             tilts, source = read_tilt_file(path, n_views), path.name
-        order = tilt_order(tilts)
-        if order == sorted(order):
-            return series_tilts(n_views, tilts_deg=tilts), None, source
-        return series_tilts(n_views, tilts_deg=[tilts[k] for k in order]), order, source
+        tilts, order = tilts_in_order(n_views, tilts)
+        return tilts, None if order == sorted(order) else order, source
     if args.angle is None:
         raise InputError("a tilt series needs --angle STEP (degrees between adjacent views), --tilts with one "
                          "tilt per view, or a tilt file beside the stack (STACK.rawtlt or STACK.tlt)")

@@ -24,7 +24,7 @@ from ..checks import InputError
 from ..progress import Progress, ProgressGenerator, within_step
 
 __all__ = ["SeriesReconstruction", "reconstruct_series", "series_tilts", "pair_name", "tilt_file_beside",
-           "read_tilt_file", "tilt_order"]
+           "read_tilt_file", "tilt_order", "tilts_in_order"]
 
 #: Files of one tilt per line that tomography software writes beside a stack (IMOD, SerialEM), in the order tried.
 TILT_FILE_SUFFIXES = (".rawtlt", ".tlt")
@@ -71,6 +71,13 @@ def tilt_order(tilts_deg) -> list[int]:
     if same:
         raise InputError(f"two views have the same tilt ({same[0]:g} degrees): a series needs one view per tilt")
     return order
+
+
+def tilts_in_order(n_views: int, tilts_deg) -> tuple[list[float], list[int]]:
+    """One tilt per view in any order -> the tilts increasing (:func:`series_tilts`) and the views' indices in
+    that order (:func:`tilt_order`)."""
+    order = tilt_order(tilts_deg)
+    return series_tilts(n_views, tilts_deg=[float(tilts_deg[k]) for k in order]), order
 
 
 def series_tilts(n_views: int, *, step_deg: float | None = None, tilts_deg=None) -> list[float]:
