@@ -85,6 +85,26 @@ def test_rgb_files_are_read_as_grey_levels(tmp_path, suffix):
     assert grey_levels(grey) is grey or np.array_equal(grey_levels(grey), grey)
 
 
+def test_one_frame_stacks_and_grey_alpha_are_one_image(tmp_path):
+    """A single frame saved as a one-frame stack, or grey with alpha, is read as that image; a real stack is refused."""
+    import imageio.v3 as iio
+    import tifffile
+
+    from napari_stereo_tem.images import read_image
+
+    grey = np.random.default_rng(1).integers(0, 200, (40, 48)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "one.tif", grey[None])
+    np.testing.assert_array_equal(read_image(tmp_path / "one.tif").data, grey)
+    tifffile.imwrite(tmp_path / "channel.tif", grey[..., None], photometric="minisblack")
+    np.testing.assert_array_equal(read_image(tmp_path / "channel.tif").data, grey)
+    alpha = np.stack([grey.astype(np.uint8), np.full((40, 48), 255, np.uint8)], axis=-1)
+    iio.imwrite(tmp_path / "grey_alpha.png", alpha)
+    np.testing.assert_array_equal(read_image(tmp_path / "grey_alpha.png").data, grey.astype(np.uint8))
+    tifffile.imwrite(tmp_path / "stack.tif", np.stack([grey, grey + 1, grey + 2]))
+    with pytest.raises(InputError, match=r"stack of 3 frames.*--series.*track"):
+        read_image(tmp_path / "stack.tif")
+
+
 def test_nan_corners_are_a_frame_nan_inside_is_refused(tmp_path):
     """Aligned stacks saved as float mark the corners outside the field NaN: read, set flat; a NaN hole is not."""
     image = np.random.default_rng(0).normal(100.0, 5.0, (64, 64)).astype(np.float32)

@@ -36,7 +36,10 @@ def grey_levels(data) -> np.ndarray:
 
     - An RGB(A) image (``(rows, cols, 3 or 4)``) becomes the mean of its colours. Micrographs
       exported as PNG or JPEG, or saved by viewers, are often RGB with equal channels: their grey
-      levels come back unchanged (the alpha channel is dropped).
+      levels come back unchanged (the alpha channel is dropped); a grey image with an alpha channel
+      (``(rows, cols, 2)``) keeps its grey channel.
+    - One image saved as a stack of one frame (``(1, rows, cols)``, as many acquisition programs
+      and ImageJ write single frames) or with one channel (``(rows, cols, 1)``) is that image.
     - Non-finite pixels (NaN, inf) that lie in regions touching the image's edge, as aligned stacks
       saved as floating point mark the corners outside the field, are set to the median of the
       field: a flat frame, which detection fills and ignores
@@ -44,7 +47,11 @@ def grey_levels(data) -> np.ndarray:
       field are left for the checks to refuse.
     """
     array = np.asarray(data)
-    if array.ndim == 3 and array.shape[-1] in (3, 4):
+    while array.ndim > 2 and array.shape[0] == 1:
+        array = array[0]
+    if array.ndim == 3 and array.shape[-1] in (1, 2):
+        array = array[..., 0]
+    elif array.ndim == 3 and array.shape[-1] in (3, 4):
         array = array[..., :3].astype(np.float32).mean(axis=-1)
     if array.ndim == 2 and np.issubdtype(array.dtype, np.floating):
         missing = ~np.isfinite(array)
@@ -262,6 +269,10 @@ def read_image(path) -> Image2D:
     else:
         image = _read_with_rosettasciio(path)
     image.data = grey_levels(image.data)  # colours and a NaN frame, whatever the format
+    if image.data.ndim == 3:
+        raise InputError(f"{path.name} holds a stack of {image.data.shape[0]} frames of {image.data.shape[1:]}, "
+                         "not one image: give one frame per view, a tilt series with `stereo-tem reconstruct "
+                         "--series`, or a movie with `stereo-tem track`")
     check_image(image.data, name=path.name)
     return image
 
