@@ -67,6 +67,25 @@ def test_detect_widget_reads_an_rgb_layer_as_grey_levels(make_napari_viewer, wai
     assert labels.data.shape == grey.shape and (labels.data == 1).sum() > 100
 
 
+def test_detect_widget_reads_a_one_frame_stack_as_its_image(make_napari_viewer, wait_finished):
+    """A single frame saved as a one-frame stack opens as a 3D layer of depth 1: offered and detected as that image."""
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-stereo-tem", "stereo_pair")
+    grey = np.asarray(viewer.layers["left (synthetic)"].data, dtype=np.float32)
+    viewer.add_image(grey[None], name="one frame")
+    viewer.add_image(np.stack([grey, grey[::-1]]), name="two frames")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-stereo-tem", "Detect dislocations")
+    widget.image.value = viewer.layers["two frames"]
+    assert widget.start() is None and "stack of 2 images" in widget.report.value
+    widget.image.value = viewer.layers["one frame"]
+    task = widget.start()
+    assert task is not None
+    wait_finished(task)
+    assert task.error is None, task.error
+    labels = viewer.layers["one frame labels"]
+    assert labels.data.shape == grey.shape and (labels.data == 1).sum() > 100
+
+
 def test_the_report_says_what_was_left_out_as_frame_or_vacuum(make_napari_viewer, wait_finished):
     """A view with a bright hole in the foil: the dock says which share of the image was not searched."""
     from napari_stereo_tem.synth import make_stereo_pair

@@ -261,6 +261,19 @@ def test_a_rerun_updates_the_depth_view_in_place(make_napari_viewer):
     assert viewer.layers["3D lines (depth)"] is third and len(third.data) == 2
 
 
+def test_one_frame_stacks_are_reconstructed_as_their_images(viewer_with_pair, qtbot):
+    """Views saved as one-frame stacks open as 3D layers of depth 1: the pair is reconstructed from their images."""
+    viewer, widget = viewer_with_pair
+    for side in ("left", "right"):
+        grey = np.asarray(viewer.layers[f"{side} (synthetic)"].data, dtype=np.float32)
+        viewer.add_image(grey[None], name=f"{side} one frame")
+    widget.reset_choices()
+    widget.left.value, widget.right.value = viewer.layers["left one frame"], viewer.layers["right one frame"]
+    task = _run(widget, qtbot)
+    assert task.error is None, task.error
+    assert len(viewer.layers["3D lines"].data) >= 1
+
+
 def test_rgb_views_are_reconstructed_as_grey_levels(viewer_with_pair, qtbot):
     """Views exported in colour open in napari as RGB layers: the pair is reconstructed from their grey levels."""
     viewer, widget = viewer_with_pair

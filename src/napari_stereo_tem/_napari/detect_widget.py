@@ -96,7 +96,7 @@ class DetectWidget(TaskWidget):
             show_error_in(problem.replace("one 2D image per view", "a single 2D image"), self.report)
             return None
         self._name = layer.name
-        self._layer_scale = tuple(layer.scale)
+        self._layer_scale = tuple(layer.scale)[-2:]  # a one-frame stack: its image's scale
         return in_worker("stereo.detect:iter_detect_lines", grey_levels(layer.data),
                          contrast=CONTRASTS[self.contrast.value], scale=self.scale.value or "auto",
                          threshold=self.threshold.value or None)

@@ -54,6 +54,9 @@ def image_problem(layer) -> str | None:
     if layer.ndim == 4 or meta.get("fourdstem") is not None or meta.get("kind") == "4D-STEM":
         return (f"'{layer.name}' is a 4D-STEM dataset; make a stereo pair from it first with "
                 "Plugins > Stereo TEM > Virtual detectors (place two discs, then 'use as stereo pair')")
+    single = layer.ndim == 3 and not getattr(layer, "rgb", False) and layer.data.shape[0] == 1
+    if single:  # one image saved as a one-frame stack: read as that image (images.grey_levels)
+        return None
     if layer.ndim == 3 and not getattr(layer, "rgb", False):
         return (f"'{layer.name}' is a stack of {layer.data.shape[0]} images; choose one 2D image per view "
                 "(right-click the layer > Split Stack), or reconstruct a whole tilt series pair by pair in "
