@@ -310,6 +310,42 @@ def test_cli_gives_speeds_in_nm_per_second_when_the_movie_records_its_calibratio
     per_frame = float(printed.split("median speed ")[1].split(" px/frame")[0])
     per_second = float(printed.split(" px/frame (")[1].split(" nm/s")[0])
     assert per_second == pytest.approx(per_frame * 0.2 / 0.5, rel=0.01)
+    with open(tmp_path / "out" / "tracks.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert tuple(rows[0])[:len(TRACK_COLUMNS)] == TRACK_COLUMNS
+    moving = [r for r in rows if r["velocity_x"] not in ("", "nan")]
+    assert moving and all(float(r["velocity_x_nm_s"]) == pytest.approx(float(r["velocity_x"]) * 0.4) and
+                          float(r["length_nm"]) == pytest.approx(float(r["length"]) * 0.2) for r in moving)
+
+
+def test_cli_takes_the_calibration_of_a_plain_movie_from_the_command_line(tmp_path, series, capsys):
+    """A TIFF movie records no pixel size or frame rate: given on the command line, tracks.csv and the
+    console carry nm and nm/s; a bad value is refused before any work."""
+    import tifffile
+
+    from napari_stereo_tem.cli import main
+
+    stack = tmp_path / "series.tif"
+    tifffile.imwrite(stack, series.frames[:4])
+    assert main(["track", str(stack), "-o", str(tmp_path / "px")]) == 0
+    with open(tmp_path / "px" / "tracks.csv") as handle:
+        assert tuple(next(csv.DictReader(handle))) == TRACK_COLUMNS   # nothing known: px and px/frame only
+    capsys.readouterr()
+    assert main(["track", str(stack), "-o", str(tmp_path / "nm"), "--pixel-size", "0.5",
+                 "--frame-interval", "0.04"]) == 0
+    assert "nm/s: 0.5 nm/px, 0.04 s/frame given)" in capsys.readouterr().out
+    with open(tmp_path / "nm" / "tracks.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert set(rows[0]) == set(TRACK_COLUMNS) | {"length_nm", "velocity_x_nm_s", "velocity_y_nm_s"}
+    moving = [r for r in rows if r["velocity_y"] not in ("", "nan")]
+    assert moving and all(float(r["velocity_y_nm_s"]) == pytest.approx(float(r["velocity_y"]) * 12.5)
+                          for r in moving)
+    record = json.loads((tmp_path / "nm" / "track.json").read_text())
+    assert record["calibration_from"] == {"pixel_size_nm": "given", "frame_interval_s": "given"}
+    assert all("speed_nm_s" in t for t in record["tracks"])
+    assert main(["track", str(stack), "-o", str(tmp_path / "bad"), "--frame-interval", "0"]) == 1
+    assert "--frame-interval must be a positive number" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
 
 
 def test_blank_and_noise_frames_are_found_and_only_those():
@@ -389,6 +425,13 @@ def test_tracks_csv_opens_as_a_tracks_layer(make_napari_viewer, tmp_path):
     # (track_id, frame, y, x) with the drift of frame 1 put back: x 11.5 + 2, y 20 - 1
     np.testing.assert_allclose(data[1], [0, 1, 19.0, 13.5])
     assert layer.features["speed"].iloc[0] == pytest.approx(1.5)
+    assert "speed_nm_s" not in layer.features
+    # calibrated: lengths in nm and speeds in nm/s as features too
+    (folder / "tracks.csv").write_text(header + ",length_nm,velocity_x_nm_s,velocity_y_nm_s\n"
+                                       "0,0,10,20,50,1.5,0,25,3,0\n0,1,11.5,20,51,1.5,0,25.5,3,0\n")
+    layer = viewer.open(str(folder / "tracks.csv"), plugin="napari-stereo-tem")[0]
+    assert layer.features["speed_nm_s"].iloc[0] == pytest.approx(3.0)
+    assert layer.features["length_nm"].iloc[1] == pytest.approx(25.5)
 
 
 def test_plot_of_a_hundred_tracks_keeps_its_axes(tmp_path):

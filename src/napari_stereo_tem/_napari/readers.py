@@ -105,7 +105,7 @@ def get_tracks_reader(path):
         return None
     with open(path, encoding="utf-8") as handle:
         header = handle.readline().strip().split(",")
-    return read_tracks if tuple(header) == TRACK_COLUMNS else None
+    return read_tracks if tuple(header[:len(TRACK_COLUMNS)]) == TRACK_COLUMNS else None  # nm columns may follow
 
 
 def read_tracks(path) -> list:
@@ -134,6 +134,10 @@ def read_tracks(path) -> list:
     data = np.column_stack([table["track_id"], frames, y, x])
     features = {"length": table["length"], "velocity_x": table["velocity_x"], "velocity_y": table["velocity_y"],
                 "speed": np.hypot(table["velocity_x"], table["velocity_y"])}
+    if "length_nm" in table:  # calibrated (stereo-tem track with a known pixel size and frame interval)
+        features["length_nm"] = table["length_nm"]
+    if "velocity_x_nm_s" in table:
+        features["speed_nm_s"] = np.hypot(table["velocity_x_nm_s"], table["velocity_y_nm_s"])
     attrs = {"name": path.parent.name or path.stem, "features": features, "tail_length": 30,
              "metadata": {"source": str(path), "coordinates": frame_of_reference,
                           "velocity": "px/frame, drift removed"}}

@@ -4,7 +4,8 @@
 ``(n_frames, rows, cols)`` or a folder of images (in the order of their names).
 The folder gets ``tracks.csv`` (``track_id,frame,x,y,length,velocity_x,velocity_y``:
 centroid in the first frame's coordinates, drift removed, spline length, px and
-px/frame), ``drift.csv`` (``frame,dx,dy``: where a specimen point of frame 0 lies in
+px/frame; where the pixel size is known, from the file or ``--pixel-size``, also
+``length_nm``, and with the frame interval also ``velocity_x_nm_s,velocity_y_nm_s``), ``drift.csv`` (``frame,dx,dy``: where a specimen point of frame 0 lies in
 frame ``k``, minus where it lies in frame 0), ``track.json`` (settings, counts,
 per-track summary, timings) and ``tracks.png`` (speed and length over time of
 the twelve tracks seen in most frames, of those seen in three frames or more). The folder is written as a whole.
@@ -40,6 +41,12 @@ def add_parser(subparsers) -> None:
                              "long video; the others are not read. Frame numbers and velocities stay those of "
                              "STACK (px per frame of STACK); --max-distance and --gap-frames count between the "
                              "frames taken")
+    parser.add_argument("--pixel-size", type=float, default=None, metavar="NM",
+                        help="nm per pixel (default: from a microscope movie's file); with it tracks.csv also "
+                             "gives lengths in nm")
+    parser.add_argument("--frame-interval", type=float, default=None, metavar="S",
+                        help="seconds between frames of STACK, 1/fps (default: from a microscope movie's file); "
+                             "with the pixel size tracks.csv also gives velocities in nm/s")
     add_detector_options(parser, flips=1, when="decided on the first frame")
     parser.add_argument("-o", "--output", required=True, help="output folder (written as a whole)")
     parser.add_argument("--overwrite", action="store_true",
@@ -47,8 +54,10 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def _plot(rows: list[dict], path, *, min_frames: int = 3, max_tracks: int = 12) -> None:
+def _plot(rows: list[dict], path, *, min_frames: int = 3, max_tracks: int = 12, physical: bool = False) -> None:
     """Speed and length over time, one curve per track seen in ``min_frames`` frames or more.
+
+    In nm/s and nm when ``physical`` (the rows carry ``velocity_x_nm_s`` and ``length_nm``), else px/frame and px.
 
     At most ``max_tracks`` curves, the tracks seen in most frames (then the longest lines): a real
     series can hold a hundred tracks, which no legend can name; every track is in ``tracks.csv``.
@@ -64,14 +73,16 @@ def _plot(rows: list[dict], path, *, min_frames: int = 3, max_tracks: int = 12) 
                                               t))[:max_tracks]
     figure = Figure(figsize=(9, 3.5), layout="constrained")
     speed_axis, length_axis = figure.subplots(1, 2)
+    vx, vy, length = (("velocity_x_nm_s", "velocity_y_nm_s", "length_nm") if physical
+                      else ("velocity_x", "velocity_y", "length"))
     for track_id in sorted(shown):
         mine = by_track[track_id]
         frames = [r["frame"] for r in mine]
-        speed = [float(np.hypot(r["velocity_x"], r["velocity_y"])) for r in mine]
+        speed = [float(np.hypot(r[vx], r[vy])) for r in mine]
         line, = speed_axis.plot(frames, speed, marker="o", ms=3, label=str(track_id))
-        length_axis.plot(frames, [r["length"] for r in mine], marker="o", ms=3, color=line.get_color())
-    speed_axis.set(xlabel="frame", ylabel="speed (px/frame, drift removed)")
-    length_axis.set(xlabel="frame", ylabel="length (px)")
+        length_axis.plot(frames, [r[length] for r in mine], marker="o", ms=3, color=line.get_color())
+    speed_axis.set(xlabel="frame", ylabel=f"speed ({'nm/s' if physical else 'px/frame'}, drift removed)")
+    length_axis.set(xlabel="frame", ylabel=f"length ({'nm' if physical else 'px'})")
     if len(shown) < len(long_lived):
         figure.suptitle(f"{len(shown)} of {len(long_lived)} tracks seen in {min_frames} frames or more "
                         "(those seen longest); all are in tracks.csv", fontsize="medium")
@@ -84,6 +95,8 @@ def run(args) -> int:
     import time
     from pathlib import Path
 
+    import numpy as np
+
     from ..atomic import atomic_write_text, check_output_folder, result_folder
     from ..checks import InputError
     from ..evaluation.table import csv_text
@@ -91,13 +104,16 @@ def run(args) -> int:
     from ..progress import drive, end_progress_line, text_progress
     from ..stereo.frame_stack import parse_frames, stack_calibration
     from ..stereo.lines_io import write_json
-    from ..stereo.tracking import TRACK_COLUMNS, iter_track_lines, track_rows, track_summary
+    from ..stereo.tracking import TRACK_COLUMNS, in_physical_units, iter_track_lines, track_rows, track_summary
     from .detect import CONTRASTS, parse_scale
 
     if args.max_distance <= 0:
         raise InputError(f"--max-distance must be a positive number of pixels, got {args.max_distance}")
     if args.gap_frames < 0:
         raise InputError(f"--gap-frames must be 0 or more, got {args.gap_frames}")
+    for option, value in (("--pixel-size", args.pixel_size), ("--frame-interval", args.frame_interval)):
+        if value is not None and not (np.isfinite(value) and value > 0):
+            raise InputError(f"{option} must be a positive number, got {value}")
     scale = parse_scale(args.scale)
     check_output_folder(args.output, overwrite=args.overwrite, produces=PRODUCES)
     selection = parse_frames(args.frames)
@@ -106,6 +122,10 @@ def run(args) -> int:
                          "(.dm4, .emd, ...) or a folder of images")
     model = load_detector(args.detector or "default", device=args.device)
     calibration = stack_calibration(args.stack)  # a microscope movie's pixel size and frame time, where recorded
+    given = {"pixel_size_nm": args.pixel_size, "frame_interval_s": args.frame_interval}
+    calibration_from = {k: ("given" if given[k] is not None else "file" if v is not None else None)
+                        for k, v in calibration.items()}
+    calibration.update({k: v for k, v in given.items() if v is not None})
     t0 = time.perf_counter()
     result = drive(iter_track_lines(args.stack, model, max_distance=args.max_distance, gap_frames=args.gap_frames,
                                     min_length=args.min_length, contrast=CONTRASTS[args.contrast], scale=scale,
@@ -113,8 +133,8 @@ def run(args) -> int:
                                     frames=selection, name="STACK"),
                    text_progress())
     end_progress_line()
-    rows = track_rows(result)
-    summary = track_summary(result)
+    rows, physical = in_physical_units(track_rows(result), **calibration)
+    summary, _ = in_physical_units(track_summary(result), **calibration)
     drift_rows = [{"frame": int(k), "dx": float(d[0]), "dy": float(d[1])}
                   for k, d in zip(result.frame_numbers, result.drift)]
     long_tracks = [t for t in summary if t["n_frames"] >= 3]
@@ -122,26 +142,32 @@ def run(args) -> int:
               "n_instances": len(result.instances), "n_tracks": result.n_tracks,
               "n_tracks_3_frames_or_more": len(long_tracks), "settings": result.settings,
               "detector": {"version": getattr(model, "version", None)}, "calibration": calibration,
+              "calibration_from": calibration_from,
               "seconds": {**result.seconds, "total": round(time.perf_counter() - t0, 3)},
               "tracks": summary,
               "columns": {"x, y": "centroid in the first frame's coordinates, drift removed (px)",
                           "length": "spline length (px)", "velocity_x, velocity_y": "px/frame, drift removed",
                           "dx, dy": "drift of frame k relative to the first frame tracked (px)",
-                          "frame": "the frame's number in STACK (from 0)"},
+                          "frame": "the frame's number in STACK (from 0)",
+                          **({"length_nm": "spline length (nm)"} if "length_nm" in physical else {}),
+                          **({"velocity_x_nm_s, velocity_y_nm_s": "nm/s, drift removed"}
+                             if "velocity_x_nm_s" in physical else {})},
               "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     with result_folder(args.output, overwrite=args.overwrite, produces=PRODUCES) as tmp:
-        atomic_write_text(tmp / "tracks.csv", csv_text(rows, cols=list(TRACK_COLUMNS)))
+        atomic_write_text(tmp / "tracks.csv", csv_text(rows, cols=list(TRACK_COLUMNS) + physical))
         atomic_write_text(tmp / "drift.csv", csv_text(drift_rows, cols=["frame", "dx", "dy"]))
         write_json(tmp / "track.json", record)
-        _plot(rows, tmp / "tracks.png")
+        _plot(rows, tmp / "tracks.png", physical="velocity_x_nm_s" in physical)
     speeds = [t["speed"] for t in long_tracks]
     total_drift = float(((result.drift[-1] ** 2).sum()) ** 0.5)
     middle = sorted(speeds)[len(speeds) // 2] if speeds else None
     median = f"{middle:.2f} px/frame" if speeds else "n/a"
     if speeds and calibration["pixel_size_nm"] and calibration["frame_interval_s"]:
         per_second = middle * calibration["pixel_size_nm"] / calibration["frame_interval_s"]
+        sources = sorted({calibration_from["pixel_size_nm"], calibration_from["frame_interval_s"]})
         median += f" ({per_second:.3g} nm/s: {calibration['pixel_size_nm']:.4g} nm/px, " \
-                  f"{calibration['frame_interval_s']:.4g} s/frame from the file)"
+                  f"{calibration['frame_interval_s']:.4g} s/frame " \
+                  + " and ".join({"file": "from the file", "given": "given"}[k] for k in sources) + ")"
     skipped = result.settings.get("skipped_frames") or []
     if skipped:
         listed = ", ".join(f"{s['frame']} ({s['why']})" for s in skipped[:10]) + (", ..." if len(skipped) > 10 else "")

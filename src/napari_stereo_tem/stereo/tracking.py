@@ -49,7 +49,8 @@ from .frame_stack import VIDEO_SUFFIXES, frame_numbers, read_stack
 
 __all__ = ["read_stack", "estimate_drift", "line_instances", "frame_lines", "INSTANCE_METHODS", "link_instances",
            "TrackingResult",
-           "iter_track_lines", "track_lines", "track_rows", "track_summary", "TRACK_COLUMNS", "VIDEO_SUFFIXES"]
+           "iter_track_lines", "track_lines", "track_rows", "track_summary", "TRACK_COLUMNS", "VIDEO_SUFFIXES",
+           "in_physical_units"]
 
 #: Columns of :func:`track_rows` (the header of ``tracks.csv``).
 TRACK_COLUMNS = ("track_id", "frame", "x", "y", "length", "velocity_x", "velocity_y")
@@ -402,6 +403,34 @@ def track_rows(result: TrackingResult) -> list[dict]:
             rows.append({"track_id": track_id, "frame": inst["frame"], "x": inst["x"], "y": inst["y"],
                          "length": inst["length"], "velocity_x": float(vx), "velocity_y": float(vy)})
     return rows
+
+
+def in_physical_units(rows: list[dict], *, pixel_size_nm: float | None = None,
+                      frame_interval_s: float | None = None) -> tuple[list[dict], list[str]]:
+    """Rows of :func:`track_rows` (or :func:`track_summary`) with their lengths in nm and velocities in nm/s.
+
+    ``length_nm`` (or ``mean_length_nm``) is added where the pixel size is known; ``velocity_x_nm_s``,
+    ``velocity_y_nm_s`` (and ``speed_nm_s`` where the rows carry a speed) where the frame interval is known
+    as well. Returns the new rows and the names of the columns added (none without a pixel size).
+    """
+    added: list[str] = []
+    if not pixel_size_nm:
+        return [dict(r) for r in rows], added
+    nm, per_s = float(pixel_size_nm), (float(pixel_size_nm) / float(frame_interval_s) if frame_interval_s else None)
+    out = []
+    for r in rows:
+        row = dict(r)
+        for key in ("length", "mean_length"):
+            if key in r:
+                row[f"{key}_nm"] = float(r[key]) * nm
+        if per_s is not None:
+            for key in ("velocity_x", "velocity_y", "speed"):
+                if key in r:
+                    row[f"{key}_nm_s"] = float(r[key]) * per_s
+        out.append(row)
+    if out:
+        added = [k for k in out[0] if k not in rows[0]]
+    return out, added
 
 
 def track_summary(result: TrackingResult) -> list[dict]:
