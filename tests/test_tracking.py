@@ -348,6 +348,63 @@ def test_cli_takes_the_calibration_of_a_plain_movie_from_the_command_line(tmp_pa
     assert not (tmp_path / "bad").exists()
 
 
+def _two_movies(monkeypatch, tmp_path, series):
+    """A Velox-like ``.emd`` holding a HAADF movie (64 px frames) and a bright-field one (the series), in that order."""
+    import hyperspy.api as hs
+
+    from napari_stereo_tem import images
+
+    movies = []
+    for title, frames in (("HAADF", np.random.default_rng(0).random((5, 64, 64)).astype(np.float32)),
+                          ("BF", series.frames[:4].astype(np.float32))):
+        movie = hs.signals.Signal2D(frames).as_lazy()
+        movie.metadata.General.title = title
+        movie.axes_manager[0].scale, movie.axes_manager[0].units = 0.25, "s"
+        movies.append(movie)
+    path = tmp_path / "in_situ.emd"
+    path.write_bytes(b"not read: the reader is replaced")
+    monkeypatch.setattr(images, "_signals", lambda p, lazy=False: movies)
+    return path
+
+
+def test_a_movie_of_a_file_holding_several_is_chosen_by_number_or_title(monkeypatch, tmp_path, series):
+    from napari_stereo_tem.images import read_image_stack
+
+    path = _two_movies(monkeypatch, tmp_path, series)
+    first = read_image_stack(path)
+    assert first.title == "HAADF" and first.others == ("BF",) and first.data.shape == (5, 64, 64)
+    for choice in (1, "1", "BF", "bf", " BF "):
+        chosen = read_image_stack(path, signal=choice)
+        assert chosen.title == "BF" and chosen.others == ("HAADF",) and chosen.data.shape == (4, 128, 128)
+    assert read_image_stack(path, signal="haa").title == "HAADF"  # a part of a title that names one
+    for wrong, message in ((2, "there is no number 2"), ("F", "several are titled 'F'"),
+                           ("EELS", "none is titled 'EELS'")):
+        with pytest.raises(InputError, match=message) as caught:
+            read_image_stack(path, signal=wrong)
+        assert "0 'HAADF', 1 'BF'" in str(caught.value)
+
+
+def test_cli_tracks_the_movie_chosen_and_names_the_others(monkeypatch, tmp_path, series, capsys):
+    import tifffile
+
+    from napari_stereo_tem.cli import main
+
+    path = _two_movies(monkeypatch, tmp_path, series)
+    assert main(["track", str(path), "-o", str(tmp_path / "bf"), "--signal", "BF"]) == 0
+    printed = capsys.readouterr().out
+    assert "holds 2 movies: tracked 'BF' (the others: 'HAADF'); --signal N|TITLE chooses another" in printed
+    record = json.loads((tmp_path / "bf" / "track.json").read_text())
+    assert record["shape"][-2:] == [128, 128] and record["n_frames"] == 4
+    assert record["signal"] == {"title": "BF", "others": ["HAADF"]}
+    assert record["calibration"]["frame_interval_s"] == pytest.approx(0.25)
+    # a title that names none is refused before any work, with the list; so is --signal for a plain stack
+    assert main(["track", str(path), "-o", str(tmp_path / "bad"), "--signal", "EELS"]) == 1
+    assert "0 'HAADF', 1 'BF'" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    tifffile.imwrite(tmp_path / "plain.tif", series.frames[:3])
+    assert main(["track", str(tmp_path / "plain.tif"), "-o", str(tmp_path / "bad"), "--signal", "1"]) == 1
+    assert "is for microscope files that hold several" in capsys.readouterr().err
+
+
 def test_blank_and_noise_frames_are_found_and_only_those():
     """A blanked beam or a dropped frame (constant), a frame of noise, a frame the camera repeated: found
     wherever they are, in runs too; the frames of a clean series and of a noisy one are all kept."""

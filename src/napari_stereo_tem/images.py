@@ -209,34 +209,63 @@ def _mrc_stack(path: Path) -> ImageStack:
     return ImageStack(data, name=path.stem, pixel_size_nm=pixel)
 
 
-def read_image_stack(path) -> ImageStack:
-    """The first stack of 2D frames (one navigation axis) in a microscope file: .dm3/.dm4, .emd, .hspy, .ser, an MRC
+def _title(signal) -> str:
+    return str(signal.metadata.General.title or "untitled")
+
+
+def _chosen_stack(path: Path, stacks: list, choice) -> int:
+    """Index in ``stacks`` of the one ``choice`` names: its number (from 0) or its title (case ignored)."""
+    listing = ", ".join(f"{k} '{_title(s)}'" for k, s in enumerate(stacks))
+    text = str(choice).strip()
+    if text.lstrip("-").isdigit():
+        index = int(text)
+        if not 0 <= index < len(stacks):
+            raise InputError(f"{path.name} holds {len(stacks)} stack(s) of frames, numbered from 0: {listing}; "
+                             f"there is no number {index}")
+        return index
+    titles = [_title(s).lower() for s in stacks]
+    exact = [k for k, t in enumerate(titles) if t == text.lower()]
+    partial = [k for k, t in enumerate(titles) if text.lower() in t]
+    if len(exact) == 1 or (not exact and len(partial) == 1):
+        return (exact or partial)[0]
+    why = "several are" if len(exact) > 1 or len(partial) > 1 else "none is"
+    raise InputError(f"{path.name} holds the stacks of frames {listing}; {why} titled {text!r}: give a number "
+                     "or a title that names one")
+
+
+def read_image_stack(path, *, signal=None) -> ImageStack:
+    """A stack of 2D frames (one navigation axis) in a microscope file: .dm3/.dm4, .emd, .hspy, .ser, an MRC
     stack (.mrc, .st, .ali), ... (through RosettaSciIO).
 
-    A Velox ``.emd`` may hold several (one per detector); the first is taken and the others' titles
-    are listed in ``others``.
+    A Velox ``.emd`` may hold several (one movie per detector): ``signal`` chooses one by its number
+    (from 0) or its title (case ignored; a part of it that names one); default the first. The
+    titles of the others are listed in ``others``.
 
     Raises
     ------
     InputError
-        Unreadable file, or no stack of 2D frames in it (the message says what it holds).
+        Unreadable file, no stack of 2D frames in it (the message says what it holds), or no
+        stack that ``signal`` names (the message lists them).
     """
     path = Path(path)
     if not path.exists():
         raise InputError(f"no such file: {path}")
     if path.suffix.lower() in MRC_SUFFIXES:
+        if signal is not None and str(signal).strip() != "0":
+            raise InputError(f"{path.name} is an MRC file: it holds one stack of frames (number 0), not {signal!r}")
         return _mrc_stack(path)
     signals = _signals(path, lazy=True)
     stacks = [s for s in signals if s.axes_manager.signal_dimension == 2 and s.axes_manager.navigation_dimension == 1]
     if not stacks:
         raise InputError(f"{path.name} holds no stack of 2D frames (one axis of frames; it holds {_held(signals)})")
-    signal = stacks[0]
+    index = 0 if signal is None else _chosen_stack(path, stacks, signal)
+    signal = stacks[index]
     axis = signal.axes_manager.navigation_axes[0]
     seconds = {"s": 1.0, "ms": 1e-3, "µs": 1e-6, "us": 1e-6, "min": 60.0}.get(str(axis.units))
     interval = float(axis.scale) * seconds if seconds and float(axis.scale) > 0 else None
     return ImageStack(signal.data, name=path.stem, pixel_size_nm=_pixel_size_nm(signal), frame_interval_s=interval,
                       title=str(signal.metadata.General.title or ""),
-                      others=tuple(str(s.metadata.General.title or "untitled") for s in stacks[1:]))
+                      others=tuple(_title(s) for k, s in enumerate(stacks) if k != index))
 
 
 def read_image(path) -> Image2D:

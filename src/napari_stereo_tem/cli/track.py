@@ -41,6 +41,9 @@ def add_parser(subparsers) -> None:
                              "long video; the others are not read. Frame numbers and velocities stay those of "
                              "STACK (px per frame of STACK); --max-distance and --gap-frames count between the "
                              "frames taken")
+    parser.add_argument("--signal", default=None, metavar="N|TITLE",
+                        help="which movie of a microscope file that holds several (a Velox .emd records one per "
+                             "detector): its number from 0 or its title, e.g. HAADF (default: the first)")
     parser.add_argument("--pixel-size", type=float, default=None, metavar="NM",
                         help="nm per pixel (default: from a microscope movie's file); with it tracks.csv also "
                              "gives lengths in nm")
@@ -102,7 +105,7 @@ def run(args) -> int:
     from ..evaluation.table import csv_text
     from ..models.store import load_detector
     from ..progress import drive, end_progress_line, text_progress
-    from ..stereo.frame_stack import parse_frames, stack_calibration
+    from ..stereo.frame_stack import parse_frames, stack_info
     from ..stereo.lines_io import write_json
     from ..stereo.tracking import TRACK_COLUMNS, in_physical_units, iter_track_lines, track_rows, track_summary
     from .detect import CONTRASTS, parse_scale
@@ -120,8 +123,9 @@ def run(args) -> int:
     if not Path(args.stack).exists():
         raise InputError(f"STACK {args.stack} does not exist; give a TIFF or MRC stack, a video, a microscope movie "
                          "(.dm4, .emd, ...) or a folder of images")
+    info = stack_info(args.stack, signal=args.signal, name="STACK")  # a movie's title, pixel size and frame time
+    calibration = {key: info[key] for key in ("pixel_size_nm", "frame_interval_s")}
     model = load_detector(args.detector or "default", device=args.device)
-    calibration = stack_calibration(args.stack)  # a microscope movie's pixel size and frame time, where recorded
     given = {"pixel_size_nm": args.pixel_size, "frame_interval_s": args.frame_interval}
     calibration_from = {k: ("given" if given[k] is not None else "file" if v is not None else None)
                         for k, v in calibration.items()}
@@ -130,7 +134,7 @@ def run(args) -> int:
     result = drive(iter_track_lines(args.stack, model, max_distance=args.max_distance, gap_frames=args.gap_frames,
                                     min_length=args.min_length, contrast=CONTRASTS[args.contrast], scale=scale,
                                     flips=args.flips, device=args.device, instances=args.instances,
-                                    frames=selection, name="STACK"),
+                                    frames=selection, name="STACK", signal=args.signal),
                    text_progress())
     end_progress_line()
     rows, physical = in_physical_units(track_rows(result), **calibration)
@@ -141,6 +145,7 @@ def run(args) -> int:
     record = {"stack": str(args.stack), "n_frames": result.n_frames, "shape": list(result.shape),
               "n_instances": len(result.instances), "n_tracks": result.n_tracks,
               "n_tracks_3_frames_or_more": len(long_tracks), "settings": result.settings,
+              "signal": {"title": info["title"], "others": list(info["others"])},
               "detector": {"version": getattr(model, "version", None)}, "calibration": calibration,
               "calibration_from": calibration_from,
               "seconds": {**result.seconds, "total": round(time.perf_counter() - t0, 3)},
@@ -173,6 +178,9 @@ def run(args) -> int:
         listed = ", ".join(f"{s['frame']} ({s['why']})" for s in skipped[:10]) + (", ..." if len(skipped) > 10 else "")
         print(f"skipped {len(skipped)} frame(s) that show nothing new of the specimen (a blanked beam, a dropped, "
               f"noise or repeated frame): {listed}")
+    if info["others"]:
+        print(f"{args.stack} holds {len(info['others']) + 1} movies: tracked '{info['title']}' (the others: "
+              + ", ".join(f"'{t}'" for t in info["others"]) + "); --signal N|TITLE chooses another")
     print(f"{args.stack}: {result.n_frames} frames, {result.n_tracks} tracks ({len(long_tracks)} over >= 3 frames), "
           f"median speed {median}, drift {total_drift:.1f} px in all -> {args.output}")
     return 0

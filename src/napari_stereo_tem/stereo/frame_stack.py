@@ -18,7 +18,7 @@ import numpy as np
 
 from ..checks import InputError, check_finite
 
-__all__ = ["read_stack", "stack_calibration", "parse_frames", "frame_numbers", "VIDEO_SUFFIXES"]
+__all__ = ["read_stack", "stack_calibration", "stack_info", "parse_frames", "frame_numbers", "VIDEO_SUFFIXES"]
 
 #: Suffixes read as videos (through imageio).
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv", ".wmv", ".mpg", ".mpeg", ".gif", ".webm")
@@ -101,7 +101,8 @@ class _Budget:
                    if self.what == "a time series" else "bin the images, or give part of it"))
 
 
-def read_stack(source, *, name: str = "stack", what: str = "a time series", frames: slice | None = None) -> np.ndarray:
+def read_stack(source, *, name: str = "stack", what: str = "a time series", frames: slice | None = None,
+               signal=None) -> np.ndarray:
     """Frames of a time series as one ``(n_frames, rows, cols)`` float32 array.
 
     Parameters
@@ -120,6 +121,9 @@ def read_stack(source, *, name: str = "stack", what: str = "a time series", fram
     frames : slice, optional
         Only these frames (:func:`parse_frames`); the others of a video, a folder or a multi-page TIFF are
         not read at all. :func:`frame_numbers` gives their numbers in the file.
+    signal : int or str, optional
+        Which stack of a microscope file holding several (a Velox ``.emd`` with one movie per detector): its
+        number (from 0) or title (:func:`~napari_stereo_tem.images.read_image_stack`); default the first.
 
     Raises
     ------
@@ -135,10 +139,11 @@ def read_stack(source, *, name: str = "stack", what: str = "a time series", fram
                              "(.dm4, .emd, ...) or a folder of images")
         label = path.name
         budget = _Budget(label, what)
+        _check_signal(path, signal, name)
         if path.is_dir():
             frames = _read_folder(path, selection, budget)
         else:
-            frames = _read_file(path, selection, budget)
+            frames = _read_file(path, selection, budget, signal)
     else:
         frames = np.asarray(source)
         if not (np.issubdtype(frames.dtype, np.number) or frames.dtype == bool):
@@ -166,22 +171,47 @@ def _microscope_format(path: Path) -> bool:
     return path.is_file() and suffix not in (".tif", ".tiff", ".npy", *VIDEO_SUFFIXES, *_PLAIN_IMAGE_SUFFIXES)
 
 
-def stack_calibration(source) -> dict:
+def stack_calibration(source, *, signal=None) -> dict:
     """``{"pixel_size_nm": ..., "frame_interval_s": ...}`` of a microscope movie where its file records them
     (``None`` each where not, and for other sources); nothing of the frames is read."""
-    found = {"pixel_size_nm": None, "frame_interval_s": None}
+    info = stack_info(source, signal=signal)
+    return {key: info[key] for key in ("pixel_size_nm", "frame_interval_s")}
+
+
+def _check_signal(path: Path, signal, name: str) -> None:
+    if signal is not None and not _microscope_format(path):
+        raise InputError(f"{name} {path.name}: choosing a stack by number or title (--signal) is for microscope "
+                         "files that hold several (.emd, .dm4, .hspy, ...); this holds one")
+
+
+def stack_info(source, *, signal=None, name: str = "stack") -> dict:
+    """What a microscope movie's file says of the stack taken (``signal``, default the first): ``pixel_size_nm``,
+    ``frame_interval_s``, its ``title`` and the titles of the ``others`` it holds (``None``, ``None``, ``""``, ``()``
+    for other sources and where unreadable: reading the frames names the problem); nothing of the frames is read.
+
+    Raises
+    ------
+    InputError
+        ``signal`` given for a source that is not a microscope file, or naming no stack in it.
+    """
+    found = {"pixel_size_nm": None, "frame_interval_s": None, "title": "", "others": ()}
+    if signal is not None and isinstance(source, (str, Path)):
+        _check_signal(Path(source), signal, name)
     if isinstance(source, (str, Path)) and _microscope_format(Path(source)):
         from ..images import read_image_stack
 
         try:
-            stack = read_image_stack(source)
+            stack = read_image_stack(source, signal=signal)
         except InputError:
+            if signal is not None:
+                raise
             return found
-        found.update(pixel_size_nm=stack.pixel_size_nm, frame_interval_s=stack.frame_interval_s)
+        found.update(pixel_size_nm=stack.pixel_size_nm, frame_interval_s=stack.frame_interval_s, title=stack.title,
+                     others=stack.others)
     return found
 
 
-def _read_file(path: Path, selection: slice | None, budget: _Budget) -> np.ndarray:
+def _read_file(path: Path, selection: slice | None, budget: _Budget, signal=None) -> np.ndarray:
     suffix = path.suffix.lower()
     try:
         if suffix in (".tif", ".tiff"):
@@ -204,7 +234,7 @@ def _read_file(path: Path, selection: slice | None, budget: _Budget) -> np.ndarr
         else:  # a microscope format (.dm3/.dm4, .emd, .hspy, .ser, MRC, ...): lazily, only the frames taken read
             from ..images import read_image_stack
 
-            frames = _selected(read_image_stack(path).data, selection, budget)
+            frames = _selected(read_image_stack(path, signal=signal).data, selection, budget)
     except InputError:
         raise
     except Exception as err:

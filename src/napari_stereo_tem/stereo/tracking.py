@@ -239,7 +239,7 @@ def _mostly_in(points, mask: np.ndarray) -> bool:
 def iter_track_lines(stack, model=None, *, max_distance: float = 10.0, gap_frames: int = 1,
                      min_length: float = 8.0, contrast: str = "auto", scale="auto", flips: int = 1,
                      device="cpu", instances: str = "ridges", frames: slice | None = None,
-                     name: str = "stack") -> ProgressGenerator[TrackingResult]:
+                     name: str = "stack", signal=None) -> ProgressGenerator[TrackingResult]:
     """Generator form of :func:`track_lines` (progress per frame; cancel between frames)."""
     from .detect import iter_detect_lines
 
@@ -247,7 +247,7 @@ def iter_track_lines(stack, model=None, *, max_distance: float = 10.0, gap_frame
         raise InputError(f"instances must be one of {INSTANCE_METHODS}, got {instances!r}")
 
     selection = frames
-    frames = read_stack(stack, name=name, frames=selection)
+    frames = read_stack(stack, name=name, frames=selection, signal=signal)
     numbers = frame_numbers(selection, len(frames))
     # a blank frame (beam blanked, frame dropped) or one of noise shows nothing to link and breaks the drift
     skipped = unusable_frames(frames)
@@ -320,7 +320,7 @@ def iter_track_lines(stack, model=None, *, max_distance: float = 10.0, gap_frame
 
 def track_lines(stack, model=None, *, max_distance: float = 10.0, gap_frames: int = 1, min_length: float = 8.0,
                 contrast: str = "auto", scale="auto", flips: int = 1, device="cpu", instances: str = "ridges",
-                frames: slice | None = None, on_progress=None, should_stop=None) -> TrackingResult:
+                frames: slice | None = None, signal=None, on_progress=None, should_stop=None) -> TrackingResult:
     """Track the dislocations of a time series: drift, detection, instances, tracks.
 
     Parameters
@@ -346,6 +346,8 @@ def track_lines(stack, model=None, *, max_distance: float = 10.0, gap_frames: in
     frames : slice, optional
         Only these frames of the series (e.g. every fifth of a long video,
         :func:`~.frame_stack.parse_frames`); the others are not read.
+    signal : int or str, optional
+        Which movie of a microscope file holding several (number or title; see :func:`read_stack`).
     on_progress, should_stop : callable, optional
         Progress callback and cancel check (:func:`~napari_stereo_tem.progress.drive`).
 
@@ -355,7 +357,7 @@ def track_lines(stack, model=None, *, max_distance: float = 10.0, gap_frames: in
     """
     return drive(iter_track_lines(stack, model, max_distance=max_distance, gap_frames=gap_frames,
                                   min_length=min_length, contrast=contrast, scale=scale, flips=flips,
-                                  device=device, instances=instances, frames=frames),
+                                  device=device, instances=instances, frames=frames, signal=signal),
                  on_progress, should_stop=should_stop)
 
 
