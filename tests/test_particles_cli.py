@@ -55,6 +55,20 @@ def test_cli_writes_points_and_rdf(sample_dir, tmp_path, capsys):
     assert meta["precision"]["dose_estimate"]["counts_per_pixel"] == pytest.approx(3000.0, rel=0.2)
 
 
+def test_cli_takes_the_four_views_from_one_stack(sample_dir, tmp_path, capsys):
+    """A segmented detector's export of the four views as frames of one file gives the same points as four files."""
+    directory, _ = sample_dir
+    stack = tmp_path / "views.tif"
+    tifffile.imwrite(stack, np.stack([tifffile.imread(v) for v in _views(directory)]))
+    assert main(["particles", str(stack), "--beta", "2", "-o", str(tmp_path / "stack")]) == 0
+    assert "4 views, taken as A, B, C, D" in capsys.readouterr().out
+    assert main(["particles", *_views(directory), "--beta", "2", "-o", str(tmp_path / "files")]) == 0
+    assert (tmp_path / "stack" / "points.csv").read_text() == (tmp_path / "files" / "points.csv").read_text()
+    tifffile.imwrite(tmp_path / "two.tif", np.stack([tifffile.imread(v) for v in _views(directory)[:2]]))
+    assert main(["particles", str(tmp_path / "two.tif"), "--beta", "2", "-o", str(tmp_path / "two")]) == 1
+    assert "2 view(s) given" in capsys.readouterr().err
+
+
 def test_bright_particles_are_found_with_the_defaults(sample_dir, tmp_path, capsys):
     """Dark-field (HAADF) views: particles brighter than the background, no option given."""
     directory, sample = sample_dir

@@ -34,7 +34,9 @@ def add_parser(subparsers) -> None:
                     "(r,g), DIR/points_three_view.csv, DIR/particles.json (counts, the expected localisation floor "
                     "for the noise and beta of these views) and DIR/rdf.png.",
     )
-    p.add_argument("views", nargs="*", metavar="VIEW", help="the views A B C D (TIFF, PNG, .npy, microscope files)")
+    p.add_argument("views", nargs="*", metavar="VIEW",
+                   help="the views A B C D (TIFF, PNG, .npy, microscope files), or one file holding them as a stack "
+                        "of frames in that order")
     p.add_argument("--beta", type=_floats, default=None, metavar="DEG[,DEG...]",
                    help="view angle: a particle at height Z shifts by Z sin(beta) in each view (needed with views); "
                         "one for all views, or one per view in the order of the views")
@@ -145,8 +147,14 @@ def _from_views(args, options):
             raise InputError(f"{seen[key]} and {view} are the same file; give the four different views A B C D "
                              "(the heights would come out flat)")
         seen[key] = view
+    views = args.views
+    if len(views) == 1:  # one file holding the views as frames (a segmented detector's export)
+        from ..stereo.frame_stack import read_stack
+
+        views = read_stack(views[0], name="VIEW", what="the detector views")
+        print(f"{args.views[0]}: {len(views)} views, taken as " + ", ".join("ABCDEFGH"[:len(views)]))
     beta = args.beta[0] if len(args.beta) == 1 else args.beta
-    result = drive(reconstruct_particles_iter(args.views, beta_deg=beta, azimuths_deg=args.azimuths, **options),
+    result = drive(reconstruct_particles_iter(views, beta_deg=beta, azimuths_deg=args.azimuths, **options),
                    text_progress())
     end_progress_line()
     return result
