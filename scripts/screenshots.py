@@ -1,6 +1,6 @@
 """Regenerate the README screenshots in docs/images/ (run under a display, e.g. `xvfb-run -a`).
 
-    xvfb-run -a .venv/bin/python scripts/screenshots.py [stereo virtual particles views quadrants ranking]
+    xvfb-run -a .venv/bin/python scripts/screenshots.py [stereo virtual particles views quadrants ranking track]
 
 Each picture is the napari window after the real widgets ran on the bundled
 sample data or on synthetic scans (work runs synchronously here so the pictures
@@ -12,7 +12,8 @@ are deterministic). Without names, all of them:
   ``virtual_views_fused_3d.png`` (the fused 3D paths with the true lines in white);
 - ``quadrants``: ``virtual_quadrants_particles.png`` (four discs around the direct beam, the
   four virtual images, the particles found over virtual 0 coloured by depth);
-- ``ranking``: ``virtual_ranking.png`` (a radius sweep ranked by the topological score).
+- ``ranking``: ``virtual_ranking.png`` (a radius sweep ranked by the topological score);
+- ``track``: ``track_dock.png`` (a synthetic pile-up gliding under drift, tracked by the Track dock).
 """
 
 from __future__ import annotations
@@ -221,9 +222,26 @@ def ranking() -> None:
     viewer.close()
 
 
+def track() -> None:
+    from napari_stereo_tem.synth.timeseries import make_time_series
+
+    series = make_time_series(5, shape=(256, 256), n_frames=10)
+    viewer = _viewer()
+    viewer.add_image(series.frames, name="in-situ movie (synthetic)", scale=(1.0, 0.4, 0.4),
+                     metadata={"pixel_size_nm": 0.4, "frame_interval_s": 0.1})
+    widget = _dock(viewer, "Track dislocations (in-situ movie)")
+    widget.start()
+    tracks = viewer.layers["in-situ movie (synthetic) tracks"]
+    tracks.tail_length, tracks.tail_width = 10, 4
+    viewer.dims.set_point(0, 9)
+    _frame(viewer, 256 * 0.4, 256 * 0.4)
+    _save(viewer, "track_dock.png")
+    viewer.close()
+
+
 def main(argv: list[str]) -> int:
     OUT.mkdir(parents=True, exist_ok=True)
-    chosen = argv or ["stereo", "virtual", "particles", "views", "quadrants", "ranking"]
+    chosen = argv or ["stereo", "virtual", "particles", "views", "quadrants", "ranking", "track"]
     for name in chosen:
         globals()[name]()
     return 0

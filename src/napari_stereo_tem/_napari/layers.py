@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["lines_to_paths", "paths_to_lines", "depth_colors", "depth_range", "depth_rgba", "lines_layer",
-           "depth_segments", "depth_segments_layer", "points_to_napari", "is_truth_layer", "DEPTH_LAYER_SUFFIX"]
+           "depth_segments", "depth_segments_layer", "points_to_napari", "is_truth_layer", "DEPTH_LAYER_SUFFIX",
+           "tracks_layer"]
 
 #: The part of turbo used for depth: its darkest ends vanish on napari's black canvas.
 _DEPTH_SPAN = (0.12, 0.95)
@@ -169,3 +170,35 @@ def points_to_napari(points_xyz) -> np.ndarray:
     """3D points ``(n, 3)`` as ``(x, y, z)`` -> napari ``(z, y, x)``."""
     points = np.asarray(points_xyz, dtype=float).reshape(-1, 3)
     return points[:, ::-1].copy()
+
+
+def tracks_layer(table: dict, *, name: str, drift: dict | None = None, scale=None, metadata=None) -> tuple:
+    """A Tracks layer-data tuple from the columns of ``tracks.csv`` (``track_id, frame, x, y, length,
+    velocity_x, velocity_y``, and ``length_nm``, ``velocity_x_nm_s``, ``velocity_y_nm_s`` where present).
+
+    ``table`` maps column names to arrays. ``x, y`` are in the first frame's coordinates (drift removed);
+    with ``drift`` (``{frame: (dx, dy)}`` for every frame of the table) each frame's drift is put back, so that
+    the tracks lie on the frames' images. Length and speed (px, px/frame; nm, nm/s where known) are features.
+    """
+    frames = np.asarray(table["frame"], dtype=float).astype(int)
+    x, y = np.array(table["x"], dtype=float), np.array(table["y"], dtype=float)
+    frame_of_reference = "first frame (drift removed)"
+    if drift is not None and all(int(f) in drift for f in frames):
+        x += np.array([drift[int(f)][0] for f in frames])
+        y += np.array([drift[int(f)][1] for f in frames])
+        frame_of_reference = "each frame's image (drift put back)"
+    data = np.column_stack([np.asarray(table["track_id"], dtype=float), frames, y, x])
+    vx, vy = np.asarray(table["velocity_x"], dtype=float), np.asarray(table["velocity_y"], dtype=float)
+    features = {"length": np.asarray(table["length"], dtype=float), "velocity_x": vx, "velocity_y": vy,
+                "speed": np.hypot(vx, vy)}
+    if "length_nm" in table:  # calibrated (a known pixel size and frame interval)
+        features["length_nm"] = np.asarray(table["length_nm"], dtype=float)
+    if "velocity_x_nm_s" in table:
+        features["speed_nm_s"] = np.hypot(np.asarray(table["velocity_x_nm_s"], dtype=float),
+                                          np.asarray(table["velocity_y_nm_s"], dtype=float))
+    attrs = {"name": name, "features": features, "tail_length": 30,
+             "metadata": {"coordinates": frame_of_reference, "velocity": "px/frame, drift removed",
+                          **(metadata or {})}}
+    if scale is not None:
+        attrs["scale"] = scale
+    return (data, attrs, "tracks")

@@ -114,31 +114,17 @@ def read_tracks(path) -> list:
 
     import numpy as np
 
+    from .layers import tracks_layer
+
     path = Path(path)
     with open(path, encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     if not rows:
         raise InputError(f"{path.name} holds no tracks")
     table = {key: np.array([float(r[key]) if r[key] != "" else np.nan for r in rows]) for key in rows[0]}
-    frames = table["frame"].astype(int)
-    x, y = table["x"].copy(), table["y"].copy()
+    drift = None
     drift_file = path.with_name("drift.csv")
-    frame_of_reference = "first frame (drift removed)"
     if drift_file.is_file():
         with open(drift_file, encoding="utf-8") as handle:
             drift = {int(r["frame"]): (float(r["dx"]), float(r["dy"])) for r in csv.DictReader(handle)}
-        if all(f in drift for f in frames):
-            x += np.array([drift[f][0] for f in frames])
-            y += np.array([drift[f][1] for f in frames])
-            frame_of_reference = "each frame's image (drift put back)"
-    data = np.column_stack([table["track_id"], frames, y, x])
-    features = {"length": table["length"], "velocity_x": table["velocity_x"], "velocity_y": table["velocity_y"],
-                "speed": np.hypot(table["velocity_x"], table["velocity_y"])}
-    if "length_nm" in table:  # calibrated (stereo-tem track with a known pixel size and frame interval)
-        features["length_nm"] = table["length_nm"]
-    if "velocity_x_nm_s" in table:
-        features["speed_nm_s"] = np.hypot(table["velocity_x_nm_s"], table["velocity_y_nm_s"])
-    attrs = {"name": path.parent.name or path.stem, "features": features, "tail_length": 30,
-             "metadata": {"source": str(path), "coordinates": frame_of_reference,
-                          "velocity": "px/frame, drift removed"}}
-    return [(data, attrs, "tracks")]
+    return [tracks_layer(table, name=path.parent.name or path.stem, drift=drift, metadata={"source": str(path)})]

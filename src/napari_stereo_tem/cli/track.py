@@ -58,39 +58,13 @@ def add_parser(subparsers) -> None:
 
 
 def _plot(rows: list[dict], path, *, min_frames: int = 3, max_tracks: int = 12, physical: bool = False) -> None:
-    """Speed and length over time, one curve per track seen in ``min_frames`` frames or more.
-
-    In nm/s and nm when ``physical`` (the rows carry ``velocity_x_nm_s`` and ``length_nm``), else px/frame and px.
-
-    At most ``max_tracks`` curves, the tracks seen in most frames (then the longest lines): a real
-    series can hold a hundred tracks, which no legend can name; every track is in ``tracks.csv``.
-    """
-    import numpy as np
+    """Speed and length over time (:func:`~napari_stereo_tem.stereo.track_plot.draw_tracks`) saved to ``path``."""
     from matplotlib.figure import Figure  # drawn by its own canvas: no backend chosen for the process
 
-    by_track: dict[int, list[dict]] = {}
-    for r in rows:
-        by_track.setdefault(r["track_id"], []).append(r)
-    long_lived = [t for t, mine in by_track.items() if len(mine) >= min_frames]
-    shown = sorted(long_lived, key=lambda t: (-len(by_track[t]), -float(np.mean([r["length"] for r in by_track[t]])),
-                                              t))[:max_tracks]
+    from ..stereo.track_plot import draw_tracks
+
     figure = Figure(figsize=(9, 3.5), layout="constrained")
-    speed_axis, length_axis = figure.subplots(1, 2)
-    vx, vy, length = (("velocity_x_nm_s", "velocity_y_nm_s", "length_nm") if physical
-                      else ("velocity_x", "velocity_y", "length"))
-    for track_id in sorted(shown):
-        mine = by_track[track_id]
-        frames = [r["frame"] for r in mine]
-        speed = [float(np.hypot(r[vx], r[vy])) for r in mine]
-        line, = speed_axis.plot(frames, speed, marker="o", ms=3, label=str(track_id))
-        length_axis.plot(frames, [r[length] for r in mine], marker="o", ms=3, color=line.get_color())
-    speed_axis.set(xlabel="frame", ylabel=f"speed ({'nm/s' if physical else 'px/frame'}, drift removed)")
-    length_axis.set(xlabel="frame", ylabel=f"length ({'nm' if physical else 'px'})")
-    if len(shown) < len(long_lived):
-        figure.suptitle(f"{len(shown)} of {len(long_lived)} tracks seen in {min_frames} frames or more "
-                        "(those seen longest); all are in tracks.csv", fontsize="medium")
-    if speed_axis.lines:
-        figure.legend(*speed_axis.get_legend_handles_labels(), title="track", fontsize="small", loc="outside right")
+    draw_tracks(figure, rows, physical=physical, min_frames=min_frames, max_tracks=max_tracks)
     figure.savefig(path, dpi=100)
 
 

@@ -145,12 +145,12 @@ def read_stack(source, *, name: str = "stack", what: str = "a time series", fram
         else:
             frames = _read_file(path, selection, budget, signal)
     else:
+        if selection is not None and np.ndim(source) >= 3:
+            source = source[selection]  # before anything is read: a lazy (dask) stack reads only these frames
         frames = np.asarray(source)
         if not (np.issubdtype(frames.dtype, np.number) or frames.dtype == bool):
             raise InputError(f"{name} must hold numbers, got dtype {frames.dtype}")
         label = name
-        if selection is not None and frames.ndim >= 3:
-            frames = frames[selection]
     frames = _grey(frames)
     if frames.ndim == 2:
         raise InputError(f"{label} is a single image {frames.shape}; {what} needs at least two frames "
