@@ -50,7 +50,7 @@ def test_the_dock_names_what_is_wrong(make_napari_viewer, series):
     widget = _dock(viewer)
     assert widget.movie.value is None or widget.movie.value.name == "one frame"
     widget.movie.value = viewer.layers["one frame"]
-    assert widget.start() is None and "not a stack of frames" in widget.report.value
+    assert widget.start() is None and "not a stack of 2D frames" in widget.report.value
     viewer.add_image(series.frames, name="movie")
     widget.movie.value = viewer.layers["movie"]
     widget.frames.value = "4:1"

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from .layers import is_truth_layer
 
-__all__ = ["keep_default", "prefer_lines"]
+__all__ = ["keep_default", "prefer_lines", "stack_problem"]
 
 
 def prefer_lines(choices):
@@ -24,6 +24,20 @@ def prefer_lines(choices):
     for group in (named, ours, lines):
         if group:
             return group[-1]
+    return None
+
+
+def stack_problem(layer, *, what: str, item: str, how: str) -> str | None:
+    """Why an image layer cannot be a stack of 2D ``item``s ("view", "frame"), or ``None`` when it can.
+
+    ``what`` names the stack in the message when no layer is chosen; ``how`` says how to open one.
+    """
+    if layer is None:
+        return f"choose the image layer of {what}"
+    if getattr(layer, "rgb", False) or layer.ndim != 3:
+        return f"'{layer.name}' is not a stack of 2D {item}s (it has {layer.ndim} dimensions); {how}"
+    if layer.data.shape[0] < 2:
+        return f"'{layer.name}' holds {layer.data.shape[0]} {item}; it needs at least two"
     return None
 
 

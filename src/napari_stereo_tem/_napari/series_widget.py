@@ -17,25 +17,20 @@ import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, LineEdit, create_widget
 
 from ..checks import InputError, parse_numbers
-from .choosing import keep_default
+from .choosing import keep_default, stack_problem
 from .layers import DEPTH_LAYER_SUFFIX, depth_segments_layer, is_truth_layer, lines_layer
 from .notify import show_error_in
 from .reconstruct_widget import _devices, place_layers
 from .task_widget import TaskWidget, in_worker, worker_threads
 
-__all__ = ["SeriesWidget", "series_layers", "series_report", "stack_problem", "series_stage"]
+__all__ = ["SeriesWidget", "series_layers", "series_report", "series_problem", "series_stage"]
 
 
-def stack_problem(layer) -> str | None:
+def series_problem(layer) -> str | None:
     """Why an image layer cannot be a tilt series, or ``None`` when it can."""
-    if layer is None:
-        return "choose the image layer of the tilt series (a stack of views in tilt order)"
-    if getattr(layer, "rgb", False) or layer.ndim != 3:
-        return (f"'{layer.name}' is not a stack of 2D views (it has {layer.ndim} dimensions); open the tilt series "
-                "as one stack (a multi-page TIFF or an MRC file), or use the Reconstruct dock for a single pair")
-    if layer.data.shape[0] < 2:
-        return f"'{layer.name}' holds {layer.data.shape[0]} view; a tilt series needs at least two"
-    return None
+    return stack_problem(layer, what="the tilt series (a stack of views in tilt order)", item="view",
+                         how="open the tilt series as one stack (a multi-page TIFF or an MRC file), or use the "
+                             "Reconstruct dock for a single pair")
 
 
 def series_stage(report) -> tuple[str, int, int]:
@@ -113,7 +108,7 @@ class SeriesWidget(TaskWidget):
         self.extend([self.stack, self.step, self.tilts, self.axis_known, self.tilt_axis, self.rectify_anyway,
                      self.device, *self.controls()])
         keep_default(self, self.stack, lambda layers: next(
-            (layer for layer in layers if not is_truth_layer(layer) and stack_problem(layer) is None), None))
+            (layer for layer in layers if not is_truth_layer(layer) and series_problem(layer) is None), None))
         self.stack.changed.connect(self._tilts_from_file)
         self._tilts_from_file(self.stack.value)
 
@@ -148,7 +143,7 @@ class SeriesWidget(TaskWidget):
 
     def make_work(self):
         layer = self.stack.value
-        problem = stack_problem(layer)
+        problem = series_problem(layer)
         if problem is not None:
             show_error_in(problem, self.report)
             return None

@@ -15,7 +15,7 @@ import numpy as np
 from magicgui.widgets import ComboBox, Container, FloatSpinBox, LineEdit, SpinBox, create_widget
 
 from ..checks import InputError
-from .choosing import keep_default
+from .choosing import keep_default, stack_problem
 from .detect_widget import CONTRASTS
 from .layers import is_truth_layer, tracks_layer
 from .notify import show_error_in
@@ -27,14 +27,9 @@ __all__ = ["TrackWidget", "movie_problem", "track_stage"]
 
 def movie_problem(layer) -> str | None:
     """Why an image layer cannot be tracked through, or ``None`` when it can."""
-    if layer is None:
-        return "choose the image layer of the movie (a stack of frames)"
-    if getattr(layer, "rgb", False) or layer.ndim != 3:
-        return (f"'{layer.name}' is not a stack of frames (it has {layer.ndim} dimensions); open the movie as one "
-                "stack (a multi-page TIFF, a video, a microscope movie or a folder of images)")
-    if layer.data.shape[0] < 2:
-        return f"'{layer.name}' holds {layer.data.shape[0]} frame; tracking needs at least two"
-    return None
+    return stack_problem(layer, what="the movie (a stack of frames)", item="frame",
+                         how="open the movie as one stack (a multi-page TIFF, a video, a microscope movie or a "
+                             "folder of images)")
 
 
 def track_stage(report) -> tuple[str, int, int]:
