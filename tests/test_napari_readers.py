@@ -64,6 +64,24 @@ def test_a_movie_opens_as_a_lazy_stack_and_a_4d_scan_still_as_4d(make_napari_vie
     assert scan.ndim == 4 and scan.metadata["kind"] == "4D-STEM"
 
 
+def test_a_file_holding_several_movies_opens_as_one_layer_each(make_napari_viewer, tmp_path, monkeypatch):
+    """A Velox-like .emd with a HAADF and a BF movie: two lazy stacks, named by their titles, the first shown."""
+    from types import SimpleNamespace
+
+    from test_tracking import _two_movies
+
+    frames = np.random.default_rng(1).random((4, 128, 128)).astype(np.float32)
+    path = _two_movies(monkeypatch, tmp_path, SimpleNamespace(frames=frames))
+    viewer = make_napari_viewer()
+    layers = viewer.open(str(path), plugin="napari-stereo-tem")
+    by_name = {layer.name: layer for layer in layers}
+    assert set(by_name) == {"in_situ HAADF", "in_situ BF"}
+    assert by_name["in_situ HAADF"].data.shape == (5, 64, 64) and by_name["in_situ HAADF"].visible
+    assert by_name["in_situ BF"].data.shape == (4, 128, 128) and not by_name["in_situ BF"].visible
+    assert by_name["in_situ BF"].metadata["signal"] == 1
+    assert by_name["in_situ BF"].metadata["frame_interval_s"] == pytest.approx(0.25)
+
+
 def test_an_mrc_tilt_series_opens_as_a_lazy_stack(make_napari_viewer, tmp_path):
     import dask.array as da
 

@@ -57,19 +57,30 @@ def _fourd_layer(path: Path) -> list:
 
 
 def _stack_layer(path: Path, *, fall_back: bool = True) -> list:
-    """A stack of 2D frames (an in-situ movie, a tilt series) as one lazy 3D image layer; else a 4D dataset."""
+    """A stack of 2D frames (an in-situ movie, a tilt series) as one lazy 3D image layer; else a 4D dataset.
+
+    A file holding several (a Velox ``.emd`` records one movie per detector) gives one layer each, named
+    ``"<file> <title>"``, the first on top of the list as napari adds them last.
+    """
     from ..images import read_image_stack
 
     try:
-        stack = read_image_stack(path)
+        stacks = [read_image_stack(path)]
     except InputError:
         if not fall_back:
             raise
         return _fourd_layer(path)
-    pixel = stack.pixel_size_nm or 1.0
-    return [(stack.data, {"name": path.stem, "colormap": "gray", "scale": (1.0, pixel, pixel), "contrast_limits": None,
-                          "metadata": {"source": str(path), "kind": "stack", "pixel_size_nm": stack.pixel_size_nm,
-                                       "frame_interval_s": stack.frame_interval_s}}, "image")]
+    stacks += [read_image_stack(path, signal=k) for k in range(1, 1 + len(stacks[0].others))]
+    layers = []
+    for k, stack in enumerate(stacks):
+        pixel = stack.pixel_size_nm or 1.0
+        name = f"{path.stem} {stack.title or k}" if len(stacks) > 1 else path.stem
+        layers.append((stack.data, {"name": name, "colormap": "gray", "scale": (1.0, pixel, pixel),
+                                    "contrast_limits": None, "visible": k == 0,
+                                    "metadata": {"source": str(path), "kind": "stack", "signal": k,
+                                                 "title": stack.title, "pixel_size_nm": stack.pixel_size_nm,
+                                                 "frame_interval_s": stack.frame_interval_s}}, "image"))
+    return layers[::-1]
 
 
 def read_microscope_file(path) -> list:
