@@ -101,6 +101,7 @@ def test_a_wrong_tilt_file_is_named(series, tmp_path, capsys, content, message):
     ([], "needs --angle STEP"),
     (["--angle", "8", "--shift=3,4"], "--shift and --points belong to one pair"),
     (["--angle", "8", "--no-rectify"], "--no-rectify cannot be used with --series"),
+    (["--angle", "8", "--signal", "BF"], "is for microscope files that hold several"),
 ])
 def test_series_options_are_checked(series, tmp_path, capsys, extra, message):
     assert main(["reconstruct", "--series", str(series), *extra, "-o", str(tmp_path / "x")]) == 1
@@ -112,6 +113,9 @@ def test_series_and_two_views_together_are_refused(series, tmp_path, capsys):
     assert main(["reconstruct", str(series), str(series), "--series", str(series), "--angle", "8",
                  "-o", str(tmp_path / "x")]) == 1
     assert "one of LEFT RIGHT, --pairs LIST or --series STACK" in capsys.readouterr().err
+    assert main(["reconstruct", str(series), str(series), "--signal", "1", "--angle", "8",
+                 "-o", str(tmp_path / "x")]) == 1
+    assert "--signal chooses the stack of a --series file" in capsys.readouterr().err
 
 
 def test_the_core_reports_progress_and_a_failing_pair_does_not_stop_the_others(series):

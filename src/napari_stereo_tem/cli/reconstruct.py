@@ -38,6 +38,9 @@ def add_parser(subparsers) -> None:
                              "(the series in tilt order), --tilts or STACK.rawtlt / STACK.tlt beside it (then in any "
                              "order: the views are sorted by tilt); one tilt axis for all adjacent pairs (or "
                              "--tilt-axis), each pair reconstructed into DIR/views_KK-LL/, DIR/series.json beside")
+    parser.add_argument("--signal", default=None, metavar="N|TITLE",
+                        help="with --series: which stack of a microscope file that holds several (number from 0 or "
+                             "title; default the first)")
     angles = parser.add_mutually_exclusive_group()
     angles.add_argument("--angle", type=float, default=None,
                         help="stereo angle in degrees (default: from the files' tilt metadata); with --series the "
@@ -249,7 +252,7 @@ def _run_series(args) -> int:
         raise InputError("--shift and --points belong to one pair; with --series each pair's shift is fitted")
     if args.no_rectify:
         raise InputError("--no-rectify cannot be used with --series: the series is aligned to find its tilt axis")
-    frames = read_stack(args.series, name="--series", what="a tilt series")
+    frames = read_stack(args.series, name="--series", what="a tilt series", signal=args.signal)
     tilts, order, tilt_source = _series_tilts(args, len(frames))
     if order is not None:  # e.g. a dose-symmetric acquisition: the views put in tilt order
         frames = frames[order]
@@ -304,6 +307,8 @@ def run(args) -> int:
 
     if args.series is not None:
         return _run_series(args)
+    if args.signal is not None:
+        raise InputError("--signal chooses the stack of a --series file; for a pair give the two images")
     pairs = _pairs(args)
     detector, matcher = args.detector, args.matcher
     if args.pairs is not None:  # load the models once for all pairs
