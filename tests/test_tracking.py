@@ -594,6 +594,16 @@ def test_a_series_larger_than_half_the_free_memory_is_refused_with_advice(tmp_pa
     with pytest.raises(InputError, match=r"half the memory free.*bin the images") as refused:
         read_stack(tmp_path / "stack.npy", what="a tilt series")
     assert "--frames" not in str(refused.value)   # an option of track only
+    # a lazy stack (a movie opened in napari) is refused before any frame is computed; every third is read
+    import dask.array as da
+
+    computed = []
+    lazy = da.from_array(series.frames, chunks=(1, 128, 128)).map_blocks(lambda b: computed.append(1) or b)
+    computed.clear()   # dask calls the function once on a dummy block to learn its output
+    with pytest.raises(InputError, match=r"7 frames of \(128, 128\).*half the memory free"):
+        read_stack(lazy, name="'movie'")
+    assert not computed
+    assert len(read_stack(lazy, frames=slice(None, None, 3))) == 3 and len(computed) == 3
 
 
 def test_every_other_frame_is_tracked_with_the_files_frame_numbers(series):

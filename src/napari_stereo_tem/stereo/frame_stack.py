@@ -147,6 +147,8 @@ def read_stack(source, *, name: str = "stack", what: str = "a time series", fram
     else:
         if selection is not None and np.ndim(source) >= 3:
             source = source[selection]  # before anything is read: a lazy (dask) stack reads only these frames
+        if np.ndim(source) >= 3:  # a lazy stack (a movie opened in napari) is read only if it fits
+            _Budget(name, what).add(np.shape(source)[1:3], count=int(np.shape(source)[0]))
         frames = np.asarray(source)
         if not (np.issubdtype(frames.dtype, np.number) or frames.dtype == bool):
             raise InputError(f"{name} must hold numbers, got dtype {frames.dtype}")
