@@ -64,6 +64,27 @@ def test_run_gives_3d_points_counts_and_rdf_dock(setup, wait_finished):
     assert "refinement" not in viewer.layers["particles (all views)"].metadata["provenance"]["matching"]
 
 
+def test_one_layer_holding_the_four_views_as_frames_is_used_for_all(make_napari_viewer, wait_finished):
+    """A segmented detector's four views exported as the frames of one file open as one 3D layer: it fills
+    A-D and its frames are the views."""
+    from napari_stereo_tem.synth.particles import simulate_particle_views
+
+    sample = simulate_particle_views(30, seed=9000041, shape=(160, 160), slab_thickness_px=30.0, dose=3000.0)
+    viewer = make_napari_viewer()
+    viewer.add_image(np.stack(sample.views), name="DF4 segments")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-stereo-tem", "Nanoparticles (four views)")
+    widget.reset_choices()
+    assert [w.value.name for w in widget.views] == ["DF4 segments"] * 4
+    widget.beta.value = float(sample.beta_deg)
+    task = widget.start()
+    assert task is not None
+    wait_finished(task)
+    assert task.error is None, task.error
+    found = viewer.layers["particles (all views)"]
+    assert len(found.data) >= 0.8 * len(sample.positions)
+    assert found.metadata["layers"] == [f"DF4 segments [{k}]" for k in range(4)]
+
+
 def test_missing_views_is_a_notification(make_napari_viewer, monkeypatch):
     messages = []
     monkeypatch.setattr("napari_stereo_tem._napari.particles_widget.show_error", messages.append)

@@ -191,6 +191,11 @@ class RdfPlot(FigureWidget):
         self.canvas.draw_idle()
 
 
+def _views_stack(layer) -> bool:
+    """Whether an image layer holds the views as its frames: a stack of 3 to 8 grey 2D images."""
+    return layer.ndim == 3 and not getattr(layer, "rgb", False) and 3 <= layer.data.shape[0] <= 8
+
+
 class ParticlesWidget(TaskWidget):
     """Particles: four views -> 3D points and g(r)."""
 
@@ -239,12 +244,16 @@ class ParticlesWidget(TaskWidget):
         """Fill A-D from the layers' ``view`` metadata (the sample's and the quadrant reader's)."""
         if len({id(w.value) for w in self.views}) == 4:
             return
-        by_letter = {layer.metadata.get("view"): layer for layer in self._viewer.layers
-                     if isinstance(layer, napari.layers.Image) and layer.ndim == 2}
+        images = [layer for layer in self._viewer.layers if isinstance(layer, napari.layers.Image)]
+        by_letter = {layer.metadata.get("view"): layer for layer in images if layer.ndim == 2}
+        stacks = [layer for layer in images if _views_stack(layer)]
         if all(c in by_letter for c in LETTERS):
             for widget, letter in zip(self.views, LETTERS):
                 widget.value = by_letter[letter]
             self._geometry_from_metadata()
+        elif len(stacks) == 1 and not by_letter:  # the four views exported as the frames of one file
+            for widget in self.views:
+                widget.value = stacks[0]
 
     def _geometry_from_metadata(self, *_) -> None:
         layer = self.views[0].value
@@ -268,8 +277,14 @@ class ParticlesWidget(TaskWidget):
         if any(layer is None for layer in layers):
             show_error("choose four image layers: views A, B, C and D")
             return None
+        if len({id(layer) for layer in layers}) == 1 and _views_stack(layers[0]):
+            # one layer holding the views as frames (a segmented detector's export): its frames are A, B, C, D
+            views = [grey_levels(np.asarray(frame)) for frame in layers[0].data]
+            names = [f"{layers[0].name} [{k}]" for k in range(len(views))]
+        else:
+            views, names = [grey_levels(layer.data) for layer in layers], [layer.name for layer in layers]
         try:
-            work = reconstruct_particles_iter([grey_levels(layer.data) for layer in layers],
+            work = reconstruct_particles_iter(views,
                                               beta_deg=self.beta.value,
                                               azimuths_deg=self._azimuths(), pixel_size=self.pixel_size.value or None,
                                               radius_range=None if self.auto_radius.value else
@@ -279,7 +294,7 @@ class ParticlesWidget(TaskWidget):
         except InputError as err:
             show_error(str(err))
             return None
-        self._names = [layer.name for layer in layers]
+        self._names = names
         size = self.pixel_size.value or None
         self._scale = (size,) * 3 if size else None
         return _importing_plot_modules(work)
