@@ -3,7 +3,7 @@
 Run::
 
     python benchmarks/bench_tracking.py [--seeds 4] [--frames 8] [--size 128] [--speed 2] [--drift 1.5]
-        [--noise-frame K ...]
+        [--noise-frame K ...] [--bend-contour PX] [--flicker F]
 
 Each series (:func:`napari_stereo_tem.synth.timeseries.make_time_series`) is a
 pile-up of 4 dislocations gliding at 0.75-1.5 times ``--speed`` px/frame (one
@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     from napari_stereo_tem.evaluation.tracks import score_tracks
     from napari_stereo_tem.models.store import load_detector
     from napari_stereo_tem.stereo.tracking import track_lines
-    from napari_stereo_tem.synth.timeseries import make_time_series
+    from napari_stereo_tem.synth.timeseries import make_time_series, sweep_bend_contour
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=4)
@@ -59,6 +59,11 @@ def main(argv=None) -> int:
     parser.add_argument("--max-distance", type=float, default=10.0)
     parser.add_argument("--noise-frame", type=int, action="append", default=[], metavar="K",
                         help="replace frame K of every series by noise of the same mean and spread (repeatable)")
+    parser.add_argument("--bend-contour", type=float, default=0.0, metavar="PX",
+                        help="a bend contour sweeping across every series at PX per frame (synth.timeseries."
+                             "sweep_bend_contour: half width a tenth of the field, 45 %% darker at its centre)")
+    parser.add_argument("--flicker", type=float, default=0.0, metavar="F",
+                        help="each frame's brightness scaled by a factor within 1 +- F (with or without a contour)")
     parser.add_argument("--step", type=int, default=1,
                         help="track every n-th frame only (track --frames ::N), scored on those frames; "
                              "velocities stay px per frame of the series (the centroid baseline is left out)")
@@ -73,6 +78,9 @@ def main(argv=None) -> int:
         for k in args.noise_frame:  # the beam blanked for a frame: camera noise only
             frames = series.frames
             frames[k] = np.random.default_rng(seed).normal(frames.mean(), frames.std(), frames[k].shape)
+        if args.bend_contour or args.flicker:
+            series.frames = sweep_bend_contour(series.frames, seed=seed, speed_px=args.bend_contour,
+                                               depth=0.45 if args.bend_contour else 0.0, flicker=args.flicker)
         result = track_lines(series.frames, model, max_distance=args.max_distance,
                              frames=slice(None, None, args.step) if args.step > 1 else None)
         ways = [("lines", result)]

@@ -10,11 +10,13 @@ Per image it prints the largest drift error over the frames (px), the median spe
 seen in three frames or more (px/frame, least squares over the track's steps as ``track.json``
 gives it; truth 0), their count, and the seconds of each stage. ``--overlay`` burns a video
 overlay into every frame, fixed in the frame (black side frames, a title bar whose time stamp
-changes from frame to frame, a scale bar), as in frames grabbed from a microscope's video.
+changes from frame to frame, a scale bar), as in frames grabbed from a microscope's video;
+``--bend-contour PX`` sweeps a bend contour across the frames at PX per frame (half width a tenth of
+the side, 45 % darker at its centre), as a foil bending under strain shows.
 
 Run::
 
-    python benchmarks/bench_tracking_real.py [--frames 6] [--drift 3] [--noise 6] [--overlay]
+    python benchmarks/bench_tracking_real.py [--frames 6] [--drift 3] [--noise 6] [--overlay] [--bend-contour PX]
 """
 
 from __future__ import annotations
@@ -58,6 +60,9 @@ def main(argv=None) -> int:
     parser.add_argument("--noise", type=float, default=6.0, help="grey levels of noise added to every frame")
     parser.add_argument("--overlay", action="store_true",
                         help="burn a video overlay with a changing time stamp into every frame")
+    parser.add_argument("--bend-contour", type=float, default=0.0, metavar="PX",
+                        help="a bend contour sweeping across the frames at PX per frame, as a strained foil shows "
+                             "(synth.timeseries.sweep_bend_contour)")
     args = parser.parse_args(argv)
     paths = sorted(IMAGES.glob("*.jpg"))
     if not paths:
@@ -69,6 +74,10 @@ def main(argv=None) -> int:
     for k, path in enumerate(paths):
         image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
         stack, truth = drifting_series(image, frames=args.frames, drift=args.drift, noise=args.noise, seed=k)
+        if args.bend_contour:
+            from napari_stereo_tem.synth.timeseries import sweep_bend_contour
+
+            stack = np.clip(sweep_bend_contour(stack, seed=k, speed_px=args.bend_contour), 0, 255).astype(np.uint8)
         if args.overlay:
             from napari_stereo_tem.synth.misalign import burn_overlay
 
@@ -85,7 +94,8 @@ def main(argv=None) -> int:
               f"{np.median(speeds) if speeds else float('nan'):.3f} | {s['detect']:.1f} | {s['drift']:.1f} | "
               f"{s['link']:.1f} |", flush=True)
     print(f"\n{len(paths)} images, {args.frames} frames each, drift steps of {args.drift:g} px, noise {args.noise:g}"
-          f"{', a video overlay burned in' if args.overlay else ''}; "
+          f"{', a video overlay burned in' if args.overlay else ''}"
+          f"{f', a bend contour sweeping at {args.bend_contour:g} px/frame' if args.bend_contour else ''}; "
           f"largest drift error {max(errors):.3f} px")
     return 0
 

@@ -405,6 +405,21 @@ def test_cli_tracks_the_movie_chosen_and_names_the_others(monkeypatch, tmp_path,
     assert "is for microscope files that hold several" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("seed", [300, 304])
+def test_drift_holds_beside_gliding_lines_and_under_a_sweeping_bend_contour(seed):
+    """Larger frames: the blurred edges of the gliding lines (just outside their masks) and a bend contour
+    sweeping across a strained foil both moved on their own and pulled the drift (3.5 and 1.1 px off)."""
+    from napari_stereo_tem.stereo.drift import estimate_drift
+    from napari_stereo_tem.synth.timeseries import sweep_bend_contour
+
+    series = make_time_series(seed, shape=(256, 256), n_frames=6)
+    swept = sweep_bend_contour(series.frames, seed=seed, speed_px=12)
+    assert np.abs(swept - series.frames).max() > 0.1 * series.frames.mean()   # the contour is there
+    for frames in (series.frames, swept):
+        drift = estimate_drift(frames, ignore=series.masks == 1)
+        assert np.abs(drift - series.drift).max() < 0.6
+
+
 def test_blank_and_noise_frames_are_found_and_only_those():
     """A blanked beam or a dropped frame (constant), a frame of noise, a frame the camera repeated: found
     wherever they are, in runs too; the frames of a clean series and of a noisy one are all kept."""

@@ -53,18 +53,32 @@ def static_overlay(frames, *, max_frames: int = 8, min_piece_px: int = 30) -> np
     return ndimage.binary_dilation(static, np.ones((3, 3)), iterations=3)
 
 
-def _high_pass(frame: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """The frame less its local mean over ``keep`` pixels (illumination gradients do not move).
+#: Sigma of the local mean taken from each frame before the drift is found, as a share of the frame's
+#: side. Illumination gradients do not move, and a bend contour sweeping across a strained foil moves
+#: on its own: a tenth of the side kept much of such a contour (half width a tenth of the side), and
+#: its sweep pulled the drift (``benchmarks/bench_tracking.py --bend-contour 8``, validation seeds:
+#: largest drift error 1.24 px at 192 px, 0.34 px with three hundredths).
+LOCAL_MEAN_SIDE = 0.03
+#: ... and never below this many pixels (small frames: the drift then rests on more than the noise).
+MIN_LOCAL_MEAN_PX = 6.0
+#: Pixels around the ignored ones (the dislocations, which glide on their own) also left out of the
+#: drift: their blurred edges moved with them and biased every step towards their glide (validation
+#: series of 256 px: largest drift error 2.35 px with 2 px, 0.29 px with 4 px).
+IGNORE_MARGIN_PX = 4
 
-    The local mean is a Gaussian of a tenth of the frame's side, so smooth that it is computed on
-    the frame shrunk by a quarter of that sigma and enlarged back (a 1024 px frame: 0.03 s, not 1.4 s).
+
+def _high_pass(frame: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """The frame less its local mean over ``keep`` pixels (:data:`LOCAL_MEAN_SIDE`).
+
+    The local mean is so smooth that it is computed on the frame shrunk by a quarter of its sigma and
+    enlarged back (a 1024 px frame: 0.03 s, not 1.4 s).
     """
     import cv2
     from scipy import ndimage
 
     f = frame.astype(np.float64)
     rows, cols = f.shape
-    sigma = 0.1 * min(f.shape)
+    sigma = max(LOCAL_MEAN_SIDE * min(f.shape), MIN_LOCAL_MEAN_PX)
     weight = keep.astype(np.float64)
     value, share = f * weight, weight
     step = max(1, int(sigma // 4))
@@ -167,7 +181,7 @@ def iter_drift_steps(frames: np.ndarray, ignore=None):
     def prepared(k):
         keep = np.ones(frames.shape[1:], bool)
         if ignore is not None:
-            keep = ~ndimage.binary_dilation(np.asarray(ignore[k], bool), iterations=2)
+            keep = ~ndimage.binary_dilation(np.asarray(ignore[k], bool), iterations=IGNORE_MARGIN_PX)
         return _high_pass(frames[k], keep), keep
 
     previous, keep_previous = prepared(0)

@@ -37,7 +37,7 @@ from .background import draw_perlin_params, perlin_background
 from .micrograph import _Canvas, _shot_noise
 from .seeds import check_seed
 
-__all__ = ["TimeSeries", "make_time_series", "TIMESERIES_VERSION"]
+__all__ = ["TimeSeries", "make_time_series", "sweep_bend_contour", "TIMESERIES_VERSION"]
 
 #: Bumped whenever a seed would give a different series.
 TIMESERIES_VERSION = 1
@@ -192,3 +192,32 @@ def make_time_series(seed: int, *, shape=(128, 128), n_frames: int = 8, n_lines:
               "drift_px": float(drift_px), "dose": float(dose), "sigma": float(sigma),
               "line_contrast": float(line_contrast), "spacing": float(spacing), "dots": n_dots}
     return TimeSeries(frames=frames, masks=masks, drift=drift, lines=lines, params=params)
+
+
+def sweep_bend_contour(frames, *, seed: int, speed_px: float = 6.0, width_px: float | None = None,
+                       depth: float = 0.45, flicker: float = 0.0) -> np.ndarray:
+    """Frames of a series with what a straining holder adds: a bend contour sweeping across, a flickering beam.
+
+    A bend contour (a broad dark band where the bent foil meets the Bragg condition) crosses the field
+    at ``speed_px`` per frame, independently of the drift (the foil bends as it is strained), at an angle
+    drawn from ``seed``, near the centre half-way through the series; ``width_px`` is its half width (default a tenth of the field) and
+    ``depth`` its darkening at the centre. With ``flicker`` each frame's brightness is also scaled by a
+    factor drawn uniformly within ``1 +- flicker`` (beam current, automatic gain). The truth of the series
+    (drift, lines) does not change. Returns new frames (float32).
+    """
+    rng = np.random.default_rng(check_seed(seed) + 7_000_003)
+    frames = np.asarray(frames, dtype=np.float32)
+    n, rows, cols = frames.shape
+    width = float(width_px) if width_px else 0.1 * max(rows, cols)
+    angle = rng.uniform(0.0, np.pi)
+    normal = np.array([np.cos(angle), np.sin(angle)])
+    yy, xx = np.mgrid[0:rows, 0:cols]
+    across = (xx - (cols - 1) / 2.0) * normal[0] + (yy - (rows - 1) / 2.0) * normal[1]
+    middle = rng.uniform(-0.2, 0.2) * min(rows, cols)   # where it is half-way through the series
+    out = np.empty_like(frames)
+    for k in range(n):
+        centre = middle + speed_px * (k - (n - 1) / 2.0)
+        band = 1.0 - depth * np.exp(-(((across - centre) / width) ** 2))
+        gain = 1.0 + rng.uniform(-flicker, flicker) if flicker else 1.0
+        out[k] = frames[k] * band * gain
+    return out
