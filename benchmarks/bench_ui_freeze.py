@@ -11,8 +11,9 @@ click. Prints, per action, its wall time and that longest gap; the goal is no
 gap above 0.2 s. The actions, in the order a first-time user meets them:
 opening the plugin's docks, the stereo sample, Reconstruct (the first run, then
 a second), switching to 3D, Crystal frame, Re-project, Detect, "Polylines from
-labels", and a fine-tune started then cancelled. ``--stacks`` tells, for the
-longest gaps of each action, which functions the UI thread was in.
+labels", tracking a small synthetic movie (the Track dock), and a fine-tune
+started then cancelled. ``--stacks`` tells, for the longest gaps of each action,
+which functions the UI thread was in.
 
 Every run starts from napari's default settings in a temporary file
 (``NAPARI_CONFIG``): napari restores the window size of its last session, and
@@ -246,6 +247,20 @@ def main(argv=None) -> int:
                 lambda: not hasattr(state["task"], "finished") or state["task"].finished)
             cor.set_dir.value = tempfile.mkdtemp(prefix="bench-ui-set-")
             run("Add to training set", lambda: cor.add_to_training_set())
+
+        run("open dock Track", lambda: state.setdefault("track", dock("Track dislocations (in-situ movie)")))
+        if "track" in state:
+            from napari_stereo_tem.synth.timeseries import make_time_series
+
+            viewer.add_image(make_time_series(3, shape=(256, 256), n_frames=6).frames, name="movie (synthetic)")
+            trk = state["track"]
+            trk.movie.value = viewer.layers["movie (synthetic)"]
+
+            def track():
+                state["task"] = trk.start()
+
+            run("Track", track, lambda: state["task"] is None or state["task"].finished)
+            viewer.layers["movie (synthetic)"].visible = False
 
         run("open dock Fine-tune", lambda: state.setdefault("tune", dock("Fine-tune and model versions")))
         if "tune" in state:
