@@ -41,7 +41,11 @@ def test_the_dock_tracks_a_movie_layer_like_the_core(make_napari_viewer, wait_fi
     np.testing.assert_allclose(layer.features["speed_nm_s"].to_numpy(), speed * 0.5 / 0.2, equal_nan=True)
     assert "tracks" in widget.report.value and "nm/s" in widget.report.value
     assert not widget.plot.isHidden()
-    assert widget.plot.figure.axes and widget.plot.figure.axes[0].lines   # speed over time drawn
+    pixmap = widget.plot.pixmap()   # speed and length over time, drawn in the worker thread
+    assert pixmap is not None and pixmap.width() > 200 and pixmap.height() > 200
+    colours = {pixmap.toImage().pixelColor(x, y).name() for x in range(0, pixmap.width(), 4)
+               for y in range(0, pixmap.height(), 4)}
+    assert len(colours) > 10   # curves and axes, not a blank picture
 
 
 def test_the_dock_names_what_is_wrong(make_napari_viewer, series):

@@ -48,14 +48,30 @@ def track_stage(report) -> tuple[str, int, int]:
     return "showing the result", 1, 1
 
 
+def _plot_pixels(rows: list[dict], physical: bool) -> np.ndarray:
+    """Speed and length over time of the tracks seen longest, in the Tracks layer's colours, as RGBA pixels.
+
+    Drawn by matplotlib's own Agg canvas (no Qt): it runs in the worker thread, not the window's.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from ..stereo.track_plot import draw_tracks, track_colors
+
+    figure = Figure(figsize=(3.6, 3.6), dpi=90, layout="constrained")
+    canvas = FigureCanvasAgg(figure)
+    draw_tracks(figure, rows, physical=physical, max_tracks=8, legend=False, stacked=True,
+                colors=track_colors(r["track_id"] for r in rows))  # as the Tracks layer draws them
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba()).copy()
+
+
 class TrackWidget(TaskWidget):
     """Track the dislocations of the chosen movie."""
 
     describe_progress = staticmethod(track_stage)
 
     def __init__(self, viewer: napari.viewer.Viewer):
-        from .plot import FigureWidget
-
         super().__init__(viewer, run_text="Track dislocations", description="track")
         self.movie = create_widget(annotation=napari.layers.Image, label="movie")
         self.frames = LineEdit(value="", label="frames",
@@ -71,7 +87,11 @@ class TrackWidget(TaskWidget):
                                   tooltip="ridges of the probability map (one per dislocation, even inside pile-ups) "
                                           "or skeleton branches")
         self.contrast = ComboBox(choices=list(CONTRASTS), value="auto", label="contrast")
-        self.plot = FigureWidget(figsize=(4, 4), min_height=320)
+        from qtpy.QtCore import Qt
+        from qtpy.QtWidgets import QLabel
+
+        self.plot = QLabel()  # the plot drawn in the worker thread (matplotlib off the UI thread), shown as a picture
+        self.plot.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.plot.setVisible(False)
         plot_box = Container(labels=False)
         plot_box.native.layout().addWidget(self.plot)
@@ -112,24 +132,27 @@ class TrackWidget(TaskWidget):
         rows, added = in_physical_units(track_rows(result), **self._calibration)
         drift = {int(k): (float(d[0]), float(d[1])) for k, d in zip(result.frame_numbers, result.drift)}
         if not rows:
-            return result, rows, added, []
+            return result, rows, added, [], None
         table = {key: np.array([r[key] for r in rows], dtype=float) for key in rows[0]}
         data, attrs, kind = tracks_layer(table, name=f"{self._name} tracks", drift=drift, scale=self._scale,
                                          metadata={"movie": self._name, "settings": result.settings,
                                                    "calibration": self._calibration})
-        return result, rows, added, [Layer.create(data, attrs, kind)]
+        return result, rows, added, [Layer.create(data, attrs, kind)], _plot_pixels(rows, "velocity_x_nm_s" in added)
 
     def show_result(self, prepared):
-        from ..stereo.track_plot import draw_tracks, track_colors
         from ..stereo.tracking import track_summary
 
-        result, rows, added, layers = prepared
+        from qtpy.QtGui import QImage, QPixmap
+
+        result, rows, added, layers, pixels = prepared
         yield from place_layers(self._viewer, layers)
         physical = "velocity_x_nm_s" in added
-        draw_tracks(self.plot.figure, rows, physical=physical, max_tracks=8, legend=False, stacked=True,
-                    colors=track_colors(r["track_id"] for r in rows))  # as the Tracks layer draws them
-        self.plot.canvas.draw_idle()
-        self.plot.setVisible(bool(rows))
+        if pixels is not None:
+            height, width = pixels.shape[:2]
+            self._pixels = np.ascontiguousarray(pixels)  # QImage reads this buffer: it must outlive the pixmap's copy
+            image = QImage(self._pixels.data, width, height, 4 * width, QImage.Format.Format_RGBA8888)
+            self.plot.setPixmap(QPixmap.fromImage(image))
+        self.plot.setVisible(pixels is not None)
         long_tracks = [t for t in track_summary(result) if t["n_frames"] >= 3]
         speeds = sorted(t["speed"] for t in long_tracks)
         median = f"{speeds[len(speeds) // 2]:.2f} px/frame" if speeds else "n/a"
