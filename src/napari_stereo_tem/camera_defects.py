@@ -25,6 +25,7 @@ import numpy as np
 from scipy import ndimage
 
 from .checks import check_image
+from .robust import robust_std
 
 __all__ = ["CameraDefects", "find_camera_defects", "fill_camera_defects", "repair_camera_defects",
            "sorted_neighbours"]
@@ -77,13 +78,6 @@ class CameraDefects:
                    pixels=np.zeros((int(record.get("pixels", 0)), 2), int))
 
 
-def _robust_std(values: np.ndarray) -> float:
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        return 0.0
-    return float(1.4826 * np.median(np.abs(values - np.median(values))))
-
-
 def _defective_columns(image: np.ndarray, *, min_offset: float, max_share: float) -> list:
     """``(column, start, stop)`` of columns that differ from both neighbours the same way (see module)."""
     rows, cols = image.shape
@@ -91,7 +85,7 @@ def _defective_columns(image: np.ndarray, *, min_offset: float, max_share: float
         return []
     every = max(1, rows // SAMPLED_ROWS)
     steps = np.diff(image[::every], axis=1)   # steps[:, j] = column j + 1 less column j (every few rows)
-    noise = _robust_std(steps[::4])
+    noise = robust_std(steps[::4])
     bounds = np.linspace(0, rows, PIECES + 1).astype(int)
     found: dict[int, list] = {}
     for start, stop in [(0, rows)] + list(zip(bounds[:-1], bounds[1:])):
@@ -106,7 +100,7 @@ def _defective_columns(image: np.ndarray, *, min_offset: float, max_share: float
         # the median of n steps scatters by about 1.25 noise / sqrt(n): five of those, the offset the caller
         # takes as visible, and six times the spread of all columns' offsets (a scanned image's rows all
         # differ a little), whichever is largest
-        spread = _robust_std(0.5 * (from_left + from_right))
+        spread = robust_std(0.5 * (from_left + from_right))
         limit = max(min_offset, 5.0 * 1.25 * noise / np.sqrt(len(sampled)), 6.0 * spread)
         same_way = np.sign(from_left) == np.sign(from_right)
         for column in np.flatnonzero(same_way & (both > limit) & (beside < 0.25 * both)) + 1:
@@ -216,7 +210,7 @@ def find_camera_defects(image, *, min_offset: float | None = None, max_share: fl
         low, high = np.percentile(sample, [0.5, 99.5])
         sample = sample[::2]
         second = sample[:, 1:-1] - 0.5 * (sample[:, :-2] + sample[:, 2:])
-        min_offset = max(0.5 * _robust_std(second) / 1.22, 0.01 * float(high - low))
+        min_offset = max(0.5 * robust_std(second) / 1.22, 0.01 * float(high - low))
         # 1.22: a white-noise pixel's second difference scatters by that many times its own noise
     if not np.isfinite(min_offset) or min_offset <= 0:
         return CameraDefects()

@@ -22,6 +22,7 @@ import numpy as np
 from scipy import ndimage
 
 from ...checks import InputError
+from ...robust import robust_std
 
 __all__ = ["overlay_mask", "frame_mask", "vacuum_mask", "scale_bar_mask", "bandpass", "fill_masked", "gaussian",
            "erode"]
@@ -55,13 +56,6 @@ def gaussian(image: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.sepFilter2D(img, -1, kernel, kernel, borderType=cv2.BORDER_REFLECT)
 
 
-def _robust_std(values: np.ndarray) -> float:
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        return 0.0
-    return float(1.4826 * np.median(np.abs(values - np.median(values))))
-
-
 def _local_std(image: np.ndarray, size: int) -> np.ndarray:
     mean = ndimage.uniform_filter(image, size)
     square = ndimage.uniform_filter(image * image, size)
@@ -83,7 +77,7 @@ def frame_mask(image, *, dilate_px: int = 6, min_share: float = 0.001) -> np.nda
     span = float(img.max() - img.min())
     if span <= 0:
         return np.zeros(img.shape, bool)
-    flat = _local_std(img, 7) < 1e-3 * (_robust_std(img) or span / 4.0)
+    flat = _local_std(img, 7) < 1e-3 * (robust_std(img) or span / 4.0)
     if not flat.any():
         return flat
     pieces, n = ndimage.label(flat)
@@ -254,7 +248,7 @@ def overlay_mask(image, *, other=None, dilate_px: int = 4, border_px: int | None
     mask = np.zeros(img.shape, dtype=bool)
     if span <= 0:
         return ~mask
-    spread = _robust_std(img) or span / 4.0
+    spread = robust_std(img) or span / 4.0
     local = _local_std(img, 7)
     mask |= local < 1e-3 * spread                                   # flat padding and fills
     tol = 0.01 * span  # anti-aliased marks reach the extreme only in their strokes' centres
