@@ -40,12 +40,29 @@ def test_the_dock_tracks_a_movie_layer_like_the_core(make_napari_viewer, wait_fi
     speed = layer.features["speed"].to_numpy()
     np.testing.assert_allclose(layer.features["speed_nm_s"].to_numpy(), speed * 0.5 / 0.2, equal_nan=True)
     assert "tracks" in widget.report.value and "nm/s" in widget.report.value
+    assert widget.pixel_size.value == pytest.approx(0.5) and widget.frame_interval.value == pytest.approx(0.2)
     assert not widget.plot.isHidden()
     pixmap = widget.plot.pixmap()   # speed and length over time, drawn in the worker thread
     assert pixmap is not None and pixmap.width() > 200 and pixmap.height() > 200
     colours = {pixmap.toImage().pixelColor(x, y).name() for x in range(0, pixmap.width(), 4)
                for y in range(0, pixmap.height(), 4)}
     assert len(colours) > 10   # curves and axes, not a blank picture
+
+
+def test_a_movie_without_calibration_takes_it_from_the_dock(make_napari_viewer, wait_finished, series):
+    viewer = make_napari_viewer()
+    viewer.add_image(series.frames, name="movie")   # a TIFF movie records neither pixel size nor frame time
+    widget = _dock(viewer)
+    assert widget.pixel_size.value == 0 and widget.frame_interval.value == 0
+    widget.frames.value = "0:3"
+    wait_finished(widget.start())
+    assert "nm/s" not in widget.report.value and "speed_nm_s" not in viewer.layers["movie tracks"].features
+    widget.pixel_size.value, widget.frame_interval.value = 0.4, 0.1
+    wait_finished(widget.start())
+    layer = viewer.layers["movie tracks"]
+    assert "nm/s" in widget.report.value
+    np.testing.assert_allclose(layer.features["speed_nm_s"].to_numpy(), layer.features["speed"].to_numpy() * 4.0,
+                               equal_nan=True)
 
 
 def test_the_dock_names_what_is_wrong(make_napari_viewer, series):

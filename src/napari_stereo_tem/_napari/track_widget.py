@@ -87,6 +87,11 @@ class TrackWidget(TaskWidget):
                                   tooltip="ridges of the probability map (one per dislocation, even inside pile-ups) "
                                           "or skeleton branches")
         self.contrast = ComboBox(choices=list(CONTRASTS), value="auto", label="contrast")
+        self.pixel_size = FloatSpinBox(value=0.0, min=0.0, max=1e4, step=0.01, label="pixel size (nm)",
+                                       tooltip="0 = unknown (px only); filled from the movie's file where it records it")
+        self.frame_interval = FloatSpinBox(value=0.0, min=0.0, max=1e4, step=0.001, label="frame interval (s)",
+                                           tooltip="seconds between frames (1/fps); 0 = unknown (px/frame only); "
+                                                   "filled from the movie's file where it records it")
         from qtpy.QtCore import Qt
         from qtpy.QtWidgets import QLabel
 
@@ -96,9 +101,18 @@ class TrackWidget(TaskWidget):
         plot_box = Container(labels=False)
         plot_box.native.layout().addWidget(self.plot)
         self.extend([self.movie, self.frames, self.max_distance, self.gap_frames, self.min_length, self.instances,
-                     self.contrast, *self.controls(), plot_box])
+                     self.contrast, self.pixel_size, self.frame_interval, *self.controls(), plot_box])
+        self.movie.changed.connect(self._calibration_from_metadata)
         keep_default(self, self.movie, lambda layers: next(
             (layer for layer in layers if not is_truth_layer(layer) and movie_problem(layer) is None), None))
+        self._calibration_from_metadata()
+
+    def _calibration_from_metadata(self, *_) -> None:
+        """The chosen movie's pixel size and frame interval, where its metadata has them (else left as set)."""
+        meta = (self.movie.value.metadata or {}) if self.movie.value is not None else {}
+        for field, key in ((self.pixel_size, "pixel_size_nm"), (self.frame_interval, "frame_interval_s")):
+            if meta.get(key):
+                field.value = float(meta[key])
 
     def make_work(self):
         from ..stereo.frame_stack import parse_frames
@@ -113,10 +127,9 @@ class TrackWidget(TaskWidget):
         except InputError as err:
             show_error_in(str(err), self.report)
             return None
-        meta = layer.metadata or {}
         self._name = layer.name
-        self._calibration = {"pixel_size_nm": meta.get("pixel_size_nm"),
-                             "frame_interval_s": meta.get("frame_interval_s")}
+        self._calibration = {"pixel_size_nm": self.pixel_size.value or None,
+                             "frame_interval_s": self.frame_interval.value or None}
         self._scale = tuple(layer.scale)
         return in_worker("stereo.tracking:iter_track_lines", layer.data, max_distance=self.max_distance.value,
                          gap_frames=self.gap_frames.value, min_length=self.min_length.value,
