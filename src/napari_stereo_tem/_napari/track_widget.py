@@ -88,7 +88,8 @@ class TrackWidget(TaskWidget):
                                           "or skeleton branches")
         self.contrast = ComboBox(choices=list(CONTRASTS), value="auto", label="contrast")
         self.pixel_size = FloatSpinBox(value=0.0, min=0.0, max=1e4, step=0.01, label="pixel size (nm)",
-                                       tooltip="0 = unknown (px only); filled from the movie's file where it records it")
+                                       tooltip="0 = unknown (px only); filled from the movie's file where it "
+                                               "records it")
         self.frame_interval = FloatSpinBox(value=0.0, min=0.0, max=1e4, step=0.001, label="frame interval (s)",
                                            tooltip="seconds between frames (1/fps); 0 = unknown (px/frame only); "
                                                    "filled from the movie's file where it records it")

@@ -5,7 +5,8 @@
 The folder gets ``tracks.csv`` (``track_id,frame,x,y,length,velocity_x,velocity_y``:
 centroid in the first frame's coordinates, drift removed, spline length, px and
 px/frame; where the pixel size is known, from the file or ``--pixel-size``, also
-``length_nm``, and with the frame interval also ``velocity_x_nm_s,velocity_y_nm_s``), ``drift.csv`` (``frame,dx,dy``: where a specimen point of frame 0 lies in
+``length_nm``, and with the frame interval also ``velocity_x_nm_s,velocity_y_nm_s``),
+``drift.csv`` (``frame,dx,dy``: where a specimen point of frame 0 lies in
 frame ``k``, minus where it lies in frame 0), ``track.json`` (settings, counts,
 per-track summary, timings) and ``tracks.png`` (speed and length over time of
 the twelve tracks seen in most frames, of those seen in three frames or more). The folder is written as a whole.

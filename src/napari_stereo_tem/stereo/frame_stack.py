@@ -18,7 +18,7 @@ import numpy as np
 
 from ..checks import InputError, check_finite
 
-__all__ = ["read_stack", "stack_calibration", "stack_info", "parse_frames", "frame_numbers", "VIDEO_SUFFIXES"]
+__all__ = ["read_stack", "stack_info", "parse_frames", "frame_numbers", "VIDEO_SUFFIXES"]
 
 #: Suffixes read as videos (through imageio).
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv", ".wmv", ".mpg", ".mpeg", ".gif", ".webm")
@@ -171,13 +171,6 @@ def read_stack(source, *, name: str = "stack", what: str = "a time series", fram
 def _microscope_format(path: Path) -> bool:
     suffix = path.suffix.lower()
     return path.is_file() and suffix not in (".tif", ".tiff", ".npy", *VIDEO_SUFFIXES, *_PLAIN_IMAGE_SUFFIXES)
-
-
-def stack_calibration(source, *, signal=None) -> dict:
-    """``{"pixel_size_nm": ..., "frame_interval_s": ...}`` of a microscope movie where its file records them
-    (``None`` each where not, and for other sources); nothing of the frames is read."""
-    info = stack_info(source, signal=signal)
-    return {key: info[key] for key in ("pixel_size_nm", "frame_interval_s")}
 
 
 def _check_signal(path: Path, signal, name: str) -> None:

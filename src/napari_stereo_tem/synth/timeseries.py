@@ -200,10 +200,10 @@ def sweep_bend_contour(frames, *, seed: int, speed_px: float = 6.0, width_px: fl
 
     A bend contour (a broad dark band where the bent foil meets the Bragg condition) crosses the field
     at ``speed_px`` per frame, independently of the drift (the foil bends as it is strained), at an angle
-    drawn from ``seed``, near the centre half-way through the series; ``width_px`` is its half width (default a tenth of the field) and
-    ``depth`` its darkening at the centre. With ``flicker`` each frame's brightness is also scaled by a
-    factor drawn uniformly within ``1 +- flicker`` (beam current, automatic gain). The truth of the series
-    (drift, lines) does not change. Returns new frames (float32).
+    drawn from ``seed``, near the centre half-way through the series; ``width_px`` is its half width
+    (default a tenth of the field) and ``depth`` its darkening at the centre. With ``flicker`` each
+    frame's brightness is also scaled by a factor drawn uniformly within ``1 +- flicker`` (beam current,
+    automatic gain). The truth of the series (drift, lines) does not change. Returns new frames (float32).
     """
     rng = np.random.default_rng(check_seed(seed) + 7_000_003)
     frames = np.asarray(frames, dtype=np.float32)
