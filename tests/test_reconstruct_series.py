@@ -67,6 +67,31 @@ def test_a_known_tilt_axis_skips_the_alignment(series, tmp_path, capsys):
     assert all(p["own_tilt_axis_deg"] is None for p in record["pairs"])
 
 
+def test_signal_chooses_the_tilt_series_of_a_file_holding_several(series, tmp_path, monkeypatch, capsys):
+    """A microscope file holding an overview movie and the tilt series: --signal takes the series by title."""
+    import hyperspy.api as hs
+
+    from napari_stereo_tem import images
+
+    stacks = []
+    for title, frames in (("overview", np.random.default_rng(0).random((5, 64, 64)).astype(np.float32)),
+                          ("tilt series", tifffile.imread(series))):
+        stack = hs.signals.Signal2D(frames).as_lazy()
+        stack.metadata.General.title = title
+        stacks.append(stack)
+    path = tmp_path / "session.emd"
+    path.write_bytes(b"not read: the reader is replaced")
+    monkeypatch.setattr(images, "_signals", lambda p, lazy=False: stacks)
+    out = tmp_path / "chosen"
+    assert main(["reconstruct", "--series", str(path), "--signal", "tilt", "--tilts=-12,0,12", "--tilt-axis", "-20",
+                 "-o", str(out)]) == 0
+    record = json.loads((out / "series.json").read_text())
+    assert record["n_views"] == 3 and len(record["pairs"]) == 2
+    assert main(["reconstruct", "--series", str(path), "--tilts=-12,0,12", "--tilt-axis", "-20",
+                 "-o", str(tmp_path / "first")]) == 1   # the first stack (5 views) does not fit 3 tilts
+    assert "one tilt per view of the series (5)" in capsys.readouterr().err
+
+
 def test_tilts_from_the_file_beside_the_stack_put_the_views_in_tilt_order(series, tmp_path, capsys):
     """A stack saved in another order than its tilts' (high to low here; dose-symmetric schemes too), with the
     IMOD/SerialEM tilt file beside it: the views are sorted by tilt, and series.json says which view is which."""
