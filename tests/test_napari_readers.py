@@ -82,6 +82,25 @@ def test_a_file_holding_several_movies_opens_as_one_layer_each(make_napari_viewe
     assert by_name["in_situ BF"].metadata["frame_interval_s"] == pytest.approx(0.25)
 
 
+def test_a_file_holding_an_image_and_a_movie_opens_both(make_napari_viewer, tmp_path, monkeypatch):
+    """A Velox-like session file: an overview image and a movie; both open, the image shown, the movie hidden."""
+    import hyperspy.api as hs
+
+    from napari_stereo_tem import images
+
+    overview = hs.signals.Signal2D(np.random.default_rng(0).random((48, 48)).astype(np.float32))
+    overview.metadata.General.title = "overview"
+    movie = hs.signals.Signal2D(np.random.default_rng(1).random((4, 32, 32)).astype(np.float32)).as_lazy()
+    movie.metadata.General.title = "BF"
+    path = tmp_path / "session.emd"
+    path.write_bytes(b"not read: the reader is replaced")
+    monkeypatch.setattr(images, "_signals", lambda p, lazy=False: [overview, movie])
+    viewer = make_napari_viewer()
+    layers = {layer.name: layer for layer in viewer.open(str(path), plugin="napari-stereo-tem")}
+    assert layers["session"].data.shape == (48, 48) and layers["session"].visible
+    assert layers["session BF"].data.shape == (4, 32, 32) and not layers["session BF"].visible
+
+
 def test_an_mrc_tilt_series_opens_as_a_lazy_stack(make_napari_viewer, tmp_path):
     import dask.array as da
 

@@ -56,11 +56,11 @@ def _fourd_layer(path: Path) -> list:
                                          "axes_decision": decision}}, "image")]
 
 
-def _stack_layer(path: Path, *, fall_back: bool = True) -> list:
+def _stack_layer(path: Path, *, fall_back: bool = True, titled: bool = False) -> list:
     """A stack of 2D frames (an in-situ movie, a tilt series) as one lazy 3D image layer; else a 4D dataset.
 
     A file holding several (a Velox ``.emd`` records one movie per detector) gives one layer each, named
-    ``"<file> <title>"``, the first on top of the list as napari adds them last.
+    ``"<file> <title>"`` (so too with ``titled``), the first on top of the list as napari adds them last.
     """
     from ..images import read_image_stack
 
@@ -74,7 +74,7 @@ def _stack_layer(path: Path, *, fall_back: bool = True) -> list:
     layers = []
     for k, stack in enumerate(stacks):
         pixel = stack.pixel_size_nm or 1.0
-        name = f"{path.stem} {stack.title or k}" if len(stacks) > 1 else path.stem
+        name = f"{path.stem} {stack.title or k}" if len(stacks) > 1 or titled else path.stem
         layers.append((stack.data, {"name": name, "colormap": "gray", "scale": (1.0, pixel, pixel),
                                     "contrast_limits": None, "visible": k == 0,
                                     "metadata": {"source": str(path), "kind": "stack", "signal": k,
@@ -102,6 +102,13 @@ def read_microscope_file(path) -> list:
             layers = [(image.data, {"name": image.name, "colormap": "gray", "scale": scale,
                                     "metadata": {"source": str(path), "pixel_size_nm": image.pixel_size_nm,
                                                  "tilt_deg": image.tilt_deg}}, "image")]
+            try:  # a file may also hold movies (a Velox session: an overview image and a movie per detector)
+                movies = _stack_layer(path, fall_back=False, titled=True)
+            except InputError:
+                movies = []
+            for _, attrs, _ in movies:
+                attrs["visible"] = False
+            layers = movies + layers
     for _, attrs, _ in layers:
         if attrs.get("contrast_limits", 0) is None:
             attrs.pop("contrast_limits")
