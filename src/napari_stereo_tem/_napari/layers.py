@@ -178,15 +178,18 @@ def tracks_layer(table: dict, *, name: str, drift: dict | None = None, scale=Non
 
     ``table`` maps column names to arrays. ``x, y`` are in the first frame's coordinates (drift removed);
     with ``drift`` (``{frame: (dx, dy)}`` for every frame of the table) each frame's drift is put back, so that
-    the tracks lie on the frames' images. Length and speed (px, px/frame; nm, nm/s where known) are features.
+    the tracks lie on the frames' images, and the drift is kept in the metadata (``drift``: frame -> ``[dx, dy]``)
+    for the writer (:func:`~napari_stereo_tem._napari.writers.write_tracks`). Length, velocity and speed
+    (px, px/frame; nm, nm/s where known) are features.
     """
     frames = np.asarray(table["frame"], dtype=float).astype(int)
     x, y = np.array(table["x"], dtype=float), np.array(table["y"], dtype=float)
-    frame_of_reference = "first frame (drift removed)"
+    frame_of_reference, kept = "first frame (drift removed)", {}
     if drift is not None and all(int(f) in drift for f in frames):
         x += np.array([drift[int(f)][0] for f in frames])
         y += np.array([drift[int(f)][1] for f in frames])
         frame_of_reference = "each frame's image (drift put back)"
+        kept = {"drift": {str(int(k)): [float(d[0]), float(d[1])] for k, d in drift.items()}}
     data = np.column_stack([np.asarray(table["track_id"], dtype=float), frames, y, x])
     vx, vy = np.asarray(table["velocity_x"], dtype=float), np.asarray(table["velocity_y"], dtype=float)
     features = {"length": np.asarray(table["length"], dtype=float), "velocity_x": vx, "velocity_y": vy,
@@ -194,11 +197,12 @@ def tracks_layer(table: dict, *, name: str, drift: dict | None = None, scale=Non
     if "length_nm" in table:  # calibrated (a known pixel size and frame interval)
         features["length_nm"] = np.asarray(table["length_nm"], dtype=float)
     if "velocity_x_nm_s" in table:
-        features["speed_nm_s"] = np.hypot(np.asarray(table["velocity_x_nm_s"], dtype=float),
-                                          np.asarray(table["velocity_y_nm_s"], dtype=float))
+        for key in ("velocity_x_nm_s", "velocity_y_nm_s"):
+            features[key] = np.asarray(table[key], dtype=float)
+        features["speed_nm_s"] = np.hypot(features["velocity_x_nm_s"], features["velocity_y_nm_s"])
     attrs = {"name": name, "features": features, "tail_length": 30,
              "metadata": {"coordinates": frame_of_reference, "velocity": "px/frame, drift removed",
-                          **(metadata or {})}}
+                          **kept, **(metadata or {})}}
     if scale is not None:
         attrs["scale"] = scale
     return (data, attrs, "tracks")

@@ -141,8 +141,16 @@ def read_tracks(path) -> list:
         raise InputError(f"{path.name} holds no tracks")
     table = {key: np.array([float(r[key]) if r[key] != "" else np.nan for r in rows]) for key in rows[0]}
     drift = None
-    drift_file = path.with_name("drift.csv")
+    drift_file, sidecar = path.with_name("drift.csv"), path.with_suffix(".json")
     if drift_file.is_file():
         with open(drift_file, encoding="utf-8") as handle:
             drift = {int(r["frame"]): (float(r["dx"]), float(r["dy"])) for r in csv.DictReader(handle)}
+    elif sidecar.is_file():  # saved from napari (File > Save Selected Layers): the drift is in the sidecar
+        import json
+
+        try:
+            kept = (json.loads(sidecar.read_text(encoding="utf-8")).get("metadata") or {}).get("drift") or {}
+            drift = {int(k): (float(d[0]), float(d[1])) for k, d in kept.items()} or None
+        except (ValueError, TypeError, AttributeError, IndexError):
+            drift = None  # not this plugin's sidecar: the tracks stay in the first frame's coordinates
     return [tracks_layer(table, name=path.parent.name or path.stem, drift=drift, metadata={"source": str(path)})]

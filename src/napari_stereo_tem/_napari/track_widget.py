@@ -180,4 +180,4 @@ class TrackWidget(TaskWidget):
         self.report.value = (f"{result.n_frames} frames, {result.n_tracks} tracks ({len(long_tracks)} seen in 3 "
                              f"frames or more), median speed {median}, drift {drift:.1f} px in all{note}; "
                              f"{sum(result.seconds.values()):.1f} s. The plot shows the tracks seen longest; every "
-                             "track is in the layer's features (stereo-tem track writes them as tracks.csv).")
+                             "track is in the layer's features (File > Save Selected Layers: tracks.csv).")

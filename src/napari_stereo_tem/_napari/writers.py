@@ -1,4 +1,4 @@
-"""napari writers: Shapes paths -> ``lines.csv`` + JSON sidecar, Points -> ``points.csv``.
+"""napari writers: Shapes paths -> ``lines.csv`` + JSON sidecar, Points -> ``points.csv``, Tracks -> ``tracks.csv``.
 
 napari orders coordinates ``(z, y, x)`` (2D layers ``(y, x)``); the files hold
 the core's ``(x, y, z)`` in layer data units (pixels), as the CLI writes them
@@ -17,7 +17,7 @@ from ..particles.points_csv import POINT_COLUMNS, STD_COLUMNS, write_points_csv
 from ..stereo.lines_io import write_json, write_lines_csv
 from .layers import paths_to_lines
 
-__all__ = ["write_lines", "write_points", "POINTS_HEADER", "jsonable"]
+__all__ = ["write_lines", "write_points", "write_tracks", "POINTS_HEADER", "jsonable"]
 
 #: The header line of ``points.csv`` (its first columns).
 POINTS_HEADER = ",".join(POINT_COLUMNS)
@@ -120,3 +120,51 @@ def write_points(path: str, data, attributes: dict) -> list[str]:
         std = np.column_stack([np.asarray(features[c], dtype=float) for c in STD_COLUMNS])
     csv_path = write_points_csv(_csv_path(path), points[:, ::-1], radius, std=std)
     return [str(csv_path), str(_sidecar(csv_path, "stereo-tem points", attributes))]
+
+
+def write_tracks(path: str, data, attributes: dict) -> list[str]:
+    """Write a Tracks layer as ``tracks.csv`` (the columns ``stereo-tem track`` writes) and a JSON sidecar.
+
+    ``x, y`` are written in the first frame's coordinates (drift removed), as the command writes them:
+    a layer whose metadata says its points lie on the frames' images (the Track dock's, or one read from
+    ``tracks.csv`` with ``drift.csv`` beside it) has its ``drift`` taken off again; the sidecar keeps the
+    drift, so the file opens on the frames again. Length and velocities come from the layer's features
+    (NaN where it has none); the nm and nm/s columns where the features hold them.
+
+    Parameters
+    ----------
+    path : str
+    data : array ``(n, 4)``
+        napari tracks ``(track_id, frame, y, x)``.
+    attributes : dict
+        The layer's attributes (``features``, ``metadata``, ``scale``, ...).
+    """
+    from ..atomic import atomic_write_text
+    from ..evaluation.table import csv_text
+    from ..stereo.tracking import TRACK_COLUMNS
+
+    tracks = np.asarray(data, dtype=float).reshape(len(data), -1)
+    if tracks.shape[1] != 4:
+        raise InputError(f"tracks must be (track_id, frame, y, x) to write as tracks.csv; this layer has "
+                         f"{tracks.shape[1]} columns")
+    meta = attributes.get("metadata") or {}
+    x, y = tracks[:, 3].copy(), tracks[:, 2].copy()
+    drift = meta.get("drift") or {}
+    if str(meta.get("coordinates", "")).startswith("each frame's image") and drift:
+        moved = np.array([drift.get(str(int(f)), [0.0, 0.0]) for f in tracks[:, 1]], dtype=float)
+        x, y = x - moved[:, 0], y - moved[:, 1]
+    features = attributes.get("features")
+    physical = [c for c in ("length_nm", "velocity_x_nm_s", "velocity_y_nm_s")
+                if features is not None and c in features]
+
+    def column(name):
+        if features is not None and name in features:
+            return np.asarray(features[name], dtype=float)
+        return np.full(len(tracks), np.nan)
+
+    values = {"track_id": tracks[:, 0].astype(int), "frame": tracks[:, 1].astype(int), "x": x, "y": y,
+              **{c: column(c) for c in ("length", "velocity_x", "velocity_y", *physical)}}
+    rows = [{key: values[key][k].item() for key in values} for k in range(len(tracks))]
+    csv_path = _csv_path(path)
+    atomic_write_text(csv_path, csv_text(rows, cols=list(TRACK_COLUMNS) + physical))
+    return [str(csv_path), str(_sidecar(csv_path, "stereo-tem tracks", attributes))]
