@@ -17,7 +17,7 @@ import numpy as np
 from .checks import InputError, check_image, check_pair, check_stereo_angle
 
 __all__ = ["Image2D", "ImageStack", "StereoPair", "read_image", "read_image_stack", "read_stereo_pair", "as_image",
-           "quiet_reader_logs", "grey_levels", "binned"]
+           "quiet_reader_logs", "grey_levels", "binned", "read_image_stacks"]
 
 _PLAIN_SUFFIXES = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".npy"}
 
@@ -233,6 +233,32 @@ def _chosen_stack(path: Path, stacks: list, choice) -> int:
                      "or a title that names one")
 
 
+def _stack_signals(path: Path) -> list:
+    """The lazy signals of a microscope file that are stacks of 2D frames (one navigation axis), in file order."""
+    signals = _signals(path, lazy=True)
+    stacks = [s for s in signals if s.axes_manager.signal_dimension == 2 and s.axes_manager.navigation_dimension == 1]
+    if not stacks:
+        raise InputError(f"{path.name} holds no stack of 2D frames (one axis of frames; it holds {_held(signals)})")
+    return stacks
+
+
+def _image_stack(path: Path, stacks: list, index: int) -> ImageStack:
+    signal = stacks[index]
+    axis = signal.axes_manager.navigation_axes[0]
+    seconds = {"s": 1.0, "ms": 1e-3, "µs": 1e-6, "us": 1e-6, "min": 60.0}.get(str(axis.units))
+    interval = float(axis.scale) * seconds if seconds and float(axis.scale) > 0 else None
+    return ImageStack(signal.data, name=path.stem, pixel_size_nm=_pixel_size_nm(signal), frame_interval_s=interval,
+                      title=str(signal.metadata.General.title or ""),
+                      others=tuple(_title(s) for k, s in enumerate(stacks) if k != index))
+
+
+def _existing(path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"no such file: {path}")
+    return path
+
+
 def read_image_stack(path, *, signal=None) -> ImageStack:
     """A stack of 2D frames (one navigation axis) in a microscope file: .dm3/.dm4, .emd, .hspy, .ser, an MRC
     stack (.mrc, .st, .ali), ... (through RosettaSciIO).
@@ -247,32 +273,28 @@ def read_image_stack(path, *, signal=None) -> ImageStack:
         Unreadable file, no stack of 2D frames in it (the message says what it holds), or no
         stack that ``signal`` names (the message lists them).
     """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"no such file: {path}")
+    path = _existing(path)
     if path.suffix.lower() in MRC_SUFFIXES:
         if signal is not None and str(signal).strip() != "0":
             raise InputError(f"{path.name} is an MRC file: it holds one stack of frames (number 0), not {signal!r}")
         return _mrc_stack(path)
-    signals = _signals(path, lazy=True)
-    stacks = [s for s in signals if s.axes_manager.signal_dimension == 2 and s.axes_manager.navigation_dimension == 1]
-    if not stacks:
-        raise InputError(f"{path.name} holds no stack of 2D frames (one axis of frames; it holds {_held(signals)})")
-    index = 0 if signal is None else _chosen_stack(path, stacks, signal)
-    signal = stacks[index]
-    axis = signal.axes_manager.navigation_axes[0]
-    seconds = {"s": 1.0, "ms": 1e-3, "µs": 1e-6, "us": 1e-6, "min": 60.0}.get(str(axis.units))
-    interval = float(axis.scale) * seconds if seconds and float(axis.scale) > 0 else None
-    return ImageStack(signal.data, name=path.stem, pixel_size_nm=_pixel_size_nm(signal), frame_interval_s=interval,
-                      title=str(signal.metadata.General.title or ""),
-                      others=tuple(_title(s) for k, s in enumerate(stacks) if k != index))
+    stacks = _stack_signals(path)
+    return _image_stack(path, stacks, 0 if signal is None else _chosen_stack(path, stacks, signal))
+
+
+def read_image_stacks(path) -> list[ImageStack]:
+    """Every stack of 2D frames in a microscope file, in file order, from one opening of the file
+    (:func:`read_image_stack` for each, without opening it once per stack)."""
+    path = _existing(path)
+    if path.suffix.lower() in MRC_SUFFIXES:
+        return [_mrc_stack(path)]
+    stacks = _stack_signals(path)
+    return [_image_stack(path, stacks, k) for k in range(len(stacks))]
 
 
 def read_image(path) -> Image2D:
     """Read one 2D image from ``path`` (TIFF, PNG, .npy or a RosettaSciIO format)."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"no such file: {path}")
+    path = _existing(path)
     suffix = path.suffix.lower()
     if suffix in (".tif", ".tiff"):
         import tifffile

@@ -62,15 +62,14 @@ def _stack_layer(path: Path, *, fall_back: bool = True, titled: bool = False) ->
     A file holding several (a Velox ``.emd`` records one movie per detector) gives one layer each, named
     ``"<file> <title>"`` (so too with ``titled``), the first on top of the list as napari adds them last.
     """
-    from ..images import read_image_stack
+    from ..images import read_image_stacks
 
     try:
-        stacks = [read_image_stack(path)]
+        stacks = read_image_stacks(path)
     except InputError:
         if not fall_back:
             raise
         return _fourd_layer(path)
-    stacks += [read_image_stack(path, signal=k) for k in range(1, 1 + len(stacks[0].others))]
     layers = []
     for k, stack in enumerate(stacks):
         pixel = stack.pixel_size_nm or 1.0
