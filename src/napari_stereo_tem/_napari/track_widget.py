@@ -66,6 +66,21 @@ def _plot_pixels(rows: list[dict], physical: bool) -> np.ndarray:
     return np.asarray(canvas.buffer_rgba()).copy()
 
 
+def _report(result, median) -> str:
+    """The dock's summary of a tracking result (``median``: :func:`~napari_stereo_tem.stereo.tracking.median_speed`)."""
+    n_long, speed, speed_nm_s = median
+    text = f"{speed:.2f} px/frame" if speed is not None else "n/a"
+    if speed_nm_s is not None:
+        text += f" ({speed_nm_s:.3g} nm/s)"
+    drift = float(np.hypot(*result.drift[-1]))
+    skipped = result.settings.get("skipped_frames") or []
+    note = (f"; skipped {len(skipped)} frame(s) showing nothing new (" +
+            ", ".join(f"{s['frame']}: {s['why']}" for s in skipped[:5]) + ")") if skipped else ""
+    return (f"{result.n_frames} frames, {result.n_tracks} tracks ({n_long} seen in 3 frames or more), median speed "
+            f"{text}, drift {drift:.1f} px in all{note}; {sum(result.seconds.values()):.1f} s. The plot shows the "
+            "tracks seen longest; every track is in the layer's features (File > Save Selected Layers: tracks.csv).")
+
+
 class TrackWidget(TaskWidget):
     """Track the dislocations of the chosen movie."""
 
@@ -141,43 +156,28 @@ class TrackWidget(TaskWidget):
         """In the worker thread: the table of the tracks and their Tracks layer."""
         from napari.layers import Layer
 
-        from ..stereo.tracking import in_physical_units, track_rows
+        from ..stereo.tracking import in_physical_units, median_speed, track_rows, track_summary
 
         rows, added = in_physical_units(track_rows(result), **self._calibration)
+        report = _report(result, median_speed(in_physical_units(track_summary(result), **self._calibration)[0]))
         drift = {int(k): (float(d[0]), float(d[1])) for k, d in zip(result.frame_numbers, result.drift)}
         if not rows:
-            return result, rows, added, [], None
+            return report, [], None
         table = {key: np.array([r[key] for r in rows], dtype=float) for key in rows[0]}
         data, attrs, kind = tracks_layer(table, name=f"{self._name} tracks", drift=drift, scale=self._scale,
                                          metadata={"movie": self._name, "settings": result.settings,
                                                    "calibration": self._calibration})
-        return result, rows, added, [Layer.create(data, attrs, kind)], _plot_pixels(rows, "velocity_x_nm_s" in added)
+        return report, [Layer.create(data, attrs, kind)], _plot_pixels(rows, "velocity_x_nm_s" in added)
 
     def show_result(self, prepared):
-        from ..stereo.tracking import track_summary
-
         from qtpy.QtGui import QImage, QPixmap
 
-        result, rows, added, layers, pixels = prepared
+        report, layers, pixels = prepared
         yield from place_layers(self._viewer, layers)
-        physical = "velocity_x_nm_s" in added
         if pixels is not None:
             height, width = pixels.shape[:2]
             self._pixels = np.ascontiguousarray(pixels)  # QImage reads this buffer: it must outlive the pixmap's copy
             image = QImage(self._pixels.data, width, height, 4 * width, QImage.Format.Format_RGBA8888)
             self.plot.setPixmap(QPixmap.fromImage(image))
         self.plot.setVisible(pixels is not None)
-        long_tracks = [t for t in track_summary(result) if t["n_frames"] >= 3]
-        speeds = sorted(t["speed"] for t in long_tracks)
-        median = f"{speeds[len(speeds) // 2]:.2f} px/frame" if speeds else "n/a"
-        if speeds and physical:
-            c = self._calibration
-            median += f" ({speeds[len(speeds) // 2] * c['pixel_size_nm'] / c['frame_interval_s']:.3g} nm/s)"
-        drift = float(np.hypot(*result.drift[-1]))
-        skipped = result.settings.get("skipped_frames") or []
-        note = (f"; skipped {len(skipped)} frame(s) showing nothing new (" +
-                ", ".join(f"{s['frame']}: {s['why']}" for s in skipped[:5]) + ")") if skipped else ""
-        self.report.value = (f"{result.n_frames} frames, {result.n_tracks} tracks ({len(long_tracks)} seen in 3 "
-                             f"frames or more), median speed {median}, drift {drift:.1f} px in all{note}; "
-                             f"{sum(result.seconds.values()):.1f} s. The plot shows the tracks seen longest; every "
-                             "track is in the layer's features (File > Save Selected Layers: tracks.csv).")
+        self.report.value = report

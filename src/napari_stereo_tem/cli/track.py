@@ -82,7 +82,8 @@ def run(args) -> int:
     from ..progress import drive, end_progress_line, text_progress
     from ..stereo.frame_stack import parse_frames, stack_info
     from ..stereo.lines_io import write_json
-    from ..stereo.tracking import TRACK_COLUMNS, in_physical_units, iter_track_lines, track_rows, track_summary
+    from ..stereo.tracking import (TRACK_COLUMNS, in_physical_units, iter_track_lines, median_speed, track_rows,
+                                   track_summary)
     from .detect import CONTRASTS, parse_scale
 
     if args.max_distance <= 0:
@@ -116,10 +117,10 @@ def run(args) -> int:
     summary, _ = in_physical_units(track_summary(result), **calibration)
     drift_rows = [{"frame": int(k), "dx": float(d[0]), "dy": float(d[1])}
                   for k, d in zip(result.frame_numbers, result.drift)]
-    long_tracks = [t for t in summary if t["n_frames"] >= 3]
+    n_long, speed, speed_nm_s = median_speed(summary)
     record = {"stack": str(args.stack), "n_frames": result.n_frames, "shape": list(result.shape),
               "n_instances": len(result.instances), "n_tracks": result.n_tracks,
-              "n_tracks_3_frames_or_more": len(long_tracks), "settings": result.settings,
+              "n_tracks_3_frames_or_more": n_long, "settings": result.settings,
               "signal": {"title": info["title"], "others": list(info["others"])},
               "detector": {"version": getattr(model, "version", None)}, "calibration": calibration,
               "calibration_from": calibration_from,
@@ -138,14 +139,11 @@ def run(args) -> int:
         atomic_write_text(tmp / "drift.csv", csv_text(drift_rows, cols=["frame", "dx", "dy"]))
         write_json(tmp / "track.json", record)
         _plot(rows, tmp / "tracks.png", physical="velocity_x_nm_s" in physical)
-    speeds = [t["speed"] for t in long_tracks]
     total_drift = float(((result.drift[-1] ** 2).sum()) ** 0.5)
-    middle = sorted(speeds)[len(speeds) // 2] if speeds else None
-    median = f"{middle:.2f} px/frame" if speeds else "n/a"
-    if speeds and calibration["pixel_size_nm"] and calibration["frame_interval_s"]:
-        per_second = middle * calibration["pixel_size_nm"] / calibration["frame_interval_s"]
+    median = f"{speed:.2f} px/frame" if speed is not None else "n/a"
+    if speed_nm_s is not None:
         sources = sorted({calibration_from["pixel_size_nm"], calibration_from["frame_interval_s"]})
-        median += f" ({per_second:.3g} nm/s: {calibration['pixel_size_nm']:.4g} nm/px, " \
+        median += f" ({speed_nm_s:.3g} nm/s: {calibration['pixel_size_nm']:.4g} nm/px, " \
                   f"{calibration['frame_interval_s']:.4g} s/frame " \
                   + " and ".join({"file": "from the file", "given": "given"}[k] for k in sources) + ")"
     skipped = result.settings.get("skipped_frames") or []
@@ -156,6 +154,6 @@ def run(args) -> int:
     if info["others"]:
         print(f"{args.stack} holds {len(info['others']) + 1} movies: tracked '{info['title']}' (the others: "
               + ", ".join(f"'{t}'" for t in info["others"]) + "); --signal N|TITLE chooses another")
-    print(f"{args.stack}: {result.n_frames} frames, {result.n_tracks} tracks ({len(long_tracks)} over >= 3 frames), "
+    print(f"{args.stack}: {result.n_frames} frames, {result.n_tracks} tracks ({n_long} over >= 3 frames), "
           f"median speed {median}, drift {total_drift:.1f} px in all -> {args.output}")
     return 0

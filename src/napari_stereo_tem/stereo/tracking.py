@@ -50,7 +50,7 @@ from .frame_stack import VIDEO_SUFFIXES, frame_numbers, read_stack
 __all__ = ["read_stack", "estimate_drift", "line_instances", "frame_lines", "INSTANCE_METHODS", "link_instances",
            "TrackingResult",
            "iter_track_lines", "track_lines", "track_rows", "track_summary", "TRACK_COLUMNS", "VIDEO_SUFFIXES",
-           "in_physical_units"]
+           "in_physical_units", "median_speed"]
 
 #: Columns of :func:`track_rows` (the header of ``tracks.csv``).
 TRACK_COLUMNS = ("track_id", "frame", "x", "y", "length", "velocity_x", "velocity_y")
@@ -448,3 +448,14 @@ def track_summary(result: TrackingResult) -> list[dict]:
                     "n_frames": len(mine), "velocity_x": float(velocity[0]), "velocity_y": float(velocity[1]),
                     "speed": float(np.hypot(*velocity)), "mean_length": float(np.mean([i["length"] for i in mine]))})
     return out
+
+
+def median_speed(summary: list[dict], *, min_frames: int = 3) -> tuple[int, float | None, float | None]:
+    """The tracks of :func:`track_summary` seen in ``min_frames`` frames or more: how many, and the speed of
+    the median one (px/frame, and nm/s where the summary went through :func:`in_physical_units` with a frame
+    interval; ``None`` where there is none)."""
+    seen = sorted((t for t in summary if t["n_frames"] >= min_frames), key=lambda t: t["speed"])
+    if not seen:
+        return 0, None, None
+    middle = seen[len(seen) // 2]
+    return len(seen), middle["speed"], middle.get("speed_nm_s")
