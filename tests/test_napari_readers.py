@@ -1,5 +1,7 @@
 """Drag-and-drop: real detector files and microscope images open through the plugin's reader."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -99,6 +101,31 @@ def test_a_file_holding_an_image_and_a_movie_opens_both(make_napari_viewer, tmp_
     layers = {layer.name: layer for layer in viewer.open(str(path), plugin="napari-stereo-tem")}
     assert layers["session"].data.shape == (48, 48) and layers["session"].visible
     assert layers["session BF"].data.shape == (4, 32, 32) and not layers["session BF"].visible
+
+
+def test_a_microscope_file_is_opened_once_and_lazily(make_napari_viewer, tmp_path, monkeypatch):
+    """An image file is opened once for its image and its movies; a 4D-STEM scan in a HyperSpy file is not
+    read whole on the way to the 4D layer (every opening is lazy: a scan of tens of GB would fill the memory)."""
+    import hyperspy.api as hs
+
+    hs.signals.Signal2D(np.random.default_rng(0).random((40, 56)).astype(np.float32)).save(tmp_path / "image.hspy")
+    hs.signals.Signal2D(np.zeros((3, 4, 16, 16), np.float32)).save(tmp_path / "scan.hspy")
+    openings = []
+    real_load = hs.load
+
+    def counted(path, *args, **kwargs):
+        openings.append((Path(path).name, bool(kwargs.get("lazy", False))))
+        return real_load(path, *args, **kwargs)
+
+    monkeypatch.setattr(hs, "load", counted)
+    viewer = make_napari_viewer()
+    image = viewer.open(str(tmp_path / "image.hspy"), plugin="napari-stereo-tem")
+    assert [layer.data.shape for layer in image] == [(40, 56)]
+    assert openings == [("image.hspy", True)]
+    openings.clear()
+    scan = viewer.open(str(tmp_path / "scan.hspy"), plugin="napari-stereo-tem")[0]
+    assert scan.ndim == 4
+    assert openings and all(lazy for _, lazy in openings), openings
 
 
 def test_an_mrc_tilt_series_opens_as_a_lazy_stack(make_napari_viewer, tmp_path):

@@ -17,7 +17,7 @@ import numpy as np
 from .checks import InputError, check_image, check_pair, check_stereo_angle
 
 __all__ = ["Image2D", "ImageStack", "StereoPair", "read_image", "read_image_stack", "read_stereo_pair", "as_image",
-           "quiet_reader_logs", "grey_levels", "binned", "read_image_stacks"]
+           "quiet_reader_logs", "grey_levels", "binned", "read_image_stacks", "read_image_and_stacks"]
 
 _PLAIN_SUFFIXES = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".npy"}
 
@@ -158,8 +158,14 @@ def _held(signals) -> str:
     return ", ".join(one(signal) for signal in signals)
 
 
-def _read_with_rosettasciio(path: Path) -> Image2D:
-    signals = _signals(path)
+def _read_with_rosettasciio(path: Path, signals: list | None = None) -> Image2D:
+    """The first 2D image of a microscope file; ``signals`` from an opening already made (lazy).
+
+    The file is opened lazily, so a 4D-STEM dataset or a long movie given here is not read
+    whole just to find that it holds no 2D image.
+    """
+    if signals is None:
+        signals = _signals(path, lazy=True)
     images = [s for s in signals if s.axes_manager.signal_dimension == 2 and s.axes_manager.navigation_dimension == 0]
     if not images:
         raise InputError(f"{path.name} holds no single 2D image (it holds {_held(signals)})")
@@ -233,9 +239,11 @@ def _chosen_stack(path: Path, stacks: list, choice) -> int:
                      "or a title that names one")
 
 
-def _stack_signals(path: Path) -> list:
-    """The lazy signals of a microscope file that are stacks of 2D frames (one navigation axis), in file order."""
-    signals = _signals(path, lazy=True)
+def _stack_signals(path: Path, signals: list | None = None) -> list:
+    """The lazy signals of a microscope file that are stacks of 2D frames (one navigation axis), in file order;
+    ``signals`` from an opening already made."""
+    if signals is None:
+        signals = _signals(path, lazy=True)
     stacks = [s for s in signals if s.axes_manager.signal_dimension == 2 and s.axes_manager.navigation_dimension == 1]
     if not stacks:
         raise InputError(f"{path.name} holds no stack of 2D frames (one axis of frames; it holds {_held(signals)})")
@@ -292,6 +300,43 @@ def read_image_stacks(path) -> list[ImageStack]:
     return [_image_stack(path, stacks, k) for k in range(len(stacks))]
 
 
+def read_image_and_stacks(path) -> tuple[Image2D | None, list[ImageStack]]:
+    """A microscope file's first 2D image and every stack of 2D frames in it, from one (lazy) opening.
+
+    A Velox session holds an overview image and a movie per detector; a .dm4 one image. Either part
+    may be missing (``None``, ``[]``); a file holding neither raises :class:`InputError` saying what it holds.
+    """
+    path = _existing(path)
+    if path.suffix.lower() in MRC_SUFFIXES:
+        return None, [_mrc_stack(path)]
+    if path.suffix.lower() in _PLAIN_SUFFIXES:
+        return read_image(path), []
+    signals = _signals(path, lazy=True)
+    try:
+        image = _finished(_read_with_rosettasciio(path, signals), path)
+    except InputError:
+        image = None
+    try:
+        found = _stack_signals(path, signals)
+    except InputError:
+        if image is None:
+            raise InputError(f"{path.name} holds no 2D image and no stack of 2D frames (it holds "
+                             f"{_held(signals)})") from None
+        found = []
+    return image, [_image_stack(path, found, k) for k in range(len(found))]
+
+
+def _finished(image: Image2D, path: Path) -> Image2D:
+    """Grey levels of one 2D image as read; a stack refused with the commands that take one."""
+    image.data = grey_levels(image.data)  # colours and a NaN frame, whatever the format
+    if image.data.ndim == 3:
+        raise InputError(f"{path.name} holds a stack of {image.data.shape[0]} frames of {image.data.shape[1:]}, "
+                         "not one image: give one frame per view, a tilt series with `stereo-tem reconstruct "
+                         "--series`, or a movie with `stereo-tem track`")
+    check_image(image.data, name=path.name)
+    return image
+
+
 def read_image(path) -> Image2D:
     """Read one 2D image from ``path`` (TIFF, PNG, .npy or a RosettaSciIO format)."""
     path = _existing(path)
@@ -319,13 +364,7 @@ def read_image(path) -> Image2D:
         image = Image2D(data, name=path.stem, metadata={"source": str(path)})
     else:
         image = _read_with_rosettasciio(path)
-    image.data = grey_levels(image.data)  # colours and a NaN frame, whatever the format
-    if image.data.ndim == 3:
-        raise InputError(f"{path.name} holds a stack of {image.data.shape[0]} frames of {image.data.shape[1:]}, "
-                         "not one image: give one frame per view, a tilt series with `stereo-tem reconstruct "
-                         "--series`, or a movie with `stereo-tem track`")
-    check_image(image.data, name=path.name)
-    return image
+    return _finished(image, path)
 
 
 def as_image(source, *, name: str = "image") -> Image2D:

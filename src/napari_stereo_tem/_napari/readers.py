@@ -56,20 +56,12 @@ def _fourd_layer(path: Path) -> list:
                                          "axes_decision": decision}}, "image")]
 
 
-def _stack_layer(path: Path, *, fall_back: bool = True, titled: bool = False) -> list:
-    """A stack of 2D frames (an in-situ movie, a tilt series) as one lazy 3D image layer; else a 4D dataset.
+def _stack_layers(path: Path, stacks: list, *, titled: bool = False) -> list:
+    """Stacks of 2D frames (an in-situ movie, a tilt series) as lazy 3D image layers.
 
     A file holding several (a Velox ``.emd`` records one movie per detector) gives one layer each, named
     ``"<file> <title>"`` (so too with ``titled``), the first on top of the list as napari adds them last.
     """
-    from ..images import read_image_stacks
-
-    try:
-        stacks = read_image_stacks(path)
-    except InputError:
-        if not fall_back:
-            raise
-        return _fourd_layer(path)
     layers = []
     for k, stack in enumerate(stacks):
         pixel = stack.pixel_size_nm or 1.0
@@ -84,30 +76,30 @@ def _stack_layer(path: Path, *, fall_back: bool = True, titled: bool = False) ->
 
 def read_microscope_file(path) -> list:
     """Read one file into layer-data tuples (see the module docstring)."""
+    from ..images import read_image_and_stacks
+
     path = Path(path)
     if path.suffix.lower() in _FOURD_ONLY:
         layers = _fourd_layer(path)
-    elif path.suffix.lower() in _STACK_ONLY:
-        layers = _stack_layer(path, fall_back=False)
     else:
-        from ..images import read_image
-
-        try:
-            image = read_image(path)
+        try:  # one lazy opening gives the image and the movies; a 4D dataset is not read here
+            image, stacks = read_image_and_stacks(path)
         except InputError:
-            layers = _stack_layer(path)  # not a 2D image: a movie or a series of frames, else a 4D dataset
-        else:
-            scale = (image.pixel_size_nm,) * 2 if image.pixel_size_nm else (1.0, 1.0)
-            layers = [(image.data, {"name": image.name, "colormap": "gray", "scale": scale,
-                                    "metadata": {"source": str(path), "pixel_size_nm": image.pixel_size_nm,
-                                                 "tilt_deg": image.tilt_deg}}, "image")]
-            try:  # a file may also hold movies (a Velox session: an overview image and a movie per detector)
-                movies = _stack_layer(path, fall_back=False, titled=True)
-            except InputError:
-                movies = []
-            for _, attrs, _ in movies:
+            if path.suffix.lower() in _STACK_ONLY:
+                raise
+            return _finish(_fourd_layer(path))
+        layers = _stack_layers(path, stacks, titled=image is not None)
+        if image is not None:  # a file may hold both (a Velox session: an overview image, a movie per detector)
+            for _, attrs, _ in layers:
                 attrs["visible"] = False
-            layers = movies + layers
+            scale = (image.pixel_size_nm,) * 2 if image.pixel_size_nm else (1.0, 1.0)
+            layers.append((image.data, {"name": image.name, "colormap": "gray", "scale": scale,
+                                        "metadata": {"source": str(path), "pixel_size_nm": image.pixel_size_nm,
+                                                     "tilt_deg": image.tilt_deg}}, "image"))
+    return _finish(layers)
+
+
+def _finish(layers: list) -> list:
     for _, attrs, _ in layers:
         if attrs.get("contrast_limits", 0) is None:
             attrs.pop("contrast_limits")
